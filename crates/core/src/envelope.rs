@@ -1,0 +1,133 @@
+//! The v1 message envelope shared by every inbox, outbox and mirror.
+//!
+//! ```json
+//! {"v":1,"id":"<ULID>","ts":"<RFC3339 ms>","from":"<party>","to":"<party>",
+//!  "type":"<type>","case":null,"reply_to":null,"gen":0,"body":{}}
+//! ```
+
+use crate::id::{CaseId, MsgId, Party};
+use crate::ENVELOPE_VERSION;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Envelope {
+    pub v: u32,
+    pub id: MsgId,
+    pub ts: String,
+    pub from: Party,
+    pub to: Party,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub case: Option<CaseId>,
+    #[serde(default)]
+    pub reply_to: Option<MsgId>,
+    #[serde(default)]
+    pub gen: u64,
+    pub body: serde_json::Value,
+}
+
+/// Why a line is not a valid envelope. Used as the dead-letter reason.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EnvelopeError {
+    #[error("not valid JSON: {0}")]
+    Json(String),
+    #[error("not a valid envelope: {0}")]
+    Shape(String),
+    #[error("unsupported envelope version {0} (expected {ENVELOPE_VERSION})")]
+    Version(u32),
+    #[error("invalid type {0:?}: types match [a-z0-9_.-]{{1,64}}")]
+    Type(String),
+    #[error("invalid ts {0:?}: expected RFC 3339 UTC")]
+    Ts(String),
+    #[error("body must be a JSON object")]
+    Body,
+}
+
+impl Envelope {
+    /// A new message with a fresh id and the current time.
+    pub fn new(from: Party, to: Party, kind: impl Into<String>, body: serde_json::Value) -> Self {
+        Envelope {
+            v: ENVELOPE_VERSION,
+            id: MsgId::generate(),
+            ts: crate::time::now_rfc3339(),
+            from,
+            to,
+            kind: kind.into(),
+            case: None,
+            reply_to: None,
+            gen: 0,
+            body,
+        }
+    }
+
+    /// Parses and validates one line (without its trailing newline).
+    pub fn parse(line: &[u8]) -> Result<Envelope, EnvelopeError> {
+        let value: serde_json::Value =
+            serde_json::from_slice(line).map_err(|e| EnvelopeError::Json(e.to_string()))?;
+        let env: Envelope =
+            serde_json::from_value(value).map_err(|e| EnvelopeError::Shape(e.to_string()))?;
+        env.validate()?;
+        Ok(env)
+    }
+
+    pub fn validate(&self) -> Result<(), EnvelopeError> {
+        if self.v != ENVELOPE_VERSION {
+            return Err(EnvelopeError::Version(self.v));
+        }
+        if !valid_type(&self.kind) {
+            return Err(EnvelopeError::Type(self.kind.clone()));
+        }
+        if crate::time::parse_rfc3339(&self.ts).is_none() {
+            return Err(EnvelopeError::Ts(self.ts.clone()));
+        }
+        if !self.body.is_object() {
+            return Err(EnvelopeError::Body);
+        }
+        Ok(())
+    }
+
+    /// The record bytes as written to a file, without the trailing newline.
+    pub fn to_line(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("an Envelope always serialises: all fields are plain data")
+    }
+}
+
+pub fn valid_type(kind: &str) -> bool {
+    !kind.is_empty()
+        && kind.len() <= 64
+        && kind
+            .bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'_' | b'.' | b'-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn round_trips_and_validates() {
+        let env = Envelope::new(
+            Party::Orchestrator,
+            "research".parse().expect("valid party"),
+            "task",
+            json!({"text": "hi"}),
+        );
+        let line = env.to_line();
+        assert_eq!(Envelope::parse(&line).expect("valid"), env);
+    }
+
+    #[test]
+    fn rejects_bad_lines_with_reasons() {
+        assert!(matches!(Envelope::parse(b"{not json"), Err(EnvelopeError::Json(_))));
+        assert!(matches!(Envelope::parse(b"[1,2]"), Err(EnvelopeError::Shape(_))));
+        let mut env = Envelope::new(Party::Orchestrator, Party::Supervisor, "t", json!({}));
+        env.kind = "Bad Type".into();
+        assert!(matches!(Envelope::parse(&env.to_line()), Err(EnvelopeError::Type(_))));
+        env.kind = "t".into();
+        env.body = json!("str");
+        assert!(matches!(Envelope::parse(&env.to_line()), Err(EnvelopeError::Body)));
+    }
+}

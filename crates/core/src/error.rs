@@ -1,0 +1,56 @@
+//! Error types of the format layer. Every variant names the path it concerns.
+
+use std::path::PathBuf;
+
+/// An I/O operation on a society file failed.
+#[derive(Debug, thiserror::Error)]
+#[error("failed to {op} {}", path.display())]
+pub struct IoError {
+    pub op: &'static str,
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+impl IoError {
+    pub fn new(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        IoError {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// Something in the society's files is not what the format says it must be.
+#[derive(Debug, thiserror::Error)]
+pub enum FormatError {
+    #[error(transparent)]
+    Io(#[from] IoError),
+    #[error("{} is not valid JSON for {what}: {source}", path.display())]
+    Json {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("record of {size} bytes for {} exceeds max_record ({max} bytes); write big payloads to workspace/ and send the path", path.display())]
+    RecordTooLarge {
+        path: PathBuf,
+        size: usize,
+        max: usize,
+    },
+    #[error("{} has format {found}, this society binary understands format {supported}", path.display())]
+    UnsupportedFormat {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
+    #[error("no society found: no .society-agent/ in {} or any parent; run `society init` or pass --root", start.display())]
+    NoSociety { start: PathBuf },
+}
+
+/// Shorthand used throughout the crate.
+pub(crate) fn io<'a>(op: &'static str, path: &'a std::path::Path) -> impl FnOnce(std::io::Error) -> IoError + 'a {
+    move |source| IoError::new(op, path, source)
+}

@@ -1,0 +1,81 @@
+//! Byte-cursor reading of complete lines.
+
+use crate::error::{io, IoError};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+/// One complete line: its bytes (without `\n`) and where it sits in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    /// Byte offset of the first byte of the line.
+    pub offset: u64,
+    /// Byte offset just past its `\n`: the cursor after consuming it.
+    pub end: u64,
+    pub bytes: Vec<u8>,
+}
+
+/// The complete lines found after a cursor.
+#[derive(Debug, Default)]
+pub struct ReadBatch {
+    pub lines: Vec<Line>,
+    /// Cursor after the last complete line returned (unchanged if none).
+    pub next: u64,
+    /// File length seen; `> next` means a partial line (or more than `max_bytes`) waits.
+    pub len: u64,
+}
+
+/// Reads complete lines from `offset`, at most about `max_bytes` of them (always
+/// at least one whole line if one is complete, however long). A trailing line
+/// without `\n` is not yet written and is left for a later read. A missing file
+/// reads as empty.
+pub fn read_lines(path: &Path, offset: u64, max_bytes: usize) -> Result<ReadBatch, IoError> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(ReadBatch { lines: Vec::new(), next: offset, len: 0 })
+        }
+        Err(e) => return Err(IoError::new("open", path, e)),
+    };
+    let len = file.metadata().map_err(io("stat", path))?.len();
+    let mut batch = ReadBatch { lines: Vec::new(), next: offset, len };
+    if len <= offset {
+        return Ok(batch);
+    }
+    let mut want = ((len - offset) as usize).min(max_bytes.max(4096));
+    loop {
+        let mut buf = vec![0u8; want];
+        let n = read_full_at(&file, &mut buf, offset).map_err(io("read", path))?;
+        buf.truncate(n);
+        let mut start = 0usize;
+        while let Some(pos) = buf[start..].iter().position(|b| *b == b'\n') {
+            let end = start + pos;
+            batch.lines.push(Line {
+                offset: offset + start as u64,
+                end: offset + end as u64 + 1,
+                bytes: buf[start..end].to_vec(),
+            });
+            start = end + 1;
+        }
+        batch.next = offset + start as u64;
+        // One line longer than the window: widen until it fits or the file ends.
+        if batch.lines.is_empty() && (offset + n as u64) < len {
+            want = (want * 2).min((len - offset) as usize);
+            continue;
+        }
+        return Ok(batch);
+    }
+}
+
+fn read_full_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        match file.read_at(&mut buf[done..], offset + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}

@@ -1,0 +1,240 @@
+//! Every path of a society, in one place.
+//!
+//! ```text
+//! <root>/society.toml
+//! <root>/.society-agent/{format.json, registry.jsonl, supervisor/, orchestrator/, messages/, agent-<id>/, archive/}
+//! ```
+
+use crate::error::{io, FormatError, IoError};
+use crate::id::{AgentId, CaseId};
+use crate::FORMAT_VERSION;
+use std::path::{Path, PathBuf};
+
+/// Name of the state directory below the society root.
+pub const STATE_DIR: &str = ".society-agent";
+
+/// Paths of one society.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    root: PathBuf,
+    state: PathBuf,
+}
+
+impl Layout {
+    /// A layout rooted at `root` (the directory holding `society.toml`).
+    pub fn at(root: impl Into<PathBuf>) -> Layout {
+        let root = root.into();
+        let root = std::path::absolute(&root).unwrap_or(root);
+        let state = root.join(STATE_DIR);
+        Layout { root, state }
+    }
+
+    /// Root discovery: `explicit` (`--root` or `SOCIETY_ROOT`), else the nearest
+    /// ancestor of `cwd` holding `.society-agent/`, like git.
+    pub fn discover(explicit: Option<&Path>, cwd: &Path) -> Result<Layout, FormatError> {
+        if let Some(root) = explicit {
+            let layout = Layout::at(root);
+            if !layout.state.is_dir() {
+                return Err(FormatError::NoSociety { start: layout.root });
+            }
+            return Ok(layout);
+        }
+        cwd.ancestors()
+            .find(|d| d.join(STATE_DIR).is_dir())
+            .map(Layout::at)
+            .ok_or_else(|| FormatError::NoSociety {
+                start: cwd.to_path_buf(),
+            })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    pub fn state_dir(&self) -> &Path {
+        &self.state
+    }
+    pub fn society_toml(&self) -> PathBuf {
+        self.root.join("society.toml")
+    }
+    pub fn format_json(&self) -> PathBuf {
+        self.state.join("format.json")
+    }
+    pub fn registry(&self) -> PathBuf {
+        self.state.join("registry.jsonl")
+    }
+    pub fn supervisor_dir(&self) -> PathBuf {
+        self.state.join("supervisor")
+    }
+    pub fn supervisor_lock(&self) -> PathBuf {
+        self.supervisor_dir().join("supervisor.lock")
+    }
+    pub fn supervisor_status(&self) -> PathBuf {
+        self.supervisor_dir().join("status.json")
+    }
+    pub fn supervisor_checkpoint(&self) -> PathBuf {
+        self.supervisor_dir().join("checkpoint.json")
+    }
+    pub fn supervisor_activity(&self) -> PathBuf {
+        self.supervisor_dir().join("activity.jsonl")
+    }
+    pub fn supervisor_inbox(&self) -> PathBuf {
+        self.supervisor_dir().join("inbox.jsonl")
+    }
+    /// The daemon's tracing log (and agents' stderr): outside every watched file.
+    pub fn daemon_log(&self) -> PathBuf {
+        self.supervisor_dir().join("daemon.log")
+    }
+    pub fn cases_dir(&self) -> PathBuf {
+        self.supervisor_dir().join("cases")
+    }
+    pub fn case_log(&self, case: &CaseId) -> PathBuf {
+        self.cases_dir().join(format!("case-{case}.jsonl"))
+    }
+    pub fn orchestrator_inbox(&self) -> PathBuf {
+        self.state.join("orchestrator").join("inbox.jsonl")
+    }
+    pub fn messages_dir(&self) -> PathBuf {
+        self.state.join("messages")
+    }
+    pub fn agent_to_agent(&self) -> PathBuf {
+        self.messages_dir().join("agent-to-agent.jsonl")
+    }
+    pub fn system_events(&self) -> PathBuf {
+        self.messages_dir().join("system-events.jsonl")
+    }
+    pub fn archive_dir(&self) -> PathBuf {
+        self.state.join("archive")
+    }
+    pub fn agent(&self, id: &AgentId) -> AgentPaths {
+        AgentPaths::new(self.state.join(format!("agent-{id}")))
+    }
+
+    /// Ids of every agent folder present, sorted. Folders whose name is not a
+    /// valid id are skipped (and reported by the caller's fsck, not here).
+    pub fn agent_ids(&self) -> Result<Vec<AgentId>, IoError> {
+        let mut ids = Vec::new();
+        let entries = std::fs::read_dir(&self.state).map_err(io("list", &self.state))?;
+        for entry in entries {
+            let entry = entry.map_err(io("list", &self.state))?;
+            let name = entry.file_name();
+            let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("agent-")) else {
+                continue;
+            };
+            if let Ok(id) = AgentId::new(rest) {
+                if entry.path().join("config.json").is_file() {
+                    ids.push(id);
+                }
+            }
+        }
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Creates the state tree; idempotent. Refuses a tree of another format.
+    pub fn create(&self) -> Result<(), FormatError> {
+        for dir in [
+            self.state.clone(),
+            self.supervisor_dir(),
+            self.cases_dir(),
+            self.state.join("orchestrator"),
+            self.messages_dir(),
+            self.archive_dir(),
+        ] {
+            std::fs::create_dir_all(&dir).map_err(io("create directory", &dir))?;
+        }
+        self.check_format()?;
+        if !self.format_json().exists() {
+            crate::atomic::write_json(&self.format_json(), &serde_json::json!({"format": FORMAT_VERSION}), true)?;
+        }
+        for file in [
+            self.registry(),
+            self.supervisor_inbox(),
+            self.supervisor_activity(),
+            self.orchestrator_inbox(),
+            self.agent_to_agent(),
+            self.system_events(),
+        ] {
+            touch(&file)?;
+        }
+        Ok(())
+    }
+
+    /// Fails if `format.json` names a format this binary does not read.
+    pub fn check_format(&self) -> Result<(), FormatError> {
+        #[derive(serde::Deserialize)]
+        struct Format {
+            format: u32,
+        }
+        match crate::atomic::read_json::<Format>(&self.format_json(), "format.json")? {
+            Some(f) if f.format != FORMAT_VERSION => Err(FormatError::UnsupportedFormat {
+                path: self.format_json(),
+                found: f.format,
+                supported: FORMAT_VERSION,
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Paths inside one `agent-<id>/` folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentPaths {
+    pub dir: PathBuf,
+}
+
+impl AgentPaths {
+    pub fn new(dir: PathBuf) -> AgentPaths {
+        AgentPaths { dir }
+    }
+    pub fn config(&self) -> PathBuf {
+        self.dir.join("config.json")
+    }
+    pub fn lock(&self) -> PathBuf {
+        self.dir.join("process.lock")
+    }
+    pub fn status(&self) -> PathBuf {
+        self.dir.join("status.json")
+    }
+    pub fn checkpoint(&self) -> PathBuf {
+        self.dir.join("checkpoint.json")
+    }
+    pub fn inbox(&self) -> PathBuf {
+        self.dir.join("inbox.jsonl")
+    }
+    pub fn outbox(&self) -> PathBuf {
+        self.dir.join("outbox.jsonl")
+    }
+    pub fn activity(&self) -> PathBuf {
+        self.dir.join("activity.jsonl")
+    }
+    pub fn tools(&self) -> PathBuf {
+        self.dir.join("tools.jsonl")
+    }
+    pub fn deadletter(&self) -> PathBuf {
+        self.dir.join("deadletter.jsonl")
+    }
+    pub fn workspace(&self) -> PathBuf {
+        self.dir.join("workspace")
+    }
+
+    /// Creates the folder skeleton; idempotent, never truncates anything.
+    pub fn create(&self) -> Result<(), IoError> {
+        for sub in ["cases", "skills", "workspace/code", "workspace/output", "workspace/temp"] {
+            let d = self.dir.join(sub);
+            std::fs::create_dir_all(&d).map_err(io("create directory", &d))?;
+        }
+        for f in [self.inbox(), self.outbox(), self.activity(), self.tools(), self.deadletter(), self.lock()] {
+            touch(&f)?;
+        }
+        Ok(())
+    }
+}
+
+fn touch(path: &Path) -> Result<(), IoError> {
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .map(drop)
+        .map_err(io("create", path))
+}

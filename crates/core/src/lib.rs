@@ -1,0 +1,44 @@
+//! The on-disk format of a society, and nothing else.
+//!
+//! Theory of operation: files are the only truth. Every other crate reads and
+//! writes a society through this one, so the format rules live in one place:
+//!
+//! * [`layout`] names every path (`.society-agent/agent-<id>/inbox.jsonl`, ...).
+//! * [`id`] holds the validated identifiers ([`AgentId`], [`MsgId`], [`CaseId`],
+//!   [`Party`]) and the deterministic derivation of output ids.
+//! * [`envelope`] is the v1 message envelope and its validation.
+//! * [`jsonl`] is the append protocol (flock, torn-tail repair, one `write(2)`
+//!   per batch, fsync by durability class) and byte-cursor reading that never
+//!   returns a half-written line.
+//! * [`atomic`] replaces JSON state files atomically (temp, fsync, rename, fsync dir).
+//! * [`lock`] is the `flock`-based "one process per folder" guarantee; liveness
+//!   is "the lock is held", never "the pid exists".
+//! * [`state`] holds the JSON state documents shared by processes
+//!   (`config.json`, `checkpoint.json`, `status.json`).
+//!
+//! This crate is synchronous on purpose: it is called from signal-driven loops,
+//! from the CLI and from tests, and none of them need an async runtime.
+
+pub mod atomic;
+pub mod envelope;
+pub mod error;
+pub mod id;
+pub mod jsonl;
+pub mod layout;
+pub mod lock;
+pub mod state;
+pub mod time;
+
+pub use envelope::Envelope;
+pub use error::{FormatError, IoError};
+pub use id::{AgentId, CaseId, MsgId, Party};
+pub use layout::{AgentPaths, Layout};
+
+/// The on-disk format version written to `.society-agent/format.json`.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The envelope version carried in every message (`"v":1`).
+pub const ENVELOPE_VERSION: u32 = 1;
+
+/// Default largest record a writer accepts, in bytes (1 MiB).
+pub const DEFAULT_MAX_RECORD: usize = 1024 * 1024;

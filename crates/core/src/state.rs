@@ -1,0 +1,183 @@
+//! JSON state documents shared between processes: an agent's `config.json`
+//! (written by the CLI or supervisor, read by the agent), `checkpoint.json`
+//! (written only by the agent) and `status.json` (the agent's heartbeat).
+
+use crate::id::{AgentId, CaseId, MsgId};
+use crate::jsonl::Durability;
+use crate::time::duration_str;
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use std::time::Duration;
+
+/// How many handled message ids a checkpoint remembers for duplicate dropping.
+pub const RECENT_IDS: usize = 1024;
+
+/// `agent-<id>/config.json`: everything the agent process needs, fully resolved
+/// (defaults from `society.toml` already applied).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentConfig {
+    pub id: AgentId,
+    pub role: String,
+    /// `{"kind": "echo" | "script", ...}`; interpreted by the brains crate.
+    pub brain: serde_json::Value,
+    #[serde(default)]
+    pub keep_alive: bool,
+    #[serde(default)]
+    pub policy: Policy,
+}
+
+/// Per-agent timing, retry and durability settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Policy {
+    /// An idle agent without `keep_alive` exits after this long.
+    #[serde(with = "duration_str")]
+    pub idle_exit: Duration,
+    /// How often the agent's main loop rewrites `status.json` when idle.
+    #[serde(with = "duration_str")]
+    pub heartbeat: Duration,
+    /// A live agent whose heartbeat is older than this is hung and killed.
+    #[serde(with = "duration_str")]
+    pub hang_timeout: Duration,
+    /// Time between SIGTERM and SIGKILL when stopping an agent.
+    #[serde(with = "duration_str")]
+    pub grace: Duration,
+    /// A message that fails this many times is dead-lettered.
+    pub max_attempts: u32,
+    /// Largest record (bytes, including newline) the agent writes.
+    pub max_record: usize,
+    /// `durable` fsyncs inbox/outbox appends and checkpoints; `flushed` is the
+    /// fast setting (safe against process crashes, not power loss).
+    pub durability: Durability,
+    #[serde(with = "duration_str")]
+    pub backoff_initial: Duration,
+    #[serde(with = "duration_str")]
+    pub backoff_max: Duration,
+    /// More than `burst` failures within `window` puts the agent in `failed`.
+    pub burst: u32,
+    #[serde(with = "duration_str")]
+    pub window: Duration,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            idle_exit: Duration::from_secs(60),
+            heartbeat: Duration::from_secs(1),
+            hang_timeout: Duration::from_secs(60),
+            grace: Duration::from_secs(5),
+            max_attempts: 3,
+            max_record: crate::DEFAULT_MAX_RECORD,
+            durability: Durability::Durable,
+            backoff_initial: Duration::from_millis(20),
+            backoff_max: Duration::from_secs(30),
+            burst: 5,
+            window: Duration::from_secs(60),
+        }
+    }
+}
+
+/// `agent-<id>/checkpoint.json`: where the agent is in its inbox.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AgentCheckpoint {
+    /// Incremented by every process start.
+    pub generation: u64,
+    /// Byte cursor: everything before it is handled (or dead-lettered).
+    pub inbox_offset: u64,
+    /// The message being handled, if a process died while handling it.
+    pub in_flight: Option<InFlight>,
+    /// Recently handled ids, newest last, at most [`RECENT_IDS`].
+    #[serde(default)]
+    pub recent: VecDeque<MsgId>,
+    #[serde(default)]
+    pub handled: u64,
+    #[serde(default)]
+    pub dead_lettered: u64,
+}
+
+impl AgentCheckpoint {
+    pub fn remember(&mut self, id: MsgId) {
+        self.recent.push_back(id);
+        while self.recent.len() > RECENT_IDS {
+            self.recent.pop_front();
+        }
+    }
+    pub fn seen(&self, id: &MsgId) -> bool {
+        self.recent.contains(id)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InFlight {
+    pub id: MsgId,
+    pub attempt: u32,
+    pub started: String,
+    /// Inbox offset of the message's line.
+    pub offset: u64,
+    /// Outbox length when the first attempt started: a retry skips outputs
+    /// already written after it.
+    pub outbox_offset: u64,
+    #[serde(default)]
+    pub last_error: Option<String>,
+}
+
+/// What a live agent process says it is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LiveState {
+    Starting,
+    Running,
+    Idle,
+    Stopping,
+}
+
+/// `agent-<id>/status.json`, rewritten from the agent's main loop (the heartbeat).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentStatus {
+    pub agent: AgentId,
+    pub pid: u32,
+    pub gen: u64,
+    pub state: LiveState,
+    /// Heartbeat time.
+    pub ts: String,
+    /// When the current state began.
+    pub since: String,
+    pub current: Option<CurrentMessage>,
+    pub handled: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CurrentMessage {
+    pub id: MsgId,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub case: Option<CaseId>,
+    pub attempt: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_durations_are_human_strings() {
+        let json = serde_json::to_value(Policy::default()).expect("serialise");
+        assert_eq!(json["idle_exit"], "1m");
+        let p: Policy = serde_json::from_value(serde_json::json!({"hang_timeout": "2s 500ms"})).expect("parse");
+        assert_eq!(p.hang_timeout, Duration::from_millis(2500));
+        assert_eq!(p.max_attempts, 3);
+        assert!(serde_json::from_value::<Policy>(serde_json::json!({"hang_timeot": "1s"})).is_err());
+    }
+
+    #[test]
+    fn recent_ids_are_bounded() {
+        let mut c = AgentCheckpoint::default();
+        let first = MsgId::generate();
+        c.remember(first);
+        for _ in 0..RECENT_IDS {
+            c.remember(MsgId::generate());
+        }
+        assert_eq!(c.recent.len(), RECENT_IDS);
+        assert!(!c.seen(&first));
+    }
+}

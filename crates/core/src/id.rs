@@ -113,6 +113,12 @@ impl MsgId {
     }
 }
 
+/// A hash that is stable across processes and Rust versions (FNV-1a), for
+/// choices that must repeat identically after a restart (e.g. role routing).
+pub fn stable_hash(bytes: &[u8]) -> u64 {
+    fnv1a64(bytes, 0xcbf2_9ce4_8422_2325)
+}
+
 /// FNV-1a: stable across Rust versions and processes, unlike `DefaultHasher`.
 fn fnv1a64(bytes: &[u8], basis: u64) -> u64 {
     bytes.iter().fold(basis, |h, b| {

@@ -1,0 +1,124 @@
+//! `script`: deterministic rules from config. Drives the offline demo, the
+//! self-test and the crash tests, so it can also misbehave on purpose (fail,
+//! sleep, hang, exit abruptly) — always as a function of the message and the
+//! attempt number, so a run is reproducible.
+//!
+//! ```json
+//! {"kind": "script", "rules": [
+//!   {"type": "task", "when": {"stage": "draft"}, "actions": [
+//!     {"do": "sleep", "ms": 200},
+//!     {"do": "exit", "code": 101, "until_attempt": 1},
+//!     {"do": "forward", "to": "role:review", "set": {"stage": "review"}},
+//!     {"do": "case_event", "event": "drafted"}]}]}
+//! ```
+//!
+//! The first rule whose `type` (if given) equals the message type and whose
+//! `when` fields all equal the body's fields wins. No match: handled, no output.
+
+mod rule;
+mod template;
+
+pub use rule::{Op, Rule, Step};
+
+use crate::{Action, Brain, BrainError, Context};
+use society_core::Envelope;
+use std::time::{Duration, Instant};
+
+pub struct Script {
+    rules: Vec<Rule>,
+}
+
+impl Script {
+    pub fn from_config(config: &serde_json::Value) -> Result<Script, BrainError> {
+        let rules = config.get("rules").cloned().unwrap_or(serde_json::Value::Array(vec![]));
+        let rules: Vec<Rule> = serde_json::from_value(rules).map_err(|e| BrainError::Config {
+            kind: "script".into(),
+            reason: e.to_string(),
+        })?;
+        for rule in &rules {
+            rule.check()?;
+        }
+        Ok(Script { rules })
+    }
+}
+
+impl Brain for Script {
+    fn handle(&mut self, ctx: &mut Context<'_>, msg: &Envelope) -> Result<Vec<Action>, BrainError> {
+        let Some(rule) = self.rules.iter().find(|r| r.matches(msg)) else {
+            return Ok(vec![Action::Log {
+                message: format!("no script rule matches type {:?}", msg.kind),
+            }]);
+        };
+        let vars = template::Vars { msg, ctx_agent: ctx.agent.as_str(), role: ctx.role, attempt: ctx.attempt };
+        let mut actions = Vec::new();
+        for step in &rule.actions {
+            if step.until_attempt.is_some_and(|n| ctx.attempt > n) {
+                continue;
+            }
+            match &step.op {
+                Op::Reply { kind, body } => actions.push(Action::Reply {
+                    kind: kind.clone().unwrap_or_else(|| "reply".into()),
+                    body: body.as_ref().map(|b| vars.render(b)).unwrap_or_else(|| msg.body.clone()),
+                }),
+                Op::Send { to, kind, body } => actions.push(Action::Send {
+                    to: to.clone(),
+                    kind: kind.clone().unwrap_or_else(|| msg.kind.clone()),
+                    body: vars.render(body),
+                    case: None,
+                }),
+                Op::Forward { to, kind, set } => {
+                    let mut body = msg.body.clone();
+                    if let (Some(obj), Some(set)) = (body.as_object_mut(), set) {
+                        for (k, v) in set {
+                            obj.insert(k.clone(), vars.render(v));
+                        }
+                    }
+                    actions.push(Action::Send {
+                        to: to.clone(),
+                        kind: kind.clone().unwrap_or_else(|| msg.kind.clone()),
+                        body,
+                        case: None,
+                    });
+                }
+                Op::CaseEvent { event, fields } => actions.push(Action::CaseEvent {
+                    event: event.clone(),
+                    fields: fields.as_ref().map(|f| vars.render(f)).unwrap_or_else(|| serde_json::json!({})),
+                }),
+                Op::Log { message } => actions.push(Action::Log {
+                    message: vars.render_str(message),
+                }),
+                Op::Fail { times } => {
+                    if ctx.attempt <= *times {
+                        return Err(BrainError::Scripted { attempt: ctx.attempt, until: *times });
+                    }
+                }
+                Op::Sleep { ms } => work_for(ctx, Duration::from_millis(*ms))?,
+                Op::Hang => loop {
+                    // Deliberately no heartbeat and no stop check: only SIGKILL ends this.
+                    std::thread::sleep(Duration::from_secs(3600));
+                },
+                Op::Exit { code } => {
+                    tracing::warn!(code, "script brain exits abruptly on purpose");
+                    std::process::exit(*code);
+                }
+            }
+        }
+        Ok(actions)
+    }
+}
+
+/// Busy work that stays responsive: heartbeats and abandons on stop.
+fn work_for(ctx: &mut Context<'_>, total: Duration) -> Result<(), BrainError> {
+    let end = Instant::now() + total;
+    loop {
+        if ctx.hooks.should_stop() {
+            return Err(BrainError::Abandoned);
+        }
+        let now = Instant::now();
+        if now >= end {
+            return Ok(());
+        }
+        std::thread::sleep((end - now).min(Duration::from_millis(50)));
+        ctx.hooks.heartbeat();
+    }
+}

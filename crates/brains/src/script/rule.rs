@@ -1,0 +1,113 @@
+//! Script rules as they appear in config.
+
+use crate::BrainError;
+use serde::Deserialize;
+use society_core::{Envelope, Party};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    /// Match on the message type (any if absent).
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
+    /// Body fields that must equal these values.
+    #[serde(default)]
+    pub when: serde_json::Map<String, serde_json::Value>,
+    pub actions: Vec<Step>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Step {
+    #[serde(flatten)]
+    pub op: Op,
+    /// Only on attempts `<= until_attempt` (e.g. crash on the first try only).
+    #[serde(default)]
+    pub until_attempt: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "do", rename_all = "snake_case")]
+pub enum Op {
+    Reply {
+        #[serde(rename = "type", default)]
+        kind: Option<String>,
+        #[serde(default)]
+        body: Option<serde_json::Value>,
+    },
+    Send {
+        to: Party,
+        #[serde(rename = "type", default)]
+        kind: Option<String>,
+        #[serde(default = "empty_object")]
+        body: serde_json::Value,
+    },
+    Forward {
+        to: Party,
+        #[serde(rename = "type", default)]
+        kind: Option<String>,
+        #[serde(default)]
+        set: Option<serde_json::Map<String, serde_json::Value>>,
+    },
+    CaseEvent {
+        event: String,
+        #[serde(default)]
+        fields: Option<serde_json::Value>,
+    },
+    Log {
+        message: String,
+    },
+    /// Fail attempts `1..=times`, succeed after.
+    Fail {
+        times: u32,
+    },
+    Sleep {
+        ms: u64,
+    },
+    /// Stop making progress and stop heartbeating, forever.
+    Hang,
+    /// Exit the process at once with `code` (default 101), as a crash would.
+    Exit {
+        #[serde(default = "crash_code")]
+        code: i32,
+    },
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::json!({})
+}
+fn crash_code() -> i32 {
+    101
+}
+
+impl Rule {
+    pub fn matches(&self, msg: &Envelope) -> bool {
+        self.kind.as_ref().is_none_or(|k| *k == msg.kind)
+            && self.when.iter().all(|(k, v)| msg.body.get(k) == Some(v))
+    }
+
+    pub fn check(&self) -> Result<(), BrainError> {
+        let bad = |reason: String| BrainError::Config { kind: "script".into(), reason };
+        if let Some(kind) = &self.kind {
+            if !society_core::envelope::valid_type(kind) {
+                return Err(bad(format!("rule type {kind:?} is not a valid message type")));
+            }
+        }
+        for step in &self.actions {
+            let (kind, body) = match &step.op {
+                Op::Reply { kind, body } => (kind, body.as_ref()),
+                Op::Send { kind, body, .. } => (kind, Some(body)),
+                Op::Forward { kind, .. } => (kind, None),
+                _ => (&None, None),
+            };
+            if body.is_some_and(|b| !b.is_object()) {
+                return Err(bad("a reply/send body must be a JSON object".into()));
+            }
+            if let Some(k) = kind {
+                if !society_core::envelope::valid_type(k) {
+                    return Err(bad(format!("action type {k:?} is not a valid message type")));
+                }
+            }
+        }
+        Ok(())
+    }
+}

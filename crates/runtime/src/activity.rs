@@ -1,0 +1,55 @@
+//! Log records (`activity.jsonl`, `system-events.jsonl`): one JSON object per
+//! line with `ts`, `event`, `agent`, `gen` and the event's own fields. Field
+//! names are an interface: people grep them.
+
+use serde_json::{Map, Value};
+use society_core::jsonl::{Appender, Durability};
+use society_core::{FormatError, IoError};
+use std::path::Path;
+
+/// Builds one log record.
+pub fn record(event: &str, agent: &str, gen: u64, fields: Value) -> Vec<u8> {
+    let mut obj = Map::new();
+    obj.insert("ts".into(), Value::String(society_core::time::now_rfc3339()));
+    obj.insert("event".into(), Value::String(event.into()));
+    obj.insert("agent".into(), Value::String(agent.into()));
+    obj.insert("gen".into(), Value::from(gen));
+    if let Value::Object(extra) = fields {
+        obj.extend(extra);
+    }
+    serde_json::to_vec(&Value::Object(obj)).expect("a JSON map always serialises")
+}
+
+/// An append-only log owned by one process.
+pub struct Log {
+    appender: Appender,
+    agent: String,
+    gen: u64,
+}
+
+impl Log {
+    pub fn open(path: &Path, agent: &str, gen: u64) -> Result<Log, IoError> {
+        Ok(Log {
+            appender: Appender::open(path, Durability::Flushed, society_core::DEFAULT_MAX_RECORD)?,
+            agent: agent.to_string(),
+            gen,
+        })
+    }
+
+    pub fn set_gen(&mut self, gen: u64) {
+        self.gen = gen;
+    }
+
+    /// Appends an event. Logging must never take the process down, so a
+    /// failure is reported through tracing and otherwise ignored.
+    pub fn event(&mut self, event: &str, fields: Value) {
+        if let Err(e) = self.try_event(event, fields) {
+            tracing::error!(error = %e, event, "failed to write log record");
+        }
+    }
+
+    pub fn try_event(&mut self, event: &str, fields: Value) -> Result<(), FormatError> {
+        let rec = record(event, &self.agent, self.gen, fields);
+        self.appender.append(&rec).map(drop)
+    }
+}

@@ -1,0 +1,296 @@
+//! The delivery contract, one inbox line at a time:
+//! record in flight (checkpoint) → run the brain → append outputs → advance the
+//! cursor and clear in-flight (checkpoint). A crash anywhere repeats the
+//! message (at-least-once into the brain); outputs carry ids derived from the
+//! input id and their index, and a retry skips outputs its earlier attempt
+//! already wrote (effectively-once in the outbox).
+
+use super::{Agent, AgentError};
+use crate::activity;
+use serde_json::json;
+use society_brains::{Action, BrainError, Context, Hooks};
+use society_core::jsonl::{read_lines, Line};
+use society_core::state::{AgentStatus, CurrentMessage, InFlight, LiveState};
+use society_core::{atomic, time, AgentPaths, Envelope, FormatError, MsgId, Party};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+pub(crate) enum Outcome {
+    /// The cursor moved past the line.
+    Advanced,
+    /// The attempt failed; the line will be read again.
+    Retry,
+    /// A stop request interrupted the brain; the line stays unconsumed.
+    Abandoned,
+}
+
+/// Index used for the supervisor report of a dead-lettered message, far
+/// from any real output index.
+const DEAD_LETTER_REPORT_INDEX: u32 = u32::MAX;
+
+/// Longest excerpt of a bad line kept in `deadletter.jsonl`.
+const DEADLETTER_EXCERPT: usize = 64 * 1024;
+
+impl Agent {
+    pub(crate) fn handle_line(&mut self, line: &Line) -> Result<Outcome, AgentError> {
+        let env = match Envelope::parse(&line.bytes) {
+            Ok(env) => env,
+            Err(reason) => {
+                self.dead_letter(line, None, &reason.to_string())?;
+                return Ok(Outcome::Advanced);
+            }
+        };
+        if self.ckpt.seen(&env.id) {
+            self.activity.event("duplicate_dropped", json!({"id": env.id, "from": env.from}));
+            self.advance(line, None)?;
+            return Ok(Outcome::Advanced);
+        }
+        let previous = self.ckpt.in_flight.take().filter(|f| f.id == env.id);
+        let attempt = previous.as_ref().map_or(1, |f| f.attempt + 1);
+        if attempt > self.cfg.policy.max_attempts {
+            let last = previous.as_ref().and_then(|f| f.last_error.clone()).unwrap_or_else(|| "the process died while handling it".into());
+            let reason = format!("failed {} attempts; last error: {last}", self.cfg.policy.max_attempts);
+            let since = previous.as_ref().map_or(0, |f| f.outbox_offset);
+            self.report_dead_letter(&env, &reason, since)?;
+            self.dead_letter(line, Some(&env), &reason)?;
+            return Ok(Outcome::Advanced);
+        }
+        let outbox_offset = match &previous {
+            Some(f) => f.outbox_offset,
+            None => file_len(&self.paths.outbox())?,
+        };
+        self.ckpt.in_flight = Some(InFlight {
+            id: env.id,
+            attempt,
+            started: time::now_rfc3339(),
+            offset: line.offset,
+            outbox_offset,
+            last_error: None,
+        });
+        self.save()?;
+        self.activity.event(
+            "message_received",
+            json!({"id": env.id, "from": env.from, "type": env.kind, "case": env.case, "attempt": attempt, "offset": line.offset}),
+        );
+        self.set_state(
+            LiveState::Running,
+            Some(CurrentMessage { id: env.id, kind: env.kind.clone(), case: env.case.clone(), attempt }),
+        );
+        let started = Instant::now();
+        let gen = self.status.gen;
+        let result = {
+            let mut hooks = BeatHooks {
+                paths: &self.paths,
+                status: &mut self.status,
+                last_beat: &mut self.last_beat,
+                every: self.cfg.policy.heartbeat,
+                stop: &self.stop,
+            };
+            let mut ctx = Context {
+                agent: &self.cfg.id,
+                role: &self.cfg.role,
+                folder: &self.paths.dir,
+                attempt,
+                gen,
+                hooks: &mut hooks,
+            };
+            self.brain.handle(&mut ctx, &env)
+        };
+        let outcome = match result {
+            Ok(actions) => match self.emit(&env, actions, outbox_offset) {
+                Ok(outputs) => {
+                    self.activity.event(
+                        "message_handled",
+                        json!({"id": env.id, "attempt": attempt, "outputs": outputs, "ms": started.elapsed().as_millis() as u64}),
+                    );
+                    self.advance(line, Some(env.id))?;
+                    Outcome::Advanced
+                }
+                Err(FormatError::RecordTooLarge { size, max, .. }) => {
+                    self.failed(&env, attempt, format!("an output of {size} bytes exceeds max_record ({max} bytes)"))?
+                }
+                Err(e) => return Err(e.into()),
+            },
+            Err(BrainError::Abandoned) => {
+                // Not the message's fault: give the attempt back.
+                if let Some(f) = self.ckpt.in_flight.as_mut() {
+                    f.attempt -= 1;
+                }
+                self.save()?;
+                self.activity.event("message_abandoned", json!({"id": env.id, "attempt": attempt}));
+                Outcome::Abandoned
+            }
+            Err(e) => self.failed(&env, attempt, e.to_string())?,
+        };
+        Ok(outcome)
+    }
+
+    fn failed(&mut self, env: &Envelope, attempt: u32, error: String) -> Result<Outcome, AgentError> {
+        self.activity.event("message_failed", json!({"id": env.id, "attempt": attempt, "error": error}));
+        if let Some(f) = self.ckpt.in_flight.as_mut() {
+            f.last_error = Some(error);
+        }
+        self.save()?;
+        // A short pause before the retry, cut short by a stop request.
+        let pause = Duration::from_millis(50 * u64::from(attempt)).min(Duration::from_secs(1));
+        let end = Instant::now() + pause;
+        while Instant::now() < end && !self.stop.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(Outcome::Retry)
+    }
+
+    /// Appends the brain's outputs; returns how many messages it wrote.
+    fn emit(&mut self, input: &Envelope, actions: Vec<Action>, outbox_offset: u64) -> Result<usize, FormatError> {
+        let already = ids_since(&self.paths.outbox(), outbox_offset)?;
+        let me = Party::Agent(self.cfg.id.clone());
+        let mut records = Vec::new();
+        let mut count = 0;
+        for (index, action) in actions.into_iter().enumerate() {
+            let id = MsgId::derive(&input.id, index as u32);
+            let mut env = Envelope::new(me.clone(), input.from.clone(), "reply", json!({}));
+            env.id = id;
+            env.gen = self.status.gen;
+            env.case = input.case.clone();
+            match action {
+                Action::Reply { kind, body } => {
+                    env.kind = kind;
+                    env.body = body;
+                    env.reply_to = Some(input.id);
+                }
+                Action::Send { to, kind, body, case } => {
+                    env.to = to;
+                    env.kind = kind;
+                    env.body = body;
+                    env.case = case.or(env.case);
+                }
+                Action::CaseEvent { event, fields } => {
+                    env.to = Party::Supervisor;
+                    env.kind = "case_event".into();
+                    let mut body = json!({"event": event});
+                    if let (Some(b), serde_json::Value::Object(f)) = (body.as_object_mut(), fields) {
+                        b.extend(f);
+                    }
+                    env.body = body;
+                }
+                Action::Log { message } => {
+                    self.activity.event("brain_log", json!({"id": input.id, "message": message}));
+                    continue;
+                }
+            }
+            count += 1;
+            if already.contains(&id) {
+                continue;
+            }
+            records.push(env.to_line());
+        }
+        if !records.is_empty() {
+            self.outbox.append_batch(&records)?;
+        }
+        Ok(count)
+    }
+
+    fn report_dead_letter(&mut self, env: &Envelope, reason: &str, since: u64) -> Result<(), FormatError> {
+        let mut report = Envelope::new(
+            Party::Agent(self.cfg.id.clone()),
+            Party::Supervisor,
+            "dead_letter",
+            json!({"agent": self.cfg.id, "message_id": env.id, "from": env.from, "type": env.kind, "reason": reason}),
+        );
+        report.id = MsgId::derive(&env.id, DEAD_LETTER_REPORT_INDEX);
+        report.case = env.case.clone();
+        report.gen = self.status.gen;
+        if !ids_since(&self.paths.outbox(), since)?.contains(&report.id) {
+            self.outbox.append(&report.to_line())?;
+        }
+        Ok(())
+    }
+
+    fn dead_letter(&mut self, line: &Line, env: Option<&Envelope>, reason: &str) -> Result<(), AgentError> {
+        let text = String::from_utf8_lossy(&line.bytes);
+        let truncated = text.len() > DEADLETTER_EXCERPT;
+        let excerpt: String = if truncated {
+            text.char_indices().take_while(|(i, _)| *i < DEADLETTER_EXCERPT).map(|(_, c)| c).collect()
+        } else {
+            text.into_owned()
+        };
+        let rec = activity::record(
+            "dead_lettered",
+            self.cfg.id.as_str(),
+            self.status.gen,
+            json!({"file": "inbox.jsonl", "offset": line.offset, "id": env.map(|e| e.id), "reason": reason, "line": excerpt, "truncated": truncated}),
+        );
+        self.deadletter.append(&rec)?;
+        self.activity.event("message_dead_lettered", json!({"offset": line.offset, "id": env.map(|e| e.id), "reason": reason}));
+        self.ckpt.dead_lettered += 1;
+        self.advance(line, env.map(|e| e.id))
+    }
+
+    fn advance(&mut self, line: &Line, id: Option<MsgId>) -> Result<(), AgentError> {
+        self.ckpt.inbox_offset = line.end;
+        self.ckpt.in_flight = None;
+        if let Some(id) = id {
+            self.ckpt.remember(id);
+            self.ckpt.handled += 1;
+        }
+        self.save()?;
+        Ok(())
+    }
+
+    fn save(&mut self) -> Result<(), FormatError> {
+        atomic::write_json(&self.paths.checkpoint(), &self.ckpt, self.durable).map_err(Into::into)
+    }
+}
+
+/// Ids of the envelopes in `path` after `offset` (the outputs of an earlier attempt).
+fn ids_since(path: &std::path::Path, offset: u64) -> Result<HashSet<MsgId>, FormatError> {
+    let mut ids = HashSet::new();
+    let mut cursor = offset;
+    loop {
+        let batch = read_lines(path, cursor, 1 << 20)?;
+        if batch.lines.is_empty() {
+            return Ok(ids);
+        }
+        for line in &batch.lines {
+            if let Ok(env) = Envelope::parse(&line.bytes) {
+                ids.insert(env.id);
+            }
+        }
+        cursor = batch.next;
+    }
+}
+
+fn file_len(path: &std::path::Path) -> Result<u64, FormatError> {
+    match std::fs::metadata(path) {
+        Ok(m) => Ok(m.len()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(society_core::IoError::new("stat", path, e).into()),
+    }
+}
+
+/// Lets a brain heartbeat and notice a stop while it works.
+struct BeatHooks<'a> {
+    paths: &'a AgentPaths,
+    status: &'a mut AgentStatus,
+    last_beat: &'a mut Instant,
+    every: Duration,
+    stop: &'a AtomicBool,
+}
+
+impl Hooks for BeatHooks<'_> {
+    fn heartbeat(&mut self) {
+        if self.last_beat.elapsed() < self.every / 2 {
+            return;
+        }
+        self.status.ts = time::now_rfc3339();
+        if let Err(e) = atomic::write_json(&self.paths.status(), &*self.status, false) {
+            tracing::error!(error = %e, "failed to write heartbeat");
+        }
+        *self.last_beat = Instant::now();
+    }
+
+    fn should_stop(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+}

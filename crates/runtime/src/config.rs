@@ -1,0 +1,152 @@
+//! `society.toml`: the human-edited desired state.
+//!
+//! ```toml
+//! [defaults]              # policy for every agent (see FORMAT.md for all keys)
+//! hang_timeout = "30s"
+//!
+//! [[agent]]               # agents that exist as soon as the supervisor starts
+//! id = "research"
+//! role = "research"
+//! keep_alive = false
+//! brain = { kind = "echo" }
+//! policy = { max_attempts = 5 }
+//!
+//! [roles.reviewer]        # templates for `society spawn reviewer`
+//! brain = { kind = "echo" }
+//! ```
+
+use serde::Deserialize;
+use society_core::state::{AgentConfig, Policy};
+use society_core::AgentId;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("failed to read {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid {}: {message}", path.display())]
+    Invalid { path: PathBuf, message: String },
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SocietyConfig {
+    /// Policy keys applied to every agent before its own `policy`.
+    #[serde(default)]
+    pub defaults: serde_json::Map<String, serde_json::Value>,
+    #[serde(default, rename = "agent")]
+    pub agents: Vec<AgentDecl>,
+    #[serde(default)]
+    pub roles: BTreeMap<String, RoleDecl>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentDecl {
+    pub id: String,
+    pub role: Option<String>,
+    #[serde(default)]
+    pub brain: Option<serde_json::Value>,
+    #[serde(default)]
+    pub keep_alive: bool,
+    #[serde(default)]
+    pub policy: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleDecl {
+    #[serde(default)]
+    pub brain: Option<serde_json::Value>,
+    #[serde(default)]
+    pub keep_alive: bool,
+    #[serde(default)]
+    pub policy: serde_json::Map<String, serde_json::Value>,
+}
+
+impl SocietyConfig {
+    /// Reads `society.toml`; a missing file is an empty config.
+    pub fn load(path: &Path) -> Result<SocietyConfig, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(SocietyConfig::default()),
+            Err(source) => return Err(ConfigError::Read { path: path.into(), source }),
+        };
+        let cfg: SocietyConfig = toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
+        // Resolve everything once so a bad key is reported at load, with its agent.
+        cfg.resolve_all(path)?;
+        Ok(cfg)
+    }
+
+    fn resolve_all(&self, path: &Path) -> Result<Vec<AgentConfig>, ConfigError> {
+        self.agents
+            .iter()
+            .map(|a| {
+                let brain = a.brain.clone().unwrap_or_else(default_brain);
+                let role = a.role.clone().unwrap_or_else(|| a.id.clone());
+                self.resolve(path, &a.id, &role, brain, a.keep_alive, &a.policy)
+            })
+            .collect()
+    }
+
+    /// The fully resolved configs of the agents declared with `[[agent]]`.
+    pub fn declared(&self, path: &Path) -> Result<Vec<AgentConfig>, ConfigError> {
+        self.resolve_all(path)
+    }
+
+    /// Config for `society spawn ROLE`: the role template if any, overridden by flags.
+    pub fn for_spawn(
+        &self,
+        path: &Path,
+        id: &str,
+        role: &str,
+        brain: Option<serde_json::Value>,
+        keep_alive: bool,
+    ) -> Result<AgentConfig, ConfigError> {
+        let template = self.roles.get(role).cloned().unwrap_or_default();
+        let brain = brain.or(template.brain).unwrap_or_else(default_brain);
+        self.resolve(path, id, role, brain, keep_alive || template.keep_alive, &template.policy)
+    }
+
+    fn resolve(
+        &self,
+        path: &Path,
+        id: &str,
+        role: &str,
+        brain: serde_json::Value,
+        keep_alive: bool,
+        policy: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<AgentConfig, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid { path: path.into(), message };
+        let id = AgentId::new(id).map_err(|e| invalid(e.to_string()))?;
+        society_core::id::validate_role(role).map_err(|_| invalid(format!("agent {id}: invalid role {role:?}")))?;
+        let mut merged = self.defaults.clone();
+        merged.extend(policy.clone());
+        let policy: Policy = serde_json::from_value(serde_json::Value::Object(merged))
+            .map_err(|e| invalid(format!("agent {id}: policy: {e}")))?;
+        let brain = match brain {
+            serde_json::Value::String(kind) => serde_json::json!({ "kind": kind }),
+            other => other,
+        };
+        society_brains::build(&brain).map_err(|e| invalid(format!("agent {id}: {e}")))?;
+        Ok(AgentConfig {
+            id,
+            role: role.to_string(),
+            brain,
+            keep_alive,
+            policy,
+        })
+    }
+}
+
+fn default_brain() -> serde_json::Value {
+    serde_json::json!({ "kind": "echo" })
+}

@@ -1,0 +1,352 @@
+//! The supervisor daemon (`society supervise`).
+//!
+//! One thread owns every piece of mutable state ([`Supervisor`]) and loops on a
+//! channel fed by the signal thread and the file watcher, with a tick for
+//! deadlines (backoff, grace periods, hang checks) and a periodic scan that
+//! makes inotify a pure optimisation: if an event is lost, the scan finds the
+//! grown file within a second.
+
+mod events;
+mod lifecycle;
+mod requests;
+mod router;
+pub mod state;
+
+use crate::activity::{self, Log};
+use crate::config::{ConfigError, SocietyConfig};
+use crate::restart::RestartState;
+use events::{Event, FileWatch};
+use society_core::jsonl::{Appender, Durability};
+use society_core::lock::{HeldLock, LockError, LockInfo};
+use society_core::state::{AgentConfig, Policy};
+use society_core::{atomic, time, AgentId, AgentPaths, FormatError, IoError, Layout};
+use state::{SlotStatus, SupervisorCheckpoint, SupervisorStatus};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SupervisorError {
+    #[error("a supervisor is already running for {}{}", root.display(), pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    AlreadyRunning { root: PathBuf, pid: Option<u32> },
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Format(#[from] FormatError),
+    #[error(transparent)]
+    Io(#[from] IoError),
+}
+
+impl From<LockError> for SupervisorError {
+    fn from(e: LockError) -> Self {
+        match e {
+            LockError::Held { path, holder } => SupervisorError::AlreadyRunning {
+                root: path.parent().and_then(|p| p.parent()).and_then(|p| p.parent()).map(PathBuf::from).unwrap_or(path),
+                pid: holder.map(|h| h.pid),
+            },
+            LockError::Io(e) => SupervisorError::Io(e),
+        }
+    }
+}
+
+/// How to run the daemon.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The `society` binary to re-execute as `agent-run` (normally `current_exe()`).
+    pub exe: PathBuf,
+}
+
+/// Main loop period: the resolution of backoff and grace deadlines.
+const TICK: Duration = Duration::from_millis(50);
+/// Period of the full scan that backs up the file watcher, and of hang checks.
+const SCAN: Duration = Duration::from_millis(1000);
+const HANG_CHECK: Duration = Duration::from_millis(250);
+
+/// Runs the supervisor until SIGTERM/SIGINT; then stops every agent and returns.
+pub fn run_supervisor(layout: &Layout, opts: Options) -> Result<(), SupervisorError> {
+    layout.check_format()?;
+    let mut lock = HeldLock::try_acquire(&layout.supervisor_lock())?;
+    let started = time::now_rfc3339();
+    lock.write_info(&LockInfo { pid: std::process::id(), started: started.clone(), gen: 0 })?;
+    lifecycle::ignore_wakeup_signal();
+    let config = SocietyConfig::load(&layout.society_toml())?;
+    let default_policy = default_policy(&config);
+    for cfg in config.declared(&layout.society_toml())? {
+        crate::provision::provision(layout, &cfg, "society.toml")?;
+    }
+    let (tx, rx) = mpsc::channel();
+    events::signals(tx.clone())?;
+    let mut sup = Supervisor {
+        layout: layout.clone(),
+        exe: opts.exe,
+        watch: FileWatch::new(tx),
+        ckpt: atomic::read_json(&layout.supervisor_checkpoint(), "supervisor checkpoint")?.unwrap_or_default(),
+        slots: BTreeMap::new(),
+        pids: HashMap::new(),
+        activity: Log::open(&layout.supervisor_activity(), "supervisor", 0)?,
+        events: Appender::open(&layout.system_events(), Durability::Flushed, society_core::DEFAULT_MAX_RECORD)?,
+        router_durability: default_policy.durability,
+        shutting_down: false,
+        started,
+        status_dirty: true,
+        last_status: Instant::now() - SCAN,
+        registry_len: 0,
+        _lock: lock,
+    };
+    sup.watch.add(&layout.registry());
+    sup.watch.add(&layout.supervisor_inbox());
+    sup.activity.event("supervisor_started", serde_json::json!({"pid": std::process::id()}));
+    sup.rescan_agents()?;
+    sup.recover_pending()?;
+    sup.route_all();
+    sup.process_requests();
+    sup.activate_all();
+    sup.run(rx);
+    sup.activity.event("supervisor_stopped", serde_json::json!({}));
+    sup.write_status("stopped");
+    Ok(())
+}
+
+fn default_policy(config: &SocietyConfig) -> Policy {
+    serde_json::from_value(serde_json::Value::Object(config.defaults.clone())).unwrap_or_default()
+}
+
+/// What the supervisor knows about one agent.
+pub(crate) struct Slot {
+    pub cfg: AgentConfig,
+    pub paths: AgentPaths,
+    pub phase: Phase,
+    pub restart: RestartState,
+    /// Start again as soon as the current process is gone (`society restart`).
+    pub restart_requested: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Phase {
+    /// No process.
+    Down,
+    Up(Proc),
+    /// SIGTERM sent; SIGKILL at `deadline` if still alive.
+    Stopping { proc: Proc, deadline: Instant, killed: bool, reason: &'static str },
+    Backoff { until: Instant },
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Proc {
+    pub pid: i32,
+    /// Our child (reaped by waitpid) or adopted from an earlier supervisor
+    /// (watched through its lock).
+    pub child: bool,
+    pub started: Instant,
+}
+
+pub(crate) struct Supervisor {
+    layout: Layout,
+    exe: PathBuf,
+    watch: FileWatch,
+    ckpt: SupervisorCheckpoint,
+    slots: BTreeMap<AgentId, Slot>,
+    pids: HashMap<i32, AgentId>,
+    activity: Log,
+    events: Appender,
+    router_durability: Durability,
+    shutting_down: bool,
+    started: String,
+    status_dirty: bool,
+    last_status: Instant,
+    registry_len: u64,
+    _lock: HeldLock,
+}
+
+impl Supervisor {
+    fn run(&mut self, rx: mpsc::Receiver<Event>) {
+        let mut last_scan = Instant::now();
+        let mut last_hang = Instant::now();
+        loop {
+            match rx.recv_timeout(TICK) {
+                Ok(ev) => {
+                    self.on_event(ev);
+                    while let Ok(ev) = rx.try_recv() {
+                        self.on_event(ev);
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => self.begin_shutdown(),
+            }
+            self.reap();
+            self.on_deadlines();
+            if last_hang.elapsed() >= HANG_CHECK {
+                last_hang = Instant::now();
+                self.check_liveness();
+            }
+            if last_scan.elapsed() >= SCAN {
+                last_scan = Instant::now();
+                self.scan();
+            }
+            if self.shutting_down && self.pids.is_empty() && self.live_count() == 0 {
+                self.save_checkpoint();
+                return;
+            }
+            if self.status_dirty || self.last_status.elapsed() >= SCAN {
+                if self.last_status.elapsed() >= Duration::from_millis(100) {
+                    self.write_status(if self.shutting_down { "stopping" } else { "running" });
+                }
+            }
+        }
+    }
+
+    fn on_event(&mut self, ev: Event) {
+        match ev {
+            Event::Child => self.reap(),
+            Event::Shutdown => self.begin_shutdown(),
+            Event::Fs(paths) => {
+                for path in paths {
+                    self.on_file_changed(&path);
+                }
+            }
+        }
+    }
+
+    fn on_file_changed(&mut self, path: &std::path::Path) {
+        if path == self.layout.registry() {
+            if let Err(e) = self.rescan_agents() {
+                tracing::error!(error = %e, "failed to rescan agents");
+            }
+            return;
+        }
+        if path == self.layout.supervisor_inbox() {
+            self.process_requests();
+            return;
+        }
+        let Some(id) = agent_of(path) else { return };
+        if !self.slots.contains_key(&id) {
+            return;
+        }
+        match path.file_name().and_then(|n| n.to_str()) {
+            Some("outbox.jsonl") => self.route(&id),
+            Some("inbox.jsonl") => self.wake(&id),
+            _ => {}
+        }
+    }
+
+    /// The periodic safety net: anything the watcher missed is found here.
+    fn scan(&mut self) {
+        let len = file_len(&self.layout.registry());
+        if len != self.registry_len {
+            if let Err(e) = self.rescan_agents() {
+                tracing::error!(error = %e, "failed to rescan agents");
+            }
+        }
+        self.route_all();
+        self.process_requests();
+        if !self.shutting_down {
+            self.activate_all();
+        }
+    }
+
+    /// Picks up agent folders created since the last scan (by `spawn` or by hand).
+    fn rescan_agents(&mut self) -> Result<(), SupervisorError> {
+        self.registry_len = file_len(&self.layout.registry());
+        for id in self.layout.agent_ids()? {
+            if self.slots.contains_key(&id) {
+                continue;
+            }
+            let paths = self.layout.agent(&id);
+            let cfg: AgentConfig = match atomic::read_json(&paths.config(), "agent config") {
+                Ok(Some(c)) => c,
+                Ok(None) => continue,
+                Err(e) => {
+                    self.system_event("agent_config_invalid", id.as_str(), serde_json::json!({"error": e.to_string()}));
+                    continue;
+                }
+            };
+            self.watch.add(&paths.inbox());
+            self.watch.add(&paths.outbox());
+            let failed = self.ckpt.agents.get(&id).is_some_and(|r| r.failed);
+            let mut slot = Slot {
+                cfg,
+                paths,
+                phase: if failed { Phase::Failed } else { Phase::Down },
+                restart: RestartState::default(),
+                restart_requested: false,
+            };
+            lifecycle::adopt_if_alive(&mut slot, &mut self.pids, &mut self.activity);
+            self.slots.insert(id, slot);
+            self.status_dirty = true;
+        }
+        Ok(())
+    }
+
+    fn system_event(&mut self, event: &str, agent: &str, fields: serde_json::Value) {
+        let rec = activity::record(event, agent, 0, fields);
+        if let Err(e) = self.events.append(&rec) {
+            tracing::error!(error = %e, event, "failed to write system event");
+        }
+    }
+
+    fn record(&mut self, id: &AgentId) -> &mut state::AgentRecord {
+        self.ckpt.agents.entry(id.clone()).or_default()
+    }
+
+    fn save_checkpoint(&mut self) {
+        let durable = self.router_durability == Durability::Durable;
+        if let Err(e) = atomic::write_json(&self.layout.supervisor_checkpoint(), &self.ckpt, durable) {
+            tracing::error!(error = %e, "failed to write supervisor checkpoint");
+        }
+    }
+
+    fn write_status(&mut self, state: &str) {
+        let agents = self
+            .slots
+            .iter()
+            .map(|(id, s)| {
+                let (phase, pid, until) = match &s.phase {
+                    Phase::Down => ("down", None, None),
+                    Phase::Up(p) => ("up", Some(p.pid as u32), None),
+                    Phase::Stopping { proc, .. } => ("stopping", Some(proc.pid as u32), None),
+                    Phase::Backoff { until } => ("backoff", None, Some(instant_to_rfc3339(*until))),
+                    Phase::Failed => ("failed", None, None),
+                };
+                (id.clone(), SlotStatus { phase: phase.into(), pid, backoff_until: until })
+            })
+            .collect();
+        let status = SupervisorStatus {
+            pid: std::process::id(),
+            started: self.started.clone(),
+            ts: time::now_rfc3339(),
+            state: state.into(),
+            agents,
+        };
+        if let Err(e) = atomic::write_json(&self.layout.supervisor_status(), &status, false) {
+            tracing::error!(error = %e, "failed to write supervisor status");
+        }
+        self.status_dirty = false;
+        self.last_status = Instant::now();
+    }
+
+    fn live_count(&self) -> usize {
+        self.slots.values().filter(|s| matches!(s.phase, Phase::Up(_) | Phase::Stopping { .. })).count()
+    }
+}
+
+/// `.../agent-<id>/<file>` → `<id>`.
+fn agent_of(path: &std::path::Path) -> Option<AgentId> {
+    let dir = path.parent()?.file_name()?.to_str()?;
+    AgentId::new(dir.strip_prefix("agent-")?).ok()
+}
+
+pub(crate) fn file_len(path: &std::path::Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+fn instant_to_rfc3339(t: Instant) -> String {
+    let now = Instant::now();
+    let wall = if t >= now {
+        std::time::SystemTime::now() + (t - now)
+    } else {
+        std::time::SystemTime::now() - (now - t)
+    };
+    time::format_rfc3339(wall)
+}

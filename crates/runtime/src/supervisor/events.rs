@@ -1,0 +1,69 @@
+//! The event sources of the supervisor loop: signals and the one watcher.
+//! Both only *wake* the loop; the loop re-reads the files, which are the truth.
+
+use notify::{RecursiveMode, Watcher};
+use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+use society_core::IoError;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::Sender;
+
+#[derive(Debug)]
+pub(crate) enum Event {
+    /// Files changed (a hint: re-read them).
+    Fs(Vec<PathBuf>),
+    /// A child exited (reap with waitpid).
+    Child,
+    /// SIGTERM/SIGINT/SIGHUP: stop everything and exit.
+    Shutdown,
+}
+
+pub(crate) fn signals(tx: Sender<Event>) -> Result<(), IoError> {
+    let mut signals = Signals::new([SIGCHLD, SIGTERM, SIGINT, SIGHUP])
+        .map_err(|e| IoError::new("install signal handlers for", "supervisor", e))?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                let ev = if sig == SIGCHLD { Event::Child } else { Event::Shutdown };
+                if tx.send(ev).is_err() {
+                    return;
+                }
+            }
+        })
+        .map_err(|e| IoError::new("spawn signal thread for", "supervisor", e))?;
+    Ok(())
+}
+
+/// The single inotify instance of the whole society. Watches individual files
+/// (inboxes, outboxes, registry, the supervisor's inbox), never whole trees, so
+/// heartbeat rewrites of `status.json` cost nothing.
+pub(crate) struct FileWatch {
+    watcher: Option<notify::RecommendedWatcher>,
+}
+
+impl FileWatch {
+    pub(crate) fn new(tx: Sender<Event>) -> FileWatch {
+        let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
+            Ok(ev) => {
+                let _ = tx.send(Event::Fs(ev.paths));
+            }
+            Err(e) => tracing::warn!(error = %e, "file watcher error; the periodic scan covers it"),
+        });
+        match watcher {
+            Ok(w) => FileWatch { watcher: Some(w) },
+            Err(e) => {
+                tracing::warn!(error = %e, "no file watcher; falling back to the periodic scan");
+                FileWatch { watcher: None }
+            }
+        }
+    }
+
+    pub(crate) fn add(&mut self, path: &Path) {
+        if let Some(w) = self.watcher.as_mut() {
+            if let Err(e) = w.watch(path, RecursiveMode::NonRecursive) {
+                tracing::warn!(path = %path.display(), error = %e, "cannot watch file; the periodic scan covers it");
+            }
+        }
+    }
+}

@@ -1,0 +1,303 @@
+//! Starting, waking, reaping, stopping and restarting agent processes.
+
+use super::{file_len, Phase, Proc, Slot, Supervisor};
+use crate::activity::Log;
+use crate::exit;
+use crate::restart::Verdict;
+use nix::sys::signal::{kill, killpg, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use serde_json::json;
+use society_core::lock::{self, LockState};
+use society_core::state::AgentCheckpoint;
+use society_core::{atomic, AgentId};
+use std::collections::HashMap;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+/// Agents are woken with SIGUSR1, whose default action is to terminate. The
+/// supervisor ignores it, and an ignored disposition survives `exec`, so a
+/// wake-up that reaches a child before it installed its handler is harmless
+/// (the child reads its inbox right after installing it).
+#[allow(unsafe_code)]
+pub(super) fn ignore_wakeup_signal() {
+    // SAFETY: SIG_IGN installs no handler code; nothing can run in signal context.
+    if let Err(e) = unsafe { nix::sys::signal::signal(Signal::SIGUSR1, nix::sys::signal::SigHandler::SigIgn) } {
+        tracing::warn!(error = %e, "cannot ignore SIGUSR1; early wake-ups could kill a starting agent");
+    }
+}
+
+/// An agent whose lock is held when the supervisor (re)starts keeps running:
+/// adopt it instead of starting a twin.
+pub(super) fn adopt_if_alive(slot: &mut Slot, pids: &mut HashMap<i32, AgentId>, log: &mut Log) {
+    if let Ok(LockState::Held(info)) = lock::probe(&slot.paths.lock()) {
+        let pid = info.as_ref().map_or(0, |i| i.pid as i32);
+        log.event("agent_adopted", json!({"agent": slot.cfg.id, "pid": pid}));
+        if pid > 0 {
+            pids.insert(pid, slot.cfg.id.clone());
+        }
+        slot.phase = Phase::Up(Proc { pid, child: false, started: Instant::now() });
+    }
+}
+
+impl Supervisor {
+    /// Mail or a wake-up for `id`: signal it if it runs, start it if it may.
+    pub(super) fn wake(&mut self, id: &AgentId) {
+        let Some(slot) = self.slots.get(id) else { return };
+        match &slot.phase {
+            Phase::Up(p) if p.pid > 0 => {
+                let _ = kill(Pid::from_raw(p.pid), Signal::SIGUSR1);
+            }
+            Phase::Down => self.maybe_start(id, "on_demand"),
+            _ => {}
+        }
+    }
+
+    pub(super) fn activate_all(&mut self) {
+        let ids: Vec<AgentId> = self.slots.keys().cloned().collect();
+        for id in ids {
+            self.maybe_start(&id, "on_demand");
+        }
+    }
+
+    /// Starts a down agent that has mail waiting or is `keep_alive`.
+    pub(super) fn maybe_start(&mut self, id: &AgentId, reason: &'static str) {
+        if self.shutting_down {
+            return;
+        }
+        let Some(slot) = self.slots.get(id) else { return };
+        if slot.phase != Phase::Down || self.ckpt.agents.get(id).is_some_and(|r| r.held) {
+            return;
+        }
+        if slot.cfg.keep_alive || pending(slot) {
+            self.start(id, if slot.cfg.keep_alive && reason == "on_demand" { "keep_alive" } else { reason });
+        }
+    }
+
+    pub(super) fn start(&mut self, id: &AgentId, reason: &'static str) {
+        let Some(slot) = self.slots.get_mut(id) else { return };
+        let stderr = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(self.layout.daemon_log())
+            .map(Stdio::from)
+            .unwrap_or_else(|_| Stdio::null());
+        let spawned = Command::new(&self.exe)
+            .arg("agent-run")
+            .arg("--folder")
+            .arg(&slot.paths.dir)
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn();
+        match spawned {
+            Ok(child) => {
+                let pid = child.id() as i32;
+                // Reaped through waitpid on SIGCHLD; dropping `Child` neither waits nor kills.
+                drop(child);
+                slot.phase = Phase::Up(Proc { pid, child: true, started: Instant::now() });
+                self.pids.insert(pid, id.clone());
+                self.status_dirty = true;
+                self.system_event("agent_started", id.as_str(), json!({"pid": pid, "reason": reason}));
+            }
+            Err(e) => {
+                self.system_event("agent_spawn_failed", id.as_str(), json!({"error": e.to_string(), "exe": self.exe}));
+                self.on_failure(id, "spawn failed");
+            }
+        }
+    }
+
+    /// Collects every exited child.
+    pub(super) fn reap(&mut self) {
+        loop {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) => self.on_exit(pid.as_raw(), Some(code), None),
+                Ok(WaitStatus::Signaled(pid, sig, _)) => self.on_exit(pid.as_raw(), None, Some(sig)),
+                Ok(WaitStatus::StillAlive) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    fn on_exit(&mut self, pid: i32, code: Option<i32>, signal: Option<Signal>) {
+        let Some(id) = self.pids.remove(&pid) else { return };
+        let Some(slot) = self.slots.get_mut(&id) else { return };
+        let stop_reason = match &slot.phase {
+            Phase::Stopping { reason, .. } => Some(*reason),
+            _ => None,
+        };
+        slot.phase = Phase::Down;
+        self.status_dirty = true;
+        self.system_event(
+            "agent_exited",
+            id.as_str(),
+            json!({"pid": pid, "code": code, "signal": signal.map(|s| s.as_str()), "stop_reason": stop_reason}),
+        );
+        if self.shutting_down {
+            return;
+        }
+        let clean = code == Some(exit::OK) && stop_reason != Some("hung");
+        if code == Some(exit::LOCKED) {
+            // Someone else holds the folder: adopt it if it is still there.
+            let slot = self.slots.get_mut(&id).expect("slot exists: looked up above");
+            adopt_if_alive(slot, &mut self.pids, &mut self.activity);
+            return;
+        }
+        if clean || stop_reason == Some("stop") || stop_reason == Some("restart") {
+            self.after_down(&id);
+        } else {
+            let why = match (code, signal) {
+                (_, Some(s)) => format!("killed by {}", s.as_str()),
+                (Some(c), _) => format!("exit code {c}"),
+                _ => "unknown".into(),
+            };
+            self.on_failure(&id, &why);
+        }
+    }
+
+    fn after_down(&mut self, id: &AgentId) {
+        let Some(slot) = self.slots.get_mut(id) else { return };
+        if std::mem::take(&mut slot.restart_requested) {
+            self.start(id, "restart");
+        } else {
+            self.maybe_start(id, "on_demand");
+        }
+    }
+
+    pub(super) fn on_failure(&mut self, id: &AgentId, why: &str) {
+        let Some(slot) = self.slots.get_mut(id) else { return };
+        let verdict = slot.restart.on_failure(Instant::now(), &slot.cfg.policy);
+        match verdict {
+            Verdict::RestartAfter(delay) => {
+                slot.phase = Phase::Backoff { until: Instant::now() + delay };
+                self.system_event("agent_backoff", id.as_str(), json!({"reason": why, "delay_ms": delay.as_millis() as u64}));
+            }
+            Verdict::Failed => {
+                slot.phase = Phase::Failed;
+                let (burst, window) = (slot.cfg.policy.burst, slot.cfg.policy.window);
+                self.record(id).failed = true;
+                self.save_checkpoint();
+                self.system_event(
+                    "agent_failed",
+                    id.as_str(),
+                    json!({"reason": why, "burst": burst, "window": humantime::format_duration(window).to_string(), "hint": format!("run `society restart {id}` once the cause is fixed")}),
+                );
+            }
+        }
+        self.status_dirty = true;
+    }
+
+    /// Asks a running agent to stop: SIGTERM to its group now, SIGKILL after grace.
+    pub(super) fn stop(&mut self, id: &AgentId, reason: &'static str) {
+        let Some(slot) = self.slots.get_mut(id) else { return };
+        let Phase::Up(proc) = slot.phase.clone() else { return };
+        let deadline = Instant::now() + slot.cfg.policy.grace;
+        signal_group(proc.pid, Signal::SIGTERM);
+        slot.phase = Phase::Stopping { proc, deadline, killed: false, reason };
+        self.status_dirty = true;
+        self.system_event("agent_stopping", id.as_str(), json!({"reason": reason}));
+    }
+
+    /// Backoff expiries and SIGKILL escalations.
+    pub(super) fn on_deadlines(&mut self) {
+        let now = Instant::now();
+        let mut due = Vec::new();
+        for (id, slot) in self.slots.iter_mut() {
+            match &mut slot.phase {
+                Phase::Backoff { until } if *until <= now => due.push(id.clone()),
+                Phase::Stopping { proc, deadline, killed, .. } if *deadline <= now && !*killed => {
+                    signal_group(proc.pid, Signal::SIGKILL);
+                    *killed = true;
+                    tracing::warn!(agent = %id, pid = proc.pid, "grace period over; SIGKILL");
+                }
+                _ => {}
+            }
+        }
+        for id in due {
+            if let Some(slot) = self.slots.get_mut(&id) {
+                slot.phase = Phase::Down;
+            }
+            self.record(&id).restarts += 1;
+            self.save_checkpoint();
+            self.start(&id, "restart");
+        }
+    }
+
+    /// Hung agents (stale heartbeat) and the death of adopted agents (lock freed).
+    pub(super) fn check_liveness(&mut self) {
+        let mut hung = Vec::new();
+        let mut gone = Vec::new();
+        for (id, slot) in &self.slots {
+            let proc = match &slot.phase {
+                Phase::Up(p) => p,
+                Phase::Stopping { proc, .. } => proc,
+                _ => continue,
+            };
+            if !proc.child && matches!(lock::probe(&slot.paths.lock()), Ok(LockState::Free)) {
+                gone.push((id.clone(), proc.pid));
+                continue;
+            }
+            if matches!(slot.phase, Phase::Up(_)) {
+                let since_start = proc.started.elapsed();
+                let since_beat = std::fs::metadata(slot.paths.status())
+                    .and_then(|m| m.modified())
+                    .map(society_core::time::age)
+                    .unwrap_or(since_start);
+                if since_beat.min(since_start) > slot.cfg.policy.hang_timeout {
+                    hung.push((id.clone(), since_beat));
+                }
+            }
+        }
+        for (id, pid) in gone {
+            self.pids.remove(&pid);
+            if let Some(slot) = self.slots.get_mut(&id) {
+                slot.phase = Phase::Down;
+            }
+            self.status_dirty = true;
+            self.system_event("agent_exited", id.as_str(), json!({"pid": pid, "adopted": true}));
+            if !self.shutting_down {
+                self.after_down(&id);
+            }
+        }
+        for (id, age) in hung {
+            self.system_event("agent_hung", id.as_str(), json!({"heartbeat_age_ms": age.as_millis() as u64}));
+            self.stop(&id, "hung");
+        }
+    }
+
+    pub(super) fn begin_shutdown(&mut self) {
+        if self.shutting_down {
+            return;
+        }
+        self.shutting_down = true;
+        self.activity.event("supervisor_stopping", json!({"live_agents": self.live_count()}));
+        let ids: Vec<AgentId> = self.slots.keys().cloned().collect();
+        for id in ids {
+            self.stop(&id, "shutdown");
+        }
+    }
+}
+
+/// Does the agent have unconsumed mail?
+pub(super) fn pending(slot: &Slot) -> bool {
+    let len = file_len(&slot.paths.inbox());
+    if len == 0 {
+        return false;
+    }
+    let ckpt: AgentCheckpoint = atomic::read_json(&slot.paths.checkpoint(), "agent checkpoint")
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    len > ckpt.inbox_offset
+}
+
+/// Agents run in their own process group (pgid = pid), so tools they started go too.
+fn signal_group(pid: i32, sig: Signal) {
+    if pid > 0 {
+        if killpg(Pid::from_raw(pid), sig).is_err() {
+            let _ = kill(Pid::from_raw(pid), sig);
+        }
+    }
+}

@@ -12,9 +12,15 @@ pub enum Action {
         case: Option<CaseId>,
     },
     /// Reply to the inbound message's sender (sets `reply_to`).
-    Reply { kind: String, body: serde_json::Value },
+    Reply {
+        kind: String,
+        body: serde_json::Value,
+    },
     /// Append an event to the case log (written by the supervisor).
-    CaseEvent { event: String, fields: serde_json::Value },
+    CaseEvent {
+        event: String,
+        fields: serde_json::Value,
+    },
     /// A line in the agent's `activity.jsonl`.
     Log { message: String },
 }

@@ -6,7 +6,11 @@ use society_core::Envelope;
 pub struct Echo;
 
 impl Brain for Echo {
-    fn handle(&mut self, _ctx: &mut Context<'_>, msg: &Envelope) -> Result<Vec<Action>, BrainError> {
+    fn handle(
+        &mut self,
+        _ctx: &mut Context<'_>,
+        msg: &Envelope,
+    ) -> Result<Vec<Action>, BrainError> {
         Ok(vec![Action::Reply {
             kind: "reply".into(),
             body: msg.body.clone(),

@@ -62,7 +62,10 @@ pub trait Brain: Send {
 
 /// Builds the brain described by an agent's `config.json` `brain` object.
 pub fn build(config: &serde_json::Value) -> Result<Box<dyn Brain>, BrainError> {
-    let kind = config.get("kind").and_then(|k| k.as_str()).unwrap_or("echo");
+    let kind = config
+        .get("kind")
+        .and_then(|k| k.as_str())
+        .unwrap_or("echo");
     match kind {
         "echo" => Ok(Box::new(echo::Echo)),
         "script" => Ok(Box::new(script::Script::from_config(config)?)),

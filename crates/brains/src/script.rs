@@ -30,7 +30,10 @@ pub struct Script {
 
 impl Script {
     pub fn from_config(config: &serde_json::Value) -> Result<Script, BrainError> {
-        let rules = config.get("rules").cloned().unwrap_or(serde_json::Value::Array(vec![]));
+        let rules = config
+            .get("rules")
+            .cloned()
+            .unwrap_or(serde_json::Value::Array(vec![]));
         let rules: Vec<Rule> = serde_json::from_value(rules).map_err(|e| BrainError::Config {
             kind: "script".into(),
             reason: e.to_string(),
@@ -49,7 +52,12 @@ impl Brain for Script {
                 message: format!("no script rule matches type {:?}", msg.kind),
             }]);
         };
-        let vars = template::Vars { msg, ctx_agent: ctx.agent.as_str(), role: ctx.role, attempt: ctx.attempt };
+        let vars = template::Vars {
+            msg,
+            ctx_agent: ctx.agent.as_str(),
+            role: ctx.role,
+            attempt: ctx.attempt,
+        };
         let mut actions = Vec::new();
         for step in &rule.actions {
             if step.until_attempt.is_some_and(|n| ctx.attempt > n) {
@@ -58,7 +66,10 @@ impl Brain for Script {
             match &step.op {
                 Op::Reply { kind, body } => actions.push(Action::Reply {
                     kind: kind.clone().unwrap_or_else(|| "reply".into()),
-                    body: body.as_ref().map(|b| vars.render(b)).unwrap_or_else(|| msg.body.clone()),
+                    body: body
+                        .as_ref()
+                        .map(|b| vars.render(b))
+                        .unwrap_or_else(|| msg.body.clone()),
                 }),
                 Op::Send { to, kind, body } => actions.push(Action::Send {
                     to: to.clone(),
@@ -82,14 +93,20 @@ impl Brain for Script {
                 }
                 Op::CaseEvent { event, fields } => actions.push(Action::CaseEvent {
                     event: event.clone(),
-                    fields: fields.as_ref().map(|f| vars.render(f)).unwrap_or_else(|| serde_json::json!({})),
+                    fields: fields
+                        .as_ref()
+                        .map(|f| vars.render(f))
+                        .unwrap_or_else(|| serde_json::json!({})),
                 }),
                 Op::Log { message } => actions.push(Action::Log {
                     message: vars.render_str(message),
                 }),
                 Op::Fail { times } => {
                     if ctx.attempt <= *times {
-                        return Err(BrainError::Scripted { attempt: ctx.attempt, until: *times });
+                        return Err(BrainError::Scripted {
+                            attempt: ctx.attempt,
+                            until: *times,
+                        });
                     }
                 }
                 Op::Sleep { ms } => work_for(ctx, Duration::from_millis(*ms))?,

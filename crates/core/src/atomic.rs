@@ -45,7 +45,10 @@ pub fn write_bytes(path: &Path, bytes: &[u8], durable: bool) -> Result<(), IoErr
 }
 
 /// Reads a JSON document; `Ok(None)` if the file does not exist.
-pub fn read_json<T: DeserializeOwned>(path: &Path, what: &'static str) -> Result<Option<T>, FormatError> {
+pub fn read_json<T: DeserializeOwned>(
+    path: &Path,
+    what: &'static str,
+) -> Result<Option<T>, FormatError> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),

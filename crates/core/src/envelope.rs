@@ -97,9 +97,9 @@ impl Envelope {
 pub fn valid_type(kind: &str) -> bool {
     !kind.is_empty()
         && kind.len() <= 64
-        && kind
-            .bytes()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'_' | b'.' | b'-'))
+        && kind.bytes().all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'_' | b'.' | b'-')
+        })
 }
 
 #[cfg(test)]
@@ -121,13 +121,25 @@ mod tests {
 
     #[test]
     fn rejects_bad_lines_with_reasons() {
-        assert!(matches!(Envelope::parse(b"{not json"), Err(EnvelopeError::Json(_))));
-        assert!(matches!(Envelope::parse(b"[1,2]"), Err(EnvelopeError::Shape(_))));
+        assert!(matches!(
+            Envelope::parse(b"{not json"),
+            Err(EnvelopeError::Json(_))
+        ));
+        assert!(matches!(
+            Envelope::parse(b"[1,2]"),
+            Err(EnvelopeError::Shape(_))
+        ));
         let mut env = Envelope::new(Party::Orchestrator, Party::Supervisor, "t", json!({}));
         env.kind = "Bad Type".into();
-        assert!(matches!(Envelope::parse(&env.to_line()), Err(EnvelopeError::Type(_))));
+        assert!(matches!(
+            Envelope::parse(&env.to_line()),
+            Err(EnvelopeError::Type(_))
+        ));
         env.kind = "t".into();
         env.body = json!("str");
-        assert!(matches!(Envelope::parse(&env.to_line()), Err(EnvelopeError::Body)));
+        assert!(matches!(
+            Envelope::parse(&env.to_line()),
+            Err(EnvelopeError::Body)
+        ));
     }
 }

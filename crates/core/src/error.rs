@@ -51,6 +51,9 @@ pub enum FormatError {
 }
 
 /// Shorthand used throughout the crate.
-pub(crate) fn io<'a>(op: &'static str, path: &'a std::path::Path) -> impl FnOnce(std::io::Error) -> IoError + 'a {
+pub(crate) fn io<'a>(
+    op: &'static str,
+    path: &'a std::path::Path,
+) -> impl FnOnce(std::io::Error) -> IoError + 'a {
     move |source| IoError::new(op, path, source)
 }

@@ -24,8 +24,7 @@ fn is_slug(s: &str) -> bool {
     !b.is_empty()
         && b.len() <= 63
         && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
-        && b
-            .iter()
+        && b.iter()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
 }
 
@@ -80,7 +79,10 @@ slug_id!(CaseId, Case, "A case id: `[a-z0-9][a-z0-9-]{0,62}`.");
 impl CaseId {
     /// A fresh, time-ordered case id (`c-` + lowercase ULID).
     pub fn generate() -> CaseId {
-        CaseId(format!("c-{}", ulid::Ulid::new().to_string().to_ascii_lowercase()))
+        CaseId(format!(
+            "c-{}",
+            ulid::Ulid::new().to_string().to_ascii_lowercase()
+        ))
     }
 }
 
@@ -178,7 +180,9 @@ impl FromStr for Party {
                     }
                     return Err(IdError::Party(s.to_string()));
                 }
-                AgentId::new(s).map(Party::Agent).map_err(|_| IdError::Party(s.to_string()))
+                AgentId::new(s)
+                    .map(Party::Agent)
+                    .map_err(|_| IdError::Party(s.to_string()))
             }
         }
     }
@@ -223,7 +227,17 @@ mod tests {
         for ok in ["a", "research-1", "0x", &"a".repeat(63)] {
             assert!(AgentId::new(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "-a", "A", "a/b", "..", "a b", "a.b", &"a".repeat(64), "é"] {
+        for bad in [
+            "",
+            "-a",
+            "A",
+            "a/b",
+            "..",
+            "a b",
+            "a.b",
+            &"a".repeat(64),
+            "é",
+        ] {
             assert!(AgentId::new(bad).is_err(), "{bad}");
         }
     }
@@ -234,7 +248,10 @@ mod tests {
         assert_eq!(MsgId::derive(&input, 0), MsgId::derive(&input, 0));
         assert_ne!(MsgId::derive(&input, 0), MsgId::derive(&input, 1));
         assert_ne!(MsgId::derive(&input, 0), input);
-        assert_eq!(MsgId::derive(&input, 3).timestamp_ms(), input.timestamp_ms());
+        assert_eq!(
+            MsgId::derive(&input, 3).timestamp_ms(),
+            input.timestamp_ms()
+        );
     }
 
     #[test]

@@ -144,7 +144,11 @@ impl Layout {
         }
         self.check_format()?;
         if !self.format_json().exists() {
-            crate::atomic::write_json(&self.format_json(), &serde_json::json!({"format": FORMAT_VERSION}), true)?;
+            crate::atomic::write_json(
+                &self.format_json(),
+                &serde_json::json!({"format": FORMAT_VERSION}),
+                true,
+            )?;
         }
         for file in [
             self.registry(),
@@ -219,11 +223,24 @@ impl AgentPaths {
 
     /// Creates the folder skeleton; idempotent, never truncates anything.
     pub fn create(&self) -> Result<(), IoError> {
-        for sub in ["cases", "skills", "workspace/code", "workspace/output", "workspace/temp"] {
+        for sub in [
+            "cases",
+            "skills",
+            "workspace/code",
+            "workspace/output",
+            "workspace/temp",
+        ] {
             let d = self.dir.join(sub);
             std::fs::create_dir_all(&d).map_err(io("create directory", &d))?;
         }
-        for f in [self.inbox(), self.outbox(), self.activity(), self.tools(), self.deadletter(), self.lock()] {
+        for f in [
+            self.inbox(),
+            self.outbox(),
+            self.activity(),
+            self.tools(),
+            self.deadletter(),
+            self.lock(),
+        ] {
             touch(&f)?;
         }
         Ok(())

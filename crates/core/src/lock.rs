@@ -64,7 +64,8 @@ impl HeldLock {
 
     /// Records who holds the lock (informational).
     pub fn write_info(&mut self, info: &LockInfo) -> Result<(), IoError> {
-        let mut bytes = serde_json::to_vec(info).map_err(|e| IoError::new("serialise", &self.path, e.into()))?;
+        let mut bytes = serde_json::to_vec(info)
+            .map_err(|e| IoError::new("serialise", &self.path, e.into()))?;
         bytes.push(b'\n');
         self.file.set_len(0).map_err(io("truncate", &self.path))?;
         self.file.rewind().map_err(io("seek", &self.path))?;
@@ -113,12 +114,22 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = dir.path().join("process.lock");
         let mut held = HeldLock::try_acquire(&p).expect("first");
-        held.write_info(&LockInfo { pid: 42, started: "x".into(), gen: 3 }).expect("info");
+        held.write_info(&LockInfo {
+            pid: 42,
+            started: "x".into(),
+            gen: 3,
+        })
+        .expect("info");
         match HeldLock::try_acquire(&p) {
-            Err(LockError::Held { holder: Some(h), .. }) => assert_eq!(h.pid, 42),
+            Err(LockError::Held {
+                holder: Some(h), ..
+            }) => assert_eq!(h.pid, 42),
             other => panic!("expected Held, got {other:?}"),
         }
-        assert!(matches!(probe(&p).expect("probe"), LockState::Held(Some(_))));
+        assert!(matches!(
+            probe(&p).expect("probe"),
+            LockState::Held(Some(_))
+        ));
         drop(held);
         assert_eq!(probe(&p).expect("probe"), LockState::Free);
     }

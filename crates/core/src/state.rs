@@ -163,10 +163,13 @@ mod tests {
     fn policy_durations_are_human_strings() {
         let json = serde_json::to_value(Policy::default()).expect("serialise");
         assert_eq!(json["idle_exit"], "1m");
-        let p: Policy = serde_json::from_value(serde_json::json!({"hang_timeout": "2s 500ms"})).expect("parse");
+        let p: Policy =
+            serde_json::from_value(serde_json::json!({"hang_timeout": "2s 500ms"})).expect("parse");
         assert_eq!(p.hang_timeout, Duration::from_millis(2500));
         assert_eq!(p.max_attempts, 3);
-        assert!(serde_json::from_value::<Policy>(serde_json::json!({"hang_timeot": "1s"})).is_err());
+        assert!(
+            serde_json::from_value::<Policy>(serde_json::json!({"hang_timeot": "1s"})).is_err()
+        );
     }
 
     #[test]

@@ -25,7 +25,9 @@ pub fn unix_ms(t: SystemTime) -> u64 {
 
 /// Age of a timestamp relative to now; zero if it lies in the future.
 pub fn age(t: SystemTime) -> Duration {
-    SystemTime::now().duration_since(t).unwrap_or(Duration::ZERO)
+    SystemTime::now()
+        .duration_since(t)
+        .unwrap_or(Duration::ZERO)
 }
 
 /// Serde helper: durations as human strings (`"250ms"`, `"1m 30s"`).

@@ -80,6 +80,20 @@ fn bad_byte() -> impl Strategy<Value = u8> {
     prop::sample::select(bytes)
 }
 
+/// Where to corrupt: any byte, or (often enough to matter) a record's newline.
+#[derive(Debug, Clone)]
+enum Position {
+    Anywhere(Index),
+    Newline(Index),
+}
+
+fn corrupt_position() -> impl Strategy<Value = Position> {
+    prop_oneof![
+        3 => any::<Index>().prop_map(Position::Anywhere),
+        1 => any::<Index>().prop_map(Position::Newline),
+    ]
+}
+
 fn envelope(i: usize, text: &str) -> Envelope {
     let to: Party = "research-1".parse().expect("valid party");
     let mut env = Envelope::new(
@@ -328,13 +342,16 @@ proptest! {
     #[test]
     fn corrupt_byte_costs_one_dead_line_never_a_wrong_record(
         texts in records(),
-        pos in any::<Index>(),
+        pos in corrupt_position(),
         bad in bad_byte(),
         more in prop::collection::vec(body_text(), 0..3),
         w in window(),
     ) {
         let f = write_file(&texts);
-        let pos = pos.index(f.len as usize) as u64;
+        let pos = match pos {
+            Position::Anywhere(i) => i.index(f.len as usize) as u64,
+            Position::Newline(i) => f.lines[i.index(f.lines.len())].end - 1,
+        };
         let k = f.lines.iter().position(|l| l.offset <= pos && pos < l.end).expect("pos is in a line");
         let file = OpenOptions::new().write(true).open(&f.path).expect("open");
         file.write_at(&[bad], pos).expect("corrupt one byte");

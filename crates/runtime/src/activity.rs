@@ -10,7 +10,10 @@ use std::path::Path;
 /// Builds one log record.
 pub fn record(event: &str, agent: &str, gen: u64, fields: Value) -> Vec<u8> {
     let mut obj = Map::new();
-    obj.insert("ts".into(), Value::String(society_core::time::now_rfc3339()));
+    obj.insert(
+        "ts".into(),
+        Value::String(society_core::time::now_rfc3339()),
+    );
     obj.insert("event".into(), Value::String(event.into()));
     obj.insert("agent".into(), Value::String(agent.into()));
     obj.insert("gen".into(), Value::from(gen));

@@ -71,17 +71,24 @@ pub fn run_agent(folder: &Path) -> Result<AgentExit, AgentError> {
         Ok(None) => {
             return Err(AgentError::Config {
                 folder: folder.into(),
-                source: IoError::new("read", paths.config(), std::io::ErrorKind::NotFound.into()).into(),
+                source: IoError::new("read", paths.config(), std::io::ErrorKind::NotFound.into())
+                    .into(),
             })
         }
-        Err(source) => return Err(AgentError::Config { folder: folder.into(), source }),
+        Err(source) => {
+            return Err(AgentError::Config {
+                folder: folder.into(),
+                source,
+            })
+        }
     };
     let mut lock = acquire(&paths)?;
     let brain = society_brains::build(&cfg.brain).map_err(|source| AgentError::Brain {
         folder: folder.into(),
         source,
     })?;
-    let mut ckpt: AgentCheckpoint = atomic::read_json(&paths.checkpoint(), "agent checkpoint")?.unwrap_or_default();
+    let mut ckpt: AgentCheckpoint =
+        atomic::read_json(&paths.checkpoint(), "agent checkpoint")?.unwrap_or_default();
     ckpt.generation += 1;
     let gen = ckpt.generation;
     let durable = cfg.policy.durability == society_core::jsonl::Durability::Durable;
@@ -94,8 +101,16 @@ pub fn run_agent(folder: &Path) -> Result<AgentExit, AgentError> {
     })?;
     let mut agent = Agent {
         activity: Log::open(&paths.activity(), cfg.id.as_str(), gen)?,
-        outbox: Appender::open(&paths.outbox(), cfg.policy.durability, cfg.policy.max_record)?,
-        deadletter: Appender::open(&paths.deadletter(), cfg.policy.durability, society_core::DEFAULT_MAX_RECORD)?,
+        outbox: Appender::open(
+            &paths.outbox(),
+            cfg.policy.durability,
+            cfg.policy.max_record,
+        )?,
+        deadletter: Appender::open(
+            &paths.deadletter(),
+            cfg.policy.durability,
+            society_core::DEFAULT_MAX_RECORD,
+        )?,
         durable,
         status: AgentStatus {
             agent: cfg.id.clone(),
@@ -129,7 +144,10 @@ pub fn run_agent(folder: &Path) -> Result<AgentExit, AgentError> {
         }
         AgentExit::Stopped => "signal",
     };
-    agent.activity.event("stopped", serde_json::json!({"reason": reason, "handled": agent.ckpt.handled}));
+    agent.activity.event(
+        "stopped",
+        serde_json::json!({"reason": reason, "handled": agent.ckpt.handled}),
+    );
     Ok(how)
 }
 

@@ -74,8 +74,15 @@ impl SocietyConfig {
     pub fn load(path: &Path) -> Result<SocietyConfig, ConfigError> {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(SocietyConfig::default()),
-            Err(source) => return Err(ConfigError::Read { path: path.into(), source }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(SocietyConfig::default())
+            }
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.into(),
+                    source,
+                })
+            }
         };
         let cfg: SocietyConfig = toml::from_str(&text).map_err(|e| ConfigError::Invalid {
             path: path.into(),
@@ -113,7 +120,14 @@ impl SocietyConfig {
     ) -> Result<AgentConfig, ConfigError> {
         let template = self.roles.get(role).cloned().unwrap_or_default();
         let brain = brain.or(template.brain).unwrap_or_else(default_brain);
-        self.resolve(path, id, role, brain, keep_alive || template.keep_alive, &template.policy)
+        self.resolve(
+            path,
+            id,
+            role,
+            brain,
+            keep_alive || template.keep_alive,
+            &template.policy,
+        )
     }
 
     fn resolve(
@@ -125,9 +139,13 @@ impl SocietyConfig {
         keep_alive: bool,
         policy: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<AgentConfig, ConfigError> {
-        let invalid = |message: String| ConfigError::Invalid { path: path.into(), message };
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.into(),
+            message,
+        };
         let id = AgentId::new(id).map_err(|e| invalid(e.to_string()))?;
-        society_core::id::validate_role(role).map_err(|_| invalid(format!("agent {id}: invalid role {role:?}")))?;
+        society_core::id::validate_role(role)
+            .map_err(|_| invalid(format!("agent {id}: invalid role {role:?}")))?;
         let mut merged = self.defaults.clone();
         merged.extend(policy.clone());
         let policy: Policy = serde_json::from_value(serde_json::Value::Object(merged))

@@ -27,8 +27,17 @@ pub const TYPE: &str = "control";
 
 /// Appends a request; returns its message id.
 pub fn send(layout: &Layout, op: Op, agent: &AgentId) -> Result<MsgId, FormatError> {
-    let body = serde_json::to_value(Request { op, agent: agent.clone() }).expect("a Request always serialises");
+    let body = serde_json::to_value(Request {
+        op,
+        agent: agent.clone(),
+    })
+    .expect("a Request always serialises");
     let env = Envelope::new(Party::Orchestrator, Party::Supervisor, TYPE, body);
-    append_one(&layout.supervisor_inbox(), &env.to_line(), Durability::Durable, society_core::DEFAULT_MAX_RECORD)?;
+    append_one(
+        &layout.supervisor_inbox(),
+        &env.to_line(),
+        Durability::Durable,
+        society_core::DEFAULT_MAX_RECORD,
+    )?;
     Ok(env.id)
 }

@@ -26,6 +26,7 @@ pub mod config;
 pub mod control;
 pub mod provision;
 pub mod restart;
+pub mod roles;
 pub mod supervisor;
 
 /// Exit codes of `society agent-run`.

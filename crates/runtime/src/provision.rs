@@ -15,9 +15,15 @@ pub enum Provisioned {
     Unchanged,
 }
 
-pub fn provision(layout: &Layout, cfg: &AgentConfig, origin: &str) -> Result<Provisioned, FormatError> {
+pub fn provision(
+    layout: &Layout,
+    cfg: &AgentConfig,
+    origin: &str,
+) -> Result<Provisioned, FormatError> {
     let paths = layout.agent(&cfg.id);
-    let existing: Option<AgentConfig> = atomic::read_json(&paths.config(), "agent config").ok().flatten();
+    let existing: Option<AgentConfig> = atomic::read_json(&paths.config(), "agent config")
+        .ok()
+        .flatten();
     let outcome = match &existing {
         None => Provisioned::Created,
         Some(old) if old == cfg => Provisioned::Unchanged,
@@ -37,7 +43,12 @@ pub fn provision(layout: &Layout, cfg: &AgentConfig, origin: &str) -> Result<Pro
             0,
             serde_json::json!({"role": cfg.role, "brain": cfg.brain.get("kind"), "origin": origin}),
         );
-        append_one(&layout.registry(), &rec, Durability::Durable, society_core::DEFAULT_MAX_RECORD)?;
+        append_one(
+            &layout.registry(),
+            &rec,
+            Durability::Durable,
+            society_core::DEFAULT_MAX_RECORD,
+        )?;
     }
     Ok(outcome)
 }

@@ -22,7 +22,11 @@ pub enum Verdict {
 
 impl RestartState {
     pub fn on_failure(&mut self, now: Instant, policy: &Policy) -> Verdict {
-        while self.failures.front().is_some_and(|t| now.duration_since(*t) > policy.window) {
+        while self
+            .failures
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > policy.window)
+        {
             self.failures.pop_front();
         }
         if self.failures.is_empty() {
@@ -33,7 +37,11 @@ impl RestartState {
             return Verdict::Failed;
         }
         let delay = self.next_backoff.unwrap_or(policy.backoff_initial);
-        self.next_backoff = Some((delay * 2).min(policy.backoff_max).max(Duration::from_millis(1)));
+        self.next_backoff = Some(
+            (delay * 2)
+                .min(policy.backoff_max)
+                .max(Duration::from_millis(1)),
+        );
         Verdict::RestartAfter(delay)
     }
 
@@ -77,7 +85,10 @@ mod tests {
         let t = Instant::now();
         assert!(matches!(s.on_failure(t, &policy), Verdict::RestartAfter(_)));
         let later = t + Duration::from_millis(500);
-        assert_eq!(s.on_failure(later, &policy), Verdict::RestartAfter(policy.backoff_initial));
+        assert_eq!(
+            s.on_failure(later, &policy),
+            Verdict::RestartAfter(policy.backoff_initial)
+        );
         assert_eq!(s.on_failure(later, &policy), Verdict::Failed);
     }
 }

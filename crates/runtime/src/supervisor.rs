@@ -42,7 +42,12 @@ impl From<LockError> for SupervisorError {
     fn from(e: LockError) -> Self {
         match e {
             LockError::Held { path, holder } => SupervisorError::AlreadyRunning {
-                root: path.parent().and_then(|p| p.parent()).and_then(|p| p.parent()).map(PathBuf::from).unwrap_or(path),
+                root: path
+                    .parent()
+                    .and_then(|p| p.parent())
+                    .and_then(|p| p.parent())
+                    .map(PathBuf::from)
+                    .unwrap_or(path),
                 pid: holder.map(|h| h.pid),
             },
             LockError::Io(e) => SupervisorError::Io(e),
@@ -68,7 +73,11 @@ pub fn run_supervisor(layout: &Layout, opts: Options) -> Result<(), SupervisorEr
     layout.check_format()?;
     let mut lock = HeldLock::try_acquire(&layout.supervisor_lock())?;
     let started = time::now_rfc3339();
-    lock.write_info(&LockInfo { pid: std::process::id(), started: started.clone(), gen: 0 })?;
+    lock.write_info(&LockInfo {
+        pid: std::process::id(),
+        started: started.clone(),
+        gen: 0,
+    })?;
     lifecycle::ignore_wakeup_signal();
     let config = SocietyConfig::load(&layout.society_toml())?;
     let default_policy = default_policy(&config);
@@ -81,11 +90,16 @@ pub fn run_supervisor(layout: &Layout, opts: Options) -> Result<(), SupervisorEr
         layout: layout.clone(),
         exe: opts.exe,
         watch: FileWatch::new(tx),
-        ckpt: atomic::read_json(&layout.supervisor_checkpoint(), "supervisor checkpoint")?.unwrap_or_default(),
+        ckpt: atomic::read_json(&layout.supervisor_checkpoint(), "supervisor checkpoint")?
+            .unwrap_or_default(),
         slots: BTreeMap::new(),
         pids: HashMap::new(),
         activity: Log::open(&layout.supervisor_activity(), "supervisor", 0)?,
-        events: Appender::open(&layout.system_events(), Durability::Flushed, society_core::DEFAULT_MAX_RECORD)?,
+        events: Appender::open(
+            &layout.system_events(),
+            Durability::Flushed,
+            society_core::DEFAULT_MAX_RECORD,
+        )?,
         router_durability: default_policy.durability,
         shutting_down: false,
         started,
@@ -96,14 +110,18 @@ pub fn run_supervisor(layout: &Layout, opts: Options) -> Result<(), SupervisorEr
     };
     sup.watch.add(&layout.registry());
     sup.watch.add(&layout.supervisor_inbox());
-    sup.activity.event("supervisor_started", serde_json::json!({"pid": std::process::id()}));
+    sup.activity.event(
+        "supervisor_started",
+        serde_json::json!({"pid": std::process::id()}),
+    );
     sup.rescan_agents()?;
     sup.recover_pending()?;
     sup.route_all();
     sup.process_requests();
     sup.activate_all();
     sup.run(rx);
-    sup.activity.event("supervisor_stopped", serde_json::json!({}));
+    sup.activity
+        .event("supervisor_stopped", serde_json::json!({}));
     sup.write_status("stopped");
     Ok(())
 }
@@ -128,8 +146,15 @@ pub(crate) enum Phase {
     Down,
     Up(Proc),
     /// SIGTERM sent; SIGKILL at `deadline` if still alive.
-    Stopping { proc: Proc, deadline: Instant, killed: bool, reason: &'static str },
-    Backoff { until: Instant },
+    Stopping {
+        proc: Proc,
+        deadline: Instant,
+        killed: bool,
+        reason: &'static str,
+    },
+    Backoff {
+        until: Instant,
+    },
     Failed,
 }
 
@@ -191,7 +216,11 @@ impl Supervisor {
             }
             if self.status_dirty || self.last_status.elapsed() >= SCAN {
                 if self.last_status.elapsed() >= Duration::from_millis(100) {
-                    self.write_status(if self.shutting_down { "stopping" } else { "running" });
+                    self.write_status(if self.shutting_down {
+                        "stopping"
+                    } else {
+                        "running"
+                    });
                 }
             }
         }
@@ -258,7 +287,11 @@ impl Supervisor {
                 Ok(Some(c)) => c,
                 Ok(None) => continue,
                 Err(e) => {
-                    self.system_event("agent_config_invalid", id.as_str(), serde_json::json!({"error": e.to_string()}));
+                    self.system_event(
+                        "agent_config_invalid",
+                        id.as_str(),
+                        serde_json::json!({"error": e.to_string()}),
+                    );
                     continue;
                 }
             };
@@ -292,7 +325,9 @@ impl Supervisor {
 
     fn save_checkpoint(&mut self) {
         let durable = self.router_durability == Durability::Durable;
-        if let Err(e) = atomic::write_json(&self.layout.supervisor_checkpoint(), &self.ckpt, durable) {
+        if let Err(e) =
+            atomic::write_json(&self.layout.supervisor_checkpoint(), &self.ckpt, durable)
+        {
             tracing::error!(error = %e, "failed to write supervisor checkpoint");
         }
     }
@@ -309,7 +344,14 @@ impl Supervisor {
                     Phase::Backoff { until } => ("backoff", None, Some(instant_to_rfc3339(*until))),
                     Phase::Failed => ("failed", None, None),
                 };
-                (id.clone(), SlotStatus { phase: phase.into(), pid, backoff_until: until })
+                (
+                    id.clone(),
+                    SlotStatus {
+                        phase: phase.into(),
+                        pid,
+                        backoff_until: until,
+                    },
+                )
             })
             .collect();
         let status = SupervisorStatus {
@@ -327,7 +369,10 @@ impl Supervisor {
     }
 
     fn live_count(&self) -> usize {
-        self.slots.values().filter(|s| matches!(s.phase, Phase::Up(_) | Phase::Stopping { .. })).count()
+        self.slots
+            .values()
+            .filter(|s| matches!(s.phase, Phase::Up(_) | Phase::Stopping { .. }))
+            .count()
     }
 }
 

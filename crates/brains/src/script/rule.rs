@@ -86,10 +86,15 @@ impl Rule {
     }
 
     pub fn check(&self) -> Result<(), BrainError> {
-        let bad = |reason: String| BrainError::Config { kind: "script".into(), reason };
+        let bad = |reason: String| BrainError::Config {
+            kind: "script".into(),
+            reason,
+        };
         if let Some(kind) = &self.kind {
             if !society_core::envelope::valid_type(kind) {
-                return Err(bad(format!("rule type {kind:?} is not a valid message type")));
+                return Err(bad(format!(
+                    "rule type {kind:?} is not a valid message type"
+                )));
             }
         }
         for step in &self.actions {
@@ -104,7 +109,9 @@ impl Rule {
             }
             if let Some(k) = kind {
                 if !society_core::envelope::valid_type(k) {
-                    return Err(bad(format!("action type {k:?} is not a valid message type")));
+                    return Err(bad(format!(
+                        "action type {k:?} is not a valid message type"
+                    )));
                 }
             }
         }

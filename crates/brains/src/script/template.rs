@@ -26,7 +26,9 @@ impl Vars<'_> {
                 Value::String(self.render_str(s))
             }
             Value::Array(a) => Value::Array(a.iter().map(|x| self.render(x)).collect()),
-            Value::Object(o) => Value::Object(o.iter().map(|(k, x)| (k.clone(), self.render(x))).collect()),
+            Value::Object(o) => {
+                Value::Object(o.iter().map(|(k, x)| (k.clone(), self.render(x))).collect())
+            }
             other => other.clone(),
         }
     }
@@ -62,7 +64,11 @@ impl Vars<'_> {
         Some(match name {
             "from" => Value::String(m.from.to_string()),
             "id" => Value::String(m.id.to_string()),
-            "case" => m.case.as_ref().map(|c| Value::String(c.to_string())).unwrap_or(Value::Null),
+            "case" => m
+                .case
+                .as_ref()
+                .map(|c| Value::String(c.to_string()))
+                .unwrap_or(Value::Null),
             "type" => Value::String(m.kind.clone()),
             "agent" => Value::String(self.ctx_agent.to_string()),
             "role" => Value::String(self.role.to_string()),
@@ -84,11 +90,23 @@ mod tests {
 
     #[test]
     fn renders_placeholders() {
-        let msg = Envelope::new(Party::Orchestrator, Party::Supervisor, "task", json!({"topic": "bees", "n": 3}));
-        let vars = Vars { msg: &msg, ctx_agent: "a1", role: "r", attempt: 2 };
+        let msg = Envelope::new(
+            Party::Orchestrator,
+            Party::Supervisor,
+            "task",
+            json!({"topic": "bees", "n": 3}),
+        );
+        let vars = Vars {
+            msg: &msg,
+            ctx_agent: "a1",
+            role: "r",
+            attempt: 2,
+        };
         assert_eq!(vars.render(&json!("{{body.n}}")), json!(3));
         assert_eq!(
-            vars.render(&json!({"t": "notes on {{body.topic}} by {{agent}} try {{attempt}} {{nope}}"})),
+            vars.render(
+                &json!({"t": "notes on {{body.topic}} by {{agent}} try {{attempt}} {{nope}}"})
+            ),
             json!({"t": "notes on bees by a1 try 2 {{nope}}"})
         );
     }

@@ -54,7 +54,8 @@ impl Appender {
     /// Appends several records with one `write(2)` and one fsync (group commit).
     /// Returns the byte offset where the first record starts.
     pub fn append_batch<R: AsRef<[u8]>>(&mut self, records: &[R]) -> Result<u64, FormatError> {
-        let mut buf = Vec::with_capacity(records.iter().map(|r| r.as_ref().len() + 1).sum::<usize>() + 1);
+        let mut buf =
+            Vec::with_capacity(records.iter().map(|r| r.as_ref().len() + 1).sum::<usize>() + 1);
         for r in records {
             let r = r.as_ref();
             if r.len() + 1 > self.max_record {
@@ -75,7 +76,9 @@ impl Appender {
             let mut start = len;
             if len > 0 {
                 let mut last = [0u8; 1];
-                self.file.read_exact_at(&mut last, len - 1).map_err(io("read tail of", path))?;
+                self.file
+                    .read_exact_at(&mut last, len - 1)
+                    .map_err(io("read tail of", path))?;
                 if last[0] != b'\n' {
                     // A writer died mid-line: end its fragment so it stays one bad line.
                     buf.insert(0, b'\n');
@@ -96,6 +99,11 @@ impl Appender {
 }
 
 /// Opens, appends one record, closes. For occasional writers (CLI, registry).
-pub fn append_one(path: &Path, record: &[u8], durability: Durability, max_record: usize) -> Result<u64, FormatError> {
+pub fn append_one(
+    path: &Path,
+    record: &[u8],
+    durability: Durability,
+    max_record: usize,
+) -> Result<u64, FormatError> {
     Appender::open(path, durability, max_record)?.append(record)
 }

@@ -33,12 +33,20 @@ pub fn read_lines(path: &Path, offset: u64, max_bytes: usize) -> Result<ReadBatc
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(ReadBatch { lines: Vec::new(), next: offset, len: 0 })
+            return Ok(ReadBatch {
+                lines: Vec::new(),
+                next: offset,
+                len: 0,
+            })
         }
         Err(e) => return Err(IoError::new("open", path, e)),
     };
     let len = file.metadata().map_err(io("stat", path))?.len();
-    let mut batch = ReadBatch { lines: Vec::new(), next: offset, len };
+    let mut batch = ReadBatch {
+        lines: Vec::new(),
+        next: offset,
+        len,
+    };
     if len <= offset {
         return Ok(batch);
     }

@@ -42,15 +42,22 @@ impl Agent {
             }
         };
         if self.ckpt.seen(&env.id) {
-            self.activity.event("duplicate_dropped", json!({"id": env.id, "from": env.from}));
+            self.activity
+                .event("duplicate_dropped", json!({"id": env.id, "from": env.from}));
             self.advance(line, None)?;
             return Ok(Outcome::Advanced);
         }
         let previous = self.ckpt.in_flight.take().filter(|f| f.id == env.id);
         let attempt = previous.as_ref().map_or(1, |f| f.attempt + 1);
         if attempt > self.cfg.policy.max_attempts {
-            let last = previous.as_ref().and_then(|f| f.last_error.clone()).unwrap_or_else(|| "the process died while handling it".into());
-            let reason = format!("failed {} attempts; last error: {last}", self.cfg.policy.max_attempts);
+            let last = previous
+                .as_ref()
+                .and_then(|f| f.last_error.clone())
+                .unwrap_or_else(|| "the process died while handling it".into());
+            let reason = format!(
+                "failed {} attempts; last error: {last}",
+                self.cfg.policy.max_attempts
+            );
             let since = previous.as_ref().map_or(0, |f| f.outbox_offset);
             self.report_dead_letter(&env, &reason, since)?;
             self.dead_letter(line, Some(&env), &reason)?;
@@ -75,7 +82,12 @@ impl Agent {
         );
         self.set_state(
             LiveState::Running,
-            Some(CurrentMessage { id: env.id, kind: env.kind.clone(), case: env.case.clone(), attempt }),
+            Some(CurrentMessage {
+                id: env.id,
+                kind: env.kind.clone(),
+                case: env.case.clone(),
+                attempt,
+            }),
         );
         let started = Instant::now();
         let gen = self.status.gen;
@@ -107,9 +119,11 @@ impl Agent {
                     self.advance(line, Some(env.id))?;
                     Outcome::Advanced
                 }
-                Err(FormatError::RecordTooLarge { size, max, .. }) => {
-                    self.failed(&env, attempt, format!("an output of {size} bytes exceeds max_record ({max} bytes)"))?
-                }
+                Err(FormatError::RecordTooLarge { size, max, .. }) => self.failed(
+                    &env,
+                    attempt,
+                    format!("an output of {size} bytes exceeds max_record ({max} bytes)"),
+                )?,
                 Err(e) => return Err(e.into()),
             },
             Err(BrainError::Abandoned) => {
@@ -118,7 +132,10 @@ impl Agent {
                     f.attempt -= 1;
                 }
                 self.save()?;
-                self.activity.event("message_abandoned", json!({"id": env.id, "attempt": attempt}));
+                self.activity.event(
+                    "message_abandoned",
+                    json!({"id": env.id, "attempt": attempt}),
+                );
                 Outcome::Abandoned
             }
             Err(e) => self.failed(&env, attempt, e.to_string())?,
@@ -126,8 +143,16 @@ impl Agent {
         Ok(outcome)
     }
 
-    fn failed(&mut self, env: &Envelope, attempt: u32, error: String) -> Result<Outcome, AgentError> {
-        self.activity.event("message_failed", json!({"id": env.id, "attempt": attempt, "error": error}));
+    fn failed(
+        &mut self,
+        env: &Envelope,
+        attempt: u32,
+        error: String,
+    ) -> Result<Outcome, AgentError> {
+        self.activity.event(
+            "message_failed",
+            json!({"id": env.id, "attempt": attempt, "error": error}),
+        );
         if let Some(f) = self.ckpt.in_flight.as_mut() {
             f.last_error = Some(error);
         }
@@ -142,7 +167,12 @@ impl Agent {
     }
 
     /// Appends the brain's outputs; returns how many messages it wrote.
-    fn emit(&mut self, input: &Envelope, actions: Vec<Action>, outbox_offset: u64) -> Result<usize, FormatError> {
+    fn emit(
+        &mut self,
+        input: &Envelope,
+        actions: Vec<Action>,
+        outbox_offset: u64,
+    ) -> Result<usize, FormatError> {
         let already = ids_since(&self.paths.outbox(), outbox_offset)?;
         let me = Party::Agent(self.cfg.id.clone());
         let mut records = Vec::new();
@@ -159,7 +189,12 @@ impl Agent {
                     env.body = body;
                     env.reply_to = Some(input.id);
                 }
-                Action::Send { to, kind, body, case } => {
+                Action::Send {
+                    to,
+                    kind,
+                    body,
+                    case,
+                } => {
                     env.to = to;
                     env.kind = kind;
                     env.body = body;
@@ -169,13 +204,15 @@ impl Agent {
                     env.to = Party::Supervisor;
                     env.kind = "case_event".into();
                     let mut body = json!({"event": event});
-                    if let (Some(b), serde_json::Value::Object(f)) = (body.as_object_mut(), fields) {
+                    if let (Some(b), serde_json::Value::Object(f)) = (body.as_object_mut(), fields)
+                    {
                         b.extend(f);
                     }
                     env.body = body;
                 }
                 Action::Log { message } => {
-                    self.activity.event("brain_log", json!({"id": input.id, "message": message}));
+                    self.activity
+                        .event("brain_log", json!({"id": input.id, "message": message}));
                     continue;
                 }
             }
@@ -191,7 +228,12 @@ impl Agent {
         Ok(count)
     }
 
-    fn report_dead_letter(&mut self, env: &Envelope, reason: &str, since: u64) -> Result<(), FormatError> {
+    fn report_dead_letter(
+        &mut self,
+        env: &Envelope,
+        reason: &str,
+        since: u64,
+    ) -> Result<(), FormatError> {
         let mut report = Envelope::new(
             Party::Agent(self.cfg.id.clone()),
             Party::Supervisor,
@@ -207,11 +249,19 @@ impl Agent {
         Ok(())
     }
 
-    fn dead_letter(&mut self, line: &Line, env: Option<&Envelope>, reason: &str) -> Result<(), AgentError> {
+    fn dead_letter(
+        &mut self,
+        line: &Line,
+        env: Option<&Envelope>,
+        reason: &str,
+    ) -> Result<(), AgentError> {
         let text = String::from_utf8_lossy(&line.bytes);
         let truncated = text.len() > DEADLETTER_EXCERPT;
         let excerpt: String = if truncated {
-            text.char_indices().take_while(|(i, _)| *i < DEADLETTER_EXCERPT).map(|(_, c)| c).collect()
+            text.char_indices()
+                .take_while(|(i, _)| *i < DEADLETTER_EXCERPT)
+                .map(|(_, c)| c)
+                .collect()
         } else {
             text.into_owned()
         };
@@ -222,7 +272,10 @@ impl Agent {
             json!({"file": "inbox.jsonl", "offset": line.offset, "id": env.map(|e| e.id), "reason": reason, "line": excerpt, "truncated": truncated}),
         );
         self.deadletter.append(&rec)?;
-        self.activity.event("message_dead_lettered", json!({"offset": line.offset, "id": env.map(|e| e.id), "reason": reason}));
+        self.activity.event(
+            "message_dead_lettered",
+            json!({"offset": line.offset, "id": env.map(|e| e.id), "reason": reason}),
+        );
         self.ckpt.dead_lettered += 1;
         self.advance(line, env.map(|e| e.id))
     }

@@ -25,7 +25,11 @@ pub(crate) fn signals(tx: Sender<Event>) -> Result<(), IoError> {
         .name("signals".into())
         .spawn(move || {
             for sig in signals.forever() {
-                let ev = if sig == SIGCHLD { Event::Child } else { Event::Shutdown };
+                let ev = if sig == SIGCHLD {
+                    Event::Child
+                } else {
+                    Event::Shutdown
+                };
                 if tx.send(ev).is_err() {
                     return;
                 }
@@ -44,12 +48,15 @@ pub(crate) struct FileWatch {
 
 impl FileWatch {
     pub(crate) fn new(tx: Sender<Event>) -> FileWatch {
-        let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
-            Ok(ev) => {
-                let _ = tx.send(Event::Fs(ev.paths));
-            }
-            Err(e) => tracing::warn!(error = %e, "file watcher error; the periodic scan covers it"),
-        });
+        let watcher =
+            notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
+                Ok(ev) => {
+                    let _ = tx.send(Event::Fs(ev.paths));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "file watcher error; the periodic scan covers it")
+                }
+            });
         match watcher {
             Ok(w) => FileWatch { watcher: Some(w) },
             Err(e) => {

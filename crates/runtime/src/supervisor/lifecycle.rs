@@ -23,7 +23,9 @@ use std::time::Instant;
 #[allow(unsafe_code)]
 pub(super) fn ignore_wakeup_signal() {
     // SAFETY: SIG_IGN installs no handler code; nothing can run in signal context.
-    if let Err(e) = unsafe { nix::sys::signal::signal(Signal::SIGUSR1, nix::sys::signal::SigHandler::SigIgn) } {
+    if let Err(e) =
+        unsafe { nix::sys::signal::signal(Signal::SIGUSR1, nix::sys::signal::SigHandler::SigIgn) }
+    {
         tracing::warn!(error = %e, "cannot ignore SIGUSR1; early wake-ups could kill a starting agent");
     }
 }
@@ -37,14 +39,20 @@ pub(super) fn adopt_if_alive(slot: &mut Slot, pids: &mut HashMap<i32, AgentId>, 
         if pid > 0 {
             pids.insert(pid, slot.cfg.id.clone());
         }
-        slot.phase = Phase::Up(Proc { pid, child: false, started: Instant::now() });
+        slot.phase = Phase::Up(Proc {
+            pid,
+            child: false,
+            started: Instant::now(),
+        });
     }
 }
 
 impl Supervisor {
     /// Mail or a wake-up for `id`: signal it if it runs, start it if it may.
     pub(super) fn wake(&mut self, id: &AgentId) {
-        let Some(slot) = self.slots.get(id) else { return };
+        let Some(slot) = self.slots.get(id) else {
+            return;
+        };
         match &slot.phase {
             Phase::Up(p) if p.pid > 0 => {
                 let _ = kill(Pid::from_raw(p.pid), Signal::SIGUSR1);
@@ -66,17 +74,28 @@ impl Supervisor {
         if self.shutting_down {
             return;
         }
-        let Some(slot) = self.slots.get(id) else { return };
+        let Some(slot) = self.slots.get(id) else {
+            return;
+        };
         if slot.phase != Phase::Down || self.ckpt.agents.get(id).is_some_and(|r| r.held) {
             return;
         }
         if slot.cfg.keep_alive || pending(slot) {
-            self.start(id, if slot.cfg.keep_alive && reason == "on_demand" { "keep_alive" } else { reason });
+            self.start(
+                id,
+                if slot.cfg.keep_alive && reason == "on_demand" {
+                    "keep_alive"
+                } else {
+                    reason
+                },
+            );
         }
     }
 
     pub(super) fn start(&mut self, id: &AgentId, reason: &'static str) {
-        let Some(slot) = self.slots.get_mut(id) else { return };
+        let Some(slot) = self.slots.get_mut(id) else {
+            return;
+        };
         let stderr = std::fs::OpenOptions::new()
             .append(true)
             .create(true)
@@ -97,13 +116,25 @@ impl Supervisor {
                 let pid = child.id() as i32;
                 // Reaped through waitpid on SIGCHLD; dropping `Child` neither waits nor kills.
                 drop(child);
-                slot.phase = Phase::Up(Proc { pid, child: true, started: Instant::now() });
+                slot.phase = Phase::Up(Proc {
+                    pid,
+                    child: true,
+                    started: Instant::now(),
+                });
                 self.pids.insert(pid, id.clone());
                 self.status_dirty = true;
-                self.system_event("agent_started", id.as_str(), json!({"pid": pid, "reason": reason}));
+                self.system_event(
+                    "agent_started",
+                    id.as_str(),
+                    json!({"pid": pid, "reason": reason}),
+                );
             }
             Err(e) => {
-                self.system_event("agent_spawn_failed", id.as_str(), json!({"error": e.to_string(), "exe": self.exe}));
+                self.system_event(
+                    "agent_spawn_failed",
+                    id.as_str(),
+                    json!({"error": e.to_string(), "exe": self.exe}),
+                );
                 self.on_failure(id, "spawn failed");
             }
         }
@@ -114,7 +145,9 @@ impl Supervisor {
         loop {
             match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::Exited(pid, code)) => self.on_exit(pid.as_raw(), Some(code), None),
-                Ok(WaitStatus::Signaled(pid, sig, _)) => self.on_exit(pid.as_raw(), None, Some(sig)),
+                Ok(WaitStatus::Signaled(pid, sig, _)) => {
+                    self.on_exit(pid.as_raw(), None, Some(sig))
+                }
                 Ok(WaitStatus::StillAlive) | Err(_) => return,
                 Ok(_) => {}
             }
@@ -122,8 +155,12 @@ impl Supervisor {
     }
 
     fn on_exit(&mut self, pid: i32, code: Option<i32>, signal: Option<Signal>) {
-        let Some(id) = self.pids.remove(&pid) else { return };
-        let Some(slot) = self.slots.get_mut(&id) else { return };
+        let Some(id) = self.pids.remove(&pid) else {
+            return;
+        };
+        let Some(slot) = self.slots.get_mut(&id) else {
+            return;
+        };
         let stop_reason = match &slot.phase {
             Phase::Stopping { reason, .. } => Some(*reason),
             _ => None,
@@ -141,7 +178,10 @@ impl Supervisor {
         let clean = code == Some(exit::OK) && stop_reason != Some("hung");
         if code == Some(exit::LOCKED) {
             // Someone else holds the folder: adopt it if it is still there.
-            let slot = self.slots.get_mut(&id).expect("slot exists: looked up above");
+            let slot = self
+                .slots
+                .get_mut(&id)
+                .expect("slot exists: looked up above");
             adopt_if_alive(slot, &mut self.pids, &mut self.activity);
             return;
         }
@@ -158,7 +198,9 @@ impl Supervisor {
     }
 
     fn after_down(&mut self, id: &AgentId) {
-        let Some(slot) = self.slots.get_mut(id) else { return };
+        let Some(slot) = self.slots.get_mut(id) else {
+            return;
+        };
         if std::mem::take(&mut slot.restart_requested) {
             self.start(id, "restart");
         } else {
@@ -167,12 +209,20 @@ impl Supervisor {
     }
 
     pub(super) fn on_failure(&mut self, id: &AgentId, why: &str) {
-        let Some(slot) = self.slots.get_mut(id) else { return };
+        let Some(slot) = self.slots.get_mut(id) else {
+            return;
+        };
         let verdict = slot.restart.on_failure(Instant::now(), &slot.cfg.policy);
         match verdict {
             Verdict::RestartAfter(delay) => {
-                slot.phase = Phase::Backoff { until: Instant::now() + delay };
-                self.system_event("agent_backoff", id.as_str(), json!({"reason": why, "delay_ms": delay.as_millis() as u64}));
+                slot.phase = Phase::Backoff {
+                    until: Instant::now() + delay,
+                };
+                self.system_event(
+                    "agent_backoff",
+                    id.as_str(),
+                    json!({"reason": why, "delay_ms": delay.as_millis() as u64}),
+                );
             }
             Verdict::Failed => {
                 slot.phase = Phase::Failed;
@@ -191,11 +241,20 @@ impl Supervisor {
 
     /// Asks a running agent to stop: SIGTERM to its group now, SIGKILL after grace.
     pub(super) fn stop(&mut self, id: &AgentId, reason: &'static str) {
-        let Some(slot) = self.slots.get_mut(id) else { return };
-        let Phase::Up(proc) = slot.phase.clone() else { return };
+        let Some(slot) = self.slots.get_mut(id) else {
+            return;
+        };
+        let Phase::Up(proc) = slot.phase.clone() else {
+            return;
+        };
         let deadline = Instant::now() + slot.cfg.policy.grace;
         signal_group(proc.pid, Signal::SIGTERM);
-        slot.phase = Phase::Stopping { proc, deadline, killed: false, reason };
+        slot.phase = Phase::Stopping {
+            proc,
+            deadline,
+            killed: false,
+            reason,
+        };
         self.status_dirty = true;
         self.system_event("agent_stopping", id.as_str(), json!({"reason": reason}));
     }
@@ -207,7 +266,12 @@ impl Supervisor {
         for (id, slot) in self.slots.iter_mut() {
             match &mut slot.phase {
                 Phase::Backoff { until } if *until <= now => due.push(id.clone()),
-                Phase::Stopping { proc, deadline, killed, .. } if *deadline <= now && !*killed => {
+                Phase::Stopping {
+                    proc,
+                    deadline,
+                    killed,
+                    ..
+                } if *deadline <= now && !*killed => {
                     signal_group(proc.pid, Signal::SIGKILL);
                     *killed = true;
                     tracing::warn!(agent = %id, pid = proc.pid, "grace period over; SIGKILL");
@@ -256,13 +320,21 @@ impl Supervisor {
                 slot.phase = Phase::Down;
             }
             self.status_dirty = true;
-            self.system_event("agent_exited", id.as_str(), json!({"pid": pid, "adopted": true}));
+            self.system_event(
+                "agent_exited",
+                id.as_str(),
+                json!({"pid": pid, "adopted": true}),
+            );
             if !self.shutting_down {
                 self.after_down(&id);
             }
         }
         for (id, age) in hung {
-            self.system_event("agent_hung", id.as_str(), json!({"heartbeat_age_ms": age.as_millis() as u64}));
+            self.system_event(
+                "agent_hung",
+                id.as_str(),
+                json!({"heartbeat_age_ms": age.as_millis() as u64}),
+            );
             self.stop(&id, "hung");
         }
     }
@@ -272,7 +344,10 @@ impl Supervisor {
             return;
         }
         self.shutting_down = true;
-        self.activity.event("supervisor_stopping", json!({"live_agents": self.live_count()}));
+        self.activity.event(
+            "supervisor_stopping",
+            json!({"live_agents": self.live_count()}),
+        );
         let ids: Vec<AgentId> = self.slots.keys().cloned().collect();
         for id in ids {
             self.stop(&id, "shutdown");

@@ -10,7 +10,11 @@ use society_core::{Envelope, Party};
 impl Supervisor {
     pub(super) fn process_requests(&mut self) {
         loop {
-            let batch = match read_lines(&self.layout.supervisor_inbox(), self.ckpt.inbox_offset, 1 << 20) {
+            let batch = match read_lines(
+                &self.layout.supervisor_inbox(),
+                self.ckpt.inbox_offset,
+                1 << 20,
+            ) {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the supervisor inbox");
@@ -23,9 +27,11 @@ impl Supervisor {
             for line in &batch.lines {
                 match Envelope::parse(&line.bytes) {
                     Ok(env) => self.on_request(env),
-                    Err(e) => {
-                        self.system_event("supervisor_inbox_bad_line", "supervisor", json!({"offset": line.offset, "reason": e.to_string()}))
-                    }
+                    Err(e) => self.system_event(
+                        "supervisor_inbox_bad_line",
+                        "supervisor",
+                        json!({"offset": line.offset, "reason": e.to_string()}),
+                    ),
                 }
             }
             self.ckpt.inbox_offset = batch.next;
@@ -37,13 +43,21 @@ impl Supervisor {
         if env.kind == control::TYPE && env.from == Party::Orchestrator {
             match serde_json::from_value::<Request>(env.body.clone()) {
                 Ok(req) => self.on_control(req),
-                Err(e) => self.system_event("control_invalid", "supervisor", json!({"id": env.id, "reason": e.to_string()})),
+                Err(e) => self.system_event(
+                    "control_invalid",
+                    "supervisor",
+                    json!({"id": env.id, "reason": e.to_string()}),
+                ),
             }
             return;
         }
         // A report from an agent (e.g. a dead-lettered message): made visible.
         let agent = env.from.to_string();
-        self.system_event(&format!("report_{}", env.kind), &agent, json!({"id": env.id, "case": env.case, "body": env.body}));
+        self.system_event(
+            &format!("report_{}", env.kind),
+            &agent,
+            json!({"id": env.id, "case": env.case, "body": env.body}),
+        );
     }
 
     fn on_control(&mut self, req: Request) {
@@ -57,7 +71,8 @@ impl Supervisor {
             self.system_event("control_unknown_agent", id.as_str(), json!({"op": req.op}));
             return;
         }
-        self.activity.event("control", json!({"op": req.op, "agent": id}));
+        self.activity
+            .event("control", json!({"op": req.op, "agent": id}));
         match req.op {
             Op::Start => {
                 self.record(&id).held = false;

@@ -51,12 +51,17 @@ impl Supervisor {
 
     /// Finishes a batch interrupted by a crash, skipping what already landed.
     pub(super) fn recover_pending(&mut self) -> Result<(), FormatError> {
-        let Some(batch) = self.ckpt.pending.clone() else { return Ok(()) };
+        let Some(batch) = self.ckpt.pending.clone() else {
+            return Ok(());
+        };
         if !self.slots.contains_key(&batch.agent) {
             self.ckpt.pending = None;
             return Ok(());
         }
-        self.activity.event("router_recovery", json!({"agent": batch.agent, "from": batch.from, "to": batch.to}));
+        self.activity.event(
+            "router_recovery",
+            json!({"agent": batch.agent, "from": batch.from, "to": batch.to}),
+        );
         self.ckpt.cursors.insert(batch.agent.clone(), batch.from);
         self.route_batch(&batch.agent, Some(batch.to), Some(&batch.sizes))?;
         Ok(())
@@ -82,7 +87,9 @@ impl Supervisor {
         let (deliveries, wake) = self.plan(owner, &batch.lines);
         let mut sizes = BTreeMap::new();
         for d in &deliveries {
-            sizes.entry(d.dest.clone()).or_insert_with(|| file_len(&d.dest));
+            sizes
+                .entry(d.dest.clone())
+                .or_insert_with(|| file_len(&d.dest));
         }
         let skip = match recovered_sizes {
             Some(old) => present_keys(old)?,
@@ -100,10 +107,18 @@ impl Supervisor {
             if skip.contains(&(d.dest.clone(), d.key.clone())) {
                 continue;
             }
-            by_dest.entry(d.dest).or_insert_with(|| (d.durable, Vec::new())).1.push(d.record);
+            by_dest
+                .entry(d.dest)
+                .or_insert_with(|| (d.durable, Vec::new()))
+                .1
+                .push(d.record);
         }
         for (dest, (durable, records)) in by_dest {
-            let class = if durable { self.router_durability } else { Durability::Flushed };
+            let class = if durable {
+                self.router_durability
+            } else {
+                Durability::Flushed
+            };
             Appender::open(&dest, class, usize::MAX)?.append_batch(&records)?;
         }
         self.ckpt.cursors.insert(owner.clone(), batch.next);
@@ -125,7 +140,10 @@ impl Supervisor {
             let env = match Envelope::parse(&line.bytes) {
                 Ok(env) if env.from == Party::Agent(owner.clone()) => env,
                 Ok(env) => {
-                    let reason = format!("from {:?} does not match the outbox owner {owner}", env.from.to_string());
+                    let reason = format!(
+                        "from {:?} does not match the outbox owner {owner}",
+                        env.from.to_string()
+                    );
                     self.undeliverable(owner, line, Some(&env), &reason, &mut out);
                     continue;
                 }
@@ -141,7 +159,13 @@ impl Supervisor {
                     Some(self.slots[id].paths.inbox())
                 }
                 Party::Agent(id) => {
-                    self.undeliverable(owner, line, Some(&env), &format!("no agent {id}"), &mut out);
+                    self.undeliverable(
+                        owner,
+                        line,
+                        Some(&env),
+                        &format!("no agent {id}"),
+                        &mut out,
+                    );
                     continue;
                 }
                 Party::Role(role) => match self.pick_role(role, &env) {
@@ -150,7 +174,13 @@ impl Supervisor {
                         Some(self.slots[&id].paths.inbox())
                     }
                     None => {
-                        self.undeliverable(owner, line, Some(&env), &format!("no agent has role {role}"), &mut out);
+                        self.undeliverable(
+                            owner,
+                            line,
+                            Some(&env),
+                            &format!("no agent has role {role}"),
+                            &mut out,
+                        );
                         continue;
                     }
                 },
@@ -159,13 +189,29 @@ impl Supervisor {
                 Party::Supervisor => Some(self.layout.supervisor_inbox()),
             };
             if env.kind == "case_event" && env.case.is_none() {
-                self.undeliverable(owner, line, Some(&env), "case_event without a case", &mut out);
+                self.undeliverable(
+                    owner,
+                    line,
+                    Some(&env),
+                    "case_event without a case",
+                    &mut out,
+                );
                 continue;
             }
             if let Some(dest) = dest {
-                out.push(Delivery { dest, durable: true, key: key.clone(), record: line.bytes.clone() });
+                out.push(Delivery {
+                    dest,
+                    durable: true,
+                    key: key.clone(),
+                    record: line.bytes.clone(),
+                });
             }
-            out.push(Delivery { dest: mirror.clone(), durable: false, key: key.clone(), record: line.bytes.clone() });
+            out.push(Delivery {
+                dest: mirror.clone(),
+                durable: false,
+                key: key.clone(),
+                record: line.bytes.clone(),
+            });
             if let Some(case) = &env.case {
                 out.push(Delivery {
                     dest: self.layout.case_log(case),
@@ -178,19 +224,24 @@ impl Supervisor {
         (out, wake)
     }
 
-    /// Among the agents of `role`, the one a case (or message) hashes to: the
-    /// same choice every time, so a case stays with one agent.
     fn pick_role(&self, role: &str, env: &Envelope) -> Option<AgentId> {
-        let candidates: Vec<&AgentId> = self.slots.iter().filter(|(_, s)| s.cfg.role == role).map(|(id, _)| id).collect();
-        if candidates.is_empty() {
-            return None;
-        }
-        let key = env.case.as_ref().map_or_else(|| env.id.to_string(), |c| c.to_string());
-        let pick = society_core::id::stable_hash(key.as_bytes()) % candidates.len() as u64;
-        Some(candidates[pick as usize].clone())
+        let candidates: Vec<&AgentId> = self
+            .slots
+            .iter()
+            .filter(|(_, s)| s.cfg.role == role)
+            .map(|(id, _)| id)
+            .collect();
+        crate::roles::pick(&candidates, env).cloned()
     }
 
-    fn undeliverable(&self, owner: &AgentId, line: &Line, env: Option<&Envelope>, reason: &str, out: &mut Vec<Delivery>) {
+    fn undeliverable(
+        &self,
+        owner: &AgentId,
+        line: &Line,
+        env: Option<&Envelope>,
+        reason: &str,
+        out: &mut Vec<Delivery>,
+    ) {
         let src = format!("{owner}@{}", line.offset);
         let fields = json!({
             "src": src, "file": "outbox.jsonl", "offset": line.offset, "id": env.map(|e| e.id),
@@ -201,7 +252,12 @@ impl Supervisor {
             dest: self.slots[owner].paths.deadletter(),
             durable: true,
             key: src.clone(),
-            record: activity::record("undeliverable", owner.as_str(), env.map_or(0, |e| e.gen), fields.clone()),
+            record: activity::record(
+                "undeliverable",
+                owner.as_str(),
+                env.map_or(0, |e| e.gen),
+                fields.clone(),
+            ),
         });
         let mut event = fields;
         if let Some(obj) = event.as_object_mut() {
@@ -211,7 +267,12 @@ impl Supervisor {
             dest: self.layout.system_events(),
             durable: false,
             key: src,
-            record: activity::record("undeliverable", owner.as_str(), env.map_or(0, |e| e.gen), event),
+            record: activity::record(
+                "undeliverable",
+                owner.as_str(),
+                env.map_or(0, |e| e.gen),
+                event,
+            ),
         });
     }
 }
@@ -219,7 +280,8 @@ impl Supervisor {
 /// The line a message leaves in its case log.
 fn case_record(env: &Envelope) -> Vec<u8> {
     let agent = env.from.to_string();
-    let mut fields = json!({"case": env.case, "id": env.id, "from": env.from, "to": env.to, "type": env.kind});
+    let mut fields =
+        json!({"case": env.case, "id": env.id, "from": env.from, "to": env.to, "type": env.kind});
     let event = if env.kind == "case_event" {
         if let (Some(f), Some(body)) = (fields.as_object_mut(), env.body.as_object()) {
             for (k, v) in body {
@@ -228,7 +290,11 @@ fn case_record(env: &Envelope) -> Vec<u8> {
                 }
             }
         }
-        env.body.get("event").and_then(Value::as_str).unwrap_or("case_event").to_string()
+        env.body
+            .get("event")
+            .and_then(Value::as_str)
+            .unwrap_or("case_event")
+            .to_string()
     } else {
         "message".to_string()
     };

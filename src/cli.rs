@@ -1,0 +1,141 @@
+//! Command-line surface. Each command lives in its own module; this file is
+//! the clap definition and the dispatch.
+
+mod agent_run;
+mod daemon;
+mod demo;
+mod exit;
+mod init;
+mod logs;
+mod render;
+mod send;
+mod spawn;
+mod status;
+mod stop;
+
+use clap::{Parser, Subcommand};
+use society_core::Layout;
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "society", version, about = "A filesystem-native runtime for societies of agents", after_help = exit::HELP)]
+pub struct Cli {
+    /// Society root (the directory holding .society-agent/). Default: $SOCIETY_ROOT, else the nearest ancestor holding .society-agent/.
+    #[arg(long, global = true, env = "SOCIETY_ROOT", value_name = "DIR")]
+    root: Option<PathBuf>,
+    /// More log output on stderr (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create .society-agent/ and a commented society.toml (idempotent).
+    Init { dir: Option<PathBuf> },
+    /// Start the supervisor in the background.
+    Up,
+    /// Stop the supervisor and every agent gracefully.
+    Down {
+        /// Seconds to wait before giving up.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+    },
+    /// Run the supervisor in the foreground (for systemd and tests).
+    Supervise {
+        #[arg(long, hide = true)]
+        detached: bool,
+    },
+    /// Create (or reuse) an agent folder and start it; prints the id.
+    Spawn(spawn::Args),
+    /// One row per agent (table, or --json).
+    Status(status::Args),
+    /// Append a message from the orchestrator to an agent's inbox; prints its id.
+    Send(send::Args),
+    /// Merged activity across agents, by time.
+    Logs(logs::Args),
+    /// Stop an agent gracefully and keep it stopped (its folder stays).
+    Stop(stop::Args),
+    /// Clear `failed` (or a stop) and start the agent again.
+    Restart(stop::Args),
+    /// Run the offline demo: a four-stage pipeline that survives a SIGKILL.
+    Demo(demo::Args),
+    /// Run one agent process bound to a folder (started by the supervisor).
+    #[command(hide = true)]
+    AgentRun {
+        #[arg(long)]
+        folder: PathBuf,
+    },
+}
+
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
+        }
+    };
+    init_tracing(&cli);
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            let code = exit::classify(&err);
+            eprintln!("error: {err}");
+            for cause in err.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            if let Some(hint) = exit::hint(&err) {
+                eprintln!("  hint: {hint}");
+            }
+            code
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<i32> {
+    let root = cli.root.clone();
+    let layout = || -> anyhow::Result<Layout> {
+        let cwd = std::env::current_dir()?;
+        let layout = Layout::discover(root.as_deref(), &cwd)?;
+        layout.check_format()?;
+        Ok(layout)
+    };
+    match cli.command {
+        Command::Init { dir } => init::run(dir.or(cli.root)),
+        Command::Up => daemon::up(&layout()?),
+        Command::Down { timeout } => daemon::down(&layout()?, timeout),
+        Command::Supervise { detached } => daemon::supervise(&layout()?, detached),
+        Command::Spawn(args) => spawn::run(&layout()?, args),
+        Command::Status(args) => status::run(&layout()?, args),
+        Command::Send(args) => send::run(&layout()?, args),
+        Command::Logs(args) => logs::run(&layout()?, args),
+        Command::Stop(args) => stop::stop(&layout()?, args),
+        Command::Restart(args) => stop::restart(&layout()?, args),
+        Command::Demo(args) => demo::run(args),
+        Command::AgentRun { folder } => agent_run::run(&folder),
+    }
+}
+
+fn init_tracing(cli: &Cli) {
+    use tracing_subscriber::EnvFilter;
+    let default = match (&cli.command, cli.verbose) {
+        (Command::Supervise { .. }, 0) => "info",
+        (_, 0) => "warn",
+        (_, 1) => "info",
+        _ => "debug",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // The supervisor's and agents' stderr is the daemon log (set up by whoever
+    // starts them), so everything goes to stderr.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
+}

@@ -1,0 +1,301 @@
+//! `society demo`: the offline demo. Builds a fresh society, runs a four-stage
+//! pipeline of `script` agents, SIGKILLs one agent mid-message on purpose, and
+//! proves from the files that nothing was lost and nothing done twice.
+
+use super::daemon::{down, ensure_supervisor};
+use super::exit::{self, coded};
+use anyhow::Context;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde_json::{json, Value};
+use society_core::jsonl::read_lines;
+use society_core::lock::{self, LockState};
+use society_core::state::{AgentStatus, LiveState};
+use society_core::{atomic, AgentId, CaseId, Envelope, Layout, Party};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const SOCIETY_TOML: &str = include_str!("../../examples/demo/society.toml");
+const TOPICS: [&str; 3] = ["honeybees", "tides", "volcanoes"];
+const VICTIM: &str = "audio";
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Where to create the demo society (default: a new directory under the system temp dir).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Leave the supervisor running at the end.
+    #[arg(long)]
+    keep_running: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<i32> {
+    let dir = match args.dir {
+        Some(d) => d,
+        None => {
+            let d = tempfile::Builder::new()
+                .prefix("society-demo-")
+                .tempdir()
+                .context("failed to create a temp dir")?;
+            d.keep()
+        }
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("failed to create {}", dir.display()))?;
+    let layout = Layout::at(&dir);
+    if layout.state_dir().exists() {
+        return Err(coded(
+            exit::INVALID,
+            format!(
+                "{} already holds a society; pick an empty --dir",
+                dir.display()
+            ),
+        ));
+    }
+    layout.create()?;
+    std::fs::write(layout.society_toml(), SOCIETY_TOML)?;
+    let root = layout.root().display().to_string();
+    println!("society demo — a four-stage pipeline: research → script → audio → quality");
+    println!("  society root: {root}\n");
+    let started = Instant::now();
+    let sup = match ensure_supervisor(&layout)? {
+        super::daemon::Started::New(p) | super::daemon::Started::Already(p) => p,
+    };
+    println!("  supervisor up (pid {sup}); agents start on demand when mail arrives\n");
+
+    let mut cases = BTreeMap::new();
+    for topic in TOPICS {
+        let case = CaseId::generate();
+        let mut env = Envelope::new(
+            Party::Orchestrator,
+            Party::Role("research".into()),
+            "task",
+            json!({"topic": topic}),
+        );
+        env.case = Some(case.clone());
+        super::send::deliver(&layout, &env)?;
+        println!("  → sent task {:<10} case {case}", topic);
+        cases.insert(case, topic);
+    }
+    println!();
+
+    let outcome = watch(&layout, &cases);
+    let verdict = outcome.and_then(|killed| verify(&layout, &cases, killed));
+    let elapsed = started.elapsed();
+    if !args.keep_running {
+        down(&layout, 30)?;
+    }
+    let report = verdict?;
+    println!("\nsummary ({:.1}s)", elapsed.as_secs_f64());
+    for line in &report {
+        println!("  ✓ {line}");
+    }
+    println!("\nlook inside:");
+    println!("  society --root {root} status");
+    println!("  society --root {root} logs -n 30");
+    println!("  tail -f {root}/.society-agent/messages/agent-to-agent.jsonl");
+    println!(
+        "  jq -c 'select(.event==\"started\")' {root}/.society-agent/agent-{VICTIM}/activity.jsonl"
+    );
+    println!("  grep -h '\"event\":\"agent_' {root}/.society-agent/messages/system-events.jsonl | jq -c '{{ts,event,agent,code,signal}}'");
+    if !args.keep_running {
+        println!("  society --root {root} up      # start it again");
+    }
+    Ok(exit::OK)
+}
+
+/// Prints progress until every case has its result; SIGKILLs the victim once,
+/// mid-message. Returns the generation that was killed.
+fn watch(layout: &Layout, cases: &BTreeMap<CaseId, &str>) -> anyhow::Result<u64> {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut cursors: HashMap<PathBuf, u64> = HashMap::new();
+    let mut killed = None;
+    let mut results = 0;
+    let victim = layout.agent(&AgentId::new(VICTIM)?);
+    while results < cases.len() {
+        if Instant::now() >= deadline {
+            return Err(coded(
+                exit::CHECK_FAILED,
+                format!(
+                    "only {results} of {} results arrived within 90s",
+                    cases.len()
+                ),
+            ));
+        }
+        for (case, topic) in cases {
+            for v in new_records(&layout.case_log(case), &mut cursors) {
+                let event = v["event"].as_str().unwrap_or_default();
+                if event != "message" {
+                    println!(
+                        "  [{topic:<10}] {:<9} {event}",
+                        v["agent"].as_str().unwrap_or("-")
+                    );
+                }
+            }
+        }
+        for v in new_records(&layout.system_events(), &mut cursors) {
+            let event = v["event"].as_str().unwrap_or_default();
+            let agent = v["agent"].as_str().unwrap_or("-");
+            match event {
+                "agent_started" if v["reason"] == "restart" => {
+                    println!("  ⟳ supervisor restarted {agent} (pid {})", v["pid"]);
+                }
+                "agent_exited" if v["signal"].is_string() => {
+                    println!(
+                        "  ✗ supervisor reaped {agent}: {}",
+                        v["signal"].as_str().unwrap_or_default()
+                    );
+                }
+                "agent_backoff" => println!("  … {agent} restarts in {} ms", v["delay_ms"]),
+                _ => {}
+            }
+        }
+        for v in new_records(&layout.orchestrator_inbox(), &mut cursors) {
+            results += 1;
+            println!(
+                "  ★ result for {}: verdict {}",
+                v["body"]["topic"].as_str().unwrap_or("?"),
+                v["body"]["verdict"].as_str().unwrap_or("?")
+            );
+        }
+        if killed.is_none() {
+            if let Some((pid, gen, msg)) = mid_message(&victim.status(), &victim.lock()) {
+                kill(Pid::from_raw(pid as i32), Signal::SIGKILL)
+                    .with_context(|| format!("failed to SIGKILL {VICTIM}"))?;
+                println!("  💥 SIGKILL {VICTIM} (pid {pid}, generation {gen}) in the middle of message {msg}");
+                killed = Some(gen);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    killed.ok_or_else(|| {
+        coded(
+            exit::CHECK_FAILED,
+            "the demo never caught the audio agent mid-message",
+        )
+    })
+}
+
+/// The victim's pid, generation and message, if it is handling one right now.
+fn mid_message(status: &Path, lock_path: &Path) -> Option<(u32, u64, String)> {
+    let st: AgentStatus = atomic::read_json(status, "agent status").ok().flatten()?;
+    let LockState::Held(Some(info)) = lock::probe(lock_path).ok()? else {
+        return None;
+    };
+    let current = st.current.as_ref()?;
+    (st.state == LiveState::Running && st.pid == info.pid)
+        .then(|| (st.pid, st.gen, current.id.to_string()))
+}
+
+fn new_records(path: &Path, cursors: &mut HashMap<PathBuf, u64>) -> Vec<Value> {
+    let cursor = cursors.entry(path.to_path_buf()).or_insert(0);
+    let Ok(batch) = read_lines(path, *cursor, 1 << 20) else {
+        return Vec::new();
+    };
+    *cursor = batch.next;
+    batch
+        .lines
+        .iter()
+        .filter_map(|l| serde_json::from_slice(&l.bytes).ok())
+        .collect()
+}
+
+/// Checks the promises from the files: one result per case, no duplicate ids
+/// in any inbox, outbox or mirror, no duplicated case events, a new generation.
+fn verify(
+    layout: &Layout,
+    cases: &BTreeMap<CaseId, &str>,
+    killed_gen: u64,
+) -> anyhow::Result<Vec<String>> {
+    let mut report = Vec::new();
+    let results = all_records(&layout.orchestrator_inbox());
+    let mut per_case: HashMap<String, usize> = HashMap::new();
+    for r in &results {
+        *per_case
+            .entry(r["case"].as_str().unwrap_or_default().to_string())
+            .or_default() += 1;
+    }
+    for (case, topic) in cases {
+        let n = per_case.get(case.as_str()).copied().unwrap_or(0);
+        if n != 1 {
+            return Err(coded(
+                exit::CHECK_FAILED,
+                format!("case {case} ({topic}) has {n} results, expected exactly 1"),
+            ));
+        }
+    }
+    report.push(format!(
+        "{} tasks in, {} results out: exactly one per case",
+        cases.len(),
+        results.len()
+    ));
+    let mut files = vec![layout.orchestrator_inbox(), layout.agent_to_agent()];
+    for id in layout.agent_ids()? {
+        files.push(layout.agent(&id).inbox());
+        files.push(layout.agent(&id).outbox());
+    }
+    let mut lines = 0;
+    for f in &files {
+        let recs = all_records(f);
+        lines += recs.len();
+        let mut seen = HashSet::new();
+        for r in &recs {
+            let id = r["id"].as_str().unwrap_or_default();
+            if !seen.insert(id.to_string()) {
+                return Err(coded(
+                    exit::CHECK_FAILED,
+                    format!("message {id} appears twice in {}", f.display()),
+                ));
+            }
+        }
+    }
+    report.push(format!(
+        "no duplicate message id in {} files ({lines} records)",
+        files.len()
+    ));
+    for case in cases.keys() {
+        let mut seen = HashSet::new();
+        for r in all_records(&layout.case_log(case)) {
+            let key = format!(
+                "{}/{}",
+                r["id"].as_str().unwrap_or_default(),
+                r["event"].as_str().unwrap_or_default()
+            );
+            if !seen.insert(key.clone()) {
+                return Err(coded(
+                    exit::CHECK_FAILED,
+                    format!("case {case}: event {key} recorded twice"),
+                ));
+            }
+        }
+    }
+    report.push("every case timeline has each event exactly once".into());
+    let ckpt: society_core::state::AgentCheckpoint = atomic::read_json(
+        &layout.agent(&AgentId::new(VICTIM)?).checkpoint(),
+        "checkpoint",
+    )?
+    .unwrap_or_default();
+    if ckpt.generation <= killed_gen {
+        return Err(coded(
+            exit::CHECK_FAILED,
+            format!("{VICTIM} is still at generation {}", ckpt.generation),
+        ));
+    }
+    report.push(format!(
+        "{VICTIM} was SIGKILLed in generation {killed_gen}; generation {} finished its work (at-least-once in, effectively-once out)",
+        ckpt.generation
+    ));
+    Ok(report)
+}
+
+fn all_records(path: &Path) -> Vec<Value> {
+    let mut cursors = HashMap::new();
+    let mut out = Vec::new();
+    loop {
+        let batch = new_records(path, &mut cursors);
+        if batch.is_empty() {
+            return out;
+        }
+        out.extend(batch);
+    }
+}

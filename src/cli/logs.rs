@@ -1,0 +1,171 @@
+//! `society logs [ID] [-f] [--case C] [--json] [-n N]`: activity of every agent,
+//! the supervisor and system events, merged by time.
+
+use super::exit::{self, coded};
+use notify::{RecursiveMode, Watcher};
+use serde_json::Value;
+use society_core::jsonl::read_lines;
+use society_core::{AgentId, CaseId, Layout};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Only this agent's records.
+    id: Option<String>,
+    /// Keep printing new records as they are written.
+    #[arg(short, long)]
+    follow: bool,
+    /// Only this case's timeline (its case log).
+    #[arg(long, value_name = "C")]
+    case: Option<String>,
+    /// Print records as JSON lines, unchanged.
+    #[arg(long)]
+    json: bool,
+    /// Only the last N records.
+    #[arg(short = 'n', value_name = "N")]
+    lines: Option<usize>,
+}
+
+struct Source {
+    path: PathBuf,
+    cursor: u64,
+    /// Keep only records whose `agent` is this.
+    agent: Option<String>,
+}
+
+pub fn run(layout: &Layout, args: Args) -> anyhow::Result<i32> {
+    let mut sources = sources(layout, &args)?;
+    let mut first = collect(&mut sources);
+    if let Some(n) = args.lines {
+        let skip = first.len().saturating_sub(n);
+        first.drain(..skip);
+    }
+    print(&first, args.json);
+    if !args.follow {
+        return Ok(exit::OK);
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut watcher = notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
+        let _ = tx.send(());
+    })?;
+    for s in &sources {
+        let _ = watcher.watch(&s.path, RecursiveMode::NonRecursive);
+    }
+    loop {
+        // The watcher makes this prompt; the timeout covers files created later.
+        let _ = rx.recv_timeout(Duration::from_millis(500));
+        while rx.try_recv().is_ok() {}
+        let batch = collect(&mut sources);
+        print(&batch, args.json);
+    }
+}
+
+fn sources(layout: &Layout, args: &Args) -> anyhow::Result<Vec<Source>> {
+    let src = |path: PathBuf, agent: Option<String>| Source {
+        path,
+        cursor: 0,
+        agent,
+    };
+    if let Some(case) = &args.case {
+        let case = CaseId::new(case.as_str())?;
+        let path = layout.case_log(&case);
+        if !path.exists() {
+            return Err(coded(
+                exit::NOT_FOUND,
+                format!("no case {case} ({} does not exist)", path.display()),
+            ));
+        }
+        return Ok(vec![src(path, None)]);
+    }
+    let mut out = Vec::new();
+    match &args.id {
+        Some(id) => {
+            let id = AgentId::new(id.as_str())?;
+            let paths = layout.agent(&id);
+            if !paths.config().exists() {
+                return Err(coded(
+                    exit::NOT_FOUND,
+                    format!("no agent {id} in {}", layout.state_dir().display()),
+                ));
+            }
+            out.push(src(paths.activity(), None));
+            out.push(src(layout.system_events(), Some(id.to_string())));
+        }
+        None => {
+            for id in layout.agent_ids()? {
+                out.push(src(layout.agent(&id).activity(), None));
+            }
+            out.push(src(layout.supervisor_activity(), None));
+            out.push(src(layout.system_events(), None));
+        }
+    }
+    Ok(out)
+}
+
+/// New complete records from every source, merged by `ts`.
+fn collect(sources: &mut [Source]) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    for s in sources.iter_mut() {
+        loop {
+            let Ok(batch) = read_lines(&s.path, s.cursor, 4 << 20) else {
+                break;
+            };
+            if batch.lines.is_empty() {
+                break;
+            }
+            for line in batch.lines {
+                let Ok(v) = serde_json::from_slice::<Value>(&line.bytes) else {
+                    continue;
+                };
+                if s.agent
+                    .as_deref()
+                    .is_some_and(|a| v.get("agent").and_then(Value::as_str) != Some(a))
+                {
+                    continue;
+                }
+                let ts = v
+                    .get("ts")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                out.push((ts, v));
+            }
+            s.cursor = batch.next;
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+fn print(records: &[(String, Value)], json: bool) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    for (ts, v) in records {
+        let line = if json { v.to_string() } else { human(ts, v) };
+        if writeln!(stdout, "{line}").is_err() {
+            std::process::exit(exit::OK); // reader went away (e.g. `| head`)
+        }
+    }
+}
+
+fn human(ts: &str, v: &Value) -> String {
+    let time = ts.get(11..23).unwrap_or(ts);
+    let agent = v.get("agent").and_then(Value::as_str).unwrap_or("-");
+    let event = v.get("event").and_then(Value::as_str).unwrap_or("-");
+    let mut rest = String::new();
+    if let Some(obj) = v.as_object() {
+        for (k, val) in obj {
+            if matches!(k.as_str(), "ts" | "event" | "agent") {
+                continue;
+            }
+            let text = match val {
+                Value::String(s) => s.clone(),
+                Value::Null => continue,
+                other => other.to_string(),
+            };
+            rest.push_str(&format!(" {k}={text}"));
+        }
+    }
+    format!("{time} {agent:<16} {event:<20}{rest}")
+}

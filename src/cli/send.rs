@@ -1,0 +1,165 @@
+//! `society send TO [TEXT] [--json BODY] [--type T] [--case C]`.
+//!
+//! The CLI delivers human messages itself (DESIGN.md): it validates, appends
+//! to the recipient's inbox, mirrors to `messages/agent-to-agent.jsonl` (and
+//! the case log when the message carries a case), then makes sure a
+//! supervisor runs so a dormant recipient is started.
+
+use super::daemon::ensure_supervisor;
+use super::exit::{self, coded, coded_hint};
+use society_core::jsonl::{append_one, Durability};
+use society_core::state::AgentConfig;
+use society_core::{atomic, AgentId, CaseId, Envelope, Layout, Party};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Recipient: an agent id or role:<role>.
+    to: String,
+    /// Message text (becomes {"text": TEXT}).
+    text: Option<String>,
+    /// Message body as a JSON object instead of TEXT.
+    #[arg(long, value_name = "BODY")]
+    json: Option<String>,
+    /// Message type.
+    #[arg(long = "type", default_value = "task", value_name = "T")]
+    kind: String,
+    /// Case id the message belongs to.
+    #[arg(long, value_name = "C")]
+    case: Option<String>,
+    /// Do not start the supervisor (the message waits until one runs).
+    #[arg(long)]
+    no_start: bool,
+}
+
+pub fn run(layout: &Layout, args: Args) -> anyhow::Result<i32> {
+    let env = build(&args)?;
+    deliver(layout, &env)?;
+    if !args.no_start {
+        ensure_supervisor(layout)?;
+    }
+    println!("{}", env.id);
+    Ok(exit::OK)
+}
+
+fn build(args: &Args) -> anyhow::Result<Envelope> {
+    let to: Party = args.to.parse()?;
+    let body = match (&args.text, &args.json) {
+        (Some(_), Some(_)) => {
+            return Err(coded(
+                exit::USAGE,
+                "give either TEXT or --json BODY, not both",
+            ))
+        }
+        (Some(t), None) => serde_json::json!({ "text": t }),
+        (None, Some(j)) => {
+            let v: serde_json::Value = serde_json::from_str(j)
+                .map_err(|e| coded(exit::INVALID, format!("--json is not valid JSON: {e}")))?;
+            if !v.is_object() {
+                return Err(coded(
+                    exit::INVALID,
+                    "--json must be a JSON object, e.g. '{\"text\":\"hi\"}'",
+                ));
+            }
+            v
+        }
+        (None, None) => {
+            return Err(coded(
+                exit::USAGE,
+                "nothing to send: give TEXT or --json BODY",
+            ))
+        }
+    };
+    if !society_core::envelope::valid_type(&args.kind) {
+        return Err(coded(
+            exit::INVALID,
+            format!(
+                "invalid --type {:?}: types match [a-z0-9_.-]{{1,64}}",
+                args.kind
+            ),
+        ));
+    }
+    let mut env = Envelope::new(Party::Orchestrator, to, args.kind.clone(), body);
+    env.case = args.case.as_deref().map(CaseId::new).transpose()?;
+    Ok(env)
+}
+
+/// Resolves the recipient and appends the message to its inbox.
+pub fn deliver(layout: &Layout, env: &Envelope) -> anyhow::Result<AgentId> {
+    let id = resolve(layout, env)?;
+    let paths = layout.agent(&id);
+    let cfg: AgentConfig = atomic::read_json(&paths.config(), "agent config")?
+        .ok_or_else(|| coded(exit::NOT_FOUND, format!("no agent {id}")))?;
+    let line = env.to_line();
+    if line.len() + 1 > cfg.policy.max_record {
+        return Err(coded_hint(
+            exit::INVALID,
+            format!(
+                "message of {} bytes exceeds agent {id}'s max_record ({} bytes); nothing was sent",
+                line.len() + 1,
+                cfg.policy.max_record
+            ),
+            "write the payload to a file in the agent's workspace/ and send its path",
+        ));
+    }
+    append_one(
+        &paths.inbox(),
+        &line,
+        Durability::Durable,
+        cfg.policy.max_record,
+    )?;
+    let max = usize::MAX;
+    append_one(&layout.agent_to_agent(), &line, Durability::Flushed, max)?;
+    if let Some(case) = &env.case {
+        let rec = society_runtime::activity::record(
+            "message",
+            "orchestrator",
+            0,
+            serde_json::json!({"case": case, "id": env.id, "from": env.from, "to": env.to, "type": env.kind}),
+        );
+        append_one(&layout.case_log(case), &rec, Durability::Durable, max)?;
+    }
+    Ok(id)
+}
+
+fn resolve(layout: &Layout, env: &Envelope) -> anyhow::Result<AgentId> {
+    let to = &env.to;
+    match to {
+        Party::Agent(id) => {
+            if layout.agent(id).config().exists() {
+                Ok(id.clone())
+            } else {
+                Err(coded_hint(
+                    exit::NOT_FOUND,
+                    format!(
+                        "no agent {id} in {}; nothing was sent",
+                        layout.state_dir().display()
+                    ),
+                    "`society status` lists agents; `society spawn ROLE --id ID` creates one",
+                ))
+            }
+        }
+        Party::Role(role) => {
+            let mut candidates = Vec::new();
+            for id in layout.agent_ids()? {
+                let cfg: Option<AgentConfig> =
+                    atomic::read_json(&layout.agent(&id).config(), "agent config")?;
+                if cfg.is_some_and(|c| c.role == *role) {
+                    candidates.push(id);
+                }
+            }
+            let refs: Vec<&AgentId> = candidates.iter().collect();
+            society_runtime::roles::pick(&refs, env)
+                .cloned()
+                .ok_or_else(|| {
+                    coded(
+                        exit::NOT_FOUND,
+                        format!("no agent has role {role}; nothing was sent"),
+                    )
+                })
+        }
+        Party::Orchestrator | Party::Supervisor => Err(coded(
+            exit::INVALID,
+            format!("cannot send to {to}: send to an agent id or role:<role>"),
+        )),
+    }
+}

@@ -1,0 +1,199 @@
+//! `society status [ID] [--json] [--watch]`: one row per agent, computed from
+//! the files alone (works with the supervisor down).
+
+use super::exit::{self, coded};
+use super::render;
+use serde::Serialize;
+use society_core::lock::{self, LockState};
+use society_core::state::{AgentCheckpoint, AgentConfig, AgentStatus, LiveState};
+use society_core::{atomic, time, AgentId, Layout};
+use society_runtime::supervisor::state::{SupervisorCheckpoint, SupervisorStatus};
+use std::time::Duration;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Only this agent.
+    id: Option<String>,
+    /// Machine-readable output (one JSON document).
+    #[arg(long)]
+    json: bool,
+    /// Redraw every second until interrupted.
+    #[arg(long)]
+    watch: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub id: AgentId,
+    pub role: String,
+    pub state: String,
+    pub pid: Option<u32>,
+    pub heartbeat_age_ms: Option<u64>,
+    /// Complete messages in the inbox after the agent's cursor.
+    pub inbox_pending: u64,
+    pub case: Option<String>,
+    pub restarts: u32,
+    pub generation: u64,
+    pub handled: u64,
+    pub dead_lettered: u64,
+    pub keep_alive: bool,
+    pub held: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub root: String,
+    pub supervisor: Option<SupervisorRow>,
+    pub agents: Vec<Row>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SupervisorRow {
+    pub pid: u32,
+    pub heartbeat_age_ms: Option<u64>,
+}
+
+pub fn run(layout: &Layout, args: Args) -> anyhow::Result<i32> {
+    let only = match &args.id {
+        Some(id) => {
+            let id = AgentId::new(id.as_str())?;
+            if !layout.agent(&id).config().exists() {
+                return Err(coded(
+                    exit::NOT_FOUND,
+                    format!("no agent {id} in {}", layout.state_dir().display()),
+                ));
+            }
+            Some(id)
+        }
+        None => None,
+    };
+    loop {
+        let report = collect(layout, only.as_ref())?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            if args.watch {
+                print!("\x1b[2J\x1b[H");
+            }
+            print!("{}", render::status_table(&report));
+        }
+        if !args.watch {
+            return Ok(exit::OK);
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+pub fn collect(layout: &Layout, only: Option<&AgentId>) -> anyhow::Result<Report> {
+    let sup_pid = match lock::probe(&layout.supervisor_lock())? {
+        LockState::Held(info) => Some(info.map_or(0, |i| i.pid)),
+        LockState::Free => None,
+    };
+    let sup_status: Option<SupervisorStatus> = if sup_pid.is_some() {
+        atomic::read_json(&layout.supervisor_status(), "supervisor status")
+            .ok()
+            .flatten()
+    } else {
+        None
+    };
+    let sup_ckpt: SupervisorCheckpoint =
+        atomic::read_json(&layout.supervisor_checkpoint(), "supervisor checkpoint")?
+            .unwrap_or_default();
+    let ids = match only {
+        Some(id) => vec![id.clone()],
+        None => layout.agent_ids()?,
+    };
+    let mut agents = Vec::with_capacity(ids.len());
+    for id in ids {
+        let paths = layout.agent(&id);
+        let Some(cfg) = atomic::read_json::<AgentConfig>(&paths.config(), "agent config")? else {
+            continue;
+        };
+        let ckpt: AgentCheckpoint =
+            atomic::read_json(&paths.checkpoint(), "agent checkpoint")?.unwrap_or_default();
+        let record = sup_ckpt.agents.get(&id).cloned().unwrap_or_default();
+        let slot = sup_status.as_ref().and_then(|s| s.agents.get(&id));
+        let pending = count_pending(&paths.inbox(), ckpt.inbox_offset);
+        let mut row = Row {
+            id: id.clone(),
+            role: cfg.role.clone(),
+            state: String::new(),
+            pid: None,
+            heartbeat_age_ms: None,
+            inbox_pending: pending,
+            case: None,
+            restarts: record.restarts,
+            generation: ckpt.generation,
+            handled: ckpt.handled,
+            dead_lettered: ckpt.dead_lettered,
+            keep_alive: cfg.keep_alive,
+            held: record.held,
+        };
+        match lock::probe(&paths.lock())? {
+            LockState::Held(info) => {
+                row.pid = info.map(|i| i.pid);
+                let st: Option<AgentStatus> = atomic::read_json(&paths.status(), "agent status")
+                    .ok()
+                    .flatten();
+                let age = st
+                    .as_ref()
+                    .and_then(|s| time::parse_rfc3339(&s.ts))
+                    .map(time::age);
+                row.heartbeat_age_ms = age.map(|a| a.as_millis() as u64);
+                row.case = st
+                    .as_ref()
+                    .and_then(|s| s.current.as_ref())
+                    .and_then(|c| c.case.as_ref())
+                    .map(|c| c.to_string());
+                row.state = if slot.is_some_and(|s| s.phase == "stopping") {
+                    "stopping".into()
+                } else if age.is_some_and(|a| a > cfg.policy.hang_timeout) {
+                    "hung".into()
+                } else {
+                    match st.map(|s| s.state) {
+                        Some(LiveState::Running) => "running",
+                        Some(LiveState::Idle) => "idle",
+                        Some(LiveState::Stopping) => "stopping",
+                        Some(LiveState::Starting) | None => "starting",
+                    }
+                    .into()
+                };
+            }
+            LockState::Free => {
+                row.state = match slot.map(|s| s.phase.as_str()) {
+                    Some("backoff") => "backoff",
+                    _ if record.failed => "failed",
+                    Some("up") => "starting",
+                    _ if pending > 0 => "pending",
+                    _ => "dormant",
+                }
+                .into();
+            }
+        }
+        agents.push(row);
+    }
+    Ok(Report {
+        root: layout.root().display().to_string(),
+        supervisor: sup_pid.map(|pid| SupervisorRow {
+            pid,
+            heartbeat_age_ms: sup_status
+                .and_then(|s| time::parse_rfc3339(&s.ts))
+                .map(|t| time::age(t).as_millis() as u64),
+        }),
+        agents,
+    })
+}
+
+/// Complete lines after `offset`; a half-written tail does not count.
+fn count_pending(inbox: &std::path::Path, offset: u64) -> u64 {
+    let mut count = 0;
+    let mut cursor = offset;
+    while let Ok(batch) = society_core::jsonl::read_lines(inbox, cursor, 1 << 20) {
+        if batch.lines.is_empty() {
+            break;
+        }
+        count += batch.lines.len() as u64;
+        cursor = batch.next;
+    }
+    count
+}

@@ -1,0 +1,78 @@
+//! `society stop ID` and `society restart ID`.
+
+use super::daemon::{ensure_supervisor, supervisor_pid};
+use super::exit::{self, coded};
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use society_core::lock::{self, LockState};
+use society_core::{AgentId, Layout};
+use society_runtime::control::{self, Op};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Agent id.
+    id: String,
+    /// Return at once instead of waiting for the new state.
+    #[arg(long)]
+    no_wait: bool,
+    /// How long to wait, in seconds.
+    #[arg(long, default_value_t = 30)]
+    timeout: u64,
+}
+
+fn existing(layout: &Layout, id: &str) -> anyhow::Result<AgentId> {
+    let id = AgentId::new(id)?;
+    if !layout.agent(&id).config().exists() {
+        return Err(coded(
+            exit::NOT_FOUND,
+            format!("no agent {id} in {}", layout.state_dir().display()),
+        ));
+    }
+    Ok(id)
+}
+
+pub fn stop(layout: &Layout, args: Args) -> anyhow::Result<i32> {
+    let id = existing(layout, &args.id)?;
+    control::send(layout, Op::Stop, &id)?;
+    let lock_path = layout.agent(&id).lock();
+    if supervisor_pid(layout).is_none() {
+        // Nobody will read the request now: stop a leftover process ourselves.
+        if let Ok(LockState::Held(Some(info))) = lock::probe(&lock_path) {
+            let _ = killpg(Pid::from_raw(info.pid as i32), Signal::SIGTERM);
+        }
+    }
+    if !args.no_wait {
+        let deadline = Instant::now() + Duration::from_secs(args.timeout);
+        while matches!(lock::probe(&lock_path)?, LockState::Held(_)) {
+            if Instant::now() >= deadline {
+                return Err(coded(
+                    exit::TIMEOUT,
+                    format!("agent {id} still running after {}s", args.timeout),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    println!("{id} stopped (held until `society restart {id}` or `society spawn`)");
+    Ok(exit::OK)
+}
+
+pub fn restart(layout: &Layout, args: Args) -> anyhow::Result<i32> {
+    let id = existing(layout, &args.id)?;
+    let before: society_core::state::AgentCheckpoint =
+        society_core::atomic::read_json(&layout.agent(&id).checkpoint(), "agent checkpoint")?
+            .unwrap_or_default();
+    control::send(layout, Op::Restart, &id)?;
+    ensure_supervisor(layout)?;
+    if !args.no_wait {
+        super::spawn::wait_up(
+            layout,
+            &id,
+            Duration::from_secs(args.timeout),
+            before.generation,
+        )?;
+    }
+    println!("{id} restarted");
+    Ok(exit::OK)
+}

@@ -107,10 +107,7 @@ fn sources(layout: &Layout, args: &Args) -> anyhow::Result<Vec<Source>> {
 fn collect(sources: &mut [Source]) -> Vec<(String, Value)> {
     let mut out = Vec::new();
     for s in sources.iter_mut() {
-        loop {
-            let Ok(batch) = read_lines(&s.path, s.cursor, 4 << 20) else {
-                break;
-            };
+        while let Ok(batch) = read_lines(&s.path, s.cursor, 4 << 20) {
             if batch.lines.is_empty() {
                 break;
             }

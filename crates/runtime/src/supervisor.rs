@@ -214,14 +214,13 @@ impl Supervisor {
                 self.save_checkpoint();
                 return;
             }
-            if self.status_dirty || self.last_status.elapsed() >= SCAN {
-                if self.last_status.elapsed() >= Duration::from_millis(100) {
-                    self.write_status(if self.shutting_down {
-                        "stopping"
-                    } else {
-                        "running"
-                    });
-                }
+            let status_due = self.status_dirty || self.last_status.elapsed() >= SCAN;
+            if status_due && self.last_status.elapsed() >= Duration::from_millis(100) {
+                self.write_status(if self.shutting_down {
+                    "stopping"
+                } else {
+                    "running"
+                });
             }
         }
     }

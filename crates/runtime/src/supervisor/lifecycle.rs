@@ -370,9 +370,7 @@ pub(super) fn pending(slot: &Slot) -> bool {
 
 /// Agents run in their own process group (pgid = pid), so tools they started go too.
 fn signal_group(pid: i32, sig: Signal) {
-    if pid > 0 {
-        if killpg(Pid::from_raw(pid), sig).is_err() {
-            let _ = kill(Pid::from_raw(pid), sig);
-        }
+    if pid > 0 && killpg(Pid::from_raw(pid), sig).is_err() {
+        let _ = kill(Pid::from_raw(pid), sig);
     }
 }

@@ -109,6 +109,17 @@ pub fn collect(layout: &Layout, only: Option<&AgentId>) -> anyhow::Result<Report
         let Some(cfg) = atomic::read_json::<AgentConfig>(&paths.config(), "agent config")? else {
             continue;
         };
+        // The live state first, the checkpoint after it: the agent writes its
+        // checkpoint before the status that follows from it, so this order
+        // never pairs a state with older counters (e.g. `running` with
+        // generation 0 while the process is starting).
+        let lock_state = lock::probe(&paths.lock())?;
+        let st: Option<AgentStatus> = match lock_state {
+            LockState::Held(_) => atomic::read_json(&paths.status(), "agent status")
+                .ok()
+                .flatten(),
+            LockState::Free => None,
+        };
         let ckpt: AgentCheckpoint =
             atomic::read_json(&paths.checkpoint(), "agent checkpoint")?.unwrap_or_default();
         let record = sup_ckpt.agents.get(&id).cloned().unwrap_or_default();
@@ -129,12 +140,9 @@ pub fn collect(layout: &Layout, only: Option<&AgentId>) -> anyhow::Result<Report
             keep_alive: cfg.keep_alive,
             held: record.held,
         };
-        match lock::probe(&paths.lock())? {
+        match lock_state {
             LockState::Held(info) => {
                 row.pid = info.map(|i| i.pid);
-                let st: Option<AgentStatus> = atomic::read_json(&paths.status(), "agent status")
-                    .ok()
-                    .flatten();
                 let age = st
                     .as_ref()
                     .and_then(|s| time::parse_rfc3339(&s.ts))
@@ -145,9 +153,11 @@ pub fn collect(layout: &Layout, only: Option<&AgentId>) -> anyhow::Result<Report
                     .and_then(|s| s.current.as_ref())
                     .and_then(|c| c.case.as_ref())
                     .map(|c| c.to_string());
-                row.state = if slot.is_some_and(|s| s.phase == "stopping") {
+                let phase = slot.map(|s| s.phase.as_str());
+                row.state = if phase == Some("stopping") {
                     "stopping".into()
-                } else if age.is_some_and(|a| a > cfg.policy.hang_timeout) {
+                } else if phase == Some("hung") || age.is_some_and(|a| a > cfg.policy.hang_timeout)
+                {
                     "hung".into()
                 } else {
                     match st.map(|s| s.state) {

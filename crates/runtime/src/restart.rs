@@ -45,6 +45,13 @@ impl RestartState {
         Verdict::RestartAfter(delay)
     }
 
+    /// The process that just failed had made progress (handled messages):
+    /// it is not crash-looping at start, so the next restart is immediate
+    /// again. The failure still counts toward `burst` within `window`.
+    pub fn progressed(&mut self) {
+        self.next_backoff = None;
+    }
+
     pub fn reset(&mut self) {
         self.failures.clear();
         self.next_backoff = None;
@@ -70,6 +77,27 @@ mod tests {
         assert_eq!(
             delays,
             [10, 20, 35, 35].map(|ms| Verdict::RestartAfter(Duration::from_millis(ms)))
+        );
+        assert_eq!(s.on_failure(t, &policy), Verdict::Failed);
+    }
+
+    #[test]
+    fn progress_resets_the_backoff_but_not_the_burst_count() {
+        let policy = Policy {
+            backoff_initial: Duration::from_millis(10),
+            burst: 2,
+            ..Policy::default()
+        };
+        let mut s = RestartState::default();
+        let t = Instant::now();
+        assert_eq!(
+            s.on_failure(t, &policy),
+            Verdict::RestartAfter(Duration::from_millis(10))
+        );
+        s.progressed();
+        assert_eq!(
+            s.on_failure(t, &policy),
+            Verdict::RestartAfter(Duration::from_millis(10))
         );
         assert_eq!(s.on_failure(t, &policy), Verdict::Failed);
     }

@@ -165,6 +165,9 @@ pub(crate) struct Proc {
     /// (watched through its lock).
     pub child: bool,
     pub started: Instant,
+    /// The agent's `handled` count when this process started: a process that
+    /// handled messages before failing resets the restart backoff.
+    pub handled_at_start: u64,
 }
 
 pub(crate) struct Supervisor {
@@ -339,7 +342,17 @@ impl Supervisor {
                 let (phase, pid, until) = match &s.phase {
                     Phase::Down => ("down", None, None),
                     Phase::Up(p) => ("up", Some(p.pid as u32), None),
-                    Phase::Stopping { proc, .. } => ("stopping", Some(proc.pid as u32), None),
+                    // A hung agent stays `hung` until its group is dead, not
+                    // `stopping`: the grace period is when people look at it.
+                    Phase::Stopping { proc, reason, .. } => (
+                        if *reason == "hung" {
+                            "hung"
+                        } else {
+                            "stopping"
+                        },
+                        Some(proc.pid as u32),
+                        None,
+                    ),
                     Phase::Backoff { until } => ("backoff", None, Some(instant_to_rfc3339(*until))),
                     Phase::Failed => ("failed", None, None),
                 };

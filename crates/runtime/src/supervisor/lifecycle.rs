@@ -43,6 +43,7 @@ pub(super) fn adopt_if_alive(slot: &mut Slot, pids: &mut HashMap<i32, AgentId>, 
             pid,
             child: false,
             started: Instant::now(),
+            handled_at_start: handled(slot),
         });
     }
 }
@@ -96,6 +97,7 @@ impl Supervisor {
         let Some(slot) = self.slots.get_mut(id) else {
             return;
         };
+        let handled_at_start = handled(slot);
         let stderr = std::fs::OpenOptions::new()
             .append(true)
             .create(true)
@@ -120,6 +122,7 @@ impl Supervisor {
                     pid,
                     child: true,
                     started: Instant::now(),
+                    handled_at_start,
                 });
                 self.pids.insert(pid, id.clone());
                 self.status_dirty = true;
@@ -161,10 +164,14 @@ impl Supervisor {
         let Some(slot) = self.slots.get_mut(&id) else {
             return;
         };
-        let stop_reason = match &slot.phase {
-            Phase::Stopping { reason, .. } => Some(*reason),
-            _ => None,
+        let (stop_reason, proc) = match &slot.phase {
+            Phase::Stopping { reason, proc, .. } => (Some(*reason), Some(proc)),
+            Phase::Up(proc) => (None, Some(proc)),
+            _ => (None, None),
         };
+        if proc.is_some_and(|p| handled(slot) > p.handled_at_start) {
+            slot.restart.progressed();
+        }
         slot.phase = Phase::Down;
         self.status_dirty = true;
         self.system_event(
@@ -353,6 +360,14 @@ impl Supervisor {
             self.stop(&id, "shutdown");
         }
     }
+}
+
+/// How many messages the agent has handled, per its checkpoint.
+fn handled(slot: &Slot) -> u64 {
+    atomic::read_json::<AgentCheckpoint>(&slot.paths.checkpoint(), "agent checkpoint")
+        .ok()
+        .flatten()
+        .map_or(0, |c| c.handled)
 }
 
 /// Does the agent have unconsumed mail?

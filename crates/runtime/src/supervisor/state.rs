@@ -61,7 +61,8 @@ pub struct SupervisorStatus {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SlotStatus {
-    /// `down`, `up`, `stopping`, `backoff`, `failed`.
+    /// `down`, `up`, `stopping`, `hung` (being stopped because its heartbeat
+    /// went stale), `backoff`, `failed`.
     pub phase: String,
     pub pid: Option<u32>,
     #[serde(default)]

@@ -70,7 +70,9 @@ const HANG_CHECK: Duration = Duration::from_millis(250);
 
 /// Runs the supervisor until SIGTERM/SIGINT; then stops every agent and returns.
 pub fn run_supervisor(layout: &Layout, opts: Options) -> Result<(), SupervisorError> {
-    layout.check_format()?;
+    // Idempotent: checks the format and recreates any missing directory or
+    // file of the tree (e.g. empty directories a copy or a VCS dropped).
+    layout.create()?;
     let mut lock = HeldLock::try_acquire(&layout.supervisor_lock())?;
     let started = time::now_rfc3339();
     lock.write_info(&LockInfo {

@@ -64,6 +64,20 @@ impl Society {
         s
     }
 
+    /// A copy of a checked-in society tree (e.g. `fixtures/v1-basic`).
+    pub fn from_fixture(bin: impl Into<PathBuf>, fixture: &Path) -> Society {
+        let dir = tempfile::Builder::new()
+            .prefix("society-test-")
+            .tempdir()
+            .unwrap();
+        copy_tree(fixture, dir.path());
+        Society {
+            dir,
+            bin: bin.into(),
+            supervisor: None,
+        }
+    }
+
     pub fn root(&self) -> &Path {
         self.dir.path()
     }
@@ -199,6 +213,19 @@ impl Drop for Society {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
         // Locks held by children of killed agents would keep files busy; nothing else to do.
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
     }
 }
 

@@ -32,7 +32,7 @@ const ENV_GO: &str = "SOCIETY_TEST_CHILD_GO";
 const ENV_TEAR_READY: &str = "SOCIETY_TEST_CHILD_TEAR_READY";
 
 /// How long any phase may take before the test fails (a bound, not a pace).
-const DEADLINE: Duration = Duration::from_secs(120);
+const DEADLINE: Duration = Duration::from_secs(60);
 /// A child that outlives this (its parent died without killing it) stops.
 const CHILD_LIFETIME: Duration = Duration::from_secs(300);
 const SIGKILL: i32 = 9;
@@ -57,29 +57,68 @@ impl Rng {
 
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-/// The exact bytes (without `\n`) of record `seq` of `writer`: mostly small,
-/// one in sixteen between 4 KiB and 64 KiB. The padding ends with characters
-/// JSON must escape or encode as multi-byte UTF-8.
-fn record(writer: u32, seq: u64) -> Vec<u8> {
+/// The end of every record's padding: characters JSON must escape (`"`, `\\`,
+/// a newline) and multi-byte UTF-8, then the end of the object.
+const TAIL: &str = r#"é😀\"\\\n"}"#;
+
+/// The padding length of record `seq` of `writer` (mostly under 512 bytes, one
+/// in sixteen between 4 KiB and 64 KiB), and the generator to fill it from.
+fn shape(writer: u32, seq: u64) -> (usize, Rng) {
     let mut rng = Rng::new(writer, seq);
-    let pad_len = if rng.next() % 16 == 0 {
+    let pad_len = if rng.next().is_multiple_of(16) {
         4096 + (rng.next() % (64 * 1024 - 4096 - 128)) as usize
     } else {
         (rng.next() % 512) as usize
     };
-    let mut pad = String::with_capacity(pad_len + 16);
-    while pad.len() < pad_len {
-        let word = rng.next();
-        for i in 0..8 {
-            pad.push(char::from(ALPHABET[((word >> (i * 8)) & 63) as usize]));
-        }
+    (pad_len, rng)
+}
+
+fn head(writer: u32, seq: u64) -> String {
+    format!(r#"{{"w":{writer},"s":{seq},"pad":""#)
+}
+
+/// The exact bytes (without `\n`) of record `seq` of `writer`, a JSON object
+/// `{"w":writer,"s":seq,"pad":"<padding>"}`. Built by hand because it is
+/// built millions of bytes at a time in debug builds; every reader checks it
+/// is valid JSON.
+fn record(writer: u32, seq: u64) -> Vec<u8> {
+    let (pad_len, mut rng) = shape(writer, seq);
+    let head = head(writer, seq);
+    let mut line = Vec::with_capacity(head.len() + pad_len + TAIL.len());
+    line.extend_from_slice(head.as_bytes());
+    let mut left = pad_len;
+    while left > 0 {
+        let word = rng.next().to_le_bytes();
+        let n = left.min(word.len());
+        line.extend(word[..n].iter().map(|b| ALPHABET[usize::from(b & 63)]));
+        left -= n;
     }
-    pad.truncate(pad_len);
-    pad.push_str("é😀\"\\\n");
-    let line = serde_json::to_vec(&serde_json::json!({"w": writer, "s": seq, "pad": pad}))
-        .expect("a record serialises");
+    line.extend_from_slice(TAIL.as_bytes());
+    debug_assert_eq!(line.len(), record_len(writer, seq));
     assert!(line.len() < 64 * 1024, "records stay under 64 KiB");
     line
+}
+
+/// `record(writer, seq).len()`, without building it.
+fn record_len(writer: u32, seq: u64) -> usize {
+    head(writer, seq).len() + shape(writer, seq).0 + TAIL.len()
+}
+
+/// The hand-built records are the JSON objects they claim to be.
+#[test]
+fn records_are_valid_json_carrying_writer_and_seq() {
+    let mut large = 0;
+    for (writer, seq) in (0..4u32).flat_map(|w| (0..200u64).map(move |s| (w, s))) {
+        let line = record(writer, seq);
+        let v: serde_json::Value = serde_json::from_slice(&line).expect("a record is JSON");
+        assert_eq!(v["w"], writer);
+        assert_eq!(v["s"], seq);
+        let pad = v["pad"].as_str().expect("pad is a string");
+        assert!(pad.ends_with("é😀\"\\\n"), "pad ends with the escaped tail");
+        assert_ne!(record(writer, seq + 1), line, "records differ");
+        large += usize::from(line.len() > 4096);
+    }
+    assert!(large > 10, "some records are large: {large} of 800");
 }
 
 // ---------------------------------------------------------------- the child
@@ -291,7 +330,7 @@ fn file_len(path: &Path) -> u64 {
 
 /// The bytes `count` records of `writer` take in the file.
 fn bytes_of(writer: u32, count: u64) -> u64 {
-    (0..count).map(|s| record(writer, s).len() as u64 + 1).sum()
+    (0..count).map(|s| record_len(writer, s) as u64 + 1).sum()
 }
 
 /// One complete line of the shared file, classified.
@@ -520,9 +559,21 @@ fn writer_killed_holding_the_lock_mid_line_leaves_one_bad_line() {
         .filter(|k| k.writer != VICTIM)
         .map(|k| k.child.id())
         .collect();
-    wait_for("every survivor to wait on the lock", deadline, || {
-        blocked_on(ino).is_superset(&survivor_pids)
-    });
+    while !blocked_on(ino).is_superset(&survivor_pids) {
+        for kid in writers.kids.iter_mut().filter(|k| k.writer != VICTIM) {
+            if let Some(status) = kid.child.try_wait().expect("try_wait") {
+                panic!(
+                    "writer {} exited ({status}) while the victim held the lock",
+                    kid.writer
+                );
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for the survivors to block on the lock"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
     writers.sigkill(VICTIM);
     for w in 0..SURVIVORS {
         writers.wait_ok(w, deadline);

@@ -6,7 +6,7 @@ use society_core::lock::{self, LockState};
 use society_core::state::{AgentStatus, LiveState};
 use society_core::{atomic, AgentId, Layout};
 use society_runtime::config::SocietyConfig;
-use society_runtime::control::{self, Op};
+use society_runtime::control::{self, Request};
 use society_runtime::provision::{provision, Provisioned};
 use std::time::{Duration, Instant};
 
@@ -75,7 +75,7 @@ pub fn run(layout: &Layout, args: Args) -> anyhow::Result<i32> {
             eprintln!("updated the config of existing agent {id}");
         }
     }
-    control::send(layout, Op::Start, &id)?;
+    control::send(layout, &Request::Start { agent: id.clone() })?;
     ensure_supervisor(layout)?;
     if args.wait {
         wait_up(layout, &id, Duration::from_secs(args.timeout), 0)?;

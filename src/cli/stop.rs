@@ -6,7 +6,7 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use society_core::lock::{self, LockState};
 use society_core::{AgentId, Layout};
-use society_runtime::control::{self, Op};
+use society_runtime::control::{self, Request};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, clap::Args)]
@@ -34,7 +34,7 @@ fn existing(layout: &Layout, id: &str) -> anyhow::Result<AgentId> {
 
 pub fn stop(layout: &Layout, args: Args) -> anyhow::Result<i32> {
     let id = existing(layout, &args.id)?;
-    control::send(layout, Op::Stop, &id)?;
+    control::send(layout, &Request::Stop { agent: id.clone() })?;
     let lock_path = layout.agent(&id).lock();
     if supervisor_pid(layout).is_none() {
         // Nobody will read the request now: stop a leftover process ourselves.
@@ -63,7 +63,7 @@ pub fn restart(layout: &Layout, args: Args) -> anyhow::Result<i32> {
     let before: society_core::state::AgentCheckpoint =
         society_core::atomic::read_json(&layout.agent(&id).checkpoint(), "agent checkpoint")?
             .unwrap_or_default();
-    control::send(layout, Op::Restart, &id)?;
+    control::send(layout, &Request::Restart { agent: id.clone() })?;
     ensure_supervisor(layout)?;
     if !args.no_wait {
         super::spawn::wait_up(

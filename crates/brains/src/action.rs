@@ -23,4 +23,17 @@ pub enum Action {
     },
     /// A line in the agent's `activity.jsonl`.
     Log { message: String },
+    /// Ask the orchestrator to approve a plan. The message being handled is
+    /// parked: the answer arrives later as an `approval_response` message
+    /// that carries it back, and the agent needs no process meanwhile.
+    RequestApproval {
+        plan: String,
+        rationale: String,
+        alternatives: Vec<String>,
+    },
+    /// Hand a problem up: agent → supervisor → orchestrator.
+    Escalate {
+        reason: String,
+        context: serde_json::Value,
+    },
 }

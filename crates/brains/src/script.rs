@@ -101,6 +101,22 @@ impl Brain for Script {
                 Op::Log { message } => actions.push(Action::Log {
                     message: vars.render_str(message),
                 }),
+                Op::RequestApproval {
+                    plan,
+                    rationale,
+                    alternatives,
+                } => actions.push(Action::RequestApproval {
+                    plan: vars.render_str(plan),
+                    rationale: vars.render_str(rationale),
+                    alternatives: alternatives.iter().map(|a| vars.render_str(a)).collect(),
+                }),
+                Op::Escalate { reason, context } => actions.push(Action::Escalate {
+                    reason: vars.render_str(reason),
+                    context: context
+                        .as_ref()
+                        .map(|c| vars.render(c))
+                        .unwrap_or_else(|| serde_json::json!({})),
+                }),
                 Op::Fail { times } => {
                     if ctx.attempt <= *times {
                         return Err(BrainError::Scripted {

@@ -20,6 +20,7 @@
 //! from the CLI and from tests, and none of them need an async runtime.
 
 pub mod atomic;
+pub mod case;
 pub mod envelope;
 pub mod error;
 pub mod id;

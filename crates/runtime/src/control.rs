@@ -1,43 +1,75 @@
-//! Requests from the CLI to the supervisor, carried as envelopes of type
-//! `control` in `supervisor/inbox.jsonl`. Durable: a request made while the
-//! supervisor is down is acted on when it starts.
+//! Requests from the CLI (the orchestrator) to the supervisor, carried as
+//! envelopes of type `control` in `supervisor/inbox.jsonl`. Durable: a
+//! request made while the supervisor is down — an approval, say — is acted on
+//! when it starts. The body is one [`Request`], tagged by `op`.
 
 use serde::{Deserialize, Serialize};
 use society_core::jsonl::{append_one, Durability};
-use society_core::{AgentId, Envelope, FormatError, Layout, MsgId, Party};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Op {
-    /// Start the agent now (spawn): clears a stop hold.
-    Start,
-    /// Stop the agent gracefully and hold it stopped until start/restart.
-    Stop,
-    /// Clear `failed` (and any hold) and start it.
-    Restart,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Request {
-    pub op: Op,
-    pub agent: AgentId,
-}
+use society_core::{AgentId, CaseId, Envelope, FormatError, Layout, MsgId, Party};
 
 pub const TYPE: &str = "control";
 
-/// Appends a request; returns its message id.
-pub fn send(layout: &Layout, op: Op, agent: &AgentId) -> Result<MsgId, FormatError> {
-    let body = serde_json::to_value(Request {
-        op,
-        agent: agent.clone(),
-    })
-    .expect("a Request always serialises");
-    let env = Envelope::new(Party::Orchestrator, Party::Supervisor, TYPE, body);
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// Start the agent now (spawn): clears a stop hold.
+    Start { agent: AgentId },
+    /// Stop the agent gracefully and hold it stopped until start/restart.
+    Stop { agent: AgentId },
+    /// Clear `failed` (and any hold) and start it.
+    Restart { agent: AgentId },
+    /// Open a case (`society case new`). The CLI chooses the id.
+    CaseNew {
+        case: CaseId,
+        purpose: String,
+        #[serde(default)]
+        assign: Option<Party>,
+        #[serde(default)]
+        priority: Option<String>,
+        /// RFC 3339 due time.
+        due: String,
+    },
+    /// Close a case and archive its log (`society case close`).
+    CaseClose {
+        case: CaseId,
+        #[serde(default)]
+        reason: Option<String>,
+    },
+    /// Answer an approval request (`society approve` / `reject`).
+    Decide {
+        request: MsgId,
+        approve: bool,
+        /// The approver's note, or the feedback of a rejection.
+        #[serde(default)]
+        note: Option<String>,
+    },
+}
+
+impl Request {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Request::Start { .. } => "start",
+            Request::Stop { .. } => "stop",
+            Request::Restart { .. } => "restart",
+            Request::CaseNew { .. } => "case_new",
+            Request::CaseClose { .. } => "case_close",
+            Request::Decide { .. } => "decide",
+        }
+    }
+}
+
+/// Appends a request to the supervisor's inbox; returns the envelope written.
+pub fn send(layout: &Layout, request: &Request) -> Result<Envelope, FormatError> {
+    let body = serde_json::to_value(request).expect("a Request always serialises");
+    let mut env = Envelope::new(Party::Orchestrator, Party::Supervisor, TYPE, body);
+    if let Request::CaseNew { case, .. } | Request::CaseClose { case, .. } = request {
+        env.case = Some(case.clone());
+    }
     append_one(
         &layout.supervisor_inbox(),
         &env.to_line(),
         Durability::Durable,
         society_core::DEFAULT_MAX_RECORD,
     )?;
-    Ok(env.id)
+    Ok(env)
 }

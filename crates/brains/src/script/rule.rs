@@ -56,6 +56,18 @@ pub enum Op {
     Log {
         message: String,
     },
+    RequestApproval {
+        plan: String,
+        #[serde(default)]
+        rationale: String,
+        #[serde(default)]
+        alternatives: Vec<String>,
+    },
+    Escalate {
+        reason: String,
+        #[serde(default)]
+        context: Option<serde_json::Value>,
+    },
     /// Fail attempts `1..=times`, succeed after.
     Fail {
         times: u32,

@@ -210,6 +210,20 @@ impl Agent {
                     }
                     env.body = body;
                 }
+                Action::RequestApproval {
+                    plan,
+                    rationale,
+                    alternatives,
+                } => {
+                    env.to = Party::Orchestrator;
+                    env.kind = APPROVAL_REQUEST.into();
+                    env.body = approval_body(input, plan, rationale, alternatives);
+                }
+                Action::Escalate { reason, context } => {
+                    env.to = Party::Supervisor;
+                    env.kind = "escalate".into();
+                    env.body = json!({"reason": reason, "context": context});
+                }
                 Action::Log { message } => {
                     self.activity
                         .event("brain_log", json!({"id": input.id, "message": message}));
@@ -294,6 +308,41 @@ impl Agent {
     fn save(&mut self) -> Result<(), FormatError> {
         atomic::write_json(&self.paths.checkpoint(), &self.ckpt, self.durable).map_err(Into::into)
     }
+}
+
+pub const APPROVAL_REQUEST: &str = "approval_request";
+pub const APPROVAL_RESPONSE: &str = "approval_response";
+
+/// The body of an approval request. The message that needed approval is
+/// parked inside it (and comes back in the answer); a request made while
+/// handling a rejection is the next revision of the same request.
+fn approval_body(
+    input: &Envelope,
+    plan: String,
+    rationale: String,
+    alternatives: Vec<String>,
+) -> serde_json::Value {
+    let (parked, revision) = if input.kind == APPROVAL_RESPONSE {
+        let prior = input
+            .body
+            .get("revision")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(1);
+        (
+            input
+                .body
+                .get("parked")
+                .cloned()
+                .unwrap_or(serde_json::Value::Null),
+            prior + 1,
+        )
+    } else {
+        (
+            serde_json::to_value(input).unwrap_or(serde_json::Value::Null),
+            1,
+        )
+    };
+    json!({"plan": plan, "rationale": rationale, "alternatives": alternatives, "revision": revision, "parked": parked})
 }
 
 /// Ids of the envelopes in `path` after `offset` (the outputs of an earlier attempt).

@@ -2,7 +2,7 @@
 //! `restart`) and reports from agents (`dead_letter`, ...). Consumed by cursor.
 
 use super::{Phase, Supervisor};
-use crate::control::{self, Op, Request};
+use crate::control::{self, Request};
 use serde_json::json;
 use society_core::jsonl::read_lines;
 use society_core::{Envelope, Party};
@@ -61,32 +61,44 @@ impl Supervisor {
     }
 
     fn on_control(&mut self, req: Request) {
-        let id = req.agent;
+        let (op, id) = match req {
+            Request::Start { agent } => ("start", agent),
+            Request::Stop { agent } => ("stop", agent),
+            Request::Restart { agent } => ("restart", agent),
+            other => {
+                self.system_event(
+                    "control_unsupported",
+                    "supervisor",
+                    json!({"op": other.name()}),
+                );
+                return;
+            }
+        };
         if !self.slots.contains_key(&id) {
             if let Err(e) = self.rescan_agents() {
                 tracing::error!(error = %e, "failed to rescan agents");
             }
         }
         if !self.slots.contains_key(&id) {
-            self.system_event("control_unknown_agent", id.as_str(), json!({"op": req.op}));
+            self.system_event("control_unknown_agent", id.as_str(), json!({"op": op}));
             return;
         }
         self.activity
-            .event("control", json!({"op": req.op, "agent": id}));
-        match req.op {
-            Op::Start => {
+            .event("control", json!({"op": op, "agent": id}));
+        match op {
+            "start" => {
                 self.record(&id).held = false;
                 self.save_checkpoint();
                 if self.slots[&id].phase == Phase::Down {
                     self.start(&id, "spawn");
                 }
             }
-            Op::Stop => {
+            "stop" => {
                 self.record(&id).held = true;
                 self.save_checkpoint();
                 self.stop(&id, "stop");
             }
-            Op::Restart => {
+            _ => {
                 let rec = self.record(&id);
                 rec.held = false;
                 rec.failed = false;

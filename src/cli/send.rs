@@ -1,15 +1,16 @@
 //! `society send TO [TEXT] [--json BODY] [--type T] [--case C]`.
 //!
 //! The CLI delivers human messages itself (DESIGN.md): it validates, appends
-//! to the recipient's inbox, mirrors to `messages/agent-to-agent.jsonl` (and
-//! the case log when the message carries a case), then makes sure a
-//! supervisor runs so a dormant recipient is started.
+//! to the recipient's inbox, mirrors to `messages/agent-to-agent.jsonl`, asks
+//! the supervisor to record it in the case log when it carries a case, then
+//! makes sure a supervisor runs so a dormant recipient is started.
 
 use super::daemon::ensure_supervisor;
 use super::exit::{self, coded, coded_hint};
 use society_core::jsonl::{append_one, Durability};
 use society_core::state::AgentConfig;
 use society_core::{atomic, AgentId, CaseId, Envelope, Layout, Party};
+use society_runtime::control::Request;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -109,14 +110,12 @@ pub fn deliver(layout: &Layout, env: &Envelope) -> anyhow::Result<AgentId> {
     )?;
     let max = usize::MAX;
     append_one(&layout.agent_to_agent(), &line, Durability::Flushed, max)?;
-    if let Some(case) = &env.case {
-        let rec = society_runtime::activity::record(
-            "message",
-            "orchestrator",
-            0,
-            serde_json::json!({"case": case, "id": env.id, "from": env.from, "to": env.to, "type": env.kind}),
-        );
-        append_one(&layout.case_log(case), &rec, Durability::Durable, max)?;
+    if env.case.is_some() {
+        // The supervisor is the only writer of case logs: it records this
+        // message in the case log when it reads the request (at once, or
+        // when it next starts).
+        let request = Request::Reflect { message: Box::new(env.clone()), delivered_to: id.clone() };
+        society_runtime::control::send(layout, &request)?;
     }
     Ok(id)
 }

@@ -57,6 +57,22 @@ pub struct Policy {
     pub burst: u32,
     #[serde(with = "duration_str")]
     pub window: Duration,
+    /// Rejected approval requests an agent may revise before its case escalates.
+    pub max_revisions: u32,
+    /// Receiver protection: message types accepted (empty: all).
+    pub accept_types: Vec<String>,
+    /// Receiver protection: senders accepted, as parties (`research`,
+    /// `role:review`, `orchestrator`; empty: all).
+    pub accept_from: Vec<String>,
+    /// Receiver protection: largest accepted body, in bytes of JSON.
+    pub max_body: usize,
+    /// Receiver protection: messages accepted per sender per minute.
+    pub rate_limit: u32,
+    /// Receiver protection: more than this many identical bodies within
+    /// `flood_window` are refused (stops two agents looping on each other).
+    pub flood_threshold: u32,
+    #[serde(with = "duration_str")]
+    pub flood_window: Duration,
 }
 
 impl Default for Policy {
@@ -73,6 +89,13 @@ impl Default for Policy {
             backoff_max: Duration::from_secs(30),
             burst: 5,
             window: Duration::from_secs(60),
+            max_revisions: 2,
+            accept_types: Vec::new(),
+            accept_from: Vec::new(),
+            max_body: crate::DEFAULT_MAX_RECORD,
+            rate_limit: 60,
+            flood_threshold: 3,
+            flood_window: Duration::from_secs(300),
         }
     }
 }

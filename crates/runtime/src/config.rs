@@ -43,6 +43,64 @@ pub struct SocietyConfig {
     pub agents: Vec<AgentDecl>,
     #[serde(default)]
     pub roles: BTreeMap<String, RoleDecl>,
+    #[serde(default)]
+    pub routing: RoutingConfig,
+    #[serde(default)]
+    pub cases: CasesConfig,
+}
+
+/// `[routing]`: rules on (from, to, type); the first match wins.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingConfig {
+    /// What happens when no rule matches.
+    #[serde(default)]
+    pub default: RouteAction,
+    #[serde(default, rename = "rule")]
+    pub rules: Vec<RouteRule>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteAction {
+    #[default]
+    Allow,
+    Deny,
+    /// Hold the message until the orchestrator approves it.
+    Approve,
+}
+
+/// Patterns are a party (`research`, `role:audio`, `orchestrator`,
+/// `supervisor`) or `*`; `to = "role:R"` also matches any agent of role R.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteRule {
+    #[serde(default = "any")]
+    pub from: String,
+    #[serde(default = "any")]
+    pub to: String,
+    #[serde(rename = "type", default = "any")]
+    pub kind: String,
+    pub action: RouteAction,
+}
+
+fn any() -> String {
+    "*".into()
+}
+
+/// `[cases]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CasesConfig {
+    /// Due date of a case opened without `--due`.
+    #[serde(with = "society_core::time::duration_str")]
+    pub default_due: std::time::Duration,
+}
+
+impl Default for CasesConfig {
+    fn default() -> Self {
+        CasesConfig { default_due: std::time::Duration::from_secs(24 * 3600) }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -90,6 +148,22 @@ impl SocietyConfig {
         })?;
         // Resolve everything once so a bad key is reported at load, with its agent.
         cfg.resolve_all(path)?;
+        for (i, rule) in cfg.routing.rules.iter().enumerate() {
+            for pattern in [&rule.from, &rule.to] {
+                if pattern != "*" && pattern.parse::<society_core::Party>().is_err() {
+                    return Err(ConfigError::Invalid {
+                        path: path.into(),
+                        message: format!("routing rule {}: {pattern:?} is not a party or \"*\"", i + 1),
+                    });
+                }
+            }
+            if rule.kind != "*" && !society_core::envelope::valid_type(&rule.kind) {
+                return Err(ConfigError::Invalid {
+                    path: path.into(),
+                    message: format!("routing rule {}: {:?} is not a message type or \"*\"", i + 1, rule.kind),
+                });
+            }
+        }
         Ok(cfg)
     }
 

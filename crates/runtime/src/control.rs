@@ -35,6 +35,9 @@ pub enum Request {
         #[serde(default)]
         reason: Option<String>,
     },
+    /// The orchestrator delivered `message` (which carries a case) to
+    /// `delivered_to`: record it in the case log, which only the supervisor writes.
+    Reflect { message: Box<Envelope>, delivered_to: AgentId },
     /// Answer an approval request (`society approve` / `reject`).
     Decide {
         request: MsgId,
@@ -53,6 +56,7 @@ impl Request {
             Request::Restart { .. } => "restart",
             Request::CaseNew { .. } => "case_new",
             Request::CaseClose { .. } => "case_close",
+            Request::Reflect { .. } => "reflect",
             Request::Decide { .. } => "decide",
         }
     }
@@ -62,9 +66,11 @@ impl Request {
 pub fn send(layout: &Layout, request: &Request) -> Result<Envelope, FormatError> {
     let body = serde_json::to_value(request).expect("a Request always serialises");
     let mut env = Envelope::new(Party::Orchestrator, Party::Supervisor, TYPE, body);
-    if let Request::CaseNew { case, .. } | Request::CaseClose { case, .. } = request {
-        env.case = Some(case.clone());
-    }
+    env.case = match request {
+        Request::CaseNew { case, .. } | Request::CaseClose { case, .. } => Some(case.clone()),
+        Request::Reflect { message, .. } => message.case.clone(),
+        _ => None,
+    };
     append_one(
         &layout.supervisor_inbox(),
         &env.to_line(),

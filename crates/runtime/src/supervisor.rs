@@ -6,8 +6,11 @@
 //! makes inotify a pure optimisation: if an event is lost, the scan finds the
 //! grown file within a second.
 
+mod cases;
 mod events;
 mod lifecycle;
+mod plan;
+mod policy;
 mod requests;
 mod router;
 pub mod state;
@@ -21,7 +24,7 @@ use society_core::lock::{HeldLock, LockError, LockInfo};
 use society_core::state::{AgentConfig, Policy};
 use society_core::{atomic, time, AgentId, AgentPaths, FormatError, IoError, Layout};
 use state::{SlotStatus, SupervisorCheckpoint, SupervisorStatus};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -108,6 +111,11 @@ pub fn run_supervisor(layout: &Layout, opts: Options) -> Result<(), SupervisorEr
         status_dirty: true,
         last_status: Instant::now() - SCAN,
         registry_len: 0,
+        routing: config.routing.clone(),
+        guard: policy::Guard::default(),
+        cases: cases::Cases::load(layout),
+        approvals: HashMap::new(),
+        decided: HashSet::new(),
         _lock: lock,
     };
     sup.watch.add(&layout.registry());
@@ -117,7 +125,9 @@ pub fn run_supervisor(layout: &Layout, opts: Options) -> Result<(), SupervisorEr
         serde_json::json!({"pid": std::process::id()}),
     );
     sup.rescan_agents()?;
+    sup.load_approvals()?;
     sup.recover_pending()?;
+    sup.archive_closed();
     sup.route_all();
     sup.process_requests();
     sup.activate_all();
@@ -187,6 +197,13 @@ pub(crate) struct Supervisor {
     status_dirty: bool,
     last_status: Instant,
     registry_len: u64,
+    routing: crate::config::RoutingConfig,
+    guard: policy::Guard,
+    cases: cases::Cases,
+    /// Approval requests delivered to the orchestrator, by id.
+    approvals: HashMap<society_core::MsgId, society_core::Envelope>,
+    /// Requests already answered.
+    decided: HashSet<society_core::MsgId>,
     _lock: HeldLock,
 }
 
@@ -276,6 +293,7 @@ impl Supervisor {
         self.process_requests();
         if !self.shutting_down {
             self.activate_all();
+            self.check_due();
         }
     }
 
@@ -312,6 +330,22 @@ impl Supervisor {
             lifecycle::adopt_if_alive(&mut slot, &mut self.pids, &mut self.activity);
             self.slots.insert(id, slot);
             self.status_dirty = true;
+        }
+        Ok(())
+    }
+
+    /// Rebuilds the approval index from the logs: requests in the
+    /// orchestrator's inbox, answers among the requests already consumed.
+    fn load_approvals(&mut self) -> Result<(), FormatError> {
+        for env in envelopes(&self.layout.orchestrator_inbox(), u64::MAX)? {
+            if env.kind == "approval_request" {
+                self.approvals.insert(env.id, env);
+            }
+        }
+        for env in envelopes(&self.layout.supervisor_inbox(), self.ckpt.inbox_offset)? {
+            if let Ok(crate::control::Request::Decide { request, .. }) = serde_json::from_value(env.body) {
+                self.decided.insert(request);
+            }
         }
         Ok(())
     }
@@ -388,6 +422,25 @@ impl Supervisor {
             .filter(|s| matches!(s.phase, Phase::Up(_) | Phase::Stopping { .. }))
             .count()
     }
+}
+
+/// Valid envelopes of a file, up to byte `limit`.
+fn envelopes(path: &std::path::Path, limit: u64) -> Result<Vec<society_core::Envelope>, FormatError> {
+    let mut out = Vec::new();
+    let mut cursor = 0;
+    while cursor < limit {
+        let batch = society_core::jsonl::read_lines(path, cursor, 1 << 20)?;
+        if batch.lines.is_empty() {
+            break;
+        }
+        for line in batch.lines.iter().filter(|l| l.end <= limit) {
+            if let Ok(env) = society_core::Envelope::parse(&line.bytes) {
+                out.push(env);
+            }
+        }
+        cursor = batch.next;
+    }
+    Ok(out)
 }
 
 /// `.../agent-<id>/<file>` → `<id>`.

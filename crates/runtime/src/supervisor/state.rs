@@ -23,13 +23,15 @@ pub struct SupervisorCheckpoint {
     pub agents: BTreeMap<AgentId, AgentRecord>,
 }
 
-/// Write-ahead record of one routing batch: lines `[from, to)` of `agent`'s
-/// outbox, and the length of every destination before the batch was appended.
+/// Write-ahead record of one batch: lines `[from, to)` of `agent`'s outbox
+/// (or of the supervisor's inbox), and the length of every destination before the batch was appended.
 /// Recovery re-plans the batch and skips records already present after those
 /// lengths, so a crash mid-batch neither loses nor duplicates a record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PendingBatch {
-    pub agent: AgentId,
+    /// Whose outbox the batch came from; `None`: the supervisor's own inbox.
+    #[serde(default)]
+    pub agent: Option<AgentId>,
     pub from: u64,
     pub to: u64,
     pub sizes: BTreeMap<PathBuf, u64>,

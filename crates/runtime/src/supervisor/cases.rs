@@ -1,0 +1,134 @@
+//! The supervisor's view of cases: every case log folded at start and kept
+//! current as the supervisor writes records (it is their only writer), due
+//! dates (`due_soon`, `overdue` → escalation), and archiving on close.
+
+use super::plan::Plan;
+use super::Supervisor;
+use serde_json::{json, Value};
+use society_core::case::CaseSummary;
+use society_core::jsonl::read_lines;
+use society_core::{atomic, time, CaseId, Layout, MsgId};
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::SystemTime;
+
+/// A due-soon warning goes out once this share of the case's time is used.
+const DUE_SOON_AT: f64 = 0.8;
+
+#[derive(Default)]
+pub(super) struct Cases {
+    map: HashMap<CaseId, CaseSummary>,
+}
+
+impl Cases {
+    /// Folds every open case log (archived cases are closed and need no watch).
+    pub(super) fn load(layout: &Layout) -> Cases {
+        let mut cases = Cases::default();
+        let Ok(entries) = std::fs::read_dir(layout.cases_dir()) else { return cases };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(id) = name.to_str().and_then(|n| n.strip_prefix("case-")).and_then(|n| n.strip_suffix(".jsonl")) else {
+                continue;
+            };
+            let Ok(id) = CaseId::new(id) else { continue };
+            let records = all_records(&entry.path());
+            cases.map.insert(id.clone(), CaseSummary::fold(id.as_str(), &records));
+        }
+        cases
+    }
+
+    pub(super) fn apply(&mut self, case: &CaseId, rec: &Value) {
+        self.map.entry(case.clone()).or_insert_with(|| CaseSummary::new(case.as_str())).apply(rec);
+    }
+
+    pub(super) fn get(&self, case: &CaseId) -> Option<&CaseSummary> {
+        self.map.get(case)
+    }
+
+    pub(super) fn ids(&self) -> Vec<CaseId> {
+        self.map.keys().cloned().collect()
+    }
+}
+
+fn all_records(path: &Path) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut cursor = 0;
+    while let Ok(batch) = read_lines(path, cursor, 1 << 20) {
+        if batch.lines.is_empty() {
+            break;
+        }
+        out.extend(batch.lines.iter().filter_map(|l| serde_json::from_slice(&l.bytes).ok()));
+        cursor = batch.next;
+    }
+    out
+}
+
+impl Supervisor {
+    /// Moves a closed case's log to `archive/<date>/` and leaves a pointer.
+    /// Idempotent, so a crash half-way is finished at the next start.
+    pub(super) fn archive_case(&mut self, case: &CaseId) {
+        let pointer = self.layout.cases_dir().join(format!("case-{case}.archived.json"));
+        if pointer.exists() {
+            return;
+        }
+        let date = &time::now_rfc3339()[..10];
+        let rel = format!("archive/{date}/case-{case}.jsonl");
+        let target = self.layout.state_dir().join(&rel);
+        let log = self.layout.case_log(case);
+        let result = (|| -> std::io::Result<()> {
+            std::fs::create_dir_all(target.parent().unwrap_or(self.layout.state_dir()))?;
+            if log.exists() {
+                std::fs::rename(&log, &target)?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            tracing::error!(case = %case, error = %e, "failed to archive case log");
+            return;
+        }
+        if let Err(e) = atomic::write_json(&pointer, &json!({"archived": rel, "ts": time::now_rfc3339()}), true) {
+            tracing::error!(case = %case, error = %e, "failed to write archive pointer");
+        }
+        self.cases.map.remove(case);
+    }
+
+    /// Archives cases closed before a crash could archive them.
+    pub(super) fn archive_closed(&mut self) {
+        for id in self.cases.ids() {
+            if self.cases.get(&id).is_some_and(|c| c.status == society_core::case::CaseStatus::Closed) {
+                self.archive_case(&id);
+            }
+        }
+    }
+
+    /// `due_soon` once most of a case's time is used; `overdue` and an
+    /// escalation to the orchestrator once it is past due.
+    pub(super) fn check_due(&mut self) {
+        let now = SystemTime::now();
+        for id in self.cases.ids() {
+            let Some(c) = self.cases.get(&id) else { continue };
+            if !c.status.is_open() {
+                continue;
+            }
+            let Some(due) = c.due.as_deref().and_then(time::parse_rfc3339) else { continue };
+            let created = c.created.as_deref().and_then(time::parse_rfc3339).unwrap_or(due);
+            let span = due.duration_since(created).unwrap_or_default();
+            let soon = created + span.mul_f64(DUE_SOON_AT);
+            let (soon_sent, overdue_sent, owner) = (c.due_soon_sent, c.overdue_sent, c.owner.clone());
+            let due_text = time::format_rfc3339(due);
+            let mut plan = Plan::default();
+            if now >= due && !overdue_sent {
+                let src = MsgId::generate();
+                self.plan_case(&mut plan, &id, "overdue", "supervisor", format!("{src}/overdue"), json!({"due": due_text, "owner": owner}));
+                let reason = format!("case {id} is overdue (due {due_text})");
+                self.plan_escalation(&mut plan, src, "supervisor", Some(&id), &reason, json!({"owner": owner}));
+            } else if now >= soon && now < due && !soon_sent {
+                let src = MsgId::generate();
+                self.plan_case(&mut plan, &id, "due_soon", "supervisor", format!("{src}/due_soon"), json!({"due": due_text, "owner": owner}));
+            }
+            if !plan.deliveries.is_empty() {
+                self.commit_direct(plan);
+            }
+        }
+    }
+}

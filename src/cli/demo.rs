@@ -28,6 +28,9 @@ pub struct Args {
     /// Leave the supervisor running at the end.
     #[arg(long)]
     keep_running: bool,
+    /// Answer the approval requests yourself instead of auto-approving them.
+    #[arg(long)]
+    ask: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
@@ -66,6 +69,17 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     let mut cases = BTreeMap::new();
     for topic in TOPICS {
         let case = CaseId::generate();
+        let due = society_core::time::format_rfc3339(
+            std::time::SystemTime::now() + Duration::from_secs(3600),
+        );
+        let open = society_runtime::control::Request::CaseNew {
+            case: case.clone(),
+            purpose: format!("a podcast episode on {topic}"),
+            assign: None,
+            priority: Some("normal".into()),
+            due,
+        };
+        society_runtime::control::send(&layout, &open)?;
         let mut env = Envelope::new(
             Party::Orchestrator,
             Party::Role("research".into()),
@@ -79,7 +93,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     }
     println!();
 
-    let outcome = watch(&layout, &cases);
+    let outcome = watch(&layout, &cases, args.ask);
     let verdict = outcome.and_then(|killed| verify(&layout, &cases, killed));
     let elapsed = started.elapsed();
     if !args.keep_running {
@@ -90,9 +104,32 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     for line in &report {
         println!("  ✓ {line}");
     }
+    if let Some((case, topic)) = cases.iter().next() {
+        println!("\ntimeline of case {case} ({topic}):");
+        for r in all_records(&layout.case_log(case)) {
+            let ts = r["ts"].as_str().unwrap_or_default();
+            let detail = progress_line(&r).unwrap_or_else(|| {
+                format!(
+                    "{} {} → {}",
+                    r["type"].as_str().unwrap_or(""),
+                    r["from"].as_str().unwrap_or(""),
+                    r["to"].as_str().unwrap_or("")
+                )
+            });
+            println!(
+                "  {} {:<18} {detail}",
+                ts.get(11..23).unwrap_or(ts),
+                r["event"].as_str().unwrap_or("?")
+            );
+        }
+    }
     println!("\nlook inside:");
     println!("  society --root {root} status");
     println!("  society --root {root} logs -n 30");
+    if let Some(case) = cases.keys().next() {
+        println!("  society --root {root} case show {case}");
+    }
+    println!("  society --root {root} inbox");
     println!("  tail -f {root}/.society-agent/messages/agent-to-agent.jsonl");
     println!(
         "  jq -c 'select(.event==\"started\")' {root}/.society-agent/agent-{VICTIM}/activity.jsonl"
@@ -106,7 +143,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
 
 /// Prints progress until every case has its result; SIGKILLs the victim once,
 /// mid-message. Returns the generation that was killed.
-fn watch(layout: &Layout, cases: &BTreeMap<CaseId, &str>) -> anyhow::Result<u64> {
+fn watch(layout: &Layout, cases: &BTreeMap<CaseId, &str>, ask: bool) -> anyhow::Result<u64> {
     let deadline = Instant::now() + Duration::from_secs(90);
     let mut cursors: HashMap<PathBuf, u64> = HashMap::new();
     let mut killed = None;
@@ -124,12 +161,8 @@ fn watch(layout: &Layout, cases: &BTreeMap<CaseId, &str>) -> anyhow::Result<u64>
         }
         for (case, topic) in cases {
             for v in new_records(&layout.case_log(case), &mut cursors) {
-                let event = v["event"].as_str().unwrap_or_default();
-                if event != "message" {
-                    println!(
-                        "  [{topic:<10}] {:<9} {event}",
-                        v["agent"].as_str().unwrap_or("-")
-                    );
+                if let Some(line) = progress_line(&v) {
+                    println!("  [{topic:<10}] {line}");
                 }
             }
         }
@@ -151,12 +184,18 @@ fn watch(layout: &Layout, cases: &BTreeMap<CaseId, &str>) -> anyhow::Result<u64>
             }
         }
         for v in new_records(&layout.orchestrator_inbox(), &mut cursors) {
-            results += 1;
-            println!(
-                "  ★ result for {}: verdict {}",
-                v["body"]["topic"].as_str().unwrap_or("?"),
-                v["body"]["verdict"].as_str().unwrap_or("?")
-            );
+            match v["type"].as_str() {
+                Some("result") => {
+                    results += 1;
+                    println!(
+                        "  ★ result for {}: {}",
+                        v["body"]["topic"].as_str().unwrap_or("?"),
+                        v["body"]["verdict"].as_str().unwrap_or("?")
+                    );
+                }
+                Some("approval_request") => answer(layout, &v, ask)?,
+                _ => {}
+            }
         }
         if killed.is_none() {
             if let Some((pid, gen, msg)) = mid_message(&victim.status(), &victim.lock()) {
@@ -174,6 +213,53 @@ fn watch(layout: &Layout, cases: &BTreeMap<CaseId, &str>) -> anyhow::Result<u64>
             "the demo never caught the audio agent mid-message",
         )
     })
+}
+
+/// One progress line for a case-log record, or none for plumbing records.
+fn progress_line(v: &Value) -> Option<String> {
+    let agent = v["agent"].as_str().unwrap_or("-");
+    let s = |k: &str| v[k].as_str().unwrap_or("?").to_string();
+    Some(match v["event"].as_str()? {
+        "created" => format!("case opened: {}", s("purpose")),
+        "assigned" => format!("assigned to {}", s("to")),
+        "handoff" => format!("handoff {} → {}", s("from"), s("to")),
+        "agent_report" => format!("{agent:<9} {}", s("report")),
+        "approval_requested" => format!("{agent:<9} asks the orchestrator: {}", s("plan")),
+        "approved" => "orchestrator approved".to_string(),
+        "rejected" => format!("orchestrator rejected: {}", s("note")),
+        "completed" => format!("{agent:<9} completed ({})", s("verdict")),
+        "escalated" => format!("escalated: {}", s("reason")),
+        _ => return None,
+    })
+}
+
+/// Answers an approval request: automatically, or by asking on the terminal.
+fn answer(layout: &Layout, v: &Value, ask: bool) -> anyhow::Result<()> {
+    let id: society_core::MsgId = v["id"].as_str().unwrap_or_default().parse()?;
+    let plan = v["body"]["plan"].as_str().unwrap_or("?");
+    let (approve, note) = if ask {
+        print!("  ? approve \"{plan}\"? [Y/n, or type feedback to reject] ");
+        std::io::Write::flush(&mut std::io::stdout())?;
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        match line.trim() {
+            "" | "y" | "Y" | "yes" => (true, Some("approved by hand".to_string())),
+            "n" | "N" | "no" => (false, Some("rejected by hand".to_string())),
+            feedback => (false, Some(feedback.to_string())),
+        }
+    } else {
+        println!("  ✔ auto-approving \"{plan}\" (run the demo with --ask to answer yourself)");
+        (true, Some("auto-approved by the demo".to_string()))
+    };
+    society_runtime::control::send(
+        layout,
+        &society_runtime::control::Request::Decide {
+            request: id,
+            approve,
+            note,
+        },
+    )?;
+    Ok(())
 }
 
 /// The victim's pid, generation and message, if it is handling one right now.
@@ -208,7 +294,10 @@ fn verify(
     killed_gen: u64,
 ) -> anyhow::Result<Vec<String>> {
     let mut report = Vec::new();
-    let results = all_records(&layout.orchestrator_inbox());
+    let results: Vec<Value> = all_records(&layout.orchestrator_inbox())
+        .into_iter()
+        .filter(|r| r["type"] == "result")
+        .collect();
     let mut per_case: HashMap<String, usize> = HashMap::new();
     for r in &results {
         *per_case
@@ -270,6 +359,20 @@ fn verify(
         }
     }
     report.push("every case timeline has each event exactly once".into());
+    for case in cases.keys() {
+        let status = society_core::case::CaseSummary::fold(
+            case.as_str(),
+            &all_records(&layout.case_log(case)),
+        )
+        .status;
+        if status != society_core::case::CaseStatus::Resolved {
+            return Err(coded(
+                exit::CHECK_FAILED,
+                format!("case {case} ended {}, expected resolved", status.as_str()),
+            ));
+        }
+    }
+    report.push("every case was approved by the orchestrator and is resolved".into());
     let ckpt: society_core::state::AgentCheckpoint = atomic::read_json(
         &layout.agent(&AgentId::new(VICTIM)?).checkpoint(),
         "checkpoint",

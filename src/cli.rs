@@ -2,9 +2,13 @@
 //! the clap definition and the dispatch.
 
 mod agent_run;
+mod approvals;
+mod broadcast;
+mod case;
 mod daemon;
 mod demo;
 mod exit;
+mod inbox;
 mod init;
 mod logs;
 mod render;
@@ -12,6 +16,7 @@ mod send;
 mod spawn;
 mod status;
 mod stop;
+mod table;
 
 use clap::{Parser, Subcommand};
 use society_core::Layout;
@@ -59,6 +64,19 @@ enum Command {
     Stop(stop::Args),
     /// Clear `failed` (or a stop) and start the agent again.
     Restart(stop::Args),
+    /// Open, inspect, list and close cases.
+    #[command(subcommand)]
+    Case(case::Command),
+    /// What agents and the supervisor addressed to you: replies, escalations, approval requests.
+    Inbox(inbox::Args),
+    /// Send one message to every agent (or every agent of a role).
+    Broadcast(broadcast::Args),
+    /// Pending approval requests (table, or --json).
+    Approvals(approvals::ListArgs),
+    /// Approve a pending request.
+    Approve(approvals::ApproveArgs),
+    /// Reject a pending request, with feedback for the requester.
+    Reject(approvals::RejectArgs),
     /// Run the offline demo: a four-stage pipeline that survives a SIGKILL.
     Demo(demo::Args),
     /// Run one agent process bound to a folder (started by the supervisor).
@@ -117,6 +135,12 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Logs(args) => logs::run(&layout()?, args),
         Command::Stop(args) => stop::stop(&layout()?, args),
         Command::Restart(args) => stop::restart(&layout()?, args),
+        Command::Case(cmd) => case::run(&layout()?, cmd),
+        Command::Inbox(args) => inbox::run(&layout()?, args),
+        Command::Broadcast(args) => broadcast::run(&layout()?, args),
+        Command::Approvals(args) => approvals::list(&layout()?, args),
+        Command::Approve(args) => approvals::approve(&layout()?, args),
+        Command::Reject(args) => approvals::reject(&layout()?, args),
         Command::Demo(args) => demo::run(args),
         Command::AgentRun { folder } => agent_run::run(&folder),
     }

@@ -114,7 +114,10 @@ pub fn deliver(layout: &Layout, env: &Envelope) -> anyhow::Result<AgentId> {
         // The supervisor is the only writer of case logs: it records this
         // message in the case log when it reads the request (at once, or
         // when it next starts).
-        let request = Request::Reflect { message: Box::new(env.clone()), delivered_to: id.clone() };
+        let request = Request::Reflect {
+            message: Box::new(env.clone()),
+            delivered_to: id.clone(),
+        };
         society_runtime::control::send(layout, &request)?;
     }
     Ok(id)

@@ -99,7 +99,9 @@ pub struct CasesConfig {
 
 impl Default for CasesConfig {
     fn default() -> Self {
-        CasesConfig { default_due: std::time::Duration::from_secs(24 * 3600) }
+        CasesConfig {
+            default_due: std::time::Duration::from_secs(24 * 3600),
+        }
     }
 }
 
@@ -153,14 +155,21 @@ impl SocietyConfig {
                 if pattern != "*" && pattern.parse::<society_core::Party>().is_err() {
                     return Err(ConfigError::Invalid {
                         path: path.into(),
-                        message: format!("routing rule {}: {pattern:?} is not a party or \"*\"", i + 1),
+                        message: format!(
+                            "routing rule {}: {pattern:?} is not a party or \"*\"",
+                            i + 1
+                        ),
                     });
                 }
             }
             if rule.kind != "*" && !society_core::envelope::valid_type(&rule.kind) {
                 return Err(ConfigError::Invalid {
                     path: path.into(),
-                    message: format!("routing rule {}: {:?} is not a message type or \"*\"", i + 1, rule.kind),
+                    message: format!(
+                        "routing rule {}: {:?} is not a message type or \"*\"",
+                        i + 1,
+                        rule.kind
+                    ),
                 });
             }
         }

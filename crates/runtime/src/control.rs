@@ -37,7 +37,10 @@ pub enum Request {
     },
     /// The orchestrator delivered `message` (which carries a case) to
     /// `delivered_to`: record it in the case log, which only the supervisor writes.
-    Reflect { message: Box<Envelope>, delivered_to: AgentId },
+    Reflect {
+        message: Box<Envelope>,
+        delivered_to: AgentId,
+    },
     /// Answer an approval request (`society approve` / `reject`).
     Decide {
         request: MsgId,

@@ -22,6 +22,7 @@
 
 pub mod activity;
 pub mod agent;
+pub mod approvals;
 pub mod config;
 pub mod control;
 pub mod provision;

@@ -343,7 +343,9 @@ impl Supervisor {
             }
         }
         for env in envelopes(&self.layout.supervisor_inbox(), self.ckpt.inbox_offset)? {
-            if let Ok(crate::control::Request::Decide { request, .. }) = serde_json::from_value(env.body) {
+            if let Ok(crate::control::Request::Decide { request, .. }) =
+                serde_json::from_value(env.body)
+            {
                 self.decided.insert(request);
             }
         }
@@ -425,7 +427,10 @@ impl Supervisor {
 }
 
 /// Valid envelopes of a file, up to byte `limit`.
-fn envelopes(path: &std::path::Path, limit: u64) -> Result<Vec<society_core::Envelope>, FormatError> {
+fn envelopes(
+    path: &std::path::Path,
+    limit: u64,
+) -> Result<Vec<society_core::Envelope>, FormatError> {
     let mut out = Vec::new();
     let mut cursor = 0;
     while cursor < limit {

@@ -24,21 +24,32 @@ impl Cases {
     /// Folds every open case log (archived cases are closed and need no watch).
     pub(super) fn load(layout: &Layout) -> Cases {
         let mut cases = Cases::default();
-        let Ok(entries) = std::fs::read_dir(layout.cases_dir()) else { return cases };
+        let Ok(entries) = std::fs::read_dir(layout.cases_dir()) else {
+            return cases;
+        };
         for entry in entries.flatten() {
             let name = entry.file_name();
-            let Some(id) = name.to_str().and_then(|n| n.strip_prefix("case-")).and_then(|n| n.strip_suffix(".jsonl")) else {
+            let Some(id) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix("case-"))
+                .and_then(|n| n.strip_suffix(".jsonl"))
+            else {
                 continue;
             };
             let Ok(id) = CaseId::new(id) else { continue };
             let records = all_records(&entry.path());
-            cases.map.insert(id.clone(), CaseSummary::fold(id.as_str(), &records));
+            cases
+                .map
+                .insert(id.clone(), CaseSummary::fold(id.as_str(), &records));
         }
         cases
     }
 
     pub(super) fn apply(&mut self, case: &CaseId, rec: &Value) {
-        self.map.entry(case.clone()).or_insert_with(|| CaseSummary::new(case.as_str())).apply(rec);
+        self.map
+            .entry(case.clone())
+            .or_insert_with(|| CaseSummary::new(case.as_str()))
+            .apply(rec);
     }
 
     pub(super) fn get(&self, case: &CaseId) -> Option<&CaseSummary> {
@@ -57,7 +68,12 @@ fn all_records(path: &Path) -> Vec<Value> {
         if batch.lines.is_empty() {
             break;
         }
-        out.extend(batch.lines.iter().filter_map(|l| serde_json::from_slice(&l.bytes).ok()));
+        out.extend(
+            batch
+                .lines
+                .iter()
+                .filter_map(|l| serde_json::from_slice(&l.bytes).ok()),
+        );
         cursor = batch.next;
     }
     out
@@ -67,7 +83,10 @@ impl Supervisor {
     /// Moves a closed case's log to `archive/<date>/` and leaves a pointer.
     /// Idempotent, so a crash half-way is finished at the next start.
     pub(super) fn archive_case(&mut self, case: &CaseId) {
-        let pointer = self.layout.cases_dir().join(format!("case-{case}.archived.json"));
+        let pointer = self
+            .layout
+            .cases_dir()
+            .join(format!("case-{case}.archived.json"));
         if pointer.exists() {
             return;
         }
@@ -86,7 +105,11 @@ impl Supervisor {
             tracing::error!(case = %case, error = %e, "failed to archive case log");
             return;
         }
-        if let Err(e) = atomic::write_json(&pointer, &json!({"archived": rel, "ts": time::now_rfc3339()}), true) {
+        if let Err(e) = atomic::write_json(
+            &pointer,
+            &json!({"archived": rel, "ts": time::now_rfc3339()}),
+            true,
+        ) {
             tracing::error!(case = %case, error = %e, "failed to write archive pointer");
         }
         self.cases.map.remove(case);
@@ -95,7 +118,11 @@ impl Supervisor {
     /// Archives cases closed before a crash could archive them.
     pub(super) fn archive_closed(&mut self) {
         for id in self.cases.ids() {
-            if self.cases.get(&id).is_some_and(|c| c.status == society_core::case::CaseStatus::Closed) {
+            if self
+                .cases
+                .get(&id)
+                .is_some_and(|c| c.status == society_core::case::CaseStatus::Closed)
+            {
                 self.archive_case(&id);
             }
         }
@@ -106,25 +133,55 @@ impl Supervisor {
     pub(super) fn check_due(&mut self) {
         let now = SystemTime::now();
         for id in self.cases.ids() {
-            let Some(c) = self.cases.get(&id) else { continue };
+            let Some(c) = self.cases.get(&id) else {
+                continue;
+            };
             if !c.status.is_open() {
                 continue;
             }
-            let Some(due) = c.due.as_deref().and_then(time::parse_rfc3339) else { continue };
-            let created = c.created.as_deref().and_then(time::parse_rfc3339).unwrap_or(due);
+            let Some(due) = c.due.as_deref().and_then(time::parse_rfc3339) else {
+                continue;
+            };
+            let created = c
+                .created
+                .as_deref()
+                .and_then(time::parse_rfc3339)
+                .unwrap_or(due);
             let span = due.duration_since(created).unwrap_or_default();
             let soon = created + span.mul_f64(DUE_SOON_AT);
-            let (soon_sent, overdue_sent, owner) = (c.due_soon_sent, c.overdue_sent, c.owner.clone());
+            let (soon_sent, overdue_sent, owner) =
+                (c.due_soon_sent, c.overdue_sent, c.owner.clone());
             let due_text = time::format_rfc3339(due);
             let mut plan = Plan::default();
             if now >= due && !overdue_sent {
                 let src = MsgId::generate();
-                self.plan_case(&mut plan, &id, "overdue", "supervisor", format!("{src}/overdue"), json!({"due": due_text, "owner": owner}));
+                self.plan_case(
+                    &mut plan,
+                    &id,
+                    "overdue",
+                    "supervisor",
+                    format!("{src}/overdue"),
+                    json!({"due": due_text, "owner": owner}),
+                );
                 let reason = format!("case {id} is overdue (due {due_text})");
-                self.plan_escalation(&mut plan, src, "supervisor", Some(&id), &reason, json!({"owner": owner}));
+                self.plan_escalation(
+                    &mut plan,
+                    src,
+                    "supervisor",
+                    Some(&id),
+                    &reason,
+                    json!({"owner": owner}),
+                );
             } else if now >= soon && now < due && !soon_sent {
                 let src = MsgId::generate();
-                self.plan_case(&mut plan, &id, "due_soon", "supervisor", format!("{src}/due_soon"), json!({"due": due_text, "owner": owner}));
+                self.plan_case(
+                    &mut plan,
+                    &id,
+                    "due_soon",
+                    "supervisor",
+                    format!("{src}/due_soon"),
+                    json!({"due": due_text, "owner": owner}),
+                );
             }
             if !plan.deliveries.is_empty() {
                 self.commit_direct(plan);

@@ -237,9 +237,20 @@ impl Supervisor {
                 self.record(id).failed = true;
                 self.save_checkpoint();
                 let mut plan = super::plan::Plan::default();
-                let reason = format!("agent {id} failed: {why}; more than {burst} failures within {}", humantime::format_duration(window));
-                let context = json!({"hint": format!("run `society restart {id}` once the cause is fixed")});
-                self.plan_escalation(&mut plan, society_core::MsgId::generate(), id.as_str(), None, &reason, context);
+                let reason = format!(
+                    "agent {id} failed: {why}; more than {burst} failures within {}",
+                    humantime::format_duration(window)
+                );
+                let context =
+                    json!({"hint": format!("run `society restart {id}` once the cause is fixed")});
+                self.plan_escalation(
+                    &mut plan,
+                    society_core::MsgId::generate(),
+                    id.as_str(),
+                    None,
+                    &reason,
+                    context,
+                );
                 self.commit_direct(plan);
                 self.system_event(
                     "agent_failed",

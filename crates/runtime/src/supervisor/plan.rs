@@ -47,7 +47,12 @@ pub(super) struct Plan {
 
 impl Plan {
     pub fn push(&mut self, dest: PathBuf, durable: bool, key: String, record: Vec<u8>) {
-        self.deliveries.push(Delivery { dest, durable, key, record });
+        self.deliveries.push(Delivery {
+            dest,
+            durable,
+            key,
+            record,
+        });
     }
 }
 
@@ -64,7 +69,9 @@ impl Supervisor {
     ) -> Result<(), FormatError> {
         let mut sizes = BTreeMap::new();
         for d in &plan.deliveries {
-            sizes.entry(d.dest.clone()).or_insert_with(|| file_len(&d.dest));
+            sizes
+                .entry(d.dest.clone())
+                .or_insert_with(|| file_len(&d.dest));
         }
         let skip = match recovered {
             Some(old) => present_keys(old)?,
@@ -106,16 +113,28 @@ impl Supervisor {
         }
     }
 
-    fn append_all(&mut self, deliveries: Vec<Delivery>, skip: &HashSet<(PathBuf, String)>) -> Result<(), FormatError> {
+    fn append_all(
+        &mut self,
+        deliveries: Vec<Delivery>,
+        skip: &HashSet<(PathBuf, String)>,
+    ) -> Result<(), FormatError> {
         let mut by_dest: BTreeMap<PathBuf, (bool, Vec<Vec<u8>>)> = BTreeMap::new();
         for d in deliveries {
             if skip.contains(&(d.dest.clone(), d.key.clone())) {
                 continue;
             }
-            by_dest.entry(d.dest).or_insert_with(|| (d.durable, Vec::new())).1.push(d.record);
+            by_dest
+                .entry(d.dest)
+                .or_insert_with(|| (d.durable, Vec::new()))
+                .1
+                .push(d.record);
         }
         for (dest, (durable, records)) in by_dest {
-            let class = if durable { self.router_durability } else { Durability::Flushed };
+            let class = if durable {
+                self.router_durability
+            } else {
+                Durability::Flushed
+            };
             Appender::open(&dest, class, usize::MAX)?.append_batch(&records)?;
         }
         Ok(())
@@ -126,21 +145,49 @@ impl Supervisor {
     /// A message into an agent's inbox (and the mirror); wakes the agent.
     pub(super) fn plan_to_agent(&self, plan: &mut Plan, id: &AgentId, env: &Envelope) {
         let line = env.to_line();
-        plan.push(self.slots[id].paths.inbox(), true, env.id.to_string(), line.clone());
-        plan.push(self.layout.agent_to_agent(), false, env.id.to_string(), line);
+        plan.push(
+            self.slots[id].paths.inbox(),
+            true,
+            env.id.to_string(),
+            line.clone(),
+        );
+        plan.push(
+            self.layout.agent_to_agent(),
+            false,
+            env.id.to_string(),
+            line,
+        );
         plan.wake.push(id.clone());
     }
 
     /// A message into the orchestrator's inbox (and the mirror).
     pub(super) fn plan_to_orchestrator(&self, plan: &mut Plan, env: &Envelope) {
         let line = env.to_line();
-        plan.push(self.layout.orchestrator_inbox(), true, env.id.to_string(), line.clone());
-        plan.push(self.layout.agent_to_agent(), false, env.id.to_string(), line);
+        plan.push(
+            self.layout.orchestrator_inbox(),
+            true,
+            env.id.to_string(),
+            line.clone(),
+        );
+        plan.push(
+            self.layout.agent_to_agent(),
+            false,
+            env.id.to_string(),
+            line,
+        );
     }
 
     /// A case-log record written by the supervisor (keyed by `src`), folded
     /// into the in-memory case state at once so later lines see it.
-    pub(super) fn plan_case(&mut self, plan: &mut Plan, case: &CaseId, event: &str, agent: &str, src: String, mut fields: Value) {
+    pub(super) fn plan_case(
+        &mut self,
+        plan: &mut Plan,
+        case: &CaseId,
+        event: &str,
+        agent: &str,
+        src: String,
+        mut fields: Value,
+    ) {
         if let Some(f) = fields.as_object_mut() {
             f.insert("case".into(), Value::String(case.to_string()));
             f.insert("src".into(), Value::String(src.clone()));
@@ -152,16 +199,30 @@ impl Supervisor {
         plan.push(self.layout.case_log(case), true, src, record);
     }
 
-    pub(super) fn plan_event(&self, plan: &mut Plan, event: &str, agent: &str, src: String, mut fields: Value) {
+    pub(super) fn plan_event(
+        &self,
+        plan: &mut Plan,
+        event: &str,
+        agent: &str,
+        src: String,
+        mut fields: Value,
+    ) {
         if let Some(f) = fields.as_object_mut() {
             f.insert("src".into(), Value::String(src.clone()));
         }
-        plan.push(self.layout.system_events(), false, src, activity::record(event, agent, 0, fields));
+        plan.push(
+            self.layout.system_events(),
+            false,
+            src,
+            activity::record(event, agent, 0, fields),
+        );
     }
 
     /// Tells an agent its message was not delivered.
     pub(super) fn plan_blocked(&mut self, plan: &mut Plan, env: &Envelope, reason: &str) {
-        let Party::Agent(sender) = &env.from else { return };
+        let Party::Agent(sender) = &env.from else {
+            return;
+        };
         if !self.slots.contains_key(sender) {
             return;
         }
@@ -187,7 +248,15 @@ impl Supervisor {
 
     /// Agent → supervisor → orchestrator: an `escalation` message, and an
     /// `escalated` case event when there is a case.
-    pub(super) fn plan_escalation(&mut self, plan: &mut Plan, source: MsgId, agent: &str, case: Option<&CaseId>, reason: &str, context: Value) {
+    pub(super) fn plan_escalation(
+        &mut self,
+        plan: &mut Plan,
+        source: MsgId,
+        agent: &str,
+        case: Option<&CaseId>,
+        reason: &str,
+        context: Value,
+    ) {
         let mut esc = Envelope::new(
             Party::Supervisor,
             Party::Orchestrator,
@@ -199,9 +268,22 @@ impl Supervisor {
         self.plan_to_orchestrator(plan, &esc);
         if let Some(case) = case {
             let fields = serde_json::json!({"reason": reason, "by": agent, "escalation": esc.id});
-            self.plan_case(plan, case, "escalated", "supervisor", format!("{}/escalated", esc.id), fields);
+            self.plan_case(
+                plan,
+                case,
+                "escalated",
+                "supervisor",
+                format!("{}/escalated", esc.id),
+                fields,
+            );
         }
-        self.plan_event(plan, "escalated", agent, format!("{}/escalated", esc.id), serde_json::json!({"reason": reason, "case": case}));
+        self.plan_event(
+            plan,
+            "escalated",
+            agent,
+            format!("{}/escalated", esc.id),
+            serde_json::json!({"reason": reason, "case": case}),
+        );
     }
 }
 

@@ -26,17 +26,29 @@ impl Supervisor {
         }
     }
 
-    pub(super) fn request_batch(&mut self, limit: Option<u64>, recovered: Option<&BTreeMap<PathBuf, u64>>) -> Result<bool, FormatError> {
+    pub(super) fn request_batch(
+        &mut self,
+        limit: Option<u64>,
+        recovered: Option<&BTreeMap<PathBuf, u64>>,
+    ) -> Result<bool, FormatError> {
         let from = self.ckpt.inbox_offset;
         let lines = read_range(&self.layout.supervisor_inbox(), from, limit)?;
-        let Some(next) = lines.last().map(|l| l.end) else { return Ok(false) };
+        let Some(next) = lines.last().map(|l| l.end) else {
+            return Ok(false);
+        };
         let mut plan = Plan::default();
         for line in &lines {
             match Envelope::parse(&line.bytes) {
                 Ok(env) => self.plan_request(&mut plan, env),
                 Err(e) => {
                     let fields = json!({"offset": line.offset, "reason": e.to_string()});
-                    self.plan_event(&mut plan, "supervisor_inbox_bad_line", "supervisor", format!("supervisor@{}", line.offset), fields);
+                    self.plan_event(
+                        &mut plan,
+                        "supervisor_inbox_bad_line",
+                        "supervisor",
+                        format!("supervisor@{}", line.offset),
+                        fields,
+                    );
                 }
             }
         }
@@ -48,45 +60,95 @@ impl Supervisor {
         if env.kind == control::TYPE && env.from == Party::Orchestrator {
             match serde_json::from_value::<Request>(env.body.clone()) {
                 Ok(req) => self.plan_control(plan, &env, req),
-                Err(e) => self.plan_event(plan, "control_invalid", "supervisor", format!("{}/invalid", env.id), json!({"id": env.id, "reason": e.to_string()})),
+                Err(e) => self.plan_event(
+                    plan,
+                    "control_invalid",
+                    "supervisor",
+                    format!("{}/invalid", env.id),
+                    json!({"id": env.id, "reason": e.to_string()}),
+                ),
             }
             return;
         }
         let agent = env.from.to_string();
         match env.kind.as_str() {
             "escalate" => {
-                let reason = env.body.get("reason").and_then(Value::as_str).unwrap_or("no reason given").to_string();
+                let reason = env
+                    .body
+                    .get("reason")
+                    .and_then(Value::as_str)
+                    .unwrap_or("no reason given")
+                    .to_string();
                 let context = env.body.get("context").cloned().unwrap_or(Value::Null);
                 self.plan_escalation(plan, env.id, &agent, env.case.as_ref(), &reason, context);
             }
             "dead_letter" => {
                 let reason = format!(
                     "message {} dead-lettered by {agent}: {}",
-                    env.body.get("message_id").and_then(Value::as_str).unwrap_or("?"),
-                    env.body.get("reason").and_then(Value::as_str).unwrap_or("?")
+                    env.body
+                        .get("message_id")
+                        .and_then(Value::as_str)
+                        .unwrap_or("?"),
+                    env.body
+                        .get("reason")
+                        .and_then(Value::as_str)
+                        .unwrap_or("?")
                 );
-                self.plan_event(plan, "report_dead_letter", &agent, format!("{}/report", env.id), json!({"id": env.id, "case": env.case, "body": env.body}));
-                self.plan_escalation(plan, env.id, &agent, env.case.as_ref(), &reason, env.body.clone());
+                self.plan_event(
+                    plan,
+                    "report_dead_letter",
+                    &agent,
+                    format!("{}/report", env.id),
+                    json!({"id": env.id, "case": env.case, "body": env.body}),
+                );
+                self.plan_escalation(
+                    plan,
+                    env.id,
+                    &agent,
+                    env.case.as_ref(),
+                    &reason,
+                    env.body.clone(),
+                );
             }
             other => {
                 let event = format!("report_{other}");
-                self.plan_event(plan, &event, &agent, format!("{}/report", env.id), json!({"id": env.id, "case": env.case, "body": env.body}));
+                self.plan_event(
+                    plan,
+                    &event,
+                    &agent,
+                    format!("{}/report", env.id),
+                    json!({"id": env.id, "case": env.case, "body": env.body}),
+                );
             }
         }
     }
 
     fn plan_control(&mut self, plan: &mut Plan, env: &Envelope, req: Request) {
-        self.activity.event("control", json!({"op": req.name(), "id": env.id}));
+        self.activity
+            .event("control", json!({"op": req.name(), "id": env.id}));
         match req {
             Request::Start { agent } => self.after_known(plan, env, agent, After::Start),
             Request::Stop { agent } => self.after_known(plan, env, agent, After::Stop),
             Request::Restart { agent } => self.after_known(plan, env, agent, After::Restart),
-            Request::CaseNew { case, purpose, assign, priority, due } => {
+            Request::CaseNew {
+                case,
+                purpose,
+                assign,
+                priority,
+                due,
+            } => {
                 if self.cases.get(&case).is_some() || self.layout.case_log(&case).exists() {
                     return self.reject(plan, env, format!("case {case} already exists"));
                 }
                 let fields = json!({"purpose": purpose, "priority": priority, "due": due, "by": "orchestrator"});
-                self.plan_case(plan, &case, "created", "orchestrator", format!("{}/created", env.id), fields);
+                self.plan_case(
+                    plan,
+                    &case,
+                    "created",
+                    "orchestrator",
+                    format!("{}/created", env.id),
+                    fields,
+                );
                 if let Some(to) = assign {
                     self.plan_assign(plan, env, &case, &to, &purpose, priority.as_deref(), &due);
                 }
@@ -94,21 +156,45 @@ impl Supervisor {
             Request::CaseClose { case, reason } => match self.cases.get(&case) {
                 None => self.reject(plan, env, format!("no open case {case}")),
                 Some(_) => {
-                    self.plan_case(plan, &case, "closed", "orchestrator", format!("{}/closed", env.id), json!({"reason": reason}));
+                    self.plan_case(
+                        plan,
+                        &case,
+                        "closed",
+                        "orchestrator",
+                        format!("{}/closed", env.id),
+                        json!({"reason": reason}),
+                    );
                     plan.after.push(After::Archive(case));
                 }
             },
-            Request::Decide { request, approve, note } => self.plan_decision(plan, env, request, approve, note),
-            Request::Reflect { message, delivered_to } => {
+            Request::Decide {
+                request,
+                approve,
+                note,
+            } => self.plan_decision(plan, env, request, approve, note),
+            Request::Reflect {
+                message,
+                delivered_to,
+            } => {
                 if message.from != Party::Orchestrator || message.case.is_none() {
-                    return self.reject(plan, env, "reflect: only the orchestrator's case messages".into());
+                    return self.reject(
+                        plan,
+                        env,
+                        "reflect: only the orchestrator's case messages".into(),
+                    );
                 }
                 self.plan_reflection(plan, &message, &delivered_to);
             }
         }
     }
 
-    fn after_known(&mut self, plan: &mut Plan, env: &Envelope, agent: AgentId, make: fn(AgentId) -> After) {
+    fn after_known(
+        &mut self,
+        plan: &mut Plan,
+        env: &Envelope,
+        agent: AgentId,
+        make: fn(AgentId) -> After,
+    ) {
         if !self.slots.contains_key(&agent) {
             if let Err(e) = self.rescan_agents() {
                 tracing::error!(error = %e, "failed to rescan agents");
@@ -122,43 +208,101 @@ impl Supervisor {
     }
 
     fn reject(&self, plan: &mut Plan, env: &Envelope, reason: String) {
-        self.plan_event(plan, "control_rejected", "supervisor", format!("{}/rejected", env.id), json!({"id": env.id, "body": env.body, "reason": reason}));
+        self.plan_event(
+            plan,
+            "control_rejected",
+            "supervisor",
+            format!("{}/rejected", env.id),
+            json!({"id": env.id, "body": env.body, "reason": reason}),
+        );
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn plan_assign(&mut self, plan: &mut Plan, env: &Envelope, case: &CaseId, to: &Party, purpose: &str, priority: Option<&str>, due: &str) {
-        let mut msg = Envelope::new(Party::Supervisor, to.clone(), "case_assigned", json!({"purpose": purpose, "priority": priority, "due": due}));
+    fn plan_assign(
+        &mut self,
+        plan: &mut Plan,
+        env: &Envelope,
+        case: &CaseId,
+        to: &Party,
+        purpose: &str,
+        priority: Option<&str>,
+        due: &str,
+    ) {
+        let mut msg = Envelope::new(
+            Party::Supervisor,
+            to.clone(),
+            "case_assigned",
+            json!({"purpose": purpose, "priority": priority, "due": due}),
+        );
         msg.id = MsgId::derive(&env.id, 0);
         msg.case = Some(case.clone());
         let agent = match to {
             Party::Agent(a) if self.slots.contains_key(a) => Some(a.clone()),
             Party::Role(r) => {
-                let candidates: Vec<&AgentId> = self.slots.iter().filter(|(_, s)| s.cfg.role == *r).map(|(id, _)| id).collect();
+                let candidates: Vec<&AgentId> = self
+                    .slots
+                    .iter()
+                    .filter(|(_, s)| s.cfg.role == *r)
+                    .map(|(id, _)| id)
+                    .collect();
                 crate::roles::pick(&candidates, &msg).cloned()
             }
             _ => None,
         };
         let Some(agent) = agent else {
-            return self.reject(plan, env, format!("cannot assign case {case}: no agent for {to}"));
+            return self.reject(
+                plan,
+                env,
+                format!("cannot assign case {case}: no agent for {to}"),
+            );
         };
-        self.plan_case(plan, case, "assigned", "orchestrator", format!("{}/assigned", env.id), json!({"to": agent, "by": "orchestrator"}));
+        self.plan_case(
+            plan,
+            case,
+            "assigned",
+            "orchestrator",
+            format!("{}/assigned", env.id),
+            json!({"to": agent, "by": "orchestrator"}),
+        );
         self.plan_to_agent(plan, &agent, &msg);
     }
 
     /// `society approve` / `reject`: answer the request, once.
-    fn plan_decision(&mut self, plan: &mut Plan, env: &Envelope, request: MsgId, approve: bool, note: Option<String>) {
+    fn plan_decision(
+        &mut self,
+        plan: &mut Plan,
+        env: &Envelope,
+        request: MsgId,
+        approve: bool,
+        note: Option<String>,
+    ) {
         let Some(req) = self.approvals.get(&request).cloned() else {
             return self.reject(plan, env, format!("no approval request {request}"));
         };
         if !self.decided.insert(request) {
-            return self.reject(plan, env, format!("approval request {request} was already answered"));
+            return self.reject(
+                plan,
+                env,
+                format!("approval request {request} was already answered"),
+            );
         }
         let decision = if approve { "approved" } else { "rejected" };
         if let Some(case) = &req.case {
-            let fields = json!({"request": request, "note": note, "revision": req.body.get("revision")});
-            self.plan_case(plan, case, decision, "orchestrator", format!("{}/{decision}", env.id), fields);
+            let fields =
+                json!({"request": request, "note": note, "revision": req.body.get("revision")});
+            self.plan_case(
+                plan,
+                case,
+                decision,
+                "orchestrator",
+                format!("{}/{decision}", env.id),
+                fields,
+            );
         }
-        let held = req.body.get("held").and_then(|h| serde_json::from_value::<Envelope>(h.clone()).ok());
+        let held = req
+            .body
+            .get("held")
+            .and_then(|h| serde_json::from_value::<Envelope>(h.clone()).ok());
         match (req.from.clone(), held) {
             // A message held by a routing rule.
             (Party::Supervisor, Some(held)) => {
@@ -166,14 +310,22 @@ impl Supervisor {
                     let recipient = match &held.to {
                         Party::Agent(a) if self.slots.contains_key(a) => Some(a.clone()),
                         Party::Role(r) => {
-                            let c: Vec<&AgentId> = self.slots.iter().filter(|(_, s)| s.cfg.role == *r).map(|(id, _)| id).collect();
+                            let c: Vec<&AgentId> = self
+                                .slots
+                                .iter()
+                                .filter(|(_, s)| s.cfg.role == *r)
+                                .map(|(id, _)| id)
+                                .collect();
                             crate::roles::pick(&c, &held).cloned()
                         }
                         _ => None,
                     };
                     self.plan_delivery(plan, &held, recipient.as_ref());
                 } else {
-                    let why = format!("rejected by the orchestrator: {}", note.as_deref().unwrap_or("no feedback"));
+                    let why = format!(
+                        "rejected by the orchestrator: {}",
+                        note.as_deref().unwrap_or("no feedback")
+                    );
                     self.plan_blocked(plan, &held, &why);
                 }
             }
@@ -184,13 +336,22 @@ impl Supervisor {
                     "revision": req.body.get("revision").cloned().unwrap_or(json!(1)),
                     "plan": req.body.get("plan"), "parked": req.body.get("parked"),
                 });
-                let mut answer = Envelope::new(Party::Orchestrator, Party::Agent(agent.clone()), "approval_response", body);
+                let mut answer = Envelope::new(
+                    Party::Orchestrator,
+                    Party::Agent(agent.clone()),
+                    "approval_response",
+                    body,
+                );
                 answer.id = MsgId::derive(&env.id, RESPONSE);
                 answer.reply_to = Some(request);
                 answer.case = req.case.clone();
                 self.plan_to_agent(plan, &agent, &answer);
             }
-            _ => self.reject(plan, env, format!("approval request {request} has no one to answer")),
+            _ => self.reject(
+                plan,
+                env,
+                format!("approval request {request} has no one to answer"),
+            ),
         }
     }
 
@@ -213,7 +374,9 @@ impl Supervisor {
                 rec.held = false;
                 rec.failed = false;
                 self.save_checkpoint();
-                let Some(slot) = self.slots.get_mut(&id) else { return };
+                let Some(slot) = self.slots.get_mut(&id) else {
+                    return;
+                };
                 slot.restart.reset();
                 match slot.phase {
                     Phase::Up(_) => {

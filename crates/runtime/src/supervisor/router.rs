@@ -48,8 +48,13 @@ impl Supervisor {
 
     /// Finishes a batch interrupted by a crash, skipping what already landed.
     pub(super) fn recover_pending(&mut self) -> Result<(), FormatError> {
-        let Some(batch) = self.ckpt.pending.clone() else { return Ok(()) };
-        self.activity.event("batch_recovery", json!({"agent": batch.agent, "from": batch.from, "to": batch.to}));
+        let Some(batch) = self.ckpt.pending.clone() else {
+            return Ok(());
+        };
+        self.activity.event(
+            "batch_recovery",
+            json!({"agent": batch.agent, "from": batch.from, "to": batch.to}),
+        );
         match &batch.agent {
             Some(agent) if self.slots.contains_key(agent) => {
                 self.ckpt.cursors.insert(agent.clone(), batch.from);
@@ -65,11 +70,18 @@ impl Supervisor {
     }
 
     /// Routes one batch; returns whether it routed anything.
-    fn route_batch(&mut self, owner: &AgentId, limit: Option<u64>, recovered: Option<&BTreeMap<PathBuf, u64>>) -> Result<bool, FormatError> {
+    fn route_batch(
+        &mut self,
+        owner: &AgentId,
+        limit: Option<u64>,
+        recovered: Option<&BTreeMap<PathBuf, u64>>,
+    ) -> Result<bool, FormatError> {
         let outbox = self.slots[owner].paths.outbox();
         let from = self.ckpt.cursors.get(owner).copied().unwrap_or(0);
         let lines = read_range(&outbox, from, limit)?;
-        let Some(next) = lines.last().map(|l| l.end) else { return Ok(false) };
+        let Some(next) = lines.last().map(|l| l.end) else {
+            return Ok(false);
+        };
         let mut plan = Plan::default();
         for line in &lines {
             self.plan_line(&mut plan, owner, line);
@@ -82,30 +94,66 @@ impl Supervisor {
         let env = match Envelope::parse(&line.bytes) {
             Ok(env) if env.from == Party::Agent(owner.clone()) => env,
             Ok(env) => {
-                let reason = format!("from {:?} does not match the outbox owner {owner}", env.from.to_string());
+                let reason = format!(
+                    "from {:?} does not match the outbox owner {owner}",
+                    env.from.to_string()
+                );
                 return self.plan_undeliverable(plan, owner, line, Some(&env), &reason);
             }
             Err(e) => return self.plan_undeliverable(plan, owner, line, None, &e.to_string()),
         };
         if env.kind == "case_event" && env.case.is_none() {
-            return self.plan_undeliverable(plan, owner, line, Some(&env), "case_event without a case");
+            return self.plan_undeliverable(
+                plan,
+                owner,
+                line,
+                Some(&env),
+                "case_event without a case",
+            );
         }
         let recipient = match &env.to {
             Party::Agent(id) if self.slots.contains_key(id) => Some(id.clone()),
-            Party::Agent(id) => return self.plan_undeliverable(plan, owner, line, Some(&env), &format!("no agent {id}")),
+            Party::Agent(id) => {
+                return self.plan_undeliverable(
+                    plan,
+                    owner,
+                    line,
+                    Some(&env),
+                    &format!("no agent {id}"),
+                )
+            }
             Party::Role(role) => match self.pick_role(role, &env) {
                 Some(id) => Some(id),
-                None => return self.plan_undeliverable(plan, owner, line, Some(&env), &format!("no agent has role {role}")),
+                None => {
+                    return self.plan_undeliverable(
+                        plan,
+                        owner,
+                        line,
+                        Some(&env),
+                        &format!("no agent has role {role}"),
+                    )
+                }
             },
             Party::Orchestrator | Party::Supervisor => None,
         };
         if env.kind == "approval_request" && env.to == Party::Orchestrator {
-            let revision = env.body.get("revision").and_then(Value::as_u64).unwrap_or(1);
+            let revision = env
+                .body
+                .get("revision")
+                .and_then(Value::as_u64)
+                .unwrap_or(1);
             let max = self.slots[owner].cfg.policy.max_revisions;
             if revision > u64::from(max) + 1 {
                 let reason = format!("approval still rejected after {max} revision(s)");
                 let context = json!({"request": env.id, "plan": env.body.get("plan")});
-                return self.plan_escalation(plan, env.id, owner.as_str(), env.case.as_ref(), &reason, context);
+                return self.plan_escalation(
+                    plan,
+                    env.id,
+                    owner.as_str(),
+                    env.case.as_ref(),
+                    &reason,
+                    context,
+                );
             }
         }
         if env.to != Party::Supervisor {
@@ -113,14 +161,19 @@ impl Supervisor {
             let to_role = recipient.as_ref().map(|r| self.slots[r].cfg.role.clone());
             match super::policy::decide(&self.routing, &env, Some(&from_role), to_role.as_deref()) {
                 (RouteAction::Allow, _) => {}
-                (RouteAction::Deny, rule) => return self.plan_blocked(plan, &env, &denied_by(rule)),
+                (RouteAction::Deny, rule) => {
+                    return self.plan_blocked(plan, &env, &denied_by(rule))
+                }
                 (RouteAction::Approve, rule) => return self.plan_hold(plan, &env, rule),
             }
         }
         if let Some(r) = &recipient {
             let role = self.slots[owner].cfg.role.clone();
             let policy = self.slots[r].cfg.policy.clone();
-            if let Err(reason) = self.guard.admit(Instant::now(), r, &policy, &env, Some(&role)) {
+            if let Err(reason) = self
+                .guard
+                .admit(Instant::now(), r, &policy, &env, Some(&role))
+            {
                 return self.plan_refused(plan, r, &env, &reason);
             }
         }
@@ -128,7 +181,12 @@ impl Supervisor {
     }
 
     /// Delivers an accepted message: recipient, mirror, case log.
-    pub(super) fn plan_delivery(&mut self, plan: &mut Plan, env: &Envelope, recipient: Option<&AgentId>) {
+    pub(super) fn plan_delivery(
+        &mut self,
+        plan: &mut Plan,
+        env: &Envelope,
+        recipient: Option<&AgentId>,
+    ) {
         match (recipient, &env.to) {
             (Some(r), _) => self.plan_to_agent(plan, r, env),
             (None, Party::Orchestrator) => {
@@ -141,9 +199,19 @@ impl Supervisor {
                 // To the supervisor: case events go only to the case log; the
                 // rest (reports, escalations) to its inbox.
                 if env.kind != "case_event" {
-                    plan.push(self.layout.supervisor_inbox(), true, env.id.to_string(), env.to_line());
+                    plan.push(
+                        self.layout.supervisor_inbox(),
+                        true,
+                        env.id.to_string(),
+                        env.to_line(),
+                    );
                 }
-                plan.push(self.layout.agent_to_agent(), false, env.id.to_string(), env.to_line());
+                plan.push(
+                    self.layout.agent_to_agent(),
+                    false,
+                    env.id.to_string(),
+                    env.to_line(),
+                );
             }
         }
         if let Some(case) = env.case.clone() {
@@ -152,7 +220,14 @@ impl Supervisor {
             }
             let (event, fields) = case_fields(env);
             let agent = env.from.to_string();
-            self.plan_case(plan, &case, &event, &agent, format!("{}/{event}", env.id), fields);
+            self.plan_case(
+                plan,
+                &case,
+                &event,
+                &agent,
+                format!("{}/{event}", env.id),
+                fields,
+            );
         }
     }
 
@@ -161,23 +236,50 @@ impl Supervisor {
         let Some(case) = env.case.clone() else { return };
         self.plan_ownership(plan, &case, to, env);
         let (event, fields) = case_fields(env);
-        self.plan_case(plan, &case, &event, "orchestrator", format!("{}/{event}", env.id), fields);
+        self.plan_case(
+            plan,
+            &case,
+            &event,
+            "orchestrator",
+            format!("{}/{event}", env.id),
+            fields,
+        );
     }
 
     /// Ownership never moves silently: a case message to an agent other than
     /// the owner records a handoff (or the first assignment).
-    fn plan_ownership(&mut self, plan: &mut Plan, case: &society_core::CaseId, to: &AgentId, env: &Envelope) {
+    fn plan_ownership(
+        &mut self,
+        plan: &mut Plan,
+        case: &society_core::CaseId,
+        to: &AgentId,
+        env: &Envelope,
+    ) {
         let owner = self.cases.get(case).and_then(|c| c.owner.clone());
         match owner {
             Some(o) if o == to.as_str() => {}
             Some(o) => {
                 let reason = format!("{} from {}", env.kind, env.from);
                 let fields = json!({"from": o, "to": to, "reason": reason, "id": env.id});
-                self.plan_case(plan, case, "handoff", "supervisor", format!("{}/handoff", env.id), fields);
+                self.plan_case(
+                    plan,
+                    case,
+                    "handoff",
+                    "supervisor",
+                    format!("{}/handoff", env.id),
+                    fields,
+                );
             }
             None => {
                 let fields = json!({"to": to, "by": env.from, "id": env.id});
-                self.plan_case(plan, case, "assigned", "supervisor", format!("{}/assigned", env.id), fields);
+                self.plan_case(
+                    plan,
+                    case,
+                    "assigned",
+                    "supervisor",
+                    format!("{}/assigned", env.id),
+                    fields,
+                );
             }
         }
     }
@@ -186,35 +288,72 @@ impl Supervisor {
     fn plan_hold(&mut self, plan: &mut Plan, env: &Envelope, rule: Option<usize>) {
         let what = format!("deliver {} from {} to {}", env.kind, env.from, env.to);
         let body = json!({"kind": "route", "plan": what, "rule": rule, "held": env});
-        let mut req = Envelope::new(Party::Supervisor, Party::Orchestrator, "approval_request", body);
+        let mut req = Envelope::new(
+            Party::Supervisor,
+            Party::Orchestrator,
+            "approval_request",
+            body,
+        );
         req.id = MsgId::derive(&env.id, HELD);
         req.case = env.case.clone();
         self.plan_to_orchestrator(plan, &req);
         self.approvals.insert(req.id, req.clone());
         if let Some(case) = &env.case {
             let fields = json!({"request": req.id, "plan": what, "rule": rule});
-            self.plan_case(plan, case, "approval_requested", "supervisor", format!("{}/approval_requested", req.id), fields);
+            self.plan_case(
+                plan,
+                case,
+                "approval_requested",
+                "supervisor",
+                format!("{}/approval_requested", req.id),
+                fields,
+            );
         }
-        let fields = json!({"id": env.id, "to": env.to, "type": env.kind, "rule": rule, "request": req.id});
-        self.plan_event(plan, "message_held", env.from.to_string().as_str(), format!("{}/held", env.id), fields);
+        let fields =
+            json!({"id": env.id, "to": env.to, "type": env.kind, "rule": rule, "request": req.id});
+        self.plan_event(
+            plan,
+            "message_held",
+            env.from.to_string().as_str(),
+            format!("{}/held", env.id),
+            fields,
+        );
     }
 
     /// Receiver protection refused the message.
     fn plan_refused(&mut self, plan: &mut Plan, receiver: &AgentId, env: &Envelope, reason: &str) {
         let src = format!("{receiver}@{}", env.id);
-        let fields = json!({"src": src, "id": env.id, "from": env.from, "type": env.kind, "reason": reason});
+        let fields =
+            json!({"src": src, "id": env.id, "from": env.from, "type": env.kind, "reason": reason});
         let rec = activity::record("refused", receiver.as_str(), 0, fields.clone());
-        plan.push(self.slots[receiver].paths.deadletter(), true, src.clone(), rec);
+        plan.push(
+            self.slots[receiver].paths.deadletter(),
+            true,
+            src.clone(),
+            rec,
+        );
         self.plan_event(plan, "message_refused", receiver.as_str(), src, fields);
         self.plan_blocked(plan, env, &format!("refused by {receiver}: {reason}"));
     }
 
     fn pick_role(&self, role: &str, env: &Envelope) -> Option<AgentId> {
-        let candidates: Vec<&AgentId> = self.slots.iter().filter(|(_, s)| s.cfg.role == role).map(|(id, _)| id).collect();
+        let candidates: Vec<&AgentId> = self
+            .slots
+            .iter()
+            .filter(|(_, s)| s.cfg.role == role)
+            .map(|(id, _)| id)
+            .collect();
         crate::roles::pick(&candidates, env).cloned()
     }
 
-    fn plan_undeliverable(&mut self, plan: &mut Plan, owner: &AgentId, line: &Line, env: Option<&Envelope>, reason: &str) {
+    fn plan_undeliverable(
+        &mut self,
+        plan: &mut Plan,
+        owner: &AgentId,
+        line: &Line,
+        env: Option<&Envelope>,
+        reason: &str,
+    ) {
         let src = format!("{owner}@{}", line.offset);
         let mut fields = json!({
             "src": src, "file": "outbox.jsonl", "offset": line.offset, "id": env.map(|e| e.id),
@@ -222,8 +361,15 @@ impl Supervisor {
         });
         let gen = env.map_or(0, |e| e.gen);
         let mut with_line = fields.clone();
-        with_line["line"] = Value::String(String::from_utf8_lossy(&line.bytes[..line.bytes.len().min(64 * 1024)]).into_owned());
-        plan.push(self.slots[owner].paths.deadletter(), true, src.clone(), activity::record("undeliverable", owner.as_str(), gen, with_line));
+        with_line["line"] = Value::String(
+            String::from_utf8_lossy(&line.bytes[..line.bytes.len().min(64 * 1024)]).into_owned(),
+        );
+        plan.push(
+            self.slots[owner].paths.deadletter(),
+            true,
+            src.clone(),
+            activity::record("undeliverable", owner.as_str(), gen, with_line),
+        );
         fields["gen"] = Value::from(gen);
         self.plan_event(plan, "undeliverable", owner.as_str(), src, fields);
         if let Some(env) = env {
@@ -241,10 +387,16 @@ fn denied_by(rule: Option<usize>) -> String {
 
 /// The case-log event and fields a routed message leaves.
 fn case_fields(env: &Envelope) -> (String, Value) {
-    let mut fields = json!({"id": env.id, "from": env.from, "to": env.to, "type": env.kind, "gen": env.gen});
+    let mut fields =
+        json!({"id": env.id, "from": env.from, "to": env.to, "type": env.kind, "gen": env.gen});
     let event = match env.kind.as_str() {
         "case_event" => {
-            let name = env.body.get("event").and_then(Value::as_str).unwrap_or("agent_report").to_string();
+            let name = env
+                .body
+                .get("event")
+                .and_then(Value::as_str)
+                .unwrap_or("agent_report")
+                .to_string();
             if let (Some(f), Some(body)) = (fields.as_object_mut(), env.body.as_object()) {
                 for (k, v) in body {
                     if k != "event" {
@@ -271,7 +423,11 @@ fn case_fields(env: &Envelope) -> (String, Value) {
 }
 
 /// Complete lines from `from`, up to (not past) `limit`.
-pub(super) fn read_range(path: &std::path::Path, from: u64, limit: Option<u64>) -> Result<Vec<Line>, FormatError> {
+pub(super) fn read_range(
+    path: &std::path::Path,
+    from: u64,
+    limit: Option<u64>,
+) -> Result<Vec<Line>, FormatError> {
     let mut batch = read_lines(path, from, BATCH_BYTES)?;
     if let Some(limit) = limit {
         batch.lines.retain(|l| l.end <= limit);

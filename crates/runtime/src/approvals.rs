@@ -1,0 +1,255 @@
+//! Approval requests and their answers, read from the files alone.
+//!
+//! A request is an `approval_request` envelope in `orchestrator/inbox.jsonl`:
+//! from an agent (body `{plan, rationale, alternatives, revision, parked}`) or
+//! from the supervisor for a message held by an `approve` routing rule (body
+//! `{kind: "route", plan, rule, held}`). The answer is a `decide` control
+//! request in `supervisor/inbox.jsonl`. Both files are append-only, so
+//! "pending" is simply "a request with no decide for its id": it survives a
+//! restart of anything, and the CLI and the supervisor can never disagree.
+
+use crate::control::{self, Request};
+use serde::Serialize;
+use serde_json::Value;
+use society_core::jsonl::read_lines;
+use society_core::{CaseId, Envelope, FormatError, Layout, MsgId, Party};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// The envelope type of an approval request.
+pub const REQUEST_TYPE: &str = "approval_request";
+
+/// Who asked, and so who receives the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// An agent asked before acting; the answer goes back to it.
+    Agent,
+    /// The supervisor holds a message under an `approve` routing rule; the
+    /// answer releases or drops it.
+    Route,
+}
+
+/// One approval request, as the orchestrator sees it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Approval {
+    pub id: MsgId,
+    pub ts: String,
+    pub from: Party,
+    pub case: Option<CaseId>,
+    pub kind: Kind,
+    pub plan: String,
+    pub rationale: Option<String>,
+    pub alternatives: Vec<Value>,
+    pub revision: Option<u64>,
+    /// The request's whole body (the parked or held envelope included).
+    pub body: Value,
+}
+
+impl Approval {
+    fn from_envelope(env: Envelope) -> Approval {
+        let body = env.body;
+        let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
+        let kind = if body.get("kind").and_then(Value::as_str) == Some("route") {
+            Kind::Route
+        } else {
+            Kind::Agent
+        };
+        Approval {
+            id: env.id,
+            ts: env.ts,
+            from: env.from,
+            case: env.case,
+            kind,
+            plan: text("plan").or_else(|| text("text")).unwrap_or_default(),
+            rationale: text("rationale"),
+            alternatives: body
+                .get("alternatives")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default(),
+            revision: body.get("revision").and_then(Value::as_u64),
+            body,
+        }
+    }
+
+    /// For a route request: the message the supervisor holds.
+    pub fn held(&self) -> Option<&Value> {
+        self.body.get("held")
+    }
+}
+
+/// The orchestrator's answer to one request.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Decision {
+    pub approve: bool,
+    pub note: Option<String>,
+    /// When it was made (the control envelope's `ts`).
+    pub ts: String,
+}
+
+/// Every approval request in the orchestrator inbox, in file order.
+pub fn requests(layout: &Layout) -> Result<Vec<Approval>, FormatError> {
+    let mut out = Vec::new();
+    for_each_envelope(&layout.orchestrator_inbox(), |env| {
+        if env.kind == REQUEST_TYPE {
+            out.push(Approval::from_envelope(env));
+        }
+    })?;
+    Ok(out)
+}
+
+/// Every decision recorded in the supervisor inbox, by request id. When a
+/// request was answered twice (two racing CLIs), the first answer stands:
+/// it is the one the supervisor acts on.
+pub fn decisions(layout: &Layout) -> Result<HashMap<MsgId, Decision>, FormatError> {
+    let mut out = HashMap::new();
+    for_each_envelope(&layout.supervisor_inbox(), |env| {
+        if env.kind != control::TYPE || env.from != Party::Orchestrator {
+            return;
+        }
+        if let Ok(Request::Decide {
+            request,
+            approve,
+            note,
+        }) = serde_json::from_value(env.body)
+        {
+            out.entry(request).or_insert(Decision {
+                approve,
+                note,
+                ts: env.ts,
+            });
+        }
+    })?;
+    Ok(out)
+}
+
+/// Requests that have no decision yet, oldest first.
+pub fn pending(layout: &Layout) -> Result<Vec<Approval>, FormatError> {
+    let decided = decisions(layout)?;
+    let mut all = requests(layout)?;
+    all.retain(|a| !decided.contains_key(&a.id));
+    Ok(all)
+}
+
+/// Calls `f` with every valid envelope of a JSONL file. Lines that are not
+/// valid envelopes are skipped: quarantining them is the consumer's job, and a
+/// reader must never stop at one.
+fn for_each_envelope(path: &Path, mut f: impl FnMut(Envelope)) -> Result<(), FormatError> {
+    let mut cursor = 0;
+    loop {
+        let batch = read_lines(path, cursor, 4 << 20)?;
+        if batch.lines.is_empty() {
+            return Ok(());
+        }
+        for line in batch.lines {
+            if let Ok(env) = Envelope::parse(&line.bytes) {
+                f(env);
+            }
+        }
+        cursor = batch.next;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use serde_json::json;
+    use society_core::jsonl::{append_one, Durability};
+
+    fn append(path: &Path, env: &Envelope) {
+        append_one(path, &env.to_line(), Durability::Flushed, usize::MAX).unwrap();
+    }
+
+    fn request(from: &str, body: Value) -> Envelope {
+        let mut env = Envelope::new(
+            from.parse().unwrap(),
+            Party::Orchestrator,
+            REQUEST_TYPE,
+            body,
+        );
+        env.case = Some(CaseId::new("c-1").unwrap());
+        env
+    }
+
+    #[test]
+    fn pending_is_requests_without_a_decision() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::at(dir.path());
+        layout.create().unwrap();
+        let inbox = layout.orchestrator_inbox();
+        assert!(pending(&layout).unwrap().is_empty(), "empty society");
+
+        let a = request(
+            "research",
+            json!({"plan": "delete the cache", "rationale": "stale", "alternatives": ["keep"],
+                   "revision": 2, "parked": {}}),
+        );
+        let b = request(
+            "supervisor",
+            json!({"kind": "route", "plan": "deliver to audio", "rule": 0, "held": {"to": "audio"}}),
+        );
+        append(&inbox, &a);
+        // Noise that must be skipped: another type, a torn line, bad JSON.
+        let other = Envelope::new(Party::Supervisor, Party::Orchestrator, "reply", json!({}));
+        append(&inbox, &other);
+        append_one(&inbox, b"{not json", Durability::Flushed, usize::MAX).unwrap();
+        append(&inbox, &b);
+
+        let all = requests(&layout).unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].id, a.id);
+        assert_eq!(all[0].kind, Kind::Agent);
+        assert_eq!(all[0].plan, "delete the cache");
+        assert_eq!(all[0].rationale.as_deref(), Some("stale"));
+        assert_eq!(all[0].alternatives, [json!("keep")]);
+        assert_eq!(all[0].revision, Some(2));
+        assert_eq!(all[1].kind, Kind::Route);
+        assert_eq!(all[1].held(), Some(&json!({"to": "audio"})));
+
+        control::send(
+            &layout,
+            &Request::Decide {
+                request: a.id,
+                approve: false,
+                note: Some("no".into()),
+            },
+        )
+        .unwrap();
+        // A later, contradicting answer does not replace the first.
+        control::send(
+            &layout,
+            &Request::Decide {
+                request: a.id,
+                approve: true,
+                note: None,
+            },
+        )
+        .unwrap();
+        let decided = decisions(&layout).unwrap();
+        assert_eq!(decided.len(), 1);
+        assert!(!decided[&a.id].approve);
+        assert_eq!(decided[&a.id].note.as_deref(), Some("no"));
+        let left = pending(&layout).unwrap();
+        assert_eq!(left.iter().map(|p| p.id).collect::<Vec<_>>(), [b.id]);
+    }
+
+    #[test]
+    fn decisions_only_count_from_the_orchestrator() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::at(dir.path());
+        layout.create().unwrap();
+        let a = request("research", json!({"plan": "p"}));
+        append(&layout.orchestrator_inbox(), &a);
+        // An agent cannot approve its own request by writing a decide.
+        let forged = Envelope::new(
+            "research".parse().unwrap(),
+            Party::Supervisor,
+            control::TYPE,
+            json!({"op": "decide", "request": a.id, "approve": true}),
+        );
+        append(&layout.supervisor_inbox(), &forged);
+        assert_eq!(pending(&layout).unwrap().len(), 1);
+    }
+}

@@ -1,0 +1,159 @@
+//! `society approvals`, `approve ID [--note]`, `reject ID --feedback`.
+//!
+//! Requests live in `orchestrator/inbox.jsonl`, answers in
+//! `supervisor/inbox.jsonl` (see `society_runtime::approvals`). Answering only
+//! appends a `decide` request: durable whether or not the supervisor runs, and
+//! delivered by it. The CLI never starts the supervisor for this — answering
+//! is not a reason to wake a stopped society.
+
+use super::daemon::supervisor_pid;
+use super::exit::{self, coded, coded_hint};
+use super::table;
+use serde_json::Value;
+use society_core::{Layout, MsgId};
+use society_runtime::approvals::{self, Approval, Kind};
+use society_runtime::control::{self, Request};
+
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    /// Print a JSON array of pending requests.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ApproveArgs {
+    /// Request id (the approval_request message id).
+    id: String,
+    /// A note for the requester.
+    #[arg(long, value_name = "TEXT")]
+    note: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RejectArgs {
+    /// Request id (the approval_request message id).
+    id: String,
+    /// What to change: the requester revises its plan with this.
+    #[arg(long, value_name = "TEXT", required = true)]
+    feedback: String,
+}
+
+pub fn list(layout: &Layout, args: ListArgs) -> anyhow::Result<i32> {
+    let pending = approvals::pending(layout)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&pending)?);
+        return Ok(exit::OK);
+    }
+    if pending.is_empty() {
+        println!("no pending approvals");
+        return Ok(exit::OK);
+    }
+    let rows: Vec<[String; 6]> = pending
+        .iter()
+        .map(|a| {
+            [
+                a.id.to_string(),
+                table::age(&a.ts),
+                requester(a),
+                a.case.as_ref().map_or("-".into(), ToString::to_string),
+                a.revision.map_or("-".into(), |r| r.to_string()),
+                table::truncate(&a.plan, 60),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table::render(
+            ["ID", "AGE", "FROM", "CASE", "REV", "PLAN"],
+            &rows,
+            |_, _| { None }
+        )
+    );
+    Ok(exit::OK)
+}
+
+pub fn approve(layout: &Layout, args: ApproveArgs) -> anyhow::Result<i32> {
+    let note = args.note.filter(|n| !n.trim().is_empty());
+    decide(layout, &args.id, true, note)
+}
+
+pub fn reject(layout: &Layout, args: RejectArgs) -> anyhow::Result<i32> {
+    if args.feedback.trim().is_empty() {
+        return Err(coded(
+            exit::INVALID,
+            "--feedback is empty: say what the requester should change",
+        ));
+    }
+    decide(layout, &args.id, false, Some(args.feedback))
+}
+
+fn decide(layout: &Layout, id: &str, approve: bool, note: Option<String>) -> anyhow::Result<i32> {
+    let id: MsgId = id.parse()?;
+    let Some(request) = approvals::requests(layout)?
+        .into_iter()
+        .find(|a| a.id == id)
+    else {
+        return Err(coded_hint(
+            exit::NOT_FOUND,
+            format!(
+                "no approval request {id} in {}",
+                layout.orchestrator_inbox().display()
+            ),
+            "`society approvals` lists pending requests",
+        ));
+    };
+    if let Some(d) = approvals::decisions(layout)?.get(&id) {
+        let how = if d.approve { "approved" } else { "rejected" };
+        let note = d
+            .note
+            .as_deref()
+            .map_or(String::new(), |n| format!(" with the note {n:?}"));
+        return Err(coded(
+            exit::INVALID,
+            format!("request {id} was already {how} at {}{note}", d.ts),
+        ));
+    }
+    control::send(
+        layout,
+        &Request::Decide {
+            request: id,
+            approve,
+            note,
+        },
+    )?;
+    let how = if approve { "approved" } else { "rejected" };
+    let effect = effect(&request, approve);
+    if supervisor_pid(layout).is_some() {
+        println!("{how}; the supervisor {effect}");
+    } else {
+        println!(
+            "{how}; recorded in {}; the supervisor is not running and {effect} when it starts (`society up`)",
+            layout.supervisor_inbox().display()
+        );
+    }
+    Ok(exit::OK)
+}
+
+/// FROM column: the agent that asked, or `sender→recipient` of a held message.
+fn requester(a: &Approval) -> String {
+    match (a.kind, held_route(a)) {
+        (Kind::Route, Some(route)) => route,
+        _ => a.from.to_string(),
+    }
+}
+
+/// What the supervisor does with the answer.
+fn effect(a: &Approval, approve: bool) -> String {
+    match (a.kind, held_route(a)) {
+        (Kind::Route, Some(route)) if approve => format!("delivers the held message {route}"),
+        (Kind::Route, Some(route)) => format!("blocks the held message {route}"),
+        _ => format!("delivers the answer to {}", a.from),
+    }
+}
+
+fn held_route(a: &Approval) -> Option<String> {
+    let held = a.held()?;
+    let s = |k: &str| held.get(k).and_then(Value::as_str).unwrap_or("?");
+    Some(format!("{}→{}", s("from"), s("to")))
+}

@@ -1,0 +1,158 @@
+//! Finding and reading case logs: open ones in `supervisor/cases/`, closed ones
+//! in `archive/<date>/` through the pointer `case-<id>.archived.json` a close
+//! leaves behind (or, while the supervisor is between moving the log and
+//! writing the pointer, by looking in the archive itself).
+
+use crate::cli::exit::{self, coded};
+use serde::Deserialize;
+use serde_json::Value;
+use society_core::case::CaseSummary;
+use society_core::jsonl::read_lines;
+use society_core::{atomic, CaseId, Layout};
+use std::collections::BTreeSet;
+use std::path::{Component, Path, PathBuf};
+
+/// What `case close` leaves in `supervisor/cases/`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Pointer {
+    /// The archived log, relative to `.society-agent/`.
+    pub archived: String,
+}
+
+/// A case log that was found.
+#[derive(Debug)]
+pub struct Loaded {
+    pub path: PathBuf,
+    pub archived: bool,
+    pub records: Vec<Value>,
+    pub summary: CaseSummary,
+}
+
+pub fn pointer_path(layout: &Layout, case: &CaseId) -> PathBuf {
+    layout
+        .cases_dir()
+        .join(format!("case-{case}.archived.json"))
+}
+
+pub fn pointer(layout: &Layout, case: &CaseId) -> anyhow::Result<Option<Pointer>> {
+    Ok(atomic::read_json(
+        &pointer_path(layout, case),
+        "case archive pointer",
+    )?)
+}
+
+/// The archived log a pointer names, refusing paths that leave `.society-agent/`.
+pub fn archived_path(layout: &Layout, case: &CaseId, p: &Pointer) -> anyhow::Result<PathBuf> {
+    let rel = Path::new(&p.archived);
+    if rel.as_os_str().is_empty() || !rel.components().all(|c| matches!(c, Component::Normal(_))) {
+        return Err(coded(
+            exit::ERROR,
+            format!(
+                "{} names {:?}, which is not a path inside {}",
+                pointer_path(layout, case).display(),
+                p.archived,
+                layout.state_dir().display()
+            ),
+        ));
+    }
+    Ok(layout.state_dir().join(rel))
+}
+
+/// Where the case's log is now: `(path, archived)`.
+fn locate(layout: &Layout, case: &CaseId) -> anyhow::Result<Option<(PathBuf, bool)>> {
+    let open = layout.case_log(case);
+    if open.is_file() {
+        return Ok(Some((open, false)));
+    }
+    if let Some(p) = pointer(layout, case)? {
+        return Ok(Some((archived_path(layout, case, &p)?, true)));
+    }
+    let name = format!("case-{case}.jsonl");
+    Ok(archive_days(layout)
+        .into_iter()
+        .rev()
+        .map(|day| day.join(&name))
+        .find(|p| p.is_file())
+        .map(|p| (p, true)))
+}
+
+/// Loads a case's log and folds it; `None` if there is no such case.
+pub fn load(layout: &Layout, case: &CaseId) -> anyhow::Result<Option<Loaded>> {
+    // A close moves the log while we read: look again where it went.
+    for _ in 0..3 {
+        let Some((path, archived)) = locate(layout, case)? else {
+            return Ok(None);
+        };
+        let records = read_records(&path)?;
+        if records.is_empty() && !path.exists() {
+            continue;
+        }
+        let summary = CaseSummary::fold(case.as_str(), &records);
+        return Ok(Some(Loaded {
+            path,
+            archived,
+            records,
+            summary,
+        }));
+    }
+    Ok(None)
+}
+
+/// Every complete, valid JSON record of a log, in order.
+pub fn read_records(path: &Path) -> anyhow::Result<Vec<Value>> {
+    let mut out = Vec::new();
+    let mut cursor = 0;
+    loop {
+        let batch = read_lines(path, cursor, 4 << 20)?;
+        if batch.lines.is_empty() {
+            return Ok(out);
+        }
+        out.extend(
+            batch
+                .lines
+                .iter()
+                .filter_map(|l| serde_json::from_slice::<Value>(&l.bytes).ok())
+                .filter(Value::is_object),
+        );
+        cursor = batch.next;
+    }
+}
+
+/// Ids of every case: open logs, archive pointers and archived logs.
+pub fn all_ids(layout: &Layout) -> anyhow::Result<BTreeSet<CaseId>> {
+    let mut ids = BTreeSet::new();
+    let mut scan = |dir: &Path, suffixes: &[&str]| {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("case-")) else {
+                continue;
+            };
+            let id = suffixes.iter().find_map(|s| rest.strip_suffix(s));
+            if let Some(id) = id.and_then(|i| CaseId::new(i).ok()) {
+                ids.insert(id);
+            }
+        }
+    };
+    scan(&layout.cases_dir(), &[".jsonl", ".archived.json"]);
+    for day in archive_days(layout) {
+        scan(&day, &[".jsonl"]);
+    }
+    Ok(ids)
+}
+
+/// `archive/<yyyy-mm-dd>/` folders, oldest first.
+fn archive_days(layout: &Layout) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(layout.archive_dir()) else {
+        return Vec::new();
+    };
+    let mut days: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    days.sort();
+    days
+}

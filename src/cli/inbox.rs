@@ -1,0 +1,124 @@
+//! `society inbox [-f] [--json] [-n N]`: what agents and the supervisor
+//! addressed to the orchestrator (`orchestrator/inbox.jsonl`) — replies,
+//! escalations, approval requests — one line per message.
+
+use super::exit;
+use super::table;
+use notify::{RecursiveMode, Watcher};
+use serde_json::Value;
+use society_core::jsonl::read_lines;
+use society_core::Layout;
+use std::time::Duration;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Keep printing new messages as they arrive.
+    #[arg(short, long)]
+    follow: bool,
+    /// Print messages as JSON lines, unchanged.
+    #[arg(long)]
+    json: bool,
+    /// Only the last N messages.
+    #[arg(short = 'n', value_name = "N")]
+    lines: Option<usize>,
+}
+
+pub fn run(layout: &Layout, args: Args) -> anyhow::Result<i32> {
+    let path = layout.orchestrator_inbox();
+    let mut cursor = 0;
+    let mut first = collect(&path, &mut cursor)?;
+    if let Some(n) = args.lines {
+        let skip = first.len().saturating_sub(n);
+        first.drain(..skip);
+    }
+    print(&first, args.json);
+    if !args.follow {
+        return Ok(exit::OK);
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut watcher = notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
+        let _ = tx.send(());
+    })?;
+    let _ = watcher.watch(&path, RecursiveMode::NonRecursive);
+    loop {
+        // The watcher makes this prompt; the timeout covers a file created later.
+        let _ = rx.recv_timeout(Duration::from_millis(500));
+        while rx.try_recv().is_ok() {}
+        print(&collect(&path, &mut cursor)?, args.json);
+    }
+}
+
+/// New complete JSON records after `cursor`; other lines are skipped.
+fn collect(path: &std::path::Path, cursor: &mut u64) -> anyhow::Result<Vec<Value>> {
+    let mut out = Vec::new();
+    loop {
+        let batch = read_lines(path, *cursor, 4 << 20)?;
+        if batch.lines.is_empty() {
+            return Ok(out);
+        }
+        out.extend(
+            batch
+                .lines
+                .iter()
+                .filter_map(|l| serde_json::from_slice::<Value>(&l.bytes).ok())
+                .filter(Value::is_object),
+        );
+        *cursor = batch.next;
+    }
+}
+
+fn print(records: &[Value], json: bool) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    for v in records {
+        let line = if json { v.to_string() } else { human(v) };
+        if writeln!(stdout, "{line}").is_err() {
+            std::process::exit(exit::OK); // reader went away (e.g. `| head`)
+        }
+    }
+}
+
+/// `HH:MM:SS.mmm  from  type  case  summary`; approval requests end with
+/// their id, which `society approve` / `reject` take.
+fn human(v: &Value) -> String {
+    let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("-");
+    let kind = s("type");
+    let mut line = format!(
+        "{}  {:<14}  {:<18}  {:<10}  {}",
+        table::clock(s("ts")),
+        s("from"),
+        kind,
+        s("case"),
+        summary(v.get("body").unwrap_or(&Value::Null))
+    );
+    if kind == society_runtime::approvals::REQUEST_TYPE {
+        line.push_str(&format!("  id={}", s("id")));
+    }
+    line
+}
+
+/// body.text, body.plan or body.reason; else the compact body, cut to 80 characters.
+fn summary(body: &Value) -> String {
+    let text = ["text", "plan", "reason"]
+        .iter()
+        .find_map(|k| body.get(k).and_then(Value::as_str))
+        .map_or_else(|| body.to_string(), str::to_string);
+    table::truncate(&text, 80)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn summarises_bodies() {
+        assert_eq!(summary(&json!({"text": "hi", "plan": "p"})), "hi");
+        assert_eq!(summary(&json!({"plan": "p"})), "p");
+        assert_eq!(summary(&json!({"n": 1})), r#"{"n":1}"#);
+        assert_eq!(
+            summary(&json!({"text": "x".repeat(100)})).chars().count(),
+            80
+        );
+    }
+}

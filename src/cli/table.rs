@@ -1,0 +1,111 @@
+//! Plain padded tables and short human times, shared by the case, inbox and
+//! approvals commands. Colour only through [`super::render::colour_enabled`].
+
+use society_core::time;
+use std::fmt::Write;
+
+/// Left-aligned columns separated by two spaces; the last column is not padded.
+/// `colour(row, column)` may return an ANSI colour code for a cell.
+pub fn render<const N: usize>(
+    header: [&str; N],
+    rows: &[[String; N]],
+    colour: impl Fn(usize, usize) -> Option<&'static str>,
+) -> String {
+    let paint = super::render::colour_enabled();
+    let mut widths = header.map(str::len);
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: [&str; N], row: Option<usize>| {
+        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+            let last = i + 1 == N;
+            let padded = if last {
+                cell.to_string()
+            } else {
+                format!("{cell:<w$}")
+            };
+            match row.and_then(|r| colour(r, i)).filter(|_| paint) {
+                Some(code) => {
+                    let _ = write!(out, "\x1b[{code}m{padded}\x1b[0m");
+                }
+                None => out.push_str(&padded),
+            }
+            out.push_str(if last { "\n" } else { "  " });
+        }
+    };
+    line(header, None);
+    for (r, row) in rows.iter().enumerate() {
+        line(row.each_ref().map(String::as_str), Some(r));
+    }
+    out
+}
+
+/// `text` cut to `max` characters, with an ellipsis when cut; one line.
+pub fn truncate(text: &str, max: usize) -> String {
+    let one_line: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if one_line.chars().count() <= max {
+        return one_line;
+    }
+    let mut cut: String = one_line.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+/// A coarse duration: `45s`, `12m`, `3h 5m`, `2d 4h`.
+pub fn coarse(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m", s / 60),
+        3600..86400 => format!("{}h {}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d {}h", s / 86400, s % 86400 / 3600),
+    }
+}
+
+/// How long ago an RFC 3339 time was (`"3m"`), or `-` if unparsable.
+pub fn age(ts: &str) -> String {
+    time::parse_rfc3339(ts).map_or("-".into(), |t| coarse(time::age(t)))
+}
+
+/// An RFC 3339 time relative to now: `in 23h 59m` or `2h 3m ago`.
+pub fn relative(ts: &str) -> String {
+    let Some(t) = time::parse_rfc3339(ts) else {
+        return "-".into();
+    };
+    match t.duration_since(std::time::SystemTime::now()) {
+        Ok(ahead) => format!("in {}", coarse(ahead)),
+        Err(_) => format!("{} ago", coarse(time::age(t))),
+    }
+}
+
+/// The `HH:MM:SS.mmm` part of an RFC 3339 time, as `society logs` prints it.
+pub fn clock(ts: &str) -> &str {
+    ts.get(11..23).unwrap_or(ts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn pads_all_but_the_last_column() {
+        let rows = [["a".to_string(), "long text".to_string()]];
+        let out = render(["ID", "X"], &rows, |_, _| None);
+        assert_eq!(out, "ID  X\na   long text\n");
+    }
+
+    #[test]
+    fn shortens() {
+        assert_eq!(truncate("abcdef", 4), "abc…");
+        assert_eq!(truncate("a\nb", 4), "a b");
+        assert_eq!(coarse(Duration::from_secs(3 * 3600 + 300)), "3h 5m");
+        assert_eq!(clock("2026-11-21T19:31:33.123Z"), "19:31:33.123");
+    }
+}

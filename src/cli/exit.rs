@@ -9,7 +9,7 @@ pub const ERROR: i32 = 1;
 pub const USAGE: i32 = 2;
 /// A lock is held: the agent folder is bound to another process, or a supervisor already runs.
 pub const LOCKED: i32 = 3;
-/// Not found: no society here, unknown agent.
+/// Not found: no society here, unknown agent, case or approval request.
 pub const NOT_FOUND: i32 = 4;
 /// Invalid input: bad id, bad JSON body, oversize message, invalid society.toml.
 pub const INVALID: i32 = 5;
@@ -20,7 +20,7 @@ pub const CHECK_FAILED: i32 = 7;
 
 pub const HELP: &str =
     "Exit codes: 0 ok, 1 error, 2 usage, 3 lock held (folder in use / supervisor running), \
-4 not found (no society, unknown agent), 5 invalid input, 6 timed out, 7 check failed.";
+4 not found (no society, unknown agent, case or request), 5 invalid input, 6 timed out, 7 check failed.";
 
 /// An error that carries its exit code.
 #[derive(Debug, thiserror::Error)]

@@ -14,6 +14,8 @@
 //!   `SIGTERM`) and a tick. It spawns agents by re-executing its own binary in
 //!   their own process group, reaps them, restarts them with backoff, kills
 //!   hung ones, adopts live ones after its own restart, and routes outboxes.
+//! * [`approvals`] reads the pending approval requests back from the logs
+//!   (requests in the orchestrator's inbox, answers in the supervisor's).
 //! * [`provision`] creates agent folders from `society.toml` or `society spawn`;
 //!   [`config`] reads `society.toml`.
 //!

@@ -113,12 +113,21 @@ pub fn collect(layout: &Layout, only: Option<&AgentId>) -> anyhow::Result<Report
         // checkpoint before the status that follows from it, so this order
         // never pairs a state with older counters (e.g. `running` with
         // generation 0 while the process is starting).
-        let lock_state = lock::probe(&paths.lock())?;
-        let st: Option<AgentStatus> = match lock_state {
-            LockState::Held(_) => atomic::read_json(&paths.status(), "agent status")
-                .ok()
-                .flatten(),
-            LockState::Free => None,
+        let (lock_state, st) = match lock::probe(&paths.lock())? {
+            LockState::Held(info) => {
+                let st: Option<AgentStatus> = atomic::read_json(&paths.status(), "agent status")
+                    .ok()
+                    .flatten();
+                // A process describes itself in the lock file right after
+                // taking the lock, so a probe in that instant finds it empty;
+                // by the time it has written a status, the file is complete.
+                let info = info.or_else(|| lock::read_info(&paths.lock()));
+                // status.json left by an earlier generation says nothing
+                // about the process that holds the lock now.
+                let st = st.filter(|s| info.as_ref().is_some_and(|i| i.pid == s.pid));
+                (LockState::Held(info), st)
+            }
+            LockState::Free => (LockState::Free, None),
         };
         let ckpt: AgentCheckpoint =
             atomic::read_json(&paths.checkpoint(), "agent checkpoint")?.unwrap_or_default();

@@ -100,6 +100,7 @@ pub fn run_agent(folder: &Path) -> Result<AgentExit, AgentError> {
         gen,
     })?;
     let mut agent = Agent {
+        resume_offset: ckpt.inbox_offset,
         activity: Log::open(&paths.activity(), cfg.id.as_str(), gen)?,
         outbox: Appender::open(
             &paths.outbox(),
@@ -173,6 +174,9 @@ fn acquire(paths: &AgentPaths) -> Result<HeldLock, AgentError> {
 }
 
 pub(crate) struct Agent {
+    /// The inbox cursor this process started from: the only line whose
+    /// dead letter an earlier generation may already have written.
+    resume_offset: u64,
     cfg: AgentConfig,
     paths: AgentPaths,
     ckpt: AgentCheckpoint,

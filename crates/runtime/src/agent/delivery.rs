@@ -285,7 +285,13 @@ impl Agent {
             self.status.gen,
             json!({"file": "inbox.jsonl", "offset": line.offset, "id": env.map(|e| e.id), "reason": reason, "line": excerpt, "truncated": truncated}),
         );
-        self.deadletter.append(&rec)?;
+        // A generation killed after writing this record but before moving
+        // its cursor leaves the line first in our inbox: write it only once.
+        let recorded = line.offset == self.resume_offset
+            && inbox_dead_letter_exists(&self.paths.deadletter(), line.offset)?;
+        if !recorded {
+            self.deadletter.append(&rec)?;
+        }
         self.activity.event(
             "message_dead_lettered",
             json!({"offset": line.offset, "id": env.map(|e| e.id), "reason": reason}),
@@ -357,6 +363,27 @@ fn ids_since(path: &std::path::Path, offset: u64) -> Result<HashSet<MsgId>, Form
         for line in &batch.lines {
             if let Ok(env) = Envelope::parse(&line.bytes) {
                 ids.insert(env.id);
+            }
+        }
+        cursor = batch.next;
+    }
+}
+
+/// Does `deadletter.jsonl` hold the record of the inbox line at `offset`?
+fn inbox_dead_letter_exists(path: &std::path::Path, offset: u64) -> Result<bool, FormatError> {
+    let mut cursor = 0;
+    loop {
+        let batch = read_lines(path, cursor, 1 << 20)?;
+        if batch.lines.is_empty() {
+            return Ok(false);
+        }
+        for line in &batch.lines {
+            let rec: serde_json::Value = match serde_json::from_slice(&line.bytes) {
+                Ok(v) => v,
+                Err(_) => continue,
+            };
+            if rec["file"] == "inbox.jsonl" && rec["offset"] == offset {
+                return Ok(true);
             }
         }
         cursor = batch.next;

@@ -386,7 +386,8 @@ fn handled(slot: &Slot) -> u64 {
         .map_or(0, |c| c.handled)
 }
 
-/// Does the agent have unconsumed mail?
+/// Does the agent have unconsumed mail? Only complete lines count: a torn
+/// tail is not mail, and starting the agent for it would loop forever.
 pub(super) fn pending(slot: &Slot) -> bool {
     let len = file_len(&slot.paths.inbox());
     if len == 0 {
@@ -397,6 +398,8 @@ pub(super) fn pending(slot: &Slot) -> bool {
         .flatten()
         .unwrap_or_default();
     len > ckpt.inbox_offset
+        && society_core::jsonl::read_lines(&slot.paths.inbox(), ckpt.inbox_offset, 4096)
+            .is_ok_and(|b| !b.lines.is_empty())
 }
 
 /// Agents run in their own process group (pgid = pid), so tools they started go too.

@@ -8,6 +8,7 @@ mod case;
 mod daemon;
 mod demo;
 mod exit;
+mod fsck;
 mod inbox;
 mod init;
 mod logs;
@@ -77,6 +78,8 @@ enum Command {
     Approve(approvals::ApproveArgs),
     /// Reject a pending request, with feedback for the requester.
     Reject(approvals::RejectArgs),
+    /// Check the society's files against the format (and repair what is safe).
+    Fsck(fsck::Args),
     /// Run the offline demo: a four-stage pipeline that survives a SIGKILL.
     Demo(demo::Args),
     /// Run one agent process bound to a folder (started by the supervisor).
@@ -142,6 +145,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Approve(args) => approvals::approve(&layout()?, args),
         Command::Reject(args) => approvals::reject(&layout()?, args),
         Command::Demo(args) => demo::run(args),
+        Command::Fsck(args) => fsck::run(&layout()?, args),
         Command::AgentRun { folder } => agent_run::run(&folder),
     }
 }

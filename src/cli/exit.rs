@@ -15,12 +15,16 @@ pub const NOT_FOUND: i32 = 4;
 pub const INVALID: i32 = 5;
 /// Timed out waiting for a state (spawn --wait, up, down, stop).
 pub const TIMEOUT: i32 = 6;
-/// A check failed (demo verification).
+/// A check failed (demo verification, selftest).
 pub const CHECK_FAILED: i32 = 7;
+/// `fsck`: problems were found and all of them repaired.
+pub const FSCK_REPAIRED: i32 = 8;
+/// `fsck`: problems remain.
+pub const FSCK_PROBLEMS: i32 = 9;
 
 pub const HELP: &str =
     "Exit codes: 0 ok, 1 error, 2 usage, 3 lock held (folder in use / supervisor running), \
-4 not found (no society, unknown agent, case or request), 5 invalid input, 6 timed out, 7 check failed.";
+4 not found (no society, unknown agent, case or request), 5 invalid input, 6 timed out, 7 check failed, 8 fsck repaired everything, 9 fsck problems remain.";
 
 /// An error that carries its exit code.
 #[derive(Debug, thiserror::Error)]

@@ -27,6 +27,7 @@ pub mod agent;
 pub mod approvals;
 pub mod config;
 pub mod control;
+pub mod fsck;
 pub mod provision;
 pub mod restart;
 pub mod roles;

@@ -1,0 +1,113 @@
+//! `society fsck`: checks a society's files against the format's promises,
+//! running or not, and (with `repair`) fixes only what is safe: it terminates
+//! torn tails (under the append lock, the same repair any writer would make)
+//! and removes heartbeats left by dead processes. It never deletes or
+//! rewrites a record.
+//!
+//! Checks: every JSONL line parses and every envelope validates (file, byte
+//! offset, reason — lines already quarantined in a dead-letter file are
+//! reported as such, not as problems); torn tails; agent and supervisor
+//! cursors inside their files and on line boundaries; in-flight messages that
+//! exist; locks and `status.json` against live processes; case logs against
+//! approvals; orphaned processes of the society.
+
+mod checks;
+mod files;
+mod processes;
+
+use serde::Serialize;
+use society_core::{FormatError, Layout};
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Breaks a promise of the format; fsck exits non-zero while one remains.
+    Problem,
+    /// Worth knowing (e.g. a quarantined line), not a broken promise.
+    Note,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    pub severity: Severity,
+    /// Which check found it (`jsonl`, `envelope`, `torn_tail`, `cursor`, `in_flight`, `status`, `lock`, `approval`, `process`).
+    pub check: &'static str,
+    pub file: Option<PathBuf>,
+    pub offset: Option<u64>,
+    pub reason: String,
+    /// What `--repair` did about it, if anything.
+    pub repaired: Option<String>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    pub files: usize,
+    pub lines: u64,
+    pub findings: Vec<Finding>,
+}
+
+impl Report {
+    pub fn problems(&self) -> usize {
+        self.findings
+            .iter()
+            .filter(|f| f.severity == Severity::Problem && f.repaired.is_none())
+            .count()
+    }
+    pub fn repaired(&self) -> usize {
+        self.findings
+            .iter()
+            .filter(|f| f.repaired.is_some())
+            .count()
+    }
+
+    fn problem(
+        &mut self,
+        check: &'static str,
+        file: Option<PathBuf>,
+        offset: Option<u64>,
+        reason: String,
+    ) -> &mut Finding {
+        self.push(Severity::Problem, check, file, offset, reason)
+    }
+
+    fn note(
+        &mut self,
+        check: &'static str,
+        file: Option<PathBuf>,
+        offset: Option<u64>,
+        reason: String,
+    ) {
+        self.push(Severity::Note, check, file, offset, reason);
+    }
+
+    fn push(
+        &mut self,
+        severity: Severity,
+        check: &'static str,
+        file: Option<PathBuf>,
+        offset: Option<u64>,
+        reason: String,
+    ) -> &mut Finding {
+        self.findings.push(Finding {
+            severity,
+            check,
+            file,
+            offset,
+            reason,
+            repaired: None,
+        });
+        self.findings.last_mut().expect("just pushed")
+    }
+}
+
+/// Runs every check. With `repair`, applies the safe repairs and records them.
+pub fn run(layout: &Layout, repair: bool) -> Result<Report, FormatError> {
+    layout.check_format()?;
+    let mut report = Report::default();
+    let scan = files::scan(layout, repair, &mut report)?;
+    checks::cursors(layout, &scan, &mut report)?;
+    checks::approvals(layout, &mut report)?;
+    processes::check(layout, repair, &mut report)?;
+    Ok(report)
+}

@@ -1,0 +1,65 @@
+//! `society fsck [--repair] [--json]`.
+
+use super::exit;
+use society_core::Layout;
+use society_runtime::fsck::{self, Severity};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Apply the safe repairs (terminate torn tails, remove stale heartbeats); never deletes a record.
+    #[arg(long)]
+    repair: bool,
+    /// One JSON document: counts and every finding.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(layout: &Layout, args: Args) -> anyhow::Result<i32> {
+    let report = fsck::run(layout, args.repair)?;
+    let (problems, repaired) = (report.problems(), report.repaired());
+    let code = match (problems, repaired) {
+        (0, 0) => exit::OK,
+        (0, _) => exit::FSCK_REPAIRED,
+        _ => exit::FSCK_PROBLEMS,
+    };
+    if args.json {
+        let doc = serde_json::json!({
+            "root": layout.root(), "files": report.files, "lines": report.lines,
+            "problems": problems, "repaired": repaired, "exit_code": code, "findings": report.findings,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(code);
+    }
+    let state = layout.state_dir();
+    for f in &report.findings {
+        let place = match (&f.file, f.offset) {
+            (Some(p), Some(o)) => format!("{}@{o}", p.strip_prefix(state).unwrap_or(p).display()),
+            (Some(p), None) => p.strip_prefix(state).unwrap_or(p).display().to_string(),
+            (None, _) => "-".into(),
+        };
+        let kind = match (f.severity, &f.repaired) {
+            (_, Some(_)) => "repaired",
+            (Severity::Problem, None) => "PROBLEM",
+            (Severity::Note, None) => "note",
+        };
+        println!("{kind:<8} {:<10} {place}: {}", f.check, f.reason);
+        if let Some(r) = &f.repaired {
+            println!("{:<8} {:<10} → {r}", "", "");
+        }
+    }
+    let verdict = match code {
+        exit::OK => "clean".to_string(),
+        exit::FSCK_REPAIRED => format!("{repaired} repaired, nothing left"),
+        _ if args.repair => format!("{problems} problem(s) remain after {repaired} repair(s)"),
+        _ => format!(
+            "{problems} problem(s); `society fsck --repair` fixes torn tails and stale heartbeats"
+        ),
+    };
+    println!(
+        "fsck {}: {} files, {} lines: {verdict}",
+        layout.root().display(),
+        report.files,
+        report.lines
+    );
+    Ok(code)
+}

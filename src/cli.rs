@@ -13,6 +13,7 @@ mod inbox;
 mod init;
 mod logs;
 mod render;
+mod selftest;
 mod send;
 mod spawn;
 mod status;
@@ -80,6 +81,8 @@ enum Command {
     Reject(approvals::RejectArgs),
     /// Check the society's files against the format (and repair what is safe).
     Fsck(fsck::Args),
+    /// Prove the runtime's promises in scratch societies (for a nightly cron job).
+    Selftest(selftest::Args),
     /// Run the offline demo: a four-stage pipeline that survives a SIGKILL.
     Demo(demo::Args),
     /// Run one agent process bound to a folder (started by the supervisor).
@@ -146,6 +149,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Reject(args) => approvals::reject(&layout()?, args),
         Command::Demo(args) => demo::run(args),
         Command::Fsck(args) => fsck::run(&layout()?, args),
+        Command::Selftest(args) => selftest::run(layout().ok().as_ref(), args),
         Command::AgentRun { folder } => agent_run::run(&folder),
     }
 }

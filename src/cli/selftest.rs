@@ -1,0 +1,191 @@
+//! `society selftest [--quick] [--json] [--report FILE]`: proves, with real
+//! processes in scratch societies under the system temp dir (never the
+//! user's), that the runtime still keeps its promises. Meant for a nightly
+//! cron job (scripts/nightly-selftest.sh).
+//!
+//! Each check builds its own society with the test kit, runs under
+//! `catch_unwind` (a failed expectation becomes the check's evidence, not a
+//! crash), and ends with `fsck` on its society.
+
+mod checks;
+
+use super::exit;
+use serde::Serialize;
+use serde_json::json;
+use society_core::jsonl::{append_one, Durability};
+use society_core::Layout;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The short version (well under a minute on 2 cores): fewer messages, kills and agents.
+    #[arg(long)]
+    quick: bool,
+    /// Print the report as JSON instead of lines.
+    #[arg(long)]
+    json: bool,
+    /// Also write the JSON report to FILE.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+    /// Run only the checks whose name contains this.
+    #[arg(long, value_name = "NAME")]
+    only: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CheckResult {
+    pub name: &'static str,
+    pub promise: &'static str,
+    pub passed: bool,
+    pub ms: u64,
+    pub evidence: String,
+}
+
+/// What a check proves, how it is sized, and its code.
+pub struct Check {
+    pub name: &'static str,
+    pub promise: &'static str,
+    pub run: fn(&checks::Env) -> String,
+}
+
+pub fn run(root: Option<&Layout>, args: Args) -> anyhow::Result<i32> {
+    let env = checks::Env {
+        exe: std::env::current_exe()?,
+        quick: args.quick,
+    };
+    let list: Vec<&Check> = checks::ALL
+        .iter()
+        .filter(|c| args.only.as_deref().is_none_or(|o| c.name.contains(o)))
+        .collect();
+    let tty = std::io::stderr().is_terminal() && !args.json;
+    let started = Instant::now();
+    let mut results = Vec::new();
+    let previous_hook = std::panic::take_hook();
+    // Failed expectations are reported as evidence, not printed as panics.
+    std::panic::set_hook(Box::new(|_| {}));
+    for (i, check) in list.iter().enumerate() {
+        if tty {
+            progress(i, list.len(), check.name);
+        }
+        let t = Instant::now();
+        let outcome = std::panic::catch_unwind(|| (check.run)(&env));
+        let (passed, evidence) = match outcome {
+            Ok(evidence) => (true, evidence),
+            Err(panic) => (false, panic_text(panic)),
+        };
+        let r = CheckResult {
+            name: check.name,
+            promise: check.promise,
+            passed,
+            ms: t.elapsed().as_millis() as u64,
+            evidence,
+        };
+        if tty {
+            eprint!("\r\x1b[K");
+        }
+        if !args.json {
+            println!(
+                "{} {:<20} {:>5.1}s  {}",
+                if r.passed { "PASS" } else { "FAIL" },
+                r.name,
+                r.ms as f64 / 1000.0,
+                r.evidence
+            );
+            if !r.passed {
+                println!("     promise: {}", r.promise);
+            }
+        }
+        results.push(r);
+    }
+    std::panic::set_hook(previous_hook);
+    let failed = results.iter().filter(|r| !r.passed).count();
+    let total = started.elapsed();
+    let doc = json!({
+        "ts": society_core::time::now_rfc3339(), "version": env!("CARGO_PKG_VERSION"), "quick": args.quick,
+        "passed": results.len() - failed, "failed": failed, "duration_ms": total.as_millis() as u64, "checks": results,
+    });
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    }
+    if let Some(path) = &args.report {
+        std::fs::write(path, serde_json::to_vec_pretty(&doc)?)
+            .map_err(|e| anyhow::anyhow!("failed to write {}: {e}", path.display()))?;
+    }
+    let summary = format!(
+        "selftest: {}/{} passed in {:.1}s{}",
+        results.len() - failed,
+        results.len(),
+        total.as_secs_f64(),
+        if failed > 0 {
+            format!(
+                " — FAILED: {}",
+                results
+                    .iter()
+                    .filter(|r| !r.passed)
+                    .map(|r| r.name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        } else {
+            String::new()
+        }
+    );
+    if args.json {
+        eprintln!("{summary}");
+    } else {
+        println!("{summary}");
+    }
+    record_history(root, &doc);
+    Ok(if failed == 0 {
+        exit::OK
+    } else {
+        exit::CHECK_FAILED
+    })
+}
+
+/// Appends the run's summary to the society's history, if there is a society here.
+fn record_history(root: Option<&Layout>, doc: &serde_json::Value) {
+    let Some(layout) = root else { return };
+    let mut line = doc.clone();
+    if let Some(obj) = line.as_object_mut() {
+        obj.insert("event".into(), json!("selftest"));
+        if let Some(checks) = obj.get_mut("checks").and_then(|c| c.as_array_mut()) {
+            for c in checks.iter_mut() {
+                if let Some(o) = c.as_object_mut() {
+                    o.remove("evidence");
+                }
+            }
+        }
+    }
+    let path = layout.supervisor_dir().join("selftest.jsonl");
+    let bytes = serde_json::to_vec(&line).unwrap_or_default();
+    if let Err(e) = append_one(&path, &bytes, Durability::Durable, usize::MAX) {
+        eprintln!("warning: could not append to {}: {e}", path.display());
+    }
+}
+
+fn progress(done: usize, total: usize, name: &str) {
+    let width = 24;
+    let filled = done * width / total.max(1);
+    eprint!(
+        "\r\x1b[K[{}{}] {done}/{total} {name}",
+        "=".repeat(filled),
+        " ".repeat(width - filled)
+    );
+    let _ = std::io::stderr().flush();
+}
+
+fn panic_text(panic: Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "check panicked".into())
+}
+
+/// Milliseconds, for evidence strings.
+pub fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}

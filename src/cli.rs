@@ -5,6 +5,7 @@ mod agent_run;
 mod approvals;
 mod broadcast;
 mod case;
+mod costs;
 mod daemon;
 mod demo;
 mod exit;
@@ -73,6 +74,8 @@ enum Command {
     Inbox(inbox::Args),
     /// Send one message to every agent (or every agent of a role).
     Broadcast(broadcast::Args),
+    /// What the llm agents spent: tokens and USD, by agent, model or case.
+    Costs(costs::Args),
     /// Pending approval requests (table, or --json).
     Approvals(approvals::ListArgs),
     /// Approve a pending request.
@@ -144,6 +147,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Case(cmd) => case::run(&layout()?, cmd),
         Command::Inbox(args) => inbox::run(&layout()?, args),
         Command::Broadcast(args) => broadcast::run(&layout()?, args),
+        Command::Costs(args) => costs::run(&layout()?, args),
         Command::Approvals(args) => approvals::list(&layout()?, args),
         Command::Approve(args) => approvals::approve(&layout()?, args),
         Command::Reject(args) => approvals::reject(&layout()?, args),

@@ -42,8 +42,9 @@ pub fn status_table(report: &Report) -> String {
     }
     let header = [
         "ID", "ROLE", "STATE", "PID", "BEAT", "INBOX", "CASE", "RESTARTS", "GEN", "HANDLED",
+        "SPEND",
     ];
-    let rows: Vec<[String; 10]> = report
+    let rows: Vec<[String; 11]> = report
         .agents
         .iter()
         .map(|r| {
@@ -63,6 +64,11 @@ pub fn status_table(report: &Report) -> String {
                 r.restarts.to_string(),
                 r.generation.to_string(),
                 r.handled.to_string(),
+                if r.spend_usd > 0.0 {
+                    format!("${:.4}", r.spend_usd)
+                } else {
+                    "-".into()
+                },
             ]
         })
         .collect();

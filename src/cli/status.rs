@@ -38,6 +38,8 @@ pub struct Row {
     pub dead_lettered: u64,
     pub keep_alive: bool,
     pub held: bool,
+    /// USD spent on models in total (`costs.jsonl`; 0 for agents not on an LLM).
+    pub spend_usd: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -148,6 +150,7 @@ pub fn collect(layout: &Layout, only: Option<&AgentId>) -> anyhow::Result<Report
             dead_lettered: ckpt.dead_lettered,
             keep_alive: cfg.keep_alive,
             held: record.held,
+            spend_usd: super::costs::spend_usd(&paths.dir),
         };
         match lock_state {
             LockState::Held(info) => {

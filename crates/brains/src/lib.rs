@@ -11,11 +11,15 @@
 //! attempt, or at least harmless to repeat: the runtime gives repeated outputs
 //! the same ids so every log keeps them once.
 //!
-//! Backends: [`echo`] (reply with the same body) and [`script`] (deterministic
-//! rules from config, with fault injection for demos and crash tests).
+//! Backends: [`echo`] (reply with the same body), [`script`] (deterministic
+//! rules from config, with fault injection for demos and crash tests) and
+//! [`command`] (any program, one process per message, JSON in and out) and
+//! [`llm`] (a model over HTTP, with tools, retries, costs and budgets).
 
 pub mod action;
+pub mod command;
 pub mod echo;
+pub mod llm;
 pub mod script;
 
 pub use action::Action;
@@ -29,6 +33,12 @@ pub trait Hooks {
     fn heartbeat(&mut self);
     /// True once the agent was asked to stop (SIGTERM): long work should abandon.
     fn should_stop(&self) -> bool;
+    /// Records `event` with `fields` in the agent's `activity.jsonl`.
+    fn log(&mut self, _event: &str, _fields: serde_json::Value) {}
+    /// The process group of a tool the brain is running (`None` once it is
+    /// gone and reaped). The agent persists it so that, if the agent dies
+    /// first, its next generation can kill the group.
+    fn child_group(&mut self, _pgid: Option<i32>) {}
 }
 
 /// What a brain knows about the agent it runs in.
@@ -51,8 +61,34 @@ pub enum BrainError {
     Abandoned,
     #[error("invalid {kind} brain config: {reason}")]
     Config { kind: String, reason: String },
-    #[error("unknown brain kind {0:?}: expected echo or script")]
+    #[error(transparent)]
+    Llm(#[from] llm::LlmError),
+    #[error("unknown brain kind {0:?}: expected echo, script, command or llm")]
     UnknownKind(String),
+    #[error("failed to start command {program}: {source}")]
+    CommandSpawn {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("command {program} timed out after {timeout}; its process group was killed")]
+    CommandTimeout { program: String, timeout: String },
+    #[error("command {program} failed: {reason}")]
+    CommandFailed { program: String, reason: String },
+    #[error("command {program} printed an invalid action on stdout line {line}: {reason}")]
+    CommandOutput {
+        program: String,
+        line: usize,
+        reason: String,
+    },
+    #[error("refused write_file {path:?}: {reason}")]
+    WriteRefused { path: String, reason: String },
+    #[error("failed to write {} in the workspace: {source}", path.display())]
+    WriteFailed {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// A backend.
@@ -69,6 +105,8 @@ pub fn build(config: &serde_json::Value) -> Result<Box<dyn Brain>, BrainError> {
     match kind {
         "echo" => Ok(Box::new(echo::Echo)),
         "script" => Ok(Box::new(script::Script::from_config(config)?)),
+        "command" => Ok(Box::new(command::Command::from_config(config)?)),
+        "llm" => Ok(Box::new(llm::Llm::from_config(config)?)),
         other => Err(BrainError::UnknownKind(other.to_string())),
     }
 }

@@ -167,6 +167,10 @@ pub struct AgentStatus {
     pub since: String,
     pub current: Option<CurrentMessage>,
     pub handled: u64,
+    /// Process group of a tool the agent is running (the `command` brain's
+    /// program). A new generation SIGKILLs a group left here by a dead one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_pgid: Option<i32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

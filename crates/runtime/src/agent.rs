@@ -8,6 +8,7 @@
 //! this loop, not a side thread, so a stuck loop shows as a stale heartbeat.
 
 mod delivery;
+mod leftover;
 mod signals;
 
 use crate::activity::Log;
@@ -83,6 +84,8 @@ pub fn run_agent(folder: &Path) -> Result<AgentExit, AgentError> {
         }
     };
     let mut lock = acquire(&paths)?;
+    // Before the new status.json overwrites the record of it.
+    let swept = leftover::sweep(&paths);
     let brain = society_brains::build(&cfg.brain).map_err(|source| AgentError::Brain {
         folder: folder.into(),
         source,
@@ -122,6 +125,7 @@ pub fn run_agent(folder: &Path) -> Result<AgentExit, AgentError> {
             since: started,
             current: None,
             handled: ckpt.handled,
+            tool_pgid: None,
         },
         last_beat: Instant::now(),
         stop: signals.stop.clone(),
@@ -135,6 +139,12 @@ pub fn run_agent(folder: &Path) -> Result<AgentExit, AgentError> {
         "started",
         serde_json::json!({"pid": std::process::id(), "resumes": agent.ckpt.in_flight.as_ref().map(|f| f.id)}),
     );
+    if let Some(s) = swept {
+        agent.activity.event(
+            "tool_group_killed",
+            serde_json::json!({"pgid": s.pgid, "pids": s.pids}),
+        );
+    }
     agent.beat(true);
     let how = agent.run(&signals.wake)?;
     agent.set_state(LiveState::Stopping, None);

@@ -47,6 +47,13 @@ pub struct SocietyConfig {
     pub routing: RoutingConfig,
     #[serde(default)]
     pub cases: CasesConfig,
+    /// `[prices."<model>"]`: USD per million tokens (`input`, `output`),
+    /// injected into the brain config of `llm` agents using that model.
+    #[serde(default)]
+    pub prices: BTreeMap<String, serde_json::Value>,
+    /// `[budget]`: society-wide limits, injected into every `llm` brain config.
+    #[serde(default)]
+    pub budget: Option<serde_json::Value>,
 }
 
 /// `[routing]`: rules on (from, to, type); the first match wins.
@@ -237,6 +244,7 @@ impl SocietyConfig {
             serde_json::Value::String(kind) => serde_json::json!({ "kind": kind }),
             other => other,
         };
+        let brain = self.inject_llm(brain);
         society_brains::build(&brain).map_err(|e| invalid(format!("agent {id}: {e}")))?;
         Ok(AgentConfig {
             id,
@@ -245,6 +253,23 @@ impl SocietyConfig {
             keep_alive,
             policy,
         })
+    }
+}
+
+impl SocietyConfig {
+    /// An `llm` brain also needs its model's price and the society budget.
+    fn inject_llm(&self, mut brain: serde_json::Value) -> serde_json::Value {
+        if brain.get("kind").and_then(|k| k.as_str()) != Some("llm") {
+            return brain;
+        }
+        let model = brain.get("model").and_then(|m| m.as_str()).unwrap_or("");
+        if let Some(price) = self.prices.get(model).cloned() {
+            brain["prices"] = price;
+        }
+        if let Some(budget) = self.budget.clone() {
+            brain["society_budget"] = budget;
+        }
+        brain
     }
 }
 

@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+pub mod fake_llm;
+
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
@@ -124,6 +126,12 @@ impl Society {
 
     /// Starts `society supervise` in the foreground as our child and waits until it is ready.
     pub fn start_supervisor(&mut self) -> u32 {
+        self.start_supervisor_with(&[])
+    }
+
+    /// [`start_supervisor`] with extra environment variables, which the
+    /// agents it starts inherit (e.g. an API key).
+    pub fn start_supervisor_with(&mut self, env: &[(&str, &str)]) -> u32 {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -131,6 +139,7 @@ impl Society {
             .unwrap();
         let child = self
             .command(&["supervise"])
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

@@ -98,6 +98,7 @@ impl Agent {
                 last_beat: &mut self.last_beat,
                 every: self.cfg.policy.heartbeat,
                 stop: &self.stop,
+                activity: &mut self.activity,
             };
             let mut ctx = Context {
                 agent: &self.cfg.id,
@@ -405,21 +406,38 @@ struct BeatHooks<'a> {
     last_beat: &'a mut Instant,
     every: Duration,
     stop: &'a AtomicBool,
+    activity: &'a mut crate::activity::Log,
 }
 
-impl Hooks for BeatHooks<'_> {
-    fn heartbeat(&mut self) {
-        if self.last_beat.elapsed() < self.every / 2 {
-            return;
-        }
+impl BeatHooks<'_> {
+    fn write_status(&mut self) {
         self.status.ts = time::now_rfc3339();
         if let Err(e) = atomic::write_json(&self.paths.status(), &*self.status, false) {
             tracing::error!(error = %e, "failed to write heartbeat");
         }
         *self.last_beat = Instant::now();
     }
+}
+
+impl Hooks for BeatHooks<'_> {
+    fn heartbeat(&mut self) {
+        if self.last_beat.elapsed() >= self.every / 2 {
+            self.write_status();
+        }
+    }
 
     fn should_stop(&self) -> bool {
         self.stop.load(Ordering::SeqCst)
+    }
+
+    fn log(&mut self, event: &str, fields: serde_json::Value) {
+        self.activity.event(event, fields);
+    }
+
+    /// Written at once: the record must exist before this process can die
+    /// and leave the group behind (see `agent/leftover.rs`).
+    fn child_group(&mut self, pgid: Option<i32>) {
+        self.status.tool_pgid = pgid;
+        self.write_status();
     }
 }

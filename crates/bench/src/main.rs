@@ -1,0 +1,249 @@
+//! `society-bench`: measures society against peers on the same machine in
+//! the same run, and writes BENCHMARKS.md. Run through `scripts/bench.sh`,
+//! which installs the peers (Redis, s6) and builds in release mode.
+
+mod machine;
+mod peers;
+mod society;
+mod stats;
+
+use clap::Parser;
+use stats::{ms, rate, Summary};
+use std::fmt::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser)]
+struct Args {
+    /// The society binary (default: next to this one).
+    #[arg(long)]
+    bin: Option<PathBuf>,
+    /// Where to write the report.
+    #[arg(long, default_value = "BENCHMARKS.md")]
+    out: PathBuf,
+    /// Smaller sizes, for a quick look (the report says so).
+    #[arg(long)]
+    quick: bool,
+    /// The command line to print in the report.
+    #[arg(long, default_value = "scripts/bench.sh")]
+    command: String,
+}
+
+struct Sizes {
+    latency: usize,
+    burst: usize,
+    runs: usize,
+    kills: usize,
+    s6_kills: usize,
+    agents: usize,
+    idle: Duration,
+    folders: [usize; 2],
+    growth: [usize; 2],
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let bin = match args.bin {
+        Some(b) => b,
+        None => std::env::current_exe()?.with_file_name("society"),
+    };
+    anyhow::ensure!(
+        bin.exists(),
+        "no society binary at {} (build it, or pass --bin)",
+        bin.display()
+    );
+    let z = if args.quick {
+        Sizes {
+            latency: 200,
+            burst: 2_000,
+            runs: 3,
+            kills: 30,
+            s6_kills: 5,
+            agents: 200,
+            idle: Duration::from_secs(5),
+            folders: [1_000, 10_000],
+            growth: [1_000, 100_000],
+        }
+    } else {
+        Sizes {
+            latency: 1_000,
+            burst: 20_000,
+            runs: 3,
+            kills: 100,
+            s6_kills: 20,
+            agents: 1_000,
+            idle: Duration::from_secs(10),
+            folders: [1_000, 10_000],
+            growth: [1_000, 1_000_000],
+        }
+    };
+    let step = |name: &str| eprintln!("· {name}");
+    let mut rows: Vec<[String; 5]> = Vec::new();
+    let mut row = |id: &str, what: String, durable: String, fast: String, peer: String| {
+        rows.push([id.into(), what, durable, fast, peer])
+    };
+
+    step("B1 round-trip latency");
+    let b1d = society::b1(&bin, "durable", z.latency);
+    let b1f = society::b1(&bin, "flushed", z.latency);
+    let (r_always, r_default) = (peers::Redis::start(true), peers::Redis::start(false));
+    let peer_lat = |r: &Option<peers::Redis>| r.as_ref().map(|r| r.latency(z.latency));
+    let (ra, rd) = (peer_lat(&r_always), peer_lat(&r_default));
+    let pp = |s: Summary| format!("p50 {} · p99 {}", ms(s.p50), ms(s.p99));
+    let peer2 = |a: Option<String>, d: Option<String>| {
+        format!(
+            "Redis always: {} / default: {}",
+            a.unwrap_or_else(|| "n/a".into()),
+            d.unwrap_or_else(|| "n/a".into())
+        )
+    };
+    row(
+        "B1",
+        format!(
+            "round trip orchestrator → echo → orchestrator, one at a time (n={})",
+            z.latency
+        ),
+        pp(b1d),
+        pp(b1f),
+        peer2(ra.map(pp), rd.map(pp)),
+    );
+
+    step("B2 throughput");
+    let b2d = society::b2(&bin, "durable", 1, z.burst, z.runs);
+    let b2f = society::b2(&bin, "flushed", 1, z.burst, z.runs);
+    let peer_tp = |r: &Option<peers::Redis>| {
+        r.as_ref()
+            .map(|r| stats::median((0..z.runs).map(|_| r.throughput(z.burst)).collect()))
+    };
+    let (ta, td) = (peer_tp(&r_always), peer_tp(&r_default));
+    row(
+        "B2",
+        format!(
+            "{} messages in flight to one echo agent (median of {})",
+            z.burst, z.runs
+        ),
+        rate(b2d),
+        rate(b2f),
+        peer2(ta.map(rate), td.map(rate)),
+    );
+    drop((r_always, r_default));
+    let b2d100 = society::b2(&bin, "durable", 100, z.burst, z.runs);
+    let b2f100 = society::b2(&bin, "flushed", 100, z.burst, z.runs);
+    row(
+        "B2",
+        format!(
+            "{} messages in flight over 100 echo agents (median of {})",
+            z.burst, z.runs
+        ),
+        rate(b2d100),
+        rate(b2f100),
+        "-".into(),
+    );
+
+    step("B3 recovery");
+    let b3d = society::b3(&bin, "durable", z.kills);
+    let b3f = society::b3(&bin, "flushed", z.kills);
+    let s6 = peers::s6_restart(z.s6_kills);
+    row(
+        "B3",
+        format!(
+            "SIGKILL under load → next message handled by the new process ({} kills)",
+            z.kills
+        ),
+        pp(b3d),
+        pp(b3f),
+        format!(
+            "s6-supervise restart ({} kills): {}",
+            z.s6_kills,
+            s6.map(pp)
+                .unwrap_or_else(|| "n/a (s6 not installed)".into())
+        ),
+    );
+
+    step("B4 start-up");
+    let b4 = society::b4(&bin, z.agents, z.idle);
+    row(
+        "B4",
+        format!("{} keep-alive agents: start to all idle", z.agents),
+        format!("{:.2} s", b4.ready.as_secs_f64()),
+        "-".into(),
+        "-".into(),
+    );
+    row(
+        "B4",
+        "RSS per idle agent".into(),
+        format!("{:.1} MiB", b4.rss_kib_per_agent / 1024.0),
+        "-".into(),
+        "-".into(),
+    );
+    row(
+        "B4",
+        format!(
+            "CPU of supervisor + {} idle agents ({}s window)",
+            z.agents,
+            z.idle.as_secs()
+        ),
+        format!("{:.1} % of one core", b4.idle_cpu_percent),
+        "-".into(),
+        "-".into(),
+    );
+
+    step("B5 status");
+    for n in z.folders {
+        let b5 = society::b5(&bin, n, 10);
+        row(
+            "B5",
+            format!("`society status --json` with {n} agent folders (10 runs)"),
+            pp(b5),
+            "-".into(),
+            "-".into(),
+        );
+    }
+
+    step("B6 growth");
+    for n in z.growth {
+        let b6 = society::b6(&bin, n, z.latency / 2);
+        row(
+            "B6",
+            format!("round trip with {n} consumed lines in the inbox"),
+            pp(b6),
+            "-".into(),
+            "-".into(),
+        );
+    }
+
+    let mut md = String::new();
+    writeln!(md, "# Benchmarks\n")?;
+    writeln!(
+        md,
+        "Produced by `{}`{} — one run, peers measured in the same run on the same machine.\n",
+        args.command,
+        if args.quick { " (quick sizes)" } else { "" }
+    )?;
+    writeln!(md, "## Machine\n")?;
+    for (k, v) in machine::facts() {
+        writeln!(md, "- {k}: {v}")?;
+    }
+    writeln!(md, "\n## Results\n")?;
+    writeln!(md, "`durable` is society's default (fsync of inboxes, outboxes and checkpoints); `flushed` its fastest safe setting (`durability = \"flushed\"`: safe against any process crash, not against power loss).\n")?;
+    writeln!(
+        md,
+        "| | measure | society durable | society flushed | peer |\n|---|---|---|---|---|"
+    )?;
+    for r in &rows {
+        writeln!(
+            md,
+            "| {} | {} | {} | {} | {} |",
+            r[0], r[1], r[2], r[3], r[4]
+        )?;
+    }
+    writeln!(md, "\n## Method\n")?;
+    writeln!(md, "- B1/B6: the client appends one envelope to the agent's inbox (as `society send` does) and polls the orchestrator inbox's length every 20 µs; the first 20 round trips are warm-up. Redis: LPUSH to `req`, a worker thread BRPOPs it and LPUSHes to `resp`, the client BRPOPs `resp` (one connection each, loopback).")?;
+    writeln!(md, "- B2: the messages are appended to the inbox(es) in one write; the clock stops when every reply is in the orchestrator inbox. Redis: one pipelined batch of LPUSH, the same single worker, the client BRPOPs every reply.")?;
+    writeln!(md, "- B3: a keep-alive agent whose brain takes 2 ms per message, 30 messages queued before each kill; SIGKILL while it reports `running`; the clock stops at the first `message_handled` of a newer generation (restart + resume of the in-flight message). Restart policy for the run: `backoff_initial = 1ms`, `burst = 100000` (a measurement of restart speed, not of the crash-loop rule). s6: `s6-supervise` on a `sleep` service, from SIGKILL to the new pid in `s6-svstat`.")?;
+    writeln!(md, "- B4: RSS is the sum of `VmRSS` of the agent processes divided by their number; CPU is utime+stime of the supervisor and every agent over the window, after a 2 s settle.")?;
+    writeln!(md, "- B5: dormant folders (config + checkpoint); wall time of the whole `society status --json` process.")?;
+    std::fs::write(&args.out, md)?;
+    eprintln!("wrote {}", args.out.display());
+    Ok(())
+}

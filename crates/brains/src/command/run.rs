@@ -1,0 +1,224 @@
+//! One run of the program: spawn it in its own process group, feed stdin,
+//! capture stdout and stderr, and wait — heartbeating — until it exits, times
+//! out or the agent is asked to stop.
+//!
+//! Why threads: stdin, stdout and stderr are pipes that must all move at once
+//! (a program that writes a lot before reading its input would otherwise
+//! deadlock with us), and a blocking `waitid` in a thread wakes us the moment
+//! the program ends. The waiter uses `WNOWAIT`, so the leader stays a zombie
+//! until we reap it: its pid — the group id — cannot be reused while we
+//! SIGKILL the group, which we always do, to take down anything the program
+//! left running.
+
+use crate::Hooks;
+use nix::sys::signal::{killpg, Signal};
+use nix::sys::wait::{waitid, Id, WaitPidFlag};
+use nix::unistd::Pid;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+/// Most stdout accepted from one run; more fails the attempt.
+pub(crate) const STDOUT_MAX: usize = 16 << 20;
+/// Largest stderr excerpt kept (and recorded in `activity.jsonl`).
+const STDERR_KEEP: usize = 64 << 10;
+/// How often we heartbeat and check for a stop request while waiting.
+const TICK: Duration = Duration::from_millis(50);
+/// How long the pipes may stay open after the whole group is dead.
+const OUTPUT_GRACE: Duration = Duration::from_secs(2);
+const THREAD_STACK: usize = 64 << 10;
+
+pub(crate) struct Spec<'a> {
+    /// The program as configured, for the log records.
+    pub name: &'a str,
+    pub program: &'a Path,
+    pub args: &'a [String],
+    pub env: &'a BTreeMap<String, String>,
+    pub folder: &'a Path,
+    pub workspace: &'a Path,
+    pub input: Vec<u8>,
+    pub timeout: Duration,
+    /// The message id, for the log records.
+    pub id: String,
+}
+
+pub(crate) enum Ending {
+    Exited,
+    TimedOut,
+    Stopped,
+}
+
+/// What a pipe gave: the first bytes, and how many there were in all.
+pub(crate) struct Captured {
+    pub bytes: Vec<u8>,
+    pub total: u64,
+}
+
+pub(crate) struct Finished {
+    pub pid: i32,
+    pub ending: Ending,
+    pub status: ExitStatus,
+    pub elapsed: Duration,
+    pub stdout: Captured,
+    pub stderr: Captured,
+}
+
+pub(crate) enum RunError {
+    Spawn(std::io::Error),
+    /// The group is dead but something (outside it) still holds a pipe.
+    OutputHeld,
+}
+
+pub(crate) fn run(spec: &Spec<'_>, hooks: &mut dyn Hooks) -> Result<Finished, RunError> {
+    let mut child = std::process::Command::new(spec.program)
+        .args(spec.args)
+        .current_dir(spec.workspace)
+        .envs(spec.env)
+        .env(super::FOLDER_ENV, spec.folder)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .map_err(RunError::Spawn)?;
+    let started = Instant::now();
+    let pid = child.id() as i32;
+    // Before anything else can fail: from here on the group must not outlive us.
+    hooks.child_group(Some(pid));
+    hooks.log(
+        "command_started",
+        json!({"id": spec.id, "program": spec.name, "path": spec.program, "pid": pid}),
+    );
+    let pipes = match start_threads(&mut child, spec.input.clone()) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+            let _ = child.wait();
+            hooks.child_group(None);
+            return Err(RunError::Spawn(e));
+        }
+    };
+    let deadline = started + spec.timeout;
+    let mut ending = Ending::Exited;
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            ending = Ending::TimedOut;
+            break;
+        }
+        match pipes.exited.recv_timeout((deadline - now).min(TICK)) {
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+        hooks.heartbeat();
+        if hooks.should_stop() {
+            ending = Ending::Stopped;
+            break;
+        }
+    }
+    let elapsed = started.elapsed();
+    // Everything on a timeout or stop; whatever the program left behind after
+    // a normal exit. The leader is not reaped yet, so the group id is ours.
+    let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+    // The leader is dead or dying: the waiter reports and hangs up.
+    while pipes.exited.recv().is_ok() {}
+    let status = child.wait();
+    hooks.child_group(None);
+    let status = status.map_err(RunError::Spawn)?;
+    let grace = Instant::now() + OUTPUT_GRACE;
+    let stdout = collect(&pipes.stdout, grace)?;
+    let stderr = collect(&pipes.stderr, grace)?;
+    Ok(Finished {
+        pid,
+        ending,
+        status,
+        elapsed,
+        stdout,
+        stderr,
+    })
+}
+
+struct Pipes {
+    exited: Receiver<()>,
+    stdout: Receiver<Captured>,
+    stderr: Receiver<Captured>,
+}
+
+fn start_threads(child: &mut std::process::Child, input: Vec<u8>) -> std::io::Result<Pipes> {
+    let (Some(mut stdin), Some(stdout), Some(stderr)) =
+        (child.stdin.take(), child.stdout.take(), child.stderr.take())
+    else {
+        return Err(std::io::Error::other("the child's pipes were not set up"));
+    };
+    // Not joined: it ends when the program has read everything or closed
+    // its stdin (a broken pipe is the program's choice, not an error).
+    spawn("command-stdin", move || {
+        let _ = stdin.write_all(&input);
+    })?;
+    let stdout = capture("command-stdout", stdout, STDOUT_MAX)?;
+    let stderr = capture("command-stderr", stderr, STDERR_KEEP)?;
+    let (tx, exited) = mpsc::channel();
+    let pid = Pid::from_raw(child.id() as i32);
+    spawn("command-wait", move || loop {
+        match waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            _ => {
+                let _ = tx.send(());
+                return;
+            }
+        }
+    })?;
+    Ok(Pipes {
+        exited,
+        stdout,
+        stderr,
+    })
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .stack_size(THREAD_STACK)
+        .spawn(f)
+        .map(drop)
+}
+
+/// Reads a pipe to its end, keeping the first `keep` bytes.
+fn capture(
+    name: &str,
+    mut pipe: impl Read + Send + 'static,
+    keep: usize,
+) -> std::io::Result<Receiver<Captured>> {
+    let (tx, rx) = mpsc::channel();
+    spawn(name, move || {
+        let mut got = Captured {
+            bytes: Vec::new(),
+            total: 0,
+        };
+        let mut chunk = [0u8; 8192];
+        loop {
+            match pipe.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => {
+                    got.total += n as u64;
+                    let room = keep.saturating_sub(got.bytes.len());
+                    got.bytes.extend_from_slice(&chunk[..n.min(room)]);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        let _ = tx.send(got);
+    })?;
+    Ok(rx)
+}
+
+fn collect(rx: &Receiver<Captured>, until: Instant) -> Result<Captured, RunError> {
+    rx.recv_timeout(until.saturating_duration_since(Instant::now()))
+        .map_err(|_| RunError::OutputHeld)
+}

@@ -1,0 +1,275 @@
+//! `agent-<id>/conversations/<case-or-msg>.jsonl`: one append-only,
+//! fsynced log per case (or per message without a case), one line per turn,
+//! in a provider-neutral shape:
+//!
+//! ```json
+//! {"ts":"..","gen":1,"turn":"user","msg":"01J..","text":"from: orchestrator\n..."}
+//! {"ts":"..","gen":1,"turn":"assistant","msg":"01J..","step":1,"text":null,
+//!  "calls":[{"id":"call_1","name":"write_file","args":{..}}],"usage":{"input":12,"output":5}}
+//! {"ts":"..","gen":1,"turn":"tool","msg":"01J..","step":1,"call":"call_1","name":"write_file",
+//!  "args":{..},"result":"wrote 12 bytes","ok":true}
+//! ```
+//!
+//! The log is the conversation's state: where a message stands (a model call
+//! is due, tool calls are pending, it is done) is read off its tail, so a
+//! process that replaces a killed one continues exactly where it stopped.
+
+use super::error::LlmError;
+use serde::{Deserialize, Serialize};
+use society_core::jsonl::{append_one, read_lines, Durability};
+use society_core::MsgId;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+/// Tools after which a message's conversation stops.
+pub const TERMINAL_TOOLS: [&str; 2] = ["finish", "request_approval"];
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    pub args: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Usage {
+    pub input: u64,
+    pub output: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "turn", rename_all = "lowercase")]
+pub enum Turn {
+    User {
+        msg: MsgId,
+        text: String,
+    },
+    Assistant {
+        msg: MsgId,
+        step: u32,
+        text: Option<String>,
+        calls: Vec<ToolCall>,
+        usage: Usage,
+    },
+    Tool {
+        msg: MsgId,
+        step: u32,
+        call: String,
+        name: String,
+        args: serde_json::Value,
+        result: String,
+        ok: bool,
+    },
+}
+
+impl Turn {
+    pub fn msg(&self) -> MsgId {
+        match self {
+            Turn::User { msg, .. } | Turn::Assistant { msg, .. } | Turn::Tool { msg, .. } => *msg,
+        }
+    }
+}
+
+/// A model's answer, in the neutral shape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelReply {
+    pub text: Option<String>,
+    pub calls: Vec<ToolCall>,
+    pub usage: Usage,
+}
+
+/// What a tool call that never ran tells the model in later requests.
+const NOT_EXECUTED: &str = "not executed: the conversation was interrupted before this call ran";
+
+#[derive(Serialize, Deserialize)]
+struct Line {
+    ts: String,
+    gen: u64,
+    #[serde(flatten)]
+    turn: Turn,
+}
+
+/// What the tail of the log says is due.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Next {
+    /// The model has not answered the latest user turn or tool results.
+    Call,
+    /// The model asked for tool calls that have no recorded result yet.
+    Execute(Vec<ToolCall>),
+    /// The model's last answer ended the exchange.
+    Done,
+}
+
+pub struct Conversation {
+    path: PathBuf,
+    pub turns: Vec<Turn>,
+}
+
+impl Conversation {
+    /// Loads (or starts) the conversation of `key` in `folder/conversations/`.
+    /// Lines that are not valid turns (a torn write) are skipped.
+    pub fn load(folder: &Path, key: &str) -> Result<Conversation, LlmError> {
+        let dir = folder.join("conversations");
+        std::fs::create_dir_all(&dir).map_err(|source| LlmError::Ledger {
+            path: dir.clone(),
+            source: society_core::IoError::new("create directory", &dir, source),
+        })?;
+        let path = dir.join(format!("{key}.jsonl"));
+        let mut turns = Vec::new();
+        let mut cursor = 0;
+        loop {
+            let batch = read_lines(&path, cursor, 1 << 20).map_err(|source| LlmError::Ledger {
+                path: path.clone(),
+                source,
+            })?;
+            if batch.lines.is_empty() {
+                break;
+            }
+            turns.extend(
+                batch
+                    .lines
+                    .iter()
+                    .filter_map(|l| serde_json::from_slice::<Line>(&l.bytes).ok())
+                    .map(|l| l.turn),
+            );
+            cursor = batch.next;
+        }
+        Ok(Conversation { path, turns })
+    }
+
+    #[cfg(test)]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one turn (fsynced) before it counts as part of the conversation.
+    pub fn push(&mut self, turn: Turn, gen: u64) -> Result<(), LlmError> {
+        let line = Line {
+            ts: society_core::time::now_rfc3339(),
+            gen,
+            turn,
+        };
+        let bytes = serde_json::to_vec(&line).expect("a turn always serialises");
+        append_one(
+            &self.path,
+            &bytes,
+            Durability::Durable,
+            society_core::DEFAULT_MAX_RECORD,
+        )
+        .map_err(|source| LlmError::Record {
+            path: self.path.clone(),
+            source,
+        })?;
+        self.turns.push(line.turn);
+        Ok(())
+    }
+
+    pub fn has_user_turn(&self, msg: MsgId) -> bool {
+        self.turns
+            .iter()
+            .any(|t| matches!(t, Turn::User { msg: m, .. } if *m == msg))
+    }
+
+    /// Model calls already answered while handling `msg`.
+    pub fn steps(&self, msg: MsgId) -> u32 {
+        self.turns
+            .iter()
+            .filter(|t| matches!(t, Turn::Assistant { msg: m, .. } if *m == msg))
+            .count() as u32
+    }
+
+    /// Usage of the latest model answer: the next request contains everything
+    /// it saw and said, so it bounds the next prompt from below.
+    pub fn last_usage(&self) -> Option<Usage> {
+        self.turns.iter().rev().find_map(|t| match t {
+            Turn::Assistant { usage, .. } => Some(*usage),
+            _ => None,
+        })
+    }
+
+    /// The turns as a request sends them: every assistant turn with tool
+    /// calls is followed by exactly one result per call, in call order (a
+    /// call that never ran, because its message was given up, gets a
+    /// "not executed" result), since both protocols refuse anything else.
+    pub fn for_request(&self) -> Vec<Turn> {
+        let mut out = Vec::with_capacity(self.turns.len());
+        let mut i = 0;
+        while i < self.turns.len() {
+            let turn = &self.turns[i];
+            i += 1;
+            let Turn::Assistant {
+                msg, step, calls, ..
+            } = turn
+            else {
+                if matches!(turn, Turn::User { .. }) {
+                    out.push(turn.clone());
+                }
+                continue;
+            };
+            out.push(turn.clone());
+            let start = i;
+            while i < self.turns.len() && matches!(self.turns[i], Turn::Tool { .. }) {
+                i += 1;
+            }
+            let results = &self.turns[start..i];
+            for c in calls {
+                let found = results
+                    .iter()
+                    .find(|t| matches!(t, Turn::Tool { call, .. } if *call == c.id));
+                out.push(found.cloned().unwrap_or_else(|| Turn::Tool {
+                    msg: *msg,
+                    step: *step,
+                    call: c.id.clone(),
+                    name: c.name.clone(),
+                    args: c.args.clone(),
+                    result: NOT_EXECUTED.into(),
+                    ok: false,
+                }));
+            }
+        }
+        out
+    }
+
+    pub fn next(&self) -> Next {
+        let Some(last) = self.turns.last() else {
+            return Next::Call;
+        };
+        if matches!(last, Turn::User { .. }) {
+            return Next::Call;
+        }
+        let Some((at, calls)) = self
+            .turns
+            .iter()
+            .enumerate()
+            .rev()
+            .find_map(|(i, t)| match t {
+                Turn::Assistant { calls, .. } => Some((i, calls)),
+                _ => None,
+            })
+        else {
+            return Next::Call;
+        };
+        let done: HashSet<&str> = self.turns[at + 1..]
+            .iter()
+            .filter_map(|t| match t {
+                Turn::Tool { call, .. } => Some(call.as_str()),
+                _ => None,
+            })
+            .collect();
+        let pending: Vec<ToolCall> = calls
+            .iter()
+            .filter(|c| !done.contains(c.id.as_str()))
+            .cloned()
+            .collect();
+        if !pending.is_empty() {
+            Next::Execute(pending)
+        } else if calls.is_empty() || calls.iter().any(|c| TERMINAL_TOOLS.contains(&&*c.name)) {
+            Next::Done
+        } else {
+            Next::Call
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

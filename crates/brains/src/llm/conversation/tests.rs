@@ -1,0 +1,150 @@
+use super::*;
+use serde_json::json;
+
+fn call(id: &str, name: &str) -> ToolCall {
+    ToolCall {
+        id: id.into(),
+        name: name.into(),
+        args: json!({}),
+    }
+}
+
+#[test]
+fn tail_says_what_is_due_and_survives_reload_and_torn_lines() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let m = MsgId::generate();
+    let mut c = Conversation::load(dir.path(), "k").expect("load");
+    assert_eq!(c.next(), Next::Call);
+    c.push(
+        Turn::User {
+            msg: m,
+            text: "hi".into(),
+        },
+        1,
+    )
+    .expect("push");
+    assert_eq!(c.next(), Next::Call);
+    let calls = vec![call("a", "write_file"), call("b", "reply")];
+    c.push(
+        Turn::Assistant {
+            msg: m,
+            step: 1,
+            text: None,
+            calls: calls.clone(),
+            usage: Usage {
+                input: 3,
+                output: 4,
+            },
+        },
+        1,
+    )
+    .expect("push");
+    assert_eq!(c.next(), Next::Execute(calls.clone()));
+    c.push(
+        Turn::Tool {
+            msg: m,
+            step: 1,
+            call: "a".into(),
+            name: "write_file".into(),
+            args: json!({}),
+            result: "ok".into(),
+            ok: true,
+        },
+        1,
+    )
+    .expect("push");
+    // A writer killed mid-line leaves a fragment: the next load skips it.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(c.path())
+        .expect("open");
+    std::io::Write::write_all(&mut f, b"{\"ts\":\"x\",\"tu").expect("write");
+    let mut c = Conversation::load(dir.path(), "k").expect("reload");
+    assert_eq!(c.next(), Next::Execute(vec![calls[1].clone()]));
+    c.push(
+        Turn::Tool {
+            msg: m,
+            step: 1,
+            call: "b".into(),
+            name: "reply".into(),
+            args: json!({}),
+            result: "ok".into(),
+            ok: true,
+        },
+        2,
+    )
+    .expect("push after torn line");
+    let c = Conversation::load(dir.path(), "k").expect("reload");
+    assert_eq!(c.turns.len(), 4);
+    assert_eq!(c.next(), Next::Call);
+    assert_eq!(c.steps(m), 1);
+    assert_eq!(
+        c.last_usage(),
+        Some(Usage {
+            input: 3,
+            output: 4
+        })
+    );
+}
+
+#[test]
+fn finish_and_text_answers_end_the_exchange() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let m = MsgId::generate();
+    let mut c = Conversation::load(dir.path(), "k").expect("load");
+    c.push(
+        Turn::User {
+            msg: m,
+            text: "hi".into(),
+        },
+        1,
+    )
+    .expect("push");
+    c.push(
+        Turn::Assistant {
+            msg: m,
+            step: 1,
+            text: Some("hello".into()),
+            calls: vec![],
+            usage: Usage::default(),
+        },
+        1,
+    )
+    .expect("push");
+    assert_eq!(c.next(), Next::Done);
+    c.push(
+        Turn::User {
+            msg: MsgId::generate(),
+            text: "more".into(),
+        },
+        1,
+    )
+    .expect("push");
+    assert_eq!(c.next(), Next::Call);
+    c.push(
+        Turn::Assistant {
+            msg: m,
+            step: 2,
+            text: None,
+            calls: vec![call("f", "finish")],
+            usage: Usage::default(),
+        },
+        1,
+    )
+    .expect("push");
+    assert!(matches!(c.next(), Next::Execute(_)));
+    c.push(
+        Turn::Tool {
+            msg: m,
+            step: 2,
+            call: "f".into(),
+            name: "finish".into(),
+            args: json!({}),
+            result: "ok".into(),
+            ok: true,
+        },
+        1,
+    )
+    .expect("push");
+    assert_eq!(c.next(), Next::Done);
+}

@@ -1,0 +1,300 @@
+//! One model call over HTTP, with retries.
+//!
+//! The request runs on a helper thread while the brain's thread waits on a
+//! channel, heartbeating and watching for a stop request: a slow model never
+//! looks like a hung agent, and `society stop` abandons a call at once.
+//! Timeouts, 408/409/425/429 and 5xx are retried (see [`super::retry`]);
+//! other statuses are final and mapped to a [`LlmError`] that says what to do.
+//! The key is read from the environment for each call and appears only in
+//! the request headers: error details are scrubbed of it.
+
+use super::config::{LlmConfig, Provider};
+use super::error::LlmError;
+use super::retry;
+use crate::Hooks;
+use serde_json::Value;
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Why a call produced no answer.
+pub enum CallError {
+    /// The agent is stopping.
+    Abandoned,
+    Failed(LlmError),
+}
+
+impl From<LlmError> for CallError {
+    fn from(e: LlmError) -> Self {
+        CallError::Failed(e)
+    }
+}
+
+struct Raw {
+    status: u16,
+    retry_after: Option<String>,
+    body: String,
+}
+
+enum Verdict {
+    Answer(Value),
+    Retry {
+        why: String,
+        after: Option<Duration>,
+    },
+    Fail(LlmError),
+}
+
+/// Sends `body` until it gets an answer, a final error, or runs out of
+/// retries. `on_retry(hooks, retry, why, delay)` is told about every retry.
+pub fn call(
+    client: &reqwest::blocking::Client,
+    cfg: &LlmConfig,
+    body: &Value,
+    hooks: &mut dyn Hooks,
+    mut on_retry: impl FnMut(&mut dyn Hooks, u32, &str, Duration),
+) -> Result<Value, CallError> {
+    let provider = cfg.provider.name();
+    let key = match cfg.key_env() {
+        Some(var) => match std::env::var(var) {
+            Ok(k) if reqwest::header::HeaderValue::from_str(&k).is_err() => {
+                return Err(bad_key(cfg).into())
+            }
+            Ok(k) if !k.is_empty() => Some(k),
+            _ => {
+                return Err(LlmError::MissingKey {
+                    provider,
+                    var: var.to_string(),
+                }
+                .into())
+            }
+        },
+        None => None,
+    };
+    let bytes = serde_json::to_vec(body).expect("a JSON value always serialises");
+    let mut retry = 0;
+    loop {
+        if hooks.should_stop() {
+            return Err(CallError::Abandoned);
+        }
+        let raw = send(client, cfg, key.as_deref(), bytes.clone(), hooks)?;
+        let (why, after) = match raw.map(|r| verdict(cfg, key.as_deref(), r)) {
+            Ok(Verdict::Answer(v)) => return Ok(v),
+            Ok(Verdict::Fail(e)) => return Err(e.into()),
+            Ok(Verdict::Retry { why, after }) => (why, after),
+            Err(why) => (why, None),
+        };
+        retry += 1;
+        if retry > cfg.retries {
+            return Err(LlmError::RetriesExhausted {
+                provider,
+                attempts: retry,
+                last: why,
+            }
+            .into());
+        }
+        let mut delay = retry::backoff(cfg.retry_initial, cfg.retry_max, retry);
+        if let Some(after) = after {
+            if after > cfg.retry_max {
+                return Err(LlmError::RateLimited {
+                    provider,
+                    retry_after_s: after.as_secs(),
+                    retry_max_s: cfg.retry_max.as_secs(),
+                }
+                .into());
+            }
+            delay = delay.max(after);
+        }
+        on_retry(hooks, retry, &why, delay);
+        pause(delay, hooks)?;
+    }
+}
+
+fn bad_key(cfg: &LlmConfig) -> LlmError {
+    LlmError::BadKey {
+        provider: cfg.provider.name(),
+        var: cfg.key_env().unwrap_or_default().to_string(),
+    }
+}
+
+/// Sleeps `d`, heartbeating; a stop request cuts it short.
+fn pause(d: Duration, hooks: &mut dyn Hooks) -> Result<(), CallError> {
+    let end = Instant::now() + d;
+    while Instant::now() < end {
+        if hooks.should_stop() {
+            return Err(CallError::Abandoned);
+        }
+        std::thread::sleep((end - Instant::now()).min(Duration::from_millis(50)));
+        hooks.heartbeat();
+    }
+    Ok(())
+}
+
+/// One HTTP exchange. `Err` is a transport failure (retryable), described.
+fn send(
+    client: &reqwest::blocking::Client,
+    cfg: &LlmConfig,
+    key: Option<&str>,
+    body: Vec<u8>,
+    hooks: &mut dyn Hooks,
+) -> Result<Result<Raw, String>, CallError> {
+    let mut req = client
+        .post(cfg.endpoint())
+        .header("content-type", "application/json")
+        .body(body);
+    req = match (cfg.provider, key) {
+        (Provider::Openai, Some(k)) => req.bearer_auth(k),
+        (Provider::Anthropic, Some(k)) => match reqwest::header::HeaderValue::from_str(k) {
+            // Sensitive: kept out of any debug output, as bearer_auth does.
+            Ok(mut v) => {
+                v.set_sensitive(true);
+                req.header("x-api-key", v)
+            }
+            Err(_) => return Err(bad_key(cfg).into()),
+        },
+        (_, None) => req,
+    };
+    if cfg.provider == Provider::Anthropic {
+        req = req.header("anthropic-version", "2023-06-01");
+    }
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let result = req.send().and_then(|resp| {
+            let status = resp.status().as_u16();
+            let retry_after = resp
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            Ok(Raw {
+                status,
+                retry_after,
+                body: resp.text()?,
+            })
+        });
+        let _ = tx.send(result);
+    });
+    loop {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(Ok(raw)) => return Ok(Ok(raw)),
+            Ok(Err(e)) => return Ok(Err(describe(&e, cfg))),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                hooks.heartbeat();
+                if hooks.should_stop() {
+                    // The helper thread ends with the process.
+                    return Err(CallError::Abandoned);
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Ok(Err("the HTTP thread ended without an answer".into()))
+            }
+        }
+    }
+}
+
+fn describe(e: &reqwest::Error, cfg: &LlmConfig) -> String {
+    if e.is_timeout() {
+        return format!(
+            "no answer from {} within {:?} (timeout)",
+            cfg.endpoint(),
+            cfg.timeout
+        );
+    }
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+fn verdict(cfg: &LlmConfig, key: Option<&str>, raw: Raw) -> Verdict {
+    let provider = cfg.provider.name();
+    let status = raw.status;
+    if (200..300).contains(&status) {
+        return match serde_json::from_str::<Value>(&raw.body) {
+            Ok(v) if v.is_object() => Verdict::Answer(v),
+            Ok(_) => Verdict::Fail(LlmError::Malformed {
+                provider,
+                reason: "the body is JSON but not an object".into(),
+            }),
+            Err(e) => Verdict::Fail(LlmError::Malformed {
+                provider,
+                reason: format!("the body is not JSON ({e})"),
+            }),
+        };
+    }
+    let detail = scrub(&error_detail(&raw.body), key);
+    let lower = raw.body.to_ascii_lowercase();
+    match status {
+        401 | 403 => Verdict::Fail(LlmError::Unauthorized {
+            provider,
+            var: cfg
+                .key_env()
+                .unwrap_or("(none: api_key_env = \"\")")
+                .to_string(),
+            status,
+        }),
+        408 | 409 | 425 | 429 | 500..=599 => Verdict::Retry {
+            why: format!("HTTP {status}: {detail}"),
+            after: raw
+                .retry_after
+                .as_deref()
+                .and_then(|v| retry::parse_retry_after(v, SystemTime::now())),
+        },
+        _ if status == 404 || lower.contains("model_not_found") => {
+            Verdict::Fail(LlmError::UnknownModel {
+                provider,
+                model: cfg.model.clone(),
+                status,
+                detail,
+            })
+        }
+        _ if [
+            "context_length_exceeded",
+            "prompt is too long",
+            "maximum context length",
+            "context window",
+        ]
+        .iter()
+        .any(|p| lower.contains(p)) =>
+        {
+            Verdict::Fail(LlmError::ContextTooLong {
+                provider,
+                model: cfg.model.clone(),
+                detail,
+            })
+        }
+        _ => Verdict::Fail(LlmError::Rejected {
+            provider,
+            status,
+            detail,
+        }),
+    }
+}
+
+/// The provider's own error message (both protocols use `error.message`),
+/// else the start of the body.
+fn error_detail(body: &str) -> String {
+    let msg = serde_json::from_str::<Value>(body).ok().and_then(|v| {
+        v.pointer("/error/message")
+            .or_else(|| v.get("message"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    });
+    let text = msg.unwrap_or_else(|| body.trim().to_string());
+    let text = if text.is_empty() {
+        "no details".into()
+    } else {
+        text
+    };
+    super::tools::truncate(&text, 300)
+}
+
+fn scrub(text: &str, key: Option<&str>) -> String {
+    match key {
+        Some(k) if k.len() >= 4 => text.replace(k, "[redacted]"),
+        _ => text.to_string(),
+    }
+}

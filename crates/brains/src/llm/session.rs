@@ -1,0 +1,270 @@
+//! The tool loop for one inbound message, driven by the tail of its
+//! conversation log (see the crate-level notes in `llm.rs`).
+
+use super::budget::{self, Exceeded};
+use super::conversation::{Conversation, Next, ToolCall, Turn};
+use super::extension;
+use super::http::{self, CallError};
+use super::inbound::{render, Inbound};
+use super::ledger::{self, Ledger};
+use super::tools::{self, ReplyTo};
+use super::{anthropic, openai, Llm, LlmError, Provider};
+use crate::{Action, Context};
+use serde_json::{json, Value};
+use society_core::jsonl::{append_one, Durability};
+use society_core::{Envelope, MsgId};
+use std::time::Instant;
+
+/// Longest tool result (and argument string) kept in `tools.jsonl`.
+const SUMMARY: usize = 200;
+
+pub fn run(llm: &mut Llm, ctx: &mut Context<'_>, msg: &Envelope) -> Result<Vec<Action>, CallError> {
+    let ledger = Ledger::new(ctx.folder, ctx.agent.as_str(), ctx.gen);
+    let inbound = Inbound::of(msg, &ledger)?;
+    let mut conv = Conversation::load(ctx.folder, &inbound.key)?;
+    match &inbound.budget {
+        Some(answer) if !answer.approved => {
+            extension::rejected(&ledger, answer)?;
+            return Ok(vec![Action::Log {
+                message: format!(
+                    "budget extension {} rejected: the parked message ends here{}",
+                    answer.request,
+                    answer
+                        .note
+                        .as_ref()
+                        .map(|n| format!(" ({n})"))
+                        .unwrap_or_default()
+                ),
+            }]);
+        }
+        // The conversation resumes where the budget stopped it: no new turn.
+        Some(answer) => extension::approved(&ledger, answer)?,
+        None if !conv.has_user_turn(msg.id) => conv.push(
+            Turn::User {
+                msg: msg.id,
+                text: render(msg),
+            },
+            ctx.gen,
+        )?,
+        None => {}
+    }
+    let system = llm.system_prompt(ctx)?;
+    loop {
+        ctx.hooks.heartbeat();
+        match conv.next() {
+            Next::Done => break,
+            Next::Execute(calls) => {
+                for call in calls {
+                    execute(ctx, &mut conv, msg.id, &call, &inbound.reply_to)?;
+                }
+            }
+            Next::Call => {
+                if ctx.hooks.should_stop() {
+                    return Err(CallError::Abandoned);
+                }
+                let step = conv.steps(msg.id) + 1;
+                if step > llm.cfg.max_steps {
+                    return Err(LlmError::StepLimit {
+                        max_steps: llm.cfg.max_steps,
+                    }
+                    .into());
+                }
+                if let Some(exceeded) =
+                    call_model(llm, ctx, &mut conv, msg, &inbound, &system, step)?
+                {
+                    let mut actions = actions_of(&conv, msg.id, &inbound);
+                    actions.push(extension::request(
+                        &ledger,
+                        msg,
+                        &inbound,
+                        &exceeded,
+                        actions.len(),
+                        ctx,
+                    )?);
+                    return Ok(actions);
+                }
+            }
+        }
+    }
+    Ok(actions_of(&conv, msg.id, &inbound))
+}
+
+/// One model call, unless a budget forbids it (then the budget that did).
+fn call_model(
+    llm: &mut Llm,
+    ctx: &mut Context<'_>,
+    conv: &mut Conversation,
+    msg: &Envelope,
+    inbound: &Inbound,
+    system: &str,
+    step: u32,
+) -> Result<Option<Exceeded>, CallError> {
+    let cfg = &llm.cfg;
+    let turns = conv.for_request();
+    let req = openai::Request {
+        model: &cfg.model,
+        system,
+        turns: &turns,
+        max_tokens: cfg.max_tokens,
+        temperature: cfg.temperature,
+    };
+    let mut body = match cfg.provider {
+        Provider::Openai => openai::body(&req),
+        Provider::Anthropic => anthropic::body(&req),
+    };
+    let size = serde_json::to_vec(&body).map_or(0, |b| b.len() as u64);
+    let last = conv.last_usage().map_or(0, |u| u.input + u.output);
+    let estimate = size.div_ceil(4).max(last);
+    let mine = ledger::tally(ctx.folder)?;
+    let society = ledger::society_tally(ctx.folder)?;
+    match budget::check(cfg, &mine, &society, estimate) {
+        Ok(max_tokens) => body["max_tokens"] = json!(max_tokens),
+        Err(exceeded) => return Ok(Some(exceeded)),
+    }
+    let client = llm.client()?;
+    let cfg = &llm.cfg;
+    let (agent, gen) = (ctx.agent.as_str().to_string(), ctx.gen);
+    let provider = cfg.provider.name();
+    let answer = http::call(
+        &client,
+        cfg,
+        &body,
+        ctx.hooks,
+        |hooks, retry, why, delay| {
+            tracing::warn!(
+                agent,
+                provider,
+                retry,
+                delay_ms = delay.as_millis() as u64,
+                "{why}"
+            );
+            hooks.log(
+                "llm_retry",
+                json!({"id": msg.id, "provider": provider, "model": cfg.model,
+            "step": step, "retry": retry, "reason": why, "delay_ms": delay.as_millis() as u64}),
+            );
+        },
+    )?;
+    let reply = match cfg.provider {
+        Provider::Openai => openai::parse(&answer, step),
+        Provider::Anthropic => anthropic::parse(&answer),
+    }
+    .map_err(|reason| LlmError::Malformed { provider, reason })?;
+    let usd = cfg
+        .prices
+        .map_or(0.0, |p| p.usd(reply.usage.input, reply.usage.output));
+    let mut usage = json!({"provider": provider, "model": cfg.model, "input_tokens": reply.usage.input,
+        "output_tokens": reply.usage.output, "usd": usd, "case": inbound.case, "id": msg.id, "step": step});
+    if cfg.prices.is_none() {
+        usage["priced"] = json!(false);
+    }
+    Ledger::new(ctx.folder, &agent, gen).append("usage", usage)?;
+    conv.push(
+        Turn::Assistant {
+            msg: msg.id,
+            step,
+            text: reply.text,
+            calls: reply.calls,
+            usage: reply.usage,
+        },
+        gen,
+    )?;
+    Ok(None)
+}
+
+fn execute(
+    ctx: &mut Context<'_>,
+    conv: &mut Conversation,
+    msg: MsgId,
+    call: &ToolCall,
+    reply_to: &ReplyTo,
+) -> Result<(), CallError> {
+    let step = conv.steps(msg);
+    let started = Instant::now();
+    let out = tools::execute(call, ctx.folder, reply_to);
+    log(
+        &ctx.folder.join("tools.jsonl"),
+        "tool_call",
+        ctx.agent.as_str(),
+        ctx.gen,
+        json!({"tool": call.name, "args": shorten(&call.args), "result": tools::truncate(&out.result, SUMMARY),
+            "ms": started.elapsed().as_millis() as u64, "ok": out.ok, "id": msg, "step": step, "call": call.id}),
+    );
+    conv.push(
+        Turn::Tool {
+            msg,
+            step,
+            call: call.id.clone(),
+            name: call.name.clone(),
+            args: call.args.clone(),
+            result: out.result,
+            ok: out.ok,
+        },
+        ctx.gen,
+    )?;
+    Ok(())
+}
+
+/// The actions of everything recorded for `msg`, in log order: one per
+/// successful message tool call, and a reply for a text-only answer.
+fn actions_of(conv: &Conversation, msg: MsgId, inbound: &Inbound) -> Vec<Action> {
+    let mut actions = Vec::new();
+    for turn in conv.turns.iter().filter(|t| t.msg() == msg) {
+        match turn {
+            Turn::Tool {
+                name,
+                args,
+                ok: true,
+                ..
+            } => {
+                actions.extend(tools::rebuild(name, args, &inbound.reply_to));
+            }
+            Turn::Assistant {
+                text: Some(text),
+                calls,
+                ..
+            } if calls.is_empty() => {
+                if inbound.text_replies {
+                    let args = json!({"body": {"text": text}});
+                    actions.extend(tools::rebuild("reply", &args, &inbound.reply_to));
+                } else {
+                    actions.push(Action::Log {
+                        message: format!(
+                            "answer to an agent's reply, not sent back: {}",
+                            tools::truncate(text, SUMMARY)
+                        ),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    actions
+}
+
+/// Appends a log record (`ts, event, agent, gen, ...`); logging never fails the message.
+fn log(path: &std::path::Path, event: &str, agent: &str, gen: u64, fields: Value) {
+    let mut rec = json!({"ts": society_core::time::now_rfc3339(), "event": event, "agent": agent, "gen": gen});
+    if let (Some(r), Value::Object(f)) = (rec.as_object_mut(), fields) {
+        r.extend(f);
+    }
+    let bytes = serde_json::to_vec(&rec).expect("a JSON map always serialises");
+    if let Err(e) = append_one(
+        path,
+        &bytes,
+        Durability::Flushed,
+        society_core::DEFAULT_MAX_RECORD,
+    ) {
+        tracing::error!(error = %e, event, "failed to write log record");
+    }
+}
+
+/// Arguments for the log: long strings (file contents) cut short.
+fn shorten(v: &Value) -> Value {
+    match v {
+        Value::String(s) if s.len() > SUMMARY => Value::String(tools::truncate(s, SUMMARY)),
+        Value::Array(a) => Value::Array(a.iter().map(shorten).collect()),
+        Value::Object(o) => Value::Object(o.iter().map(|(k, v)| (k.clone(), shorten(v))).collect()),
+        other => other.clone(),
+    }
+}

@@ -46,8 +46,11 @@ pub fn run(layout: &Layout, args: Args) -> anyhow::Result<i32> {
         return Ok(exit::OK);
     }
     let (tx, rx) = std::sync::mpsc::channel();
-    let mut watcher = notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
-        let _ = tx.send(());
+    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        // Our own reads are events too: only data changes may wake us.
+        if res.is_ok_and(|ev| society_runtime::watch::changes_data(&ev.kind)) {
+            let _ = tx.send(());
+        }
     })?;
     for s in &sources {
         let _ = watcher.watch(&s.path, RecursiveMode::NonRecursive);

@@ -32,6 +32,7 @@ pub mod provision;
 pub mod restart;
 pub mod roles;
 pub mod supervisor;
+pub mod watch;
 
 /// Exit codes of `society agent-run`.
 pub mod exit {

@@ -39,22 +39,6 @@ pub(crate) fn signals(tx: Sender<Event>) -> Result<(), IoError> {
     Ok(())
 }
 
-/// Only events that mean "the file's data changed" wake the loop. notify
-/// also reports opens and reads; reacting to those would make every inbox
-/// read by an agent wake that agent again — a busy loop between the two
-/// processes.
-fn changes_data(kind: &notify::EventKind) -> bool {
-    use notify::event::{AccessKind, AccessMode};
-    use notify::EventKind;
-    matches!(
-        kind,
-        EventKind::Create(_)
-            | EventKind::Modify(_)
-            | EventKind::Remove(_)
-            | EventKind::Access(AccessKind::Close(AccessMode::Write))
-    )
-}
-
 /// The single inotify instance of the whole society. Watches individual files
 /// (inboxes, outboxes, registry, the supervisor's inbox), never whole trees, so
 /// heartbeat rewrites of `status.json` cost nothing.
@@ -66,7 +50,7 @@ impl FileWatch {
     pub(crate) fn new(tx: Sender<Event>) -> FileWatch {
         let watcher =
             notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
-                Ok(ev) if changes_data(&ev.kind) => {
+                Ok(ev) if crate::watch::changes_data(&ev.kind) => {
                     let _ = tx.send(Event::Fs(ev.paths));
                 }
                 Ok(_) => {}
@@ -89,29 +73,5 @@ impl FileWatch {
                 tracing::warn!(path = %path.display(), error = %e, "cannot watch file; the periodic scan covers it");
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::changes_data;
-    use notify::event::{AccessKind, AccessMode, DataChange, ModifyKind};
-    use notify::EventKind;
-
-    #[test]
-    fn reads_and_opens_do_not_wake_the_loop() {
-        assert!(changes_data(&EventKind::Modify(ModifyKind::Data(
-            DataChange::Any
-        ))));
-        assert!(changes_data(&EventKind::Access(AccessKind::Close(
-            AccessMode::Write
-        ))));
-        assert!(!changes_data(&EventKind::Access(AccessKind::Open(
-            AccessMode::Any
-        ))));
-        assert!(!changes_data(&EventKind::Access(AccessKind::Close(
-            AccessMode::Read
-        ))));
-        assert!(!changes_data(&EventKind::Access(AccessKind::Read)));
     }
 }

@@ -15,6 +15,12 @@ use std::time::SystemTime;
 /// A due-soon warning goes out once this share of the case's time is used.
 const DUE_SOON_AT: f64 = 0.8;
 
+/// ... or once the time left is within this much of the due date. Due dates
+/// are checked at every scan, so a short case (under ten scans long) could
+/// otherwise go from "not yet 80 %" to overdue between two checks and never
+/// be warned about; two scans leave room for one that runs late.
+const DUE_SOON_LEAD: std::time::Duration = super::SCAN.saturating_mul(2);
+
 #[derive(Default)]
 pub(super) struct Cases {
     map: HashMap<CaseId, CaseSummary>,
@@ -148,7 +154,8 @@ impl Supervisor {
                 .and_then(time::parse_rfc3339)
                 .unwrap_or(due);
             let span = due.duration_since(created).unwrap_or_default();
-            let soon = created + span.mul_f64(DUE_SOON_AT);
+            let soon = (created + span.mul_f64(DUE_SOON_AT))
+                .min(due.checked_sub(DUE_SOON_LEAD).unwrap_or(created));
             let (soon_sent, overdue_sent, owner) =
                 (c.due_soon_sent, c.overdue_sent, c.owner.clone());
             let due_text = time::format_rfc3339(due);

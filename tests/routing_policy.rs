@@ -1,0 +1,414 @@
+//! Routing policy and receiver protection, through a real supervisor and real
+//! agents: `deny` rules and a `deny` default block messages (and tell the
+//! sender why), `approve` rules hold them until the orchestrator decides, and
+//! two agents replying to each other forever are cut off by the flood
+//! detector or the rate limit.
+
+#![allow(clippy::unwrap_used)]
+
+use serde_json::{json, Value};
+use society_testkit::{records, wait_until, Society};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_society");
+const SOON: Duration = Duration::from_secs(20);
+
+fn json_of(s: &Society, args: &[&str]) -> Value {
+    serde_json::from_str(&s.ok(args)).unwrap()
+}
+
+/// Records of `path` with `"type": kind` (messages) or `"event": kind` (logs).
+fn of_kind(path: &Path, kind: &str) -> Vec<Value> {
+    records(path)
+        .into_iter()
+        .filter(|r| r["type"] == kind || r["event"] == kind)
+        .collect()
+}
+
+/// Asks `sender` (whose script sends a `note` to `body.to`) to message `to`;
+/// returns the id of the note it wrote, once it is in its outbox.
+fn ask_sender(s: &Society, to: &str, text: &str) -> String {
+    let before = records(&s.agent("sender").outbox()).len();
+    let body = json!({"to": to, "text": text}).to_string();
+    s.ok(&["send", "sender", "--json", &body]);
+    let outbox = s.agent("sender").outbox();
+    wait_until(SOON, &format!("sender's note to {to}"), || {
+        let all = records(&outbox);
+        (all.len() > before).then(|| all[before]["id"].as_str().unwrap().to_string())
+    })
+}
+
+/// Waits for the `message_blocked` the supervisor sends `sender` about `id`.
+fn wait_blocked(s: &Society, id: &str) -> Value {
+    let inbox = s.agent("sender").inbox();
+    wait_until(SOON, &format!("message_blocked for {id}"), || {
+        of_kind(&inbox, "message_blocked")
+            .into_iter()
+            .find(|r| r["reply_to"] == id)
+    })
+}
+
+/// Every message id in an agent's inbox.
+fn inbox_ids(s: &Society, agent: &str) -> Vec<String> {
+    records(&s.agent(agent).inbox())
+        .iter()
+        .filter_map(|r| r["id"].as_str().map(String::from))
+        .collect()
+}
+
+fn system_events(s: &Society, event: &str, id: &str) -> Vec<Value> {
+    of_kind(&s.layout().system_events(), event)
+        .into_iter()
+        .filter(|r| r["id"] == id)
+        .collect()
+}
+
+/// Waits for `event` about message `id` in `system-events.jsonl` (written in
+/// the same batch as what the test saw, but possibly a moment later), then
+/// returns every such record.
+fn wait_system_events(s: &Society, event: &str, id: &str) -> Vec<Value> {
+    wait_until(SOON, &format!("{event} for {id} in system-events"), || {
+        let found = system_events(s, event, id);
+        (!found.is_empty()).then_some(found)
+    })
+}
+
+/// The routed copy of a note reaches `agent` (proves the router has passed
+/// everything the sender wrote before it).
+fn wait_delivered(s: &Society, agent: &str, id: &str) {
+    wait_until(SOON, &format!("{id} in {agent}'s inbox"), || {
+        inbox_ids(s, agent).iter().any(|i| i == id).then_some(())
+    });
+}
+
+const SINK: &str = r#"
+[agent.brain]
+kind = "script"
+[[agent.brain.rules]]
+actions = [ { do = "log", message = "got {{type}} from {{from}}" } ]
+"#;
+
+fn sender_rules(targets: &[&str]) -> String {
+    let mut toml = String::from("[[agent]]\nid = \"sender\"\n[agent.brain]\nkind = \"script\"\n");
+    for t in targets {
+        toml.push_str(&format!(
+            "[[agent.brain.rules]]\ntype = \"task\"\nwhen = {{ to = \"{t}\" }}\n\
+             actions = [ {{ do = \"send\", to = \"{t}\", type = \"note\", body = {{ text = \"{{{{body.text}}}}\" }} }} ]\n"
+        ));
+    }
+    toml.push_str(
+        "[[agent.brain.rules]]\nactions = [ { do = \"log\", message = \"{{type}}\" } ]\n",
+    );
+    toml
+}
+
+fn sink(id: &str, role: &str) -> String {
+    format!("[[agent]]\nid = \"{id}\"\nrole = \"{role}\"\n{SINK}")
+}
+
+fn allow_default_toml() -> String {
+    let mut t = String::from(
+        r#"
+[defaults]
+idle_exit = "1s"
+heartbeat = "100ms"
+
+[routing]
+default = "allow"
+[[routing.rule]]
+from = "sender"
+to = "vault"
+action = "deny"
+[[routing.rule]]
+from = "role:sender"
+to = "role:gated"
+type = "note"
+action = "approve"
+
+"#,
+    );
+    t.push_str(&sender_rules(&["vault", "gate", "open"]));
+    t.push_str(&sink("vault", "vault"));
+    t.push_str(&sink("gate", "gated"));
+    t.push_str(&sink("open", "open"));
+    t
+}
+
+#[test]
+fn deny_and_approve_rules_with_an_allow_default() {
+    let mut s = Society::new(BIN, &allow_default_toml());
+    s.start_supervisor();
+
+    // No rule matches: the default (allow) delivers.
+    let free = ask_sender(&s, "open", "hello");
+    wait_delivered(&s, "open", &free);
+
+    // Rule 1 denies: the vault never sees it, the sender is told why.
+    let denied = ask_sender(&s, "vault", "the keys");
+    let note = wait_blocked(&s, &denied);
+    assert_eq!(note["from"], "supervisor");
+    assert_eq!(note["body"]["to"], "vault");
+    assert_eq!(note["body"]["type"], "note");
+    assert_eq!(note["body"]["reason"], "denied by routing rule 1");
+    let sys = wait_system_events(&s, "message_blocked", &denied);
+    assert_eq!(sys.len(), 1, "{sys:?}");
+    assert_eq!(sys[0]["agent"], "sender");
+    assert_eq!(sys[0]["reason"], "denied by routing rule 1");
+
+    // Rule 2 holds: an approval request, not a delivery.
+    let held = ask_sender(&s, "gate", "one");
+    let req = wait_until(SOON, "the route approval request", || {
+        let v = json_of(&s, &["approvals", "--json"]);
+        (v.as_array()?.len() == 1).then(|| v[0].clone())
+    });
+    assert_eq!(req["kind"], "route");
+    assert_eq!(req["from"], "supervisor");
+    assert_eq!(req["body"]["rule"], 2);
+    assert_eq!(req["body"]["held"]["id"], held.as_str());
+    assert_eq!(req["body"]["held"]["body"]["text"], "one");
+    assert!(s.ok(&["approvals"]).contains("sender→gate"));
+    assert_eq!(wait_system_events(&s, "message_held", &held).len(), 1);
+    let req_id = req["id"].as_str().unwrap().to_string();
+    // A later message through the router proves the held one was passed by.
+    let probe = ask_sender(&s, "open", "probe 1");
+    wait_delivered(&s, "open", &probe);
+    assert!(inbox_ids(&s, "gate").is_empty(), "held, not delivered");
+
+    let out = s.ok(&["approve", &req_id]);
+    assert!(
+        out.contains("delivers the held message sender→gate"),
+        "{out}"
+    );
+    wait_delivered(&s, "gate", &held);
+    // Exactly once, even after a supervisor crash and restart.
+    s.kill_supervisor();
+    s.start_supervisor();
+    let probe = ask_sender(&s, "open", "probe 2");
+    wait_delivered(&s, "open", &probe);
+    assert_eq!(inbox_ids(&s, "gate"), std::slice::from_ref(&held));
+    assert_eq!(json_of(&s, &["approvals", "--json"]), json!([]));
+
+    // Reject, answered while the supervisor is down: the held message is
+    // dropped and the sender is told once the supervisor is back.
+    let rejected = ask_sender(&s, "gate", "two");
+    let req = wait_until(SOON, "the second route request", || {
+        let v = json_of(&s, &["approvals", "--json"]);
+        (v.as_array()?.len() == 1).then(|| v[0].clone())
+    });
+    assert_eq!(req["body"]["held"]["id"], rejected.as_str());
+    s.kill_supervisor();
+    let out = s.ok(&[
+        "reject",
+        req["id"].as_str().unwrap(),
+        "--feedback",
+        "not today",
+    ]);
+    assert!(
+        out.contains("not running") && out.contains("blocks the held message sender→gate"),
+        "{out}"
+    );
+    s.start_supervisor();
+    let note = wait_blocked(&s, &rejected);
+    assert_eq!(
+        note["body"]["reason"],
+        "rejected by the orchestrator: not today"
+    );
+    let probe = ask_sender(&s, "open", "probe 3");
+    wait_delivered(&s, "open", &probe);
+    assert_eq!(
+        inbox_ids(&s, "gate"),
+        [held],
+        "the rejected one never arrives"
+    );
+    assert_eq!(
+        wait_system_events(&s, "message_blocked", &rejected).len(),
+        1
+    );
+
+    // Nothing ever reached the vault: its agent never even started.
+    assert!(inbox_ids(&s, "vault").is_empty());
+    assert!(records(&s.agent("vault").activity()).is_empty());
+    assert_eq!(s.status("vault")["state"], "dormant");
+    assert_eq!(
+        of_kind(&s.agent("sender").inbox(), "message_blocked").len(),
+        2
+    );
+}
+
+#[test]
+fn a_deny_default_blocks_what_no_rule_allows() {
+    let mut toml = String::from(
+        r#"
+[defaults]
+idle_exit = "1s"
+heartbeat = "100ms"
+
+[routing]
+default = "deny"
+[[routing.rule]]
+from = "sender"
+to = "friend"
+action = "allow"
+
+"#,
+    );
+    toml.push_str(&sender_rules(&["friend", "stranger"]));
+    toml.push_str(&sink("friend", "friend"));
+    toml.push_str(&sink("stranger", "stranger"));
+    let mut s = Society::new(BIN, &toml);
+    s.start_supervisor();
+
+    let blocked = ask_sender(&s, "stranger", "hi");
+    let note = wait_blocked(&s, &blocked);
+    assert_eq!(note["body"]["reason"], "denied by the routing default");
+    assert_eq!(note["body"]["to"], "stranger");
+    let allowed = ask_sender(&s, "friend", "hi");
+    wait_delivered(&s, "friend", &allowed);
+    // The router keeps file order: the allowed note came after the blocked one.
+    assert!(inbox_ids(&s, "stranger").is_empty());
+    assert_eq!(inbox_ids(&s, "friend"), [allowed]);
+    let sys = wait_system_events(&s, "message_blocked", &blocked);
+    assert_eq!(sys.len(), 1);
+    assert_eq!(sys[0]["reason"], "denied by the routing default");
+    assert!(of_kind(&s.agent("friend").inbox(), "message_blocked").is_empty());
+}
+
+/// Two agents that reply to every message with `body` (`ping` first sends
+/// one to `pong` when told to `start`). Replying to *every* message includes
+/// the supervisor's `message_blocked` notice: that reply goes to the
+/// supervisor, which answers nobody, so it must not restart the loop.
+fn loop_toml(policy: &str, body: &str) -> String {
+    format!(
+        r#"
+[defaults]
+idle_exit = "1s"
+heartbeat = "100ms"
+{policy}
+
+[[agent]]
+id = "ping"
+[agent.brain]
+kind = "script"
+[[agent.brain.rules]]
+type = "start"
+actions = [ {{ do = "send", to = "pong", type = "chat", body = {body} }} ]
+[[agent.brain.rules]]
+actions = [ {{ do = "reply", type = "chat", body = {body} }} ]
+
+[[agent]]
+id = "pong"
+[agent.brain]
+kind = "script"
+[[agent.brain.rules]]
+actions = [ {{ do = "reply", type = "chat", body = {body} }} ]
+"#
+    )
+}
+
+/// Waits until no inbox of `agents` has grown for `quiet`; returns how long
+/// the traffic lasted from `start`.
+fn wait_quiet(s: &Society, agents: &[&str], quiet: Duration, start: Instant) -> Duration {
+    let paths: Vec<PathBuf> = agents.iter().map(|a| s.agent(a).inbox()).collect();
+    let sizes = || -> Vec<u64> {
+        paths
+            .iter()
+            .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
+            .collect()
+    };
+    let mut last = sizes();
+    let mut changed = Instant::now();
+    let mut lasted = start.elapsed();
+    wait_until(Duration::from_secs(40), "the loop to stop", || {
+        let now = sizes();
+        if now != last {
+            last = now;
+            changed = Instant::now();
+            lasted = start.elapsed();
+        }
+        (changed.elapsed() >= quiet).then_some(())
+    });
+    lasted
+}
+
+/// Runs a ping-pong loop until it stops; checks the refusal evidence and
+/// returns (reason of the refusal, chats ping received, chats pong received).
+fn run_loop(toml: &str) -> (String, usize, usize) {
+    let mut s = Society::new(BIN, toml);
+    s.start_supervisor();
+    let start = Instant::now();
+    s.ok(&["send", "ping", "--type", "start", "go"]);
+    let lasted = wait_quiet(&s, &["ping", "pong"], Duration::from_secs(2), start);
+    assert!(lasted < Duration::from_secs(15), "looped for {lasted:?}");
+
+    // pong's protection refused ping's last reply.
+    let refused = of_kind(&s.agent("pong").deadletter(), "refused");
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    let r = &refused[0];
+    assert_eq!(r["agent"], "pong");
+    assert_eq!(r["from"], "ping");
+    assert_eq!(r["type"], "chat");
+    let id = r["id"].as_str().unwrap();
+    let reason = r["reason"].as_str().unwrap().to_string();
+    assert!(!inbox_ids(&s, "pong").iter().any(|i| i == id));
+    assert!(of_kind(&s.agent("ping").deadletter(), "refused").is_empty());
+
+    let sys = wait_system_events(&s, "message_refused", id);
+    assert_eq!(sys.len(), 1, "{sys:?}");
+    assert_eq!(sys[0]["agent"], "pong");
+    assert_eq!(sys[0]["reason"], reason.as_str());
+    let blocked = wait_system_events(&s, "message_blocked", id);
+    assert_eq!(blocked.len(), 1, "{blocked:?}");
+    assert_eq!(blocked[0]["agent"], "ping");
+    let note = of_kind(&s.agent("ping").inbox(), "message_blocked");
+    assert_eq!(note.len(), 1);
+    assert_eq!(note[0]["reply_to"], id);
+    assert_eq!(
+        note[0]["body"]["reason"],
+        format!("refused by pong: {reason}").as_str()
+    );
+
+    // ping answered the notice as well (it replies to everything): to the
+    // supervisor, where it ends as a report instead of a new round.
+    let answered = wait_until(SOON, "ping's answer to the notice", || {
+        let found: Vec<Value> = of_kind(&s.layout().system_events(), "report_chat")
+            .into_iter()
+            .filter(|r| r["agent"] == "ping")
+            .collect();
+        (!found.is_empty()).then_some(found)
+    });
+    assert_eq!(answered.len(), 1, "{answered:?}");
+
+    // Both went quiet and idled out; nothing is left to handle.
+    s.wait_state("ping", "dormant", SOON);
+    s.wait_state("pong", "dormant", SOON);
+    let chats = |a: &str| of_kind(&s.agent(a).inbox(), "chat").len();
+    (reason, chats("ping"), chats("pong"))
+}
+
+#[test]
+fn the_flood_detector_stops_two_agents_replying_forever() {
+    // Identical bodies; default flood_threshold = 3, rate limit out of reach.
+    let (reason, ping, pong) = run_loop(&loop_toml("", r#"{ text = "again" }"#));
+    assert!(
+        reason.starts_with("flood: more than 3 identical bodies"),
+        "{reason}"
+    );
+    assert_eq!(
+        (ping, pong),
+        (3, 3),
+        "each receiver took 3 identical bodies"
+    );
+}
+
+#[test]
+fn the_rate_limit_stops_two_agents_replying_forever() {
+    // Bodies differ (each names the message it answers): only the rate
+    // limit can stop this loop.
+    let (reason, ping, pong) = run_loop(&loop_toml("rate_limit = 5", r#"{ seen = "{{id}}" }"#));
+    assert!(
+        reason.starts_with("rate limit: more than 5 messages per minute from ping"),
+        "{reason}"
+    );
+    assert_eq!((ping, pong), (5, 5), "each receiver took 5 per minute");
+}

@@ -212,7 +212,7 @@ impl Supervisor {
         let mut last_scan = Instant::now();
         let mut last_hang = Instant::now();
         loop {
-            match rx.recv_timeout(TICK) {
+            match rx.recv_timeout(self.next_wait()) {
                 Ok(ev) => {
                     self.on_event(ev);
                     while let Ok(ev) = rx.try_recv() {
@@ -245,6 +245,26 @@ impl Supervisor {
                 });
             }
         }
+    }
+
+    /// How long the loop may sleep: until the next tick, or sooner if a
+    /// restart backoff or a grace period ends first (a 1 ms backoff must not
+    /// wait for a 50 ms tick).
+    fn next_wait(&self) -> Duration {
+        let now = Instant::now();
+        self.slots
+            .values()
+            .filter_map(|s| match &s.phase {
+                Phase::Backoff { until } => Some(*until),
+                Phase::Stopping {
+                    deadline,
+                    killed: false,
+                    ..
+                } => Some(*deadline),
+                _ => None,
+            })
+            .map(|t| t.saturating_duration_since(now))
+            .fold(TICK, Duration::min)
     }
 
     fn on_event(&mut self, ev: Event) {

@@ -116,6 +116,18 @@ pub struct AgentCheckpoint {
     pub handled: u64,
     #[serde(default)]
     pub dead_lettered: u64,
+    /// A group-committed batch interrupted by a crash, being replayed one line
+    /// at a time until the cursor passes `end`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<Replay>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Replay {
+    /// Inbox offset just past the interrupted batch.
+    pub end: u64,
+    /// Outbox length when the batch began: its outputs may be anywhere after it.
+    pub outbox_offset: u64,
 }
 
 impl AgentCheckpoint {
@@ -142,6 +154,11 @@ pub struct InFlight {
     pub outbox_offset: u64,
     #[serde(default)]
     pub last_error: Option<String>,
+    /// Set when the record covers a group-committed batch: inbox lines
+    /// `[offset, batch_end)` were being handled together. After a crash they
+    /// are replayed one by one, each checked against outputs already written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_end: Option<u64>,
 }
 
 /// What a live agent process says it is doing.

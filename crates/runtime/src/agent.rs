@@ -7,6 +7,7 @@
 //! thread, waking at least every `heartbeat` to rewrite `status.json` — from
 //! this loop, not a side thread, so a stuck loop shows as a stale heartbeat.
 
+mod batch;
 mod delivery;
 mod leftover;
 mod signals;
@@ -93,6 +94,12 @@ pub fn run_agent(folder: &Path) -> Result<AgentExit, AgentError> {
     let mut ckpt: AgentCheckpoint =
         atomic::read_json(&paths.checkpoint(), "agent checkpoint")?.unwrap_or_default();
     ckpt.generation += 1;
+    // A batch interrupted by the previous process is replayed line by line;
+    // the range is kept in the checkpoint until the cursor passes it.
+    if let Some(end) = ckpt.in_flight.as_ref().and_then(|f| f.batch_end) {
+        let outbox_offset = ckpt.in_flight.as_ref().map_or(0, |f| f.outbox_offset);
+        ckpt.replay = Some(society_core::state::Replay { end, outbox_offset });
+    }
     let gen = ckpt.generation;
     let durable = cfg.policy.durability == society_core::jsonl::Durability::Durable;
     atomic::write_json(&paths.checkpoint(), &ckpt, durable)?;
@@ -210,13 +217,16 @@ impl Agent {
             }
             let batch = read_lines(&self.paths.inbox(), self.ckpt.inbox_offset, 256 * 1024)?;
             if !batch.lines.is_empty() {
-                for line in batch.lines {
-                    match self.handle_line(&line)? {
-                        delivery::Outcome::Advanced => {}
-                        delivery::Outcome::Retry | delivery::Outcome::Abandoned => break,
+                let mut rest = &batch.lines[..];
+                while !rest.is_empty() && !self.stopping() {
+                    let grouped = self.handle_batch(rest)?;
+                    if grouped > 0 {
+                        rest = &rest[grouped..];
+                        continue;
                     }
-                    if self.stopping() {
-                        break;
+                    match self.handle_line(&rest[0])? {
+                        delivery::Outcome::Advanced => rest = &rest[1..],
+                        delivery::Outcome::Retry | delivery::Outcome::Abandoned => break,
                     }
                 }
                 last_work = Instant::now();

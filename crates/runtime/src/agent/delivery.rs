@@ -63,9 +63,12 @@ impl Agent {
             self.dead_letter(line, Some(&env), &reason)?;
             return Ok(Outcome::Advanced);
         }
-        let outbox_offset = match &previous {
-            Some(f) => f.outbox_offset,
-            None => file_len(&self.paths.outbox())?,
+        let outbox_offset = match (&previous, self.recovering(line.offset)) {
+            (Some(f), _) => f.outbox_offset,
+            // A line of a batch interrupted by a crash: its outputs may be in
+            // the outbox already, anywhere after the batch began.
+            (None, Some(batch_outbox)) => batch_outbox,
+            (None, None) => file_len(&self.paths.outbox())?,
         };
         self.ckpt.in_flight = Some(InFlight {
             id: env.id,
@@ -74,6 +77,7 @@ impl Agent {
             offset: line.offset,
             outbox_offset,
             last_error: None,
+            batch_end: None,
         });
         self.save()?;
         self.activity.event(
@@ -90,26 +94,7 @@ impl Agent {
             }),
         );
         let started = Instant::now();
-        let gen = self.status.gen;
-        let result = {
-            let mut hooks = BeatHooks {
-                paths: &self.paths,
-                status: &mut self.status,
-                last_beat: &mut self.last_beat,
-                every: self.cfg.policy.heartbeat,
-                stop: &self.stop,
-                activity: &mut self.activity,
-            };
-            let mut ctx = Context {
-                agent: &self.cfg.id,
-                role: &self.cfg.role,
-                folder: &self.paths.dir,
-                attempt,
-                gen,
-                hooks: &mut hooks,
-            };
-            self.brain.handle(&mut ctx, &env)
-        };
+        let result = self.run_brain(&env, attempt);
         let outcome = match result {
             Ok(actions) => match self.emit(&env, actions, outbox_offset) {
                 Ok(outputs) => {
@@ -144,6 +129,32 @@ impl Agent {
         Ok(outcome)
     }
 
+    /// Runs the brain on one message, with hooks to heartbeat, log and notice a stop.
+    pub(crate) fn run_brain(
+        &mut self,
+        env: &Envelope,
+        attempt: u32,
+    ) -> Result<Vec<Action>, BrainError> {
+        let gen = self.status.gen;
+        let mut hooks = BeatHooks {
+            paths: &self.paths,
+            status: &mut self.status,
+            last_beat: &mut self.last_beat,
+            every: self.cfg.policy.heartbeat,
+            stop: &self.stop,
+            activity: &mut self.activity,
+        };
+        let mut ctx = Context {
+            agent: &self.cfg.id,
+            role: &self.cfg.role,
+            folder: &self.paths.dir,
+            attempt,
+            gen,
+            hooks: &mut hooks,
+        };
+        self.brain.handle(&mut ctx, env)
+    }
+
     fn failed(
         &mut self,
         env: &Envelope,
@@ -174,10 +185,29 @@ impl Agent {
         actions: Vec<Action>,
         outbox_offset: u64,
     ) -> Result<usize, FormatError> {
+        let outputs = self.outputs(input, actions)?;
+        let count = outputs.len();
         let already = ids_since(&self.paths.outbox(), outbox_offset)?;
+        let records: Vec<Vec<u8>> = outputs
+            .into_iter()
+            .filter(|(id, _)| !already.contains(id))
+            .map(|(_, r)| r)
+            .collect();
+        if !records.is_empty() {
+            self.outbox.append_batch(&records)?;
+        }
+        Ok(count)
+    }
+
+    /// The outbox records for a brain's actions, with their deterministic ids
+    /// (`Log` actions go to the activity log). Refuses a record over `max_record`.
+    pub(crate) fn outputs(
+        &mut self,
+        input: &Envelope,
+        actions: Vec<Action>,
+    ) -> Result<Vec<(MsgId, Vec<u8>)>, FormatError> {
         let me = Party::Agent(self.cfg.id.clone());
         let mut records = Vec::new();
-        let mut count = 0;
         for (index, action) in actions.into_iter().enumerate() {
             let id = MsgId::derive(&input.id, index as u32);
             let mut env = Envelope::new(me.clone(), input.from.clone(), "reply", json!({}));
@@ -231,16 +261,17 @@ impl Agent {
                     continue;
                 }
             }
-            count += 1;
-            if already.contains(&id) {
-                continue;
+            let line = env.to_line();
+            if line.len() + 1 > self.cfg.policy.max_record {
+                return Err(FormatError::RecordTooLarge {
+                    path: self.paths.outbox(),
+                    size: line.len() + 1,
+                    max: self.cfg.policy.max_record,
+                });
             }
-            records.push(env.to_line());
+            records.push((id, line));
         }
-        if !records.is_empty() {
-            self.outbox.append_batch(&records)?;
-        }
-        Ok(count)
+        Ok(records)
     }
 
     fn report_dead_letter(
@@ -264,12 +295,13 @@ impl Agent {
         Ok(())
     }
 
-    fn dead_letter(
+    /// The `dead_lettered` record for a bad inbox line (and its activity event).
+    pub(crate) fn dead_letter_record(
         &mut self,
         line: &Line,
         env: Option<&Envelope>,
         reason: &str,
-    ) -> Result<(), AgentError> {
+    ) -> Vec<u8> {
         let text = String::from_utf8_lossy(&line.bytes);
         let truncated = text.len() > DEADLETTER_EXCERPT;
         let excerpt: String = if truncated {
@@ -280,29 +312,50 @@ impl Agent {
         } else {
             text.into_owned()
         };
-        let rec = activity::record(
-            "dead_lettered",
-            self.cfg.id.as_str(),
-            self.status.gen,
-            json!({"file": "inbox.jsonl", "offset": line.offset, "id": env.map(|e| e.id), "reason": reason, "line": excerpt, "truncated": truncated}),
-        );
-        // A generation killed after writing this record but before moving
-        // its cursor leaves the line first in our inbox: write it only once.
-        let recorded = line.offset == self.resume_offset
-            && inbox_dead_letter_exists(&self.paths.deadletter(), line.offset)?;
-        if !recorded {
-            self.deadletter.append(&rec)?;
-        }
         self.activity.event(
             "message_dead_lettered",
             json!({"offset": line.offset, "id": env.map(|e| e.id), "reason": reason}),
         );
+        activity::record(
+            "dead_lettered",
+            self.cfg.id.as_str(),
+            self.status.gen,
+            json!({"file": "inbox.jsonl", "offset": line.offset, "id": env.map(|e| e.id), "reason": reason, "line": excerpt, "truncated": truncated}),
+        )
+    }
+
+    fn dead_letter(
+        &mut self,
+        line: &Line,
+        env: Option<&Envelope>,
+        reason: &str,
+    ) -> Result<(), AgentError> {
+        let rec = self.dead_letter_record(line, env, reason);
+        // A generation killed after writing this record but before moving
+        // its cursor leaves the line first in our inbox: write it only once.
+        let recorded = (line.offset == self.resume_offset
+            || self.recovering(line.offset).is_some())
+            && inbox_dead_letter_exists(&self.paths.deadletter(), line.offset)?;
+        if !recorded {
+            self.deadletter.append(&rec)?;
+        }
         self.ckpt.dead_lettered += 1;
         self.advance(line, env.map(|e| e.id))
     }
 
+    /// The outbox offset of the interrupted batch that covers this inbox line.
+    pub(crate) fn recovering(&self, offset: u64) -> Option<u64> {
+        self.ckpt
+            .replay
+            .filter(|r| offset < r.end)
+            .map(|r| r.outbox_offset)
+    }
+
     fn advance(&mut self, line: &Line, id: Option<MsgId>) -> Result<(), AgentError> {
         self.ckpt.inbox_offset = line.end;
+        if self.ckpt.replay.is_some_and(|r| line.end >= r.end) {
+            self.ckpt.replay = None;
+        }
         self.ckpt.in_flight = None;
         if let Some(id) = id {
             self.ckpt.remember(id);
@@ -312,7 +365,7 @@ impl Agent {
         Ok(())
     }
 
-    fn save(&mut self) -> Result<(), FormatError> {
+    pub(crate) fn save(&mut self) -> Result<(), FormatError> {
         atomic::write_json(&self.paths.checkpoint(), &self.ckpt, self.durable).map_err(Into::into)
     }
 }
@@ -371,7 +424,10 @@ fn ids_since(path: &std::path::Path, offset: u64) -> Result<HashSet<MsgId>, Form
 }
 
 /// Does `deadletter.jsonl` hold the record of the inbox line at `offset`?
-fn inbox_dead_letter_exists(path: &std::path::Path, offset: u64) -> Result<bool, FormatError> {
+pub(crate) fn inbox_dead_letter_exists(
+    path: &std::path::Path,
+    offset: u64,
+) -> Result<bool, FormatError> {
     let mut cursor = 0;
     loop {
         let batch = read_lines(path, cursor, 1 << 20)?;
@@ -391,7 +447,7 @@ fn inbox_dead_letter_exists(path: &std::path::Path, offset: u64) -> Result<bool,
     }
 }
 
-fn file_len(path: &std::path::Path) -> Result<u64, FormatError> {
+pub(crate) fn file_len(path: &std::path::Path) -> Result<u64, FormatError> {
     match std::fs::metadata(path) {
         Ok(m) => Ok(m.len()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),

@@ -1,0 +1,129 @@
+//! Group commit: when several inbox lines wait and nothing is in flight, the
+//! agent handles them under one in-flight record and commits them together —
+//! one checkpoint before, one outbox append (one fsync), one checkpoint after
+//! — instead of paying those per message.
+//!
+//! The delivery contract is unchanged. A crash mid-batch leaves the in-flight
+//! record with `batch_end`; the next process replays `[offset, batch_end)` one
+//! line at a time through the single-message path, each checked against the
+//! outputs written since the batch began, so nothing is lost or doubled and a
+//! poison message is isolated and counted like any other. A batch closes after
+//! [`BATCH_WINDOW`] of brain time, so slow brains (an LLM, a program) still go
+//! one message at a time and keep their latency; a brain error, a stop
+//! request or an oversize output ends the batch before that message, which
+//! then takes the single path.
+
+use super::{Agent, AgentError};
+use serde_json::json;
+use society_brains::BrainError;
+use society_core::jsonl::Line;
+use society_core::state::{CurrentMessage, InFlight, LiveState};
+use society_core::{time, Envelope, MsgId};
+use std::time::{Duration, Instant};
+
+/// Most lines in one batch.
+const BATCH_LINES: usize = 256;
+/// Brain time after which no further message joins the batch.
+const BATCH_WINDOW: Duration = Duration::from_millis(5);
+
+impl Agent {
+    /// Handles a prefix of `lines` as one batch; returns how many lines it
+    /// consumed (0: use the single-message path for `lines[0]`).
+    pub(crate) fn handle_batch(&mut self, lines: &[Line]) -> Result<usize, AgentError> {
+        if lines.len() < 2 || self.ckpt.in_flight.is_some() || self.ckpt.replay.is_some() {
+            return Ok(0);
+        }
+        let Ok(first) = Envelope::parse(&lines[0].bytes) else {
+            return Ok(0);
+        };
+        let lines = &lines[..lines.len().min(BATCH_LINES)];
+        let outbox_offset = super::delivery::file_len(&self.paths.outbox())?;
+        self.ckpt.in_flight = Some(InFlight {
+            id: first.id,
+            attempt: 1,
+            started: time::now_rfc3339(),
+            offset: lines[0].offset,
+            outbox_offset,
+            last_error: None,
+            batch_end: Some(lines[lines.len() - 1].end),
+        });
+        self.save()?;
+        let current = CurrentMessage {
+            id: first.id,
+            kind: first.kind.clone(),
+            case: first.case.clone(),
+            attempt: 1,
+        };
+        self.set_state(LiveState::Running, Some(current));
+        let started = Instant::now();
+        let mut outputs: Vec<Vec<u8>> = Vec::new();
+        let mut dead: Vec<Vec<u8>> = Vec::new();
+        let mut handled: Vec<MsgId> = Vec::new();
+        let mut consumed = 0;
+        for line in lines {
+            if self.stopping() || (consumed > 0 && started.elapsed() >= BATCH_WINDOW) {
+                break;
+            }
+            let env = match Envelope::parse(&line.bytes) {
+                Ok(env) => env,
+                Err(reason) => {
+                    let rec = self.dead_letter_record(line, None, &reason.to_string());
+                    // The process before us may have written it just before dying.
+                    let recorded = line.offset == self.resume_offset
+                        && super::delivery::inbox_dead_letter_exists(
+                            &self.paths.deadletter(),
+                            line.offset,
+                        )?;
+                    if !recorded {
+                        dead.push(rec);
+                    }
+                    self.ckpt.dead_lettered += 1;
+                    consumed += 1;
+                    continue;
+                }
+            };
+            if self.ckpt.seen(&env.id) || handled.contains(&env.id) {
+                self.activity
+                    .event("duplicate_dropped", json!({"id": env.id, "from": env.from}));
+                consumed += 1;
+                continue;
+            }
+            let t = Instant::now();
+            let result = self.run_brain(&env, 1);
+            let records = match result {
+                Ok(actions) => match self.outputs(&env, actions) {
+                    Ok(r) => r,
+                    Err(_) => break, // oversize: the single path records the failure
+                },
+                Err(BrainError::Abandoned) | Err(_) => break,
+            };
+            self.activity.event(
+                "message_received",
+                json!({"id": env.id, "from": env.from, "type": env.kind, "case": env.case, "attempt": 1, "offset": line.offset}),
+            );
+            self.activity.event(
+                "message_handled",
+                json!({"id": env.id, "attempt": 1, "outputs": records.len(), "ms": t.elapsed().as_millis() as u64, "batch": true}),
+            );
+            outputs.extend(records.into_iter().map(|(_, r)| r));
+            handled.push(env.id);
+            consumed += 1;
+        }
+        if !outputs.is_empty() {
+            self.outbox.append_batch(&outputs)?;
+        }
+        if !dead.is_empty() {
+            self.deadletter.append_batch(&dead)?;
+        }
+        self.ckpt.in_flight = None;
+        if consumed > 0 {
+            self.ckpt.inbox_offset = lines[consumed - 1].end;
+        }
+        for id in handled {
+            self.ckpt.remember(id);
+            self.ckpt.handled += 1;
+        }
+        self.save()?;
+        Ok(consumed)
+    }
+}

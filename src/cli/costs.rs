@@ -145,21 +145,9 @@ pub fn spend_usd(folder: &Path) -> f64 {
 
 /// The `usage` records of one agent folder.
 fn usage(folder: &Path) -> anyhow::Result<Vec<Value>> {
-    let path = folder.join("costs.jsonl");
-    let mut out = Vec::new();
-    let mut cursor = 0;
-    loop {
-        let batch = jsonl::read_lines(&path, cursor, 1 << 20)?;
-        if batch.lines.is_empty() {
-            return Ok(out);
-        }
-        out.extend(
-            batch
-                .lines
-                .iter()
-                .filter_map(|l| serde_json::from_slice::<Value>(&l.bytes).ok())
-                .filter(|r| r["event"] == "usage"),
-        );
-        cursor = batch.next;
-    }
+    let records = jsonl::read_objects(&folder.join("costs.jsonl"), &mut 0)?;
+    Ok(records
+        .into_iter()
+        .filter(|r| r["event"] == "usage")
+        .collect())
 }

@@ -8,7 +8,6 @@ use anyhow::Context;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::{json, Value};
-use society_core::jsonl::read_lines;
 use society_core::lock::{self, LockState};
 use society_core::state::{AgentStatus, LiveState};
 use society_core::{atomic, AgentId, CaseId, Envelope, Layout, Party};
@@ -275,15 +274,7 @@ fn mid_message(status: &Path, lock_path: &Path) -> Option<(u32, u64, String)> {
 
 fn new_records(path: &Path, cursors: &mut HashMap<PathBuf, u64>) -> Vec<Value> {
     let cursor = cursors.entry(path.to_path_buf()).or_insert(0);
-    let Ok(batch) = read_lines(path, *cursor, 1 << 20) else {
-        return Vec::new();
-    };
-    *cursor = batch.next;
-    batch
-        .lines
-        .iter()
-        .filter_map(|l| serde_json::from_slice(&l.bytes).ok())
-        .collect()
+    society_core::jsonl::read_objects(path, cursor).unwrap_or_default()
 }
 
 /// Checks the promises from the files: one result per case, no duplicate ids
@@ -392,13 +383,5 @@ fn verify(
 }
 
 fn all_records(path: &Path) -> Vec<Value> {
-    let mut cursors = HashMap::new();
-    let mut out = Vec::new();
-    loop {
-        let batch = new_records(path, &mut cursors);
-        if batch.is_empty() {
-            return out;
-        }
-        out.extend(batch);
-    }
+    society_core::jsonl::read_objects(path, &mut 0).unwrap_or_default()
 }

@@ -6,7 +6,6 @@ use super::exit;
 use super::table;
 use notify::{RecursiveMode, Watcher};
 use serde_json::Value;
-use society_core::jsonl::read_lines;
 use society_core::Layout;
 use std::time::Duration;
 
@@ -53,21 +52,7 @@ pub fn run(layout: &Layout, args: Args) -> anyhow::Result<i32> {
 
 /// New complete JSON records after `cursor`; other lines are skipped.
 fn collect(path: &std::path::Path, cursor: &mut u64) -> anyhow::Result<Vec<Value>> {
-    let mut out = Vec::new();
-    loop {
-        let batch = read_lines(path, *cursor, 4 << 20)?;
-        if batch.lines.is_empty() {
-            return Ok(out);
-        }
-        out.extend(
-            batch
-                .lines
-                .iter()
-                .filter_map(|l| serde_json::from_slice::<Value>(&l.bytes).ok())
-                .filter(Value::is_object),
-        );
-        *cursor = batch.next;
-    }
+    Ok(society_core::jsonl::read_objects(path, cursor)?)
 }
 
 fn print(records: &[Value], json: bool) {

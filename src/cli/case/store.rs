@@ -7,7 +7,6 @@ use crate::cli::exit::{self, coded};
 use serde::Deserialize;
 use serde_json::Value;
 use society_core::case::CaseSummary;
-use society_core::jsonl::read_lines;
 use society_core::{atomic, CaseId, Layout};
 use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
@@ -100,22 +99,7 @@ pub fn load(layout: &Layout, case: &CaseId) -> anyhow::Result<Option<Loaded>> {
 
 /// Every complete, valid JSON record of a log, in order.
 pub fn read_records(path: &Path) -> anyhow::Result<Vec<Value>> {
-    let mut out = Vec::new();
-    let mut cursor = 0;
-    loop {
-        let batch = read_lines(path, cursor, 4 << 20)?;
-        if batch.lines.is_empty() {
-            return Ok(out);
-        }
-        out.extend(
-            batch
-                .lines
-                .iter()
-                .filter_map(|l| serde_json::from_slice::<Value>(&l.bytes).ok())
-                .filter(Value::is_object),
-        );
-        cursor = batch.next;
-    }
+    Ok(society_core::jsonl::read_objects(path, &mut 0)?)
 }
 
 /// Ids of every case: open logs, archive pointers and archived logs.

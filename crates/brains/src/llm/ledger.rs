@@ -17,7 +17,7 @@
 use super::budget::Scope;
 use super::error::LlmError;
 use serde_json::{json, Map, Value};
-use society_core::jsonl::{append_one, read_lines, Durability};
+use society_core::jsonl::{append_one, read_objects, Durability};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -72,24 +72,10 @@ pub fn today() -> String {
 
 /// Every valid line of a ledger (a missing file is empty).
 pub fn records(path: &Path) -> Result<Vec<Value>, LlmError> {
-    let mut out = Vec::new();
-    let mut cursor = 0;
-    loop {
-        let batch = read_lines(path, cursor, 1 << 20).map_err(|source| LlmError::Ledger {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        if batch.lines.is_empty() {
-            return Ok(out);
-        }
-        out.extend(
-            batch
-                .lines
-                .iter()
-                .filter_map(|l| serde_json::from_slice::<Value>(&l.bytes).ok()),
-        );
-        cursor = batch.next;
-    }
+    read_objects(path, &mut 0).map_err(|source| LlmError::Ledger {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// The tally of one agent's ledger.

@@ -75,6 +75,27 @@ pub fn read_lines(path: &Path, offset: u64, max_bytes: usize) -> Result<ReadBatc
     }
 }
 
+/// Every complete line after `*cursor` that is a JSON object, in order, and
+/// the cursor moved past them. Other lines are skipped: consumers of message
+/// files dead-letter them and `fsck` reports them; readers of logs move on.
+pub fn read_objects(path: &Path, cursor: &mut u64) -> Result<Vec<serde_json::Value>, IoError> {
+    let mut out = Vec::new();
+    loop {
+        let batch = read_lines(path, *cursor, 4 << 20)?;
+        if batch.lines.is_empty() {
+            return Ok(out);
+        }
+        out.extend(
+            batch
+                .lines
+                .iter()
+                .filter_map(|l| serde_json::from_slice::<serde_json::Value>(&l.bytes).ok())
+                .filter(serde_json::Value::is_object),
+        );
+        *cursor = batch.next;
+    }
+}
+
 fn read_full_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
     let mut done = 0;
     while done < buf.len() {

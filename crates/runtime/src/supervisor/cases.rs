@@ -6,7 +6,7 @@ use super::plan::Plan;
 use super::Supervisor;
 use serde_json::{json, Value};
 use society_core::case::CaseSummary;
-use society_core::jsonl::read_lines;
+use society_core::jsonl::read_objects;
 use society_core::{atomic, time, CaseId, Layout, MsgId};
 use std::collections::HashMap;
 use std::path::Path;
@@ -68,21 +68,7 @@ impl Cases {
 }
 
 fn all_records(path: &Path) -> Vec<Value> {
-    let mut out = Vec::new();
-    let mut cursor = 0;
-    while let Ok(batch) = read_lines(path, cursor, 1 << 20) {
-        if batch.lines.is_empty() {
-            break;
-        }
-        out.extend(
-            batch
-                .lines
-                .iter()
-                .filter_map(|l| serde_json::from_slice(&l.bytes).ok()),
-        );
-        cursor = batch.next;
-    }
-    out
+    read_objects(path, &mut 0).unwrap_or_default()
 }
 
 impl Supervisor {

@@ -202,6 +202,8 @@ pub fn b3(bin: &Path, durability: &str, kills: usize) -> Summary {
 pub struct Startup {
     pub ready: Duration,
     pub rss_kib_per_agent: f64,
+    /// Proportional set size: shared pages (the binary) split between sharers.
+    pub pss_kib_per_agent: f64,
     pub idle_cpu_percent: f64,
 }
 
@@ -216,6 +218,7 @@ pub fn b4(bin: &Path, n: usize, idle_window: Duration) -> Startup {
         .filter_map(|i| s.agent_pid(&format!("a{i}")))
         .collect();
     let rss: u64 = pids.iter().map(|p| status_kib(*p, "VmRSS:")).sum();
+    let pss: u64 = pids.iter().map(|p| pss_kib(*p)).sum();
     let mut all = pids.clone();
     all.push(sup);
     std::thread::sleep(Duration::from_secs(2)); // settle after start-up before sampling idle CPU
@@ -245,6 +248,17 @@ fn status_kib(pid: u32, key: &str) -> u64 {
         .and_then(|t| {
             t.lines()
                 .find(|l| l.starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn pss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("Pss:"))
                 .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)

@@ -79,7 +79,7 @@ impl Default for Policy {
     fn default() -> Self {
         Policy {
             idle_exit: Duration::from_secs(60),
-            heartbeat: Duration::from_secs(1),
+            heartbeat: Duration::from_secs(2),
             hang_timeout: Duration::from_secs(60),
             grace: Duration::from_secs(5),
             max_attempts: 3,

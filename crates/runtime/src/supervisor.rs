@@ -69,7 +69,9 @@ pub struct Options {
 const TICK: Duration = Duration::from_millis(50);
 /// Period of the full scan that backs up the file watcher, and of hang checks.
 const SCAN: Duration = Duration::from_millis(1000);
-const HANG_CHECK: Duration = Duration::from_millis(250);
+/// Hang timeouts are seconds to minutes; a finer check only costs a stat of
+/// every live agent's heartbeat file, every time.
+const HANG_CHECK: Duration = Duration::from_millis(1000);
 
 /// Runs the supervisor until SIGTERM/SIGINT; then stops every agent and returns.
 pub fn run_supervisor(layout: &Layout, opts: Options) -> Result<(), SupervisorError> {

@@ -171,8 +171,12 @@ fn main() -> anyhow::Result<()> {
     );
     row(
         "B4",
-        "RSS per idle agent".into(),
-        format!("{:.1} MiB", b4.rss_kib_per_agent / 1024.0),
+        "memory per idle agent: RSS (PSS, shared pages split)".into(),
+        format!(
+            "{:.1} MiB ({:.1} MiB)",
+            b4.rss_kib_per_agent / 1024.0,
+            b4.pss_kib_per_agent / 1024.0
+        ),
         "-".into(),
         "-".into(),
     );

@@ -235,9 +235,11 @@ pub fn b4(bin: &Path, n: usize, idle_window: Duration) -> Startup {
         .unwrap_or(100.0);
     let cpu = (after.saturating_sub(before)) as f64 / tck / t0.elapsed().as_secs_f64() * 100.0;
     s.stop_supervisor();
+    let n = pids.len().max(1) as f64;
     Startup {
         ready,
-        rss_kib_per_agent: rss as f64 / pids.len().max(1) as f64,
+        rss_kib_per_agent: rss as f64 / n,
+        pss_kib_per_agent: pss as f64 / n,
         idle_cpu_percent: cpu,
     }
 }

@@ -22,4 +22,4 @@ fi
 # own instances on free loopback ports and does not use it.
 
 cargo build --release --quiet -p society -p society-bench
-target/release/society-bench --bin target/release/society --out BENCHMARKS.md --command "scripts/bench.sh $*" "$@"
+target/release/society-bench --bin target/release/society --out BENCHMARKS.md --command "scripts/bench.sh${*:+ $*}" "$@"

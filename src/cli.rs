@@ -9,6 +9,7 @@ mod costs;
 mod daemon;
 mod demo;
 mod exit;
+mod follow;
 mod fsck;
 mod inbox;
 mod init;

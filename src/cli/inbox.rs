@@ -4,10 +4,8 @@
 
 use super::exit;
 use super::table;
-use notify::{RecursiveMode, Watcher};
 use serde_json::Value;
 use society_core::Layout;
-use std::time::Duration;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -34,20 +32,10 @@ pub fn run(layout: &Layout, args: Args) -> anyhow::Result<i32> {
     if !args.follow {
         return Ok(exit::OK);
     }
-    let (tx, rx) = std::sync::mpsc::channel();
-    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        // Our own reads are events too: only data changes may wake us.
-        if res.is_ok_and(|ev| society_runtime::watch::changes_data(&ev.kind)) {
-            let _ = tx.send(());
-        }
-    })?;
-    let _ = watcher.watch(&path, RecursiveMode::NonRecursive);
-    loop {
-        // The watcher makes this prompt; the timeout covers a file created later.
-        let _ = rx.recv_timeout(Duration::from_millis(500));
-        while rx.try_recv().is_ok() {}
+    super::follow::follow(std::slice::from_ref(&path), || {
         print(&collect(&path, &mut cursor)?, args.json);
-    }
+        Ok(())
+    })
 }
 
 /// New complete JSON records after `cursor`; other lines are skipped.

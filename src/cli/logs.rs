@@ -2,12 +2,10 @@
 //! the supervisor and system events, merged by time.
 
 use super::exit::{self, coded};
-use notify::{RecursiveMode, Watcher};
 use serde_json::Value;
 use society_core::jsonl::read_lines;
 use society_core::{AgentId, CaseId, Layout};
 use std::path::PathBuf;
-use std::time::Duration;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -45,23 +43,11 @@ pub fn run(layout: &Layout, args: Args) -> anyhow::Result<i32> {
     if !args.follow {
         return Ok(exit::OK);
     }
-    let (tx, rx) = std::sync::mpsc::channel();
-    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        // Our own reads are events too: only data changes may wake us.
-        if res.is_ok_and(|ev| society_runtime::watch::changes_data(&ev.kind)) {
-            let _ = tx.send(());
-        }
-    })?;
-    for s in &sources {
-        let _ = watcher.watch(&s.path, RecursiveMode::NonRecursive);
-    }
-    loop {
-        // The watcher makes this prompt; the timeout covers files created later.
-        let _ = rx.recv_timeout(Duration::from_millis(500));
-        while rx.try_recv().is_ok() {}
-        let batch = collect(&mut sources);
-        print(&batch, args.json);
-    }
+    let paths: Vec<std::path::PathBuf> = sources.iter().map(|s| s.path.clone()).collect();
+    super::follow::follow(&paths, || {
+        print(&collect(&mut sources), args.json);
+        Ok(())
+    })
 }
 
 fn sources(layout: &Layout, args: &Args) -> anyhow::Result<Vec<Source>> {

@@ -497,6 +497,11 @@ fn past_max_revisions_a_request_becomes_an_escalation() {
     let reason = esc["body"]["reason"].as_str().unwrap();
     assert!(reason.contains("1 revision"), "{reason}");
     assert_eq!(esc["body"]["context"]["plan"], "deploy v2 after: still no");
+    // The parked message travels with the escalation, so it can still be acted on.
+    assert_eq!(
+        esc["body"]["context"]["parked"]["from"], "orchestrator",
+        "{esc}"
+    );
     wait_settled(&s, &["stubborn"]);
 
     assert_eq!(

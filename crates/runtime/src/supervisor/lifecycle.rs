@@ -234,8 +234,8 @@ impl Supervisor {
             Verdict::Failed => {
                 slot.phase = Phase::Failed;
                 let (burst, window) = (slot.cfg.policy.burst, slot.cfg.policy.window);
-                self.record(id).failed = true;
-                self.save_checkpoint();
+                // Escalate before persisting `failed`: a crash in between
+                // then repeats the escalation rather than losing it.
                 let mut plan = super::plan::Plan::default();
                 let reason = format!(
                     "agent {id} failed: {why}; more than {burst} failures within {}",
@@ -252,6 +252,8 @@ impl Supervisor {
                     context,
                 );
                 self.commit_direct(plan);
+                self.record(id).failed = true;
+                self.save_checkpoint();
                 self.system_event(
                     "agent_failed",
                     id.as_str(),

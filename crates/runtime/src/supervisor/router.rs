@@ -145,7 +145,8 @@ impl Supervisor {
             let max = self.slots[owner].cfg.policy.max_revisions;
             if revision > u64::from(max) + 1 {
                 let reason = format!("approval still rejected after {max} revision(s)");
-                let context = json!({"request": env.id, "plan": env.body.get("plan")});
+                // The parked message travels with it, so the orchestrator can act on it.
+                let context = json!({"request": env.id, "plan": env.body.get("plan"), "parked": env.body.get("parked")});
                 return self.plan_escalation(
                     plan,
                     env.id,

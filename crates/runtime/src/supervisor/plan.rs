@@ -142,39 +142,30 @@ impl Supervisor {
 
     // --- building blocks shared by the router and the request handler ---
 
-    /// A message into an agent's inbox (and the mirror); wakes the agent.
-    pub(super) fn plan_to_agent(&self, plan: &mut Plan, id: &AgentId, env: &Envelope) {
+    /// A message into `dest` (none: the mirror only) and the mirror,
+    /// both keyed by the message id.
+    pub(super) fn plan_message(&self, plan: &mut Plan, dest: Option<PathBuf>, env: &Envelope) {
         let line = env.to_line();
-        plan.push(
-            self.slots[id].paths.inbox(),
-            true,
-            env.id.to_string(),
-            line.clone(),
-        );
+        if let Some(dest) = dest {
+            plan.push(dest, true, env.id.to_string(), line.clone());
+        }
         plan.push(
             self.layout.agent_to_agent(),
             false,
             env.id.to_string(),
             line,
         );
+    }
+
+    /// A message into an agent's inbox (and the mirror); wakes the agent.
+    pub(super) fn plan_to_agent(&self, plan: &mut Plan, id: &AgentId, env: &Envelope) {
+        self.plan_message(plan, Some(self.slots[id].paths.inbox()), env);
         plan.wake.push(id.clone());
     }
 
     /// A message into the orchestrator's inbox (and the mirror).
     pub(super) fn plan_to_orchestrator(&self, plan: &mut Plan, env: &Envelope) {
-        let line = env.to_line();
-        plan.push(
-            self.layout.orchestrator_inbox(),
-            true,
-            env.id.to_string(),
-            line.clone(),
-        );
-        plan.push(
-            self.layout.agent_to_agent(),
-            false,
-            env.id.to_string(),
-            line,
-        );
+        self.plan_message(plan, Some(self.layout.orchestrator_inbox()), env);
     }
 
     /// A case-log record written by the supervisor (keyed by `src`), folded

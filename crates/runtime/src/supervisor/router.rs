@@ -199,20 +199,8 @@ impl Supervisor {
             (None, _) => {
                 // To the supervisor: case events go only to the case log; the
                 // rest (reports, escalations) to its inbox.
-                if env.kind != "case_event" {
-                    plan.push(
-                        self.layout.supervisor_inbox(),
-                        true,
-                        env.id.to_string(),
-                        env.to_line(),
-                    );
-                }
-                plan.push(
-                    self.layout.agent_to_agent(),
-                    false,
-                    env.id.to_string(),
-                    env.to_line(),
-                );
+                let dest = (env.kind != "case_event").then(|| self.layout.supervisor_inbox());
+                self.plan_message(plan, dest, env);
             }
         }
         if let Some(case) = env.case.clone() {

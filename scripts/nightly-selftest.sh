@@ -4,7 +4,10 @@
 #   0 2 * * * /path/to/society/scripts/nightly-selftest.sh
 #
 # Environment (all optional):
-#   SOCIETY_BIN    the binary (default: `society` on PATH, else target/release/society)
+#   SOCIETY_BIN    the binary (default: the first of `society` on PATH,
+#                  ${CARGO_HOME:-~/.cargo}/bin/society — where `cargo install --path .`
+#                  puts it, and cron's PATH lacks it —, this checkout's
+#                  target/release/society)
 #   SOCIETY_ROOT   a society whose supervisor/selftest.jsonl receives the history line
 #   REPORT_DIR     where JSON reports go (default: ~/.local/state/society/selftest)
 #   MAILTO         on failure, mail the summary here (needs `mail` / `sendmail`)
@@ -15,7 +18,28 @@
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
-bin=${SOCIETY_BIN:-$(command -v society || echo "$here/target/release/society")}
+find_bin() {
+    if [ -n "${SOCIETY_BIN:-}" ]; then
+        echo "$SOCIETY_BIN"
+        return
+    fi
+    for candidate in "$(command -v society 2>/dev/null)" \
+        "${CARGO_HOME:-$HOME/.cargo}/bin/society" \
+        "$here/target/release/society"; do
+        if [ -n "$candidate" ] && [ -x "$candidate" ]; then
+            echo "$candidate"
+            return
+        fi
+    done
+}
+bin=$(find_bin)
+if [ -z "$bin" ] || [ ! -x "$bin" ]; then
+    printf 'society selftest could not run on %s: no society binary found\n' "$(hostname)"
+    printf '  looked for: $SOCIETY_BIN, `society` on PATH (%s), %s, %s\n' \
+        "$PATH" "${CARGO_HOME:-$HOME/.cargo}/bin/society" "$here/target/release/society"
+    printf '  fix: `cargo install --path %s`, or set SOCIETY_BIN=/path/to/society in the crontab line\n' "$here"
+    exit 1
+fi
 dir=${REPORT_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/society/selftest}
 mkdir -p "$dir"
 report="$dir/selftest-$(date -u +%Y-%m-%dT%H%M%SZ).json"
@@ -28,8 +52,13 @@ if [ "$status" -eq 0 ]; then
 fi
 
 summary=$(grep -E '^(FAIL|     promise|selftest:)' "$dir/last.txt" || tail -n 20 "$dir/last.txt")
-printf 'society selftest FAILED on %s (exit %s)\n%s\nfull output: %s\nreport: %s\n' \
-    "$(hostname)" "$status" "$summary" "$dir/last.txt" "$report"
+if [ -s "$report" ]; then
+    where="report: $report"
+else
+    where="no JSON report was written (the self-test stopped before its end)"
+fi
+printf 'society selftest FAILED on %s (exit %s, binary %s)\n%s\nfull output: %s\n%s\n' \
+    "$(hostname)" "$status" "$bin" "$summary" "$dir/last.txt" "$where"
 if [ -n "${MAILTO:-}" ] && command -v mail >/dev/null 2>&1; then
     printf '%s\n' "$summary" | mail -s "society selftest FAILED on $(hostname)" "$MAILTO"
 fi

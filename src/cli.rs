@@ -22,6 +22,8 @@ mod status;
 mod stop;
 mod table;
 
+use exit::Code;
+
 use clap::{Parser, Subcommand};
 use society_core::Layout;
 use std::path::PathBuf;
@@ -103,17 +105,18 @@ pub fn main() -> i32 {
         Err(e) => {
             let _ = e.print();
             return if e.use_stderr() {
-                exit::USAGE
+                Code::Usage
             } else {
-                exit::OK
-            };
+                Code::Ok
+            }
+            .code();
         }
     };
     init_tracing(&cli);
     match run(cli) {
-        Ok(code) => code,
+        Ok(code) => code.code(),
         Err(err) => {
-            let code = exit::classify(&err);
+            let code = exit::classify(&err).code();
             eprintln!("error: {err}");
             for cause in err.chain().skip(1) {
                 eprintln!("  caused by: {cause}");
@@ -126,7 +129,7 @@ pub fn main() -> i32 {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<i32> {
+fn run(cli: Cli) -> anyhow::Result<Code> {
     let root = cli.root.clone();
     let layout = || -> anyhow::Result<Layout> {
         let cwd = std::env::current_dir()?;

@@ -1,10 +1,11 @@
 //! `society agent-run --folder DIR` (hidden): one agent process.
 
 use society_runtime::agent::{run_agent, AgentExit};
+use society_runtime::exit::Code;
 use std::path::Path;
 
-pub fn run(folder: &Path) -> anyhow::Result<i32> {
+pub fn run(folder: &Path) -> anyhow::Result<Code> {
     match run_agent(folder)? {
-        AgentExit::Idle | AgentExit::Stopped => Ok(society_runtime::exit::OK),
+        AgentExit::Idle | AgentExit::Stopped => Ok(Code::Ok),
     }
 }

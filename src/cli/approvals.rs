@@ -7,7 +7,7 @@
 //! is not a reason to wake a stopped society.
 
 use super::daemon::supervisor_pid;
-use super::exit::{self, coded, coded_hint};
+use super::exit::{coded, coded_hint, Code};
 use super::table;
 use serde_json::Value;
 use society_core::{Layout, MsgId};
@@ -39,15 +39,15 @@ pub struct RejectArgs {
     feedback: String,
 }
 
-pub fn list(layout: &Layout, args: ListArgs) -> anyhow::Result<i32> {
+pub fn list(layout: &Layout, args: ListArgs) -> anyhow::Result<Code> {
     let pending = approvals::pending(layout)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&pending)?);
-        return Ok(exit::OK);
+        return Ok(Code::Ok);
     }
     if pending.is_empty() {
         println!("no pending approvals");
-        return Ok(exit::OK);
+        return Ok(Code::Ok);
     }
     let rows: Vec<[String; 6]> = pending
         .iter()
@@ -70,32 +70,32 @@ pub fn list(layout: &Layout, args: ListArgs) -> anyhow::Result<i32> {
             |_, _| { None }
         )
     );
-    Ok(exit::OK)
+    Ok(Code::Ok)
 }
 
-pub fn approve(layout: &Layout, args: ApproveArgs) -> anyhow::Result<i32> {
+pub fn approve(layout: &Layout, args: ApproveArgs) -> anyhow::Result<Code> {
     let note = args.note.filter(|n| !n.trim().is_empty());
     decide(layout, &args.id, true, note)
 }
 
-pub fn reject(layout: &Layout, args: RejectArgs) -> anyhow::Result<i32> {
+pub fn reject(layout: &Layout, args: RejectArgs) -> anyhow::Result<Code> {
     if args.feedback.trim().is_empty() {
         return Err(coded(
-            exit::INVALID,
+            Code::Invalid,
             "--feedback is empty: say what the requester should change",
         ));
     }
     decide(layout, &args.id, false, Some(args.feedback))
 }
 
-fn decide(layout: &Layout, id: &str, approve: bool, note: Option<String>) -> anyhow::Result<i32> {
+fn decide(layout: &Layout, id: &str, approve: bool, note: Option<String>) -> anyhow::Result<Code> {
     let id: MsgId = id.parse()?;
     let Some(request) = approvals::requests(layout)?
         .into_iter()
         .find(|a| a.id == id)
     else {
         return Err(coded_hint(
-            exit::NOT_FOUND,
+            Code::NotFound,
             format!(
                 "no approval request {id} in {}",
                 layout.orchestrator_inbox().display()
@@ -110,7 +110,7 @@ fn decide(layout: &Layout, id: &str, approve: bool, note: Option<String>) -> any
             .as_deref()
             .map_or(String::new(), |n| format!(" with the note {n:?}"));
         return Err(coded(
-            exit::INVALID,
+            Code::Invalid,
             format!("request {id} was already {how} at {}{note}", d.ts),
         ));
     }
@@ -132,7 +132,7 @@ fn decide(layout: &Layout, id: &str, approve: bool, note: Option<String>) -> any
             layout.supervisor_inbox().display()
         );
     }
-    Ok(exit::OK)
+    Ok(Code::Ok)
 }
 
 /// FROM column: the agent that asked, or `sender→recipient` of a held message.

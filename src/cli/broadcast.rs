@@ -4,7 +4,7 @@
 //! recipient handles and answers it on its own.
 
 use super::daemon::ensure_supervisor;
-use super::exit::{self, coded, coded_hint};
+use super::exit::{coded, coded_hint, Code};
 use super::send::deliver;
 use society_core::state::AgentConfig;
 use society_core::{atomic, AgentId, Envelope, Layout, Party};
@@ -21,13 +21,13 @@ pub struct Args {
     kind: String,
 }
 
-pub fn run(layout: &Layout, args: Args) -> anyhow::Result<i32> {
+pub fn run(layout: &Layout, args: Args) -> anyhow::Result<Code> {
     if let Some(role) = &args.role {
         society_core::id::validate_role(role)?;
     }
     if !society_core::envelope::valid_type(&args.kind) {
         return Err(coded(
-            exit::INVALID,
+            Code::Invalid,
             format!(
                 "invalid --type {:?}: types match [a-z0-9_.-]{{1,64}}",
                 args.kind
@@ -41,7 +41,7 @@ pub fn run(layout: &Layout, args: Args) -> anyhow::Result<i32> {
             None => "no agents".to_string(),
         };
         return Err(coded_hint(
-            exit::NOT_FOUND,
+            Code::NotFound,
             format!(
                 "{what} in {}; nothing was sent",
                 layout.state_dir().display()
@@ -76,7 +76,7 @@ pub fn run(layout: &Layout, args: Args) -> anyhow::Result<i32> {
     let total = sent.len() + failed.len();
     let count = failed.len();
     match failed.into_iter().next() {
-        None => Ok(exit::OK),
+        None => Ok(Code::Ok),
         // The first failure's own exit code stands (e.g. 5 for an oversize message).
         Some((id, first)) => Err(first.context(format!(
             "{count} of {total} deliveries failed (first: {id})"

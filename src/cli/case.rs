@@ -9,6 +9,7 @@ mod open;
 mod store;
 mod view;
 
+use crate::cli::exit::Code;
 use society_core::Layout;
 
 #[derive(Debug, clap::Subcommand)]
@@ -23,7 +24,7 @@ pub enum Command {
     Close(open::CloseArgs),
 }
 
-pub fn run(layout: &Layout, cmd: Command) -> anyhow::Result<i32> {
+pub fn run(layout: &Layout, cmd: Command) -> anyhow::Result<Code> {
     match cmd {
         Command::New(args) => open::new(layout, args),
         Command::Show(args) => view::show(layout, args),

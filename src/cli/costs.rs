@@ -2,7 +2,7 @@
 //! `llm` agents spent, summed from every `agent-*/costs.jsonl` (the `usage`
 //! records), with today's (UTC) share. Works with the supervisor down.
 
-use super::exit;
+use super::exit::Code;
 use super::table;
 use serde::Serialize;
 use serde_json::Value;
@@ -63,7 +63,7 @@ struct Report {
     total: Row,
 }
 
-pub fn run(layout: &Layout, args: Args) -> anyhow::Result<i32> {
+pub fn run(layout: &Layout, args: Args) -> anyhow::Result<Code> {
     let today = society_core::time::now_rfc3339()[..10].to_string();
     let mut rows: BTreeMap<String, Row> = BTreeMap::new();
     let mut total = Row {
@@ -93,11 +93,11 @@ pub fn run(layout: &Layout, args: Args) -> anyhow::Result<i32> {
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
-        return Ok(exit::OK);
+        return Ok(Code::Ok);
     }
     if report.rows.is_empty() {
         println!("no model usage recorded yet (agent-*/costs.jsonl)");
-        return Ok(exit::OK);
+        return Ok(Code::Ok);
     }
     let header = match args.by {
         By::Agent => "AGENT",
@@ -131,7 +131,7 @@ pub fn run(layout: &Layout, args: Args) -> anyhow::Result<i32> {
     if report.total.unpriced_calls > 0 {
         println!("* includes calls to models without a [prices.\"MODEL\"] entry in society.toml, counted as $0");
     }
-    Ok(exit::OK)
+    Ok(Code::Ok)
 }
 
 /// USD an agent has spent in total (its `usage` records).

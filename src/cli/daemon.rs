@@ -1,6 +1,6 @@
 //! `society up`, `down`, `supervise`, and starting the supervisor on demand.
 
-use super::exit::{self, coded, coded_hint};
+use super::exit::{coded, coded_hint, Code};
 use anyhow::Context;
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
@@ -11,17 +11,17 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub fn supervise(layout: &Layout, detached: bool) -> anyhow::Result<i32> {
+pub fn supervise(layout: &Layout, detached: bool) -> anyhow::Result<Code> {
     if detached {
         // Leave the caller's session so its terminal closing cannot reach us.
         let _ = nix::unistd::setsid();
     }
     let exe = std::env::current_exe().context("failed to locate the society binary")?;
     run_supervisor(layout, Options { exe })?;
-    Ok(exit::OK)
+    Ok(Code::Ok)
 }
 
-pub fn up(layout: &Layout) -> anyhow::Result<i32> {
+pub fn up(layout: &Layout) -> anyhow::Result<Code> {
     match ensure_supervisor(layout)? {
         Started::Already(pid) => println!("supervisor already running (pid {pid})"),
         Started::New(pid) => println!(
@@ -29,7 +29,7 @@ pub fn up(layout: &Layout) -> anyhow::Result<i32> {
             layout.daemon_log().display()
         ),
     }
-    Ok(exit::OK)
+    Ok(Code::Ok)
 }
 
 pub enum Started {
@@ -75,7 +75,7 @@ pub fn ensure_supervisor(layout: &Layout) -> anyhow::Result<Started> {
                 return Ok(Started::Already(pid));
             }
             return Err(coded_hint(
-                exit::ERROR,
+                Code::Error,
                 format!("the supervisor exited at start ({status})"),
                 format!("see {}", layout.daemon_log().display()),
             ));
@@ -92,7 +92,7 @@ pub fn ensure_supervisor(layout: &Layout) -> anyhow::Result<Started> {
         }
         if Instant::now() >= deadline {
             return Err(coded_hint(
-                exit::TIMEOUT,
+                Code::Timeout,
                 "the supervisor did not become ready within 10s",
                 format!("see {}", layout.daemon_log().display()),
             ));
@@ -101,7 +101,7 @@ pub fn ensure_supervisor(layout: &Layout) -> anyhow::Result<Started> {
     }
 }
 
-pub fn down(layout: &Layout, timeout: u64) -> anyhow::Result<i32> {
+pub fn down(layout: &Layout, timeout: u64) -> anyhow::Result<Code> {
     let deadline = Instant::now() + Duration::from_secs(timeout);
     let mut stopped_sup = None;
     if let Some(pid) = supervisor_pid(layout) {
@@ -112,7 +112,7 @@ pub fn down(layout: &Layout, timeout: u64) -> anyhow::Result<i32> {
         while supervisor_pid(layout).is_some() {
             if Instant::now() >= deadline {
                 return Err(coded(
-                    exit::TIMEOUT,
+                    Code::Timeout,
                     format!("the supervisor (pid {pid}) is still running after {timeout}s"),
                 ));
             }
@@ -129,7 +129,7 @@ pub fn down(layout: &Layout, timeout: u64) -> anyhow::Result<i32> {
     if orphans > 0 {
         println!("stopped {orphans} agent(s) that were running without a supervisor");
     }
-    Ok(exit::OK)
+    Ok(Code::Ok)
 }
 
 /// SIGTERM, then SIGKILL after a grace period, to every agent whose lock is held.
@@ -155,7 +155,7 @@ pub fn stop_orphans(layout: &Layout, deadline: Instant) -> anyhow::Result<usize>
         }
         if Instant::now() >= deadline && !live.is_empty() {
             return Err(coded(
-                exit::TIMEOUT,
+                Code::Timeout,
                 format!("{} agent(s) still hold their lock", live.len()),
             ));
         }

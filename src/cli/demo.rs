@@ -3,7 +3,7 @@
 //! proves from the files that nothing was lost and nothing done twice.
 
 use super::daemon::{down, ensure_supervisor};
-use super::exit::{self, coded};
+use super::exit::{coded, Code};
 use anyhow::Context;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -32,7 +32,7 @@ pub struct Args {
     ask: bool,
 }
 
-pub fn run(args: Args) -> anyhow::Result<i32> {
+pub fn run(args: Args) -> anyhow::Result<Code> {
     let dir = match args.dir {
         Some(d) => d,
         None => {
@@ -47,7 +47,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     let layout = Layout::at(&dir);
     if layout.state_dir().exists() {
         return Err(coded(
-            exit::INVALID,
+            Code::Invalid,
             format!(
                 "{} already holds a society; pick an empty --dir",
                 dir.display()
@@ -137,7 +137,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     if !args.keep_running {
         println!("  society --root {root} up      # start it again");
     }
-    Ok(exit::OK)
+    Ok(Code::Ok)
 }
 
 /// Prints progress until every case has its result; SIGKILLs the victim once,
@@ -151,7 +151,7 @@ fn watch(layout: &Layout, cases: &BTreeMap<CaseId, &str>, ask: bool) -> anyhow::
     while results < cases.len() {
         if Instant::now() >= deadline {
             return Err(coded(
-                exit::CHECK_FAILED,
+                Code::CheckFailed,
                 format!(
                     "only {results} of {} results arrived within 90s",
                     cases.len()
@@ -208,7 +208,7 @@ fn watch(layout: &Layout, cases: &BTreeMap<CaseId, &str>, ask: bool) -> anyhow::
     }
     killed.ok_or_else(|| {
         coded(
-            exit::CHECK_FAILED,
+            Code::CheckFailed,
             "the demo never caught the audio agent mid-message",
         )
     })
@@ -299,7 +299,7 @@ fn verify(
         let n = per_case.get(case.as_str()).copied().unwrap_or(0);
         if n != 1 {
             return Err(coded(
-                exit::CHECK_FAILED,
+                Code::CheckFailed,
                 format!("case {case} ({topic}) has {n} results, expected exactly 1"),
             ));
         }
@@ -323,7 +323,7 @@ fn verify(
             let id = r["id"].as_str().unwrap_or_default();
             if !seen.insert(id.to_string()) {
                 return Err(coded(
-                    exit::CHECK_FAILED,
+                    Code::CheckFailed,
                     format!("message {id} appears twice in {}", f.display()),
                 ));
             }
@@ -343,7 +343,7 @@ fn verify(
             );
             if !seen.insert(key.clone()) {
                 return Err(coded(
-                    exit::CHECK_FAILED,
+                    Code::CheckFailed,
                     format!("case {case}: event {key} recorded twice"),
                 ));
             }
@@ -358,7 +358,7 @@ fn verify(
         .status;
         if status != society_core::case::CaseStatus::Resolved {
             return Err(coded(
-                exit::CHECK_FAILED,
+                Code::CheckFailed,
                 format!("case {case} ended {}, expected resolved", status.as_str()),
             ));
         }
@@ -371,7 +371,7 @@ fn verify(
     .unwrap_or_default();
     if ckpt.generation <= killed_gen {
         return Err(coded(
-            exit::CHECK_FAILED,
+            Code::CheckFailed,
             format!("{VICTIM} is still at generation {}", ckpt.generation),
         ));
     }

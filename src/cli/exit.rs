@@ -1,41 +1,26 @@
-//! Exit codes, and the mapping from errors to them. Documented in README.md.
+//! The mapping from errors to exit codes (the table itself is
+//! `society_runtime::exit::Code`, shared with `supervise` and `agent-run`).
+//! Documented in README.md.
 
 use society_core::{FormatError, IoError};
 
-pub const OK: i32 = 0;
-/// Anything else: I/O failure, internal error.
-pub const ERROR: i32 = 1;
-/// Bad command-line usage.
-pub const USAGE: i32 = 2;
-/// A lock is held: the agent folder is bound to another process, or a supervisor already runs.
-pub const LOCKED: i32 = 3;
-/// Not found: no society here, unknown agent, case or approval request.
-pub const NOT_FOUND: i32 = 4;
-/// Invalid input: bad id, bad JSON body, oversize message, invalid society.toml.
-pub const INVALID: i32 = 5;
-/// Timed out waiting for a state (spawn --wait, up, down, stop).
-pub const TIMEOUT: i32 = 6;
-/// A check failed (demo verification, selftest).
-pub const CHECK_FAILED: i32 = 7;
-/// `fsck`: problems were found and all of them repaired.
-pub const FSCK_REPAIRED: i32 = 8;
-/// `fsck`: problems remain.
-pub const FSCK_PROBLEMS: i32 = 9;
+pub use society_runtime::exit::Code;
 
 pub const HELP: &str =
     "Exit codes: 0 ok, 1 error, 2 usage, 3 lock held (folder in use / supervisor running), \
-4 not found (no society, unknown agent, case or request), 5 invalid input, 6 timed out, 7 check failed, 8 fsck repaired everything, 9 fsck problems remain.";
+4 not found (no society, unknown agent, case or request), 5 invalid input or state, 6 timed out, 7 check failed, \
+8 fsck repaired everything, 9 fsck problems remain, 10 conflict with the current state.";
 
 /// An error that carries its exit code.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
 pub struct Coded {
-    pub code: i32,
+    pub code: Code,
     pub message: String,
     pub hint: Option<String>,
 }
 
-pub fn coded(code: i32, message: impl Into<String>) -> anyhow::Error {
+pub fn coded(code: Code, message: impl Into<String>) -> anyhow::Error {
     Coded {
         code,
         message: message.into(),
@@ -44,7 +29,11 @@ pub fn coded(code: i32, message: impl Into<String>) -> anyhow::Error {
     .into()
 }
 
-pub fn coded_hint(code: i32, message: impl Into<String>, hint: impl Into<String>) -> anyhow::Error {
+pub fn coded_hint(
+    code: Code,
+    message: impl Into<String>,
+    hint: impl Into<String>,
+) -> anyhow::Error {
     Coded {
         code,
         message: message.into(),
@@ -53,7 +42,7 @@ pub fn coded_hint(code: i32, message: impl Into<String>, hint: impl Into<String>
     .into()
 }
 
-pub fn classify(err: &anyhow::Error) -> i32 {
+pub fn classify(err: &anyhow::Error) -> Code {
     for cause in err.chain() {
         if let Some(c) = cause.downcast_ref::<Coded>() {
             return c.code;
@@ -63,9 +52,9 @@ pub fn classify(err: &anyhow::Error) -> i32 {
         }
         if let Some(e) = cause.downcast_ref::<society_runtime::supervisor::SupervisorError>() {
             return match e {
-                society_runtime::supervisor::SupervisorError::AlreadyRunning { .. } => LOCKED,
-                society_runtime::supervisor::SupervisorError::Config(_) => INVALID,
-                _ => ERROR,
+                society_runtime::supervisor::SupervisorError::AlreadyRunning { .. } => Code::Locked,
+                society_runtime::supervisor::SupervisorError::Config(_) => Code::Invalid,
+                _ => Code::Error,
             };
         }
         if cause
@@ -73,22 +62,23 @@ pub fn classify(err: &anyhow::Error) -> i32 {
             .is_some()
             || cause.downcast_ref::<society_core::id::IdError>().is_some()
         {
-            return INVALID;
+            return Code::Invalid;
         }
         if let Some(e) = cause.downcast_ref::<FormatError>() {
             return match e {
-                FormatError::NoSociety { .. } => NOT_FOUND,
-                FormatError::RecordTooLarge { .. } | FormatError::UnsupportedFormat { .. } => {
-                    INVALID
-                }
-                _ => ERROR,
+                FormatError::NoSociety { .. } => Code::NotFound,
+                // A corrupt state file (format.json, a checkpoint) is invalid state.
+                FormatError::RecordTooLarge { .. }
+                | FormatError::UnsupportedFormat { .. }
+                | FormatError::Json { .. } => Code::Invalid,
+                _ => Code::Error,
             };
         }
         if cause.downcast_ref::<IoError>().is_some() {
-            return ERROR;
+            return Code::Error;
         }
     }
-    ERROR
+    Code::Error
 }
 
 pub fn hint(err: &anyhow::Error) -> Option<String> {

@@ -3,6 +3,7 @@
 //! Only data changes wake it: our own reads are watcher events too, and
 //! waking on them would spin.
 
+use crate::cli::exit::Code;
 use notify::{RecursiveMode, Watcher};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -12,7 +13,7 @@ use std::time::Duration;
 pub fn follow(
     paths: &[PathBuf],
     mut print_new: impl FnMut() -> anyhow::Result<()>,
-) -> anyhow::Result<i32> {
+) -> anyhow::Result<Code> {
     let (tx, rx) = std::sync::mpsc::channel();
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         if res.is_ok_and(|ev| society_runtime::watch::changes_data(&ev.kind)) {

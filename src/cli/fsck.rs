@@ -1,6 +1,6 @@
 //! `society fsck [--repair] [--json]`.
 
-use super::exit;
+use super::exit::Code;
 use society_core::Layout;
 use society_runtime::fsck::{self, Severity};
 
@@ -14,18 +14,18 @@ pub struct Args {
     json: bool,
 }
 
-pub fn run(layout: &Layout, args: Args) -> anyhow::Result<i32> {
+pub fn run(layout: &Layout, args: Args) -> anyhow::Result<Code> {
     let report = fsck::run(layout, args.repair)?;
     let (problems, repaired) = (report.problems(), report.repaired());
     let code = match (problems, repaired) {
-        (0, 0) => exit::OK,
-        (0, _) => exit::FSCK_REPAIRED,
-        _ => exit::FSCK_PROBLEMS,
+        (0, 0) => Code::Ok,
+        (0, _) => Code::FsckRepaired,
+        _ => Code::FsckProblems,
     };
     if args.json {
         let doc = serde_json::json!({
             "root": layout.root(), "files": report.files, "lines": report.lines,
-            "problems": problems, "repaired": repaired, "exit_code": code, "findings": report.findings,
+            "problems": problems, "repaired": repaired, "exit_code": code.code(), "findings": report.findings,
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(code);
@@ -48,8 +48,8 @@ pub fn run(layout: &Layout, args: Args) -> anyhow::Result<i32> {
         }
     }
     let verdict = match code {
-        exit::OK => "clean".to_string(),
-        exit::FSCK_REPAIRED => format!("{repaired} repaired, nothing left"),
+        Code::Ok => "clean".to_string(),
+        Code::FsckRepaired => format!("{repaired} repaired, nothing left"),
         _ if args.repair => format!("{problems} problem(s) remain after {repaired} repair(s)"),
         _ => format!(
             "{problems} problem(s); `society fsck --repair` fixes torn tails and stale heartbeats"

@@ -2,7 +2,7 @@
 //! addressed to the orchestrator (`orchestrator/inbox.jsonl`) — replies,
 //! escalations, approval requests — one line per message.
 
-use super::exit;
+use super::exit::Code;
 use super::table;
 use serde_json::Value;
 use society_core::Layout;
@@ -20,7 +20,7 @@ pub struct Args {
     lines: Option<usize>,
 }
 
-pub fn run(layout: &Layout, args: Args) -> anyhow::Result<i32> {
+pub fn run(layout: &Layout, args: Args) -> anyhow::Result<Code> {
     let path = layout.orchestrator_inbox();
     let mut cursor = 0;
     let mut first = collect(&path, &mut cursor)?;
@@ -30,7 +30,7 @@ pub fn run(layout: &Layout, args: Args) -> anyhow::Result<i32> {
     }
     print(&first, args.json);
     if !args.follow {
-        return Ok(exit::OK);
+        return Ok(Code::Ok);
     }
     super::follow::follow(std::slice::from_ref(&path), || {
         print(&collect(&path, &mut cursor)?, args.json);
@@ -49,7 +49,7 @@ fn print(records: &[Value], json: bool) {
     for v in records {
         let line = if json { v.to_string() } else { human(v) };
         if writeln!(stdout, "{line}").is_err() {
-            std::process::exit(exit::OK); // reader went away (e.g. `| head`)
+            std::process::exit(Code::Ok.code()); // reader went away (e.g. `| head`)
         }
     }
 }

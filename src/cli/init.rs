@@ -1,12 +1,13 @@
 //! `society init [DIR]`.
 
+use crate::cli::exit::Code;
 use anyhow::Context;
 use society_core::Layout;
 use std::path::PathBuf;
 
 const TEMPLATE: &str = include_str!("../../fixtures/society.toml.template");
 
-pub fn run(dir: Option<PathBuf>) -> anyhow::Result<i32> {
+pub fn run(dir: Option<PathBuf>) -> anyhow::Result<Code> {
     let dir = match dir {
         Some(d) => d,
         None => std::env::current_dir()?,
@@ -32,5 +33,5 @@ pub fn run(dir: Option<PathBuf>) -> anyhow::Result<i32> {
             toml.display()
         );
     }
-    Ok(0)
+    Ok(Code::Ok)
 }

@@ -1,7 +1,7 @@
 //! `society logs [ID] [-f] [--case C] [--json] [-n N]`: activity of every agent,
 //! the supervisor and system events, merged by time.
 
-use super::exit::{self, coded};
+use super::exit::{coded, Code};
 use serde_json::Value;
 use society_core::jsonl::read_lines;
 use society_core::{AgentId, CaseId, Layout};
@@ -32,7 +32,7 @@ struct Source {
     agent: Option<String>,
 }
 
-pub fn run(layout: &Layout, args: Args) -> anyhow::Result<i32> {
+pub fn run(layout: &Layout, args: Args) -> anyhow::Result<Code> {
     let mut sources = sources(layout, &args)?;
     let mut first = collect(&mut sources);
     if let Some(n) = args.lines {
@@ -41,7 +41,7 @@ pub fn run(layout: &Layout, args: Args) -> anyhow::Result<i32> {
     }
     print(&first, args.json);
     if !args.follow {
-        return Ok(exit::OK);
+        return Ok(Code::Ok);
     }
     let paths: Vec<std::path::PathBuf> = sources.iter().map(|s| s.path.clone()).collect();
     super::follow::follow(&paths, || {
@@ -61,7 +61,7 @@ fn sources(layout: &Layout, args: &Args) -> anyhow::Result<Vec<Source>> {
         let path = layout.case_log(&case);
         if !path.exists() {
             return Err(coded(
-                exit::NOT_FOUND,
+                Code::NotFound,
                 format!("no case {case} ({} does not exist)", path.display()),
             ));
         }
@@ -74,7 +74,7 @@ fn sources(layout: &Layout, args: &Args) -> anyhow::Result<Vec<Source>> {
             let paths = layout.agent(&id);
             if !paths.config().exists() {
                 return Err(coded(
-                    exit::NOT_FOUND,
+                    Code::NotFound,
                     format!("no agent {id} in {}", layout.state_dir().display()),
                 ));
             }
@@ -130,7 +130,7 @@ fn print(records: &[(String, Value)], json: bool) {
     for (ts, v) in records {
         let line = if json { v.to_string() } else { human(ts, v) };
         if writeln!(stdout, "{line}").is_err() {
-            std::process::exit(exit::OK); // reader went away (e.g. `| head`)
+            std::process::exit(Code::Ok.code()); // reader went away (e.g. `| head`)
         }
     }
 }

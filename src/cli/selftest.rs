@@ -9,7 +9,7 @@
 
 mod checks;
 
-use super::exit;
+use super::exit::Code;
 use serde::Serialize;
 use serde_json::json;
 use society_core::jsonl::{append_one, Durability};
@@ -50,7 +50,7 @@ pub struct Check {
     pub run: fn(&checks::Env) -> String,
 }
 
-pub fn run(root: Option<&Layout>, args: Args) -> anyhow::Result<i32> {
+pub fn run(root: Option<&Layout>, args: Args) -> anyhow::Result<Code> {
     let env = checks::Env {
         exe: std::env::current_exe()?,
         quick: args.quick,
@@ -139,9 +139,9 @@ pub fn run(root: Option<&Layout>, args: Args) -> anyhow::Result<i32> {
     }
     record_history(root, &doc);
     Ok(if failed == 0 {
-        exit::OK
+        Code::Ok
     } else {
-        exit::CHECK_FAILED
+        Code::CheckFailed
     })
 }
 

@@ -6,7 +6,7 @@
 //! makes sure a supervisor runs so a dormant recipient is started.
 
 use super::daemon::ensure_supervisor;
-use super::exit::{self, coded, coded_hint};
+use super::exit::{coded, coded_hint, Code};
 use society_core::jsonl::{append_one, Durability};
 use society_core::state::AgentConfig;
 use society_core::{atomic, AgentId, CaseId, Envelope, Layout, Party};
@@ -32,14 +32,14 @@ pub struct Args {
     no_start: bool,
 }
 
-pub fn run(layout: &Layout, args: Args) -> anyhow::Result<i32> {
+pub fn run(layout: &Layout, args: Args) -> anyhow::Result<Code> {
     let env = build(&args)?;
     deliver(layout, &env)?;
     if !args.no_start {
         ensure_supervisor(layout)?;
     }
     println!("{}", env.id);
-    Ok(exit::OK)
+    Ok(Code::Ok)
 }
 
 fn build(args: &Args) -> anyhow::Result<Envelope> {
@@ -47,17 +47,17 @@ fn build(args: &Args) -> anyhow::Result<Envelope> {
     let body = match (&args.text, &args.json) {
         (Some(_), Some(_)) => {
             return Err(coded(
-                exit::USAGE,
+                Code::Usage,
                 "give either TEXT or --json BODY, not both",
             ))
         }
         (Some(t), None) => serde_json::json!({ "text": t }),
         (None, Some(j)) => {
             let v: serde_json::Value = serde_json::from_str(j)
-                .map_err(|e| coded(exit::INVALID, format!("--json is not valid JSON: {e}")))?;
+                .map_err(|e| coded(Code::Invalid, format!("--json is not valid JSON: {e}")))?;
             if !v.is_object() {
                 return Err(coded(
-                    exit::INVALID,
+                    Code::Invalid,
                     "--json must be a JSON object, e.g. '{\"text\":\"hi\"}'",
                 ));
             }
@@ -65,14 +65,14 @@ fn build(args: &Args) -> anyhow::Result<Envelope> {
         }
         (None, None) => {
             return Err(coded(
-                exit::USAGE,
+                Code::Usage,
                 "nothing to send: give TEXT or --json BODY",
             ))
         }
     };
     if !society_core::envelope::valid_type(&args.kind) {
         return Err(coded(
-            exit::INVALID,
+            Code::Invalid,
             format!(
                 "invalid --type {:?}: types match [a-z0-9_.-]{{1,64}}",
                 args.kind
@@ -89,11 +89,11 @@ pub fn deliver(layout: &Layout, env: &Envelope) -> anyhow::Result<AgentId> {
     let id = resolve(layout, env)?;
     let paths = layout.agent(&id);
     let cfg: AgentConfig = atomic::read_json(&paths.config(), "agent config")?
-        .ok_or_else(|| coded(exit::NOT_FOUND, format!("no agent {id}")))?;
+        .ok_or_else(|| coded(Code::NotFound, format!("no agent {id}")))?;
     let line = env.to_line();
     if line.len() + 1 > cfg.policy.max_record {
         return Err(coded_hint(
-            exit::INVALID,
+            Code::Invalid,
             format!(
                 "message of {} bytes exceeds agent {id}'s max_record ({} bytes); nothing was sent",
                 line.len() + 1,
@@ -131,7 +131,7 @@ fn resolve(layout: &Layout, env: &Envelope) -> anyhow::Result<AgentId> {
                 Ok(id.clone())
             } else {
                 Err(coded_hint(
-                    exit::NOT_FOUND,
+                    Code::NotFound,
                     format!(
                         "no agent {id} in {}; nothing was sent",
                         layout.state_dir().display()
@@ -154,13 +154,13 @@ fn resolve(layout: &Layout, env: &Envelope) -> anyhow::Result<AgentId> {
                 .cloned()
                 .ok_or_else(|| {
                     coded(
-                        exit::NOT_FOUND,
+                        Code::NotFound,
                         format!("no agent has role {role}; nothing was sent"),
                     )
                 })
         }
         Party::Orchestrator | Party::Supervisor => Err(coded(
-            exit::INVALID,
+            Code::Invalid,
             format!("cannot send to {to}: send to an agent id or role:<role>"),
         )),
     }

@@ -1,7 +1,7 @@
 //! `society spawn ROLE [--id ID] [--brain KIND] [--keep-alive] [--wait]`.
 
 use super::daemon::ensure_supervisor;
-use super::exit::{self, coded};
+use super::exit::{coded, Code};
 use society_core::lock::{self, LockState};
 use society_core::state::{AgentStatus, LiveState};
 use society_core::{atomic, AgentId, Layout};
@@ -31,10 +31,10 @@ pub struct Args {
     timeout: u64,
 }
 
-pub fn run(layout: &Layout, args: Args) -> anyhow::Result<i32> {
+pub fn run(layout: &Layout, args: Args) -> anyhow::Result<Code> {
     society_core::id::validate_role(&args.role).map_err(|_| {
         coded(
-            exit::INVALID,
+            Code::Invalid,
             format!(
                 "invalid role {:?}: roles match [a-z0-9][a-z0-9-]{{0,62}}",
                 args.role
@@ -63,7 +63,7 @@ pub fn run(layout: &Layout, args: Args) -> anyhow::Result<i32> {
             )?;
             if let Some(old) = old.filter(|o| o.role != args.role) {
                 return Err(coded(
-                    exit::INVALID,
+                    Code::Invalid,
                     format!(
                         "agent {id} exists with role {}, not {}",
                         old.role, args.role
@@ -81,7 +81,7 @@ pub fn run(layout: &Layout, args: Args) -> anyhow::Result<i32> {
         wait_up(layout, &id, Duration::from_secs(args.timeout), 0)?;
     }
     println!("{id}");
-    Ok(exit::OK)
+    Ok(Code::Ok)
 }
 
 fn next_free_id(layout: &Layout, role: &str) -> anyhow::Result<AgentId> {
@@ -119,7 +119,7 @@ pub fn wait_up(
         }
         if Instant::now() >= deadline {
             return Err(coded(
-                exit::TIMEOUT,
+                Code::Timeout,
                 format!(
                     "agent {id} did not come up within {}s; see `society logs {id}`",
                     timeout.as_secs()

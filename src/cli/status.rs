@@ -1,7 +1,7 @@
 //! `society status [ID] [--json] [--watch]`: one row per agent, computed from
 //! the files alone (works with the supervisor down).
 
-use super::exit::{self, coded};
+use super::exit::{coded, Code};
 use super::render;
 use serde::Serialize;
 use society_core::lock::{self, LockState};
@@ -55,13 +55,13 @@ pub struct SupervisorRow {
     pub heartbeat_age_ms: Option<u64>,
 }
 
-pub fn run(layout: &Layout, args: Args) -> anyhow::Result<i32> {
+pub fn run(layout: &Layout, args: Args) -> anyhow::Result<Code> {
     let only = match &args.id {
         Some(id) => {
             let id = AgentId::new(id.as_str())?;
             if !layout.agent(&id).config().exists() {
                 return Err(coded(
-                    exit::NOT_FOUND,
+                    Code::NotFound,
                     format!("no agent {id} in {}", layout.state_dir().display()),
                 ));
             }
@@ -80,7 +80,7 @@ pub fn run(layout: &Layout, args: Args) -> anyhow::Result<i32> {
             print!("{}", render::status_table(&report));
         }
         if !args.watch {
-            return Ok(exit::OK);
+            return Ok(Code::Ok);
         }
         std::thread::sleep(Duration::from_secs(1));
     }

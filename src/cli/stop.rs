@@ -1,7 +1,7 @@
 //! `society stop ID` and `society restart ID`.
 
 use super::daemon::{ensure_supervisor, supervisor_pid};
-use super::exit::{self, coded};
+use super::exit::{coded, Code};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use society_core::lock::{self, LockState};
@@ -25,14 +25,14 @@ fn existing(layout: &Layout, id: &str) -> anyhow::Result<AgentId> {
     let id = AgentId::new(id)?;
     if !layout.agent(&id).config().exists() {
         return Err(coded(
-            exit::NOT_FOUND,
+            Code::NotFound,
             format!("no agent {id} in {}", layout.state_dir().display()),
         ));
     }
     Ok(id)
 }
 
-pub fn stop(layout: &Layout, args: Args) -> anyhow::Result<i32> {
+pub fn stop(layout: &Layout, args: Args) -> anyhow::Result<Code> {
     let id = existing(layout, &args.id)?;
     control::send(layout, &Request::Stop { agent: id.clone() })?;
     let lock_path = layout.agent(&id).lock();
@@ -47,7 +47,7 @@ pub fn stop(layout: &Layout, args: Args) -> anyhow::Result<i32> {
         while matches!(lock::probe(&lock_path)?, LockState::Held(_)) {
             if Instant::now() >= deadline {
                 return Err(coded(
-                    exit::TIMEOUT,
+                    Code::Timeout,
                     format!("agent {id} still running after {}s", args.timeout),
                 ));
             }
@@ -55,10 +55,10 @@ pub fn stop(layout: &Layout, args: Args) -> anyhow::Result<i32> {
         }
     }
     println!("{id} stopped (held until `society restart {id}` or `society spawn`)");
-    Ok(exit::OK)
+    Ok(Code::Ok)
 }
 
-pub fn restart(layout: &Layout, args: Args) -> anyhow::Result<i32> {
+pub fn restart(layout: &Layout, args: Args) -> anyhow::Result<Code> {
     let id = existing(layout, &args.id)?;
     let before: society_core::state::AgentCheckpoint =
         society_core::atomic::read_json(&layout.agent(&id).checkpoint(), "agent checkpoint")?
@@ -74,5 +74,5 @@ pub fn restart(layout: &Layout, args: Args) -> anyhow::Result<i32> {
         )?;
     }
     println!("{id} restarted");
-    Ok(exit::OK)
+    Ok(Code::Ok)
 }

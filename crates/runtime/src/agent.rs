@@ -13,7 +13,7 @@ mod leftover;
 mod signals;
 
 use crate::activity::Log;
-use crate::exit;
+use crate::exit::Code;
 use society_brains::{Brain, BrainError};
 use society_core::jsonl::{read_lines, Appender};
 use society_core::lock::{HeldLock, LockError, LockInfo};
@@ -48,11 +48,11 @@ pub enum AgentError {
 }
 
 impl AgentError {
-    pub fn exit_code(&self) -> i32 {
+    pub fn exit_code(&self) -> Code {
         match self {
-            AgentError::Locked { .. } => exit::LOCKED,
-            AgentError::Config { .. } | AgentError::Brain { .. } => exit::CONFIG,
-            AgentError::Format(_) | AgentError::Io(_) => exit::IO,
+            AgentError::Locked { .. } => Code::Locked,
+            AgentError::Config { .. } | AgentError::Brain { .. } => Code::Invalid,
+            AgentError::Format(_) | AgentError::Io(_) => Code::Error,
         }
     }
 }

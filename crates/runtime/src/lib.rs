@@ -27,21 +27,10 @@ pub mod agent;
 pub mod approvals;
 pub mod config;
 pub mod control;
+pub mod exit;
 pub mod fsck;
 pub mod provision;
 pub mod restart;
 pub mod roles;
 pub mod supervisor;
 pub mod watch;
-
-/// Exit codes of `society agent-run`.
-pub mod exit {
-    /// Clean exit: idle, or stopped on request.
-    pub const OK: i32 = 0;
-    /// The folder's config is missing or invalid.
-    pub const CONFIG: i32 = 2;
-    /// Another process holds the folder's `process.lock`.
-    pub const LOCKED: i32 = 3;
-    /// An I/O error on the folder.
-    pub const IO: i32 = 4;
-}

@@ -5,7 +5,7 @@
 use super::store;
 use crate::cli::broadcast;
 use crate::cli::daemon::ensure_supervisor;
-use crate::cli::exit::{self, coded, coded_hint};
+use crate::cli::exit::{coded, coded_hint, Code};
 use serde_json::Value;
 use society_core::case::CaseStatus;
 use society_core::{time, CaseId, Layout, Party};
@@ -41,13 +41,13 @@ pub struct CloseArgs {
     reason: Option<String>,
 }
 
-pub fn new(layout: &Layout, args: NewArgs) -> anyhow::Result<i32> {
+pub fn new(layout: &Layout, args: NewArgs) -> anyhow::Result<Code> {
     let purpose = args.purpose.trim().to_string();
     if purpose.is_empty() {
-        return Err(coded(exit::INVALID, "the case purpose is empty"));
+        return Err(coded(Code::Invalid, "the case purpose is empty"));
     }
     let priority = match args.priority.as_deref().map(str::trim) {
-        Some("") => return Err(coded(exit::INVALID, "--priority is empty")),
+        Some("") => return Err(coded(Code::Invalid, "--priority is empty")),
         p => p.map(str::to_string),
     };
     let assign = args
@@ -58,7 +58,7 @@ pub fn new(layout: &Layout, args: NewArgs) -> anyhow::Result<i32> {
     let due = match &args.due {
         Some(text) => humantime::parse_duration(text).map_err(|e| {
             coded(
-                exit::INVALID,
+                Code::Invalid,
                 format!("invalid --due {text:?}: {e} (e.g. 30m, 2h, 3d)"),
             )
         })?,
@@ -92,10 +92,10 @@ pub fn new(layout: &Layout, args: NewArgs) -> anyhow::Result<i32> {
         format!("the supervisor has not opened case {case} within {WAIT:?}"),
     )?;
     println!("{case}");
-    Ok(exit::OK)
+    Ok(Code::Ok)
 }
 
-pub fn close(layout: &Layout, args: CloseArgs) -> anyhow::Result<i32> {
+pub fn close(layout: &Layout, args: CloseArgs) -> anyhow::Result<Code> {
     let case = CaseId::new(args.id.as_str())?;
     let Some(loaded) = store::load(layout, &case)? else {
         return Err(not_found(layout, &case));
@@ -109,7 +109,7 @@ pub fn close(layout: &Layout, args: CloseArgs) -> anyhow::Result<i32> {
             .and_then(|r| r.get("ts").and_then(Value::as_str))
             .map_or(String::new(), |ts| format!(" at {ts}"));
         return Err(coded_hint(
-            exit::INVALID,
+            Code::Invalid,
             format!("case {case} is already closed{when}"),
             format!("`society case show {case}` shows its timeline"),
         ));
@@ -131,12 +131,12 @@ pub fn close(layout: &Layout, args: CloseArgs) -> anyhow::Result<i32> {
         "closed {case}; its log is archived at {}",
         store::archived_path(layout, &case, &pointer)?.display()
     );
-    Ok(exit::OK)
+    Ok(Code::Ok)
 }
 
 pub fn not_found(layout: &Layout, case: &CaseId) -> anyhow::Error {
     coded_hint(
-        exit::NOT_FOUND,
+        Code::NotFound,
         format!(
             "no case {case} in {} (open or archived)",
             layout.cases_dir().display()
@@ -153,7 +153,7 @@ fn assignee(layout: &Layout, text: &str) -> anyhow::Result<Party> {
         Party::Role(role) => !broadcast::agents(layout, Some(role))?.is_empty(),
         Party::Supervisor | Party::Orchestrator => {
             return Err(coded(
-                exit::INVALID,
+                Code::Invalid,
                 format!("cannot assign a case to {party}: give an agent id or role:<role>"),
             ))
         }
@@ -164,7 +164,7 @@ fn assignee(layout: &Layout, text: &str) -> anyhow::Result<Party> {
             other => format!("no agent {other}"),
         };
         return Err(coded_hint(
-            exit::NOT_FOUND,
+            Code::NotFound,
             format!(
                 "{what} in {}; no case was opened",
                 layout.state_dir().display()
@@ -184,7 +184,7 @@ fn wait_for<T>(mut f: impl FnMut() -> Option<T>, timeout_msg: String) -> anyhow:
         }
         if Instant::now() >= deadline {
             return Err(coded_hint(
-                exit::TIMEOUT,
+                Code::Timeout,
                 timeout_msg,
                 "the request stays in supervisor/inbox.jsonl and takes effect when the \
                  supervisor reads it; see supervisor/daemon.log and messages/system-events.jsonl",

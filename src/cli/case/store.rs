@@ -3,7 +3,7 @@
 //! leaves behind (or, while the supervisor is between moving the log and
 //! writing the pointer, by looking in the archive itself).
 
-use crate::cli::exit::{self, coded};
+use crate::cli::exit::{coded, Code};
 use serde::Deserialize;
 use serde_json::Value;
 use society_core::case::CaseSummary;
@@ -45,7 +45,7 @@ pub fn archived_path(layout: &Layout, case: &CaseId, p: &Pointer) -> anyhow::Res
     let rel = Path::new(&p.archived);
     if rel.as_os_str().is_empty() || !rel.components().all(|c| matches!(c, Component::Normal(_))) {
         return Err(coded(
-            exit::ERROR,
+            Code::Error,
             format!(
                 "{} names {:?}, which is not a path inside {}",
                 pointer_path(layout, case).display(),

@@ -2,7 +2,7 @@
 //! from the files alone (the supervisor may be down).
 
 use super::{open::not_found, store};
-use crate::cli::exit::{self, coded_hint};
+use crate::cli::exit::{coded_hint, Code};
 use crate::cli::table;
 use serde::Serialize;
 use serde_json::Value;
@@ -42,7 +42,7 @@ struct Row {
     archived: bool,
 }
 
-pub fn show(layout: &Layout, args: ShowArgs) -> anyhow::Result<i32> {
+pub fn show(layout: &Layout, args: ShowArgs) -> anyhow::Result<Code> {
     let case = CaseId::new(args.id.as_str())?;
     let Some(loaded) = store::load(layout, &case)? else {
         return Err(not_found(layout, &case));
@@ -54,7 +54,7 @@ pub fn show(layout: &Layout, args: ShowArgs) -> anyhow::Result<i32> {
             "events": loaded.records,
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
-        return Ok(exit::OK);
+        return Ok(Code::Ok);
     }
     let c = &loaded.summary;
     let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
@@ -91,7 +91,7 @@ pub fn show(layout: &Layout, args: ShowArgs) -> anyhow::Result<i32> {
         let _ = writeln!(out, "{}", event_line(rec));
     }
     print!("{out}");
-    Ok(exit::OK)
+    Ok(Code::Ok)
 }
 
 /// `HH:MM:SS.mmm  event  agent  key=value ...`
@@ -119,12 +119,12 @@ fn event_line(rec: &Value) -> String {
     )
 }
 
-pub fn list(layout: &Layout, args: ListArgs) -> anyhow::Result<i32> {
+pub fn list(layout: &Layout, args: ListArgs) -> anyhow::Result<Code> {
     let status = match args.status.as_deref() {
         None | Some("open") => None,
         Some(s) => Some(CaseStatus::parse(s).ok_or_else(|| {
             coded_hint(
-                exit::INVALID,
+                Code::Invalid,
                 format!("invalid --status {s:?}"),
                 format!("valid statuses: {STATUSES}"),
             )
@@ -169,7 +169,7 @@ pub fn list(layout: &Layout, args: ListArgs) -> anyhow::Result<i32> {
     } else {
         print!("{}", render(&rows));
     }
-    Ok(exit::OK)
+    Ok(Code::Ok)
 }
 
 fn render(rows: &[Row]) -> String {

@@ -2,7 +2,7 @@
 
 use super::{file_len, Phase, Proc, Slot, Supervisor};
 use crate::activity::Log;
-use crate::exit;
+use crate::exit::Code;
 use crate::restart::Verdict;
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -182,8 +182,8 @@ impl Supervisor {
         if self.shutting_down {
             return;
         }
-        let clean = code == Some(exit::OK) && stop_reason != Some("hung");
-        if code == Some(exit::LOCKED) {
+        let clean = code == Some(Code::Ok.code()) && stop_reason != Some("hung");
+        if code == Some(Code::Locked.code()) {
             // Someone else holds the folder: adopt it if it is still there.
             let slot = self
                 .slots

@@ -21,6 +21,7 @@ mod spawn;
 mod status;
 mod stop;
 mod table;
+mod unblock;
 
 use exit::Code;
 
@@ -85,6 +86,8 @@ enum Command {
     Approve(approvals::ApproveArgs),
     /// Reject a pending request, with feedback for the requester.
     Reject(approvals::RejectArgs),
+    /// Lift the sanction on an agent whose messages were refused too often.
+    Unblock(unblock::Args),
     /// Check the society's files against the format (and repair what is safe).
     Fsck(fsck::Args),
     /// Prove the runtime's promises in scratch societies (for a nightly cron job).
@@ -155,6 +158,7 @@ fn run(cli: Cli) -> anyhow::Result<Code> {
         Command::Approvals(args) => approvals::list(&layout()?, args),
         Command::Approve(args) => approvals::approve(&layout()?, args),
         Command::Reject(args) => approvals::reject(&layout()?, args),
+        Command::Unblock(args) => unblock::run(&layout()?, args),
         Command::Demo(args) => demo::run(args),
         Command::Fsck(args) => fsck::run(&layout()?, args),
         Command::Selftest(args) => selftest::run(layout().ok().as_ref(), args),

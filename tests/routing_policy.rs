@@ -2,7 +2,7 @@
 //! agents: `deny` rules and a `deny` default block messages (and tell the
 //! sender why), `approve` rules hold them until the orchestrator decides, and
 //! two agents replying to each other forever are cut off by the flood
-//! detector or the rate limit.
+//! detector or the hop limit.
 
 #![allow(clippy::unwrap_used)]
 
@@ -402,13 +402,40 @@ fn the_flood_detector_stops_two_agents_replying_forever() {
 }
 
 #[test]
-fn the_rate_limit_stops_two_agents_replying_forever() {
-    // Bodies differ (each names the message it answers): only the rate
-    // limit can stop this loop.
-    let (reason, ping, pong) = run_loop(&loop_toml("rate_limit = 5", r#"{ seen = "{{id}}" }"#));
-    assert!(
-        reason.starts_with("rate limit: more than 5 messages per minute from ping"),
-        "{reason}"
+fn the_hop_limit_stops_two_agents_replying_forever_with_new_bodies() {
+    // Bodies differ (each names the message it answers): no flood, and the
+    // rate limit only paces. The hop count cuts the loop at max_hops.
+    let toml = loop_toml("max_hops = 12", r#"{ seen = "{{id}}" }"#);
+    let mut s = Society::new(BIN, &toml);
+    s.start_supervisor();
+    let start = Instant::now();
+    s.ok(&["send", "ping", "--type", "start", "go"]);
+    let lasted = wait_quiet(&s, &["ping", "pong"], Duration::from_secs(2), start);
+    assert!(lasted < Duration::from_secs(15), "looped for {lasted:?}");
+
+    // Hop 1 is ping's first chat; the message of hop 13 is the first past
+    // the limit, and it is ping's (odd hops are ping's).
+    let chats = |a: &str| of_kind(&s.agent(a).inbox(), "chat").len();
+    assert_eq!(
+        (chats("pong"), chats("ping")),
+        (6, 6),
+        "hops 1..=12 delivered"
     );
-    assert_eq!((ping, pong), (5, 5), "each receiver took 5 per minute");
+    let cut: Vec<Value> = of_kind(&s.agent("ping").deadletter(), "undeliverable");
+    assert_eq!(cut.len(), 1, "{cut:?}");
+    let reason = cut[0]["reason"].as_str().unwrap();
+    assert!(reason.starts_with("hop limit: 13 agent hops"), "{reason}");
+    let cut_id = cut[0]["id"].as_str().unwrap();
+    assert!(!inbox_ids(&s, "pong").iter().any(|i| i == cut_id));
+    assert!(
+        of_kind(&s.agent("ping").inbox(), "message_blocked").is_empty(),
+        "no notice for a cut conversation: it would only be answered"
+    );
+    let escalations: Vec<Value> = wait_until(SOON, "the escalation", || {
+        let e = of_kind(&s.layout().orchestrator_inbox(), "escalation");
+        (!e.is_empty()).then_some(e)
+    });
+    assert_eq!(escalations.len(), 1, "{escalations:?}");
+    assert_eq!(escalations[0]["body"]["agent"], "ping");
+    assert_eq!(escalations[0]["body"]["context"]["hops"], 13);
 }

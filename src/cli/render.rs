@@ -51,10 +51,29 @@ pub fn status_table(report: &Report) -> String {
             [
                 r.id.to_string(),
                 r.role.clone(),
-                if r.held {
-                    format!("{} (held)", r.state)
-                } else {
-                    r.state.clone()
+                {
+                    let mut state = r.state.clone();
+                    if r.held {
+                        state.push_str(" (held)");
+                    }
+                    match r.sanction.as_ref().and_then(|s| s.blocked_until.as_deref()) {
+                        Some("until lifted") => state.push_str(" (blocked until unblocked)"),
+                        Some(until) => {
+                            let left = society_core::time::parse_rfc3339(until)
+                                .and_then(|t| t.duration_since(std::time::SystemTime::now()).ok())
+                                .map_or_else(String::new, |d| {
+                                    format!(
+                                        " {}",
+                                        humantime::format_duration(std::time::Duration::from_secs(
+                                            d.as_secs()
+                                        ))
+                                    )
+                                });
+                            state.push_str(&format!(" (blocked{left})"));
+                        }
+                        None => {}
+                    }
+                    state
                 },
                 r.pid.map_or("-".into(), |p| p.to_string()),
                 r.heartbeat_age_ms

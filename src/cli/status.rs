@@ -7,6 +7,7 @@ use serde::Serialize;
 use society_core::lock::{self, LockState};
 use society_core::state::{AgentCheckpoint, AgentConfig, AgentStatus, LiveState};
 use society_core::{atomic, time, AgentId, Layout};
+use society_runtime::supervisor::guard::GuardState;
 use society_runtime::supervisor::state::{SupervisorCheckpoint, SupervisorStatus};
 use std::time::Duration;
 
@@ -40,6 +41,19 @@ pub struct Row {
     pub held: bool,
     /// USD spent on models in total (`costs.jsonl`; 0 for agents not on an LLM).
     pub spend_usd: f64,
+    /// The agent's record as a sender: refused messages and the sanction in
+    /// force, if any (`society unblock ID` lifts it).
+    pub sanction: Option<SanctionRow>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SanctionRow {
+    /// Sanctions imposed so far: 1 (5 min), 2 (1 h), 3 (until lifted).
+    pub level: u8,
+    pub violations: u32,
+    /// RFC 3339, `"until lifted"`, or null when no block is in force.
+    pub blocked_until: Option<String>,
+    pub last_reason: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -105,6 +119,11 @@ pub fn collect(layout: &Layout, only: Option<&AgentId>) -> anyhow::Result<Report
         Some(id) => vec![id.clone()],
         None => layout.agent_ids()?,
     };
+    let guard: GuardState = atomic::read_json(&layout.supervisor_guard(), "guard state")
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let now_ms = time::unix_ms(std::time::SystemTime::now());
     let mut agents = Vec::with_capacity(ids.len());
     for id in ids {
         let paths = layout.agent(&id);
@@ -151,6 +170,20 @@ pub fn collect(layout: &Layout, only: Option<&AgentId>) -> anyhow::Result<Report
             keep_alive: cfg.keep_alive,
             held: record.held,
             spend_usd: super::costs::spend_usd(&paths.dir),
+            sanction: guard.senders.get(id.as_str()).map(|c| SanctionRow {
+                level: c.level,
+                violations: c.violations,
+                blocked_until: c.blocked_until.filter(|u| *u > now_ms).map(|u| {
+                    if u == u64::MAX {
+                        "until lifted".to_string()
+                    } else {
+                        time::format_rfc3339(
+                            std::time::UNIX_EPOCH + std::time::Duration::from_millis(u),
+                        )
+                    }
+                }),
+                last_reason: c.last_reason.clone(),
+            }),
         };
         match lock_state {
             LockState::Held(info) => {

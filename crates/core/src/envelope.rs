@@ -25,7 +25,17 @@ pub struct Envelope {
     pub reply_to: Option<MsgId>,
     #[serde(default)]
     pub gen: u64,
+    /// Agent hops since the orchestrator (or a timer) started the
+    /// conversation: an agent's outputs carry its input's `hops + 1`. The
+    /// router dead-letters a message past the sender's `max_hops`, which cuts
+    /// any loop, however its bodies vary. Absent means 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub hops: u32,
     pub body: serde_json::Value,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Why a line is not a valid envelope. Used as the dead-letter reason.
@@ -58,6 +68,7 @@ impl Envelope {
             case: None,
             reply_to: None,
             gen: 0,
+            hops: 0,
             body,
         }
     }

@@ -10,4 +10,4 @@ mod append;
 mod reader;
 
 pub use append::{append_one, Appender, Durability};
-pub use reader::{read_lines, read_objects, Line, ReadBatch};
+pub use reader::{check_cursor, read_lines, read_objects, CursorCheck, Line, ReadBatch};

@@ -80,6 +80,14 @@ impl Layout {
     pub fn supervisor_inbox(&self) -> PathBuf {
         self.supervisor_dir().join("inbox.jsonl")
     }
+    /// Bad lines of the supervisor's inbox, quarantined.
+    pub fn supervisor_deadletter(&self) -> PathBuf {
+        self.supervisor_dir().join("deadletter.jsonl")
+    }
+    /// The guard's memory: rate buckets, flood windows, sender sanctions.
+    pub fn supervisor_guard(&self) -> PathBuf {
+        self.supervisor_dir().join("guard.json")
+    }
     /// The daemon's tracing log (and agents' stderr): outside every watched file.
     pub fn daemon_log(&self) -> PathBuf {
         self.supervisor_dir().join("daemon.log")

@@ -9,7 +9,7 @@
 use crate::error::{io, IoError};
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions, TryLockError};
-use std::io::{Read, Seek, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// What the holder writes into its lock file.
@@ -19,7 +19,52 @@ pub struct LockInfo {
     pub started: String,
     #[serde(default)]
     pub gen: u64,
+    /// The holder's start time in clock ticks since boot (`/proc/PID/stat`
+    /// field 22): with the pid, it names one process, so a signaller can
+    /// check that the pid was not reused before signalling it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<u64>,
 }
+
+impl LockInfo {
+    /// Info describing the calling process.
+    pub fn me(started: String, gen: u64) -> LockInfo {
+        let pid = std::process::id();
+        LockInfo {
+            pid,
+            started,
+            gen,
+            start: process_start(pid),
+        }
+    }
+
+    /// Is the process this info describes alive, and the same one (its pid
+    /// not reused since)? Info without a start time is trusted on its pid.
+    pub fn is_alive(&self) -> bool {
+        if self.pid == 0 {
+            return false;
+        }
+        match (self.start, process_start(self.pid)) {
+            (_, None) => false,
+            (Some(recorded), Some(now)) => recorded == now,
+            (None, Some(_)) => true,
+        }
+    }
+}
+
+/// Start time of a process in clock ticks since boot, from `/proc/PID/stat`
+/// (`comm` may hold spaces and parentheses, so fields are counted after its
+/// closing parenthesis).
+pub fn process_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    // After comm: state is field 3; starttime is field 22.
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Lock files hold their info padded to this many bytes, so that rewriting
+/// it is one positioned write a reader sees whole (never an empty file).
+const INFO_WIDTH: usize = 255;
 
 /// A held lock; dropping it (or dying) releases it.
 #[derive(Debug)]
@@ -62,14 +107,23 @@ impl HeldLock {
         }
     }
 
-    /// Records who holds the lock (informational).
+    /// Records who holds the lock (informational). Written in place with one
+    /// positioned write of a fixed width, so a reader never finds the file
+    /// empty or half old, half new.
     pub fn write_info(&mut self, info: &LockInfo) -> Result<(), IoError> {
+        use std::os::unix::fs::FileExt;
         let mut bytes = serde_json::to_vec(info)
             .map_err(|e| IoError::new("serialise", &self.path, e.into()))?;
+        if bytes.len() < INFO_WIDTH {
+            bytes.resize(INFO_WIDTH, b' ');
+        }
         bytes.push(b'\n');
-        self.file.set_len(0).map_err(io("truncate", &self.path))?;
-        self.file.rewind().map_err(io("seek", &self.path))?;
-        self.file.write_all(&bytes).map_err(io("write", &self.path))
+        self.file
+            .write_all_at(&bytes, 0)
+            .map_err(io("write", &self.path))?;
+        self.file
+            .set_len(bytes.len() as u64)
+            .map_err(io("truncate", &self.path))
     }
 }
 
@@ -118,6 +172,7 @@ mod tests {
             pid: 42,
             started: "x".into(),
             gen: 3,
+            start: None,
         })
         .expect("info");
         match HeldLock::try_acquire(&p) {
@@ -132,5 +187,35 @@ mod tests {
         ));
         drop(held);
         assert_eq!(probe(&p).expect("probe"), LockState::Free);
+    }
+
+    #[test]
+    fn info_names_one_process() {
+        let me = LockInfo::me("now".into(), 1);
+        assert!(me.is_alive(), "the calling process is alive");
+        let reused = LockInfo {
+            start: me.start.map(|s| s + 1),
+            ..me.clone()
+        };
+        assert!(
+            !reused.is_alive(),
+            "same pid, other start time: another process"
+        );
+        let nobody = LockInfo {
+            pid: 0,
+            ..me.clone()
+        };
+        assert!(!nobody.is_alive());
+        // Rewriting the info never shrinks the file to nothing.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("process.lock");
+        let mut held = HeldLock::try_acquire(&p).expect("lock");
+        held.write_info(&me).expect("info");
+        held.write_info(&LockInfo {
+            gen: 2,
+            ..me.clone()
+        })
+        .expect("info");
+        assert_eq!(read_info(&p).map(|i| i.gen), Some(2));
     }
 }

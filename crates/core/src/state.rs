@@ -66,8 +66,21 @@ pub struct Policy {
     pub accept_from: Vec<String>,
     /// Receiver protection: largest accepted body, in bytes of JSON.
     pub max_body: usize,
-    /// Receiver protection: messages accepted per sender per minute.
-    pub rate_limit: u32,
+    /// Receiver protection: a token bucket per (sender, receiver) pair that
+    /// refills at `rate_per_sec` up to `rate_burst` messages. A sender over
+    /// it is paced, not refused: the router holds its further messages until
+    /// the bucket has room (backpressure), so the defaults never cost a
+    /// well-behaved pipeline a message.
+    pub rate_per_sec: f64,
+    pub rate_burst: u32,
+    /// Deprecated (format 1 before the token bucket): messages per sender
+    /// per minute. When set it wins: `rate_burst = N`, `rate_per_sec = N/60`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<u32>,
+    /// A message more than this many agent hops from the orchestrator (or a
+    /// timer) that started its conversation is dead-lettered and escalated:
+    /// no loop between agents outlives it.
+    pub max_hops: u32,
     /// Receiver protection: more than this many identical bodies within
     /// `flood_window` are refused (stops two agents looping on each other).
     pub flood_threshold: u32,
@@ -93,9 +106,22 @@ impl Default for Policy {
             accept_types: Vec::new(),
             accept_from: Vec::new(),
             max_body: crate::DEFAULT_MAX_RECORD,
-            rate_limit: 60,
+            rate_per_sec: 1000.0,
+            rate_burst: 10_000,
+            rate_limit: None,
+            max_hops: 50,
             flood_threshold: 3,
             flood_window: Duration::from_secs(300),
+        }
+    }
+}
+
+impl Policy {
+    /// The token bucket in force: `(refill per second, burst)`.
+    pub fn rate(&self) -> (f64, u32) {
+        match self.rate_limit {
+            Some(per_minute) => (f64::from(per_minute) / 60.0, per_minute),
+            None => (self.rate_per_sec, self.rate_burst),
         }
     }
 }

@@ -85,6 +85,12 @@ pub fn run_agent(folder: &Path) -> Result<AgentExit, AgentError> {
         }
     };
     let mut lock = acquire(&paths)?;
+    // Say who holds the lock at once: until now the file names the previous
+    // generation, whose pid may belong to another process by now, and a
+    // supervisor adopting us would signal that one. The generation is filled
+    // in below, once the checkpoint is read.
+    let started = time::now_rfc3339();
+    lock.write_info(&LockInfo::me(started.clone(), 0))?;
     // Before the new status.json overwrites the record of it.
     let swept = leftover::sweep(&paths);
     let brain = society_brains::build(&cfg.brain).map_err(|source| AgentError::Brain {
@@ -103,12 +109,7 @@ pub fn run_agent(folder: &Path) -> Result<AgentExit, AgentError> {
     let gen = ckpt.generation;
     let durable = cfg.policy.durability == society_core::jsonl::Durability::Durable;
     atomic::write_json(&paths.checkpoint(), &ckpt, durable)?;
-    let started = time::now_rfc3339();
-    lock.write_info(&LockInfo {
-        pid: std::process::id(),
-        started: started.clone(),
-        gen,
-    })?;
+    lock.write_info(&LockInfo::me(started.clone(), gen))?;
     let mut agent = Agent {
         resume_offset: ckpt.inbox_offset,
         activity: Log::open(&paths.activity(), cfg.id.as_str(), gen)?,

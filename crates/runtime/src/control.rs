@@ -41,6 +41,9 @@ pub enum Request {
         message: Box<Envelope>,
         delivered_to: AgentId,
     },
+    /// Lift an agent's sanction (`society unblock`): it may send to agents
+    /// again, with its record of refusals cleared.
+    Unblock { agent: AgentId },
     /// Answer an approval request (`society approve` / `reject`).
     Decide {
         request: MsgId,
@@ -61,6 +64,7 @@ impl Request {
             Request::CaseClose { .. } => "case_close",
             Request::Reflect { .. } => "reflect",
             Request::Decide { .. } => "decide",
+            Request::Unblock { .. } => "unblock",
         }
     }
 }

@@ -7,7 +7,9 @@
 //! grown file within a second.
 
 mod cases;
+mod commit;
 mod events;
+pub mod guard;
 mod lifecycle;
 mod plan;
 mod policy;
@@ -31,6 +33,12 @@ use std::time::{Duration, Instant};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SupervisorError {
+    #[error("cannot read the supervisor checkpoint {}: {source}", path.display())]
+    Checkpoint {
+        path: PathBuf,
+        #[source]
+        source: FormatError,
+    },
     #[error("a supervisor is already running for {}{}", root.display(), pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
     AlreadyRunning { root: PathBuf, pid: Option<u32> },
     #[error(transparent)]
@@ -80,25 +88,27 @@ pub fn run_supervisor(layout: &Layout, opts: Options) -> Result<(), SupervisorEr
     layout.create()?;
     let mut lock = HeldLock::try_acquire(&layout.supervisor_lock())?;
     let started = time::now_rfc3339();
-    lock.write_info(&LockInfo {
-        pid: std::process::id(),
-        started: started.clone(),
-        gen: 0,
-    })?;
+    lock.write_info(&LockInfo::me(started.clone(), 0))?;
     lifecycle::ignore_wakeup_signal();
     let config = SocietyConfig::load(&layout.society_toml())?;
     let default_policy = default_policy(&config);
     for cfg in config.declared(&layout.society_toml())? {
         crate::provision::provision(layout, &cfg, "society.toml")?;
     }
+    let ckpt = atomic::read_json(&layout.supervisor_checkpoint(), "supervisor checkpoint")
+        .map_err(|source| SupervisorError::Checkpoint {
+            path: layout.supervisor_checkpoint(),
+            source,
+        })?
+        .unwrap_or_default();
+    let guard = load_guard(layout);
     let (tx, rx) = mpsc::channel();
     events::signals(tx.clone())?;
     let mut sup = Supervisor {
         layout: layout.clone(),
         exe: opts.exe,
         watch: FileWatch::new(tx),
-        ckpt: atomic::read_json(&layout.supervisor_checkpoint(), "supervisor checkpoint")?
-            .unwrap_or_default(),
+        ckpt,
         slots: BTreeMap::new(),
         pids: HashMap::new(),
         activity: Log::open(&layout.supervisor_activity(), "supervisor", 0)?,
@@ -114,10 +124,15 @@ pub fn run_supervisor(layout: &Layout, opts: Options) -> Result<(), SupervisorEr
         last_status: Instant::now() - SCAN,
         registry_len: 0,
         routing: config.routing.clone(),
-        guard: policy::Guard::default(),
+        guard,
+        guard_dirty: false,
         cases: cases::Cases::load(layout),
         approvals: HashMap::new(),
         decided: HashSet::new(),
+        stalled: Vec::new(),
+        trouble: None,
+        paced: HashMap::new(),
+        ckpt_dirty: false,
         _lock: lock,
     };
     sup.watch.add(&layout.registry());
@@ -128,16 +143,34 @@ pub fn run_supervisor(layout: &Layout, opts: Options) -> Result<(), SupervisorEr
     );
     sup.rescan_agents()?;
     sup.load_approvals()?;
-    sup.recover_pending()?;
+    // What the last process left half-written lands before anything new is
+    // read; then the supervisor's own inbox before the outboxes, so requests
+    // made while it was down (a message the orchestrator delivered, a case
+    // opened) are recorded before the agents' answers to them.
+    sup.recover_pending();
     sup.archive_closed();
-    sup.route_all();
     sup.process_requests();
+    sup.route_all();
     sup.activate_all();
     sup.run(rx);
+    sup.save_guard(true);
     sup.activity
         .event("supervisor_stopped", serde_json::json!({}));
     sup.write_status("stopped");
     Ok(())
+}
+
+/// The guard's memory from `supervisor/guard.json`. A missing file is a
+/// fresh start; a corrupt one too (it holds windows and sanctions, never
+/// messages), said in the log.
+fn load_guard(layout: &Layout) -> guard::Guard {
+    match atomic::read_json::<guard::GuardState>(&layout.supervisor_guard(), "guard state") {
+        Ok(state) => guard::Guard::new(state.unwrap_or_default()),
+        Err(e) => {
+            tracing::error!(error = %e, "ignoring the guard state: sanctions and flood windows start empty");
+            guard::Guard::default()
+        }
+    }
 }
 
 fn default_policy(config: &SocietyConfig) -> Policy {
@@ -178,6 +211,9 @@ pub(crate) struct Proc {
     /// Our child (reaped by waitpid) or adopted from an earlier supervisor
     /// (watched through its lock).
     pub child: bool,
+    /// An adopted process's start time (`/proc` ticks), checked before every
+    /// signal so a reused pid is never signalled; `None` for our children.
+    pub start: Option<u64>,
     pub started: Instant,
     /// The agent's `handled` count when this process started: a process that
     /// handled messages before failing resets the restart backoff.
@@ -200,12 +236,21 @@ pub(crate) struct Supervisor {
     last_status: Instant,
     registry_len: u64,
     routing: crate::config::RoutingConfig,
-    guard: policy::Guard,
+    guard: guard::Guard,
+    /// The guard changed since `guard.json` was last written.
+    guard_dirty: bool,
     cases: cases::Cases,
     /// Approval requests delivered to the orchestrator, by id.
     approvals: HashMap<society_core::MsgId, society_core::Envelope>,
     /// Requests already answered.
     decided: HashSet<society_core::MsgId>,
+    /// Batches that could not be written yet (see `commit.rs`).
+    stalled: Vec<commit::Stalled>,
+    trouble: Option<commit::WriteTrouble>,
+    /// Senders over their rate: their outbox waits until then.
+    paced: HashMap<AgentId, Instant>,
+    /// `checkpoint.json` could not be saved outside a batch: retry.
+    ckpt_dirty: bool,
     _lock: HeldLock,
 }
 
@@ -226,6 +271,7 @@ impl Supervisor {
             }
             self.reap();
             self.on_deadlines();
+            self.route_paced();
             if last_hang.elapsed() >= HANG_CHECK {
                 last_hang = Instant::now();
                 self.check_liveness();
@@ -235,7 +281,8 @@ impl Supervisor {
                 self.scan();
             }
             if self.shutting_down && self.pids.is_empty() && self.live_count() == 0 {
-                self.save_checkpoint();
+                self.retry_stalled(None);
+                self.save_state();
                 return;
             }
             let status_due = self.status_dirty || self.last_status.elapsed() >= SCAN;
@@ -265,6 +312,7 @@ impl Supervisor {
                 } => Some(*deadline),
                 _ => None,
             })
+            .chain(self.paced.values().copied())
             .map(|t| t.saturating_duration_since(now))
             .fold(TICK, Duration::min)
     }
@@ -311,11 +359,50 @@ impl Supervisor {
                 tracing::error!(error = %e, "failed to rescan agents");
             }
         }
-        self.route_all();
+        self.retry_stalled(None);
+        self.escalate_trouble();
+        if self.ckpt_dirty {
+            self.save_state();
+        }
         self.process_requests();
+        self.route_all();
         if !self.shutting_down {
             self.activate_all();
             self.check_due();
+        }
+        if self.guard_dirty {
+            self.save_guard(false);
+        }
+    }
+
+    /// Writes `supervisor/guard.json` (pruned of what no longer matters):
+    /// `durable` when a sanction changed, else as a flushed snapshot once a
+    /// scan — a crash can forget a second of counting, never a sanction.
+    pub(super) fn save_guard(&mut self, durable: bool) {
+        let now = plan::now_ms();
+        let policies: HashMap<String, (u64, f64, u32)> = self
+            .slots
+            .iter()
+            .map(|(id, s)| {
+                let (rate, burst) = s.cfg.policy.rate();
+                (
+                    id.to_string(),
+                    (s.cfg.policy.flood_window.as_millis() as u64, rate, burst),
+                )
+            })
+            .collect();
+        let fallback = {
+            let p = Policy::default();
+            let (rate, burst) = p.rate();
+            (p.flood_window.as_millis() as u64, rate, burst)
+        };
+        self.guard
+            .prune(now, |r| policies.get(r).copied().unwrap_or(fallback));
+        match atomic::write_json(&self.layout.supervisor_guard(), &self.guard.state, durable) {
+            Ok(()) => self.guard_dirty = false,
+            Err(e) => {
+                tracing::error!(error = %e, "failed to save the guard state; retrying at the next scan")
+            }
         }
     }
 
@@ -385,15 +472,6 @@ impl Supervisor {
         self.ckpt.agents.entry(id.clone()).or_default()
     }
 
-    fn save_checkpoint(&mut self) {
-        let durable = self.router_durability == Durability::Durable;
-        if let Err(e) =
-            atomic::write_json(&self.layout.supervisor_checkpoint(), &self.ckpt, durable)
-        {
-            tracing::error!(error = %e, "failed to write supervisor checkpoint");
-        }
-    }
-
     fn write_status(&mut self, state: &str) {
         let agents = self
             .slots
@@ -422,6 +500,7 @@ impl Supervisor {
                         phase: phase.into(),
                         pid,
                         backoff_until: until,
+                        reason: None,
                     },
                 )
             })
@@ -432,6 +511,7 @@ impl Supervisor {
             ts: time::now_rfc3339(),
             state: state.into(),
             agents,
+            trouble: self.trouble_status(),
         };
         if let Err(e) = atomic::write_json(&self.layout.supervisor_status(), &status, false) {
             tracing::error!(error = %e, "failed to write supervisor status");

@@ -96,6 +96,53 @@ pub fn read_objects(path: &Path, cursor: &mut u64) -> Result<Vec<serde_json::Val
     }
 }
 
+/// Does a file still match a consumer's cursor into it?
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CursorCheck {
+    Ok,
+    /// The file is shorter than the cursor: it was truncated (or replaced).
+    Shrunk {
+        len: u64,
+    },
+    /// The byte before the cursor is not a newline: the file was rewritten
+    /// below the cursor, which now points into the middle of a line.
+    OffBoundary {
+        len: u64,
+    },
+}
+
+/// Checks that `cursor` still fits `path`: within its length, and right
+/// after a newline (consumers only ever stop after one). Costs a `stat` and
+/// a one-byte read. A missing file fits only a cursor of 0.
+pub fn check_cursor(path: &Path, cursor: u64) -> Result<CursorCheck, IoError> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(if cursor == 0 {
+                CursorCheck::Ok
+            } else {
+                CursorCheck::Shrunk { len: 0 }
+            })
+        }
+        Err(e) => return Err(IoError::new("open", path, e)),
+    };
+    let len = file.metadata().map_err(io("stat", path))?.len();
+    if len < cursor {
+        return Ok(CursorCheck::Shrunk { len });
+    }
+    if cursor == 0 {
+        return Ok(CursorCheck::Ok);
+    }
+    let mut byte = [0u8; 1];
+    file.read_exact_at(&mut byte, cursor - 1)
+        .map_err(io("read", path))?;
+    Ok(if byte[0] == b'\n' {
+        CursorCheck::Ok
+    } else {
+        CursorCheck::OffBoundary { len }
+    })
+}
+
 fn read_full_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
     let mut done = 0;
     while done < buf.len() {

@@ -214,6 +214,8 @@ impl Agent {
             env.id = id;
             env.gen = self.status.gen;
             env.case = input.case.clone();
+            // One more agent hop in this conversation (see `Envelope::hops`).
+            env.hops = input.hops.saturating_add(1);
             match action {
                 Action::Reply { kind, body } => {
                     env.kind = kind;

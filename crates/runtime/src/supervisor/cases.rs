@@ -121,7 +121,10 @@ impl Supervisor {
     }
 
     /// `due_soon` once most of a case's time is used; `overdue` and an
-    /// escalation to the orchestrator once it is past due.
+    /// escalation to the orchestrator once it is past due. Both are written
+    /// as one batch with a write-ahead record of its records, so a crash
+    /// between the escalation and the `overdue` record finishes the batch
+    /// at restart instead of escalating again.
     pub(super) fn check_due(&mut self) {
         let now = SystemTime::now();
         for id in self.cases.ids() {
@@ -145,7 +148,11 @@ impl Supervisor {
             let (soon_sent, overdue_sent, owner) =
                 (c.due_soon_sent, c.overdue_sent, c.owner.clone());
             let due_text = time::format_rfc3339(due);
-            let mut plan = Plan::default();
+            // An overdue record still waiting to be written is not decided twice.
+            if self.stalled_touches(&self.layout.case_log(&id)) {
+                continue;
+            }
+            let mut plan = Plan::at(society_core::time::unix_ms(now));
             if now >= due && !overdue_sent {
                 let src = MsgId::generate();
                 self.plan_case(

@@ -32,9 +32,16 @@ pub(super) fn ignore_wakeup_signal() {
 
 /// An agent whose lock is held when the supervisor (re)starts keeps running:
 /// adopt it instead of starting a twin.
+///
+/// The pid comes from `process.lock`, which a process starting this very
+/// moment has locked but not yet rewritten: it may still name the previous
+/// generation, whose pid another process may own by now. Only info whose pid
+/// and start time name a live process is believed; otherwise the pid stays
+/// unknown (0, never signalled) until the liveness check reads it again.
 pub(super) fn adopt_if_alive(slot: &mut Slot, pids: &mut HashMap<i32, AgentId>, log: &mut Log) {
     if let Ok(LockState::Held(info)) = lock::probe(&slot.paths.lock()) {
-        let pid = info.as_ref().map_or(0, |i| i.pid as i32);
+        let known = info.filter(lock::LockInfo::is_alive);
+        let pid = known.as_ref().map_or(0, |i| i.pid as i32);
         log.event("agent_adopted", json!({"agent": slot.cfg.id, "pid": pid}));
         if pid > 0 {
             pids.insert(pid, slot.cfg.id.clone());
@@ -42,9 +49,23 @@ pub(super) fn adopt_if_alive(slot: &mut Slot, pids: &mut HashMap<i32, AgentId>, 
         slot.phase = Phase::Up(Proc {
             pid,
             child: false,
+            start: known.and_then(|i| i.start),
             started: Instant::now(),
             handled_at_start: handled(slot),
         });
+    }
+}
+
+/// An adopted process whose pid was not known yet: read the lock info again.
+fn learn_pid(slot: &mut Slot, pids: &mut HashMap<i32, AgentId>) {
+    let proc = match &mut slot.phase {
+        Phase::Up(p) | Phase::Stopping { proc: p, .. } if !p.child && p.pid == 0 => p,
+        _ => return,
+    };
+    if let Some(info) = lock::read_info(&slot.paths.lock()).filter(lock::LockInfo::is_alive) {
+        proc.pid = info.pid as i32;
+        proc.start = info.start;
+        pids.insert(proc.pid, slot.cfg.id.clone());
     }
 }
 
@@ -55,7 +76,7 @@ impl Supervisor {
             return;
         };
         match &slot.phase {
-            Phase::Up(p) if p.pid > 0 => {
+            Phase::Up(p) if p.signalable() => {
                 let _ = kill(Pid::from_raw(p.pid), Signal::SIGUSR1);
             }
             Phase::Down => self.maybe_start(id, "on_demand"),
@@ -121,6 +142,7 @@ impl Supervisor {
                 slot.phase = Phase::Up(Proc {
                     pid,
                     child: true,
+                    start: None,
                     started: Instant::now(),
                     handled_at_start,
                 });
@@ -236,7 +258,7 @@ impl Supervisor {
                 let (burst, window) = (slot.cfg.policy.burst, slot.cfg.policy.window);
                 // Escalate before persisting `failed`: a crash in between
                 // then repeats the escalation rather than losing it.
-                let mut plan = super::plan::Plan::default();
+                let mut plan = super::plan::Plan::at(super::plan::now_ms());
                 let reason = format!(
                     "agent {id} failed: {why}; more than {burst} failures within {}",
                     humantime::format_duration(window)
@@ -253,7 +275,7 @@ impl Supervisor {
                 );
                 self.commit_direct(plan);
                 self.record(id).failed = true;
-                self.save_checkpoint();
+                self.save_state();
                 self.system_event(
                     "agent_failed",
                     id.as_str(),
@@ -273,7 +295,7 @@ impl Supervisor {
             return;
         };
         let deadline = Instant::now() + slot.cfg.policy.grace;
-        signal_group(proc.pid, Signal::SIGTERM);
+        signal_group(&proc, Signal::SIGTERM);
         slot.phase = Phase::Stopping {
             proc,
             deadline,
@@ -297,7 +319,7 @@ impl Supervisor {
                     killed,
                     ..
                 } if *deadline <= now && !*killed => {
-                    signal_group(proc.pid, Signal::SIGKILL);
+                    signal_group(proc, Signal::SIGKILL);
                     *killed = true;
                     tracing::warn!(agent = %id, pid = proc.pid, "grace period over; SIGKILL");
                 }
@@ -309,13 +331,16 @@ impl Supervisor {
                 slot.phase = Phase::Down;
             }
             self.record(&id).restarts += 1;
-            self.save_checkpoint();
+            self.save_state();
             self.start(&id, "restart");
         }
     }
 
     /// Hung agents (stale heartbeat) and the death of adopted agents (lock freed).
     pub(super) fn check_liveness(&mut self) {
+        for slot in self.slots.values_mut() {
+            learn_pid(slot, &mut self.pids);
+        }
         let mut hung = Vec::new();
         let mut gone = Vec::new();
         for (id, slot) in &self.slots {
@@ -405,8 +430,25 @@ pub(super) fn pending(slot: &Slot) -> bool {
 }
 
 /// Agents run in their own process group (pgid = pid), so tools they started go too.
-fn signal_group(pid: i32, sig: Signal) {
-    if pid > 0 && killpg(Pid::from_raw(pid), sig).is_err() {
+fn signal_group(proc: &Proc, sig: Signal) {
+    if !proc.signalable() {
+        return;
+    }
+    let pid = proc.pid;
+    if killpg(Pid::from_raw(pid), sig).is_err() {
         let _ = kill(Pid::from_raw(pid), sig);
+    }
+}
+
+impl Proc {
+    /// May this pid be signalled? Our child's pid is ours until we reap it;
+    /// an adopted process's pid only while it still names the process we
+    /// adopted (same start time), and never 0, which would signal our group.
+    pub(super) fn signalable(&self) -> bool {
+        self.pid > 0
+            && (self.child
+                || self
+                    .start
+                    .is_none_or(|s| lock::process_start(self.pid as u32) == Some(s)))
     }
 }

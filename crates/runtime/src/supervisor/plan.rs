@@ -1,19 +1,19 @@
-//! A batch of appends decided from a range of source lines, and its crash-safe
-//! commit: write ahead (source range + every destination's length), append
-//! (one write and one fsync per destination), advance the cursor. After a
-//! crash the same range is re-planned and records already present after the
-//! recorded lengths are skipped, so nothing is lost and nothing doubled.
+//! A batch of appends decided from a range of source lines (an outbox, the
+//! supervisor's inbox) or raised by the supervisor itself, and the building
+//! blocks the router and the request handler plan with. Planning changes no
+//! state: what a batch decides about cases, approvals and the guard is kept
+//! in the [`Plan`] and applied by its commit (`commit.rs`), after it landed.
 //!
 //! Every record carries a key that identifies it in its destination: its
 //! `src` field if it has one, else its `id`.
 
-use super::state::PendingBatch;
-use super::{file_len, Supervisor};
+use super::guard::GuardTxn;
+use super::Supervisor;
 use crate::activity;
 use serde_json::Value;
-use society_core::jsonl::{read_lines, Appender, Durability};
-use society_core::{AgentId, CaseId, Envelope, FormatError, MsgId, Party};
-use std::collections::{BTreeMap, HashSet};
+use society_core::case::CaseSummary;
+use society_core::{AgentId, CaseId, Envelope, MsgId, Party};
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
 /// Output indexes for messages the supervisor derives from a source message
@@ -22,7 +22,12 @@ pub(super) const BLOCKED: u32 = 0x7fff_0001;
 pub(super) const HELD: u32 = 0x7fff_0002;
 pub(super) const ESCALATION: u32 = 0x7fff_0003;
 pub(super) const RESPONSE: u32 = 0x7fff_0004;
+/// Source of the escalation of a sanction or a hop-limit cut (itself turned
+/// into an escalation id by [`ESCALATION`]).
+pub(super) const SANCTION: u32 = 0x7fff_0005;
+pub(super) const HOP_LIMIT: u32 = 0x7fff_0006;
 
+#[derive(Debug, Clone)]
 pub(super) struct Delivery {
     pub dest: PathBuf,
     pub durable: bool,
@@ -31,6 +36,7 @@ pub(super) struct Delivery {
 }
 
 /// Work to do once a batch is committed.
+#[derive(Debug)]
 pub(super) enum After {
     Start(AgentId),
     Stop(AgentId),
@@ -38,14 +44,34 @@ pub(super) enum After {
     Archive(CaseId),
 }
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub(super) struct Plan {
     pub deliveries: Vec<Delivery>,
     pub wake: Vec<AgentId>,
     pub after: Vec<After>,
+    /// When the batch is judged (ms since the epoch).
+    pub now: u64,
+    /// Cases as this batch leaves them (for the later lines of the batch).
+    pub cases: HashMap<CaseId, CaseSummary>,
+    /// Approval requests this batch delivers, and requests it answers.
+    pub approvals: Vec<Envelope>,
+    pub decided: Vec<MsgId>,
+    /// What the guard decided.
+    pub guard: GuardTxn,
+    /// Re-planning a batch a crash interrupted: `(dest, key)` of the records
+    /// that already landed. A message already in its recipient's inbox was
+    /// admitted and is admitted again, whatever the guard says now.
+    pub present: Option<HashSet<(PathBuf, String)>>,
 }
 
 impl Plan {
+    pub fn at(now: u64) -> Plan {
+        Plan {
+            now,
+            ..Plan::default()
+        }
+    }
+
     pub fn push(&mut self, dest: PathBuf, durable: bool, key: String, record: Vec<u8>) {
         self.deliveries.push(Delivery {
             dest,
@@ -54,93 +80,36 @@ impl Plan {
             record,
         });
     }
+
+    pub fn landed(&self, dest: &std::path::Path, key: &str) -> bool {
+        self.present
+            .as_ref()
+            .is_some_and(|p| p.contains(&(dest.to_path_buf(), key.to_string())))
+    }
+}
+
+/// Milliseconds since the epoch, now.
+pub(super) fn now_ms() -> u64 {
+    society_core::time::unix_ms(std::time::SystemTime::now())
 }
 
 impl Supervisor {
-    /// Commits `plan` for lines `[from, next)` of a source: an agent's outbox
-    /// (`Some(agent)`) or the supervisor's inbox (`None`).
-    pub(super) fn commit(
-        &mut self,
-        agent: Option<&AgentId>,
-        from: u64,
-        next: u64,
-        plan: Plan,
-        recovered: Option<&BTreeMap<PathBuf, u64>>,
-    ) -> Result<(), FormatError> {
-        let mut sizes = BTreeMap::new();
-        for d in &plan.deliveries {
-            sizes
-                .entry(d.dest.clone())
-                .or_insert_with(|| file_len(&d.dest));
-        }
-        let skip = match recovered {
-            Some(old) => present_keys(old)?,
-            None => HashSet::new(),
-        };
-        self.ckpt.pending = Some(PendingBatch {
-            agent: agent.cloned(),
-            from,
-            to: next,
-            sizes: recovered.cloned().unwrap_or(sizes),
-        });
-        self.save_checkpoint();
-        self.append_all(plan.deliveries, &skip)?;
-        match agent {
-            Some(a) => {
-                self.ckpt.cursors.insert(a.clone(), next);
-            }
-            None => self.ckpt.inbox_offset = next,
-        }
-        self.ckpt.pending = None;
-        self.save_checkpoint();
-        for id in plan.wake {
-            self.wake(&id);
-        }
-        for after in plan.after {
-            self.run_after(after);
-        }
-        Ok(())
+    /// A case as the batch being planned sees it.
+    pub(super) fn case_view<'a>(
+        &'a self,
+        plan: &'a Plan,
+        case: &CaseId,
+    ) -> Option<&'a CaseSummary> {
+        plan.cases.get(case).or_else(|| self.cases.get(case))
     }
 
-    /// Appends without a source range: for one-shot events the supervisor
-    /// raises itself (an agent failed, a case is overdue).
-    pub(super) fn commit_direct(&mut self, plan: Plan) {
-        if let Err(e) = self.append_all(plan.deliveries, &HashSet::new()) {
-            tracing::error!(error = %e, "failed to append supervisor records");
-        }
-        for id in plan.wake {
-            self.wake(&id);
+    /// Is this case closed (or archived, or unknown)? Nothing may be added to it.
+    pub(super) fn case_closed(&self, plan: &Plan, case: &CaseId) -> bool {
+        match self.case_view(plan, case) {
+            Some(c) => c.status.is_final(),
+            None => !self.layout.case_log(case).exists(),
         }
     }
-
-    fn append_all(
-        &mut self,
-        deliveries: Vec<Delivery>,
-        skip: &HashSet<(PathBuf, String)>,
-    ) -> Result<(), FormatError> {
-        let mut by_dest: BTreeMap<PathBuf, (bool, Vec<Vec<u8>>)> = BTreeMap::new();
-        for d in deliveries {
-            if skip.contains(&(d.dest.clone(), d.key.clone())) {
-                continue;
-            }
-            by_dest
-                .entry(d.dest)
-                .or_insert_with(|| (d.durable, Vec::new()))
-                .1
-                .push(d.record);
-        }
-        for (dest, (durable, records)) in by_dest {
-            let class = if durable {
-                self.router_durability
-            } else {
-                Durability::Flushed
-            };
-            Appender::open(&dest, class, usize::MAX)?.append_batch(&records)?;
-        }
-        Ok(())
-    }
-
-    // --- building blocks shared by the router and the request handler ---
 
     /// A message into `dest` (none: the mirror only) and the mirror,
     /// both keyed by the message id.
@@ -169,9 +138,9 @@ impl Supervisor {
     }
 
     /// A case-log record written by the supervisor (keyed by `src`), folded
-    /// into the in-memory case state at once so later lines see it.
+    /// into the batch's view of the case at once so later lines see it.
     pub(super) fn plan_case(
-        &mut self,
+        &self,
         plan: &mut Plan,
         case: &CaseId,
         event: &str,
@@ -185,7 +154,13 @@ impl Supervisor {
         }
         let record = activity::record(event, agent, 0, fields);
         if let Ok(v) = serde_json::from_slice::<Value>(&record) {
-            self.cases.apply(case, &v);
+            let summary = plan.cases.entry(case.clone()).or_insert_with(|| {
+                self.cases
+                    .get(case)
+                    .cloned()
+                    .unwrap_or_else(|| CaseSummary::new(case.as_str()))
+            });
+            summary.apply(&v);
         }
         plan.push(self.layout.case_log(case), true, src, record);
     }
@@ -209,8 +184,10 @@ impl Supervisor {
         );
     }
 
-    /// Tells an agent its message was not delivered.
-    pub(super) fn plan_blocked(&mut self, plan: &mut Plan, env: &Envelope, reason: &str) {
+    /// Tells an agent its message was not delivered. The notice is one hop
+    /// further than the message it is about, so an agent that answers it
+    /// continues the conversation's hop count rather than restarting it.
+    pub(super) fn plan_blocked(&self, plan: &mut Plan, env: &Envelope, reason: &str) {
         let Party::Agent(sender) = &env.from else {
             return;
         };
@@ -226,6 +203,7 @@ impl Supervisor {
         note.id = MsgId::derive(&env.id, BLOCKED);
         note.reply_to = Some(env.id);
         note.case = env.case.clone();
+        note.hops = env.hops.saturating_add(1);
         let sender = sender.clone();
         self.plan_to_agent(plan, &sender, &note);
         self.plan_event(
@@ -238,9 +216,9 @@ impl Supervisor {
     }
 
     /// Agent → supervisor → orchestrator: an `escalation` message, and an
-    /// `escalated` case event when there is a case.
+    /// `escalated` case event when there is a case (and it is still open).
     pub(super) fn plan_escalation(
-        &mut self,
+        &self,
         plan: &mut Plan,
         source: MsgId,
         agent: &str,
@@ -257,7 +235,7 @@ impl Supervisor {
         esc.id = MsgId::derive(&source, ESCALATION);
         esc.case = case.cloned();
         self.plan_to_orchestrator(plan, &esc);
-        if let Some(case) = case {
+        if let Some(case) = case.filter(|c| !self.case_closed(plan, c)) {
             let fields = serde_json::json!({"reason": reason, "by": agent, "escalation": esc.id});
             self.plan_case(
                 plan,
@@ -276,28 +254,4 @@ impl Supervisor {
             serde_json::json!({"reason": reason, "case": case}),
         );
     }
-}
-
-/// `(dest, key)` of every record appended to each destination after the
-/// recorded length: what an interrupted batch already delivered.
-fn present_keys(sizes: &BTreeMap<PathBuf, u64>) -> Result<HashSet<(PathBuf, String)>, FormatError> {
-    let mut present = HashSet::new();
-    for (dest, &size) in sizes {
-        let mut cursor = size;
-        loop {
-            let batch = read_lines(dest, cursor, 1 << 20)?;
-            if batch.lines.is_empty() {
-                break;
-            }
-            for line in &batch.lines {
-                if let Ok(v) = serde_json::from_slice::<Value>(&line.bytes) {
-                    if let Some(k) = v.get("src").or_else(|| v.get("id")).and_then(Value::as_str) {
-                        present.insert((dest.clone(), k.to_string()));
-                    }
-                }
-            }
-            cursor = batch.next;
-        }
-    }
-    Ok(present)
 }

@@ -3,19 +3,34 @@
 //! letters). Consumed by cursor, with the same write-ahead batches as the
 //! router, so a crash never doubles a case event or an answer.
 
-use super::plan::{After, Plan, RESPONSE};
+use super::commit::{present_keys, Source};
+use super::plan::{now_ms, After, Plan, RESPONSE};
 use super::router::read_range;
 use super::{Phase, Supervisor};
+use crate::activity;
 use crate::control::{self, Request};
 use serde_json::{json, Value};
+use society_core::jsonl::Line;
 use society_core::{AgentId, CaseId, Envelope, FormatError, MsgId, Party};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+/// The incident key of the supervisor's own inbox.
+pub(super) const INBOX_KEY: &str = "supervisor";
+
 impl Supervisor {
     pub(super) fn process_requests(&mut self) {
+        if self.ckpt.incidents.contains_key(INBOX_KEY) {
+            return;
+        }
+        if self.is_stalled(&Source::Inbox) {
+            self.retry_stalled(Some(&Source::Inbox));
+            if self.is_stalled(&Source::Inbox) {
+                return;
+            }
+        }
         loop {
-            match self.request_batch(None, None) {
+            match self.request_batch(None, None, None) {
                 Ok(true) => continue,
                 Ok(false) => return,
                 Err(e) => {
@@ -30,30 +45,48 @@ impl Supervisor {
         &mut self,
         limit: Option<u64>,
         recovered: Option<&BTreeMap<PathBuf, u64>>,
+        at: Option<u64>,
     ) -> Result<bool, FormatError> {
         let from = self.ckpt.inbox_offset;
-        let lines = read_range(&self.layout.supervisor_inbox(), from, limit)?;
+        let inbox = self.layout.supervisor_inbox();
+        if recovered.is_none() && !self.cursor_fits(INBOX_KEY, &inbox, from)? {
+            return Ok(false);
+        }
+        let lines = read_range(&inbox, from, limit)?;
         let Some(next) = lines.last().map(|l| l.end) else {
             return Ok(false);
         };
-        let mut plan = Plan::default();
+        let mut plan = Plan::at(at.unwrap_or_else(now_ms));
+        if let Some(sizes) = recovered {
+            plan.present = Some(present_keys(sizes)?);
+        }
         for line in &lines {
             match Envelope::parse(&line.bytes) {
                 Ok(env) => self.plan_request(&mut plan, env),
-                Err(e) => {
-                    let fields = json!({"offset": line.offset, "reason": e.to_string()});
-                    self.plan_event(
-                        &mut plan,
-                        "supervisor_inbox_bad_line",
-                        "supervisor",
-                        format!("supervisor@{}", line.offset),
-                        fields,
-                    );
-                }
+                Err(e) => self.plan_bad_line(&mut plan, line, &e.to_string()),
             }
         }
         self.commit(None, from, next, plan, recovered)?;
         Ok(true)
+    }
+
+    /// A line of the supervisor's inbox that is not a valid envelope: dead-
+    /// lettered in `supervisor/deadletter.jsonl` (so `fsck` knows it was
+    /// handled) and recorded in the system events.
+    fn plan_bad_line(&self, plan: &mut Plan, line: &Line, reason: &str) {
+        let src = format!("supervisor@{}", line.offset);
+        let excerpt =
+            String::from_utf8_lossy(&line.bytes[..line.bytes.len().min(64 * 1024)]).into_owned();
+        let fields = json!({"src": src, "file": "inbox.jsonl", "offset": line.offset, "reason": reason,
+            "line": excerpt, "truncated": line.bytes.len() > 64 * 1024});
+        plan.push(
+            self.layout.supervisor_deadletter(),
+            true,
+            src.clone(),
+            activity::record("dead_lettered", "supervisor", 0, fields),
+        );
+        let fields = json!({"offset": line.offset, "reason": reason});
+        self.plan_event(plan, "supervisor_inbox_bad_line", "supervisor", src, fields);
     }
 
     fn plan_request(&mut self, plan: &mut Plan, env: Envelope) {
@@ -137,7 +170,7 @@ impl Supervisor {
                 priority,
                 due,
             } => {
-                if self.cases.get(&case).is_some() || self.layout.case_log(&case).exists() {
+                if self.case_view(plan, &case).is_some() || self.layout.case_log(&case).exists() {
                     return self.reject(plan, env, format!("case {case} already exists"));
                 }
                 let fields = json!({"purpose": purpose, "priority": priority, "due": due, "by": "orchestrator"});
@@ -153,8 +186,11 @@ impl Supervisor {
                     self.plan_assign(plan, env, &case, &to, &purpose, priority.as_deref(), &due);
                 }
             }
-            Request::CaseClose { case, reason } => match self.cases.get(&case) {
+            Request::CaseClose { case, reason } => match self.case_view(plan, &case) {
                 None => self.reject(plan, env, format!("no open case {case}")),
+                Some(c) if c.status == society_core::case::CaseStatus::Closed => {
+                    self.reject(plan, env, format!("case {case} is closed already"))
+                }
                 Some(_) => {
                     self.plan_case(
                         plan,
@@ -172,6 +208,17 @@ impl Supervisor {
                 approve,
                 note,
             } => self.plan_decision(plan, env, request, approve, note),
+            Request::Unblock { agent } => {
+                let sender = agent.to_string();
+                plan.guard.unblock(&sender);
+                self.plan_event(
+                    plan,
+                    "sender_unblocked",
+                    &sender,
+                    format!("{}/unblocked", env.id),
+                    json!({"id": env.id, "by": "orchestrator"}),
+                );
+            }
             Request::Reflect {
                 message,
                 delivered_to,
@@ -276,16 +323,30 @@ impl Supervisor {
         approve: bool,
         note: Option<String>,
     ) {
-        let Some(req) = self.approvals.get(&request).cloned() else {
+        let known = plan
+            .approvals
+            .iter()
+            .find(|a| a.id == request)
+            .or_else(|| self.approvals.get(&request))
+            .cloned();
+        let Some(req) = known else {
             return self.reject(plan, env, format!("no approval request {request}"));
         };
-        if !self.decided.insert(request) {
+        if self.decided.contains(&request) || plan.decided.contains(&request) {
             return self.reject(
                 plan,
                 env,
                 format!("approval request {request} was already answered"),
             );
         }
+        if let Some(case) = req.case.as_ref().filter(|c| self.case_closed(plan, c)) {
+            return self.reject(
+                plan,
+                env,
+                format!("approval request {request} belongs to case {case}, which is closed"),
+            );
+        }
+        plan.decided.push(request);
         let decision = if approve { "approved" } else { "rejected" };
         if let Some(case) = &req.case {
             let fields =
@@ -359,21 +420,21 @@ impl Supervisor {
         match after {
             After::Start(id) => {
                 self.record(&id).held = false;
-                self.save_checkpoint();
+                self.save_state();
                 if self.slots.get(&id).is_some_and(|s| s.phase == Phase::Down) {
                     self.start(&id, "spawn");
                 }
             }
             After::Stop(id) => {
                 self.record(&id).held = true;
-                self.save_checkpoint();
+                self.save_state();
                 self.stop(&id, "stop");
             }
             After::Restart(id) => {
                 let rec = self.record(&id);
                 rec.held = false;
                 rec.failed = false;
-                self.save_checkpoint();
+                self.save_state();
                 let Some(slot) = self.slots.get_mut(&id) else {
                     return;
                 };

@@ -1,18 +1,22 @@
 //! The router: tails every `outbox.jsonl` from its own cursor, validates each
-//! envelope, applies the routing policy and the receiver's protection, and
-//! appends it to the recipient's inbox, the mirror and the case log — then,
-//! and only then, advances the cursor (see `plan.rs` for the crash safety).
+//! envelope, cuts conversations past their hop limit, applies the routing
+//! policy and the receiver's protection, and appends it to the recipient's
+//! inbox, the mirror and the case log — then, and only then, advances the
+//! cursor (see `commit.rs` for the crash and failure safety).
 
-use super::plan::{Plan, HELD};
+use super::commit::{present_keys, Source};
+use super::guard::{Sanction, Verdict};
+use super::plan::{now_ms, Plan, HELD, HOP_LIMIT, SANCTION};
+use super::state::Incident;
 use super::{file_len, Supervisor};
 use crate::activity;
 use crate::config::RouteAction;
 use serde_json::{json, Value};
-use society_core::jsonl::{read_lines, Line};
+use society_core::jsonl::{check_cursor, read_lines, CursorCheck, Line};
 use society_core::{AgentId, Envelope, FormatError, MsgId, Party};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Most outbox bytes routed in one batch.
 const BATCH_BYTES: usize = 1 << 20;
@@ -21,21 +25,63 @@ const BATCH_BYTES: usize = 1 << 20;
 /// reports is recorded as `agent_report` with the name in `report`.
 const LIFECYCLE_EVENTS: [&str; 4] = ["completed", "failed", "cancelled", "status"];
 
+/// What planning one outbox line decided.
+pub(super) enum LineOutcome {
+    Planned,
+    /// Over the rate to its receiver: the outbox waits at this line.
+    Paced {
+        until: u64,
+    },
+}
+
 impl Supervisor {
     pub(super) fn route_all(&mut self) {
         let ids: Vec<AgentId> = self.slots.keys().cloned().collect();
         for id in ids {
             let cursor = self.ckpt.cursors.get(&id).copied().unwrap_or(0);
-            if file_len(&self.slots[&id].paths.outbox()) > cursor {
+            if file_len(&self.slots[&id].paths.outbox()) != cursor {
                 self.route(&id);
             }
         }
     }
 
-    /// Routes everything complete in `owner`'s outbox.
+    /// Senders whose pacing is over: route them again.
+    pub(super) fn route_paced(&mut self) {
+        let now = Instant::now();
+        let due: Vec<AgentId> = self
+            .paced
+            .iter()
+            .filter(|(_, until)| **until <= now)
+            .map(|(a, _)| a.clone())
+            .collect();
+        for a in due {
+            self.paced.remove(&a);
+            self.route(&a);
+        }
+    }
+
+    /// Routes everything complete in `owner`'s outbox, unless the outbox is
+    /// held: a batch of it waits to be written, its sender is paced, or the
+    /// file no longer matches the cursor.
     pub(super) fn route(&mut self, owner: &AgentId) {
+        if self.ckpt.incidents.contains_key(owner.as_str()) {
+            return;
+        }
+        if let Some(until) = self.paced.get(owner) {
+            if *until > Instant::now() {
+                return;
+            }
+            self.paced.remove(owner);
+        }
+        let source = Source::Outbox(owner.clone());
+        if self.is_stalled(&source) {
+            self.retry_stalled(Some(&source));
+            if self.is_stalled(&source) {
+                return;
+            }
+        }
         loop {
-            match self.route_batch(owner, None, None) {
+            match self.route_batch(owner, None, None, None) {
                 Ok(true) => continue,
                 Ok(false) => return,
                 Err(e) => {
@@ -46,51 +92,96 @@ impl Supervisor {
         }
     }
 
-    /// Finishes a batch interrupted by a crash, skipping what already landed.
-    pub(super) fn recover_pending(&mut self) -> Result<(), FormatError> {
-        let Some(batch) = self.ckpt.pending.clone() else {
-            return Ok(());
-        };
-        self.activity.event(
-            "batch_recovery",
-            json!({"agent": batch.agent, "from": batch.from, "to": batch.to}),
-        );
-        match &batch.agent {
-            Some(agent) if self.slots.contains_key(agent) => {
-                self.ckpt.cursors.insert(agent.clone(), batch.from);
-                self.route_batch(agent, Some(batch.to), Some(&batch.sizes))?;
-            }
-            Some(_) => self.ckpt.pending = None,
-            None => {
-                self.ckpt.inbox_offset = batch.from;
-                self.request_batch(Some(batch.to), Some(&batch.sizes))?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Routes one batch; returns whether it routed anything.
-    fn route_batch(
+    /// Routes one batch; returns whether it routed anything. `recovered`:
+    /// the range `[cursor, limit)` is a batch a crash or a failed write
+    /// interrupted, planned at `at`, with the destination lengths recorded.
+    pub(super) fn route_batch(
         &mut self,
         owner: &AgentId,
         limit: Option<u64>,
         recovered: Option<&BTreeMap<PathBuf, u64>>,
+        at: Option<u64>,
     ) -> Result<bool, FormatError> {
         let outbox = self.slots[owner].paths.outbox();
         let from = self.ckpt.cursors.get(owner).copied().unwrap_or(0);
-        let lines = read_range(&outbox, from, limit)?;
-        let Some(next) = lines.last().map(|l| l.end) else {
+        if recovered.is_none() && !self.cursor_fits(owner.as_str(), &outbox, from)? {
             return Ok(false);
-        };
-        let mut plan = Plan::default();
+        }
+        let lines = read_range(&outbox, from, limit)?;
+        if lines.is_empty() {
+            return Ok(false);
+        }
+        let mut plan = Plan::at(at.unwrap_or_else(now_ms));
+        if let Some(sizes) = recovered {
+            plan.present = Some(present_keys(sizes)?);
+        }
+        let mut next = from;
         for line in &lines {
-            self.plan_line(&mut plan, owner, line);
+            match self.plan_line(&mut plan, owner, line) {
+                LineOutcome::Planned => next = line.end,
+                LineOutcome::Paced { until } => {
+                    let wait = Duration::from_millis(until.saturating_sub(plan.now));
+                    self.paced.insert(owner.clone(), Instant::now() + wait);
+                    break;
+                }
+            }
+        }
+        if next == from {
+            return Ok(false);
         }
         self.commit(Some(owner), from, next, plan, recovered)?;
-        Ok(true)
+        Ok(next == lines.last().map_or(from, |l| l.end))
     }
 
-    fn plan_line(&mut self, plan: &mut Plan, owner: &AgentId, line: &Line) {
+    /// Does the file still match the cursor? If not, it is an incident: the
+    /// source is not read again until `society fsck --repair` decides where
+    /// reading resumes, and the orchestrator is told once.
+    pub(super) fn cursor_fits(
+        &mut self,
+        key: &str,
+        path: &std::path::Path,
+        cursor: u64,
+    ) -> Result<bool, FormatError> {
+        let (kind, len) = match check_cursor(path, cursor)? {
+            CursorCheck::Ok => return Ok(true),
+            CursorCheck::Shrunk { len } => ("truncated", len),
+            CursorCheck::OffBoundary { len } => ("off_boundary", len),
+        };
+        let incident = Incident {
+            file: path.to_path_buf(),
+            kind: kind.into(),
+            cursor,
+            len,
+            ts: society_core::time::now_rfc3339(),
+        };
+        tracing::error!(file = %path.display(), cursor, len, kind, "a file no longer matches its cursor; reading it stops");
+        self.ckpt.incidents.insert(key.to_string(), incident);
+        self.save_state();
+        let what = match kind {
+            "truncated" => format!("is {len} bytes long, shorter than the router's cursor at {cursor}: it was truncated or replaced"),
+            _ => format!("was rewritten below the router's cursor at {cursor} (the byte before it is not a newline)"),
+        };
+        let reason = format!(
+            "{} {what}; the supervisor stopped reading it so that nothing is skipped or read twice",
+            path.display()
+        );
+        let context = json!({"file": path, "cursor": cursor, "len": len,
+            "hint": "stop the supervisor (`society down`), then `society fsck --repair` moves the cursor to what was provably routed"});
+        let mut plan = Plan::at(now_ms());
+        self.plan_event(
+            &mut plan,
+            "cursor_incident",
+            key,
+            format!("{key}@{cursor}/incident"),
+            json!({"file": path, "kind": kind, "cursor": cursor, "len": len}),
+        );
+        self.plan_escalation(&mut plan, MsgId::generate(), key, None, &reason, context);
+        self.commit_direct(plan);
+        self.status_dirty = true;
+        Ok(false)
+    }
+
+    fn plan_line(&mut self, plan: &mut Plan, owner: &AgentId, line: &Line) -> LineOutcome {
         let env = match Envelope::parse(&line.bytes) {
             Ok(env) if env.from == Party::Agent(owner.clone()) => env,
             Ok(env) => {
@@ -98,44 +189,53 @@ impl Supervisor {
                     "from {:?} does not match the outbox owner {owner}",
                     env.from.to_string()
                 );
-                return self.plan_undeliverable(plan, owner, line, Some(&env), &reason);
+                self.plan_undeliverable(plan, owner, line, Some(&env), &reason, true);
+                return LineOutcome::Planned;
             }
-            Err(e) => return self.plan_undeliverable(plan, owner, line, None, &e.to_string()),
+            Err(e) => {
+                self.plan_undeliverable(plan, owner, line, None, &e.to_string(), true);
+                return LineOutcome::Planned;
+            }
         };
         if env.kind == "case_event" && env.case.is_none() {
-            return self.plan_undeliverable(
+            self.plan_undeliverable(
                 plan,
                 owner,
                 line,
                 Some(&env),
                 "case_event without a case",
+                true,
             );
+            return LineOutcome::Planned;
         }
         let recipient = match &env.to {
             Party::Agent(id) if self.slots.contains_key(id) => Some(id.clone()),
             Party::Agent(id) => {
-                return self.plan_undeliverable(
+                self.plan_undeliverable(
                     plan,
                     owner,
                     line,
                     Some(&env),
                     &format!("no agent {id}"),
-                )
+                    true,
+                );
+                return LineOutcome::Planned;
             }
             Party::Role(role) => match self.pick_role(role, &env) {
                 Some(id) => Some(id),
                 None => {
-                    return self.plan_undeliverable(
-                        plan,
-                        owner,
-                        line,
-                        Some(&env),
-                        &format!("no agent has role {role}"),
-                    )
+                    let reason = format!("no agent has role {role}");
+                    self.plan_undeliverable(plan, owner, line, Some(&env), &reason, true);
+                    return LineOutcome::Planned;
                 }
             },
             Party::Orchestrator | Party::Supervisor => None,
         };
+        let max_hops = self.slots[owner].cfg.policy.max_hops;
+        if recipient.is_some() && env.hops > max_hops {
+            self.plan_hop_limit(plan, owner, line, &env, max_hops);
+            return LineOutcome::Planned;
+        }
         if env.kind == "approval_request" && env.to == Party::Orchestrator {
             let revision = env
                 .body
@@ -147,7 +247,7 @@ impl Supervisor {
                 let reason = format!("approval still rejected after {max} revision(s)");
                 // The parked message travels with it, so the orchestrator can act on it.
                 let context = json!({"request": env.id, "plan": env.body.get("plan"), "parked": env.body.get("parked")});
-                return self.plan_escalation(
+                self.plan_escalation(
                     plan,
                     env.id,
                     owner.as_str(),
@@ -155,6 +255,7 @@ impl Supervisor {
                     &reason,
                     context,
                 );
+                return LineOutcome::Planned;
             }
         }
         if env.to != Party::Supervisor {
@@ -163,22 +264,60 @@ impl Supervisor {
             match super::policy::decide(&self.routing, &env, Some(&from_role), to_role.as_deref()) {
                 (RouteAction::Allow, _) => {}
                 (RouteAction::Deny, rule) => {
-                    return self.plan_blocked(plan, &env, &denied_by(rule))
+                    self.plan_blocked(plan, &env, &denied_by(rule));
+                    return LineOutcome::Planned;
                 }
-                (RouteAction::Approve, rule) => return self.plan_hold(plan, &env, rule),
+                (RouteAction::Approve, rule) => {
+                    self.plan_hold(plan, &env, rule);
+                    return LineOutcome::Planned;
+                }
             }
         }
         if let Some(r) = &recipient {
-            let role = self.slots[owner].cfg.role.clone();
-            let policy = self.slots[r].cfg.policy.clone();
-            if let Err(reason) = self
-                .guard
-                .admit(Instant::now(), r, &policy, &env, Some(&role))
-            {
-                return self.plan_refused(plan, r, &env, &reason);
+            match self.judge(plan, owner, r, &env) {
+                Verdict::Admit => {}
+                Verdict::Pace { until } => return LineOutcome::Paced { until },
+                Verdict::Refuse { reason, sanction } => {
+                    self.plan_refused(plan, r, &env, &reason, true, sanction.as_ref());
+                    return LineOutcome::Planned;
+                }
+                Verdict::Blocked { reason } => {
+                    self.plan_refused(plan, r, &env, &reason, false, None);
+                    return LineOutcome::Planned;
+                }
             }
         }
         self.plan_delivery(plan, &env, recipient.as_ref());
+        LineOutcome::Planned
+    }
+
+    /// The receiver's protection and the sender's sanctions. A batch being
+    /// re-planned after an interruption keeps what already landed: a message
+    /// in the recipient's inbox was admitted, one in its dead letters was
+    /// refused; and it is never paced (its lines must all be planned again).
+    fn judge(&mut self, plan: &mut Plan, owner: &AgentId, r: &AgentId, env: &Envelope) -> Verdict {
+        if plan.present.is_some() {
+            if plan.landed(&self.slots[r].paths.inbox(), &env.id.to_string()) {
+                return Verdict::Admit;
+            }
+            if plan.landed(
+                &self.slots[r].paths.deadletter(),
+                &format!("{r}@{}", env.id),
+            ) {
+                return Verdict::Blocked {
+                    reason: "refused before the supervisor restarted".into(),
+                };
+            }
+        }
+        let role = self.slots[owner].cfg.role.clone();
+        let policy = self.slots[r].cfg.policy.clone();
+        let verdict = self
+            .guard
+            .check(&mut plan.guard, plan.now, r, &policy, env, Some(&role));
+        match verdict {
+            Verdict::Pace { .. } if plan.present.is_some() => Verdict::Admit,
+            v => v,
+        }
     }
 
     /// Delivers an accepted message: recipient, mirror, case log.
@@ -193,7 +332,7 @@ impl Supervisor {
             (None, Party::Orchestrator) => {
                 self.plan_to_orchestrator(plan, env);
                 if env.kind == "approval_request" {
-                    self.approvals.insert(env.id, env.clone());
+                    plan.approvals.push(env.clone());
                 }
             }
             (None, _) => {
@@ -244,7 +383,7 @@ impl Supervisor {
         to: &AgentId,
         env: &Envelope,
     ) {
-        let owner = self.cases.get(case).and_then(|c| c.owner.clone());
+        let owner = self.case_view(plan, case).and_then(|c| c.owner.clone());
         match owner {
             Some(o) if o == to.as_str() => {}
             Some(o) => {
@@ -286,7 +425,7 @@ impl Supervisor {
         req.id = MsgId::derive(&env.id, HELD);
         req.case = env.case.clone();
         self.plan_to_orchestrator(plan, &req);
-        self.approvals.insert(req.id, req.clone());
+        plan.approvals.push(req.clone());
         if let Some(case) = &env.case {
             let fields = json!({"request": req.id, "plan": what, "rule": rule});
             self.plan_case(
@@ -309,8 +448,19 @@ impl Supervisor {
         );
     }
 
-    /// Receiver protection refused the message.
-    fn plan_refused(&mut self, plan: &mut Plan, receiver: &AgentId, env: &Envelope, reason: &str) {
+    /// Receiver protection refused the message: a `refused` record in the
+    /// receiver's dead letters, a system event, and — unless the sender is
+    /// under a sanction — a notice to the sender. A refusal that imposes a
+    /// sanction also escalates it, once, to the orchestrator.
+    fn plan_refused(
+        &mut self,
+        plan: &mut Plan,
+        receiver: &AgentId,
+        env: &Envelope,
+        reason: &str,
+        notify: bool,
+        sanction: Option<&Sanction>,
+    ) {
         let src = format!("{receiver}@{}", env.id);
         let fields =
             json!({"src": src, "id": env.id, "from": env.from, "type": env.kind, "reason": reason});
@@ -322,7 +472,64 @@ impl Supervisor {
             rec,
         );
         self.plan_event(plan, "message_refused", receiver.as_str(), src, fields);
-        self.plan_blocked(plan, env, &format!("refused by {receiver}: {reason}"));
+        let sender = env.from.to_string();
+        let notice = match sanction {
+            Some(s) => format!("refused by {receiver}: {reason}; you are {}", s.describe()),
+            None => format!("refused by {receiver}: {reason}"),
+        };
+        if notify {
+            self.plan_blocked(plan, env, &notice);
+        }
+        if let Some(s) = sanction {
+            let source = MsgId::derive(&env.id, SANCTION);
+            let until = (s.until != super::guard::UNTIL_LIFTED).then(|| {
+                society_core::time::format_rfc3339(
+                    std::time::UNIX_EPOCH + Duration::from_millis(s.until),
+                )
+            });
+            self.plan_event(
+                plan,
+                "sender_sanctioned",
+                &sender,
+                format!("{}/sanction", env.id),
+                json!({"level": s.level, "violations": s.violations, "until": until, "last": reason}),
+            );
+            let why = format!("agent {sender} is {}; the last: {reason}", s.describe());
+            let context = json!({"sender": sender, "level": s.level, "violations": s.violations,
+                "until": until, "hint": format!("`society unblock {sender}` lifts it")});
+            self.plan_escalation(plan, source, &sender, env.case.as_ref(), &why, context);
+        }
+    }
+
+    /// A message past its sender's hop limit: dead-lettered and escalated,
+    /// with no notice — a notice would only be answered, one more hop.
+    fn plan_hop_limit(
+        &mut self,
+        plan: &mut Plan,
+        owner: &AgentId,
+        line: &Line,
+        env: &Envelope,
+        max_hops: u32,
+    ) {
+        let reason = format!(
+            "hop limit: {} agent hops since the orchestrator or a timer started this conversation (max_hops {max_hops}); a loop between agents?",
+            env.hops
+        );
+        self.plan_undeliverable(plan, owner, line, Some(env), &reason, false);
+        let context = json!({"id": env.id, "to": env.to, "type": env.kind, "hops": env.hops,
+            "hint": "raise max_hops in [defaults] if this conversation is legitimate"});
+        let why = format!(
+            "agent {owner} sent a message {} hops deep to {}: {reason}",
+            env.hops, env.to
+        );
+        self.plan_escalation(
+            plan,
+            MsgId::derive(&env.id, HOP_LIMIT),
+            owner.as_str(),
+            env.case.as_ref(),
+            &why,
+            context,
+        );
     }
 
     fn pick_role(&self, role: &str, env: &Envelope) -> Option<AgentId> {
@@ -342,6 +549,7 @@ impl Supervisor {
         line: &Line,
         env: Option<&Envelope>,
         reason: &str,
+        notify: bool,
     ) {
         let src = format!("{owner}@{}", line.offset);
         let mut fields = json!({
@@ -361,7 +569,7 @@ impl Supervisor {
         );
         fields["gen"] = Value::from(gen);
         self.plan_event(plan, "undeliverable", owner.as_str(), src, fields);
-        if let Some(env) = env {
+        if let Some(env) = env.filter(|_| notify) {
             self.plan_blocked(plan, env, &format!("undeliverable: {reason}"));
         }
     }

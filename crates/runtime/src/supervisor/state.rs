@@ -21,6 +21,33 @@ pub struct SupervisorCheckpoint {
     pub inbox_offset: u64,
     #[serde(default)]
     pub agents: BTreeMap<AgentId, AgentRecord>,
+    /// Batches whose commit failed part-way (a destination could not be
+    /// written: a full disk, a file replaced by a directory). Each is
+    /// resumed — its recorded destination lengths tell what already landed —
+    /// and never planned afresh, until it lands; its source is not read
+    /// further meanwhile.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stalled: Vec<PendingBatch>,
+    /// Sources the router stopped reading because the file no longer
+    /// matches the cursor (shorter than it, or the byte before it is not a
+    /// newline): keyed by agent id, or `supervisor` for its own inbox.
+    /// `society fsck --repair` (with the supervisor stopped) moves the cursor
+    /// to what the files prove was routed and clears the incident.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub incidents: BTreeMap<String, Incident>,
+}
+
+/// A file found not to match its cursor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Incident {
+    pub file: PathBuf,
+    /// `truncated` (the file is shorter than the cursor) or `off_boundary`
+    /// (the byte before the cursor is not a newline: rewritten below it).
+    pub kind: String,
+    pub cursor: u64,
+    /// The file's length when it was noticed.
+    pub len: u64,
+    pub ts: String,
 }
 
 /// Write-ahead record of one batch: lines `[from, to)` of `agent`'s outbox
@@ -35,6 +62,24 @@ pub struct PendingBatch {
     pub from: u64,
     pub to: u64,
     pub sizes: BTreeMap<PathBuf, u64>,
+    /// When the batch was planned (ms since the epoch): a re-plan after a
+    /// crash judges rates and windows at the same instant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<u64>,
+    /// A batch with no source lines (an escalation the supervisor raised
+    /// itself, an overdue case): the records themselves, so a crash part-way
+    /// writes the rest and repeats none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub records: Vec<Redo>,
+}
+
+/// One record of a batch without source lines.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Redo {
+    pub dest: PathBuf,
+    pub key: String,
+    pub durable: bool,
+    pub record: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -59,14 +104,29 @@ pub struct SupervisorStatus {
     /// `running`, or `stopping` during shutdown.
     pub state: String,
     pub agents: BTreeMap<AgentId, SlotStatus>,
+    /// Writes are failing (a full disk, an unwritable file): what failed,
+    /// since when, and how many batches wait. Absent when all is well.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trouble: Option<Trouble>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Trouble {
+    pub since: String,
+    pub error: String,
+    pub stalled: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SlotStatus {
     /// `down`, `up`, `stopping`, `hung` (being stopped because its heartbeat
-    /// went stale), `backoff`, `failed`.
+    /// went stale), `backoff`, `failed`, `broken` (cannot run until repaired).
     pub phase: String,
     pub pid: Option<u32>,
     #[serde(default)]
     pub backoff_until: Option<String>,
+    /// Why the agent cannot run (`broken`): a corrupt config or checkpoint,
+    /// an inbox that no longer matches its cursor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }

@@ -1,0 +1,484 @@
+//! Landing a batch, crash-safe and failure-safe.
+//!
+//! 1. **Write ahead**: the batch's source range and every destination's
+//!    length go into `checkpoint.json` (fsync). If that fails, nothing is
+//!    appended and the batch waits.
+//! 2. **Append**: one write and one fsync per destination.
+//! 3. **Advance**: the cursor moves past the range, the batch's decisions
+//!    (cases, approvals, the guard's counts) are applied, the write-ahead
+//!    record is cleared.
+//!
+//! A batch whose append fails part-way — a full disk, a file replaced by a
+//! directory for a moment — is **resumed, never repeated**: it stays in
+//! memory as it was planned (and in `checkpoint.json` as `stalled`), its
+//! source is not read further, and every retry first reads what already
+//! landed after the recorded lengths and appends only the rest. After a
+//! crash the same holds for the batch on disk: it is re-planned from its
+//! source range, and the records already present are skipped.
+
+use super::plan::{now_ms, Delivery, Plan};
+use super::state::{PendingBatch, Redo, Trouble};
+use super::{file_len, Supervisor};
+use serde_json::{json, Value};
+use society_core::jsonl::{read_lines, Appender, Durability};
+use society_core::{atomic, AgentId, FormatError, IoError, MsgId};
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+
+/// Where a batch's lines came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Source {
+    Outbox(AgentId),
+    /// The supervisor's own inbox.
+    Inbox,
+    /// No source lines: records the supervisor raised itself.
+    Direct,
+}
+
+impl Source {
+    pub fn of(p: &PendingBatch) -> Source {
+        match (&p.agent, p.records.is_empty()) {
+            (Some(a), _) => Source::Outbox(a.clone()),
+            (None, true) => Source::Inbox,
+            (None, false) => Source::Direct,
+        }
+    }
+}
+
+/// A batch that has not landed yet.
+pub(super) enum Stalled {
+    /// Planned by this process: its records are resumed as they are.
+    Planned {
+        pending: PendingBatch,
+        plan: Box<Plan>,
+    },
+    /// Found on disk at startup: re-planned from its source (or, without
+    /// one, from its records) against the recorded lengths.
+    OnDisk(PendingBatch),
+}
+
+impl Stalled {
+    fn pending(&self) -> &PendingBatch {
+        match self {
+            Stalled::Planned { pending, .. } | Stalled::OnDisk(pending) => pending,
+        }
+    }
+}
+
+/// What is going wrong with writes, for `status` and one escalation.
+pub(super) struct WriteTrouble {
+    pub since: String,
+    pub error: String,
+    pub escalated: bool,
+}
+
+impl Supervisor {
+    /// Commits `plan` for lines `[from, next)` of a source: an agent's outbox
+    /// (`Some(agent)`) or the supervisor's inbox (`None`). `recovered`: the
+    /// destination lengths recorded by an interrupted commit of this range.
+    pub(super) fn commit(
+        &mut self,
+        agent: Option<&AgentId>,
+        from: u64,
+        next: u64,
+        plan: Plan,
+        recovered: Option<&BTreeMap<PathBuf, u64>>,
+    ) -> Result<(), FormatError> {
+        let pending = PendingBatch {
+            agent: agent.cloned(),
+            from,
+            to: next,
+            sizes: recovered
+                .cloned()
+                .unwrap_or_else(|| destination_sizes(&plan.deliveries)),
+            at: Some(plan.now),
+            records: Vec::new(),
+        };
+        self.land(pending, plan, recovered.is_some())
+    }
+
+    /// Commits records without a source range — an escalation the supervisor
+    /// raises itself, an overdue case. The write-ahead record carries the
+    /// records, so a crash part-way writes the rest and repeats none.
+    pub(super) fn commit_direct(&mut self, plan: Plan) {
+        if plan.deliveries.is_empty() {
+            return;
+        }
+        let pending = PendingBatch {
+            agent: None,
+            from: 0,
+            to: 0,
+            sizes: destination_sizes(&plan.deliveries),
+            at: Some(plan.now),
+            records: plan
+                .deliveries
+                .iter()
+                .map(|d| Redo {
+                    dest: d.dest.clone(),
+                    key: d.key.clone(),
+                    durable: d.durable,
+                    record: String::from_utf8_lossy(&d.record).into_owned(),
+                })
+                .collect(),
+        };
+        if let Err(e) = self.land(pending, plan, false) {
+            tracing::error!(error = %e, "supervisor records wait for a retry");
+        }
+    }
+
+    fn land(
+        &mut self,
+        pending: PendingBatch,
+        plan: Plan,
+        resumed: bool,
+    ) -> Result<(), FormatError> {
+        self.ckpt.pending = Some(pending.clone());
+        if let Err(e) = self.save_checkpoint() {
+            // Nothing was appended: the batch waits, and writes its
+            // write-ahead record before it is tried again.
+            self.ckpt.pending = None;
+            return Err(self.stall(
+                Stalled::Planned {
+                    pending,
+                    plan: Box::new(plan),
+                },
+                e.into(),
+            ));
+        }
+        match self.deliver(&pending, &plan, resumed) {
+            Ok(()) => {
+                self.finish(pending, plan);
+                Ok(())
+            }
+            Err(e) => {
+                self.ckpt.pending = None;
+                Err(self.stall(
+                    Stalled::Planned {
+                        pending,
+                        plan: Box::new(plan),
+                    },
+                    e,
+                ))
+            }
+        }
+    }
+
+    /// Appends the batch's records, skipping those already present after the
+    /// recorded lengths when the batch is resumed.
+    fn deliver(
+        &self,
+        pending: &PendingBatch,
+        plan: &Plan,
+        resumed: bool,
+    ) -> Result<(), FormatError> {
+        let skip = match (&plan.present, resumed) {
+            (Some(present), _) => present.clone(),
+            (None, true) => present_keys(&pending.sizes)?,
+            (None, false) => HashSet::new(),
+        };
+        self.append_all(&plan.deliveries, &skip)
+    }
+
+    /// The batch landed: advance its cursor, apply its decisions, clear the
+    /// write-ahead record, then wake and run what it asked for.
+    fn finish(&mut self, pending: PendingBatch, plan: Plan) {
+        match Source::of(&pending) {
+            Source::Outbox(a) => {
+                self.ckpt.cursors.insert(a, pending.to);
+            }
+            Source::Inbox => self.ckpt.inbox_offset = pending.to,
+            Source::Direct => {}
+        }
+        let Plan {
+            deliveries,
+            wake,
+            after,
+            approvals,
+            decided,
+            guard,
+            ..
+        } = plan;
+        for d in &deliveries {
+            if let Some(case) = self.case_of_log(&d.dest) {
+                if let Ok(v) = serde_json::from_slice::<Value>(&d.record) {
+                    self.cases.apply(&case, &v);
+                }
+            }
+        }
+        for env in approvals {
+            self.approvals.insert(env.id, env);
+        }
+        self.decided.extend(decided);
+        if !guard.is_empty() {
+            let urgent = guard.sanctions_changed();
+            self.guard.apply(guard);
+            self.guard_dirty = true;
+            if urgent {
+                self.save_guard(true);
+            }
+        }
+        self.ckpt.pending = None;
+        if let Err(e) = self.save_checkpoint() {
+            // The records landed; the cursor is saved with the next
+            // checkpoint. A crash before that resumes this batch from its
+            // write-ahead record, which skips everything present.
+            tracing::error!(error = %e, "failed to save the supervisor checkpoint after a batch");
+            self.ckpt_dirty = true;
+        }
+        for id in wake {
+            self.wake(&id);
+        }
+        for a in after {
+            self.run_after(a);
+        }
+    }
+
+    fn stall(&mut self, batch: Stalled, err: FormatError) -> FormatError {
+        let error = err.to_string();
+        tracing::error!(error = %error, source = ?Source::of(batch.pending()), "a batch could not be written; it waits and is resumed");
+        match &mut self.trouble {
+            Some(t) => t.error = error,
+            None => {
+                self.trouble = Some(WriteTrouble {
+                    since: society_core::time::now_rfc3339(),
+                    error,
+                    escalated: false,
+                })
+            }
+        }
+        self.stalled.push(batch);
+        self.status_dirty = true;
+        err
+    }
+
+    /// Does a waiting batch write to `dest`? (A case whose overdue record
+    /// waits must not be judged overdue again.)
+    pub(super) fn stalled_touches(&self, dest: &std::path::Path) -> bool {
+        self.stalled.iter().any(|s| match s {
+            Stalled::Planned { plan, .. } => plan.deliveries.iter().any(|d| d.dest == dest),
+            Stalled::OnDisk(p) => p.records.iter().any(|r| r.dest == dest),
+        })
+    }
+
+    /// Is a batch of this source waiting? Then the source is not read further.
+    pub(super) fn is_stalled(&self, source: &Source) -> bool {
+        self.stalled
+            .iter()
+            .any(|s| Source::of(s.pending()) == *source)
+    }
+
+    /// Tries every waiting batch (of `only` this source, if given) again.
+    pub(super) fn retry_stalled(&mut self, only: Option<&Source>) {
+        if self.stalled.is_empty() {
+            return;
+        }
+        // Every waiting batch's write-ahead record must be on disk before
+        // any of its records are.
+        if let Err(e) = self.save_checkpoint() {
+            tracing::debug!(error = %e, "still cannot save the supervisor checkpoint");
+            return;
+        }
+        let batches = std::mem::take(&mut self.stalled);
+        for batch in batches {
+            if only.is_some_and(|o| *o != Source::of(batch.pending())) {
+                self.stalled.push(batch);
+                continue;
+            }
+            match batch {
+                Stalled::Planned { pending, plan } => match self.deliver(&pending, &plan, true) {
+                    Ok(()) => self.finish(pending, *plan),
+                    Err(_) => self.stalled.push(Stalled::Planned { pending, plan }),
+                },
+                Stalled::OnDisk(pending) => {
+                    let source = Source::of(&pending);
+                    if let Err(e) = self.recover(pending.clone()) {
+                        tracing::error!(error = %e, "cannot resume a batch yet");
+                        // A batch that was planned and failed to land is
+                        // waiting already (a batch without source lines
+                        // always gets that far); keep one that was not.
+                        if source != Source::Direct && !self.is_stalled(&source) {
+                            self.stalled.push(Stalled::OnDisk(pending));
+                        }
+                    }
+                }
+            }
+        }
+        if self.stalled.is_empty() {
+            if let Some(t) = self.trouble.take() {
+                self.system_event(
+                    "writes_resumed",
+                    "supervisor",
+                    json!({"since": t.since, "error": t.error}),
+                );
+            }
+        }
+        self.status_dirty = true;
+    }
+
+    /// Resumes a batch found on disk: re-planned from its source range
+    /// against the recorded lengths, or replayed from its records.
+    fn recover(&mut self, pending: PendingBatch) -> Result<(), FormatError> {
+        self.activity.event(
+            "batch_recovery",
+            json!({"agent": pending.agent, "from": pending.from, "to": pending.to, "records": pending.records.len()}),
+        );
+        match Source::of(&pending) {
+            Source::Outbox(agent) if self.slots.contains_key(&agent) => {
+                self.ckpt.cursors.insert(agent.clone(), pending.from);
+                self.route_batch(&agent, Some(pending.to), Some(&pending.sizes), pending.at)
+                    .map(drop)
+            }
+            // Its folder is gone: nothing left to deliver it from.
+            Source::Outbox(_) => Ok(()),
+            Source::Inbox => {
+                self.ckpt.inbox_offset = pending.from;
+                self.request_batch(Some(pending.to), Some(&pending.sizes), pending.at)
+                    .map(drop)
+            }
+            Source::Direct => {
+                let mut plan = Plan::at(pending.at.unwrap_or_else(now_ms));
+                for r in &pending.records {
+                    plan.push(
+                        r.dest.clone(),
+                        r.durable,
+                        r.key.clone(),
+                        r.record.clone().into_bytes(),
+                    );
+                }
+                self.land(pending, plan, true)
+            }
+        }
+    }
+
+    /// At startup: every batch the last process left behind, pending or
+    /// stalled, is resumed before anything new is read.
+    pub(super) fn recover_pending(&mut self) {
+        let mut on_disk: Vec<PendingBatch> = std::mem::take(&mut self.ckpt.stalled);
+        on_disk.extend(self.ckpt.pending.take());
+        self.stalled
+            .extend(on_disk.into_iter().map(Stalled::OnDisk));
+        self.retry_stalled(None);
+    }
+
+    /// Raises one escalation per episode of failing writes, delivered when
+    /// writes work again if they do not now.
+    pub(super) fn escalate_trouble(&mut self) {
+        let Some(t) = self.trouble.as_mut().filter(|t| !t.escalated) else {
+            return;
+        };
+        t.escalated = true;
+        let reason = format!(
+            "the supervisor cannot write ({}); {} batch(es) wait and are retried every second; nothing is lost",
+            t.error,
+            self.stalled.len()
+        );
+        let context = json!({"since": t.since, "hint": "free space on the society's disk, or fix the file named above"});
+        let mut plan = Plan::at(now_ms());
+        self.plan_escalation(
+            &mut plan,
+            MsgId::generate(),
+            "supervisor",
+            None,
+            &reason,
+            context,
+        );
+        self.commit_direct(plan);
+    }
+
+    pub(super) fn trouble_status(&self) -> Option<Trouble> {
+        self.trouble.as_ref().map(|t| Trouble {
+            since: t.since.clone(),
+            error: t.error.clone(),
+            stalled: self.stalled.len(),
+        })
+    }
+
+    pub(super) fn append_all(
+        &self,
+        deliveries: &[Delivery],
+        skip: &HashSet<(PathBuf, String)>,
+    ) -> Result<(), FormatError> {
+        let mut by_dest: BTreeMap<&PathBuf, (bool, Vec<&[u8]>)> = BTreeMap::new();
+        for d in deliveries {
+            if skip.contains(&(d.dest.clone(), d.key.clone())) {
+                continue;
+            }
+            by_dest
+                .entry(&d.dest)
+                .or_insert_with(|| (d.durable, Vec::new()))
+                .1
+                .push(&d.record);
+        }
+        for (dest, (durable, records)) in by_dest {
+            let class = if durable {
+                self.router_durability
+            } else {
+                Durability::Flushed
+            };
+            Appender::open(dest, class, usize::MAX)?.append_batch(&records)?;
+        }
+        Ok(())
+    }
+
+    /// Saves `checkpoint.json` with every waiting batch listed in it.
+    pub(super) fn save_checkpoint(&mut self) -> Result<(), IoError> {
+        self.ckpt.stalled = self.stalled.iter().map(|s| s.pending().clone()).collect();
+        let durable = self.router_durability == Durability::Durable;
+        atomic::write_json(&self.layout.supervisor_checkpoint(), &self.ckpt, durable)?;
+        self.ckpt_dirty = false;
+        Ok(())
+    }
+
+    /// Saves `checkpoint.json` outside a batch (a hold, a failure, a restart
+    /// count); a failure is retried at the next scan.
+    pub(super) fn save_state(&mut self) {
+        if let Err(e) = self.save_checkpoint() {
+            tracing::error!(error = %e, "failed to save the supervisor checkpoint; retrying at the next scan");
+            self.ckpt_dirty = true;
+        }
+    }
+
+    fn case_of_log(&self, path: &std::path::Path) -> Option<society_core::CaseId> {
+        if path.parent() != Some(self.layout.cases_dir().as_path()) {
+            return None;
+        }
+        let name = path.file_name()?.to_str()?;
+        society_core::CaseId::new(name.strip_prefix("case-")?.strip_suffix(".jsonl")?).ok()
+    }
+}
+
+fn destination_sizes(deliveries: &[Delivery]) -> BTreeMap<PathBuf, u64> {
+    let mut sizes = BTreeMap::new();
+    for d in deliveries {
+        sizes
+            .entry(d.dest.clone())
+            .or_insert_with(|| file_len(&d.dest));
+    }
+    sizes
+}
+
+/// `(dest, key)` of every record appended to each destination after the
+/// recorded length: what an interrupted batch already delivered.
+pub(super) fn present_keys(
+    sizes: &BTreeMap<PathBuf, u64>,
+) -> Result<HashSet<(PathBuf, String)>, FormatError> {
+    let mut present = HashSet::new();
+    for (dest, &size) in sizes {
+        let mut cursor = size;
+        loop {
+            let batch = read_lines(dest, cursor, 1 << 20)?;
+            if batch.lines.is_empty() {
+                break;
+            }
+            for line in &batch.lines {
+                if let Ok(v) = serde_json::from_slice::<Value>(&line.bytes) {
+                    if let Some(k) = v.get("src").or_else(|| v.get("id")).and_then(Value::as_str) {
+                        present.insert((dest.clone(), k.to_string()));
+                    }
+                }
+            }
+            cursor = batch.next;
+        }
+    }
+    Ok(present)
+}

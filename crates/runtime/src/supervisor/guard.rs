@@ -1,0 +1,599 @@
+//! Receiver protection and sender sanctions, as pure state: the router asks
+//! [`Guard::check`] about one message and records what it decided in a
+//! [`GuardTxn`], which the batch's commit applies ([`Guard::apply`]) only once
+//! the batch has landed. So a commit that fails and is resumed counts nothing
+//! twice, and a batch re-planned after a crash starts from the state before it.
+//!
+//! * **Rate**: a token bucket per (sender, receiver) pair, refilled at
+//!   `rate_per_sec` up to `rate_burst`. A sender over it is *paced*: the router
+//!   holds its outbox at that message until the bucket has room. Nothing is
+//!   refused for rate, so the defaults never cost a pipeline a message.
+//! * **Flood**: more than `flood_threshold` identical bodies to one receiver
+//!   within `flood_window` are refused (the loop detector).
+//! * **Accepted types and senders, body size** (the receiver's policy).
+//! * **Sanctions** (SOCIETY.md O3): every refusal is a violation of its
+//!   sender. After 3 a 5-minute block, after 5 a one-hour block, after 10 a
+//!   block until the orchestrator lifts it (`society unblock ID`). While
+//!   blocked, a sender's messages to agents are refused without a notice —
+//!   so an agent that answers every notice cannot keep a loop going on them.
+//!
+//! The state is persisted in `supervisor/guard.json` (see
+//! `Supervisor::save_guard`), so a restart neither forgets a sanction nor
+//! resets a flood window.
+
+use super::policy::matches;
+use serde::{Deserialize, Serialize};
+use society_core::state::Policy;
+use society_core::{AgentId, Envelope};
+use std::collections::BTreeMap;
+
+/// `blocked_until` of a block that only `society unblock` lifts.
+pub(crate) const UNTIL_LIFTED: u64 = u64::MAX;
+
+/// Sanction levels: (violations that reach it, block length in ms).
+pub(crate) const LEVELS: [(u32, u64); 3] = [(3, 5 * 60_000), (5, 60 * 60_000), (10, UNTIL_LIFTED)];
+
+/// Distinct bodies remembered per receiver; the oldest are forgotten first.
+/// Loops repeat recent bodies; a loop whose period is longer than this is
+/// cut by the hop limit instead.
+const BODIES_PER_RECEIVER: usize = 1024;
+
+/// What the guard remembers, as written to `supervisor/guard.json`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GuardState {
+    /// `"<sender>><receiver>"` → bucket (buckets that are full are dropped).
+    #[serde(default)]
+    pub buckets: BTreeMap<String, Bucket>,
+    /// receiver → body hash (hex) → when each copy was accepted (ms since epoch).
+    #[serde(default)]
+    pub bodies: BTreeMap<String, BTreeMap<String, Vec<u64>>>,
+    /// sender → its record of refusals and sanctions.
+    #[serde(default)]
+    pub senders: BTreeMap<String, Conduct>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Bucket {
+    pub tokens: f64,
+    /// When `tokens` was counted (ms since epoch).
+    pub at: u64,
+}
+
+/// One sender's standing.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Conduct {
+    /// Refusals since the last `society unblock`.
+    pub violations: u32,
+    /// Sanctions imposed so far (0..=3).
+    pub level: u8,
+    /// Blocked until then (ms since epoch; `u64::MAX`: until lifted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked_until: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_reason: Option<String>,
+}
+
+impl Conduct {
+    pub fn blocked_at(&self, now: u64) -> bool {
+        self.blocked_until.is_some_and(|u| now < u)
+    }
+}
+
+/// The guard's verdict on one message.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Verdict {
+    Admit,
+    /// Over the rate: hold the sender's outbox at this message until then.
+    Pace {
+        until: u64,
+    },
+    /// Refused; a violation of the sender (`sanction` if it reaches a level).
+    Refuse {
+        reason: String,
+        sanction: Option<Sanction>,
+    },
+    /// The sender is under a sanction: refused, no notice, no new violation.
+    Blocked {
+        reason: String,
+    },
+}
+
+/// A sanction the refusal of this message imposes.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Sanction {
+    pub level: u8,
+    pub violations: u32,
+    /// ms since epoch, or [`UNTIL_LIFTED`].
+    pub until: u64,
+}
+
+impl Sanction {
+    pub fn describe(&self) -> String {
+        let length = if self.until == UNTIL_LIFTED {
+            "until the orchestrator lifts it (`society unblock`)".to_string()
+        } else {
+            let level = LEVELS[usize::from(self.level) - 1].1;
+            format!(
+                "for {}",
+                humantime::format_duration(std::time::Duration::from_millis(level))
+            )
+        };
+        format!(
+            "blocked {length} after {} refused messages (sanction {} of {})",
+            self.violations,
+            self.level,
+            LEVELS.len()
+        )
+    }
+}
+
+/// What one batch decided, applied to the state only when it commits.
+#[derive(Debug, Default)]
+pub(crate) struct GuardTxn {
+    buckets: BTreeMap<String, Bucket>,
+    bodies: Vec<(String, String, u64)>,
+    senders: BTreeMap<String, Conduct>,
+    /// Senders unblocked by the orchestrator in this batch.
+    lifted: Vec<String>,
+}
+
+impl GuardTxn {
+    pub fn is_empty(&self) -> bool {
+        self.buckets.is_empty()
+            && self.bodies.is_empty()
+            && self.senders.is_empty()
+            && self.lifted.is_empty()
+    }
+
+    /// Does this batch change a sanction (worth writing at once)?
+    pub fn sanctions_changed(&self) -> bool {
+        !self.lifted.is_empty() || self.senders.values().any(|c| c.blocked_until.is_some())
+    }
+
+    pub fn unblock(&mut self, sender: &str) {
+        self.senders.remove(sender);
+        self.lifted.push(sender.to_string());
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Guard {
+    pub state: GuardState,
+}
+
+impl Guard {
+    pub fn new(state: GuardState) -> Guard {
+        Guard { state }
+    }
+
+    fn conduct<'a>(&'a self, txn: &'a GuardTxn, sender: &str) -> Option<&'a Conduct> {
+        txn.senders
+            .get(sender)
+            .or_else(|| self.state.senders.get(sender))
+    }
+
+    /// Judges `env` for `receiver` at `now` (ms since epoch) and records the
+    /// decision in `txn`.
+    pub fn check(
+        &self,
+        txn: &mut GuardTxn,
+        now: u64,
+        receiver: &AgentId,
+        policy: &Policy,
+        env: &Envelope,
+        sender_role: Option<&str>,
+    ) -> Verdict {
+        let sender = env.from.to_string();
+        if let Some(c) = self.conduct(txn, &sender).filter(|c| c.blocked_at(now)) {
+            let until = c.blocked_until.unwrap_or(UNTIL_LIFTED);
+            let when = if until == UNTIL_LIFTED {
+                "until the orchestrator lifts the block (`society unblock`)".to_string()
+            } else {
+                format!(
+                    "until {}",
+                    society_core::time::format_rfc3339(
+                        std::time::UNIX_EPOCH + std::time::Duration::from_millis(until)
+                    )
+                )
+            };
+            return Verdict::Blocked {
+                reason: format!("sender {sender} is blocked {when} (sanction {})", c.level),
+            };
+        }
+        if let Err(reason) = static_checks(policy, env, sender_role) {
+            return self.refuse(txn, now, &sender, reason);
+        }
+        let body = serde_json::to_vec(&env.body).unwrap_or_default();
+        let hash = format!("{:016x}", society_core::id::stable_hash(&body));
+        let window = policy.flood_window.as_millis() as u64;
+        let same = self.recent_copies(txn, receiver.as_str(), &hash, now, window);
+        if same >= policy.flood_threshold as usize {
+            let reason = format!(
+                "flood: more than {} identical bodies within {}",
+                policy.flood_threshold,
+                humantime::format_duration(policy.flood_window)
+            );
+            return self.refuse(txn, now, &sender, reason);
+        }
+        let (rate, burst) = policy.rate();
+        let key = format!("{sender}>{receiver}");
+        let bucket = txn
+            .buckets
+            .get(&key)
+            .or_else(|| self.state.buckets.get(&key))
+            .copied()
+            .unwrap_or(Bucket {
+                tokens: f64::from(burst),
+                at: now,
+            });
+        let tokens = refill(bucket, now, rate, burst);
+        if tokens < 1.0 {
+            let wait = if rate > 0.0 {
+                ((1.0 - tokens) * 1000.0 / rate).ceil() as u64
+            } else {
+                60_000
+            };
+            return Verdict::Pace {
+                until: now + wait.max(1),
+            };
+        }
+        txn.buckets.insert(
+            key,
+            Bucket {
+                tokens: tokens - 1.0,
+                at: now,
+            },
+        );
+        txn.bodies.push((receiver.to_string(), hash, now));
+        Verdict::Admit
+    }
+
+    fn recent_copies(
+        &self,
+        txn: &GuardTxn,
+        receiver: &str,
+        hash: &str,
+        now: u64,
+        window: u64,
+    ) -> usize {
+        let fresh = |t: &u64| now.saturating_sub(*t) < window;
+        let stored = self
+            .state
+            .bodies
+            .get(receiver)
+            .and_then(|m| m.get(hash))
+            .map_or(0, |v| v.iter().filter(|t| fresh(t)).count());
+        let pending = txn
+            .bodies
+            .iter()
+            .filter(|(r, h, t)| r == receiver && h == hash && fresh(t))
+            .count();
+        stored + pending
+    }
+
+    fn refuse(&self, txn: &mut GuardTxn, now: u64, sender: &str, reason: String) -> Verdict {
+        let mut c = self.conduct(txn, sender).cloned().unwrap_or_default();
+        c.violations += 1;
+        c.last_reason = Some(reason.clone());
+        let mut sanction = None;
+        if let Some(&(_, length)) = LEVELS.get(usize::from(c.level)) {
+            if c.violations >= LEVELS[usize::from(c.level)].0 {
+                c.level += 1;
+                let until = if length == UNTIL_LIFTED {
+                    UNTIL_LIFTED
+                } else {
+                    now + length
+                };
+                c.blocked_until = Some(until);
+                sanction = Some(Sanction {
+                    level: c.level,
+                    violations: c.violations,
+                    until,
+                });
+            }
+        }
+        txn.senders.insert(sender.to_string(), c);
+        Verdict::Refuse { reason, sanction }
+    }
+
+    /// Applies a committed batch's decisions.
+    pub fn apply(&mut self, txn: GuardTxn) {
+        for sender in txn.lifted {
+            self.state.senders.remove(&sender);
+        }
+        self.state.buckets.extend(txn.buckets);
+        for (receiver, hash, t) in txn.bodies {
+            self.state
+                .bodies
+                .entry(receiver)
+                .or_default()
+                .entry(hash)
+                .or_default()
+                .push(t);
+        }
+        self.state.senders.extend(txn.senders);
+    }
+
+    /// Forgets what can no longer matter at `now`: full buckets, bodies
+    /// outside every window, expired blocks of senders with nothing else to
+    /// remember. Keeps at most [`BODIES_PER_RECEIVER`] bodies per receiver.
+    pub fn prune(&mut self, now: u64, window_of: impl Fn(&str) -> (u64, f64, u32)) {
+        self.state.buckets.retain(|key, b| {
+            let receiver = key.rsplit('>').next().unwrap_or("");
+            let (_, rate, burst) = window_of(receiver);
+            refill(*b, now, rate, burst) < f64::from(burst)
+        });
+        for (receiver, hashes) in self.state.bodies.iter_mut() {
+            let (window, _, _) = window_of(receiver);
+            for times in hashes.values_mut() {
+                times.retain(|t| now.saturating_sub(*t) < window);
+            }
+            hashes.retain(|_, times| !times.is_empty());
+            if hashes.len() > BODIES_PER_RECEIVER {
+                let mut newest: Vec<(u64, String)> = hashes
+                    .iter()
+                    .map(|(h, times)| (times.iter().copied().max().unwrap_or(0), h.clone()))
+                    .collect();
+                newest.sort_unstable_by(|a, b| b.cmp(a));
+                for (_, h) in newest.into_iter().skip(BODIES_PER_RECEIVER) {
+                    hashes.remove(&h);
+                }
+            }
+        }
+        self.state.bodies.retain(|_, h| !h.is_empty());
+        for c in self.state.senders.values_mut() {
+            if c.blocked_until.is_some_and(|u| now >= u) {
+                c.blocked_until = None;
+            }
+        }
+        self.state
+            .senders
+            .retain(|_, c| c.violations > 0 || c.blocked_until.is_some());
+    }
+}
+
+fn refill(b: Bucket, now: u64, rate: f64, burst: u32) -> f64 {
+    let elapsed = now.saturating_sub(b.at) as f64 / 1000.0;
+    (b.tokens + elapsed * rate).min(f64::from(burst))
+}
+
+/// The receiver's accepted types and senders, and its body size limit.
+fn static_checks(policy: &Policy, env: &Envelope, sender_role: Option<&str>) -> Result<(), String> {
+    if !policy.accept_types.is_empty() && !policy.accept_types.contains(&env.kind) {
+        return Err(format!(
+            "type {:?} is not accepted (accept_types: {:?})",
+            env.kind, policy.accept_types
+        ));
+    }
+    if !policy.accept_from.is_empty()
+        && !policy
+            .accept_from
+            .iter()
+            .any(|p| matches(p, &env.from, sender_role))
+    {
+        return Err(format!(
+            "sender {} is not accepted (accept_from: {:?})",
+            env.from, policy.accept_from
+        ));
+    }
+    let body = serde_json::to_vec(&env.body).unwrap_or_default();
+    if body.len() > policy.max_body {
+        return Err(format!(
+            "body of {} bytes exceeds max_body ({} bytes)",
+            body.len(),
+            policy.max_body
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn env(from: &str, to: &str, kind: &str, body: serde_json::Value) -> Envelope {
+        Envelope::new(
+            from.parse().expect("party"),
+            to.parse().expect("party"),
+            kind,
+            body,
+        )
+    }
+
+    fn rx() -> AgentId {
+        AgentId::new("rx").expect("id")
+    }
+
+    /// Checks and commits each message on its own, like one batch each.
+    fn judge(g: &mut Guard, now: u64, policy: &Policy, e: &Envelope) -> Verdict {
+        let mut txn = GuardTxn::default();
+        let v = g.check(&mut txn, now, &rx(), policy, e, None);
+        g.apply(txn);
+        v
+    }
+
+    #[test]
+    fn refuses_by_type_sender_and_size() {
+        let mut g = Guard::default();
+        let policy = Policy {
+            accept_types: vec!["task".into()],
+            ..Policy::default()
+        };
+        let v = judge(&mut g, 0, &policy, &env("a", "rx", "chat", json!({})));
+        assert!(
+            matches!(v, Verdict::Refuse { ref reason, .. } if reason.contains("type")),
+            "{v:?}"
+        );
+        let policy = Policy {
+            accept_from: vec!["role:boss".into()],
+            ..Policy::default()
+        };
+        let mut txn = GuardTxn::default();
+        let boss = g.check(
+            &mut txn,
+            0,
+            &rx(),
+            &policy,
+            &env("b", "rx", "task", json!({})),
+            Some("boss"),
+        );
+        assert_eq!(boss, Verdict::Admit);
+        let peon = g.check(
+            &mut txn,
+            0,
+            &rx(),
+            &policy,
+            &env("c", "rx", "task", json!({})),
+            Some("peon"),
+        );
+        assert!(matches!(peon, Verdict::Refuse { ref reason, .. } if reason.contains("sender")));
+        let policy = Policy {
+            max_body: 10,
+            ..Policy::default()
+        };
+        let v = judge(
+            &mut g,
+            0,
+            &policy,
+            &env("d", "rx", "t", json!({"x": "0123456789"})),
+        );
+        assert!(matches!(v, Verdict::Refuse { ref reason, .. } if reason.contains("max_body")));
+    }
+
+    #[test]
+    fn the_default_bucket_paces_but_never_refuses_a_fast_pipeline() {
+        let mut g = Guard::default();
+        let policy = Policy::default();
+        let (rate, burst) = policy.rate();
+        // A burst of distinct messages within one millisecond.
+        let mut txn = GuardTxn::default();
+        for i in 0..burst {
+            let e = env("a", "rx", "t", json!({"i": i}));
+            assert_eq!(
+                g.check(&mut txn, 1_000, &rx(), &policy, &e, None),
+                Verdict::Admit
+            );
+        }
+        let e = env("a", "rx", "t", json!({"i": "next"}));
+        let v = g.check(&mut txn, 1_000, &rx(), &policy, &e, None);
+        let Verdict::Pace { until } = v else {
+            panic!("over the burst the sender is paced: {v:?}")
+        };
+        assert_eq!(until, 1_000 + (1000.0 / rate).ceil() as u64);
+        g.apply(txn);
+        // Once the bucket refilled, the message passes: nothing was refused.
+        let mut txn = GuardTxn::default();
+        assert_eq!(
+            g.check(&mut txn, until, &rx(), &policy, &e, None),
+            Verdict::Admit
+        );
+        assert!(g.state.senders.is_empty(), "pacing is not a violation");
+        // 100 messages a second forever never wait.
+        let mut g = Guard::default();
+        for i in 0..5_000u64 {
+            let e = env("a", "rx", "t", json!({"i": i}));
+            assert_eq!(judge(&mut g, 2_000 + i * 10, &policy, &e), Verdict::Admit);
+        }
+    }
+
+    #[test]
+    fn the_deprecated_per_minute_limit_still_means_per_minute() {
+        let policy = Policy {
+            rate_limit: Some(60),
+            ..Policy::default()
+        };
+        assert_eq!(policy.rate(), (1.0, 60));
+    }
+
+    #[test]
+    fn flood_counts_only_committed_copies() {
+        let mut g = Guard::default();
+        let policy = Policy::default();
+        let same = env("a", "rx", "t", json!({"same": 1}));
+        // A batch that never committed leaves no trace.
+        let mut lost = GuardTxn::default();
+        for _ in 0..3 {
+            assert_eq!(
+                g.check(&mut lost, 0, &rx(), &policy, &same, None),
+                Verdict::Admit
+            );
+        }
+        drop(lost);
+        for _ in 0..3 {
+            assert_eq!(judge(&mut g, 0, &policy, &same), Verdict::Admit);
+        }
+        let v = judge(&mut g, 0, &policy, &env("b", "rx", "t", json!({"same": 1})));
+        assert!(
+            matches!(v, Verdict::Refuse { ref reason, .. } if reason.starts_with("flood")),
+            "{v:?}"
+        );
+        // Outside the window the body is new again.
+        let later = policy.flood_window.as_millis() as u64;
+        assert_eq!(judge(&mut g, later, &policy, &same), Verdict::Admit);
+    }
+
+    #[test]
+    fn sanctions_escalate_at_3_5_and_10_and_unblock_lifts_them() {
+        let mut g = Guard::default();
+        let policy = Policy {
+            accept_types: vec!["task".into()],
+            ..Policy::default()
+        };
+        let bad = |i: u32| env("spammer", "rx", "chat", json!({"i": i}));
+        let mut now = 0;
+        let mut sanctions = Vec::new();
+        for i in 1..=10 {
+            match judge(&mut g, now, &policy, &bad(i)) {
+                Verdict::Refuse { sanction, .. } => {
+                    if let Some(s) = sanction {
+                        // Served the block; the next refusals count on.
+                        assert!(judge(&mut g, now, &policy, &bad(100 + i)) != Verdict::Admit);
+                        now = if s.until == UNTIL_LIFTED {
+                            now
+                        } else {
+                            s.until
+                        };
+                        sanctions.push((i, s.level, s.until == UNTIL_LIFTED));
+                    }
+                }
+                other => panic!("refusal {i}: {other:?}"),
+            }
+        }
+        assert_eq!(sanctions, [(3, 1, false), (5, 2, false), (10, 3, true)]);
+        let blocked = judge(
+            &mut g,
+            now + 365 * 86_400_000,
+            &policy,
+            &env("spammer", "rx", "task", json!({})),
+        );
+        assert!(matches!(blocked, Verdict::Blocked { .. }), "{blocked:?}");
+        let mut txn = GuardTxn::default();
+        txn.unblock("spammer");
+        g.apply(txn);
+        assert_eq!(
+            judge(
+                &mut g,
+                now,
+                &policy,
+                &env("spammer", "rx", "task", json!({}))
+            ),
+            Verdict::Admit
+        );
+    }
+
+    #[test]
+    fn pruning_keeps_what_still_matters() {
+        let mut g = Guard::default();
+        let policy = Policy::default();
+        judge(&mut g, 0, &policy, &env("a", "rx", "t", json!({"x": 1})));
+        let window = policy.flood_window.as_millis() as u64;
+        let (rate, burst) = policy.rate();
+        g.prune(1, |_| (window, rate, burst));
+        assert_eq!(g.state.bodies["rx"].len(), 1, "still inside the window");
+        assert!(g.state.buckets.is_empty(), "refilled within a millisecond");
+        g.prune(window, |_| (window, rate, burst));
+        assert!(g.state.bodies.is_empty());
+    }
+}

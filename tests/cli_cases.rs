@@ -140,14 +140,14 @@ fn pending_approvals_come_from_the_two_inboxes() {
     );
 
     let (rc, _, err) = code(&s, &["approve", &a.id.to_string()]);
-    assert_eq!(rc, 5, "already decided");
+    assert_eq!(rc, 10, "already decided: a conflict");
     assert!(
         err.contains("already approved at") && err.contains("go"),
         "{err}"
     );
     assert_eq!(
         code(&s, &["reject", &a.id.to_string(), "--feedback", "x"]).0,
-        5
+        10
     );
 
     let out = s.ok(&["reject", &b.id.to_string(), "--feedback", "not now"]);
@@ -162,7 +162,7 @@ fn pending_approvals_come_from_the_two_inboxes() {
         json!({"op": "decide", "request": b.id, "approve": false, "note": "not now"})
     );
     assert_eq!(json_of(&s, &["approvals", "--json"]), json!([]));
-    assert_eq!(code(&s, &["approve", &b.id.to_string()]).0, 5);
+    assert_eq!(code(&s, &["approve", &b.id.to_string()]).0, 10);
     assert!(
         s.processes().is_empty(),
         "approve never starts a supervisor"
@@ -340,7 +340,7 @@ fn a_case_opens_takes_an_approval_and_closes() {
         out.contains("the supervisor delivers the answer to ops"),
         "{out}"
     );
-    assert_eq!(code(&s, &["approve", &id]).0, 5);
+    assert_eq!(code(&s, &["approve", &id]).0, 10);
     let inbox = s.layout().orchestrator_inbox();
     wait_until(SOON, "the agent to act on the answer", || {
         records(&inbox)

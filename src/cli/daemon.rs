@@ -1,20 +1,35 @@
 //! `society up`, `down`, `supervise`, and starting the supervisor on demand.
+//!
+//! Stopping reads pids from lock files, which a holder writes just after it
+//! takes the lock: for a few microseconds a held lock may name nobody (or a
+//! pid of 0). A pid is signalled only once it is known and usable — `kill(0)`
+//! and `killpg(0)` would signal our own process group — and re-read on every
+//! poll until then.
 
 use super::exit::{coded, coded_hint, Code};
 use anyhow::Context;
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 use society_core::lock::{self, LockState};
-use society_core::Layout;
+use society_core::state::{AgentConfig, Policy};
+use society_core::{atomic, AgentId, AgentPaths, Layout};
 use society_runtime::supervisor::{run_supervisor, state::SupervisorStatus, Options};
-use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub fn supervise(layout: &Layout, detached: bool) -> anyhow::Result<Code> {
     if detached {
         // Leave the caller's session so its terminal closing cannot reach us.
-        let _ = nix::unistd::setsid();
+        // `ensure_supervisor` leaves us in its process group for this: a
+        // group leader cannot call setsid.
+        if let Err(e) = nix::unistd::setsid() {
+            tracing::warn!(
+                error = %e,
+                "setsid failed: the supervisor stays in its starter's session, \
+                 and a hangup of that terminal reaches it"
+            );
+        }
     }
     let exe = std::env::current_exe().context("failed to locate the society binary")?;
     run_supervisor(layout, Options { exe })?;
@@ -56,12 +71,13 @@ pub fn ensure_supervisor(layout: &Layout) -> anyhow::Result<Started> {
         .create(true)
         .open(layout.daemon_log())
         .with_context(|| format!("failed to open {}", layout.daemon_log().display()))?;
+    // No `process_group(0)`: `supervise --detached` calls setsid, which makes
+    // it a session and group leader, and which a group leader may not call.
     let mut child = Command::new(exe)
         .arg("--root")
         .arg(layout.root())
         .arg("supervise")
         .arg("--detached")
-        .process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)
@@ -103,27 +119,12 @@ pub fn ensure_supervisor(layout: &Layout) -> anyhow::Result<Started> {
 
 pub fn down(layout: &Layout, timeout: u64) -> anyhow::Result<Code> {
     let deadline = Instant::now() + Duration::from_secs(timeout);
-    let mut stopped_sup = None;
-    if let Some(pid) = supervisor_pid(layout) {
-        if pid > 0 {
-            kill(Pid::from_raw(pid as i32), Signal::SIGTERM)
-                .with_context(|| format!("failed to signal supervisor pid {pid}"))?;
-        }
-        while supervisor_pid(layout).is_some() {
-            if Instant::now() >= deadline {
-                return Err(coded(
-                    Code::Timeout,
-                    format!("the supervisor (pid {pid}) is still running after {timeout}s"),
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        stopped_sup = Some(pid);
-    }
+    let stopped_sup = stop_supervisor(layout, deadline, timeout)?;
     // Agents left running without a supervisor (it was killed): stop them too.
     let orphans = stop_orphans(layout, deadline)?;
     match stopped_sup {
-        Some(pid) => println!("supervisor (pid {pid}) stopped; every agent is down"),
+        Some(Some(pid)) => println!("supervisor (pid {pid}) stopped; every agent is down"),
+        Some(None) => println!("supervisor stopped; every agent is down"),
         None => println!("no supervisor was running"),
     }
     if orphans > 0 {
@@ -132,34 +133,240 @@ pub fn down(layout: &Layout, timeout: u64) -> anyhow::Result<Code> {
     Ok(Code::Ok)
 }
 
-/// SIGTERM, then SIGKILL after a grace period, to every agent whose lock is held.
-pub fn stop_orphans(layout: &Layout, deadline: Instant) -> anyhow::Result<usize> {
-    let mut live = Vec::new();
-    for id in layout.agent_ids()? {
-        let paths = layout.agent(&id);
-        if let Ok(LockState::Held(Some(info))) = lock::probe(&paths.lock()) {
-            let _ = killpg(Pid::from_raw(info.pid as i32), Signal::SIGTERM);
-            live.push(paths);
-        }
-    }
-    let kill_at = Instant::now() + Duration::from_secs(5);
-    let count = live.len();
-    while !live.is_empty() {
-        live.retain(|p| matches!(lock::probe(&p.lock()), Ok(LockState::Held(_))));
-        if Instant::now() >= kill_at {
-            for p in &live {
-                if let Some(info) = lock::read_info(&p.lock()) {
-                    let _ = killpg(Pid::from_raw(info.pid as i32), Signal::SIGKILL);
+/// SIGTERM to the supervisor once its lock names it; waits until the lock is
+/// free. `None` if no supervisor ran, else the pid it signalled (if it ever
+/// learnt one: a supervisor may exit before writing it).
+fn stop_supervisor(
+    layout: &Layout,
+    deadline: Instant,
+    timeout: u64,
+) -> anyhow::Result<Option<Option<u32>>> {
+    let mut ran = false;
+    let mut signalled = None;
+    loop {
+        let info = match lock::probe(&layout.supervisor_lock()) {
+            Ok(LockState::Held(info)) => info,
+            _ => return Ok(ran.then_some(signalled)),
+        };
+        ran = true;
+        if signalled.is_none() {
+            let info = info.filter(lock::LockInfo::is_alive);
+            if let Some((pid, target)) = info.and_then(|i| Some((i.pid, process_target(i.pid)?))) {
+                match kill(target, Signal::SIGTERM) {
+                    // Gone since the probe: its lock is free at the next one.
+                    Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+                    Err(e) => {
+                        return Err(e)
+                            .with_context(|| format!("failed to signal supervisor pid {pid}"))
+                    }
                 }
+                signalled = Some(pid);
             }
         }
-        if Instant::now() >= deadline && !live.is_empty() {
+        if Instant::now() >= deadline {
+            let who = signalled.map_or("pid not yet written".into(), |p| format!("pid {p}"));
             return Err(coded(
                 Code::Timeout,
-                format!("{} agent(s) still hold their lock", live.len()),
+                format!("the supervisor ({who}) is still running after {timeout}s"),
             ));
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    Ok(count)
+}
+
+/// SIGTERM, then SIGKILL after the agent's policy `grace`, to the process
+/// group of every agent whose lock is held; waits until every lock is free.
+/// Returns how many agents were running.
+pub fn stop_orphans(layout: &Layout, deadline: Instant) -> anyhow::Result<usize> {
+    let mut live = Vec::new();
+    for id in layout.agent_ids()? {
+        let paths = layout.agent(&id);
+        if let Ok(LockState::Held(_)) = lock::probe(&paths.lock()) {
+            live.push(Orphan::new(id, &paths));
+        }
+    }
+    let count = live.len();
+    loop {
+        let now = Instant::now();
+        live.retain_mut(|o| o.poll(now));
+        if live.is_empty() {
+            return Ok(count);
+        }
+        if now >= deadline {
+            let names: Vec<String> = live.iter().map(Orphan::describe).collect();
+            return Err(coded_hint(
+                Code::Timeout,
+                format!(
+                    "{} agent(s) still hold their lock: {}",
+                    live.len(),
+                    names.join(", ")
+                ),
+                "`society status` shows them; `society down --timeout SECS` waits longer",
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// An agent running without a supervisor, being stopped.
+struct Orphan {
+    id: AgentId,
+    lock: PathBuf,
+    grace: Duration,
+    /// The pid sent SIGTERM, and when; a new pid in the lock is signalled anew.
+    termed: Option<(u32, Instant)>,
+    killed: Option<u32>,
+    /// Said once that the lock names no pid yet.
+    told_unknown: bool,
+}
+
+impl Orphan {
+    fn new(id: AgentId, paths: &AgentPaths) -> Orphan {
+        Orphan {
+            grace: grace(&id, paths),
+            lock: paths.lock(),
+            id,
+            termed: None,
+            killed: None,
+            told_unknown: false,
+        }
+    }
+
+    /// Signals what is due; `false` once the lock is free.
+    fn poll(&mut self, now: Instant) -> bool {
+        let info = match lock::probe(&self.lock) {
+            Ok(LockState::Held(info)) => info,
+            Ok(LockState::Free) => return false,
+            Err(e) => {
+                tracing::warn!(
+                    agent = %self.id,
+                    error = %e,
+                    "cannot probe the agent's lock; not waiting for it"
+                );
+                return false;
+            }
+        };
+        // Info naming a dead process (the previous holder: the new one has
+        // not rewritten it yet) is not a pid to signal; its owner may be
+        // someone else by now.
+        let Some(pid) = info
+            .filter(lock::LockInfo::is_alive)
+            .map(|i| i.pid)
+            .filter(|p| process_target(*p).is_some())
+        else {
+            if !self.told_unknown {
+                tracing::info!(
+                    agent = %self.id,
+                    "the agent holds its lock but has not written its pid yet; \
+                     signalling it once it has"
+                );
+                self.told_unknown = true;
+            }
+            return true;
+        };
+        match self.termed {
+            Some((p, at)) if p == pid => {
+                if now >= at + self.grace && self.killed != Some(pid) {
+                    signal_group(pid, Signal::SIGKILL);
+                    self.killed = Some(pid);
+                }
+            }
+            _ => {
+                signal_group(pid, Signal::SIGTERM);
+                self.termed = Some((pid, now));
+            }
+        }
+        true
+    }
+
+    fn describe(&self) -> String {
+        match self.termed {
+            Some((pid, _)) => format!("{} (pid {pid})", self.id),
+            None => format!("{} (its lock names no pid)", self.id),
+        }
+    }
+}
+
+/// The agent's policy `grace`, or the default one if its config is unreadable.
+fn grace(id: &AgentId, paths: &AgentPaths) -> Duration {
+    match atomic::read_json::<AgentConfig>(&paths.config(), "agent config") {
+        Ok(Some(cfg)) => cfg.policy.grace,
+        Ok(None) => Policy::default().grace,
+        Err(e) => {
+            tracing::warn!(agent = %id, error = %e, "using the default grace");
+            Policy::default().grace
+        }
+    }
+}
+
+/// `killpg(pid, sig)` for an agent (agents lead their own process group),
+/// unless `pid` is not a group we may signal; `false` if nothing was sent.
+pub fn signal_group(pid: u32, sig: Signal) -> bool {
+    let Some(group) = group_target(pid, nix::unistd::getpgrp()) else {
+        tracing::warn!(pid, signal = %sig, "refusing to signal this process group");
+        return false;
+    };
+    killpg(group, sig).is_ok()
+}
+
+/// A pid read from a lock file, as a process to signal: never 0 or 1, nor a
+/// value that turns negative as a `pid_t` (`kill(0)` signals our own group,
+/// `kill(-n)` group n, `kill(-1)` every process we may signal).
+fn process_target(pid: u32) -> Option<Pid> {
+    i32::try_from(pid)
+        .ok()
+        .filter(|p| *p > 1)
+        .map(Pid::from_raw)
+}
+
+/// [`process_target`] as a process group, and never `own` (the caller's
+/// group: an agent always leads a group of its own).
+fn group_target(pid: u32, own: Pid) -> Option<Pid> {
+    process_target(pid).filter(|g| *g != own)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_real_pids_are_signalled() {
+        let own = Pid::from_raw(4242);
+        for (pid, want) in [
+            (0, None),
+            (1, None),
+            (u32::MAX, None),
+            (1 << 31, None),
+            (4242, None),
+            (2, Some(2)),
+            (4243, Some(4243)),
+            (i32::MAX as u32, Some(i32::MAX)),
+        ] {
+            assert_eq!(group_target(pid, own), want.map(Pid::from_raw), "pid {pid}");
+        }
+        assert_eq!(
+            process_target(4242),
+            Some(own),
+            "a process may be in our group"
+        );
+    }
+
+    #[test]
+    fn grace_comes_from_the_agent_config() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let paths = AgentPaths::new(dir.path().join("agent-a"));
+        std::fs::create_dir_all(&paths.dir).expect("agent dir");
+        let id = AgentId::new("a").expect("valid id");
+        assert_eq!(grace(&id, &paths), Policy::default().grace, "no config");
+        std::fs::write(paths.config(), "{not json").expect("write");
+        assert_eq!(
+            grace(&id, &paths),
+            Policy::default().grace,
+            "corrupt config"
+        );
+        let cfg =
+            r#"{"id": "a", "role": "r", "brain": {"kind": "echo"}, "policy": {"grace": "750ms"}}"#;
+        std::fs::write(paths.config(), cfg).expect("write config");
+        assert_eq!(grace(&id, &paths), Duration::from_millis(750));
+    }
 }

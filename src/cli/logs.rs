@@ -9,7 +9,8 @@ use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Only this agent's records.
+    /// Only this agent's records (with --case: the case's records that
+    /// name it as `agent`, `from`, `to` or `by`).
     id: Option<String>,
     /// Keep printing new records as they are written.
     #[arg(short, long)]
@@ -28,9 +29,28 @@ pub struct Args {
 struct Source {
     path: PathBuf,
     cursor: u64,
-    /// Keep only records whose `agent` is this.
-    agent: Option<String>,
+    only: Option<Only>,
 }
+
+/// Keep only records naming `agent` in one of `fields`.
+struct Only {
+    agent: String,
+    fields: &'static [&'static str],
+}
+
+impl Only {
+    fn keeps(&self, v: &Value) -> bool {
+        self.fields
+            .iter()
+            .any(|f| v.get(*f).and_then(Value::as_str) == Some(self.agent.as_str()))
+    }
+}
+
+/// The fields of a system event that name the agent it is about.
+const EVENT_FIELDS: &[&str] = &["agent"];
+/// The fields of a case-log record that name an agent taking part: who wrote
+/// it, and who a message, handoff, assignment or decision went from or to.
+const CASE_FIELDS: &[&str] = &["agent", "from", "to", "by"];
 
 pub fn run(layout: &Layout, args: Args) -> anyhow::Result<Code> {
     let mut sources = sources(layout, &args)?;
@@ -51,10 +71,10 @@ pub fn run(layout: &Layout, args: Args) -> anyhow::Result<Code> {
 }
 
 fn sources(layout: &Layout, args: &Args) -> anyhow::Result<Vec<Source>> {
-    let src = |path: PathBuf, agent: Option<String>| Source {
+    let src = |path: PathBuf, only: Option<Only>| Source {
         path,
         cursor: 0,
-        agent,
+        only,
     };
     if let Some(case) = &args.case {
         let case = CaseId::new(case.as_str())?;
@@ -65,7 +85,16 @@ fn sources(layout: &Layout, args: &Args) -> anyhow::Result<Vec<Source>> {
                 format!("no case {case} ({} does not exist)", path.display()),
             ));
         }
-        return Ok(vec![src(path, None)]);
+        let only = match &args.id {
+            // Syntax only: a case may name an agent whose folder is gone, or
+            // the orchestrator.
+            Some(id) => Some(Only {
+                agent: AgentId::new(id.as_str())?.to_string(),
+                fields: CASE_FIELDS,
+            }),
+            None => None,
+        };
+        return Ok(vec![src(path, only)]);
     }
     let mut out = Vec::new();
     match &args.id {
@@ -79,7 +108,13 @@ fn sources(layout: &Layout, args: &Args) -> anyhow::Result<Vec<Source>> {
                 ));
             }
             out.push(src(paths.activity(), None));
-            out.push(src(layout.system_events(), Some(id.to_string())));
+            out.push(src(
+                layout.system_events(),
+                Some(Only {
+                    agent: id.to_string(),
+                    fields: EVENT_FIELDS,
+                }),
+            ));
         }
         None => {
             for id in layout.agent_ids()? {
@@ -104,10 +139,7 @@ fn collect(sources: &mut [Source]) -> Vec<(String, Value)> {
                 let Ok(v) = serde_json::from_slice::<Value>(&line.bytes) else {
                     continue;
                 };
-                if s.agent
-                    .as_deref()
-                    .is_some_and(|a| v.get("agent").and_then(Value::as_str) != Some(a))
-                {
+                if s.only.as_ref().is_some_and(|o| !o.keeps(&v)) {
                     continue;
                 }
                 let ts = v

@@ -108,8 +108,22 @@ pub fn deliver(layout: &Layout, env: &Envelope) -> anyhow::Result<AgentId> {
         Durability::Durable,
         cfg.policy.max_record,
     )?;
-    let max = usize::MAX;
-    append_one(&layout.agent_to_agent(), &line, Durability::Flushed, max)?;
+    // The message is delivered: the mirror is a copy for `tail` and `grep`,
+    // and failing to write it must not make the sender believe it was not.
+    if let Err(e) = append_one(
+        &layout.agent_to_agent(),
+        &line,
+        Durability::Flushed,
+        usize::MAX,
+    ) {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "warning: message {} is delivered to {id}, but it is missing from {}: {e}",
+            env.id,
+            layout.agent_to_agent().display()
+        );
+    }
     if env.case.is_some() {
         // The supervisor is the only writer of case logs: it records this
         // message in the case log when it reads the request (at once, or

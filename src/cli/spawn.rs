@@ -4,7 +4,7 @@ use super::daemon::ensure_supervisor;
 use super::exit::{coded, Code};
 use society_core::lock::{self, LockState};
 use society_core::state::{AgentStatus, LiveState};
-use society_core::{atomic, AgentId, Layout};
+use society_core::{atomic, AgentId, IoError, Layout};
 use society_runtime::config::SocietyConfig;
 use society_runtime::control::{self, Request};
 use society_runtime::provision::{provision, Provisioned};
@@ -41,39 +41,18 @@ pub fn run(layout: &Layout, args: Args) -> anyhow::Result<Code> {
             ),
         )
     })?;
-    let id = match &args.id {
-        Some(id) => AgentId::new(id.as_str())?,
-        None => next_free_id(layout, &args.role)?,
-    };
     let config = SocietyConfig::load(&layout.society_toml())?;
-    let brain = args.brain.map(|kind| serde_json::json!({ "kind": kind }));
-    let existing = layout.agent(&id).config().exists();
-    if !existing || brain.is_some() || args.keep_alive {
-        let cfg = config.for_spawn(
-            &layout.society_toml(),
-            id.as_str(),
-            &args.role,
-            brain,
-            args.keep_alive,
-        )?;
-        if existing {
-            let old = atomic::read_json::<society_core::state::AgentConfig>(
-                &layout.agent(&id).config(),
-                "agent config",
-            )?;
-            if let Some(old) = old.filter(|o| o.role != args.role) {
-                return Err(coded(
-                    Code::Invalid,
-                    format!(
-                        "agent {id} exists with role {}, not {}",
-                        old.role, args.role
-                    ),
-                ));
-            }
+    let (id, claimed) = match &args.id {
+        Some(id) => (AgentId::new(id.as_str())?, false),
+        None => (claim_free_id(layout, &args.role)?, true),
+    };
+    if let Err(e) = configure(layout, &config, &id, &args) {
+        if claimed {
+            // Give the number back if nothing was written into the folder
+            // yet (`remove_dir` removes only an empty one).
+            let _ = std::fs::remove_dir(&layout.agent(&id).dir);
         }
-        if provision(layout, &cfg, "spawn")? == Provisioned::Updated {
-            eprintln!("updated the config of existing agent {id}");
-        }
+        return Err(e);
     }
     control::send(layout, &Request::Start { agent: id.clone() })?;
     ensure_supervisor(layout)?;
@@ -84,11 +63,62 @@ pub fn run(layout: &Layout, args: Args) -> anyhow::Result<Code> {
     Ok(Code::Ok)
 }
 
-fn next_free_id(layout: &Layout, role: &str) -> anyhow::Result<AgentId> {
-    for n in 1.. {
+/// Writes the agent's config unless it exists and nothing asks to change it.
+fn configure(
+    layout: &Layout,
+    config: &SocietyConfig,
+    id: &AgentId,
+    args: &Args,
+) -> anyhow::Result<()> {
+    let brain = args
+        .brain
+        .as_ref()
+        .map(|kind| serde_json::json!({ "kind": kind }));
+    let existing = layout.agent(id).config().exists();
+    if existing && brain.is_none() && !args.keep_alive {
+        return Ok(());
+    }
+    let cfg = config.for_spawn(
+        &layout.society_toml(),
+        id.as_str(),
+        &args.role,
+        brain,
+        args.keep_alive,
+    )?;
+    if existing {
+        let old = atomic::read_json::<society_core::state::AgentConfig>(
+            &layout.agent(id).config(),
+            "agent config",
+        )?;
+        if let Some(old) = old.filter(|o| o.role != args.role) {
+            return Err(coded(
+                Code::Invalid,
+                format!(
+                    "agent {id} exists with role {}, not {}",
+                    old.role, args.role
+                ),
+            ));
+        }
+    }
+    if provision(layout, &cfg, "spawn")? == Provisioned::Updated {
+        eprintln!("updated the config of existing agent {id}");
+    }
+    Ok(())
+}
+
+/// Claims the first free `ROLE-N` by creating its folder. `create_dir` is
+/// atomic — of concurrent spawns exactly one creates a given folder, the
+/// others see it exist and try the next N — so two spawns never share an id
+/// (checking first and creating after would let both see N free).
+/// `provision` then fills the folder.
+fn claim_free_id(layout: &Layout, role: &str) -> anyhow::Result<AgentId> {
+    for n in 1u64.. {
         let id = AgentId::new(format!("{role}-{n}"))?;
-        if !layout.agent(&id).dir.exists() {
-            return Ok(id);
+        let dir = layout.agent(&id).dir;
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(id),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(IoError::new("create directory", &dir, e).into()),
         }
     }
     unreachable!("some ROLE-N is free")

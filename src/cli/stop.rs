@@ -2,8 +2,7 @@
 
 use super::daemon::{ensure_supervisor, supervisor_pid};
 use super::exit::{coded, Code};
-use nix::sys::signal::{killpg, Signal};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 use society_core::lock::{self, LockState};
 use society_core::{AgentId, Layout};
 use society_runtime::control::{self, Request};
@@ -37,9 +36,12 @@ pub fn stop(layout: &Layout, args: Args) -> anyhow::Result<Code> {
     control::send(layout, &Request::Stop { agent: id.clone() })?;
     let lock_path = layout.agent(&id).lock();
     if supervisor_pid(layout).is_none() {
-        // Nobody will read the request now: stop a leftover process ourselves.
+        // Nobody will read the request now: stop a leftover process ourselves
+        // (once its lock names a live process: never pid 0, never a reused pid).
         if let Ok(LockState::Held(Some(info))) = lock::probe(&lock_path) {
-            let _ = killpg(Pid::from_raw(info.pid as i32), Signal::SIGTERM);
+            if info.is_alive() {
+                super::daemon::signal_group(info.pid, Signal::SIGTERM);
+            }
         }
     }
     if !args.no_wait {

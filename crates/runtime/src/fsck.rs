@@ -6,7 +6,8 @@
 //!
 //! Checks: every JSONL line parses and every envelope validates (file, byte
 //! offset, reason — lines already quarantined in a dead-letter file are
-//! reported as such, not as problems); torn tails; agent and supervisor
+//! reported as such, not as problems); the same record (message id, log
+//! `src`) twice in a file; torn tails; agent and supervisor
 //! cursors inside their files and on line boundaries; in-flight messages that
 //! exist; locks and `status.json` against live processes; case logs against
 //! approvals; orphaned processes of the society.
@@ -31,7 +32,7 @@ pub enum Severity {
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {
     pub severity: Severity,
-    /// Which check found it (`jsonl`, `envelope`, `torn_tail`, `cursor`, `in_flight`, `status`, `lock`, `approval`, `process`).
+    /// Which check found it (`jsonl`, `envelope`, `torn_tail`, `duplicate`, `cursor`, `in_flight`, `status`, `lock`, `approval`, `process`).
     pub check: &'static str,
     pub file: Option<PathBuf>,
     pub offset: Option<u64>,

@@ -38,12 +38,18 @@ pub(super) fn scan(
         report.files += 1;
         let envelopes = holds_envelopes(layout, &path);
         let mut starts = HashSet::new();
+        let mut keys: HashMap<String, u64> = HashMap::new();
         let mut cursor = 0;
         loop {
             let batch = read_lines(&path, cursor, 4 << 20)?;
             for line in &batch.lines {
                 report.lines += 1;
                 starts.insert(line.offset);
+                if let Some(key) = record_key(&line.bytes, envelopes) {
+                    if let Some(first) = keys.insert(key.clone(), line.offset) {
+                        duplicate(layout, report, &path, &key, first, line.offset);
+                    }
+                }
                 let reason = if envelopes {
                     Envelope::parse(&line.bytes).err().map(|e| e.to_string())
                 } else {
@@ -94,6 +100,39 @@ pub(super) fn scan(
         scan.line_starts.insert(path, starts);
     }
     Ok(scan)
+}
+
+/// What identifies a record in its file: a message's `id`, a log record's
+/// `src` (the key the supervisor writes with, unique by construction).
+/// Records without one (activity lines) are not checked.
+fn record_key(bytes: &[u8], envelopes: bool) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    let key = if envelopes { v.get("id") } else { v.get("src") };
+    key.and_then(serde_json::Value::as_str).map(str::to_string)
+}
+
+/// The same record twice in one file breaks "nothing duplicated" — except in
+/// an agent's inbox, where a sender may repeat a write it could not confirm
+/// and the agent handles the id once (`duplicate_dropped`).
+fn duplicate(layout: &Layout, report: &mut Report, path: &Path, key: &str, first: u64, again: u64) {
+    let in_agent_inbox = path.file_name().is_some_and(|n| n == "inbox.jsonl")
+        && path
+            .parent()
+            .and_then(|d| d.file_name())
+            .and_then(|d| d.to_str())
+            .is_some_and(|d| d.starts_with("agent-"))
+        && path.starts_with(layout.state_dir());
+    let reason = format!("duplicate record {key} (first at byte {first})");
+    if in_agent_inbox {
+        report.note(
+            "duplicate",
+            Some(path.to_path_buf()),
+            Some(again),
+            format!("{reason}; the agent handles an id once"),
+        );
+    } else {
+        report.problem("duplicate", Some(path.to_path_buf()), Some(again), reason);
+    }
 }
 
 fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), IoError> {

@@ -1,0 +1,336 @@
+//! Faults beyond SIGKILL, against a real supervisor and real agents: a
+//! destination that cannot be written for seconds (a file replaced by a
+//! directory), a full disk, a closed stderr. Nothing acknowledged is lost,
+//! nothing is doubled, and the society resumes by itself.
+
+#![allow(clippy::unwrap_used)]
+
+use serde_json::Value;
+use society_testkit::{records, wait_until, Society};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_society");
+const SOON: Duration = Duration::from_secs(30);
+
+fn supervisor_status(s: &Society) -> Value {
+    std::fs::read(s.layout().supervisor_status())
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(Value::Null)
+}
+
+/// Replaces `file` by a directory until the supervisor has reported the
+/// failing writes for `hold` (several retries), then puts the file back.
+fn unwritable_for(s: &Society, file: &Path, hold: Duration, while_broken: impl FnOnce()) {
+    let aside = file.with_extension("aside");
+    std::fs::rename(file, &aside).unwrap();
+    std::fs::create_dir(file).unwrap();
+    while_broken();
+    let since = Instant::now();
+    wait_until(SOON, "the supervisor to report the failing writes", || {
+        supervisor_status(s)["trouble"]["stalled"]
+            .as_u64()
+            .filter(|n| *n > 0)
+    });
+    // The fault lasts `hold` after it was noticed: the supervisor retries
+    // every second meanwhile, and must not write anything twice.
+    wait_until(hold + SOON, "the fault to have lasted", || {
+        (since.elapsed() >= hold).then_some(())
+    });
+    std::fs::remove_dir(file).unwrap();
+    std::fs::rename(&aside, file).unwrap();
+}
+
+fn replies_to(path: &Path, id: &str) -> usize {
+    records(path).iter().filter(|r| r["reply_to"] == id).count()
+}
+
+fn fsck_clean(s: &Society) {
+    let out = s.run(&["fsck", "--json"]);
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "fsck: {doc:#}");
+}
+
+#[test]
+fn a_case_log_that_cannot_be_written_for_seconds_doubles_nothing() {
+    let mut s = Society::new(BIN, "[[agent]]\nid = \"e1\"\nbrain = \"echo\"\n");
+    s.start_supervisor();
+    let case = s.ok(&["case", "new", "a fault on the case log"]);
+    let warm = s.ok(&["send", "e1", "warm up", "--case", &case]);
+    let inbox = s.layout().orchestrator_inbox();
+    wait_until(SOON, "the warm-up reply", || {
+        (replies_to(&inbox, &warm) == 1).then_some(())
+    });
+    let log = s.layout().case_log(&case.parse().unwrap());
+    let mut id = String::new();
+    unwritable_for(&s, &log, Duration::from_secs(4), || {
+        id = s.ok(&["send", "e1", "during the fault", "--case", &case]);
+    });
+    wait_until(SOON, "the reply after the fault", || {
+        (replies_to(&inbox, &id) >= 1).then_some(())
+    });
+    wait_until(SOON, "the trouble to clear", || {
+        supervisor_status(&s)["trouble"].is_null().then_some(())
+    });
+    assert_eq!(
+        replies_to(&inbox, &id),
+        1,
+        "the reply reached the orchestrator once"
+    );
+    let in_log: Vec<Value> = records(&log)
+        .into_iter()
+        .filter(|r| r["event"] == "message" && (r["id"] == id.as_str() || r["reply_to"] == id))
+        .collect();
+    assert_eq!(
+        in_log.len(),
+        1,
+        "the message is in the case log once: {in_log:#?}"
+    );
+    let replies: Vec<Value> = records(&log)
+        .into_iter()
+        .filter(|r| r["event"] == "message" && r["from"] == "e1")
+        .collect();
+    assert_eq!(
+        replies.len(),
+        2,
+        "each reply once in the case log: {replies:#?}"
+    );
+    let escalations: Vec<Value> = records(&inbox)
+        .into_iter()
+        .filter(|r| r["type"] == "escalation" && r["body"]["agent"] == "supervisor")
+        .collect();
+    assert_eq!(
+        escalations.len(),
+        1,
+        "the failing writes escalated once: {escalations:#?}"
+    );
+    assert!(
+        records(&s.layout().system_events())
+            .iter()
+            .any(|r| r["event"] == "writes_resumed"),
+        "the supervisor says when writes work again"
+    );
+    fsck_clean(&s);
+}
+
+#[test]
+fn a_mirror_that_cannot_be_written_for_seconds_doubles_no_delivery() {
+    let toml = r#"
+[[agent]]
+id = "relay"
+[agent.brain]
+kind = "script"
+[[agent.brain.rules]]
+type = "task"
+actions = [ { do = "forward", to = "e1" } ]
+[[agent.brain.rules]]
+type = "reply"
+actions = [ { do = "send", to = "orchestrator", type = "result", body = { n = "{{body.n}}" } } ]
+
+[[agent]]
+id = "e1"
+brain = "echo"
+"#;
+    let mut s = Society::new(BIN, toml);
+    s.start_supervisor();
+    let mirror = s.layout().agent_to_agent();
+    let mut sent = Vec::new();
+    unwritable_for(&s, &mirror, Duration::from_secs(4), || {
+        for n in 0..3 {
+            // `send` delivers and warns: the mirror is a copy, not the delivery.
+            let out = s.run(&["send", "relay", "--json", &format!("{{\"n\": {n}}}")]);
+            assert!(out.status.success(), "{out:?}");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                err.contains("warning:") && err.contains("missing from"),
+                "{err}"
+            );
+            sent.push(String::from_utf8_lossy(&out.stdout).trim().to_string());
+        }
+    });
+    let results = || {
+        records(&s.layout().orchestrator_inbox())
+            .into_iter()
+            .filter(|r| r["type"] == "result")
+            .count()
+    };
+    wait_until(SOON, "every result", || (results() >= 3).then_some(()));
+    wait_until(SOON, "the trouble to clear", || {
+        supervisor_status(&s)["trouble"].is_null().then_some(())
+    });
+    let forwarded = records(&s.agent("e1").inbox());
+    assert_eq!(
+        forwarded.len(),
+        3,
+        "e1 got each forward once: {forwarded:#?}"
+    );
+    assert!(
+        records(&s.agent("e1").deadletter()).is_empty(),
+        "no repeat for the flood filter to refuse"
+    );
+    assert_eq!(results(), 3);
+    fsck_clean(&s);
+}
+
+#[test]
+fn a_write_ahead_that_fails_stops_its_batch() {
+    let mut s = Society::new(BIN, "[[agent]]\nid = \"e1\"\nbrain = \"echo\"\n");
+    s.start_supervisor();
+    let warm = s.ok(&["send", "e1", "warm up"]);
+    let inbox = s.layout().orchestrator_inbox();
+    wait_until(SOON, "the warm-up reply", || {
+        (replies_to(&inbox, &warm) == 1).then_some(())
+    });
+    // checkpoint.json cannot be replaced while it is a directory.
+    let ckpt = s.layout().supervisor_checkpoint();
+    let aside = ckpt.with_extension("aside");
+    std::fs::rename(&ckpt, &aside).unwrap();
+    std::fs::create_dir(&ckpt).unwrap();
+    let id = s.ok(&["send", "e1", "during the fault"]);
+    wait_until(SOON, "e1's reply in its outbox", || {
+        (replies_to(&s.agent("e1").outbox(), &id) == 1).then_some(())
+    });
+    wait_until(SOON, "the supervisor to report the failing writes", || {
+        supervisor_status(&s)["trouble"]["stalled"]
+            .as_u64()
+            .filter(|n| *n > 0)
+    });
+    assert_eq!(
+        replies_to(&inbox, &id),
+        0,
+        "without its write-ahead record the batch must not be appended"
+    );
+    // A crash now, with the checkpoint back as it was before the fault:
+    // the batch is routed from the old cursor, once.
+    s.kill_supervisor();
+    std::fs::remove_dir(&ckpt).unwrap();
+    std::fs::rename(&aside, &ckpt).unwrap();
+    s.start_supervisor();
+    wait_until(SOON, "the reply", || {
+        (replies_to(&inbox, &id) == 1).then_some(())
+    });
+    s.stop_supervisor();
+    assert_eq!(replies_to(&inbox, &id), 1);
+    assert_eq!(replies_to(&inbox, &warm), 1);
+    fsck_clean(&s);
+}
+
+#[test]
+fn a_batch_resumed_after_a_failed_write_counts_its_messages_once() {
+    // The third identical body is routed while the mirror is unwritable.
+    // Counting it at every retry would turn it into a fourth, a "flood".
+    let toml = r#"
+[[agent]]
+id = "relay"
+[agent.brain]
+kind = "script"
+[[agent.brain.rules]]
+type = "task"
+actions = [ { do = "forward", to = "dst" } ]
+
+[[agent]]
+id = "dst"
+brain = "echo"
+"#;
+    let mut s = Society::new(BIN, toml);
+    s.start_supervisor();
+    let dst = s.agent("dst").inbox();
+    for n in 1..=2 {
+        s.ok(&["send", "relay", "--json", r#"{"same": true}"#]);
+        wait_until(SOON, "the forward", || {
+            (records(&dst).len() == n).then_some(())
+        });
+    }
+    let mirror = s.layout().agent_to_agent();
+    unwritable_for(&s, &mirror, Duration::from_secs(3), || {
+        s.run(&["send", "relay", "--json", r#"{"same": true}"#]);
+    });
+    wait_until(SOON, "the third forward", || {
+        (records(&dst).len() == 3).then_some(())
+    });
+    wait_until(SOON, "the trouble to clear", || {
+        supervisor_status(&s)["trouble"].is_null().then_some(())
+    });
+    s.stop_supervisor();
+    assert!(
+        records(&s.agent("dst").deadletter()).is_empty(),
+        "nothing refused: {:#?}",
+        records(&s.agent("dst").deadletter())
+    );
+    assert!(!records(&s.layout().system_events())
+        .iter()
+        .any(|r| r["event"] == "message_refused"));
+    assert!(!records(&s.agent("relay").inbox())
+        .iter()
+        .any(|r| r["type"] == "message_blocked"));
+    fsck_clean(&s);
+}
+
+#[test]
+fn an_overdue_case_escalates_once_across_a_failed_write_and_a_crash() {
+    let mut s = Society::new(BIN, "");
+    s.start_supervisor();
+    let case = s.ok(&["case", "new", "due soon", "--due", "6s"]);
+    let log = s.layout().case_log(&case.parse().unwrap());
+    // `due_soon` (2 s before) lands; then the log breaks before `overdue`.
+    wait_until(SOON, "the due_soon record", || {
+        records(&log)
+            .iter()
+            .any(|r| r["event"] == "due_soon")
+            .then_some(())
+    });
+    let aside = log.with_extension("aside");
+    std::fs::rename(&log, &aside).unwrap();
+    std::fs::create_dir(&log).unwrap();
+    let inbox = s.layout().orchestrator_inbox();
+    let overdue_escalations = || {
+        records(&inbox)
+            .into_iter()
+            .filter(|r| {
+                r["type"] == "escalation"
+                    && r["case"] == case.as_str()
+                    && r["body"]["reason"]
+                        .as_str()
+                        .unwrap_or("")
+                        .contains("overdue")
+            })
+            .count()
+    };
+    // The escalation lands; the `overdue` record cannot.
+    wait_until(SOON, "the overdue escalation", || {
+        (overdue_escalations() == 1).then_some(())
+    });
+    let seen = supervisor_status(&s)["ts"].clone();
+    wait_until(SOON, "two more scans", || {
+        let ts = supervisor_status(&s)["ts"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        (ts.as_str() > seen.as_str().unwrap_or("")).then_some(())
+    });
+    assert_eq!(
+        overdue_escalations(),
+        1,
+        "a waiting overdue record is not decided again"
+    );
+    // Killed with the batch half written: the next supervisor finishes it.
+    s.kill_supervisor();
+    std::fs::remove_dir(&log).unwrap();
+    std::fs::rename(&aside, &log).unwrap();
+    s.start_supervisor();
+    wait_until(SOON, "the overdue record", || {
+        records(&log)
+            .iter()
+            .any(|r| r["event"] == "overdue")
+            .then_some(())
+    });
+    s.stop_supervisor();
+    assert_eq!(overdue_escalations(), 1, "escalated once in all");
+    let overdue = records(&log)
+        .iter()
+        .filter(|r| r["event"] == "overdue")
+        .count();
+    assert_eq!(overdue, 1);
+    fsck_clean(&s);
+}

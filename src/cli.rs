@@ -120,13 +120,16 @@ pub fn main() -> i32 {
         Ok(code) => code.code(),
         Err(err) => {
             let code = exit::classify(&err).code();
-            eprintln!("error: {err}");
+            // stderr may be a full disk or a closed pipe: the exit code
+            // still tells, and printing must not panic over it.
+            let mut text = format!("error: {err}\n");
             for cause in err.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
+                text.push_str(&format!("  caused by: {cause}\n"));
             }
             if let Some(hint) = exit::hint(&err) {
-                eprintln!("  hint: {hint}");
+                text.push_str(&format!("  hint: {hint}\n"));
             }
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), text.as_bytes());
             code
         }
     }
@@ -179,7 +182,26 @@ fn init_tracing(cli: &Cli) {
     // starts them), so everything goes to stderr.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| LossyStderr)
+        .log_internal_errors(false)
         .with_ansi(false)
         .try_init();
+}
+
+/// stderr for log lines, where a failed write is dropped: the daemon log is
+/// on the society's own disk, and a full disk (or `2>/dev/full`, or a closed
+/// pipe) must cost log lines, never the process. (The default writer's
+/// failure is reported with `eprintln!`, which panics when stderr fails.)
+struct LossyStderr;
+
+impl std::io::Write for LossyStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
+    }
 }

@@ -334,3 +334,52 @@ fn an_overdue_case_escalates_once_across_a_failed_write_and_a_crash() {
     assert_eq!(overdue, 1);
     fsck_clean(&s);
 }
+
+#[test]
+fn a_supervisor_whose_stderr_fails_keeps_working() {
+    // `society supervise 2>/dev/full`: every log line fails to write.
+    let s = Society::new(BIN, "[[agent]]\nid = \"e1\"\nbrain = \"echo\"\n");
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let mut sup = s
+        .command(&["supervise"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(full)
+        .spawn()
+        .unwrap();
+    wait_until(SOON, "the supervisor to be ready", || {
+        (supervisor_status(&s)["state"] == "running").then_some(())
+    });
+    let inbox = s.layout().orchestrator_inbox();
+    for n in 0..3 {
+        let id = s.ok(&["send", "e1", &format!("hello {n}")]);
+        wait_until(SOON, "the reply", || {
+            (replies_to(&inbox, &id) == 1).then_some(())
+        });
+    }
+    // A failing write makes the supervisor log errors, each of which fails
+    // to reach stderr.
+    let mut id = String::new();
+    unwritable_for(
+        &s,
+        &s.layout().agent_to_agent(),
+        Duration::from_secs(2),
+        || {
+            id = s.ok(&["send", "e1", "during the fault"]);
+        },
+    );
+    wait_until(SOON, "the reply", || {
+        (replies_to(&inbox, &id) == 1).then_some(())
+    });
+    assert!(sup.try_wait().unwrap().is_none(), "the supervisor is alive");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(sup.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = wait_until(SOON, "the supervisor to exit", || sup.try_wait().unwrap());
+    assert_eq!(status.code(), Some(0), "a clean exit, not a panic (101)");
+}

@@ -5,7 +5,12 @@ use society_runtime::exit::Code;
 use std::path::Path;
 
 pub fn run(folder: &Path) -> anyhow::Result<Code> {
-    match run_agent(folder)? {
-        AgentExit::Idle | AgentExit::Stopped => Ok(Code::Ok),
+    match run_agent(folder) {
+        Ok(AgentExit::Idle | AgentExit::Stopped) => Ok(Code::Ok),
+        Err(e) => {
+            // The supervisor reads the cause from here for its escalation.
+            society_runtime::agent::record_exit_error(folder, &e);
+            Err(e.into())
+        }
     }
 }

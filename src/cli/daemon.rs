@@ -73,6 +73,7 @@ pub fn ensure_supervisor(layout: &Layout) -> anyhow::Result<Started> {
         .with_context(|| format!("failed to open {}", layout.daemon_log().display()))?;
     // No `process_group(0)`: `supervise --detached` calls setsid, which makes
     // it a session and group leader, and which a group leader may not call.
+    let log_start = std::fs::metadata(layout.daemon_log()).map_or(0, |m| m.len());
     let mut child = Command::new(exe)
         .arg("--root")
         .arg(layout.root())
@@ -90,9 +91,34 @@ pub fn ensure_supervisor(layout: &Layout) -> anyhow::Result<Started> {
             if let Some(pid) = supervisor_pid(layout) {
                 return Ok(Started::Already(pid));
             }
+            // Its own error message is in the daemon log: show it here.
+            let said = std::fs::read(layout.daemon_log())
+                .ok()
+                .and_then(|b| {
+                    b.get(log_start as usize..)
+                        .map(|t| String::from_utf8_lossy(t).into_owned())
+                })
+                .unwrap_or_default();
+            let code = status
+                .code()
+                .and_then(Code::from_code)
+                .filter(|c| *c != Code::Ok)
+                .unwrap_or(Code::Error);
+            let said: Vec<&str> = said
+                .lines()
+                .filter(|l| l.starts_with("error:") || l.starts_with("  "))
+                .collect();
+            let message = if said.is_empty() {
+                format!("the supervisor exited at start ({status})")
+            } else {
+                format!(
+                    "the supervisor exited at start ({status}):\n{}",
+                    said.join("\n")
+                )
+            };
             return Err(coded_hint(
-                Code::Error,
-                format!("the supervisor exited at start ({status})"),
+                code,
+                message,
                 format!("see {}", layout.daemon_log().display()),
             ));
         }

@@ -53,7 +53,8 @@ pub fn classify(err: &anyhow::Error) -> Code {
         if let Some(e) = cause.downcast_ref::<society_runtime::supervisor::SupervisorError>() {
             return match e {
                 society_runtime::supervisor::SupervisorError::AlreadyRunning { .. } => Code::Locked,
-                society_runtime::supervisor::SupervisorError::Config(_) => Code::Invalid,
+                society_runtime::supervisor::SupervisorError::Config(_)
+                | society_runtime::supervisor::SupervisorError::Checkpoint { .. } => Code::Invalid,
                 _ => Code::Error,
             };
         }
@@ -88,6 +89,33 @@ pub fn hint(err: &anyhow::Error) -> Option<String> {
         }
         if let Some(FormatError::NoSociety { .. }) = cause.downcast_ref::<FormatError>() {
             return Some("run `society init` here, or pass --root DIR / set SOCIETY_ROOT".into());
+        }
+        if let Some(society_runtime::supervisor::SupervisorError::Checkpoint { .. }) =
+            cause.downcast_ref::<society_runtime::supervisor::SupervisorError>()
+        {
+            return Some(
+                "`society fsck --repair` rebuilds the checkpoint from what the files show was routed"
+                    .into(),
+            );
+        }
+        if let Some(FormatError::Json {
+            what: "format.json",
+            path,
+            ..
+        }) = cause.downcast_ref::<FormatError>()
+        {
+            return Some(format!(
+                "{} must read {{\"format\": 1}}; restore it (for example from a backup) and run `society fsck`",
+                path.display()
+            ));
+        }
+        if let Some(io) = cause.downcast_ref::<IoError>() {
+            if io.source.raw_os_error() == Some(nix::libc::ENOSPC) {
+                return Some(format!(
+                    "the disk holding {} is full: free space and try again; nothing was written",
+                    io.path.display()
+                ));
+            }
         }
     }
     None

@@ -52,7 +52,7 @@ pub fn run(layout: &Layout, args: Args) -> anyhow::Result<Code> {
         Code::FsckRepaired => format!("{repaired} repaired, nothing left"),
         _ if args.repair => format!("{problems} problem(s) remain after {repaired} repair(s)"),
         _ => format!(
-            "{problems} problem(s); `society fsck --repair` fixes torn tails and stale heartbeats"
+            "{problems} problem(s); `society fsck --repair` fixes what the files prove (torn tails, stale heartbeats, checkpoints and cursors, quarantine of bad log lines)"
         ),
     };
     println!(

@@ -15,7 +15,7 @@ fn paint(text: &str, state: &str) -> String {
     let code = match state {
         "running" => "32",
         "idle" | "starting" => "36",
-        "hung" | "failed" => "31",
+        "hung" | "failed" | "broken" => "31",
         "backoff" | "stopping" | "pending" => "33",
         _ => "2",
     };
@@ -35,6 +35,9 @@ pub fn status_table(report: &Report) -> String {
                 report.root
             );
         }
+    }
+    for p in &report.problems {
+        let _ = writeln!(out, "problem: {p}");
     }
     if report.agents.is_empty() {
         let _ = writeln!(out, "no agents yet: `society spawn ROLE` creates one");
@@ -114,6 +117,11 @@ pub fn status_table(report: &Report) -> String {
     line(&header.map(String::from), &mut out, None);
     for (row, r) in rows.iter().zip(&report.agents) {
         line(row, &mut out, Some(&r.state));
+    }
+    for r in report.agents.iter().filter(|r| r.state == "broken") {
+        if let Some(reason) = &r.reason {
+            let _ = writeln!(out, "{}: {reason}", r.id);
+        }
     }
     out
 }

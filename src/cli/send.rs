@@ -88,26 +88,32 @@ fn build(args: &Args) -> anyhow::Result<Envelope> {
 pub fn deliver(layout: &Layout, env: &Envelope) -> anyhow::Result<AgentId> {
     let id = resolve(layout, env)?;
     let paths = layout.agent(&id);
-    let cfg: AgentConfig = atomic::read_json(&paths.config(), "agent config")?
-        .ok_or_else(|| coded(Code::NotFound, format!("no agent {id}")))?;
+    let max_record = match atomic::read_json::<AgentConfig>(&paths.config(), "agent config") {
+        Ok(Some(cfg)) => cfg.policy.max_record,
+        Ok(None) => return Err(coded(Code::NotFound, format!("no agent {id}"))),
+        // A broken folder still receives mail: it waits in the inbox.
+        Err(e) => {
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "warning: agent {id} cannot run until repaired ({e}); the message waits in its inbox"
+            );
+            society_core::DEFAULT_MAX_RECORD
+        }
+    };
     let line = env.to_line();
-    if line.len() + 1 > cfg.policy.max_record {
+    if line.len() + 1 > max_record {
         return Err(coded_hint(
             Code::Invalid,
             format!(
                 "message of {} bytes exceeds agent {id}'s max_record ({} bytes); nothing was sent",
                 line.len() + 1,
-                cfg.policy.max_record
+                max_record
             ),
             "write the payload to a file in the agent's workspace/ and send its path",
         ));
     }
-    append_one(
-        &paths.inbox(),
-        &line,
-        Durability::Durable,
-        cfg.policy.max_record,
-    )?;
+    append_one(&paths.inbox(), &line, Durability::Durable, max_record)?;
     // The message is delivered: the mirror is a copy for `tail` and `grep`,
     // and failing to write it must not make the sender believe it was not.
     if let Err(e) = append_one(
@@ -157,8 +163,11 @@ fn resolve(layout: &Layout, env: &Envelope) -> anyhow::Result<AgentId> {
         Party::Role(role) => {
             let mut candidates = Vec::new();
             for id in layout.agent_ids()? {
+                // An unreadable config (a broken agent) is no candidate.
                 let cfg: Option<AgentConfig> =
-                    atomic::read_json(&layout.agent(&id).config(), "agent config")?;
+                    atomic::read_json(&layout.agent(&id).config(), "agent config")
+                        .ok()
+                        .flatten();
                 if cfg.is_some_and(|c| c.role == *role) {
                     candidates.push(id);
                 }

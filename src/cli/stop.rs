@@ -1,7 +1,7 @@
 //! `society stop ID` and `society restart ID`.
 
 use super::daemon::{ensure_supervisor, supervisor_pid};
-use super::exit::{coded, Code};
+use super::exit::{coded, coded_hint, Code};
 use nix::sys::signal::Signal;
 use society_core::lock::{self, LockState};
 use society_core::{AgentId, Layout};
@@ -62,11 +62,32 @@ pub fn stop(layout: &Layout, args: Args) -> anyhow::Result<Code> {
 
 pub fn restart(layout: &Layout, args: Args) -> anyhow::Result<Code> {
     let id = existing(layout, &args.id)?;
-    let before: society_core::state::AgentCheckpoint =
-        society_core::atomic::read_json(&layout.agent(&id).checkpoint(), "agent checkpoint")?
-            .unwrap_or_default();
+    let before = society_core::atomic::read_json::<society_core::state::AgentCheckpoint>(
+        &layout.agent(&id).checkpoint(),
+        "agent checkpoint",
+    );
     control::send(layout, &Request::Restart { agent: id.clone() })?;
     ensure_supervisor(layout)?;
+    let before = match before {
+        Ok(c) => c.unwrap_or_default(),
+        // The request stands: the supervisor starts it once it is repaired.
+        Err(e) if args.no_wait => {
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "warning: agent {id} cannot start until repaired: {e}; `society fsck --repair` rebuilds its checkpoint"
+            );
+            println!("{id}: restart requested");
+            return Ok(Code::Ok);
+        }
+        Err(e) => {
+            return Err(coded_hint(
+                Code::Invalid,
+                format!("agent {id} cannot start: {e}"),
+                "`society fsck --repair` rebuilds its checkpoint from the logs; the restart request is recorded",
+            ))
+        }
+    };
     if !args.no_wait {
         super::spawn::wait_up(
             layout,

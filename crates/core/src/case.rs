@@ -51,6 +51,32 @@ impl CaseStatus {
             CaseStatus::Resolved | CaseStatus::Closed | CaseStatus::Cancelled
         )
     }
+
+    /// The status an ownership record (`assigned` or `handoff`) leads to,
+    /// if it changes the status at all (it sets the owner of any case that
+    /// is not closed or cancelled, whatever this returns).
+    ///
+    /// * `assigned` moves only a `new` case, to `assigned`.
+    /// * `handoff` moves an open case (`new`, `assigned`, `in_progress`,
+    ///   `waiting`, `blocked`, `escalated`) to `in_progress`: the case goes to
+    ///   someone who works on it, which is how a blocked or escalated case
+    ///   gets going again.
+    /// * Neither moves a `resolved` case (nor a closed or cancelled one).
+    ///
+    /// An ownership record can land after the records it logically precedes:
+    /// the CLI delivers a case message itself and asks the supervisor to
+    /// record it (`reflect`), and the agent may answer — even complete the
+    /// case — before the supervisor reads that request. So transitions here
+    /// only go forward: a late first assignment never sends a case that is
+    /// being worked on back to `assigned`, and no ownership record reopens a
+    /// resolved case (an explicit `status` record can).
+    fn after_ownership(self, event: &str) -> Option<CaseStatus> {
+        match (event, self) {
+            ("assigned", CaseStatus::New) => Some(CaseStatus::Assigned),
+            ("handoff", s) if s.is_open() => Some(CaseStatus::InProgress),
+            _ => None,
+        }
+    }
 }
 
 /// The fold of one case log.
@@ -119,11 +145,7 @@ impl CaseSummary {
                         self.agents.push(o);
                     }
                 }
-                Some(if event == "assigned" {
-                    CaseStatus::Assigned
-                } else {
-                    CaseStatus::InProgress
-                })
+                self.status.after_ownership(&event)
             }
             "message" | "agent_report" => match self.status {
                 CaseStatus::New | CaseStatus::Assigned => Some(CaseStatus::InProgress),
@@ -195,5 +217,56 @@ mod tests {
             CaseStatus::Closed,
             "nothing reopens a closed case"
         );
+    }
+
+    /// Every status against both ownership records: the owner always
+    /// changes; the status only moves forward.
+    #[test]
+    fn ownership_records_never_move_a_case_back() {
+        use CaseStatus::*;
+        // (status before, after `assigned`, after `handoff`)
+        let table = [
+            (New, Assigned, InProgress),
+            (Assigned, Assigned, InProgress),
+            (InProgress, InProgress, InProgress),
+            (Waiting, Waiting, InProgress),
+            (Blocked, Blocked, InProgress),
+            (Escalated, Escalated, InProgress),
+            (Resolved, Resolved, Resolved),
+            (Closed, Closed, Closed),
+            (Cancelled, Cancelled, Cancelled),
+        ];
+        for (before, after_assigned, after_handoff) in table {
+            for (event, expected) in [("assigned", after_assigned), ("handoff", after_handoff)] {
+                let mut c = CaseSummary::new("c-1");
+                c.status = before;
+                c.owner = Some("research".into());
+                let rec = json!({"event": event, "agent": "supervisor", "to": "audio"});
+                c.apply(&rec);
+                assert_eq!(c.status, expected, "{event} on a {} case", before.as_str());
+                let owner = if before.is_final() {
+                    "research"
+                } else {
+                    "audio"
+                };
+                assert_eq!(
+                    c.owner.as_deref(),
+                    Some(owner),
+                    "{event} on a {} case",
+                    before.as_str()
+                );
+            }
+        }
+        // The race this guards: the agent completed the case before the
+        // supervisor recorded the message that gave it the case.
+        let recs = [
+            json!({"event":"created","agent":"orchestrator","purpose":"p"}),
+            json!({"event":"completed","agent":"closer"}),
+            json!({"event":"assigned","agent":"supervisor","to":"closer"}),
+            json!({"event":"message","agent":"orchestrator","to":"closer"}),
+        ];
+        let c = CaseSummary::fold("c-1", &recs);
+        assert_eq!(c.status, Resolved);
+        assert_eq!(c.owner.as_deref(), Some("closer"));
     }
 }

@@ -146,6 +146,47 @@ pub struct AgentCheckpoint {
     /// at a time until the cursor passes `end`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay: Option<Replay>,
+    /// The inbox stopped matching `inbox_offset` (truncated or rewritten
+    /// below it): the agent consumes nothing until `society fsck --repair`
+    /// has moved the cursor to what the files prove was handled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<Incident>,
+}
+
+/// A file found not to match a consumer's cursor into it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Incident {
+    pub file: std::path::PathBuf,
+    /// `truncated` (the file is shorter than the cursor) or `off_boundary`
+    /// (the byte before the cursor is not a newline: rewritten below it).
+    pub kind: String,
+    pub cursor: u64,
+    /// The file's length when it was noticed.
+    pub len: u64,
+    pub ts: String,
+    /// The id of the escalation that reported it (written once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalation: Option<MsgId>,
+}
+
+impl Incident {
+    /// One line for `status` and escalations.
+    pub fn describe(&self) -> String {
+        let name = self.file.file_name().map_or_else(
+            || self.file.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        match self.kind.as_str() {
+            "truncated" => format!(
+                "{name} is {} bytes long, shorter than the cursor at {}: truncated or replaced",
+                self.len, self.cursor
+            ),
+            _ => format!(
+                "{name} was rewritten below the cursor at {} (the byte before it is not a newline)",
+                self.cursor
+            ),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,6 +9,7 @@
 
 mod batch;
 mod delivery;
+mod incident;
 mod leftover;
 mod signals;
 
@@ -41,6 +42,13 @@ pub enum AgentError {
         #[source]
         source: BrainError,
     },
+    /// A state file of the folder is corrupt (`checkpoint.json`).
+    #[error("cannot start agent in {}: {source}", folder.display())]
+    State {
+        folder: PathBuf,
+        #[source]
+        source: FormatError,
+    },
     #[error(transparent)]
     Format(#[from] FormatError),
     #[error(transparent)]
@@ -48,10 +56,23 @@ pub enum AgentError {
 }
 
 impl AgentError {
+    /// A failed read or write of the folder's files (a full disk, an I/O
+    /// error), which waiting may cure — not a corrupt file or a bad config.
+    fn is_io(&self) -> bool {
+        matches!(
+            self,
+            AgentError::Io(_) | AgentError::Format(FormatError::Io(_))
+        )
+    }
+}
+
+impl AgentError {
     pub fn exit_code(&self) -> Code {
         match self {
             AgentError::Locked { .. } => Code::Locked,
-            AgentError::Config { .. } | AgentError::Brain { .. } => Code::Invalid,
+            AgentError::Config { .. } | AgentError::Brain { .. } | AgentError::State { .. } => {
+                Code::Invalid
+            }
             AgentError::Format(_) | AgentError::Io(_) => Code::Error,
         }
     }
@@ -90,26 +111,32 @@ pub fn run_agent(folder: &Path) -> Result<AgentExit, AgentError> {
     // supervisor adopting us would signal that one. The generation is filled
     // in below, once the checkpoint is read.
     let started = time::now_rfc3339();
-    lock.write_info(&LockInfo::me(started.clone(), 0))?;
+    if let Err(e) = lock.write_info(&LockInfo::me(started.clone(), 0)) {
+        // Informational; liveness is the lock itself.
+        tracing::error!(error = %e, "cannot describe this process in process.lock");
+    }
     // Before the new status.json overwrites the record of it.
     let swept = leftover::sweep(&paths);
     let brain = society_brains::build(&cfg.brain).map_err(|source| AgentError::Brain {
         folder: folder.into(),
         source,
     })?;
-    let mut ckpt: AgentCheckpoint =
-        atomic::read_json(&paths.checkpoint(), "agent checkpoint")?.unwrap_or_default();
+    let mut ckpt = load_checkpoint(&paths)?;
     ckpt.generation += 1;
-    // A batch interrupted by the previous process is replayed line by line;
-    // the range is kept in the checkpoint until the cursor passes it.
-    if let Some(end) = ckpt.in_flight.as_ref().and_then(|f| f.batch_end) {
-        let outbox_offset = ckpt.in_flight.as_ref().map_or(0, |f| f.outbox_offset);
-        ckpt.replay = Some(society_core::state::Replay { end, outbox_offset });
-    }
     let gen = ckpt.generation;
     let durable = cfg.policy.durability == society_core::jsonl::Durability::Durable;
-    atomic::write_json(&paths.checkpoint(), &ckpt, durable)?;
-    lock.write_info(&LockInfo::me(started.clone(), gen))?;
+    // A full disk at startup: wait for room (holding the folder) rather than
+    // exit and be counted as a crash.
+    let mut pause = IoPause::default();
+    while let Err(e) = atomic::write_json(&paths.checkpoint(), &ckpt, durable) {
+        if signals.stop.load(Ordering::SeqCst) {
+            return Err(e.into());
+        }
+        pause.wait(&e.to_string(), &signals.stop);
+    }
+    if let Err(e) = lock.write_info(&LockInfo::me(started.clone(), gen)) {
+        tracing::error!(error = %e, "cannot describe this process in process.lock");
+    }
     let mut agent = Agent {
         resume_offset: ckpt.inbox_offset,
         activity: Log::open(&paths.activity(), cfg.id.as_str(), gen)?,
@@ -170,6 +197,81 @@ pub fn run_agent(folder: &Path) -> Result<AgentExit, AgentError> {
     Ok(how)
 }
 
+/// Reads the checkpoint, ready to resume: a batch the previous process left
+/// interrupted is replayed line by line (the range is kept until the cursor
+/// passes it). A corrupt checkpoint is refused: `society fsck --repair`
+/// rebuilds it from the logs.
+fn load_checkpoint(paths: &AgentPaths) -> Result<AgentCheckpoint, AgentError> {
+    let mut ckpt: AgentCheckpoint = match atomic::read_json(&paths.checkpoint(), "agent checkpoint")
+    {
+        Ok(c) => c.unwrap_or_default(),
+        Err(e @ FormatError::Json { .. }) => {
+            return Err(AgentError::State {
+                folder: paths.dir.clone(),
+                source: e,
+            })
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(end) = ckpt.in_flight.as_ref().and_then(|f| f.batch_end) {
+        let outbox_offset = ckpt.in_flight.as_ref().map_or(0, |f| f.outbox_offset);
+        ckpt.replay = Some(society_core::state::Replay { end, outbox_offset });
+    }
+    Ok(ckpt)
+}
+
+/// Records why this process exits with an error as a `start_failed` or
+/// `exit_error` line in its folder's `activity.jsonl`, so the supervisor can
+/// put the cause into its escalation instead of "exit code 5". Best effort.
+/// A process that lost the folder's lock to another writes nothing.
+pub fn record_exit_error(folder: &Path, err: &AgentError) {
+    if matches!(err, AgentError::Locked { .. }) {
+        return;
+    }
+    let paths = AgentPaths::new(folder.to_path_buf());
+    let agent = folder
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix("agent-"))
+        .unwrap_or("?")
+        .to_string();
+    if let Ok(mut log) = Log::open(&paths.activity(), &agent, 0) {
+        log.event(
+            EXIT_ERROR,
+            serde_json::json!({"pid": std::process::id(), "code": err.exit_code().code(), "error": err.to_string()}),
+        );
+    }
+}
+
+/// The activity event [`record_exit_error`] writes.
+pub const EXIT_ERROR: &str = "exit_error";
+
+/// Growing pauses between tries of a write that failed (a full disk): the
+/// agent keeps its folder and its place, and resumes when the write works.
+#[derive(Default)]
+struct IoPause {
+    tries: u32,
+}
+
+impl IoPause {
+    const FIRST: Duration = Duration::from_millis(100);
+    const MAX: Duration = Duration::from_secs(5);
+
+    fn wait(&mut self, error: &str, stop: &AtomicBool) {
+        let delay = (Self::FIRST * 2u32.saturating_pow(self.tries)).min(Self::MAX);
+        self.tries = self.tries.saturating_add(1);
+        tracing::error!(
+            error,
+            retry_in_ms = delay.as_millis() as u64,
+            "a write failed; waiting to try again"
+        );
+        let end = Instant::now() + delay;
+        while Instant::now() < end && !stop.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 /// Takes the folder lock. Retries for a moment because a `status` probe may
 /// hold it for microseconds; a real holder keeps it and we give up.
 fn acquire(paths: &AgentPaths) -> Result<HeldLock, AgentError> {
@@ -212,26 +314,24 @@ pub(crate) struct Agent {
 impl Agent {
     fn run(&mut self, wake: &std::sync::mpsc::Receiver<()>) -> Result<AgentExit, AgentError> {
         let mut last_work = Instant::now();
+        let mut pause = IoPause::default();
         loop {
             if self.stopping() {
                 return Ok(AgentExit::Stopped);
             }
-            let batch = read_lines(&self.paths.inbox(), self.ckpt.inbox_offset, 256 * 1024)?;
-            if !batch.lines.is_empty() {
-                let mut rest = &batch.lines[..];
-                while !rest.is_empty() && !self.stopping() {
-                    let grouped = self.handle_batch(rest)?;
-                    if grouped > 0 {
-                        rest = &rest[grouped..];
-                        continue;
-                    }
-                    match self.handle_line(&rest[0])? {
-                        delivery::Outcome::Advanced => rest = &rest[1..],
-                        delivery::Outcome::Retry | delivery::Outcome::Abandoned => break,
-                    }
+            match self.work() {
+                Ok(Work::Done) => {
+                    pause = IoPause::default();
+                    last_work = Instant::now();
+                    continue;
                 }
-                last_work = Instant::now();
-                continue;
+                Ok(Work::Nothing) => pause = IoPause::default(),
+                Ok(Work::Incident) => return Ok(AgentExit::Stopped),
+                Err(e) if e.is_io() => {
+                    self.recover_from_io(&e, &mut pause)?;
+                    continue;
+                }
+                Err(e) => return Err(e),
             }
             self.set_state(LiveState::Idle, None);
             let idle_for = last_work.elapsed();
@@ -247,6 +347,53 @@ impl Agent {
             while wake.try_recv().is_ok() {}
             self.beat(false);
         }
+    }
+
+    /// Reads the inbox after the cursor and handles what is there.
+    fn work(&mut self) -> Result<Work, AgentError> {
+        if self.ckpt.incident.is_some() {
+            // Recorded by this or an earlier process: make sure it was told.
+            self.escalate_incident()?;
+            return Ok(Work::Incident);
+        }
+        if !self.inbox_fits()? {
+            return Ok(Work::Incident);
+        }
+        let batch = read_lines(&self.paths.inbox(), self.ckpt.inbox_offset, 256 * 1024)?;
+        if batch.lines.is_empty() {
+            return Ok(Work::Nothing);
+        }
+        let mut rest = &batch.lines[..];
+        while !rest.is_empty() && !self.stopping() {
+            let grouped = self.handle_batch(rest)?;
+            if grouped > 0 {
+                rest = &rest[grouped..];
+                continue;
+            }
+            match self.handle_line(&rest[0])? {
+                delivery::Outcome::Advanced => rest = &rest[1..],
+                delivery::Outcome::Retry | delivery::Outcome::Abandoned => break,
+            }
+        }
+        Ok(Work::Done)
+    }
+
+    /// A read or write failed (a full disk, say). The files are the truth:
+    /// forget what this process believed since its last checkpoint and
+    /// resume from the one on disk, as a new generation would — but without
+    /// counting an attempt against the message, whose fault it was not.
+    fn recover_from_io(&mut self, err: &AgentError, pause: &mut IoPause) -> Result<(), AgentError> {
+        self.activity
+            .event("io_error", serde_json::json!({"error": err.to_string()}));
+        pause.wait(&err.to_string(), &self.stop);
+        let mut ckpt = load_checkpoint(&self.paths)?;
+        if let Some(f) = ckpt.in_flight.as_mut().filter(|f| f.batch_end.is_none()) {
+            f.attempt = f.attempt.saturating_sub(1);
+        }
+        self.resume_offset = ckpt.inbox_offset;
+        self.ckpt = ckpt;
+        self.beat(true);
+        Ok(())
     }
 
     fn stopping(&self) -> bool {
@@ -269,9 +416,31 @@ impl Agent {
         }
         self.status.ts = time::now_rfc3339();
         self.status.handled = self.ckpt.handled;
-        if let Err(e) = atomic::write_json(&self.paths.status(), &self.status, false) {
+        heartbeat(&self.paths, &self.status);
+        self.last_beat = Instant::now();
+    }
+}
+
+/// What one pass over the inbox did.
+enum Work {
+    Done,
+    Nothing,
+    /// The inbox no longer matches the cursor: stop consuming it.
+    Incident,
+}
+
+/// Rewrites `status.json`. When that fails (a full disk has no room for the
+/// new file), the old file's mtime is set instead — which needs no space and
+/// is what the supervisor's hang check reads — so a full disk does not make
+/// a working agent look hung.
+pub(crate) fn heartbeat(paths: &AgentPaths, status: &AgentStatus) {
+    if let Err(e) = atomic::write_json(&paths.status(), status, false) {
+        let touched = std::fs::File::options()
+            .write(true)
+            .open(paths.status())
+            .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+        if touched.is_err() {
             tracing::error!(error = %e, "failed to write heartbeat");
         }
-        self.last_beat = Instant::now();
     }
 }

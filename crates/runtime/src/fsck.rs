@@ -15,6 +15,7 @@
 mod checks;
 mod files;
 mod processes;
+mod rebuild;
 
 use serde::Serialize;
 use society_core::{FormatError, Layout};
@@ -107,7 +108,7 @@ pub fn run(layout: &Layout, repair: bool) -> Result<Report, FormatError> {
     layout.check_format()?;
     let mut report = Report::default();
     let scan = files::scan(layout, repair, &mut report)?;
-    checks::cursors(layout, &scan, &mut report)?;
+    checks::cursors(layout, &scan, repair, &mut report)?;
     checks::approvals(layout, &mut report)?;
     processes::check(layout, repair, &mut report)?;
     Ok(report)

@@ -13,6 +13,8 @@ pub enum Provisioned {
     Created,
     Updated,
     Unchanged,
+    /// The folder's `config.json` could not be read; rewritten.
+    Repaired,
 }
 
 pub fn provision(
@@ -21,13 +23,12 @@ pub fn provision(
     origin: &str,
 ) -> Result<Provisioned, FormatError> {
     let paths = layout.agent(&cfg.id);
-    let existing: Option<AgentConfig> = atomic::read_json(&paths.config(), "agent config")
-        .ok()
-        .flatten();
+    let existing = atomic::read_json::<AgentConfig>(&paths.config(), "agent config");
     let outcome = match &existing {
-        None => Provisioned::Created,
-        Some(old) if old == cfg => Provisioned::Unchanged,
-        Some(_) => Provisioned::Updated,
+        Ok(None) => Provisioned::Created,
+        Ok(Some(old)) if old == cfg => Provisioned::Unchanged,
+        Ok(Some(_)) => Provisioned::Updated,
+        Err(_) => Provisioned::Repaired,
     };
     paths.create()?;
     if !paths.checkpoint().exists() {

@@ -6,6 +6,7 @@
 //! makes inotify a pure optimisation: if an event is lost, the scan finds the
 //! grown file within a second.
 
+mod broken;
 mod cases;
 mod commit;
 mod events;
@@ -92,8 +93,13 @@ pub fn run_supervisor(layout: &Layout, opts: Options) -> Result<(), SupervisorEr
     lifecycle::ignore_wakeup_signal();
     let config = SocietyConfig::load(&layout.society_toml())?;
     let default_policy = default_policy(&config);
+    let mut repaired = Vec::new();
     for cfg in config.declared(&layout.society_toml())? {
-        crate::provision::provision(layout, &cfg, "society.toml")?;
+        if crate::provision::provision(layout, &cfg, "society.toml")?
+            == crate::provision::Provisioned::Repaired
+        {
+            repaired.push(cfg.id);
+        }
     }
     let ckpt = atomic::read_json(&layout.supervisor_checkpoint(), "supervisor checkpoint")
         .map_err(|source| SupervisorError::Checkpoint {
@@ -141,6 +147,15 @@ pub fn run_supervisor(layout: &Layout, opts: Options) -> Result<(), SupervisorEr
         "supervisor_started",
         serde_json::json!({"pid": std::process::id()}),
     );
+    for id in repaired {
+        // Derived from society.toml, so rewriting it loses nothing; said
+        // where people look.
+        sup.system_event(
+            "agent_config_repaired",
+            id.as_str(),
+            serde_json::json!({"from": "society.toml", "reason": "config.json could not be read"}),
+        );
+    }
     sup.rescan_agents()?;
     sup.load_approvals()?;
     // What the last process left half-written lands before anything new is
@@ -203,6 +218,10 @@ pub(crate) enum Phase {
         until: Instant,
     },
     Failed,
+    /// Cannot run until its folder is repaired (see `broken.rs`).
+    Broken {
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -361,6 +380,7 @@ impl Supervisor {
         }
         self.retry_stalled(None);
         self.escalate_trouble();
+        self.recheck_broken();
         if self.ckpt_dirty {
             self.save_state();
         }
@@ -414,31 +434,26 @@ impl Supervisor {
                 continue;
             }
             let paths = self.layout.agent(&id);
-            let cfg: AgentConfig = match atomic::read_json(&paths.config(), "agent config") {
-                Ok(Some(c)) => c,
-                Ok(None) => continue,
-                Err(e) => {
-                    self.system_event(
-                        "agent_config_invalid",
-                        id.as_str(),
-                        serde_json::json!({"error": e.to_string()}),
-                    );
-                    continue;
-                }
-            };
             self.watch.add(&paths.inbox());
             self.watch.add(&paths.outbox());
             let failed = self.ckpt.agents.get(&id).is_some_and(|r| r.failed);
-            let mut slot = Slot {
-                cfg,
-                paths,
-                phase: if failed { Phase::Failed } else { Phase::Down },
-                restart: RestartState::default(),
-                restart_requested: false,
-            };
+            let (mut slot, problem) = broken::new_slot(&id, paths, failed);
             lifecycle::adopt_if_alive(&mut slot, &mut self.pids, &mut self.activity);
-            self.slots.insert(id, slot);
+            let broken_now = matches!(slot.phase, Phase::Broken { .. });
+            self.slots.insert(id.clone(), slot);
             self.status_dirty = true;
+            if let (Some(reason), true) = (problem, broken_now) {
+                self.system_event(
+                    "agent_config_invalid",
+                    id.as_str(),
+                    serde_json::json!({"error": reason}),
+                );
+                // Escalated once now; `mark_broken` skips a repeat.
+                if let Some(slot) = self.slots.get_mut(&id) {
+                    slot.phase = Phase::Down;
+                }
+                self.mark_broken(&id, reason);
+            }
         }
         Ok(())
     }
@@ -493,6 +508,11 @@ impl Supervisor {
                     ),
                     Phase::Backoff { until } => ("backoff", None, Some(instant_to_rfc3339(*until))),
                     Phase::Failed => ("failed", None, None),
+                    Phase::Broken { .. } => ("broken", None, None),
+                };
+                let reason = match &s.phase {
+                    Phase::Broken { reason } => Some(reason.clone()),
+                    _ => None,
                 };
                 (
                     id.clone(),
@@ -500,7 +520,7 @@ impl Supervisor {
                         phase: phase.into(),
                         pid,
                         backoff_until: until,
-                        reason: None,
+                        reason,
                     },
                 )
             })

@@ -470,9 +470,7 @@ struct BeatHooks<'a> {
 impl BeatHooks<'_> {
     fn write_status(&mut self) {
         self.status.ts = time::now_rfc3339();
-        if let Err(e) = atomic::write_json(&self.paths.status(), &*self.status, false) {
-            tracing::error!(error = %e, "failed to write heartbeat");
-        }
+        super::heartbeat(self.paths, self.status);
         *self.last_beat = Instant::now();
     }
 }

@@ -1,141 +1,318 @@
-//! Cursors against their files, and case logs against approvals.
+//! State files and cursors against their files (rebuilt from the logs by
+//! `--repair`), and case logs against approvals.
 
 use super::files::Scan;
-use super::Report;
+use super::{rebuild, Report};
 use crate::supervisor::state::SupervisorCheckpoint;
 use society_core::jsonl::read_lines;
-use society_core::state::AgentCheckpoint;
-use society_core::{atomic, Envelope, FormatError, Layout};
+use society_core::lock::{self, HeldLock, LockError, LockState};
+use society_core::state::{AgentCheckpoint, AgentConfig};
+use society_core::{atomic, AgentId, Envelope, FormatError, Layout};
 use std::path::Path;
 
-/// A cursor must lie inside the complete part of its file, on a line start.
-fn check_cursor(scan: &Scan, report: &mut Report, file: &Path, cursor: u64, what: &str) {
+pub(super) fn cursors(
+    layout: &Layout,
+    scan: &Scan,
+    repair: bool,
+    report: &mut Report,
+) -> Result<(), FormatError> {
+    for id in layout.agent_ids()? {
+        agent_state(layout, &id, scan, repair, report)?;
+    }
+    supervisor_state(layout, scan, repair, report)
+}
+
+/// An agent's `config.json` and `checkpoint.json`: readable, and the cursor
+/// fits the inbox. Repairs rebuild them (a config from `society.toml`, a
+/// checkpoint from the logs) while holding the agent's lock, so no process
+/// of the agent runs meanwhile.
+fn agent_state(
+    layout: &Layout,
+    id: &AgentId,
+    scan: &Scan,
+    repair: bool,
+    report: &mut Report,
+) -> Result<(), FormatError> {
+    let paths = layout.agent(id);
+    if let Err(e) = atomic::read_json::<AgentConfig>(&paths.config(), "agent config") {
+        let f = report.problem("config", Some(paths.config()), None, e.to_string());
+        if repair {
+            f.repaired = repair_config(layout, id).ok().flatten();
+            if f.repaired.is_none() {
+                f.reason.push_str(&format!(
+                    "; agent {id} is not declared in society.toml: re-create it with `society spawn ROLE --id {id}`"
+                ));
+            }
+        }
+    }
+    let ckpt_path = paths.checkpoint();
+    let (ckpt, trouble) = match atomic::read_json::<AgentCheckpoint>(&ckpt_path, "agent checkpoint")
+    {
+        Ok(None) => return Ok(()),
+        Ok(Some(c)) => {
+            let trouble = match &c.incident {
+                Some(i) => Some(format!(
+                    "agent {id} stopped consuming its inbox: {}",
+                    i.describe()
+                )),
+                None => cursor_problem(scan, &paths.inbox(), c.inbox_offset)
+                    .map(|why| format!("agent {id}'s inbox_offset {why}")),
+            };
+            (Some(c), trouble)
+        }
+        Err(e) => (None, Some(e.to_string())),
+    };
+    if let Some(reason) = trouble {
+        let f = report.problem("checkpoint", Some(ckpt_path.clone()), None, reason);
+        if repair {
+            match rebuild_agent(layout, id, ckpt.as_ref()) {
+                Ok(done) => f.repaired = Some(done),
+                Err(why) => f.reason.push_str(&format!("; not repaired: {why}")),
+            }
+        }
+        return Ok(());
+    }
+    let Some(ckpt) = ckpt else { return Ok(()) };
+    if let Some(f) = &ckpt.in_flight {
+        let batch = read_lines(&paths.inbox(), f.offset, 1 << 20)?;
+        let found = batch
+            .lines
+            .first()
+            .filter(|l| l.offset == f.offset)
+            .and_then(|l| Envelope::parse(&l.bytes).ok());
+        match found {
+            Some(env) if env.id == f.id => {}
+            Some(env) => {
+                report.problem(
+                    "in_flight",
+                    Some(paths.inbox()),
+                    Some(f.offset),
+                    format!(
+                        "in-flight message {} of agent {id} is not at its offset (found {})",
+                        f.id, env.id
+                    ),
+                );
+            }
+            None => {
+                report.problem(
+                    "in_flight",
+                    Some(paths.inbox()),
+                    Some(f.offset),
+                    format!(
+                        "in-flight message {} of agent {id} does not exist at its offset",
+                        f.id
+                    ),
+                );
+            }
+        }
+        if f.offset != ckpt.inbox_offset {
+            report.problem(
+                "in_flight",
+                Some(ckpt_path.clone()),
+                Some(f.offset),
+                format!(
+                    "agent {id}: in-flight offset {} differs from inbox_offset {}",
+                    f.offset, ckpt.inbox_offset
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Rebuilds an agent's checkpoint from its logs, holding its lock.
+fn rebuild_agent(
+    layout: &Layout,
+    id: &AgentId,
+    old: Option<&AgentCheckpoint>,
+) -> Result<String, String> {
+    let paths = layout.agent(id);
+    let _held = match HeldLock::try_acquire(&paths.lock()) {
+        Ok(l) => l,
+        Err(LockError::Held { .. }) => {
+            return Err(format!("agent {id} is running: `society stop {id}` first"))
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    let ckpt = rebuild::agent_checkpoint(layout, id, old).map_err(|e| e.to_string())?;
+    atomic::write_json(&paths.checkpoint(), &ckpt, true).map_err(|e| e.to_string())?;
+    Ok(format!(
+        "rebuilt the checkpoint from the activity log, outbox and dead letters: cursor at byte {} ({} handled, {} dead-lettered); what follows is handled again, ids already seen are dropped",
+        ckpt.inbox_offset, ckpt.handled, ckpt.dead_lettered
+    ))
+}
+
+/// A config rebuilt from `society.toml` if the agent is declared there,
+/// else from its `created` record in `registry.jsonl` (role and brain kind)
+/// and the role's template, as `society spawn` made it.
+fn repair_config(layout: &Layout, id: &AgentId) -> Result<Option<String>, FormatError> {
+    let toml = layout.society_toml();
+    let Ok(config) = crate::config::SocietyConfig::load(&toml) else {
+        return Ok(None);
+    };
+    if let Some(cfg) = config
+        .declared(&toml)
+        .ok()
+        .and_then(|d| d.into_iter().find(|c| c.id == *id))
+    {
+        atomic::write_json(&layout.agent(id).config(), &cfg, true)?;
+        return Ok(Some(
+            "rewrote config.json from its [[agent]] in society.toml".into(),
+        ));
+    }
+    let created = society_core::jsonl::read_objects(&layout.registry(), &mut 0)?
+        .into_iter()
+        .rev()
+        .find(|r| r["event"] == "created" && r["agent"] == id.as_str());
+    let Some(rec) = created else { return Ok(None) };
+    let Some(role) = rec["role"].as_str() else {
+        return Ok(None);
+    };
+    let kind = rec["brain"].as_str().map(str::to_string);
+    let template_kind = config
+        .roles
+        .get(role)
+        .and_then(|r| r.brain.as_ref())
+        .and_then(|b| {
+            b.get("kind")
+                .or(Some(b))
+                .and_then(|k| k.as_str())
+                .map(str::to_string)
+        });
+    // The template's brain when it is the kind the agent was made with.
+    let brain = match (&kind, &template_kind) {
+        (Some(k), Some(t)) if k == t => None,
+        (Some(k), _) => Some(serde_json::json!({ "kind": k })),
+        (None, _) => None,
+    };
+    let Ok(cfg) = config.for_spawn(&toml, id.as_str(), role, brain, false) else {
+        return Ok(None);
+    };
+    atomic::write_json(&layout.agent(id).config(), &cfg, true)?;
+    Ok(Some(format!(
+        "rewrote config.json as `society spawn {role} --id {id}` makes it (role and brain kind from registry.jsonl); check keep_alive and brain settings"
+    )))
+}
+
+/// The supervisor's checkpoint: readable, cursors inside their files, no
+/// incident. Repairs need the supervisor stopped (it rewrites the file).
+fn supervisor_state(
+    layout: &Layout,
+    scan: &Scan,
+    repair: bool,
+    report: &mut Report,
+) -> Result<(), FormatError> {
+    let sup_path = layout.supervisor_checkpoint();
+    let running = matches!(lock::probe(&layout.supervisor_lock())?, LockState::Held(_));
+    let sup: SupervisorCheckpoint = match atomic::read_json(&sup_path, "supervisor checkpoint") {
+        Ok(c) => c.unwrap_or_default(),
+        Err(e) => {
+            let f = report.problem("checkpoint", Some(sup_path.clone()), None, e.to_string());
+            if repair {
+                if running {
+                    f.reason
+                        .push_str("; the supervisor runs: `society down` first");
+                } else {
+                    let ckpt = rebuild::supervisor_checkpoint(layout)?;
+                    atomic::write_json(&sup_path, &ckpt, true)?;
+                    f.repaired = Some(format!(
+                        "rebuilt from what the files show was routed ({} outbox cursors, inbox cursor at byte {}); holds and failed states start afresh",
+                        ckpt.cursors.len(),
+                        ckpt.inbox_offset
+                    ));
+                }
+            }
+            return Ok(());
+        }
+    };
+    let mut fixes: Vec<(Option<AgentId>, String)> = Vec::new();
+    for (key, i) in &sup.incidents {
+        fixes.push((
+            AgentId::new(key.as_str())
+                .ok()
+                .filter(|_| key != "supervisor"),
+            format!(
+                "the router stopped reading {}: {}",
+                i.file.display(),
+                i.describe()
+            ),
+        ));
+    }
+    for (id, cursor) in &sup.cursors {
+        if sup.incidents.contains_key(id.as_str()) {
+            continue;
+        }
+        if let Some(why) = cursor_problem(scan, &layout.agent(id).outbox(), *cursor) {
+            fixes.push((
+                Some(id.clone()),
+                format!("the router's cursor in {id}'s outbox {why}"),
+            ));
+        }
+    }
+    if !sup.incidents.contains_key("supervisor") {
+        if let Some(why) = cursor_problem(scan, &layout.supervisor_inbox(), sup.inbox_offset) {
+            fixes.push((None, format!("the supervisor's inbox cursor {why}")));
+        }
+    }
+    if fixes.is_empty() {
+        if let Some(p) = &sup.pending {
+            report.note(
+                "cursor",
+                Some(sup_path),
+                Some(p.from),
+                "a write-ahead batch is pending; the supervisor finishes it when it starts".into(),
+            );
+        }
+        return Ok(());
+    }
+    let mut fixed = sup.clone();
+    for (who, reason) in fixes {
+        let f = report.problem("cursor", Some(sup_path.clone()), None, reason);
+        if !repair {
+            continue;
+        }
+        if running {
+            f.reason
+                .push_str("; the supervisor runs: `society down` first");
+            continue;
+        }
+        let (key, cursor) = match &who {
+            Some(id) => {
+                let c = rebuild::router_cursor(layout, id)?;
+                fixed.cursors.insert(id.clone(), c);
+                (id.to_string(), c)
+            }
+            None => {
+                let c = rebuild::supervisor_checkpoint(layout)?.inbox_offset;
+                fixed.inbox_offset = c;
+                ("supervisor".to_string(), c)
+            }
+        };
+        fixed.incidents.remove(&key);
+        f.repaired = Some(format!(
+            "moved the cursor to byte {cursor}, the end of what the destinations show was routed"
+        ));
+    }
+    if fixed != sup {
+        atomic::write_json(&sup_path, &fixed, true)?;
+    }
+    Ok(())
+}
+
+/// Why a cursor does not fit its file, if it does not.
+fn cursor_problem(scan: &Scan, file: &Path, cursor: u64) -> Option<String> {
     let len = scan.complete_len.get(file).copied().unwrap_or(0);
     if cursor > len {
-        report.problem(
-            "cursor",
-            Some(file.into()),
-            Some(cursor),
-            format!("{what} is past the end of the file's complete lines ({len} bytes)"),
-        );
-        return;
+        return Some(format!(
+            "({cursor}) is past the end of the file's complete lines ({len} bytes)"
+        ));
     }
     let on_boundary = cursor == len
         || scan
             .line_starts
             .get(file)
             .is_some_and(|s| s.contains(&cursor));
-    if !on_boundary {
-        report.problem(
-            "cursor",
-            Some(file.into()),
-            Some(cursor),
-            format!("{what} is not on a line boundary"),
-        );
-    }
-}
-
-pub(super) fn cursors(
-    layout: &Layout,
-    scan: &Scan,
-    report: &mut Report,
-) -> Result<(), FormatError> {
-    for id in layout.agent_ids()? {
-        let paths = layout.agent(&id);
-        let ckpt_path = paths.checkpoint();
-        let ckpt: AgentCheckpoint = match atomic::read_json(&ckpt_path, "agent checkpoint") {
-            Ok(Some(c)) => c,
-            Ok(None) => continue,
-            Err(e) => {
-                report.problem("checkpoint", Some(ckpt_path), None, e.to_string());
-                continue;
-            }
-        };
-        check_cursor(
-            scan,
-            report,
-            &paths.inbox(),
-            ckpt.inbox_offset,
-            &format!("agent {id}'s inbox_offset"),
-        );
-        if let Some(f) = &ckpt.in_flight {
-            let batch = read_lines(&paths.inbox(), f.offset, 1 << 20)?;
-            let found = batch
-                .lines
-                .first()
-                .filter(|l| l.offset == f.offset)
-                .and_then(|l| Envelope::parse(&l.bytes).ok());
-            match found {
-                Some(env) if env.id == f.id => {}
-                Some(env) => {
-                    report.problem(
-                        "in_flight",
-                        Some(paths.inbox()),
-                        Some(f.offset),
-                        format!(
-                            "in-flight message {} of agent {id} is not at its offset (found {})",
-                            f.id, env.id
-                        ),
-                    );
-                }
-                None => {
-                    report.problem(
-                        "in_flight",
-                        Some(paths.inbox()),
-                        Some(f.offset),
-                        format!(
-                            "in-flight message {} of agent {id} does not exist at its offset",
-                            f.id
-                        ),
-                    );
-                }
-            }
-            if f.offset != ckpt.inbox_offset {
-                report.problem(
-                    "in_flight",
-                    Some(ckpt_path.clone()),
-                    Some(f.offset),
-                    format!(
-                        "agent {id}: in-flight offset {} differs from inbox_offset {}",
-                        f.offset, ckpt.inbox_offset
-                    ),
-                );
-            }
-        }
-    }
-    let sup_path = layout.supervisor_checkpoint();
-    let sup: SupervisorCheckpoint = match atomic::read_json(&sup_path, "supervisor checkpoint") {
-        Ok(c) => c.unwrap_or_default(),
-        Err(e) => {
-            report.problem("checkpoint", Some(sup_path), None, e.to_string());
-            return Ok(());
-        }
-    };
-    for (id, cursor) in &sup.cursors {
-        check_cursor(
-            scan,
-            report,
-            &layout.agent(id).outbox(),
-            *cursor,
-            &format!("the router's cursor in {id}'s outbox"),
-        );
-    }
-    check_cursor(
-        scan,
-        report,
-        &layout.supervisor_inbox(),
-        sup.inbox_offset,
-        "the supervisor's inbox cursor",
-    );
-    if let Some(p) = &sup.pending {
-        report.note(
-            "cursor",
-            Some(sup_path),
-            Some(p.from),
-            "a write-ahead batch is pending; the supervisor finishes it when it starts".into(),
-        );
-    }
-    Ok(())
+    (!on_boundary).then(|| format!("({cursor}) is not on a line boundary"))
 }
 
 /// Every `approval_requested` case event matches a request the orchestrator

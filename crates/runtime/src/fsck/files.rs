@@ -33,6 +33,7 @@ pub(super) fn scan(
     collect(layout.state_dir(), &mut files)?;
     files.sort();
     let quarantined = quarantined(layout, &files)?;
+    let cursors = consumer_cursors(layout)?;
     let mut scan = Scan::default();
     for path in files {
         report.files += 1;
@@ -68,9 +69,44 @@ pub(super) fn scan(
                             Some(line.offset),
                             format!("{reason} (already dead-lettered)"),
                         );
+                    } else if cursors
+                        .get(&path)
+                        .is_some_and(|c| c.is_none_or(|c| line.offset >= c))
+                    {
+                        // Not read yet (or its cursor is being repaired):
+                        // its consumer dead-letters it when it gets there.
+                        report.note(
+                            "jsonl",
+                            Some(path.clone()),
+                            Some(line.offset),
+                            format!("{reason} (not read yet: its consumer dead-letters it)"),
+                        );
                     } else {
                         let check = if envelopes { "envelope" } else { "jsonl" };
-                        report.problem(check, Some(path.clone()), Some(line.offset), reason);
+                        let consumed = has_consumer(layout, &path);
+                        let f = report.problem(
+                            check,
+                            Some(path.clone()),
+                            Some(line.offset),
+                            reason.clone(),
+                        );
+                        if repair && !consumed {
+                            // Nobody reads this file by cursor, so nobody
+                            // will dead-letter the line: fsck does, in the
+                            // directory's deadletter.jsonl, and the line is
+                            // then a handled one (never deleted).
+                            match quarantine(&path, line, &reason) {
+                                Ok(dl) => {
+                                    f.repaired = Some(format!(
+                                        "quarantined in {} (the line stays where it is)",
+                                        dl.display()
+                                    ))
+                                }
+                                Err(e) => f
+                                    .reason
+                                    .push_str(&format!("; could not quarantine it: {e}")),
+                            }
+                        }
                     }
                 }
             }
@@ -87,9 +123,24 @@ pub(super) fn scan(
                         // the lock, end the fragment with a newline.
                         let mut a = Appender::open(&path, Durability::Durable, usize::MAX)?;
                         a.append_batch::<&[u8]>(&[])?;
-                        torn.repaired = Some(
-                            "terminated the fragment with a newline; it is now one bad line".into(),
-                        );
+                        let mut done =
+                            "terminated the fragment with a newline; it is now one bad line"
+                                .to_string();
+                        if !has_consumer(layout, &path) {
+                            let fragment = read_lines(&path, batch.next, 64 * 1024)?
+                                .lines
+                                .into_iter()
+                                .next();
+                            if let Some(line) = fragment.filter(|l| l.offset == batch.next) {
+                                let dl = quarantine(
+                                    &path,
+                                    &line,
+                                    "a torn tail (a writer died mid-line)",
+                                )?;
+                                done.push_str(&format!(", quarantined in {}", dl.display()));
+                            }
+                        }
+                        torn.repaired = Some(done);
                     }
                 }
                 scan.complete_len.insert(path.clone(), batch.next);
@@ -100,6 +151,85 @@ pub(super) fn scan(
         scan.line_starts.insert(path, starts);
     }
     Ok(scan)
+}
+
+/// The cursor of every file read by a consumer: `None` when it is unknown
+/// or under repair (a corrupt checkpoint, an incident).
+fn consumer_cursors(layout: &Layout) -> Result<HashMap<PathBuf, Option<u64>>, FormatError> {
+    use crate::supervisor::state::SupervisorCheckpoint;
+    use society_core::state::AgentCheckpoint;
+    let mut out = HashMap::new();
+    for id in layout.agent_ids()? {
+        let paths = layout.agent(&id);
+        let c = society_core::atomic::read_json::<AgentCheckpoint>(
+            &paths.checkpoint(),
+            "agent checkpoint",
+        )
+        .ok()
+        .flatten();
+        let cursor = match c {
+            Some(c) if c.incident.is_none() => Some(c.inbox_offset),
+            Some(_) => None,
+            None => None,
+        };
+        out.insert(paths.inbox(), cursor);
+    }
+    let sup = society_core::atomic::read_json::<SupervisorCheckpoint>(
+        &layout.supervisor_checkpoint(),
+        "supervisor checkpoint",
+    );
+    let sup = match sup {
+        Ok(c) => Some(c.unwrap_or_default()),
+        Err(_) => None,
+    };
+    for id in layout.agent_ids()? {
+        let cursor = sup.as_ref().and_then(|s| {
+            (!s.incidents.contains_key(id.as_str()))
+                .then(|| s.cursors.get(&id).copied().unwrap_or(0))
+        });
+        out.insert(layout.agent(&id).outbox(), cursor);
+    }
+    let inbox_cursor = sup
+        .as_ref()
+        .and_then(|s| (!s.incidents.contains_key("supervisor")).then_some(s.inbox_offset));
+    out.insert(layout.supervisor_inbox(), inbox_cursor);
+    Ok(out)
+}
+
+/// Is the file read by a consumer with a cursor, which dead-letters bad
+/// lines itself (an agent's inbox, the router's outboxes, the supervisor's
+/// inbox)?
+fn has_consumer(layout: &Layout, path: &Path) -> bool {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let dir = path
+        .parent()
+        .and_then(|d| d.file_name())
+        .and_then(|d| d.to_str())
+        .unwrap_or("");
+    (dir.starts_with("agent-") && matches!(name, "inbox.jsonl" | "outbox.jsonl"))
+        || *path == layout.supervisor_inbox()
+}
+
+/// Records a bad line as quarantined in its directory's `deadletter.jsonl`.
+fn quarantine(
+    path: &Path,
+    line: &society_core::jsonl::Line,
+    reason: &str,
+) -> Result<PathBuf, FormatError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let dl = dir.join("deadletter.jsonl");
+    let file = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let excerpt =
+        String::from_utf8_lossy(&line.bytes[..line.bytes.len().min(64 * 1024)]).into_owned();
+    let rec = crate::activity::record(
+        "quarantined",
+        "fsck",
+        0,
+        serde_json::json!({"src": format!("{file}@{}", line.offset), "file": file, "offset": line.offset,
+            "reason": reason, "line": excerpt, "by": "fsck --repair"}),
+    );
+    Appender::open(&dl, Durability::Durable, usize::MAX)?.append(&rec)?;
+    Ok(dl)
 }
 
 /// What identifies a record in its file: a message's `id`, a log record's

@@ -214,12 +214,34 @@ impl Supervisor {
             adopt_if_alive(slot, &mut self.pids, &mut self.activity);
             return;
         }
+        let paths = self.slots[&id].paths.clone();
+        let cause = super::broken::exit_cause(&paths, pid);
+        if code == Some(Code::Invalid.code()) {
+            // Its config or checkpoint cannot be used: restarting would only
+            // fail again. It waits, broken, until the folder is repaired.
+            let reason = cause.unwrap_or_else(|| {
+                super::broken::folder_problem(&paths).unwrap_or_else(|| {
+                    "its config or checkpoint cannot be used (exit code 5)".into()
+                })
+            });
+            self.mark_broken(&id, reason);
+            return;
+        }
+        if let Some(problem) = super::broken::folder_problem(&paths) {
+            // e.g. it stopped consuming an inbox that no longer matches its cursor.
+            self.mark_broken(&id, problem);
+            return;
+        }
         if clean || stop_reason == Some("stop") || stop_reason == Some("restart") {
             self.after_down(&id);
         } else {
             let why = match (code, signal) {
                 (_, Some(s)) => format!("killed by {}", s.as_str()),
-                (Some(c), _) => format!("exit code {c}"),
+                (Some(c), _) => format!(
+                    "exit code {c} ({}){}",
+                    Code::from_code(c).map_or("unknown", Code::meaning),
+                    super::broken::cause_suffix(cause.as_deref())
+                ),
                 _ => "unknown".into(),
             };
             self.on_failure(&id, &why);

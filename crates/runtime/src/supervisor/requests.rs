@@ -449,6 +449,8 @@ impl Supervisor {
                         slot.phase = Phase::Down;
                         self.start(&id, "restart");
                     }
+                    // Runs again as soon as its folder is whole (the scan checks).
+                    Phase::Broken { .. } => self.recheck_broken(),
                 }
             }
             After::Archive(case) => self.archive_case(&case),

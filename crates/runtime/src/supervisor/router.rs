@@ -153,18 +153,16 @@ impl Supervisor {
             cursor,
             len,
             ts: society_core::time::now_rfc3339(),
+            escalation: None,
         };
         tracing::error!(file = %path.display(), cursor, len, kind, "a file no longer matches its cursor; reading it stops");
-        self.ckpt.incidents.insert(key.to_string(), incident);
-        self.save_state();
-        let what = match kind {
-            "truncated" => format!("is {len} bytes long, shorter than the router's cursor at {cursor}: it was truncated or replaced"),
-            _ => format!("was rewritten below the router's cursor at {cursor} (the byte before it is not a newline)"),
-        };
         let reason = format!(
-            "{} {what}; the supervisor stopped reading it so that nothing is skipped or read twice",
+            "{} ({}); the supervisor stopped reading it so that nothing is skipped or read twice",
+            incident.describe(),
             path.display()
         );
+        self.ckpt.incidents.insert(key.to_string(), incident);
+        self.save_state();
         let context = json!({"file": path, "cursor": cursor, "len": len,
             "hint": "stop the supervisor (`society down`), then `society fsck --repair` moves the cursor to what was provably routed"});
         let mut plan = Plan::at(now_ms());

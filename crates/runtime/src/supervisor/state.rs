@@ -37,18 +37,7 @@ pub struct SupervisorCheckpoint {
     pub incidents: BTreeMap<String, Incident>,
 }
 
-/// A file found not to match its cursor.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Incident {
-    pub file: PathBuf,
-    /// `truncated` (the file is shorter than the cursor) or `off_boundary`
-    /// (the byte before the cursor is not a newline: rewritten below it).
-    pub kind: String,
-    pub cursor: u64,
-    /// The file's length when it was noticed.
-    pub len: u64,
-    pub ts: String,
-}
+pub use society_core::state::Incident;
 
 /// Write-ahead record of one batch: lines `[from, to)` of `agent`'s outbox
 /// (or of the supervisor's inbox), and the length of every destination before the batch was appended.

@@ -383,3 +383,161 @@ fn a_supervisor_whose_stderr_fails_keeps_working() {
     let status = wait_until(SOON, "the supervisor to exit", || sup.try_wait().unwrap());
     assert_eq!(status.code(), Some(0), "a clean exit, not a panic (101)");
 }
+
+/// A tmpfs of `size` mounted over the society's state directory (its files
+/// moved onto it); unmounted (lazily: processes may still hold files) on drop.
+struct SmallDisk {
+    mount: std::path::PathBuf,
+}
+
+impl SmallDisk {
+    /// `None` where mounting is not permitted (not root): said on stderr.
+    fn over(s: &Society, size: &str) -> Option<SmallDisk> {
+        let state = s.layout().state_dir().to_path_buf();
+        let aside = state.with_extension("aside");
+        std::fs::rename(&state, &aside).unwrap();
+        std::fs::create_dir(&state).unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&state)
+            .status()
+            .is_ok_and(|st| st.success());
+        if !mounted {
+            std::fs::remove_dir(&state).unwrap();
+            std::fs::rename(&aside, &state).unwrap();
+            eprintln!("SKIPPED: mounting a tmpfs needs root; this test proves nothing here");
+            return None;
+        }
+        let copied = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(format!("{}/.", aside.display()))
+            .arg(&state)
+            .status()
+            .unwrap();
+        assert!(copied.success());
+        Some(SmallDisk { mount: state })
+    }
+
+    /// Fills the disk with a file until a write fails; returns its path.
+    fn fill(&self) -> std::path::PathBuf {
+        self.fill_into("filler")
+    }
+
+    /// Fills what writes since the last fill left free.
+    fn fill_again(&self) -> std::path::PathBuf {
+        self.fill_into("filler2")
+    }
+
+    fn fill_into(&self, name: &str) -> std::path::PathBuf {
+        use std::io::Write;
+        let filler = self.mount.join(name);
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let block = vec![0u8; 64 * 1024];
+        while f.write_all(&block).is_ok() {}
+        let small = [0u8; 512];
+        while f.write_all(&small).is_ok() {}
+        while f.write_all(&small[..1]).is_ok() {}
+        filler
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.mount)
+            .status();
+    }
+}
+
+#[test]
+fn a_full_disk_loses_nothing_acknowledged_and_resumes_by_itself() {
+    let mut s = Society::new(
+        BIN,
+        "[defaults]\nidle_exit = \"1h\"\n[[agent]]\nid = \"e1\"\nbrain = \"echo\"\n",
+    );
+    let Some(disk) = SmallDisk::over(&s, "2m") else {
+        return;
+    };
+    let sup = s.start_supervisor();
+    let inbox = s.layout().orchestrator_inbox();
+    let mut acknowledged = Vec::new();
+    for n in 0..5 {
+        let id = s.ok(&["send", "e1", &format!("before {n}")]);
+        wait_until(SOON, "the reply", || {
+            (replies_to(&inbox, &id) == 1).then_some(())
+        });
+        acknowledged.push(id);
+    }
+    // e1 is paused while the disk fills, so that it meets the full disk
+    // with messages to handle.
+    let e1 = s.agent_pid("e1").unwrap() as i32;
+    let signal = |sig| nix::sys::signal::kill(nix::unistd::Pid::from_raw(e1), sig).unwrap();
+    signal(nix::sys::signal::Signal::SIGSTOP);
+    let filler = disk.fill();
+    // Sends now fail with a clear error, or are acknowledged: never both.
+    let mut refused = 0;
+    for n in 0..30 {
+        let out = s.run(&["send", "e1", &format!("during {n} {}", "x".repeat(200))]);
+        if out.status.success() {
+            acknowledged.push(String::from_utf8_lossy(&out.stdout).trim().to_string());
+        } else {
+            refused += 1;
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                err.contains("No space left on device") && err.contains("is full"),
+                "{err}"
+            );
+        }
+    }
+    eprintln!(
+        "full disk: {} sends acknowledged, {refused} refused",
+        acknowledged.len() - 5
+    );
+    assert!(refused > 0, "the disk was full");
+    let rest = disk.fill_again();
+    signal(nix::sys::signal::Signal::SIGCONT);
+    let alive = |pid: u32| std::path::Path::new(&format!("/proc/{pid}")).exists();
+    // The full disk lasts 3 s with work waiting: nobody dies of it.
+    let since = Instant::now();
+    wait_until(SOON, "three seconds of a full disk", || {
+        assert!(alive(sup), "the supervisor survives a full disk");
+        assert!(
+            alive(e1 as u32),
+            "the agent waits for room instead of exiting"
+        );
+        (since.elapsed() >= Duration::from_secs(3)).then_some(())
+    });
+    let answered_while_full = acknowledged[5..]
+        .iter()
+        .filter(|id| replies_to(&inbox, id) > 0)
+        .count();
+    std::fs::remove_file(rest).unwrap();
+    // Space returns: everything acknowledged is answered, once, unprompted.
+    std::fs::remove_file(filler).unwrap();
+    wait_until(
+        Duration::from_secs(60),
+        "every acknowledged message answered",
+        || {
+            acknowledged
+                .iter()
+                .all(|id| replies_to(&inbox, id) >= 1)
+                .then_some(())
+        },
+    );
+    for id in &acknowledged {
+        assert_eq!(replies_to(&inbox, id), 1, "{id} answered once");
+    }
+    eprintln!("answered while the disk was full: {answered_while_full}");
+    assert!(alive(sup));
+    wait_until(SOON, "the trouble to clear", || {
+        supervisor_status(&s)["trouble"].is_null().then_some(())
+    });
+    let after = s.ok(&["send", "e1", "after"]);
+    wait_until(SOON, "the reply", || {
+        (replies_to(&inbox, &after) == 1).then_some(())
+    });
+    s.stop_supervisor();
+    fsck_clean(&s);
+    drop(disk);
+}

@@ -109,13 +109,17 @@ pub fn hint(err: &anyhow::Error) -> Option<String> {
                 path.display()
             ));
         }
-        if let Some(io) = cause.downcast_ref::<IoError>() {
-            if io.source.raw_os_error() == Some(nix::libc::ENOSPC) {
-                return Some(format!(
-                    "the disk holding {} is full: free space and try again; nothing was written",
-                    io.path.display()
-                ));
-            }
+        let io = cause
+            .downcast_ref::<IoError>()
+            .or(match cause.downcast_ref::<FormatError>() {
+                Some(FormatError::Io(e)) => Some(e),
+                _ => None,
+            });
+        if let Some(io) = io.filter(|io| io.source.raw_os_error() == Some(nix::libc::ENOSPC)) {
+            return Some(format!(
+                "the disk holding {} is full: free space and try again; nothing was written",
+                io.path.display()
+            ));
         }
     }
     None

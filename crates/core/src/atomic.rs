@@ -23,7 +23,7 @@ pub fn write_bytes(path: &Path, bytes: &[u8], durable: bool) -> Result<(), IoErr
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("state");
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-    {
+    let written = (|| {
         let mut f = OpenOptions::new()
             .write(true)
             .create(true)
@@ -34,8 +34,13 @@ pub fn write_bytes(path: &Path, bytes: &[u8], durable: bool) -> Result<(), IoErr
         if durable {
             f.sync_all().map_err(io("fsync", &tmp))?;
         }
+        std::fs::rename(&tmp, path).map_err(io("rename temp file onto", path))
+    })();
+    if let Err(e) = written {
+        // A full disk: leave no half-written temp file taking space.
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
     }
-    std::fs::rename(&tmp, path).map_err(io("rename temp file onto", path))?;
     if durable {
         File::open(dir)
             .and_then(|d| d.sync_all())

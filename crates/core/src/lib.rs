@@ -11,6 +11,8 @@
 //!   per batch, fsync by durability class) and byte-cursor reading that never
 //!   returns a half-written line.
 //! * [`atomic`] replaces JSON state files atomically (temp, fsync, rename, fsync dir).
+//! * [`segments`] rotates fully consumed live JSONL files into numbered,
+//!   zstd-compressed segments under `archive/`, and reads them back in order.
 //! * [`lock`] is the `flock`-based "one process per folder" guarantee; liveness
 //!   is "the lock is held", never "the pid exists".
 //! * [`state`] holds the JSON state documents shared by processes
@@ -27,6 +29,7 @@ pub mod id;
 pub mod jsonl;
 pub mod layout;
 pub mod lock;
+pub mod segments;
 pub mod state;
 pub mod time;
 

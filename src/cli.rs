@@ -11,6 +11,7 @@ mod demo;
 mod exit;
 mod follow;
 mod fsck;
+mod history;
 mod inbox;
 mod init;
 mod logs;

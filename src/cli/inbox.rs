@@ -22,8 +22,9 @@ pub struct Args {
 
 pub fn run(layout: &Layout, args: Args) -> anyhow::Result<Code> {
     let path = layout.orchestrator_inbox();
-    let mut cursor = 0;
-    let mut first = collect(&path, &mut cursor)?;
+    // The archived segments too (only as far back as -n needs).
+    let mut history = super::history::History::new(layout, path.clone());
+    let mut first = history.start(args.lines, |_| true)?;
     if let Some(n) = args.lines {
         let skip = first.len().saturating_sub(n);
         first.drain(..skip);
@@ -33,14 +34,9 @@ pub fn run(layout: &Layout, args: Args) -> anyhow::Result<Code> {
         return Ok(Code::Ok);
     }
     super::follow::follow(std::slice::from_ref(&path), || {
-        print(&collect(&path, &mut cursor)?, args.json);
+        print(&history.more()?, args.json);
         Ok(())
     })
-}
-
-/// New complete JSON records after `cursor`; other lines are skipped.
-fn collect(path: &std::path::Path, cursor: &mut u64) -> anyhow::Result<Vec<Value>> {
-    Ok(society_core::jsonl::read_objects(path, cursor)?)
 }
 
 fn print(records: &[Value], json: bool) {

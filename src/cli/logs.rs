@@ -2,8 +2,8 @@
 //! the supervisor and system events, merged by time.
 
 use super::exit::{coded, Code};
+use super::history::History;
 use serde_json::Value;
-use society_core::jsonl::read_lines;
 use society_core::{AgentId, CaseId, Layout};
 use std::path::PathBuf;
 
@@ -26,9 +26,9 @@ pub struct Args {
     lines: Option<usize>,
 }
 
+/// One log, its archived segments included (see `history.rs`).
 struct Source {
-    path: PathBuf,
-    cursor: u64,
+    history: History,
     only: Option<Only>,
 }
 
@@ -54,7 +54,15 @@ const CASE_FIELDS: &[&str] = &["agent", "from", "to", "by"];
 
 pub fn run(layout: &Layout, args: Args) -> anyhow::Result<Code> {
     let mut sources = sources(layout, &args)?;
-    let mut first = collect(&mut sources);
+    let mut first = Vec::new();
+    for s in sources.iter_mut() {
+        let only = &s.only;
+        let records = s
+            .history
+            .start(args.lines, |v| only.as_ref().is_none_or(|o| o.keeps(v)))?;
+        first.extend(records);
+    }
+    let mut first = by_time(first);
     if let Some(n) = args.lines {
         let skip = first.len().saturating_sub(n);
         first.drain(..skip);
@@ -63,17 +71,19 @@ pub fn run(layout: &Layout, args: Args) -> anyhow::Result<Code> {
     if !args.follow {
         return Ok(Code::Ok);
     }
-    let paths: Vec<std::path::PathBuf> = sources.iter().map(|s| s.path.clone()).collect();
+    let paths: Vec<std::path::PathBuf> = sources
+        .iter()
+        .map(|s| s.history.path().to_path_buf())
+        .collect();
     super::follow::follow(&paths, || {
-        print(&collect(&mut sources), args.json);
+        print(&collect(&mut sources)?, args.json);
         Ok(())
     })
 }
 
 fn sources(layout: &Layout, args: &Args) -> anyhow::Result<Vec<Source>> {
     let src = |path: PathBuf, only: Option<Only>| Source {
-        path,
-        cursor: 0,
+        history: History::new(layout, path),
         only,
     };
     if let Some(case) = &args.case {
@@ -128,30 +138,34 @@ fn sources(layout: &Layout, args: &Args) -> anyhow::Result<Vec<Source>> {
 }
 
 /// New complete records from every source, merged by `ts`.
-fn collect(sources: &mut [Source]) -> Vec<(String, Value)> {
+fn collect(sources: &mut [Source]) -> anyhow::Result<Vec<(String, Value)>> {
     let mut out = Vec::new();
     for s in sources.iter_mut() {
-        while let Ok(batch) = read_lines(&s.path, s.cursor, 4 << 20) {
-            if batch.lines.is_empty() {
-                break;
-            }
-            for line in batch.lines {
-                let Ok(v) = serde_json::from_slice::<Value>(&line.bytes) else {
-                    continue;
-                };
-                if s.only.as_ref().is_some_and(|o| !o.keeps(&v)) {
-                    continue;
-                }
-                let ts = v
-                    .get("ts")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string();
-                out.push((ts, v));
-            }
-            s.cursor = batch.next;
-        }
+        let only = &s.only;
+        out.extend(
+            s.history
+                .more()?
+                .into_iter()
+                .filter(|v| only.as_ref().is_none_or(|o| o.keeps(v))),
+        );
     }
+    Ok(by_time(out))
+}
+
+/// Records with their `ts`, oldest first.
+fn by_time(records: Vec<Value>) -> Vec<(String, Value)> {
+    let mut out: Vec<(String, Value)> = records
+        .into_iter()
+        .map(|v| {
+            let ts = v
+                .get("ts")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            (ts, v)
+        })
+        .collect();
+    // Stable: records of one file with the same millisecond keep their order.
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out
 }

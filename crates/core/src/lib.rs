@@ -25,6 +25,7 @@ pub mod atomic;
 pub mod case;
 pub mod envelope;
 pub mod error;
+pub mod fault;
 pub mod id;
 pub mod jsonl;
 pub mod layout;

@@ -9,6 +9,10 @@ use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::time::Duration;
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// How many handled message ids a checkpoint remembers for duplicate dropping.
 pub const RECENT_IDS: usize = 1024;
 
@@ -86,6 +90,11 @@ pub struct Policy {
     pub flood_threshold: u32,
     #[serde(with = "duration_str")]
     pub flood_window: Duration,
+    /// Retention: a live JSONL file is rotated into `archive/` as a
+    /// numbered, compressed segment once its consumed part holds this many
+    /// bytes or `rotate_lines` lines (logs without a consumer: bytes).
+    pub rotate_bytes: u64,
+    pub rotate_lines: u64,
 }
 
 impl Default for Policy {
@@ -112,6 +121,8 @@ impl Default for Policy {
             max_hops: 50,
             flood_threshold: 3,
             flood_window: Duration::from_secs(300),
+            rotate_bytes: 64 << 20,
+            rotate_lines: 1_000_000,
         }
     }
 }
@@ -133,6 +144,13 @@ pub struct AgentCheckpoint {
     pub generation: u64,
     /// Byte cursor: everything before it is handled (or dead-lettered).
     pub inbox_offset: u64,
+    /// Which segment of the inbox the cursor is in: the number of times the
+    /// inbox was rotated into `archive/` (see `society_core::segments`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub inbox_seg: u64,
+    /// Lines consumed in the live inbox (for `rotate_lines`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub inbox_lines: u64,
     /// The message being handled, if a process died while handling it.
     pub in_flight: Option<InFlight>,
     /// Recently handled ids, newest last, at most [`RECENT_IDS`].

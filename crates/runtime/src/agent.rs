@@ -11,6 +11,7 @@ mod batch;
 mod delivery;
 mod incident;
 mod leftover;
+mod retention;
 mod signals;
 
 use crate::activity::Log;
@@ -138,6 +139,7 @@ pub fn run_agent(folder: &Path) -> Result<AgentExit, AgentError> {
         tracing::error!(error = %e, "cannot describe this process in process.lock");
     }
     let mut agent = Agent {
+        layout: retention::layout_of(&paths),
         resume_offset: ckpt.inbox_offset,
         activity: Log::open(&paths.activity(), cfg.id.as_str(), gen)?,
         outbox: Appender::open(
@@ -217,6 +219,7 @@ fn load_checkpoint(paths: &AgentPaths) -> Result<AgentCheckpoint, AgentError> {
         let outbox_offset = ckpt.in_flight.as_ref().map_or(0, |f| f.outbox_offset);
         ckpt.replay = Some(society_core::state::Replay { end, outbox_offset });
     }
+    retention::reconcile(&retention::layout_of(paths), paths, &mut ckpt)?;
     Ok(ckpt)
 }
 
@@ -294,6 +297,8 @@ fn acquire(paths: &AgentPaths) -> Result<HeldLock, AgentError> {
 }
 
 pub(crate) struct Agent {
+    /// The society the folder belongs to (for `archive/`).
+    layout: society_core::Layout,
     /// The inbox cursor this process started from: the only line whose
     /// dead letter an earlier generation may already have written.
     resume_offset: u64,
@@ -325,7 +330,18 @@ impl Agent {
                     last_work = Instant::now();
                     continue;
                 }
-                Ok(Work::Nothing) => pause = IoPause::default(),
+                Ok(Work::Nothing) => {
+                    pause = IoPause::default();
+                    // Caught up: the moment to rotate what has grown.
+                    match self.rotate_due() {
+                        Ok(()) => {}
+                        Err(e) if e.is_io() => {
+                            self.recover_from_io(&e, &mut pause)?;
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
                 Ok(Work::Incident) => return Ok(AgentExit::Stopped),
                 Err(e) if e.is_io() => {
                     self.recover_from_io(&e, &mut pause)?;

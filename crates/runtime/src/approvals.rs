@@ -88,14 +88,38 @@ pub struct Decision {
     pub ts: String,
 }
 
-/// Every approval request in the orchestrator inbox, in file order.
+/// Every approval request in the orchestrator inbox, in file order —
+/// its archived segments too, each through its sidecar of requests (see
+/// `supervisor/retention.rs`), so the history is never decompressed.
 pub fn requests(layout: &Layout) -> Result<Vec<Approval>, FormatError> {
+    Ok(request_envelopes(layout)?
+        .into_iter()
+        .map(Approval::from_envelope)
+        .collect())
+}
+
+/// The approval-request envelopes of the orchestrator's inbox, segments first.
+pub fn request_envelopes(layout: &Layout) -> Result<Vec<Envelope>, FormatError> {
     let mut out = Vec::new();
-    for_each_envelope(&layout.orchestrator_inbox(), |env| {
+    let mut keep = |env: Envelope| {
         if env.kind == REQUEST_TYPE {
-            out.push(Approval::from_envelope(env));
+            out.push(env);
         }
-    })?;
+    };
+    let live = layout.orchestrator_inbox();
+    for seg in society_core::segments::list(layout, &live)? {
+        let sidecar = crate::supervisor::requests_sidecar(&seg);
+        if sidecar.exists() {
+            for_each_envelope(&sidecar, &mut keep)?;
+        } else {
+            for line in society_core::segments::lines(&seg)? {
+                if let Ok(env) = Envelope::parse(&line?) {
+                    keep(env);
+                }
+            }
+        }
+    }
+    for_each_envelope(&live, &mut keep)?;
     Ok(out)
 }
 
@@ -104,9 +128,17 @@ pub fn requests(layout: &Layout) -> Result<Vec<Approval>, FormatError> {
 /// it is the one the supervisor acts on.
 pub fn decisions(layout: &Layout) -> Result<HashMap<MsgId, Decision>, FormatError> {
     let mut out = HashMap::new();
-    for_each_envelope(&layout.supervisor_inbox(), |env| {
+    let live = layout.supervisor_inbox();
+    let mut all = Vec::new();
+    for seg in society_core::segments::list(layout, &live)? {
+        for line in society_core::segments::lines(&seg)? {
+            all.extend(Envelope::parse(&line?).ok());
+        }
+    }
+    for_each_envelope(&live, |env| all.push(env))?;
+    for env in all {
         if env.kind != control::TYPE || env.from != Party::Orchestrator {
-            return;
+            continue;
         }
         if let Ok(Request::Decide {
             request,
@@ -120,7 +152,7 @@ pub fn decisions(layout: &Layout) -> Result<HashMap<MsgId, Decision>, FormatErro
                 ts: env.ts,
             });
         }
-    })?;
+    }
     Ok(out)
 }
 

@@ -15,8 +15,12 @@ mod lifecycle;
 mod plan;
 mod policy;
 mod requests;
+mod retention;
 mod router;
 pub mod state;
+
+pub use retention::requests_sidecar;
+pub(crate) use router::position_key;
 
 use crate::activity::{self, Log};
 use crate::config::{ConfigError, SocietyConfig};
@@ -124,6 +128,7 @@ pub fn run_supervisor(layout: &Layout, opts: Options) -> Result<(), SupervisorEr
             society_core::DEFAULT_MAX_RECORD,
         )?,
         router_durability: default_policy.durability,
+        default_policy: default_policy.clone(),
         shutting_down: false,
         started,
         status_dirty: true,
@@ -157,6 +162,8 @@ pub fn run_supervisor(layout: &Layout, opts: Options) -> Result<(), SupervisorEr
         );
     }
     sup.rescan_agents()?;
+    sup.reconcile_segments()?;
+    retention::finish_archive(layout);
     sup.load_approvals()?;
     // What the last process left half-written lands before anything new is
     // read; then the supervisor's own inbox before the outboxes, so requests
@@ -249,6 +256,8 @@ pub(crate) struct Supervisor {
     activity: Log,
     events: Appender,
     router_durability: Durability,
+    /// `[defaults]`: the policy of the files no agent owns.
+    default_policy: Policy,
     shutting_down: bool,
     started: String,
     status_dirty: bool,
@@ -393,6 +402,8 @@ impl Supervisor {
         if self.guard_dirty {
             self.save_guard(false);
         }
+        self.watch.refresh();
+        self.rotate_due();
     }
 
     /// Writes `supervisor/guard.json` (pruned of what no longer matters):
@@ -461,12 +472,21 @@ impl Supervisor {
     /// Rebuilds the approval index from the logs: requests in the
     /// orchestrator's inbox, answers among the requests already consumed.
     fn load_approvals(&mut self) -> Result<(), FormatError> {
-        for env in envelopes(&self.layout.orchestrator_inbox(), u64::MAX)? {
-            if env.kind == "approval_request" {
-                self.approvals.insert(env.id, env);
+        for env in crate::approvals::request_envelopes(&self.layout)? {
+            self.approvals.insert(env.id, env);
+        }
+        // Answers among the requests already consumed: the archived
+        // segments of the inbox (rotated fully consumed) and the live file
+        // up to the cursor.
+        let live = self.layout.supervisor_inbox();
+        let mut consumed = Vec::new();
+        for seg in society_core::segments::list(&self.layout, &live)? {
+            for line in society_core::segments::lines(&seg)? {
+                consumed.extend(society_core::Envelope::parse(&line?).ok());
             }
         }
-        for env in envelopes(&self.layout.supervisor_inbox(), self.ckpt.inbox_offset)? {
+        consumed.extend(envelopes(&live, self.ckpt.inbox_offset)?);
+        for env in consumed {
             if let Ok(crate::control::Request::Decide { request, .. }) =
                 serde_json::from_value(env.body)
             {

@@ -167,6 +167,18 @@ impl Society {
         }
     }
 
+    /// Has the foreground supervisor exited (crashed)? Reaps it if so.
+    pub fn supervisor_exited(&mut self) -> bool {
+        let exited = self
+            .supervisor
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_some());
+        if exited {
+            self.supervisor = None;
+        }
+        exited
+    }
+
     /// Sends SIGTERM to the foreground supervisor and waits for it to exit.
     pub fn stop_supervisor(&mut self) -> std::process::ExitStatus {
         let mut child = self.supervisor.take().expect("a foreground supervisor");

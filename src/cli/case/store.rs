@@ -127,15 +127,28 @@ pub fn all_ids(layout: &Layout) -> anyhow::Result<BTreeSet<CaseId>> {
     Ok(ids)
 }
 
-/// `archive/<yyyy-mm-dd>/` folders, oldest first.
+/// `archive/<yyyy-mm-dd>/` folders, oldest first (not the folders of
+/// rotated segments, `archive/agent-<id>/` and the like).
 fn archive_days(layout: &Layout) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(layout.archive_dir()) else {
         return Vec::new();
     };
+    let is_day = |p: &Path| {
+        p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+            n.len() == 10
+                && n.bytes().enumerate().all(|(i, b)| {
+                    if i == 4 || i == 7 {
+                        b == b'-'
+                    } else {
+                        b.is_ascii_digit()
+                    }
+                })
+        })
+    };
     let mut days: Vec<PathBuf> = entries
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.is_dir())
+        .filter(|p| p.is_dir() && is_day(p))
         .collect();
     days.sort();
     days

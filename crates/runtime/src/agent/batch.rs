@@ -72,6 +72,7 @@ impl Agent {
                     let recorded = line.offset == self.resume_offset
                         && super::delivery::inbox_dead_letter_exists(
                             &self.paths.deadletter(),
+                            self.ckpt.inbox_seg,
                             line.offset,
                         )?;
                     if !recorded {
@@ -118,6 +119,7 @@ impl Agent {
         self.ckpt.in_flight = None;
         if consumed > 0 {
             self.ckpt.inbox_offset = lines[consumed - 1].end;
+            self.ckpt.inbox_lines += consumed as u64;
         }
         for id in handled {
             self.ckpt.remember(id);

@@ -187,7 +187,7 @@ impl Agent {
     ) -> Result<usize, FormatError> {
         let outputs = self.outputs(input, actions)?;
         let count = outputs.len();
-        let already = ids_since(&self.paths.outbox(), outbox_offset)?;
+        let already = ids_since(&self.layout, &self.paths.outbox(), outbox_offset)?;
         let records: Vec<Vec<u8>> = outputs
             .into_iter()
             .filter(|(id, _)| !already.contains(id))
@@ -291,7 +291,7 @@ impl Agent {
         report.id = MsgId::derive(&env.id, DEAD_LETTER_REPORT_INDEX);
         report.case = env.case.clone();
         report.gen = self.status.gen;
-        if !ids_since(&self.paths.outbox(), since)?.contains(&report.id) {
+        if !ids_since(&self.layout, &self.paths.outbox(), since)?.contains(&report.id) {
             self.outbox.append(&report.to_line())?;
         }
         Ok(())
@@ -314,16 +314,19 @@ impl Agent {
         } else {
             text.into_owned()
         };
-        self.activity.event(
-            "message_dead_lettered",
-            json!({"offset": line.offset, "id": env.map(|e| e.id), "reason": reason}),
-        );
-        activity::record(
-            "dead_lettered",
-            self.cfg.id.as_str(),
-            self.status.gen,
-            json!({"file": "inbox.jsonl", "offset": line.offset, "id": env.map(|e| e.id), "reason": reason, "line": excerpt, "truncated": truncated}),
-        )
+        let mut fields = json!({"offset": line.offset, "id": env.map(|e| e.id), "reason": reason});
+        if self.ckpt.inbox_seg > 0 {
+            fields["seg"] = json!(self.ckpt.inbox_seg);
+        }
+        self.activity.event("message_dead_lettered", fields);
+        activity::record("dead_lettered", self.cfg.id.as_str(), self.status.gen, {
+            let mut fields = json!({"file": "inbox.jsonl", "offset": line.offset, "id": env.map(|e| e.id), "reason": reason, "line": excerpt, "truncated": truncated});
+            // Offsets restart in each segment of a rotated inbox.
+            if self.ckpt.inbox_seg > 0 {
+                fields["seg"] = json!(self.ckpt.inbox_seg);
+            }
+            fields
+        })
     }
 
     fn dead_letter(
@@ -337,7 +340,11 @@ impl Agent {
         // its cursor leaves the line first in our inbox: write it only once.
         let recorded = (line.offset == self.resume_offset
             || self.recovering(line.offset).is_some())
-            && inbox_dead_letter_exists(&self.paths.deadletter(), line.offset)?;
+            && inbox_dead_letter_exists(
+                &self.paths.deadletter(),
+                self.ckpt.inbox_seg,
+                line.offset,
+            )?;
         if !recorded {
             self.deadletter.append(&rec)?;
         }
@@ -355,6 +362,7 @@ impl Agent {
 
     fn advance(&mut self, line: &Line, id: Option<MsgId>) -> Result<(), AgentError> {
         self.ckpt.inbox_offset = line.end;
+        self.ckpt.inbox_lines += 1;
         if self.ckpt.replay.is_some_and(|r| line.end >= r.end) {
             self.ckpt.replay = None;
         }
@@ -407,10 +415,30 @@ fn approval_body(
     json!({"plan": plan, "rationale": rationale, "alternatives": alternatives, "revision": revision, "parked": parked})
 }
 
-/// Ids of the envelopes in `path` after `offset` (the outputs of an earlier attempt).
-fn ids_since(path: &std::path::Path, offset: u64) -> Result<HashSet<MsgId>, FormatError> {
+/// Ids of the envelopes in `path` after `offset` (the outputs of an earlier
+/// attempt). The router rotates the outbox once it has routed all of it; if
+/// that happened since `offset` was taken (the live file is now shorter),
+/// the outputs may be at the end of the newest segment and in the new live
+/// file, and both are read.
+fn ids_since(
+    layout: &society_core::Layout,
+    path: &std::path::Path,
+    offset: u64,
+) -> Result<HashSet<MsgId>, FormatError> {
     let mut ids = HashSet::new();
     let mut cursor = offset;
+    if offset > file_len(path)? {
+        if let Some(seg) = society_core::segments::list(layout, path)?.pop() {
+            let bytes = society_core::segments::read_segment(&seg)?;
+            let tail = bytes.get(offset as usize..).unwrap_or_default();
+            ids.extend(
+                tail.split(|b| *b == b'\n')
+                    .filter_map(|l| Envelope::parse(l).ok())
+                    .map(|e| e.id),
+            );
+        }
+        cursor = 0;
+    }
     loop {
         let batch = read_lines(path, cursor, 1 << 20)?;
         if batch.lines.is_empty() {
@@ -428,6 +456,7 @@ fn ids_since(path: &std::path::Path, offset: u64) -> Result<HashSet<MsgId>, Form
 /// Does `deadletter.jsonl` hold the record of the inbox line at `offset`?
 pub(crate) fn inbox_dead_letter_exists(
     path: &std::path::Path,
+    seg: u64,
     offset: u64,
 ) -> Result<bool, FormatError> {
     let mut cursor = 0;
@@ -441,7 +470,10 @@ pub(crate) fn inbox_dead_letter_exists(
                 Ok(v) => v,
                 Err(_) => continue,
             };
-            if rec["file"] == "inbox.jsonl" && rec["offset"] == offset {
+            if rec["file"] == "inbox.jsonl"
+                && rec["offset"] == offset
+                && rec["seg"].as_u64().unwrap_or(0) == seg
+            {
                 return Ok(true);
             }
         }

@@ -40,6 +40,8 @@ pub(super) fn scan(
         let envelopes = holds_envelopes(layout, &path);
         let mut starts = HashSet::new();
         let mut keys: HashMap<String, u64> = HashMap::new();
+        // Offsets restart in each segment: dead letters name the segment.
+        let seg = society_core::segments::live_seq(layout, &path)?;
         let mut cursor = 0;
         loop {
             let batch = read_lines(&path, cursor, 4 << 20)?;
@@ -62,7 +64,7 @@ pub(super) fn scan(
                         })
                 };
                 if let Some(reason) = reason {
-                    if quarantined.contains(&(path.clone(), line.offset)) {
+                    if quarantined.contains(&(path.clone(), seg, line.offset)) {
                         report.note(
                             "jsonl",
                             Some(path.clone()),
@@ -95,7 +97,7 @@ pub(super) fn scan(
                             // will dead-letter the line: fsck does, in the
                             // directory's deadletter.jsonl, and the line is
                             // then a handled one (never deleted).
-                            match quarantine(&path, line, &reason) {
+                            match quarantine(&path, seg, line, &reason) {
                                 Ok(dl) => {
                                     f.repaired = Some(format!(
                                         "quarantined in {} (the line stays where it is)",
@@ -134,6 +136,7 @@ pub(super) fn scan(
                             if let Some(line) = fragment.filter(|l| l.offset == batch.next) {
                                 let dl = quarantine(
                                     &path,
+                                    seg,
                                     &line,
                                     "a torn tail (a writer died mid-line)",
                                 )?;
@@ -213,6 +216,7 @@ fn has_consumer(layout: &Layout, path: &Path) -> bool {
 /// Records a bad line as quarantined in its directory's `deadletter.jsonl`.
 fn quarantine(
     path: &Path,
+    seg: u64,
     line: &society_core::jsonl::Line,
     reason: &str,
 ) -> Result<PathBuf, FormatError> {
@@ -225,8 +229,8 @@ fn quarantine(
         "quarantined",
         "fsck",
         0,
-        serde_json::json!({"src": format!("{file}@{}", line.offset), "file": file, "offset": line.offset,
-            "reason": reason, "line": excerpt, "by": "fsck --repair"}),
+        serde_json::json!({"src": format!("{file}@{seg}:{}", line.offset), "file": file, "seg": seg,
+            "offset": line.offset, "reason": reason, "line": excerpt, "by": "fsck --repair"}),
     );
     Appender::open(&dl, Durability::Durable, usize::MAX)?.append(&rec)?;
     Ok(dl)
@@ -284,7 +288,10 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), IoError> {
 
 /// `(file, offset)` of lines already in a dead-letter file: inbox lines the
 /// agent dead-lettered, outbox lines the router found undeliverable.
-fn quarantined(layout: &Layout, files: &[PathBuf]) -> Result<HashSet<(PathBuf, u64)>, FormatError> {
+fn quarantined(
+    layout: &Layout,
+    files: &[PathBuf],
+) -> Result<HashSet<(PathBuf, u64, u64)>, FormatError> {
     let mut out = HashSet::new();
     for dl in files
         .iter()
@@ -302,7 +309,7 @@ fn quarantined(layout: &Layout, files: &[PathBuf]) -> Result<HashSet<(PathBuf, u
                     continue;
                 };
                 if let (Some(file), Some(offset)) = (v["file"].as_str(), v["offset"].as_u64()) {
-                    out.insert((dir.join(file), offset));
+                    out.insert((dir.join(file), v["seg"].as_u64().unwrap_or(0), offset));
                 }
             }
             cursor = batch.next;

@@ -56,23 +56,32 @@ pub(crate) fn agent_checkpoint(
         .map(|c| c.recent.iter().copied().collect())
         .unwrap_or_default();
     let mut dead_offsets = HashSet::new();
-    for rec in records(&paths.activity())? {
+    // The activity log's archived segments too: a message handled long ago
+    // may sit right after the cursor of a file rotated since.
+    let seg = society_core::segments::live_seq(layout, &paths.inbox())?;
+    for rec in society_core::segments::read_objects_all(layout, &paths.activity())? {
         generation = generation.max(rec["gen"].as_u64().unwrap_or(0));
         let id = rec["id"].as_str().and_then(|s| s.parse::<MsgId>().ok());
         match rec["event"].as_str() {
             Some("message_handled" | "duplicate_dropped") => handled.extend(id),
-            Some("message_dead_lettered") => dead_offsets.extend(rec["offset"].as_u64()),
+            Some("message_dead_lettered") if rec["seg"].as_u64().unwrap_or(0) == seg => {
+                dead_offsets.extend(rec["offset"].as_u64())
+            }
             _ => {}
         }
     }
     for rec in records(&paths.deadletter())? {
-        if rec["event"] == "dead_lettered" && rec["file"] == "inbox.jsonl" {
+        if rec["event"] == "dead_lettered"
+            && rec["file"] == "inbox.jsonl"
+            && rec["seg"].as_u64().unwrap_or(0) == seg
+        {
             dead_offsets.extend(rec["offset"].as_u64());
         }
     }
     let outputs = ids_in(&paths.outbox())?;
     let mut ckpt = AgentCheckpoint {
         generation,
+        inbox_seg: seg,
         ..AgentCheckpoint::default()
     };
     let mut cursor = 0;
@@ -164,15 +173,16 @@ impl Routed {
         })
     }
 
-    fn line_done(&self, owner: &str, offset: u64, bytes: &[u8]) -> bool {
+    fn line_done(&self, owner: &str, seg: u64, offset: u64, bytes: &[u8]) -> bool {
+        let at = crate::supervisor::position_key(owner, seg, offset);
         match Envelope::parse(bytes) {
             Ok(env) => {
                 let id = env.id.to_string();
                 self.delivered.contains(&id)
                     || self.disposed.contains(&id)
-                    || self.disposed.contains(&format!("{owner}@{offset}"))
+                    || self.disposed.contains(&at)
             }
-            Err(_) => self.disposed.contains(&format!("{owner}@{offset}")),
+            Err(_) => self.disposed.contains(&at),
         }
     }
 }
@@ -202,8 +212,10 @@ fn proven_prefix(
 /// The router's cursor in `owner`'s outbox, from what the files show.
 pub(crate) fn router_cursor(layout: &Layout, owner: &AgentId) -> Result<u64, FormatError> {
     let routed = Routed::gather(layout)?;
-    proven_prefix(&layout.agent(owner).outbox(), |offset, bytes| {
-        routed.line_done(owner.as_str(), offset, bytes)
+    let outbox = layout.agent(owner).outbox();
+    let seg = society_core::segments::live_seq(layout, &outbox)?;
+    proven_prefix(&outbox, |offset, bytes| {
+        routed.line_done(owner.as_str(), seg, offset, bytes)
     })
 }
 
@@ -214,11 +226,17 @@ pub(crate) fn supervisor_checkpoint(layout: &Layout) -> Result<SupervisorCheckpo
     let routed = Routed::gather(layout)?;
     let mut ckpt = SupervisorCheckpoint::default();
     for id in layout.agent_ids()? {
-        let cursor = proven_prefix(&layout.agent(&id).outbox(), |offset, bytes| {
-            routed.line_done(id.as_str(), offset, bytes)
+        let outbox = layout.agent(&id).outbox();
+        let seg = society_core::segments::live_seq(layout, &outbox)?;
+        let cursor = proven_prefix(&outbox, |offset, bytes| {
+            routed.line_done(id.as_str(), seg, offset, bytes)
         })?;
+        if seg > 0 {
+            ckpt.segs.insert(id.clone(), seg);
+        }
         ckpt.cursors.insert(id, cursor);
     }
+    ckpt.inbox_seg = society_core::segments::live_seq(layout, &layout.supervisor_inbox())?;
     // A request left a record keyed by its id (a case event, a rejection,
     // an answer, an escalation), or the `control` line of the supervisor's
     // activity; a bad line was dead-lettered.
@@ -237,6 +255,7 @@ pub(crate) fn supervisor_checkpoint(layout: &Layout) -> Result<SupervisorCheckpo
     }
     let bad: HashSet<u64> = records(&layout.supervisor_deadletter())?
         .iter()
+        .filter(|r| r["seg"].as_u64().unwrap_or(0) == ckpt.inbox_seg)
         .filter_map(|r| r["offset"].as_u64())
         .collect();
     ckpt.inbox_offset =

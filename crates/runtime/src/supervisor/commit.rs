@@ -17,6 +17,7 @@
 //! source range, and the records already present are skipped.
 
 use super::plan::{now_ms, Delivery, Plan};
+use super::requests::INBOX_KEY;
 use super::state::{PendingBatch, Redo, Trouble};
 use super::{file_len, Supervisor};
 use serde_json::{json, Value};
@@ -184,9 +185,13 @@ impl Supervisor {
     fn finish(&mut self, pending: PendingBatch, plan: Plan) {
         match Source::of(&pending) {
             Source::Outbox(a) => {
+                *self.ckpt.lines.entry(a.to_string()).or_default() += plan.lines;
                 self.ckpt.cursors.insert(a, pending.to);
             }
-            Source::Inbox => self.ckpt.inbox_offset = pending.to,
+            Source::Inbox => {
+                *self.ckpt.lines.entry(INBOX_KEY.to_string()).or_default() += plan.lines;
+                self.ckpt.inbox_offset = pending.to;
+            }
             Source::Direct => {}
         }
         let Plan {

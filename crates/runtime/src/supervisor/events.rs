@@ -44,6 +44,15 @@ pub(crate) fn signals(tx: Sender<Event>) -> Result<(), IoError> {
 /// heartbeat rewrites of `status.json` cost nothing.
 pub(crate) struct FileWatch {
     watcher: Option<notify::RecommendedWatcher>,
+    /// The inode each watch is on: inotify watches an inode, not a name, so
+    /// a file rotated into `archive/` takes its watch with it and the new
+    /// live file must be watched anew (see [`FileWatch::refresh`]).
+    watched: std::collections::HashMap<PathBuf, Option<u64>>,
+}
+
+fn inode(path: &Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| m.ino())
 }
 
 impl FileWatch {
@@ -58,20 +67,42 @@ impl FileWatch {
                     tracing::warn!(error = %e, "file watcher error; the periodic scan covers it")
                 }
             });
-        match watcher {
-            Ok(w) => FileWatch { watcher: Some(w) },
+        let watcher = match watcher {
+            Ok(w) => Some(w),
             Err(e) => {
                 tracing::warn!(error = %e, "no file watcher; falling back to the periodic scan");
-                FileWatch { watcher: None }
+                None
             }
+        };
+        FileWatch {
+            watcher,
+            watched: std::collections::HashMap::new(),
         }
     }
 
     pub(crate) fn add(&mut self, path: &Path) {
+        self.watched.insert(path.to_path_buf(), inode(path));
         if let Some(w) = self.watcher.as_mut() {
             if let Err(e) = w.watch(path, RecursiveMode::NonRecursive) {
                 tracing::warn!(path = %path.display(), error = %e, "cannot watch file; the periodic scan covers it");
             }
+        }
+    }
+
+    /// Watches anew every file that is no longer the one watched (rotated
+    /// into `archive/`, or created since). Called from the periodic scan.
+    pub(crate) fn refresh(&mut self) {
+        let stale: Vec<PathBuf> = self
+            .watched
+            .iter()
+            .filter(|(p, ino)| inode(p) != **ino)
+            .map(|(p, _)| p.clone())
+            .collect();
+        for path in stale {
+            if let Some(w) = self.watcher.as_mut() {
+                let _ = w.unwatch(&path);
+            }
+            self.add(&path);
         }
     }
 }

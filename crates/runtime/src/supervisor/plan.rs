@@ -51,6 +51,8 @@ pub(super) struct Plan {
     pub after: Vec<After>,
     /// When the batch is judged (ms since the epoch).
     pub now: u64,
+    /// Source lines the batch consumes (for `rotate_lines`).
+    pub lines: u64,
     /// Cases as this batch leaves them (for the later lines of the batch).
     pub cases: HashMap<CaseId, CaseSummary>,
     /// Approval requests this batch delivers, and requests it answers.

@@ -60,6 +60,7 @@ impl Supervisor {
         if let Some(sizes) = recovered {
             plan.present = Some(present_keys(sizes)?);
         }
+        plan.lines = lines.len() as u64;
         for line in &lines {
             match Envelope::parse(&line.bytes) {
                 Ok(env) => self.plan_request(&mut plan, env),
@@ -74,11 +75,15 @@ impl Supervisor {
     /// lettered in `supervisor/deadletter.jsonl` (so `fsck` knows it was
     /// handled) and recorded in the system events.
     fn plan_bad_line(&self, plan: &mut Plan, line: &Line, reason: &str) {
-        let src = format!("supervisor@{}", line.offset);
+        let seg = self.ckpt.inbox_seg;
+        let src = super::router::position_key(INBOX_KEY, seg, line.offset);
         let excerpt =
             String::from_utf8_lossy(&line.bytes[..line.bytes.len().min(64 * 1024)]).into_owned();
-        let fields = json!({"src": src, "file": "inbox.jsonl", "offset": line.offset, "reason": reason,
+        let mut fields = json!({"src": src, "file": "inbox.jsonl", "offset": line.offset, "reason": reason,
             "line": excerpt, "truncated": line.bytes.len() > 64 * 1024});
+        if seg > 0 {
+            fields["seg"] = json!(seg);
+        }
         plan.push(
             self.layout.supervisor_deadletter(),
             true,

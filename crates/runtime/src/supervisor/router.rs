@@ -118,7 +118,10 @@ impl Supervisor {
         let mut next = from;
         for line in &lines {
             match self.plan_line(&mut plan, owner, line) {
-                LineOutcome::Planned => next = line.end,
+                LineOutcome::Planned => {
+                    next = line.end;
+                    plan.lines += 1;
+                }
                 LineOutcome::Paced { until } => {
                     let wait = Duration::from_millis(until.saturating_sub(plan.now));
                     self.paced.insert(owner.clone(), Instant::now() + wait);
@@ -549,11 +552,16 @@ impl Supervisor {
         reason: &str,
         notify: bool,
     ) {
-        let src = format!("{owner}@{}", line.offset);
+        // Offsets restart in each segment of a rotated outbox.
+        let seg = self.ckpt.segs.get(owner).copied().unwrap_or(0);
+        let src = position_key(owner.as_str(), seg, line.offset);
         let mut fields = json!({
             "src": src, "file": "outbox.jsonl", "offset": line.offset, "id": env.map(|e| e.id),
             "to": env.map(|e| e.to.to_string()), "reason": reason,
         });
+        if seg > 0 {
+            fields["seg"] = json!(seg);
+        }
         let gen = env.map_or(0, |e| e.gen);
         let mut with_line = fields.clone();
         with_line["line"] = Value::String(
@@ -570,6 +578,16 @@ impl Supervisor {
         if let Some(env) = env.filter(|_| notify) {
             self.plan_blocked(plan, env, &format!("undeliverable: {reason}"));
         }
+    }
+}
+
+/// The key of a record about a source line: `<source>@<offset>`, with the
+/// segment once the source has been rotated (`<source>@<seg>:<offset>`).
+pub(crate) fn position_key(source: &str, seg: u64, offset: u64) -> String {
+    if seg == 0 {
+        format!("{source}@{offset}")
+    } else {
+        format!("{source}@{seg}:{offset}")
     }
 }
 

@@ -35,6 +35,21 @@ pub struct SupervisorCheckpoint {
     /// to what the files prove was routed and clears the incident.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub incidents: BTreeMap<String, Incident>,
+    /// Which segment of each outbox its cursor is in (times it was rotated
+    /// into `archive/`; absent: 0).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub segs: BTreeMap<AgentId, u64>,
+    /// The same for the supervisor's inbox.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub inbox_seg: u64,
+    /// Lines routed from each source's live file (agent id, or `supervisor`
+    /// for its inbox), for `rotate_lines`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub lines: BTreeMap<String, u64>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 pub use society_core::state::Incident;

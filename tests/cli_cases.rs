@@ -250,7 +250,7 @@ fn cases_are_read_from_open_logs_and_archive_pointers() {
     assert!(human.contains("00:00:00.000  assigned"), "{human}");
 
     let (rc, _, err) = code(&s, &["case", "close", "c-old"]);
-    assert_eq!(rc, 5);
+    assert_eq!(rc, 10, "closing a closed case is a conflict");
     assert!(err.contains("already closed"), "{err}");
 }
 
@@ -361,7 +361,11 @@ fn a_case_opens_takes_an_approval_and_closes() {
         .filter_map(|e| e["event"].as_str())
         .collect();
     assert!(events.contains(&"approved"), "{events:?}");
-    assert_eq!(code(&s, &["case", "close", &case]).0, 5);
+    assert_eq!(
+        code(&s, &["case", "close", &case]).0,
+        10,
+        "closing a closed case is a conflict"
+    );
     assert!(!s
         .layout()
         .case_log(&CaseId::new(case.as_str()).unwrap())

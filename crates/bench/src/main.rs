@@ -39,6 +39,7 @@ struct Sizes {
     idle: Duration,
     folders: [usize; 2],
     growth: [usize; 2],
+    retention: usize,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -63,6 +64,7 @@ fn main() -> anyhow::Result<()> {
             idle: Duration::from_secs(5),
             folders: [1_000, 10_000],
             growth: [1_000, 100_000],
+            retention: 100_000,
         }
     } else {
         Sizes {
@@ -75,6 +77,7 @@ fn main() -> anyhow::Result<()> {
             idle: Duration::from_secs(10),
             folders: [1_000, 10_000],
             growth: [1_000, 1_000_000],
+            retention: 1_000_000,
         }
     };
     let step = |name: &str| eprintln!("· {name}");
@@ -291,6 +294,35 @@ fn main() -> anyhow::Result<()> {
         ));
     }
 
+    step("R1 retention");
+    let mib = |b: u64| format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0));
+    let off = society::r1(&bin, z.retention, 20_000, false);
+    let on = society::r1(&bin, z.retention, 20_000, true);
+    row(
+        "R1",
+        format!(
+            "live bytes on disk after {} messages through one echo agent (bursts of 20,000): retention off → at its defaults (64 MiB / 1 M lines)",
+            z.retention
+        ),
+        format!(
+            "{} (largest {} {}) → {} (largest {} {}; archive/ {} compressed)",
+            mib(off.live),
+            off.largest.0,
+            mib(off.largest.1),
+            mib(on.live),
+            on.largest.0,
+            mib(on.largest.1),
+            mib(on.archive)
+        ),
+        "-".into(),
+        format!("{:.0} → {:.0} msg/s over the run", off.rate, on.rate),
+    );
+    targets.push((
+        format!("R1 live files under 100 MiB after {} messages", z.retention),
+        mib(on.live),
+        on.live < 100 << 20,
+    ));
+
     let mut md = String::new();
     writeln!(md, "# Benchmarks\n")?;
     writeln!(
@@ -332,6 +364,7 @@ fn main() -> anyhow::Result<()> {
     writeln!(md, "- B3: a keep-alive agent whose brain takes 2 ms per message, 30 messages queued before each kill; SIGKILL while it reports `running`; the clock stops at the first `message_handled` of a newer generation (restart + resume of the in-flight message). Restart policy for the run: `backoff_initial = 1ms`, `burst = 100000` (a measurement of restart speed, not of the crash-loop rule). s6: `s6-supervise` on a `sleep` service, from SIGKILL to the new pid in `s6-svstat`.")?;
     writeln!(md, "- B4: RSS is the sum of `VmRSS` of the agent processes divided by their number (PSS from `smaps_rollup`, which splits the pages of the shared binary between the processes that share them); CPU is utime+stime of the supervisor and every agent over the window, after a 2 s settle.")?;
     writeln!(md, "- B5: dormant folders (config + checkpoint); wall time of the whole `society status --json` process.")?;
+    writeln!(md, "- R1: bursts of 20,000 envelopes appended to one echo agent's inbox, each waited for in the orchestrator inbox (followed across its rotations); after the last, 2.5 s for the supervisor's scans, then the apparent size of every file under `.society-agent/` outside `archive/` (live) and inside it (segments, zstd level 3). \"Off\" sets `rotate_bytes` and `rotate_lines` out of reach. B6 runs with retention off, since it measures reading past a long consumed prefix.")?;
     std::fs::write(&args.out, md)?;
     eprintln!("wrote {}", args.out.display());
     Ok(())

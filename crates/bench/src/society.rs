@@ -124,12 +124,8 @@ pub fn b1(bin: &Path, durability: &str, n: usize) -> Summary {
 /// B2: `n` messages in flight at once, spread over `agents` echo agents;
 /// median messages per second over `runs` runs.
 pub fn b2(bin: &Path, durability: &str, agents: usize, n: usize, runs: usize) -> f64 {
-    let mut s = echo_society(
-        bin,
-        durability,
-        agents,
-        "rate_limit = 100000000\nflood_threshold = 100000000",
-    );
+    // The defaults, untouched: they must carry this traffic.
+    let mut s = echo_society(bin, durability, agents, "");
     s.start_supervisor();
     all_idle(&s, agents);
     let mut rates = Vec::new();
@@ -310,7 +306,13 @@ pub fn b5(bin: &Path, n: usize, runs: usize) -> Summary {
 
 /// B6: round trip with `consumed` handled lines already in the inbox.
 pub fn b6(bin: &Path, consumed: usize, n: usize) -> Summary {
-    let mut s = echo_society(bin, "durable", 1, "");
+    // Retention off: this measures reading after a long consumed prefix.
+    let mut s = echo_society(
+        bin,
+        "durable",
+        1,
+        "rotate_bytes = 1000000000000\nrotate_lines = 1000000000000",
+    );
     // The supervisor provisions declared agents: start once, stop, then prefill.
     s.start_supervisor();
     all_idle(&s, 1);
@@ -335,4 +337,146 @@ pub fn b6(bin: &Path, consumed: usize, n: usize) -> Summary {
     let r = round_trips(&s, "a0", n);
     s.stop_supervisor();
     r
+}
+
+/// Lines appended to a file that may be rotated (renamed into `archive/`)
+/// meanwhile: reads the file it has open to its end, then follows the path
+/// to the new live file.
+struct FollowingCounter {
+    path: PathBuf,
+    file: Option<std::fs::File>,
+    cursor: u64,
+    partial: Vec<u8>,
+    count: usize,
+}
+
+impl FollowingCounter {
+    fn new(path: PathBuf) -> FollowingCounter {
+        FollowingCounter {
+            path,
+            file: None,
+            cursor: 0,
+            partial: Vec::new(),
+            count: 0,
+        }
+    }
+
+    fn poll(&mut self) -> usize {
+        use std::io::{Read, Seek, SeekFrom};
+        use std::os::unix::fs::MetadataExt;
+        loop {
+            if self.file.is_none() {
+                self.file = std::fs::File::open(&self.path).ok();
+                self.cursor = 0;
+                self.partial.clear();
+            }
+            let Some(f) = self.file.as_mut() else {
+                return self.count;
+            };
+            let mut buf = Vec::new();
+            if f.seek(SeekFrom::Start(self.cursor)).is_ok() && f.read_to_end(&mut buf).is_ok() {
+                self.cursor += buf.len() as u64;
+                self.count += buf.iter().filter(|b| **b == b'\n').count();
+            }
+            let ours = f.metadata().map(|m| m.ino()).ok();
+            let live = std::fs::metadata(&self.path).map(|m| m.ino()).ok();
+            if ours == live || live.is_none() {
+                return self.count;
+            }
+            // Rotated: what we have open is archived and complete.
+            self.file = None;
+        }
+    }
+
+    fn wait_for(&mut self, n: usize) {
+        let deadline = Instant::now() + T;
+        while self.poll() < n {
+            assert!(
+                Instant::now() < deadline,
+                "only {} of {n} lines arrived",
+                self.count
+            );
+            std::thread::sleep(Duration::from_micros(500));
+        }
+    }
+}
+
+/// R1 in numbers.
+pub struct Retention {
+    /// Bytes of the files outside `archive/` (apparent size).
+    pub live: u64,
+    /// The largest of them.
+    pub largest: (String, u64),
+    /// Bytes under `archive/` (compressed segments).
+    pub archive: u64,
+    /// Messages per second over the whole run.
+    pub rate: f64,
+}
+
+fn sizes(dir: &Path, archive: &Path, out: &mut (u64, (String, u64), u64)) {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        let Ok(m) = e.metadata() else { continue };
+        if m.is_dir() {
+            sizes(&p, archive, out);
+        } else if p.starts_with(archive) {
+            out.2 += m.len();
+        } else {
+            out.0 += m.len();
+            if m.len() > out.1 .1 {
+                out.1 = (p.display().to_string(), m.len());
+            }
+        }
+    }
+}
+
+/// R1: `n` messages through one echo agent (orchestrator → agent →
+/// orchestrator), in bursts of `burst`; then the bytes left in live files,
+/// with retention at its defaults (`rotate`) or off.
+pub fn r1(bin: &Path, n: usize, burst: usize, rotate: bool) -> Retention {
+    let extra = if rotate {
+        ""
+    } else {
+        "rotate_bytes = 1000000000000\nrotate_lines = 1000000000000"
+    };
+    let mut s = echo_society(bin, "durable", 1, extra);
+    s.start_supervisor();
+    all_idle(&s, 1);
+    let mut replies = FollowingCounter::new(s.layout().orchestrator_inbox());
+    let inbox = s.agent("a0").inbox();
+    let t = Instant::now();
+    let mut sent = 0;
+    while sent < n {
+        let k = burst.min(n - sent);
+        let batch: Vec<Vec<u8>> = (0..k).map(|i| msg("a0", sent + i).to_line()).collect();
+        Appender::open(&inbox, Durability::Durable, usize::MAX)
+            .expect("open")
+            .append_batch(&batch)
+            .expect("append");
+        sent += k;
+        replies.wait_for(sent);
+    }
+    let rate = n as f64 / t.elapsed().as_secs_f64();
+    // The supervisor rotates at its 1 s scans; the agent when caught up.
+    all_idle(&s, 1);
+    std::thread::sleep(Duration::from_millis(2500));
+    s.stop_supervisor();
+    let layout = s.layout();
+    let mut out = (0, (String::new(), 0), 0);
+    sizes(layout.state_dir(), &layout.archive_dir(), &mut out);
+    let state = layout.state_dir().display().to_string();
+    let largest = (
+        out.1
+             .0
+            .trim_start_matches(&state)
+            .trim_start_matches('/')
+            .to_string(),
+        out.1 .1,
+    );
+    Retention {
+        live: out.0,
+        largest,
+        archive: out.2,
+        rate,
+    }
 }

@@ -11,6 +11,7 @@ mod batch;
 mod delivery;
 mod incident;
 mod leftover;
+mod outputs;
 mod retention;
 mod signals;
 

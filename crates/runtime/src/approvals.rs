@@ -98,6 +98,18 @@ pub fn requests(layout: &Layout) -> Result<Vec<Approval>, FormatError> {
         .collect())
 }
 
+/// The sidecar of an orchestrator-inbox segment: just its approval requests
+/// (`<stem>.<seq>.requests.jsonl`, written by the supervisor when it
+/// archives the segment).
+pub fn requests_sidecar(seg: &society_core::segments::Segment) -> std::path::PathBuf {
+    let name = seg.path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let stem = name
+        .strip_suffix(".jsonl.zst")
+        .or_else(|| name.strip_suffix(".jsonl"))
+        .unwrap_or(name);
+    seg.path.with_file_name(format!("{stem}.requests.jsonl"))
+}
+
 /// The approval-request envelopes of the orchestrator's inbox, segments first.
 pub fn request_envelopes(layout: &Layout) -> Result<Vec<Envelope>, FormatError> {
     let mut out = Vec::new();
@@ -108,7 +120,7 @@ pub fn request_envelopes(layout: &Layout) -> Result<Vec<Envelope>, FormatError> 
     };
     let live = layout.orchestrator_inbox();
     for seg in society_core::segments::list(layout, &live)? {
-        let sidecar = crate::supervisor::requests_sidecar(&seg);
+        let sidecar = requests_sidecar(&seg);
         if sidecar.exists() {
             for_each_envelope(&sidecar, &mut keep)?;
         } else {

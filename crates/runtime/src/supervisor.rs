@@ -12,6 +12,7 @@ mod commit;
 mod events;
 pub mod guard;
 mod lifecycle;
+mod persist;
 mod plan;
 mod policy;
 mod requests;
@@ -19,8 +20,7 @@ mod retention;
 mod router;
 pub mod state;
 
-pub use retention::requests_sidecar;
-pub(crate) use router::position_key;
+pub(crate) use plan::position_key;
 
 use crate::activity::{self, Log};
 use crate::config::{ConfigError, SocietyConfig};
@@ -30,7 +30,7 @@ use society_core::jsonl::{Appender, Durability};
 use society_core::lock::{HeldLock, LockError, LockInfo};
 use society_core::state::{AgentConfig, Policy};
 use society_core::{atomic, time, AgentId, AgentPaths, FormatError, IoError, Layout};
-use state::{SlotStatus, SupervisorCheckpoint, SupervisorStatus};
+use state::SupervisorCheckpoint;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::mpsc;
@@ -111,7 +111,7 @@ pub fn run_supervisor(layout: &Layout, opts: Options) -> Result<(), SupervisorEr
             source,
         })?
         .unwrap_or_default();
-    let guard = load_guard(layout);
+    let guard = persist::load_guard(layout);
     let (tx, rx) = mpsc::channel();
     events::signals(tx.clone())?;
     let mut sup = Supervisor {
@@ -180,19 +180,6 @@ pub fn run_supervisor(layout: &Layout, opts: Options) -> Result<(), SupervisorEr
         .event("supervisor_stopped", serde_json::json!({}));
     sup.write_status("stopped");
     Ok(())
-}
-
-/// The guard's memory from `supervisor/guard.json`. A missing file is a
-/// fresh start; a corrupt one too (it holds windows and sanctions, never
-/// messages), said in the log.
-fn load_guard(layout: &Layout) -> guard::Guard {
-    match atomic::read_json::<guard::GuardState>(&layout.supervisor_guard(), "guard state") {
-        Ok(state) => guard::Guard::new(state.unwrap_or_default()),
-        Err(e) => {
-            tracing::error!(error = %e, "ignoring the guard state: sanctions and flood windows start empty");
-            guard::Guard::default()
-        }
-    }
 }
 
 fn default_policy(config: &SocietyConfig) -> Policy {
@@ -406,37 +393,6 @@ impl Supervisor {
         self.rotate_due();
     }
 
-    /// Writes `supervisor/guard.json` (pruned of what no longer matters):
-    /// `durable` when a sanction changed, else as a flushed snapshot once a
-    /// scan — a crash can forget a second of counting, never a sanction.
-    pub(super) fn save_guard(&mut self, durable: bool) {
-        let now = plan::now_ms();
-        let policies: HashMap<String, (u64, f64, u32)> = self
-            .slots
-            .iter()
-            .map(|(id, s)| {
-                let (rate, burst) = s.cfg.policy.rate();
-                (
-                    id.to_string(),
-                    (s.cfg.policy.flood_window.as_millis() as u64, rate, burst),
-                )
-            })
-            .collect();
-        let fallback = {
-            let p = Policy::default();
-            let (rate, burst) = p.rate();
-            (p.flood_window.as_millis() as u64, rate, burst)
-        };
-        self.guard
-            .prune(now, |r| policies.get(r).copied().unwrap_or(fallback));
-        match atomic::write_json(&self.layout.supervisor_guard(), &self.guard.state, durable) {
-            Ok(()) => self.guard_dirty = false,
-            Err(e) => {
-                tracing::error!(error = %e, "failed to save the guard state; retrying at the next scan")
-            }
-        }
-    }
-
     /// Picks up agent folders created since the last scan (by `spawn` or by hand).
     fn rescan_agents(&mut self) -> Result<(), SupervisorError> {
         self.registry_len = file_len(&self.layout.registry());
@@ -507,59 +463,6 @@ impl Supervisor {
         self.ckpt.agents.entry(id.clone()).or_default()
     }
 
-    fn write_status(&mut self, state: &str) {
-        let agents = self
-            .slots
-            .iter()
-            .map(|(id, s)| {
-                let (phase, pid, until) = match &s.phase {
-                    Phase::Down => ("down", None, None),
-                    Phase::Up(p) => ("up", Some(p.pid as u32), None),
-                    // A hung agent stays `hung` until its group is dead, not
-                    // `stopping`: the grace period is when people look at it.
-                    Phase::Stopping { proc, reason, .. } => (
-                        if *reason == "hung" {
-                            "hung"
-                        } else {
-                            "stopping"
-                        },
-                        Some(proc.pid as u32),
-                        None,
-                    ),
-                    Phase::Backoff { until } => ("backoff", None, Some(instant_to_rfc3339(*until))),
-                    Phase::Failed => ("failed", None, None),
-                    Phase::Broken { .. } => ("broken", None, None),
-                };
-                let reason = match &s.phase {
-                    Phase::Broken { reason } => Some(reason.clone()),
-                    _ => None,
-                };
-                (
-                    id.clone(),
-                    SlotStatus {
-                        phase: phase.into(),
-                        pid,
-                        backoff_until: until,
-                        reason,
-                    },
-                )
-            })
-            .collect();
-        let status = SupervisorStatus {
-            pid: std::process::id(),
-            started: self.started.clone(),
-            ts: time::now_rfc3339(),
-            state: state.into(),
-            agents,
-            trouble: self.trouble_status(),
-        };
-        if let Err(e) = atomic::write_json(&self.layout.supervisor_status(), &status, false) {
-            tracing::error!(error = %e, "failed to write supervisor status");
-        }
-        self.status_dirty = false;
-        self.last_status = Instant::now();
-    }
-
     fn live_count(&self) -> usize {
         self.slots
             .values()
@@ -598,14 +501,4 @@ fn agent_of(path: &std::path::Path) -> Option<AgentId> {
 
 pub(crate) fn file_len(path: &std::path::Path) -> u64 {
     std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
-}
-
-fn instant_to_rfc3339(t: Instant) -> String {
-    let now = Instant::now();
-    let wall = if t >= now {
-        std::time::SystemTime::now() + (t - now)
-    } else {
-        std::time::SystemTime::now() - (now - t)
-    };
-    time::format_rfc3339(wall)
 }

@@ -109,7 +109,7 @@ pub fn close(layout: &Layout, args: CloseArgs) -> anyhow::Result<Code> {
             .and_then(|r| r.get("ts").and_then(Value::as_str))
             .map_or(String::new(), |ts| format!(" at {ts}"));
         return Err(coded_hint(
-            Code::Invalid,
+            Code::Conflict,
             format!("case {case} is already closed{when}"),
             format!("`society case show {case}` shows its timeline"),
         ));

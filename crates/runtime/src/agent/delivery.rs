@@ -199,83 +199,6 @@ impl Agent {
         Ok(count)
     }
 
-    /// The outbox records for a brain's actions, with their deterministic ids
-    /// (`Log` actions go to the activity log). Refuses a record over `max_record`.
-    pub(crate) fn outputs(
-        &mut self,
-        input: &Envelope,
-        actions: Vec<Action>,
-    ) -> Result<Vec<(MsgId, Vec<u8>)>, FormatError> {
-        let me = Party::Agent(self.cfg.id.clone());
-        let mut records = Vec::new();
-        for (index, action) in actions.into_iter().enumerate() {
-            let id = MsgId::derive(&input.id, index as u32);
-            let mut env = Envelope::new(me.clone(), input.from.clone(), "reply", json!({}));
-            env.id = id;
-            env.gen = self.status.gen;
-            env.case = input.case.clone();
-            // One more agent hop in this conversation (see `Envelope::hops`).
-            env.hops = input.hops.saturating_add(1);
-            match action {
-                Action::Reply { kind, body } => {
-                    env.kind = kind;
-                    env.body = body;
-                    env.reply_to = Some(input.id);
-                }
-                Action::Send {
-                    to,
-                    kind,
-                    body,
-                    case,
-                } => {
-                    env.to = to;
-                    env.kind = kind;
-                    env.body = body;
-                    env.case = case.or(env.case);
-                }
-                Action::CaseEvent { event, fields } => {
-                    env.to = Party::Supervisor;
-                    env.kind = "case_event".into();
-                    let mut body = json!({"event": event});
-                    if let (Some(b), serde_json::Value::Object(f)) = (body.as_object_mut(), fields)
-                    {
-                        b.extend(f);
-                    }
-                    env.body = body;
-                }
-                Action::RequestApproval {
-                    plan,
-                    rationale,
-                    alternatives,
-                } => {
-                    env.to = Party::Orchestrator;
-                    env.kind = APPROVAL_REQUEST.into();
-                    env.body = approval_body(input, plan, rationale, alternatives);
-                }
-                Action::Escalate { reason, context } => {
-                    env.to = Party::Supervisor;
-                    env.kind = "escalate".into();
-                    env.body = json!({"reason": reason, "context": context});
-                }
-                Action::Log { message } => {
-                    self.activity
-                        .event("brain_log", json!({"id": input.id, "message": message}));
-                    continue;
-                }
-            }
-            let line = env.to_line();
-            if line.len() + 1 > self.cfg.policy.max_record {
-                return Err(FormatError::RecordTooLarge {
-                    path: self.paths.outbox(),
-                    size: line.len() + 1,
-                    max: self.cfg.policy.max_record,
-                });
-            }
-            records.push((id, line));
-        }
-        Ok(records)
-    }
-
     fn report_dead_letter(
         &mut self,
         env: &Envelope,
@@ -380,47 +303,12 @@ impl Agent {
     }
 }
 
-pub const APPROVAL_REQUEST: &str = "approval_request";
-pub const APPROVAL_RESPONSE: &str = "approval_response";
-
-/// The body of an approval request. The message that needed approval is
-/// parked inside it (and comes back in the answer); a request made while
-/// handling a rejection is the next revision of the same request.
-fn approval_body(
-    input: &Envelope,
-    plan: String,
-    rationale: String,
-    alternatives: Vec<String>,
-) -> serde_json::Value {
-    let (parked, revision) = if input.kind == APPROVAL_RESPONSE {
-        let prior = input
-            .body
-            .get("revision")
-            .and_then(serde_json::Value::as_u64)
-            .unwrap_or(1);
-        (
-            input
-                .body
-                .get("parked")
-                .cloned()
-                .unwrap_or(serde_json::Value::Null),
-            prior + 1,
-        )
-    } else {
-        (
-            serde_json::to_value(input).unwrap_or(serde_json::Value::Null),
-            1,
-        )
-    };
-    json!({"plan": plan, "rationale": rationale, "alternatives": alternatives, "revision": revision, "parked": parked})
-}
-
 /// Ids of the envelopes in `path` after `offset` (the outputs of an earlier
 /// attempt). The router rotates the outbox once it has routed all of it; if
 /// that happened since `offset` was taken (the live file is now shorter),
 /// the outputs may be at the end of the newest segment and in the new live
 /// file, and both are read.
-fn ids_since(
+pub(crate) fn ids_since(
     layout: &society_core::Layout,
     path: &std::path::Path,
     offset: u64,

@@ -16,8 +16,7 @@
 //! crash the same holds for the batch on disk: it is re-planned from its
 //! source range, and the records already present are skipped.
 
-use super::plan::{now_ms, Delivery, Plan};
-use super::requests::INBOX_KEY;
+use super::plan::{now_ms, Delivery, Plan, INBOX_KEY};
 use super::state::{PendingBatch, Redo, Trouble};
 use super::{file_len, Supervisor};
 use serde_json::{json, Value};

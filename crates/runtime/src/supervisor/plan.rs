@@ -12,7 +12,8 @@ use super::Supervisor;
 use crate::activity;
 use serde_json::Value;
 use society_core::case::CaseSummary;
-use society_core::{AgentId, CaseId, Envelope, MsgId, Party};
+use society_core::jsonl::{read_lines, Line};
+use society_core::{AgentId, CaseId, Envelope, FormatError, MsgId, Party};
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
@@ -256,4 +257,33 @@ impl Supervisor {
             serde_json::json!({"reason": reason, "case": case}),
         );
     }
+}
+
+/// Most source bytes planned in one batch.
+const BATCH_BYTES: usize = 1 << 20;
+
+/// The incident (and line-count) key of the supervisor's own inbox.
+pub(super) const INBOX_KEY: &str = "supervisor";
+
+/// The key of a record about a source line: `<source>@<offset>`, with the
+/// segment once the source has been rotated (`<source>@<seg>:<offset>`).
+pub(crate) fn position_key(source: &str, seg: u64, offset: u64) -> String {
+    if seg == 0 {
+        format!("{source}@{offset}")
+    } else {
+        format!("{source}@{seg}:{offset}")
+    }
+}
+
+/// Complete lines from `from`, up to (not past) `limit`.
+pub(super) fn read_range(
+    path: &std::path::Path,
+    from: u64,
+    limit: Option<u64>,
+) -> Result<Vec<Line>, FormatError> {
+    let mut batch = read_lines(path, from, BATCH_BYTES)?;
+    if let Some(limit) = limit {
+        batch.lines.retain(|l| l.end <= limit);
+    }
+    Ok(batch.lines)
 }

@@ -4,8 +4,7 @@
 //! router, so a crash never doubles a case event or an answer.
 
 use super::commit::{present_keys, Source};
-use super::plan::{now_ms, After, Plan, RESPONSE};
-use super::router::read_range;
+use super::plan::{now_ms, position_key, read_range, After, Plan, INBOX_KEY, RESPONSE};
 use super::{Phase, Supervisor};
 use crate::activity;
 use crate::control::{self, Request};
@@ -14,9 +13,6 @@ use society_core::jsonl::Line;
 use society_core::{AgentId, CaseId, Envelope, FormatError, MsgId, Party};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-
-/// The incident key of the supervisor's own inbox.
-pub(super) const INBOX_KEY: &str = "supervisor";
 
 impl Supervisor {
     pub(super) fn process_requests(&mut self) {
@@ -76,7 +72,7 @@ impl Supervisor {
     /// handled) and recorded in the system events.
     fn plan_bad_line(&self, plan: &mut Plan, line: &Line, reason: &str) {
         let seg = self.ckpt.inbox_seg;
-        let src = super::router::position_key(INBOX_KEY, seg, line.offset);
+        let src = position_key(INBOX_KEY, seg, line.offset);
         let excerpt =
             String::from_utf8_lossy(&line.bytes[..line.bytes.len().min(64 * 1024)]).into_owned();
         let mut fields = json!({"src": src, "file": "inbox.jsonl", "offset": line.offset, "reason": reason,

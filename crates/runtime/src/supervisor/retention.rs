@@ -16,23 +16,14 @@
 //! the pending approvals never decompresses the history.
 
 use super::commit::Source;
-use super::requests::INBOX_KEY;
+use super::plan::INBOX_KEY;
 use super::{file_len, Supervisor};
+use crate::approvals::requests_sidecar;
 use serde_json::json;
 use society_core::segments::{self, Segment};
 use society_core::state::{AgentCheckpoint, Policy};
 use society_core::{atomic, AgentId, FormatError, IoError, Layout};
-use std::path::{Path, PathBuf};
-
-/// The sidecar of an orchestrator-inbox segment: its approval requests.
-pub fn requests_sidecar(seg: &Segment) -> PathBuf {
-    let name = seg.path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    let stem = name
-        .strip_suffix(".jsonl.zst")
-        .or_else(|| name.strip_suffix(".jsonl"))
-        .unwrap_or(name);
-    seg.path.with_file_name(format!("{stem}.requests.jsonl"))
-}
+use std::path::Path;
 
 /// Writes the sidecar of a segment (atomically), unless it exists.
 fn write_requests_sidecar(seg: &Segment) -> Result<(), IoError> {

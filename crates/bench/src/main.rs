@@ -27,6 +27,9 @@ struct Args {
     /// The command line to print in the report.
     #[arg(long, default_value = "scripts/bench.sh")]
     command: String,
+    /// Run only these benchmarks (`B1,B2,...,R1`); the report then holds only them.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
 }
 
 struct Sizes {
@@ -89,24 +92,8 @@ fn main() -> anyhow::Result<()> {
         rows.push([id.into(), what, durable, fast, peer])
     };
 
-    step("B1 round-trip latency");
-    let b1d = society::b1(&bin, "durable", z.latency);
-    let b1f = society::b1(&bin, "flushed", z.latency);
-    for (name, s) in [("durable", b1d), ("flushed", b1f)] {
-        targets.push((
-            format!("B1 p50 ≤ 1 ms ({name})"),
-            ms(s.p50),
-            ms_of(s.p50) <= 1.0,
-        ));
-        targets.push((
-            format!("B1 p99 ≤ 5 ms ({name})"),
-            ms(s.p99),
-            ms_of(s.p99) <= 5.0,
-        ));
-    }
-    let (r_always, r_default) = (peers::Redis::start(true), peers::Redis::start(false));
-    let peer_lat = |r: &Option<peers::Redis>| r.as_ref().map(|r| r.latency(z.latency));
-    let (ra, rd) = (peer_lat(&r_always), peer_lat(&r_default));
+    let want =
+        |id: &str| args.only.is_empty() || args.only.iter().any(|o| o.eq_ignore_ascii_case(id));
     let pp = |s: Summary| format!("p50 {} · p99 {}", ms(s.p50), ms(s.p99));
     let peer2 = |a: Option<String>, d: Option<String>| {
         format!(
@@ -115,190 +102,227 @@ fn main() -> anyhow::Result<()> {
             d.unwrap_or_else(|| "n/a".into())
         )
     };
-    row(
-        "B1",
-        format!(
-            "round trip orchestrator → echo → orchestrator, one at a time (n={})",
-            z.latency
-        ),
-        pp(b1d),
-        pp(b1f),
-        peer2(ra.map(pp), rd.map(pp)),
-    );
-
-    step("B2 throughput");
-    let b2d = society::b2(&bin, "durable", 1, z.burst, z.runs);
-    let b2f = society::b2(&bin, "flushed", 1, z.burst, z.runs);
-    let peer_tp = |r: &Option<peers::Redis>| {
-        r.as_ref()
-            .map(|r| stats::median((0..z.runs).map(|_| r.throughput(z.burst)).collect()))
+    let (r_always, r_default) = if want("B1") || want("B2") {
+        (peers::Redis::start(true), peers::Redis::start(false))
+    } else {
+        (None, None)
     };
-    let (ta, td) = (peer_tp(&r_always), peer_tp(&r_default));
-    targets.push((
-        "B2 ≥ 50,000 msg/s to one agent, durable".into(),
-        rate(b2d),
-        b2d >= 50_000.0,
-    ));
-    targets.push((
-        "B2 ≥ 50,000 msg/s to one agent, flushed".into(),
-        rate(b2f),
-        b2f >= 50_000.0,
-    ));
-    if let Some(a) = ta {
-        targets.push((
-            "B2 durable ≥ Redis appendfsync always".into(),
-            format!("{} vs {}", rate(b2d), rate(a)),
-            b2d >= a,
-        ));
+
+    if want("B1") {
+        step("B1 round-trip latency");
+        let b1d = society::b1(&bin, "durable", z.latency);
+        let b1f = society::b1(&bin, "flushed", z.latency);
+        for (name, s) in [("durable", b1d), ("flushed", b1f)] {
+            targets.push((
+                format!("B1 p50 ≤ 1 ms ({name})"),
+                ms(s.p50),
+                ms_of(s.p50) <= 1.0,
+            ));
+            targets.push((
+                format!("B1 p99 ≤ 5 ms ({name})"),
+                ms(s.p99),
+                ms_of(s.p99) <= 5.0,
+            ));
+        }
+        let peer_lat = |r: &Option<peers::Redis>| r.as_ref().map(|r| r.latency(z.latency));
+        let (ra, rd) = (peer_lat(&r_always), peer_lat(&r_default));
+        row(
+            "B1",
+            format!(
+                "round trip orchestrator → echo → orchestrator, one at a time (n={})",
+                z.latency
+            ),
+            pp(b1d),
+            pp(b1f),
+            peer2(ra.map(pp), rd.map(pp)),
+        );
     }
-    row(
-        "B2",
-        format!(
-            "{} messages in flight to one echo agent (median of {})",
-            z.burst, z.runs
-        ),
-        rate(b2d),
-        rate(b2f),
-        peer2(ta.map(rate), td.map(rate)),
-    );
+
+    if want("B2") {
+        step("B2 throughput");
+        let b2d = society::b2(&bin, "durable", 1, z.burst, z.runs);
+        let b2f = society::b2(&bin, "flushed", 1, z.burst, z.runs);
+        let peer_tp = |r: &Option<peers::Redis>| {
+            r.as_ref()
+                .map(|r| stats::median((0..z.runs).map(|_| r.throughput(z.burst)).collect()))
+        };
+        let (ta, td) = (peer_tp(&r_always), peer_tp(&r_default));
+        targets.push((
+            "B2 ≥ 50,000 msg/s to one agent, durable".into(),
+            rate(b2d),
+            b2d >= 50_000.0,
+        ));
+        targets.push((
+            "B2 ≥ 50,000 msg/s to one agent, flushed".into(),
+            rate(b2f),
+            b2f >= 50_000.0,
+        ));
+        if let Some(a) = ta {
+            targets.push((
+                "B2 durable ≥ Redis appendfsync always".into(),
+                format!("{} vs {}", rate(b2d), rate(a)),
+                b2d >= a,
+            ));
+        }
+        row(
+            "B2",
+            format!(
+                "{} messages in flight to one echo agent (median of {})",
+                z.burst, z.runs
+            ),
+            rate(b2d),
+            rate(b2f),
+            peer2(ta.map(rate), td.map(rate)),
+        );
+        let b2d100 = society::b2(&bin, "durable", 100, z.burst, z.runs);
+        let b2f100 = society::b2(&bin, "flushed", 100, z.burst, z.runs);
+        row(
+            "B2",
+            format!(
+                "{} messages in flight over 100 echo agents (median of {})",
+                z.burst, z.runs
+            ),
+            rate(b2d100),
+            rate(b2f100),
+            "-".into(),
+        );
+    }
+
     drop((r_always, r_default));
-    let b2d100 = society::b2(&bin, "durable", 100, z.burst, z.runs);
-    let b2f100 = society::b2(&bin, "flushed", 100, z.burst, z.runs);
-    row(
-        "B2",
-        format!(
-            "{} messages in flight over 100 echo agents (median of {})",
-            z.burst, z.runs
-        ),
-        rate(b2d100),
-        rate(b2f100),
-        "-".into(),
-    );
 
-    step("B3 recovery");
-    let b3d = society::b3(&bin, "durable", z.kills);
-    let b3f = society::b3(&bin, "flushed", z.kills);
-    for (name, s) in [("durable", b3d), ("flushed", b3f)] {
-        targets.push((
-            format!("B3 p50 ≤ 20 ms ({name})"),
-            ms(s.p50),
-            ms_of(s.p50) <= 20.0,
-        ));
+    if want("B3") {
+        step("B3 recovery");
+        let b3d = society::b3(&bin, "durable", z.kills);
+        let b3f = society::b3(&bin, "flushed", z.kills);
+        for (name, s) in [("durable", b3d), ("flushed", b3f)] {
+            targets.push((
+                format!("B3 p50 ≤ 20 ms ({name})"),
+                ms(s.p50),
+                ms_of(s.p50) <= 20.0,
+            ));
+        }
+        let s6 = peers::s6_restart(z.s6_kills);
+        row(
+            "B3",
+            format!(
+                "SIGKILL under load → next message handled by the new process ({} kills)",
+                z.kills
+            ),
+            pp(b3d),
+            pp(b3f),
+            format!(
+                "s6-supervise restart ({} kills): {}",
+                z.s6_kills,
+                s6.map(pp)
+                    .unwrap_or_else(|| "n/a (s6 not installed)".into())
+            ),
+        );
     }
-    let s6 = peers::s6_restart(z.s6_kills);
-    row(
-        "B3",
-        format!(
-            "SIGKILL under load → next message handled by the new process ({} kills)",
-            z.kills
-        ),
-        pp(b3d),
-        pp(b3f),
-        format!(
-            "s6-supervise restart ({} kills): {}",
-            z.s6_kills,
-            s6.map(pp)
-                .unwrap_or_else(|| "n/a (s6 not installed)".into())
-        ),
-    );
 
-    step("B4 start-up");
-    let b4 = society::b4(&bin, z.agents, z.idle);
-    targets.push((
-        format!("B4 {} agents ready ≤ 5 s", z.agents),
-        format!("{:.2} s", b4.ready.as_secs_f64()),
-        b4.ready <= Duration::from_secs(5),
-    ));
-    targets.push((
-        "B4 ≤ 5 MiB RSS per idle agent".into(),
-        format!(
-            "{:.1} MiB (PSS {:.1} MiB)",
-            b4.rss_kib_per_agent / 1024.0,
-            b4.pss_kib_per_agent / 1024.0
-        ),
-        b4.rss_kib_per_agent <= 5.0 * 1024.0,
-    ));
-    targets.push((
-        format!("B4 ≤ 2 % of one core with {} idle agents", z.agents),
-        format!("{:.1} %", b4.idle_cpu_percent),
-        b4.idle_cpu_percent <= 2.0,
-    ));
-    row(
-        "B4",
-        format!("{} keep-alive agents: start to all idle", z.agents),
-        format!("{:.2} s", b4.ready.as_secs_f64()),
-        "-".into(),
-        "-".into(),
-    );
-    row(
-        "B4",
-        "memory per idle agent: RSS (PSS, shared pages split)".into(),
-        format!(
-            "{:.1} MiB ({:.1} MiB)",
-            b4.rss_kib_per_agent / 1024.0,
-            b4.pss_kib_per_agent / 1024.0
-        ),
-        "-".into(),
-        "-".into(),
-    );
-    row(
-        "B4",
-        format!(
-            "CPU of supervisor + {} idle agents ({}s window)",
-            z.agents,
-            z.idle.as_secs()
-        ),
-        format!("{:.1} % of one core", b4.idle_cpu_percent),
-        "-".into(),
-        "-".into(),
-    );
-
-    step("B5 status");
-    for n in z.folders {
-        let b5 = society::b5(&bin, n, 10);
-        let limit = if n <= 1_000 { 100.0 } else { 1_000.0 };
+    if want("B4") {
+        step("B4 start-up");
+        let b4 = society::b4(&bin, z.agents, z.idle);
         targets.push((
-            format!("B5 status ≤ {limit} ms at {n} folders"),
-            ms(b5.p50),
-            ms_of(b5.p50) <= limit,
+            format!("B4 {} agents ready ≤ 5 s", z.agents),
+            format!("{:.2} s", b4.ready.as_secs_f64()),
+            b4.ready <= Duration::from_secs(5),
+        ));
+        targets.push((
+            "B4 ≤ 5 MiB RSS per idle agent".into(),
+            format!(
+                "{:.1} MiB (PSS {:.1} MiB)",
+                b4.rss_kib_per_agent / 1024.0,
+                b4.pss_kib_per_agent / 1024.0
+            ),
+            b4.rss_kib_per_agent <= 5.0 * 1024.0,
+        ));
+        targets.push((
+            format!("B4 ≤ 2 % of one core with {} idle agents", z.agents),
+            format!("{:.1} %", b4.idle_cpu_percent),
+            b4.idle_cpu_percent <= 2.0,
         ));
         row(
-            "B5",
-            format!("`society status --json` with {n} agent folders (10 runs)"),
-            pp(b5),
+            "B4",
+            format!("{} keep-alive agents: start to all idle", z.agents),
+            format!("{:.2} s", b4.ready.as_secs_f64()),
+            "-".into(),
+            "-".into(),
+        );
+        row(
+            "B4",
+            "memory per idle agent: RSS (PSS, shared pages split)".into(),
+            format!(
+                "{:.1} MiB ({:.1} MiB)",
+                b4.rss_kib_per_agent / 1024.0,
+                b4.pss_kib_per_agent / 1024.0
+            ),
+            "-".into(),
+            "-".into(),
+        );
+        row(
+            "B4",
+            format!(
+                "CPU of supervisor + {} idle agents ({}s window)",
+                z.agents,
+                z.idle.as_secs()
+            ),
+            format!("{:.1} % of one core", b4.idle_cpu_percent),
             "-".into(),
             "-".into(),
         );
     }
 
-    step("B6 growth");
-    let mut growth = Vec::new();
-    for n in z.growth {
-        let b6 = society::b6(&bin, n, z.latency / 2);
-        growth.push(b6.p50);
+    if want("B5") {
+        step("B5 status");
+        for n in z.folders {
+            let b5 = society::b5(&bin, n, 10);
+            let limit = if n <= 1_000 { 100.0 } else { 1_000.0 };
+            targets.push((
+                format!("B5 status ≤ {limit} ms at {n} folders"),
+                ms(b5.p50),
+                ms_of(b5.p50) <= limit,
+            ));
+            row(
+                "B5",
+                format!("`society status --json` with {n} agent folders (10 runs)"),
+                pp(b5),
+                "-".into(),
+                "-".into(),
+            );
+        }
+    }
+
+    if want("B6") {
+        step("B6 growth");
+        let mut growth = Vec::new();
+        for n in z.growth {
+            let b6 = society::b6(&bin, n, z.latency / 2);
+            growth.push(b6.p50);
+            row(
+                "B6",
+                format!("round trip with {n} consumed lines in the inbox"),
+                pp(b6),
+                "-".into(),
+                "-".into(),
+            );
+        }
+
+        if let [small, large] = growth[..] {
+            let ratio = ms_of(large) / ms_of(small);
+            targets.push((
+                "B6 flat (p50 with the large inbox ≤ 1.25 × the small)".into(),
+                format!("× {ratio:.2}"),
+                ratio <= 1.25,
+            ));
+        }
+    }
+
+    if want("R1") {
+        step("R1 retention");
+        let mib = |b: u64| format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0));
+        let off = society::r1(&bin, z.retention, 20_000, false);
+        let on = society::r1(&bin, z.retention, 20_000, true);
         row(
-            "B6",
-            format!("round trip with {n} consumed lines in the inbox"),
-            pp(b6),
-            "-".into(),
-            "-".into(),
-        );
-    }
-
-    if let [small, large] = growth[..] {
-        let ratio = ms_of(large) / ms_of(small);
-        targets.push((
-            "B6 flat (p50 with the large inbox ≤ 1.25 × the small)".into(),
-            format!("× {ratio:.2}"),
-            ratio <= 1.25,
-        ));
-    }
-
-    step("R1 retention");
-    let mib = |b: u64| format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0));
-    let off = society::r1(&bin, z.retention, 20_000, false);
-    let on = society::r1(&bin, z.retention, 20_000, true);
-    row(
         "R1",
         format!(
             "live bytes on disk after {} messages through one echo agent (bursts of 20,000): retention off → at its defaults (64 MiB / 1 M lines)",
@@ -317,14 +341,15 @@ fn main() -> anyhow::Result<()> {
         "-".into(),
         format!("{:.0} → {:.0} msg/s over the run", off.rate, on.rate),
     );
-    targets.push((
-        format!(
-            "R1 every live file under 100 MiB after {} messages",
-            z.retention
-        ),
-        format!("largest {} ({})", mib(on.largest.1), on.largest.0),
-        on.largest.1 < 100 << 20,
-    ));
+        targets.push((
+            format!(
+                "R1 every live file under 100 MiB after {} messages",
+                z.retention
+            ),
+            format!("largest {} ({})", mib(on.largest.1), on.largest.0),
+            on.largest.1 < 100 << 20,
+        ));
+    }
 
     let mut md = String::new();
     writeln!(md, "# Benchmarks\n")?;

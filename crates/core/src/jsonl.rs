@@ -10,4 +10,6 @@ mod append;
 mod reader;
 
 pub use append::{append_one, Appender, Durability};
-pub use reader::{check_cursor, read_lines, read_objects, CursorCheck, Line, ReadBatch};
+pub use reader::{
+    check_cursor, read_lines, read_lines_checked, read_objects, CursorCheck, Line, ReadBatch,
+};

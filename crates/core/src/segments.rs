@@ -44,7 +44,7 @@ mod rotate;
 
 pub use compress::{compress, COMPRESSION_LEVEL};
 pub use read::{lines, read_objects_all, read_segment, SegmentLines};
-pub use rotate::rotate;
+pub use rotate::{rotate, rotate_if};
 
 use crate::error::{io, IoError};
 use crate::layout::Layout;

@@ -127,13 +127,43 @@ impl Default for Policy {
     }
 }
 
+/// The per-minute `rate_limit` every `config.json` of format 1 carried
+/// before the token bucket, because it was the default: read as unset, so an
+/// upgraded society gets the bucket's defaults rather than 1 message a second.
+const OLD_DEFAULT_RATE_LIMIT: u32 = 60;
+
 impl Policy {
     /// The token bucket in force: `(refill per second, burst)`.
     pub fn rate(&self) -> (f64, u32) {
-        match self.rate_limit {
+        match self.rate_limit.filter(|n| *n != OLD_DEFAULT_RATE_LIMIT) {
             Some(per_minute) => (f64::from(per_minute) / 60.0, per_minute),
             None => (self.rate_per_sec, self.rate_burst),
         }
+    }
+
+    /// Values a policy cannot hold: a rate that would stall a sender for
+    /// ever, a hop limit that would refuse every agent message.
+    pub fn check(&self) -> Result<(), String> {
+        if self.rate_limit == Some(0) {
+            return Err("rate_limit must be at least 1 (messages per minute)".into());
+        }
+        if self.rate_per_sec.is_nan() || self.rate_per_sec <= 0.0 || self.rate_per_sec.is_infinite()
+        {
+            return Err(format!(
+                "rate_per_sec must be a positive number, not {}",
+                self.rate_per_sec
+            ));
+        }
+        if self.rate_burst == 0 {
+            return Err("rate_burst must be at least 1".into());
+        }
+        if self.max_hops == 0 {
+            return Err("max_hops must be at least 1".into());
+        }
+        if self.rotate_bytes == 0 || self.rotate_lines == 0 {
+            return Err("rotate_bytes and rotate_lines must be at least 1".into());
+        }
+        Ok(())
     }
 }
 

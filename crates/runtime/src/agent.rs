@@ -15,10 +15,12 @@ mod outputs;
 mod retention;
 mod signals;
 
+pub use retention::layout_of;
+
 use crate::activity::Log;
 use crate::exit::Code;
 use society_brains::{Brain, BrainError};
-use society_core::jsonl::{read_lines, Appender};
+use society_core::jsonl::{read_lines_checked, Appender};
 use society_core::lock::{HeldLock, LockError, LockInfo};
 use society_core::state::{AgentCheckpoint, AgentConfig, AgentStatus, CurrentMessage, LiveState};
 use society_core::{atomic, time, AgentPaths, FormatError, IoError};
@@ -141,6 +143,7 @@ pub fn run_agent(folder: &Path) -> Result<AgentExit, AgentError> {
     }
     let mut agent = Agent {
         layout: retention::layout_of(&paths),
+        attempt_on_disk: None,
         resume_offset: ckpt.inbox_offset,
         activity: Log::open(&paths.activity(), cfg.id.as_str(), gen)?,
         outbox: Appender::open(
@@ -300,6 +303,9 @@ fn acquire(paths: &AgentPaths) -> Result<HeldLock, AgentError> {
 pub(crate) struct Agent {
     /// The society the folder belongs to (for `archive/`).
     layout: society_core::Layout,
+    /// The attempt this process last recorded in flight (to give it back
+    /// if a failed write, not the message, ends it).
+    attempt_on_disk: Option<(society_core::MsgId, u32)>,
     /// The inbox cursor this process started from: the only line whose
     /// dead letter an earlier generation may already have written.
     resume_offset: u64,
@@ -373,10 +379,12 @@ impl Agent {
             self.escalate_incident()?;
             return Ok(Work::Incident);
         }
-        if !self.inbox_fits()? {
+        let (check, batch) =
+            read_lines_checked(&self.paths.inbox(), self.ckpt.inbox_offset, 256 * 1024)?;
+        if check != society_core::jsonl::CursorCheck::Ok {
+            self.inbox_incident(check)?;
             return Ok(Work::Incident);
         }
-        let batch = read_lines(&self.paths.inbox(), self.ckpt.inbox_offset, 256 * 1024)?;
         if batch.lines.is_empty() {
             return Ok(Work::Nothing);
         }
@@ -404,7 +412,14 @@ impl Agent {
             .event("io_error", serde_json::json!({"error": err.to_string()}));
         pause.wait(&err.to_string(), &self.stop);
         let mut ckpt = load_checkpoint(&self.paths)?;
-        if let Some(f) = ckpt.in_flight.as_mut().filter(|f| f.batch_end.is_none()) {
+        // Only the attempt this process recorded (and that then met the
+        // failure) is given back; an earlier, genuinely failed one stays.
+        let ours = self.attempt_on_disk.take();
+        if let Some(f) = ckpt
+            .in_flight
+            .as_mut()
+            .filter(|f| f.batch_end.is_none() && ours == Some((f.id, f.attempt)))
+        {
             f.attempt = f.attempt.saturating_sub(1);
         }
         self.resume_offset = ckpt.inbox_offset;

@@ -240,6 +240,9 @@ impl SocietyConfig {
         merged.extend(policy.clone());
         let policy: Policy = serde_json::from_value(serde_json::Value::Object(merged))
             .map_err(|e| invalid(format!("agent {id}: policy: {e}")))?;
+        policy
+            .check()
+            .map_err(|e| invalid(format!("agent {id}: policy: {e}")))?;
         let brain = match brain {
             serde_json::Value::String(kind) => serde_json::json!({ "kind": kind }),
             other => other,

@@ -141,6 +141,8 @@ pub fn run_supervisor(layout: &Layout, opts: Options) -> Result<(), SupervisorEr
         approvals: HashMap::new(),
         decided: HashSet::new(),
         stalled: Vec::new(),
+        next_stall_id: 0,
+        last_retry: Instant::now() - SCAN,
         trouble: None,
         paced: HashMap::new(),
         ckpt_dirty: false,
@@ -261,6 +263,10 @@ pub(crate) struct Supervisor {
     decided: HashSet<society_core::MsgId>,
     /// Batches that could not be written yet (see `commit.rs`).
     stalled: Vec<commit::Stalled>,
+    /// Names the next stalled batch.
+    next_stall_id: u64,
+    /// When stalled batches were last tried.
+    last_retry: Instant,
     trouble: Option<commit::WriteTrouble>,
     /// Senders over their rate: their outbox waits until then.
     paced: HashMap<AgentId, Instant>,
@@ -404,7 +410,7 @@ impl Supervisor {
             self.watch.add(&paths.inbox());
             self.watch.add(&paths.outbox());
             let failed = self.ckpt.agents.get(&id).is_some_and(|r| r.failed);
-            let (mut slot, problem) = broken::new_slot(&id, paths, failed);
+            let (mut slot, problem) = broken::new_slot(&self.layout, &id, paths, failed);
             lifecycle::adopt_if_alive(&mut slot, &mut self.pids, &mut self.activity);
             let broken_now = matches!(slot.phase, Phase::Broken { .. });
             self.slots.insert(id.clone(), slot);

@@ -69,9 +69,9 @@ impl Appender {
             // The file may have been rotated into archive/ (renamed) while we
             // waited for the lock: our descriptor then points at the archived
             // segment. Append to the live file, never to the segment.
-            match self.same_file() {
-                Ok(true) => {}
-                Ok(false) => {
+            let len = match self.live_len() {
+                Ok(Some(len)) => len,
+                Ok(None) => {
                     let _ = self.file.unlock();
                     self.reopen()?;
                     continue;
@@ -80,8 +80,8 @@ impl Appender {
                     let _ = self.file.unlock();
                     return Err(e.into());
                 }
-            }
-            let result = self.write_locked(&mut buf);
+            };
+            let result = self.write_locked(&mut buf, len);
             let unlocked = self.file.unlock().map_err(io("unlock", &self.path));
             let start = result?;
             unlocked?;
@@ -89,13 +89,16 @@ impl Appender {
         }
     }
 
-    /// The append proper, under the lock. A write or fsync that fails is
-    /// undone (the file is cut back to its length before it), so a failed
-    /// append — a full disk, an I/O error — leaves no half record behind and
-    /// the caller's retry writes it once.
-    fn write_locked(&mut self, buf: &mut Vec<u8>) -> Result<u64, IoError> {
+    /// The append proper, under the lock, at the file's length `len`.
+    ///
+    /// A write that fails part-way — a full disk — is cut back to the end of
+    /// the last whole record it wrote: no half record is left behind, and
+    /// the whole ones stay (a reader may have consumed them already; the
+    /// caller's retry of the batch finds them by their keys, as after a
+    /// crash). A failed fsync leaves the records in place for the same
+    /// reason, and reports the failure.
+    fn write_locked(&mut self, buf: &mut Vec<u8>, len: u64) -> Result<u64, IoError> {
         let path = &self.path;
-        let len = self.file.metadata().map_err(io("stat", path))?.len();
         let mut start = len;
         if len > 0 {
             let mut last = [0u8; 1];
@@ -108,28 +111,42 @@ impl Appender {
                 start += 1;
             }
         }
-        let written = self.file.write_all(buf).and_then(|()| {
-            if self.durability == Durability::Durable {
-                self.file.sync_data()
-            } else {
-                Ok(())
-            }
-        });
-        if let Err(e) = written {
-            // Undo whatever part reached the file (shrinking needs no space).
-            let _ = self.file.set_len(len);
-            return Err(IoError::new("append to", path, e));
+        let mut done = 0;
+        while done < buf.len() {
+            let err = match self.file.write(&buf[done..]) {
+                Ok(0) => std::io::Error::from(std::io::ErrorKind::WriteZero),
+                Ok(n) => {
+                    done += n;
+                    continue;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => e,
+            };
+            let whole = buf[..done]
+                .iter()
+                .rposition(|b| *b == b'\n')
+                .map_or(0, |p| p + 1);
+            // Shrinking needs no space.
+            let _ = self.file.set_len(len + whole as u64);
+            return Err(IoError::new("append to", path, err));
+        }
+        if self.durability == Durability::Durable {
+            self.file.sync_data().map_err(io("fsync", path))?;
         }
         Ok(start)
     }
 
-    /// Does our descriptor still name the file at `path`?
-    fn same_file(&self) -> Result<bool, IoError> {
+    /// The file's length if our descriptor still names the file at `path`,
+    /// `None` if the path names another file (or none) now.
+    fn live_len(&self) -> Result<Option<u64>, IoError> {
         use std::os::unix::fs::MetadataExt;
         let ours = self.file.metadata().map_err(io("stat", &self.path))?;
         match std::fs::metadata(&self.path) {
-            Ok(theirs) => Ok(ours.ino() == theirs.ino() && ours.dev() == theirs.dev()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Ok(theirs) if ours.ino() == theirs.ino() && ours.dev() == theirs.dev() => {
+                Ok(Some(ours.len()))
+            }
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(IoError::new("stat", &self.path, e)),
         }
     }

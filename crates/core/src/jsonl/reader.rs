@@ -30,17 +30,57 @@ pub struct ReadBatch {
 /// without `\n` is not yet written and is left for a later read. A missing file
 /// reads as empty.
 pub fn read_lines(path: &Path, offset: u64, max_bytes: usize) -> Result<ReadBatch, IoError> {
+    match File::open(path) {
+        Ok(f) => read_from(&f, path, offset, max_bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ReadBatch {
+            lines: Vec::new(),
+            next: offset,
+            len: 0,
+        }),
+        Err(e) => Err(IoError::new("open", path, e)),
+    }
+}
+
+/// [`read_lines`] for a consumer whose cursor must still fit the file (see
+/// [`check_cursor`]): one open for both. Lines are read only when it fits.
+pub fn read_lines_checked(
+    path: &Path,
+    offset: u64,
+    max_bytes: usize,
+) -> Result<(CursorCheck, ReadBatch), IoError> {
+    let empty = |len| ReadBatch {
+        lines: Vec::new(),
+        next: offset,
+        len,
+    };
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(ReadBatch {
-                lines: Vec::new(),
-                next: offset,
-                len: 0,
-            })
+            let check = if offset == 0 {
+                CursorCheck::Ok
+            } else {
+                CursorCheck::Shrunk { len: 0 }
+            };
+            return Ok((check, empty(0)));
         }
         Err(e) => return Err(IoError::new("open", path, e)),
     };
+    let check = fits(&file, path, offset)?;
+    if check != CursorCheck::Ok {
+        return Ok((
+            check,
+            empty(file.metadata().map_err(io("stat", path))?.len()),
+        ));
+    }
+    Ok((check, read_from(&file, path, offset, max_bytes)?))
+}
+
+fn read_from(
+    file: &File,
+    path: &Path,
+    offset: u64,
+    max_bytes: usize,
+) -> Result<ReadBatch, IoError> {
     let len = file.metadata().map_err(io("stat", path))?.len();
     let mut batch = ReadBatch {
         lines: Vec::new(),
@@ -53,7 +93,7 @@ pub fn read_lines(path: &Path, offset: u64, max_bytes: usize) -> Result<ReadBatc
     let mut want = ((len - offset) as usize).min(max_bytes.max(4096));
     loop {
         let mut buf = vec![0u8; want];
-        let n = read_full_at(&file, &mut buf, offset).map_err(io("read", path))?;
+        let n = read_full_at(file, &mut buf, offset).map_err(io("read", path))?;
         buf.truncate(n);
         let mut start = 0usize;
         while let Some(pos) = buf[start..].iter().position(|b| *b == b'\n') {
@@ -115,17 +155,18 @@ pub enum CursorCheck {
 /// after a newline (consumers only ever stop after one). Costs a `stat` and
 /// a one-byte read. A missing file fits only a cursor of 0.
 pub fn check_cursor(path: &Path, cursor: u64) -> Result<CursorCheck, IoError> {
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(if cursor == 0 {
-                CursorCheck::Ok
-            } else {
-                CursorCheck::Shrunk { len: 0 }
-            })
-        }
-        Err(e) => return Err(IoError::new("open", path, e)),
-    };
+    match File::open(path) {
+        Ok(f) => fits(&f, path, cursor),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(if cursor == 0 {
+            CursorCheck::Ok
+        } else {
+            CursorCheck::Shrunk { len: 0 }
+        }),
+        Err(e) => Err(IoError::new("open", path, e)),
+    }
+}
+
+fn fits(file: &File, path: &Path, cursor: u64) -> Result<CursorCheck, IoError> {
     let len = file.metadata().map_err(io("stat", path))?.len();
     if len < cursor {
         return Ok(CursorCheck::Shrunk { len });

@@ -23,13 +23,30 @@ use std::path::Path;
 /// memory, and the caller is about to forget them), and both directories
 /// after it, so a returned segment survives a power cut.
 pub fn rotate(layout: &Layout, live: &Path, expected_len: u64) -> Result<Option<Segment>, IoError> {
+    rotate_if(layout, live, expected_len, || true)
+}
+
+/// [`rotate`], if `may()` — asked while the live file's lock is held, so
+/// that a writer that takes the same lock to record a position in the file
+/// (an agent saving where its outbox ended before it runs a message) is
+/// either seen by `may` or sees the rotation.
+pub fn rotate_if(
+    layout: &Layout,
+    live: &Path,
+    expected_len: u64,
+    may: impl FnOnce() -> bool,
+) -> Result<Option<Segment>, IoError> {
     let file = match File::open(live) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(IoError::new("open", live, e)),
     };
     file.lock().map_err(io("lock", live))?;
-    let result = rotate_locked(layout, live, &file, expected_len);
+    let result = if may() {
+        rotate_locked(layout, live, &file, expected_len)
+    } else {
+        Ok(None)
+    };
     let unlocked = file.unlock().map_err(io("unlock", live));
     let rotated = result?;
     unlocked?;

@@ -37,17 +37,18 @@ impl Agent {
             return Ok(0);
         };
         let lines = &lines[..lines.len().min(BATCH_LINES)];
-        let outbox_offset = super::delivery::file_len(&self.paths.outbox())?;
-        self.ckpt.in_flight = Some(InFlight {
-            id: first.id,
-            attempt: 1,
-            started: time::now_rfc3339(),
-            offset: lines[0].offset,
-            outbox_offset,
-            last_error: None,
-            batch_end: Some(lines[lines.len() - 1].end),
-        });
-        self.save()?;
+        self.at_outbox_end(|agent, outbox_offset| {
+            agent.ckpt.in_flight = Some(InFlight {
+                id: first.id,
+                attempt: 1,
+                started: time::now_rfc3339(),
+                offset: lines[0].offset,
+                outbox_offset,
+                last_error: None,
+                batch_end: Some(lines[lines.len() - 1].end),
+            });
+            agent.save().map_err(Into::into)
+        })?;
         let current = CurrentMessage {
             id: first.id,
             kind: first.kind.clone(),
@@ -59,6 +60,7 @@ impl Agent {
         let mut outputs: Vec<Vec<u8>> = Vec::new();
         let mut dead: Vec<Vec<u8>> = Vec::new();
         let mut handled: Vec<MsgId> = Vec::new();
+        let mut events = Vec::new();
         let mut consumed = 0;
         for line in lines {
             if self.stopping() || (consumed > 0 && started.elapsed() >= BATCH_WINDOW) {
@@ -98,20 +100,22 @@ impl Agent {
                 },
                 Err(BrainError::Abandoned) | Err(_) => break,
             };
-            self.activity.event(
-                "message_received",
+            // Logged once the outputs are written: `message_handled` is
+            // what `fsck --repair` takes as proof that a message was handled.
+            events.push((
                 json!({"id": env.id, "from": env.from, "type": env.kind, "case": env.case, "attempt": 1, "offset": line.offset}),
-            );
-            self.activity.event(
-                "message_handled",
                 json!({"id": env.id, "attempt": 1, "outputs": records.len(), "ms": t.elapsed().as_millis() as u64, "batch": true}),
-            );
+            ));
             outputs.extend(records.into_iter().map(|(_, r)| r));
             handled.push(env.id);
             consumed += 1;
         }
         if !outputs.is_empty() {
             self.outbox.append_batch(&outputs)?;
+        }
+        for (received, handled) in events {
+            self.activity.event("message_received", received);
+            self.activity.event("message_handled", handled);
         }
         if !dead.is_empty() {
             self.deadletter.append_batch(&dead)?;

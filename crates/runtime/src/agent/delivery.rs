@@ -63,23 +63,27 @@ impl Agent {
             self.dead_letter(line, Some(&env), &reason)?;
             return Ok(Outcome::Advanced);
         }
-        let outbox_offset = match (&previous, self.recovering(line.offset)) {
-            (Some(f), _) => f.outbox_offset,
+        let known = match (&previous, self.recovering(line.offset)) {
+            (Some(f), _) => Some(f.outbox_offset),
             // A line of a batch interrupted by a crash: its outputs may be in
             // the outbox already, anywhere after the batch began.
-            (None, Some(batch_outbox)) => batch_outbox,
-            (None, None) => file_len(&self.paths.outbox())?,
+            (None, Some(batch_outbox)) => Some(batch_outbox),
+            (None, None) => None,
         };
-        self.ckpt.in_flight = Some(InFlight {
-            id: env.id,
-            attempt,
-            started: time::now_rfc3339(),
-            offset: line.offset,
-            outbox_offset,
-            last_error: None,
-            batch_end: None,
-        });
-        self.save()?;
+        let outbox_offset = self.at_outbox_end(|agent, end| {
+            agent.ckpt.in_flight = Some(InFlight {
+                id: env.id,
+                attempt,
+                started: time::now_rfc3339(),
+                offset: line.offset,
+                outbox_offset: known.unwrap_or(end),
+                last_error: None,
+                batch_end: None,
+            });
+            agent.save()?;
+            Ok(known.unwrap_or(end))
+        })?;
+        self.attempt_on_disk = Some((env.id, attempt));
         self.activity.event(
             "message_received",
             json!({"id": env.id, "from": env.from, "type": env.kind, "case": env.case, "attempt": attempt, "offset": line.offset}),
@@ -366,6 +370,46 @@ pub(crate) fn inbox_dead_letter_exists(
             }
         }
         cursor = batch.next;
+    }
+}
+
+impl Agent {
+    /// Runs `f` with the outbox's length while holding its lock — the lock a
+    /// rotation of the outbox takes too. The in-flight record that remembers
+    /// where this message's outputs begin is saved inside: the router then
+    /// either sees it (and does not rotate the outbox under the message) or
+    /// rotated before (and the length is the new file's).
+    pub(crate) fn at_outbox_end<T>(
+        &mut self,
+        f: impl FnOnce(&mut Agent, u64) -> Result<T, AgentError>,
+    ) -> Result<T, AgentError> {
+        use std::os::unix::fs::MetadataExt;
+        let path = self.paths.outbox();
+        let file = loop {
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .append(true)
+                .create(true)
+                .open(&path)
+                .map_err(|e| society_core::IoError::new("open", &path, e))?;
+            file.lock()
+                .map_err(|e| society_core::IoError::new("lock", &path, e))?;
+            let ours = file
+                .metadata()
+                .map_err(|e| society_core::IoError::new("stat", &path, e))?;
+            let live = std::fs::metadata(&path).ok();
+            if live.is_some_and(|m| m.ino() == ours.ino() && m.dev() == ours.dev()) {
+                break file;
+            }
+            // Rotated while we waited: the path names a new file now.
+        };
+        let len = file
+            .metadata()
+            .map_err(|e| society_core::IoError::new("stat", &path, e))?
+            .len();
+        let result = f(self, len);
+        let _ = file.unlock();
+        result
     }
 }
 

@@ -11,17 +11,17 @@
 
 use super::{Agent, AgentError};
 use serde_json::json;
-use society_core::jsonl::{check_cursor, read_lines, CursorCheck};
+use society_core::jsonl::{read_lines, CursorCheck};
 use society_core::state::Incident;
 use society_core::{time, Envelope, MsgId, Party};
 
 impl Agent {
-    /// Does the inbox still match the cursor? If not, the incident is
-    /// recorded and escalated, and the caller stops consuming.
-    pub(crate) fn inbox_fits(&mut self) -> Result<bool, AgentError> {
+    /// The inbox no longer matches the cursor (`check`): the incident is
+    /// recorded and escalated; the caller stops consuming.
+    pub(crate) fn inbox_incident(&mut self, check: CursorCheck) -> Result<(), AgentError> {
         let cursor = self.ckpt.inbox_offset;
-        let (kind, len) = match check_cursor(&self.paths.inbox(), cursor)? {
-            CursorCheck::Ok => return Ok(true),
+        let (kind, len) = match check {
+            CursorCheck::Ok => return Ok(()),
             CursorCheck::Shrunk { len } => ("truncated", len),
             CursorCheck::OffBoundary { len } => ("off_boundary", len),
         };
@@ -41,8 +41,7 @@ impl Agent {
         });
         // Saved first: the escalation's id is then the same whoever writes it.
         self.save()?;
-        self.escalate_incident()?;
-        Ok(false)
+        self.escalate_incident()
     }
 
     /// Writes the incident's escalation into the outbox unless it is there.

@@ -6,14 +6,15 @@
 //! live file untouched or a segment that ends exactly at the cursor.
 
 use super::{Agent, AgentError};
+use crate::supervisor::state::SupervisorCheckpoint;
 use serde_json::json;
 use society_core::segments::{self, Segment};
 use society_core::state::AgentCheckpoint;
-use society_core::{AgentPaths, Layout};
+use society_core::{atomic, AgentPaths, Layout};
 
 /// The layout of the society an agent folder belongs to
 /// (`<root>/.society-agent/agent-<id>`).
-pub(crate) fn layout_of(paths: &AgentPaths) -> Layout {
+pub fn layout_of(paths: &AgentPaths) -> Layout {
     let state = paths.dir.parent().unwrap_or(&paths.dir);
     Layout::at(state.parent().unwrap_or(state))
 }
@@ -45,7 +46,7 @@ impl Agent {
             && self.ckpt.incident.is_none();
         let big = self.ckpt.inbox_offset >= policy.rotate_bytes
             || self.ckpt.inbox_lines >= policy.rotate_lines;
-        if quiet && big && self.ckpt.inbox_offset > 0 {
+        if quiet && big && self.ckpt.inbox_offset > 0 && !self.router_writing(&self.paths.inbox()) {
             // The checkpoint on disk holds this cursor (saved when the last
             // line was consumed), as `rotate` requires.
             if let Some(seg) =
@@ -76,6 +77,28 @@ impl Agent {
             }
         }
         Ok(())
+    }
+
+    /// Does a batch of the router that is being written (or waits to be)
+    /// count on `file`'s length? Its resumption reads the file from the
+    /// length it recorded, so the file must not be rotated under it. (The
+    /// router records the batch before appending to the file, and the agent
+    /// only rotates what it has read, so a batch that reached the file is
+    /// seen here.) When in doubt, no.
+    fn router_writing(&self, file: &std::path::Path) -> bool {
+        let ckpt = atomic::read_json::<SupervisorCheckpoint>(
+            &self.layout.supervisor_checkpoint(),
+            "supervisor checkpoint",
+        );
+        match ckpt {
+            Ok(Some(c)) => c
+                .pending
+                .iter()
+                .chain(c.stalled.iter())
+                .any(|b| b.sizes.contains_key(file)),
+            Ok(None) => false,
+            Err(_) => true,
+        }
     }
 
     /// Records a rotation and compresses the segment (the agent is idle).

@@ -55,8 +55,12 @@ fn agent_state(
                     "agent {id} stopped consuming its inbox: {}",
                     i.describe()
                 )),
-                None => cursor_problem(scan, &paths.inbox(), c.inbox_offset)
-                    .map(|why| format!("agent {id}'s inbox_offset {why}")),
+                None => cursor_problem(
+                    scan,
+                    &paths.inbox(),
+                    in_live(layout, &paths.inbox(), c.inbox_seg, c.inbox_offset),
+                )
+                .map(|why| format!("agent {id}'s inbox_offset {why}")),
             };
             (Some(c), trouble)
         }
@@ -242,7 +246,9 @@ fn supervisor_state(
         if sup.incidents.contains_key(id.as_str()) {
             continue;
         }
-        if let Some(why) = cursor_problem(scan, &layout.agent(id).outbox(), *cursor) {
+        let seg = sup.segs.get(id).copied().unwrap_or(0);
+        let outbox = layout.agent(id).outbox();
+        if let Some(why) = cursor_problem(scan, &outbox, in_live(layout, &outbox, seg, *cursor)) {
             fixes.push((
                 Some(id.clone()),
                 format!("the router's cursor in {id}'s outbox {why}"),
@@ -250,7 +256,9 @@ fn supervisor_state(
         }
     }
     if !sup.incidents.contains_key("supervisor") {
-        if let Some(why) = cursor_problem(scan, &layout.supervisor_inbox(), sup.inbox_offset) {
+        let inbox = layout.supervisor_inbox();
+        let cursor = in_live(layout, &inbox, sup.inbox_seg, sup.inbox_offset);
+        if let Some(why) = cursor_problem(scan, &inbox, cursor) {
             fixes.push((None, format!("the supervisor's inbox cursor {why}")));
         }
     }
@@ -297,6 +305,16 @@ fn supervisor_state(
         atomic::write_json(&sup_path, &fixed, true)?;
     }
     Ok(())
+}
+
+/// A cursor in the live file's terms: one left in a segment that has been
+/// rotated since (a crash before its consumer recorded the rotation) is at 0
+/// of the live file — which is where the consumer resumes.
+fn in_live(layout: &Layout, file: &Path, seg: u64, cursor: u64) -> u64 {
+    match society_core::segments::live_seq(layout, file) {
+        Ok(live) if live > seg => 0,
+        _ => cursor,
+    }
 }
 
 /// Why a cursor does not fit its file, if it does not.

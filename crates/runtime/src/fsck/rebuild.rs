@@ -20,6 +20,9 @@ use std::path::Path;
 
 /// Output index of an agent's dead-letter report (see `agent/delivery.rs`).
 const DEAD_LETTER_REPORT_INDEX: u32 = u32::MAX;
+/// Index of the supervisor's `approval_response` to a `decide` request
+/// (see `supervisor/plan.rs`).
+const RESPONSE_INDEX: u32 = 0x7fff_0004;
 
 /// Every envelope id in a file.
 fn ids_in(path: &Path) -> Result<HashSet<MsgId>, FormatError> {
@@ -39,6 +42,19 @@ fn ids_in(path: &Path) -> Result<HashSet<MsgId>, FormatError> {
     }
 }
 
+/// Every envelope id in a file and its archived segments.
+fn ids_in_all(layout: &Layout, path: &Path) -> Result<HashSet<MsgId>, FormatError> {
+    let mut ids = ids_in(path)?;
+    for seg in society_core::segments::list(layout, path)? {
+        for line in society_core::segments::lines(&seg)? {
+            if let Ok(env) = Envelope::parse(&line?) {
+                ids.insert(env.id);
+            }
+        }
+    }
+    Ok(ids)
+}
+
 fn records(path: &Path) -> Result<Vec<Value>, FormatError> {
     Ok(read_objects(path, &mut 0)?)
 }
@@ -55,7 +71,10 @@ pub(crate) fn agent_checkpoint(
     let mut handled: HashSet<MsgId> = old
         .map(|c| c.recent.iter().copied().collect())
         .unwrap_or_default();
-    let mut dead_offsets = HashSet::new();
+    // Offset → the id the dead letter names (none for a line that did not
+    // parse): after a truncation, another message may start at an offset a
+    // dead letter names, and must not pass for it.
+    let mut dead: std::collections::HashMap<u64, Option<String>> = std::collections::HashMap::new();
     // The activity log's archived segments too: a message handled long ago
     // may sit right after the cursor of a file rotated since.
     let seg = society_core::segments::live_seq(layout, &paths.inbox())?;
@@ -65,7 +84,9 @@ pub(crate) fn agent_checkpoint(
         match rec["event"].as_str() {
             Some("message_handled" | "duplicate_dropped") => handled.extend(id),
             Some("message_dead_lettered") if rec["seg"].as_u64().unwrap_or(0) == seg => {
-                dead_offsets.extend(rec["offset"].as_u64())
+                if let Some(o) = rec["offset"].as_u64() {
+                    dead.insert(o, rec["id"].as_str().map(str::to_string));
+                }
             }
             _ => {}
         }
@@ -75,7 +96,9 @@ pub(crate) fn agent_checkpoint(
             && rec["file"] == "inbox.jsonl"
             && rec["seg"].as_u64().unwrap_or(0) == seg
         {
-            dead_offsets.extend(rec["offset"].as_u64());
+            if let Some(o) = rec["offset"].as_u64() {
+                dead.insert(o, rec["id"].as_str().map(str::to_string));
+            }
         }
     }
     let outputs = ids_in(&paths.outbox())?;
@@ -91,24 +114,32 @@ pub(crate) fn agent_checkpoint(
             break;
         }
         for line in &batch.lines {
-            let consumed = match Envelope::parse(&line.bytes) {
-                Ok(env) => {
+            let parsed = Envelope::parse(&line.bytes).ok();
+            let dead_here = dead
+                .get(&line.offset)
+                .is_some_and(|named| match (named, &parsed) {
+                    (Some(named), Some(env)) => *named == env.id.to_string(),
+                    (None, None) => true,
+                    _ => false,
+                });
+            let consumed = match &parsed {
+                Some(env) => {
                     let done = handled.contains(&env.id)
                         || outputs.contains(&MsgId::derive(&env.id, 0))
                         || outputs.contains(&MsgId::derive(&env.id, DEAD_LETTER_REPORT_INDEX))
-                        || dead_offsets.contains(&line.offset);
-                    if done && !dead_offsets.contains(&line.offset) {
+                        || dead_here;
+                    if done && !dead_here {
                         ckpt.remember(env.id);
                         ckpt.handled += 1;
                     }
                     done
                 }
-                Err(_) => dead_offsets.contains(&line.offset),
+                None => dead_here,
             };
             if !consumed {
                 break 'read;
             }
-            if dead_offsets.contains(&line.offset) {
+            if dead_here {
                 ckpt.dead_lettered += 1;
             }
             ckpt.inbox_offset = line.end;
@@ -144,7 +175,11 @@ impl Routed {
             }
         }
         for inbox in inboxes {
-            delivered.extend(ids_in(&inbox)?.into_iter().map(|i| i.to_string()));
+            delivered.extend(
+                ids_in_all(layout, &inbox)?
+                    .into_iter()
+                    .map(|i| i.to_string()),
+            );
         }
         let cases = std::fs::read_dir(layout.cases_dir())
             .map(|d| d.flatten().map(|e| e.path()).collect::<Vec<_>>())
@@ -154,15 +189,24 @@ impl Routed {
             .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
         {
             for rec in records(log)? {
-                if let Some(id) = rec["src"].as_str().and_then(|s| s.split('/').next()) {
+                if let Some(id) = rec["src"]
+                    .as_str()
+                    .and_then(|s| s.split('/').next())
+                    .filter(|id| id.parse::<MsgId>().is_ok())
+                {
                     delivered.insert(id.to_string());
                 }
             }
         }
-        for rec in records(&layout.system_events())? {
+        for rec in society_core::segments::read_objects_all(layout, &layout.system_events())? {
             if let Some(src) = rec["src"].as_str() {
                 disposed.insert(src.to_string());
-                if let Some(id) = src.split('/').next() {
+                // `<message id>/<what>`: the message was disposed of.
+                if let Some(id) = src
+                    .split('/')
+                    .next()
+                    .filter(|id| id.parse::<MsgId>().is_ok())
+                {
                     disposed.insert(id.to_string());
                 }
             }
@@ -242,13 +286,10 @@ pub(crate) fn supervisor_checkpoint(layout: &Layout) -> Result<SupervisorCheckpo
     // activity; a bad line was dead-lettered.
     let mut handled: HashSet<String> = routed.delivered.clone();
     handled.extend(routed.disposed.iter().cloned());
-    for rec in records(&layout.supervisor_activity())? {
-        if rec["event"] == "control" {
-            handled.extend(rec["id"].as_str().map(str::to_string));
-        }
-    }
+    // (The `control` line of the supervisor's activity is written while a
+    // batch is planned, not once it landed: no proof.)
     let mut orch_sources = HashSet::new();
-    for rec in records(&layout.orchestrator_inbox())? {
+    for rec in society_core::segments::read_objects_all(layout, &layout.orchestrator_inbox())? {
         if let Some(src) = rec["body"]["source"].as_str() {
             orch_sources.insert(src.to_string());
         }
@@ -264,7 +305,14 @@ pub(crate) fn supervisor_checkpoint(layout: &Layout) -> Result<SupervisorCheckpo
             |offset, bytes| match Envelope::parse(bytes) {
                 Ok(env) => {
                     let id = env.id.to_string();
-                    handled.contains(&id) || orch_sources.contains(&id)
+                    // An answer leaves its response in the agent's inbox; a
+                    // reflection, the message's record in its case log.
+                    let response = MsgId::derive(&env.id, RESPONSE_INDEX).to_string();
+                    let reflected = env.body["message"]["id"].as_str().map(str::to_string);
+                    handled.contains(&id)
+                        || orch_sources.contains(&id)
+                        || handled.contains(&response)
+                        || reflected.is_some_and(|m| handled.contains(&m))
                 }
                 Err(_) => bad.contains(&offset),
             },

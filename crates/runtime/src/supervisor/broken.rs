@@ -11,7 +11,7 @@ use super::{Phase, Slot, Supervisor};
 use serde_json::{json, Value};
 use society_core::jsonl::read_lines;
 use society_core::state::{AgentCheckpoint, AgentConfig, Policy};
-use society_core::{atomic, AgentId, AgentPaths, MsgId};
+use society_core::{atomic, AgentId, AgentPaths, Layout, MsgId};
 
 /// Why the folder cannot run now, if it cannot.
 pub(super) fn folder_problem(paths: &AgentPaths) -> Option<String> {
@@ -26,12 +26,20 @@ pub(super) fn folder_problem(paths: &AgentPaths) -> Option<String> {
 }
 
 /// What the supervisor knows of an agent whose config cannot be read: its
-/// id, no role, the default policy. Enough to deliver its mail and route its
-/// outbox; never enough to start it.
-pub(super) fn placeholder(id: &AgentId) -> AgentConfig {
+/// id, its role as the registry recorded it (so `role:R` keeps choosing the
+/// same agents), the default policy. Enough to deliver its mail and route
+/// its outbox; never enough to start it.
+pub(super) fn placeholder(layout: &Layout, id: &AgentId) -> AgentConfig {
+    let role = society_core::jsonl::read_objects(&layout.registry(), &mut 0)
+        .unwrap_or_default()
+        .into_iter()
+        .rev()
+        .find(|r| r["event"] == "created" && r["agent"] == id.as_str())
+        .and_then(|r| r["role"].as_str().map(str::to_string))
+        .unwrap_or_default();
     AgentConfig {
         id: id.clone(),
-        role: String::new(),
+        role,
         brain: json!({"kind": "echo"}),
         keep_alive: false,
         policy: Policy::default(),
@@ -115,12 +123,17 @@ impl Supervisor {
 }
 
 /// A slot for a folder found at a rescan: broken if it cannot run.
-pub(super) fn new_slot(id: &AgentId, paths: AgentPaths, failed: bool) -> (Slot, Option<String>) {
+pub(super) fn new_slot(
+    layout: &Layout,
+    id: &AgentId,
+    paths: AgentPaths,
+    failed: bool,
+) -> (Slot, Option<String>) {
     let cfg = atomic::read_json::<AgentConfig>(&paths.config(), "agent config");
     let problem = folder_problem(&paths);
     let cfg = match cfg {
         Ok(Some(c)) => c,
-        _ => placeholder(id),
+        _ => placeholder(layout, id),
     };
     let phase = match (&problem, failed) {
         (Some(reason), _) => Phase::Broken {

@@ -45,23 +45,22 @@ impl Source {
     }
 }
 
-/// A batch that has not landed yet.
-pub(super) enum Stalled {
-    /// Planned by this process: its records are resumed as they are.
-    Planned {
-        pending: PendingBatch,
-        plan: Box<Plan>,
-    },
-    /// Found on disk at startup: re-planned from its source (or, without
+/// A batch that has not landed yet. It stays listed — and so in every
+/// checkpoint saved meanwhile — until it has landed or been replaced by its
+/// re-plan.
+pub(super) struct Stalled {
+    /// Names it while it is retried (indexes move).
+    id: u64,
+    pending: PendingBatch,
+    /// Planned by this process: its records are resumed as they are. `None`:
+    /// found on disk at startup, re-planned from its source (or, without
     /// one, from its records) against the recorded lengths.
-    OnDisk(PendingBatch),
+    plan: Option<Box<Plan>>,
 }
 
 impl Stalled {
     fn pending(&self) -> &PendingBatch {
-        match self {
-            Stalled::Planned { pending, .. } | Stalled::OnDisk(pending) => pending,
-        }
+        &self.pending
     }
 }
 
@@ -137,13 +136,7 @@ impl Supervisor {
             // Nothing was appended: the batch waits, and writes its
             // write-ahead record before it is tried again.
             self.ckpt.pending = None;
-            return Err(self.stall(
-                Stalled::Planned {
-                    pending,
-                    plan: Box::new(plan),
-                },
-                e.into(),
-            ));
+            return Err(self.stall(pending, Some(plan), e.into()));
         }
         match self.deliver(&pending, &plan, resumed) {
             Ok(()) => {
@@ -152,13 +145,7 @@ impl Supervisor {
             }
             Err(e) => {
                 self.ckpt.pending = None;
-                Err(self.stall(
-                    Stalled::Planned {
-                        pending,
-                        plan: Box::new(plan),
-                    },
-                    e,
-                ))
+                Err(self.stall(pending, Some(plan), e))
             }
         }
     }
@@ -171,11 +158,16 @@ impl Supervisor {
         plan: &Plan,
         resumed: bool,
     ) -> Result<(), FormatError> {
-        let skip = match (&plan.present, resumed) {
-            (Some(present), _) => present.clone(),
-            (None, true) => present_keys(&pending.sizes)?,
-            (None, false) => HashSet::new(),
+        // A resumed batch reads what landed now: a re-plan's own first
+        // attempt may have landed more than it found at the re-plan.
+        let mut skip = if resumed {
+            present_keys(&pending.sizes)?
+        } else {
+            HashSet::new()
         };
+        if let Some(present) = &plan.present {
+            skip.extend(present.iter().cloned());
+        }
         self.append_all(&plan.deliveries, &skip)
     }
 
@@ -237,9 +229,14 @@ impl Supervisor {
         }
     }
 
-    fn stall(&mut self, batch: Stalled, err: FormatError) -> FormatError {
+    fn stall(
+        &mut self,
+        pending: PendingBatch,
+        plan: Option<Plan>,
+        err: FormatError,
+    ) -> FormatError {
         let error = err.to_string();
-        tracing::error!(error = %error, source = ?Source::of(batch.pending()), "a batch could not be written; it waits and is resumed");
+        tracing::error!(error = %error, source = ?Source::of(&pending), "a batch could not be written; it waits and is resumed");
         match &mut self.trouble {
             Some(t) => t.error = error,
             None => {
@@ -250,7 +247,12 @@ impl Supervisor {
                 })
             }
         }
-        self.stalled.push(batch);
+        self.next_stall_id += 1;
+        self.stalled.push(Stalled {
+            id: self.next_stall_id,
+            pending,
+            plan: plan.map(Box::new),
+        });
         self.status_dirty = true;
         err
     }
@@ -258,9 +260,12 @@ impl Supervisor {
     /// Does a waiting batch write to `dest`? (A case whose overdue record
     /// waits must not be judged overdue again.)
     pub(super) fn stalled_touches(&self, dest: &std::path::Path) -> bool {
-        self.stalled.iter().any(|s| match s {
-            Stalled::Planned { plan, .. } => plan.deliveries.iter().any(|d| d.dest == dest),
-            Stalled::OnDisk(p) => p.records.iter().any(|r| r.dest == dest),
+        self.stalled.iter().any(|s| match &s.plan {
+            Some(plan) => plan.deliveries.iter().any(|d| d.dest == dest),
+            None => {
+                s.pending.records.iter().any(|r| r.dest == dest)
+                    || s.pending.sizes.contains_key(dest)
+            }
         })
     }
 
@@ -276,35 +281,52 @@ impl Supervisor {
         if self.stalled.is_empty() {
             return;
         }
+        // A retry reads every destination from its recorded length: at most
+        // one a second when it is a source's own traffic that asks.
+        if only.is_some() && self.last_retry.elapsed() < std::time::Duration::from_secs(1) {
+            return;
+        }
+        self.last_retry = std::time::Instant::now();
         // Every waiting batch's write-ahead record must be on disk before
         // any of its records are.
         if let Err(e) = self.save_checkpoint() {
             tracing::debug!(error = %e, "still cannot save the supervisor checkpoint");
             return;
         }
-        let batches = std::mem::take(&mut self.stalled);
-        for batch in batches {
-            if only.is_some_and(|o| *o != Source::of(batch.pending())) {
-                self.stalled.push(batch);
+        let ids: Vec<u64> = self
+            .stalled
+            .iter()
+            .filter(|b| only.is_none_or(|o| *o == Source::of(&b.pending)))
+            .map(|b| b.id)
+            .collect();
+        for id in ids {
+            let Some(i) = self.stalled.iter().position(|b| b.id == id) else {
+                continue;
+            };
+            let b = &self.stalled[i];
+            if let Some(plan) = &b.plan {
+                if self.deliver(&b.pending, plan, true).is_ok() {
+                    let b = self.stalled.remove(i);
+                    let plan = b.plan.expect("a planned batch: matched above");
+                    self.finish(b.pending, *plan);
+                }
                 continue;
             }
-            match batch {
-                Stalled::Planned { pending, plan } => match self.deliver(&pending, &plan, true) {
-                    Ok(()) => self.finish(pending, *plan),
-                    Err(_) => self.stalled.push(Stalled::Planned { pending, plan }),
-                },
-                Stalled::OnDisk(pending) => {
-                    let source = Source::of(&pending);
-                    if let Err(e) = self.recover(pending.clone()) {
-                        tracing::error!(error = %e, "cannot resume a batch yet");
-                        // A batch that was planned and failed to land is
-                        // waiting already (a batch without source lines
-                        // always gets that far); keep one that was not.
-                        if source != Source::Direct && !self.is_stalled(&source) {
-                            self.stalled.push(Stalled::OnDisk(pending));
-                        }
-                    }
-                }
+            // Found on disk: re-planned while it stays listed, so that every
+            // checkpoint saved meanwhile still holds it.
+            let pending = b.pending.clone();
+            let source = Source::of(&pending);
+            let outcome = self.recover(pending);
+            let replanned = self
+                .stalled
+                .iter()
+                .any(|b| b.id != id && b.plan.is_some() && Source::of(&b.pending) == source);
+            if outcome.is_ok() || source == Source::Direct || replanned {
+                // Landed, or waiting again as its re-plan (which a batch
+                // without source lines always becomes).
+                self.stalled.retain(|b| b.id != id);
+            } else if let Err(e) = outcome {
+                tracing::error!(error = %e, "cannot resume a batch yet");
             }
         }
         if self.stalled.is_empty() {
@@ -359,8 +381,14 @@ impl Supervisor {
     pub(super) fn recover_pending(&mut self) {
         let mut on_disk: Vec<PendingBatch> = std::mem::take(&mut self.ckpt.stalled);
         on_disk.extend(self.ckpt.pending.take());
-        self.stalled
-            .extend(on_disk.into_iter().map(Stalled::OnDisk));
+        for pending in on_disk {
+            self.next_stall_id += 1;
+            self.stalled.push(Stalled {
+                id: self.next_stall_id,
+                pending,
+                plan: None,
+            });
+        }
         self.retry_stalled(None);
     }
 

@@ -8,8 +8,10 @@
 //!   `rate_per_sec` up to `rate_burst`. A sender over it is *paced*: the router
 //!   holds its outbox at that message until the bucket has room. Nothing is
 //!   refused for rate, so the defaults never cost a pipeline a message.
-//! * **Flood**: more than `flood_threshold` identical bodies to one receiver
-//!   within `flood_window` are refused (the loop detector).
+//! * **Flood**: more than `flood_threshold` identical messages — same
+//!   sender, type, case, `reply_to` and body — to one receiver within
+//!   `flood_window` are refused (the loop detector). Identical bodies from
+//!   several senders, or answering different messages, pass.
 //! * **Accepted types and senders, body size** (the receiver's policy).
 //! * **Sanctions** (SOCIETY.md O3): every refusal is a violation of its
 //!   sender. After 3 a 5-minute block, after 5 a one-hour block, after 10 a
@@ -50,6 +52,10 @@ pub struct GuardState {
     /// sender → its record of refusals and sanctions.
     #[serde(default)]
     pub senders: BTreeMap<String, Conduct>,
+    /// sender → how many times `society unblock` lifted it: a batch planned
+    /// before a lift (and landing after it) does not bring its record back.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub lifts: BTreeMap<String, u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -133,6 +139,8 @@ pub(crate) struct GuardTxn {
     buckets: BTreeMap<String, Bucket>,
     bodies: Vec<(String, String, u64)>,
     senders: BTreeMap<String, Conduct>,
+    /// The lift count each sender had when this batch judged it.
+    seen_lifts: BTreeMap<String, u32>,
     /// Senders unblocked by the orchestrator in this batch.
     lifted: Vec<String>,
 }
@@ -167,9 +175,14 @@ impl Guard {
     }
 
     fn conduct<'a>(&'a self, txn: &'a GuardTxn, sender: &str) -> Option<&'a Conduct> {
-        txn.senders
-            .get(sender)
-            .or_else(|| self.state.senders.get(sender))
+        if let Some(c) = txn.senders.get(sender) {
+            return Some(c);
+        }
+        // Lifted earlier in this batch: a clean record.
+        if txn.lifted.iter().any(|l| l == sender) {
+            return None;
+        }
+        self.state.senders.get(sender)
     }
 
     /// Judges `env` for `receiver` at `now` (ms since epoch) and records the
@@ -203,13 +216,19 @@ impl Guard {
         if let Err(reason) = static_checks(policy, env, sender_role) {
             return self.refuse(txn, now, &sender, reason);
         }
-        let body = serde_json::to_vec(&env.body).unwrap_or_default();
-        let hash = format!("{:016x}", society_core::id::stable_hash(&body));
+        // The same message again: same sender, type, case, answer to the same
+        // message, same body. (Identical bodies from different senders, or
+        // answering different messages, are a pipeline, not a loop.)
+        let same = serde_json::json!([sender, env.kind, env.case, env.reply_to, env.body]);
+        let hash = format!(
+            "{:016x}",
+            society_core::id::stable_hash(&serde_json::to_vec(&same).unwrap_or_default())
+        );
         let window = policy.flood_window.as_millis() as u64;
         let same = self.recent_copies(txn, receiver.as_str(), &hash, now, window);
         if same >= policy.flood_threshold as usize {
             let reason = format!(
-                "flood: more than {} identical bodies within {}",
+                "flood: more than {} identical messages from {sender} within {}",
                 policy.flood_threshold,
                 humantime::format_duration(policy.flood_window)
             );
@@ -293,6 +312,11 @@ impl Guard {
             }
         }
         txn.senders.insert(sender.to_string(), c);
+        let lifted_here = txn.lifted.iter().filter(|l| *l == sender).count() as u32;
+        txn.seen_lifts.insert(
+            sender.to_string(),
+            self.state.lifts.get(sender).copied().unwrap_or(0) + lifted_here,
+        );
         Verdict::Refuse { reason, sanction }
     }
 
@@ -300,6 +324,7 @@ impl Guard {
     pub fn apply(&mut self, txn: GuardTxn) {
         for sender in txn.lifted {
             self.state.senders.remove(&sender);
+            *self.state.lifts.entry(sender).or_default() += 1;
         }
         self.state.buckets.extend(txn.buckets);
         for (receiver, hash, t) in txn.bodies {
@@ -311,7 +336,13 @@ impl Guard {
                 .or_default()
                 .push(t);
         }
-        self.state.senders.extend(txn.senders);
+        for (sender, conduct) in txn.senders {
+            let lifts = self.state.lifts.get(&sender).copied().unwrap_or(0);
+            // Judged before a lift that has landed since: the lift wins.
+            if txn.seen_lifts.get(&sender).copied().unwrap_or(lifts) == lifts {
+                self.state.senders.insert(sender, conduct);
+            }
+        }
     }
 
     /// Forgets what can no longer matter at `now`: full buckets, bodies

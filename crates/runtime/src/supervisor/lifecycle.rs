@@ -446,8 +446,17 @@ pub(super) fn pending(slot: &Slot) -> bool {
         .ok()
         .flatten()
         .unwrap_or_default();
-    len > ckpt.inbox_offset
-        && society_core::jsonl::read_lines(&slot.paths.inbox(), ckpt.inbox_offset, 4096)
+    // The cursor is in segment `inbox_seg`; if the inbox has been rotated
+    // past it (a crash before the agent recorded the rotation), everything
+    // in the live file is unread.
+    // (A file shorter than the cursor is the only sign worth a look.)
+    let layout = crate::agent::layout_of(&slot.paths);
+    let rotated = len < ckpt.inbox_offset
+        && society_core::segments::live_seq(&layout, &slot.paths.inbox())
+            .is_ok_and(|live| live > ckpt.inbox_seg);
+    let offset = if rotated { 0 } else { ckpt.inbox_offset };
+    len > offset
+        && society_core::jsonl::read_lines(&slot.paths.inbox(), offset, 4096)
             .is_ok_and(|b| !b.lines.is_empty())
 }
 

@@ -12,7 +12,7 @@ use super::Supervisor;
 use crate::activity;
 use serde_json::Value;
 use society_core::case::CaseSummary;
-use society_core::jsonl::{read_lines, Line};
+use society_core::jsonl::{read_lines, read_lines_checked, CursorCheck, Line};
 use society_core::{AgentId, CaseId, Envelope, FormatError, MsgId, Party};
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -275,15 +275,23 @@ pub(crate) fn position_key(source: &str, seg: u64, offset: u64) -> String {
     }
 }
 
-/// Complete lines from `from`, up to (not past) `limit`.
+/// Complete lines from `from`, up to (not past) `limit` — a batch being
+/// resumed, whose range is known. Otherwise the cursor must still fit the
+/// file (checked in the same open): `Err(check)` when it does not.
 pub(super) fn read_range(
     path: &std::path::Path,
     from: u64,
     limit: Option<u64>,
-) -> Result<Vec<Line>, FormatError> {
-    let mut batch = read_lines(path, from, BATCH_BYTES)?;
+) -> Result<Result<Vec<Line>, CursorCheck>, FormatError> {
+    let mut batch = match limit {
+        Some(_) => read_lines(path, from, BATCH_BYTES)?,
+        None => match read_lines_checked(path, from, BATCH_BYTES)? {
+            (CursorCheck::Ok, batch) => batch,
+            (check, _) => return Ok(Err(check)),
+        },
+    };
     if let Some(limit) = limit {
         batch.lines.retain(|l| l.end <= limit);
     }
-    Ok(batch.lines)
+    Ok(Ok(batch.lines))
 }

@@ -45,10 +45,13 @@ impl Supervisor {
     ) -> Result<bool, FormatError> {
         let from = self.ckpt.inbox_offset;
         let inbox = self.layout.supervisor_inbox();
-        if recovered.is_none() && !self.cursor_fits(INBOX_KEY, &inbox, from)? {
-            return Ok(false);
-        }
-        let lines = read_range(&inbox, from, limit)?;
+        let lines = match read_range(&inbox, from, limit)? {
+            Ok(lines) => lines,
+            Err(check) => {
+                self.incident(INBOX_KEY, &inbox, from, check);
+                return Ok(false);
+            }
+        };
         let Some(next) = lines.last().map(|l| l.end) else {
             return Ok(false);
         };

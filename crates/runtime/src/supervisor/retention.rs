@@ -141,7 +141,7 @@ impl Supervisor {
 
     /// Rotates what is due. Called from the scan.
     pub(super) fn rotate_due(&mut self) {
-        if self.ckpt.pending.is_some() || !self.stalled.is_empty() {
+        if self.ckpt.pending.is_some() {
             return;
         }
         let ids: Vec<AgentId> = self.slots.keys().cloned().collect();
@@ -162,7 +162,8 @@ impl Supervisor {
         ];
         for path in logs {
             let len = file_len(&path);
-            if len < policy.rotate_bytes {
+            // A waiting batch resumes from the length it recorded.
+            if len < policy.rotate_bytes || self.stalled_touches(&path) {
                 continue;
             }
             match segments::rotate(&self.layout, &path, len) {
@@ -188,24 +189,25 @@ impl Supervisor {
         let (outbox, policy) = (slot.paths.outbox(), slot.cfg.policy.clone());
         let cursor = self.ckpt.cursors.get(id).copied().unwrap_or(0);
         if self.ckpt.incidents.contains_key(id.as_str())
+            || self.is_stalled(&Source::Outbox(id.clone()))
             || self.paced.contains_key(id)
             || !self.due(&policy, id.as_str(), cursor, &outbox)
         {
             return Ok(());
         }
-        // The agent keeps outbox positions while a message is in flight
-        // (to find its earlier attempt's outputs): not while one is.
-        let busy =
-            atomic::read_json::<AgentCheckpoint>(&slot.paths.checkpoint(), "agent checkpoint")
-                .ok()
-                .flatten()
-                .is_none_or(|c| c.in_flight.is_some() || c.replay.is_some());
-        if busy {
-            return Ok(());
-        }
+        let ckpt_path = slot.paths.checkpoint();
         // `rotate` needs the cursor durable.
         self.save_checkpoint()?;
-        if let Some(seg) = segments::rotate(&self.layout, &outbox, cursor)? {
+        // The agent keeps outbox positions while a message is in flight (to
+        // find its earlier attempt's outputs): not while one is. Asked under
+        // the outbox's lock, which the agent holds while it records one.
+        let idle = || {
+            atomic::read_json::<AgentCheckpoint>(&ckpt_path, "agent checkpoint")
+                .ok()
+                .flatten()
+                .is_some_and(|c| c.in_flight.is_none() && c.replay.is_none())
+        };
+        if let Some(seg) = segments::rotate_if(&self.layout, &outbox, cursor, idle)? {
             society_core::fault::point("supervisor.outbox.rotated");
             self.ckpt.segs.insert(id.clone(), seg.seq + 1);
             self.ckpt.cursors.insert(id.clone(), 0);
@@ -221,6 +223,7 @@ impl Supervisor {
         let cursor = self.ckpt.inbox_offset;
         let policy = self.default_policy.clone();
         if self.ckpt.incidents.contains_key(INBOX_KEY)
+            || self.is_stalled(&Source::Inbox)
             || !self.due(&policy, INBOX_KEY, cursor, &inbox)
         {
             return Ok(());

@@ -13,7 +13,7 @@ use super::state::Incident;
 use super::{file_len, Supervisor};
 use crate::config::RouteAction;
 use serde_json::{json, Value};
-use society_core::jsonl::{check_cursor, CursorCheck, Line};
+use society_core::jsonl::{CursorCheck, Line};
 use society_core::{AgentId, Envelope, FormatError, MsgId, Party};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -102,10 +102,13 @@ impl Supervisor {
     ) -> Result<bool, FormatError> {
         let outbox = self.slots[owner].paths.outbox();
         let from = self.ckpt.cursors.get(owner).copied().unwrap_or(0);
-        if recovered.is_none() && !self.cursor_fits(owner.as_str(), &outbox, from)? {
-            return Ok(false);
-        }
-        let lines = read_range(&outbox, from, limit)?;
+        let lines = match read_range(&outbox, from, limit)? {
+            Ok(lines) => lines,
+            Err(check) => {
+                self.incident(owner.as_str(), &outbox, from, check);
+                return Ok(false);
+            }
+        };
         if lines.is_empty() {
             return Ok(false);
         }
@@ -134,17 +137,18 @@ impl Supervisor {
         Ok(next == lines.last().map_or(from, |l| l.end))
     }
 
-    /// Does the file still match the cursor? If not, it is an incident: the
-    /// source is not read again until `society fsck --repair` decides where
-    /// reading resumes, and the orchestrator is told once.
-    pub(super) fn cursor_fits(
+    /// The file no longer matches the cursor: an incident. The source is not
+    /// read again until `society fsck --repair` decides where reading
+    /// resumes, and the orchestrator is told once.
+    pub(super) fn incident(
         &mut self,
         key: &str,
         path: &std::path::Path,
         cursor: u64,
-    ) -> Result<bool, FormatError> {
-        let (kind, len) = match check_cursor(path, cursor)? {
-            CursorCheck::Ok => return Ok(true),
+        check: CursorCheck,
+    ) {
+        let (kind, len) = match check {
+            CursorCheck::Ok => return,
             CursorCheck::Shrunk { len } => ("truncated", len),
             CursorCheck::OffBoundary { len } => ("off_boundary", len),
         };
@@ -162,8 +166,9 @@ impl Supervisor {
             incident.describe(),
             path.display()
         );
+        // Saved with the escalation's write-ahead record, in one checkpoint:
+        // a crash leaves both or neither (and then finds it again).
         self.ckpt.incidents.insert(key.to_string(), incident);
-        self.save_state();
         let context = json!({"file": path, "cursor": cursor, "len": len,
             "hint": "stop the supervisor (`society down`), then `society fsck --repair` moves the cursor to what was provably routed"});
         let mut plan = Plan::at(now_ms());
@@ -171,13 +176,12 @@ impl Supervisor {
             &mut plan,
             "cursor_incident",
             key,
-            format!("{key}@{cursor}/incident"),
+            format!("incident:{key}@{cursor}"),
             json!({"file": path, "kind": kind, "cursor": cursor, "len": len}),
         );
         self.plan_escalation(&mut plan, MsgId::generate(), key, None, &reason, context);
         self.commit_direct(plan);
         self.status_dirty = true;
-        Ok(false)
     }
 
     fn plan_line(&mut self, plan: &mut Plan, owner: &AgentId, line: &Line) -> LineOutcome {
@@ -303,8 +307,11 @@ impl Supervisor {
                 &self.slots[r].paths.deadletter(),
                 &format!("{r}@{}", env.id),
             ) {
-                return Verdict::Blocked {
+                // The rest of the refusal (its notice) is planned again and
+                // written if it had not landed; its count was made then.
+                return Verdict::Refuse {
                     reason: "refused before the supervisor restarted".into(),
+                    sanction: None,
                 };
             }
         }

@@ -112,10 +112,28 @@ fn the_default_bucket_paces_but_never_refuses_a_fast_pipeline() {
 #[test]
 fn the_deprecated_per_minute_limit_still_means_per_minute() {
     let policy = Policy {
+        rate_limit: Some(120),
+        ..Policy::default()
+    };
+    assert_eq!(policy.rate(), (2.0, 120));
+    // 60 was the old default, written into every config.json: read as unset.
+    let old = Policy {
         rate_limit: Some(60),
         ..Policy::default()
     };
-    assert_eq!(policy.rate(), (1.0, 60));
+    assert_eq!(old.rate(), Policy::default().rate());
+    assert!(Policy {
+        rate_burst: 0,
+        ..Policy::default()
+    }
+    .check()
+    .is_err());
+    assert!(Policy {
+        rate_per_sec: 0.0,
+        ..Policy::default()
+    }
+    .check()
+    .is_err());
 }
 
 #[test]
@@ -135,11 +153,20 @@ fn flood_counts_only_committed_copies() {
     for _ in 0..3 {
         assert_eq!(judge(&mut g, 0, &policy, &same), Verdict::Admit);
     }
-    let v = judge(&mut g, 0, &policy, &env("b", "rx", "t", json!({"same": 1})));
+    // The same body from another sender is not a repeat.
+    assert_eq!(
+        judge(&mut g, 0, &policy, &env("b", "rx", "t", json!({"same": 1}))),
+        Verdict::Admit
+    );
+    let v = judge(&mut g, 0, &policy, &same);
     assert!(
         matches!(v, Verdict::Refuse { ref reason, .. } if reason.starts_with("flood")),
         "{v:?}"
     );
+    // Nor is an answer to another message.
+    let mut answer = same.clone();
+    answer.reply_to = Some(society_core::MsgId::generate());
+    assert_eq!(judge(&mut g, 0, &policy, &answer), Verdict::Admit);
     // Outside the window the body is new again.
     let later = policy.flood_window.as_millis() as u64;
     assert_eq!(judge(&mut g, later, &policy, &same), Verdict::Admit);

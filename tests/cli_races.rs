@@ -506,3 +506,55 @@ fn logs_of_an_agent_in_a_case_show_what_concerns_it() {
     let (rc, _, err) = code(&s, &["logs", "Not/An-Id", "--case", &case]);
     assert_eq!(rc, 5, "{err}");
 }
+
+#[test]
+fn the_supervisor_refuses_an_answer_that_arrives_after_its_case_closed() {
+    // The CLI refuses it; an answer already on its way (written before the
+    // close, or by another tool) is refused by the supervisor as well.
+    let mut s = Society::new(BIN, APPROVING);
+    s.start_supervisor();
+    let case = s.ok(&["case", "new", "deploy v3"]);
+    s.ok(&[
+        "send",
+        "ops",
+        "--json",
+        r#"{"version":"v3"}"#,
+        "--case",
+        &case,
+    ]);
+    let id = wait_until(SOON, "ops's approval request", || {
+        let v: Value = serde_json::from_str(&s.ok(&["approvals", "--json"])).unwrap();
+        v.as_array()?.first()?["id"].as_str().map(String::from)
+    });
+    s.ok(&["case", "close", &case, "--reason", "no longer needed"]);
+    let decide = society_runtime::control::send(
+        &s.layout(),
+        &society_runtime::control::Request::Decide {
+            request: id.parse().unwrap(),
+            approve: true,
+            note: None,
+        },
+    )
+    .unwrap();
+    let rejected = wait_until(SOON, "the supervisor's refusal", || {
+        records(&s.layout().system_events())
+            .into_iter()
+            .find(|r| r["event"] == "control_rejected" && r["id"] == decide.id.to_string())
+    });
+    assert!(
+        rejected["reason"].as_str().unwrap().contains("closed"),
+        "{rejected:#}"
+    );
+    let doc: Value = serde_json::from_str(&s.ok(&["case", "show", &case, "--json"])).unwrap();
+    assert!(!doc["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["event"] == "approved"));
+    assert!(
+        !records(&s.agent("ops").inbox())
+            .iter()
+            .any(|r| r["type"] == "approval_response"),
+        "no answer delivered"
+    );
+}

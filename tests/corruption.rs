@@ -356,3 +356,44 @@ fn a_bad_line_handled_once_is_not_a_finding_forever() {
     let (code, doc) = fsck(&s, false);
     assert_eq!(code, 0, "{doc:#}");
 }
+
+#[test]
+fn agent_run_exits_with_the_shared_codes_and_says_why() {
+    // One table for every entry point: an agent whose state cannot be used
+    // exits 5 (not 2, the CLI's usage error), and records why for the
+    // supervisor's escalation.
+    let s = Society::new(BIN, TWO_ECHOES);
+    let mut sup = s.command(&["supervise"]).spawn().unwrap();
+    wait_until(SOON, "provisioning", || {
+        s.agent("e1").config().exists().then_some(())
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(sup.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    sup.wait().unwrap();
+    corrupt(&s.agent("e1").checkpoint());
+    let out = s
+        .command(&["agent-run", "--folder"])
+        .arg(&s.agent("e1").dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5), "{out:?}");
+    let why = records(&s.agent("e1").activity())
+        .into_iter()
+        .find(|r| r["event"] == "exit_error")
+        .unwrap();
+    assert_eq!(why["code"], 5);
+    assert!(
+        why["error"].as_str().unwrap().contains("checkpoint.json"),
+        "{why:#}"
+    );
+    std::fs::write(s.agent("e2").config(), b"{").unwrap();
+    let out = s
+        .command(&["agent-run", "--folder"])
+        .arg(&s.agent("e2").dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5), "a corrupt config: {out:?}");
+}

@@ -79,7 +79,7 @@ pub static ALL: [Check; 12] = [
     },
     Check {
         name: "message_loop",
-        promise: "two agents replying forever are cut off",
+        promise: "two agents messaging each other forever are cut off, under the defaults",
         run: message_loop,
     },
     Check {
@@ -438,10 +438,8 @@ actions = [ { do = "send", to = "orchestrator", type = "result", body = { shippe
 }
 
 fn message_loop(env: &Env) -> String {
+    // The defaults, untouched: they cut this loop.
     let toml = r#"
-[defaults]
-rate_limit = 1000
-flood_threshold = 3
 [[agent]]
 id = "ping"
 [agent.brain]
@@ -477,6 +475,7 @@ actions = [ { do = "send", to = "ping", type = "chat", body = { text = "again" }
     assert!(records(&s.layout().system_events())
         .iter()
         .any(|e| e["event"] == "message_refused"));
+
     s.stop_supervisor();
     fsck(&s);
     format!(

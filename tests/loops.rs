@@ -168,21 +168,24 @@ fn a_sanction_survives_a_supervisor_restart_shows_in_status_and_unblock_lifts_it
     s.kill_supervisor();
     s.start_supervisor();
     let before = records(&s.agent("loopb").inbox()).len();
+    let sent_before = records(&s.agent("loopa").outbox()).len();
     s.ok(&["send", "loopa", "try again"]);
     let refused = wait_until(SOON, "loopa's message refused", || {
+        // The refusal of loopa's newest message, not one from the loop.
+        let outbox = records(&s.agent("loopa").outbox());
+        if outbox.len() <= sent_before {
+            return None;
+        }
+        let last = outbox.last()?["id"].clone();
         records(&s.agent("loopb").deadletter())
             .into_iter()
-            .filter(|r| r["event"] == "refused")
             .find(|r| {
-                r["reason"]
-                    .as_str()
-                    .unwrap()
-                    .starts_with("sender loopa is blocked")
-            })
-            .filter(|r| {
-                records(&s.agent("loopa").outbox())
-                    .last()
-                    .is_some_and(|o| o["id"] == r["id"])
+                r["event"] == "refused"
+                    && r["id"] == last
+                    && r["reason"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with("sender loopa is blocked")
             })
     });
     assert_eq!(

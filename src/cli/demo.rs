@@ -35,13 +35,8 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<Code> {
     let dir = match args.dir {
         Some(d) => d,
-        None => {
-            let d = tempfile::Builder::new()
-                .prefix("society-demo-")
-                .tempdir()
-                .context("failed to create a temp dir")?;
-            d.keep()
-        }
+        None => society_runtime::selftest::unique_dir("society-demo-")
+            .context("failed to create a directory for the demo")?,
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("failed to create {}", dir.display()))?;
     let layout = Layout::at(&dir);

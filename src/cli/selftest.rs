@@ -3,20 +3,18 @@
 //! user's), that the runtime still keeps its promises. Meant for a nightly
 //! cron job (scripts/nightly-selftest.sh).
 //!
-//! Each check builds its own society with the test kit, runs under
-//! `catch_unwind` (a failed expectation becomes the check's evidence, not a
-//! crash), and ends with `fsck` on its society.
-
-mod checks;
+//! The checks are `society_runtime::selftest`'s (the integration tests run
+//! the same functions); this file chooses them, shows progress and renders
+//! the report.
 
 use super::exit::Code;
-use serde::Serialize;
 use serde_json::json;
 use society_core::jsonl::{append_one, Durability};
 use society_core::Layout;
+use society_runtime::selftest::{self, Check, CheckResult};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -34,54 +32,23 @@ pub struct Args {
     only: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-pub struct CheckResult {
-    pub name: &'static str,
-    pub promise: &'static str,
-    pub passed: bool,
-    pub ms: u64,
-    pub evidence: String,
-}
-
-/// What a check proves, how it is sized, and its code.
-pub struct Check {
-    pub name: &'static str,
-    pub promise: &'static str,
-    pub run: fn(&checks::Env) -> String,
-}
-
 pub fn run(root: Option<&Layout>, args: Args) -> anyhow::Result<Code> {
-    let env = checks::Env {
+    let env = selftest::Env {
         exe: std::env::current_exe()?,
         quick: args.quick,
     };
-    let list: Vec<&Check> = checks::ALL
+    let list: Vec<&Check> = selftest::ALL
         .iter()
         .filter(|c| args.only.as_deref().is_none_or(|o| c.name.contains(o)))
         .collect();
     let tty = std::io::stderr().is_terminal() && !args.json;
     let started = Instant::now();
-    let mut results = Vec::new();
-    let previous_hook = std::panic::take_hook();
-    // Failed expectations are reported as evidence, not printed as panics.
-    std::panic::set_hook(Box::new(|_| {}));
+    let mut results: Vec<CheckResult> = Vec::new();
     for (i, check) in list.iter().enumerate() {
         if tty {
             progress(i, list.len(), check.name);
         }
-        let t = Instant::now();
-        let outcome = std::panic::catch_unwind(|| (check.run)(&env));
-        let (passed, evidence) = match outcome {
-            Ok(evidence) => (true, evidence),
-            Err(panic) => (false, panic_text(panic)),
-        };
-        let r = CheckResult {
-            name: check.name,
-            promise: check.promise,
-            passed,
-            ms: t.elapsed().as_millis() as u64,
-            evidence,
-        };
+        let r = check.run(&env);
         if tty {
             eprint!("\r\x1b[K");
         }
@@ -99,7 +66,6 @@ pub fn run(root: Option<&Layout>, args: Args) -> anyhow::Result<Code> {
         }
         results.push(r);
     }
-    std::panic::set_hook(previous_hook);
     let failed = results.iter().filter(|r| !r.passed).count();
     let total = started.elapsed();
     let doc = json!({
@@ -175,17 +141,4 @@ fn progress(done: usize, total: usize, name: &str) {
         " ".repeat(width - filled)
     );
     let _ = std::io::stderr().flush();
-}
-
-fn panic_text(panic: Box<dyn std::any::Any + Send>) -> String {
-    panic
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "check panicked".into())
-}
-
-/// Milliseconds, for evidence strings.
-pub fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }

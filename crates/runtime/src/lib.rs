@@ -32,5 +32,6 @@ pub mod fsck;
 pub mod provision;
 pub mod restart;
 pub mod roles;
+pub mod selftest;
 pub mod supervisor;
 pub mod watch;

@@ -9,13 +9,13 @@
 //! A request whose case is closed is refused: the case log is final, and the
 //! requester's work in it is over.
 
-use super::daemon::supervisor_pid;
 use super::exit::{coded, coded_hint, Code};
 use super::table;
 use serde_json::Value;
 use society_core::case::{CaseStatus, CaseSummary};
 use society_core::{CaseId, Layout, MsgId};
 use society_runtime::approvals::{self, Approval, Kind};
+use society_runtime::client::supervisor::supervisor_pid;
 use society_runtime::control::{self, Request};
 
 #[derive(Debug, clap::Args)]
@@ -169,9 +169,7 @@ fn ended(layout: &Layout, case: &CaseId) -> anyhow::Result<Option<&'static str>>
         let status = CaseSummary::fold(case.as_str(), &records).status;
         return Ok(status.is_final().then(|| status.as_str()));
     }
-    let pointer = layout
-        .cases_dir()
-        .join(format!("case-{case}.archived.json"));
+    let pointer = layout.case_pointer(case);
     let name = format!("case-{case}.jsonl");
     let archived = pointer.is_file()
         || std::fs::read_dir(layout.archive_dir())

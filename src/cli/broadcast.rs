@@ -4,10 +4,9 @@
 //! recipient handles and answers it on its own.
 
 use super::daemon::ensure_supervisor;
-use super::exit::{coded, coded_hint, Code};
-use super::send::deliver;
-use society_core::state::AgentConfig;
-use society_core::{atomic, AgentId, Envelope, Layout, Party};
+use super::exit::Code;
+use society_core::Layout;
+use society_runtime::client::send;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -22,77 +21,26 @@ pub struct Args {
 }
 
 pub fn run(layout: &Layout, args: Args) -> anyhow::Result<Code> {
-    if let Some(role) = &args.role {
-        society_core::id::validate_role(role)?;
-    }
-    if !society_core::envelope::valid_type(&args.kind) {
-        return Err(coded(
-            Code::Invalid,
-            format!(
-                "invalid --type {:?}: types match [a-z0-9_.-]{{1,64}}",
-                args.kind
-            ),
-        ));
-    }
-    let targets = agents(layout, args.role.as_deref())?;
-    if targets.is_empty() {
-        let what = match &args.role {
-            Some(r) => format!("no agent has role {r}"),
-            None => "no agents".to_string(),
-        };
-        return Err(coded_hint(
-            Code::NotFound,
-            format!(
-                "{what} in {}; nothing was sent",
-                layout.state_dir().display()
-            ),
-            "`society status` lists agents; `society spawn ROLE` creates one",
-        ));
-    }
     let body = serde_json::json!({ "text": args.text });
-    let mut sent = Vec::new();
-    let mut failed = Vec::new();
-    for id in targets {
-        let env = Envelope::new(
-            Party::Orchestrator,
-            Party::Agent(id.clone()),
-            args.kind.clone(),
-            body.clone(),
-        );
-        // One recipient's refusal (e.g. its max_record) must not cost the others their copy.
-        match deliver(layout, &env) {
-            Ok(_) => sent.push(id),
-            Err(e) => {
-                eprintln!("not delivered to {id}: {e:#}");
-                failed.push((id, e));
-            }
-        }
+    let done = send::broadcast(layout, args.role.as_deref(), &args.kind, &body)?;
+    for d in &done.sent {
+        super::send::warn(&d.warnings);
     }
-    if !sent.is_empty() {
+    for (id, e) in &done.failed {
+        eprintln!("not delivered to {id}: {e}");
+    }
+    if !done.sent.is_empty() {
         ensure_supervisor(layout)?;
-        let ids: Vec<&str> = sent.iter().map(AgentId::as_str).collect();
-        println!("sent to {} agent(s): {}", sent.len(), ids.join(" "));
+        let ids: Vec<&str> = done.sent.iter().map(|d| d.agent.as_str()).collect();
+        println!("sent to {} agent(s): {}", ids.len(), ids.join(" "));
     }
-    let total = sent.len() + failed.len();
-    let count = failed.len();
-    match failed.into_iter().next() {
+    let total = done.sent.len() + done.failed.len();
+    let count = done.failed.len();
+    match done.failed.into_iter().next() {
         None => Ok(Code::Ok),
         // The first failure's own exit code stands (e.g. 5 for an oversize message).
-        Some((id, first)) => Err(first.context(format!(
+        Some((id, first)) => Err(anyhow::Error::new(first).context(format!(
             "{count} of {total} deliveries failed (first: {id})"
         ))),
     }
-}
-
-/// Every agent with a config, or every agent of `role`, sorted by id.
-pub fn agents(layout: &Layout, role: Option<&str>) -> anyhow::Result<Vec<AgentId>> {
-    let mut out = Vec::new();
-    for id in layout.agent_ids()? {
-        let cfg: Option<AgentConfig> =
-            atomic::read_json(&layout.agent(&id).config(), "agent config")?;
-        if cfg.is_some_and(|c| role.is_none_or(|r| c.role == r)) {
-            out.push(id);
-        }
-    }
-    Ok(out)
 }

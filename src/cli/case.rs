@@ -6,7 +6,6 @@
 //! the pointers a close leaves behind — so they work with the supervisor down.
 
 mod open;
-mod store;
 mod view;
 
 use crate::cli::exit::Code;

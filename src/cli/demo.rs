@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use society_core::lock::{self, LockState};
 use society_core::state::{AgentStatus, LiveState};
 use society_core::{atomic, AgentId, CaseId, Envelope, Layout, Party};
+use society_runtime::client::supervisor::Started;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -56,7 +57,7 @@ pub fn run(args: Args) -> anyhow::Result<Code> {
     println!("  society root: {root}\n");
     let started = Instant::now();
     let sup = match ensure_supervisor(&layout)? {
-        super::daemon::Started::New(p) | super::daemon::Started::Already(p) => p,
+        Started::New(p) | Started::Already(p) => p,
     };
     println!("  supervisor up (pid {sup}); agents start on demand when mail arrives\n");
 

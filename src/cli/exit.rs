@@ -3,6 +3,7 @@
 //! Documented in README.md.
 
 use society_core::{FormatError, IoError};
+use society_runtime::client::ClientError;
 
 pub use society_runtime::exit::Code;
 
@@ -42,10 +43,27 @@ pub fn coded_hint(
     .into()
 }
 
-pub fn classify(err: &anyhow::Error) -> Code {
+/// The error's chain, with the error a transparent [`ClientError`] wraps
+/// (a format or I/O error) in its place: `source()` skips it.
+fn causes(err: &anyhow::Error) -> Vec<&(dyn std::error::Error + 'static)> {
+    let mut out: Vec<&(dyn std::error::Error + 'static)> = Vec::new();
     for cause in err.chain() {
+        match cause.downcast_ref::<ClientError>() {
+            Some(ClientError::Format(e)) => out.push(e),
+            Some(ClientError::Io(e)) => out.push(e),
+            _ => out.push(cause),
+        }
+    }
+    out
+}
+
+pub fn classify(err: &anyhow::Error) -> Code {
+    for cause in causes(err) {
         if let Some(c) = cause.downcast_ref::<Coded>() {
             return c.code;
+        }
+        if let Some(e) = cause.downcast_ref::<ClientError>() {
+            return e.exit_code();
         }
         if let Some(e) = cause.downcast_ref::<society_runtime::agent::AgentError>() {
             return e.exit_code();
@@ -66,14 +84,8 @@ pub fn classify(err: &anyhow::Error) -> Code {
             return Code::Invalid;
         }
         if let Some(e) = cause.downcast_ref::<FormatError>() {
-            return match e {
-                FormatError::NoSociety { .. } => Code::NotFound,
-                // A corrupt state file (format.json, a checkpoint) is invalid state.
-                FormatError::RecordTooLarge { .. }
-                | FormatError::UnsupportedFormat { .. }
-                | FormatError::Json { .. } => Code::Invalid,
-                _ => Code::Error,
-            };
+            // A corrupt state file (format.json, a checkpoint) is invalid state.
+            return society_runtime::exit::format_code(e);
         }
         if cause.downcast_ref::<IoError>().is_some() {
             return Code::Error;
@@ -83,9 +95,15 @@ pub fn classify(err: &anyhow::Error) -> Code {
 }
 
 pub fn hint(err: &anyhow::Error) -> Option<String> {
-    for cause in err.chain() {
+    for cause in causes(err) {
         if let Some(Coded { hint: Some(h), .. }) = cause.downcast_ref::<Coded>() {
             return Some(h.clone());
+        }
+        if let Some(h) = cause
+            .downcast_ref::<ClientError>()
+            .and_then(ClientError::hint)
+        {
+            return Some(h);
         }
         if let Some(FormatError::NoSociety { .. }) = cause.downcast_ref::<FormatError>() {
             return Some("run `society init` here, or pass --root DIR / set SOCIETY_ROOT".into());

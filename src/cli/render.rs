@@ -1,6 +1,6 @@
 //! Human output: tables, with colour only on a TTY and never with NO_COLOR.
 
-use super::status::Report;
+use society_runtime::client::status::Report;
 use std::fmt::Write;
 use std::io::IsTerminal;
 

@@ -125,7 +125,7 @@ fn record_history(root: Option<&Layout>, doc: &serde_json::Value) {
             }
         }
     }
-    let path = layout.supervisor_dir().join("selftest.jsonl");
+    let path = layout.selftest_history();
     let bytes = serde_json::to_vec(&line).unwrap_or_default();
     if let Err(e) = append_one(&path, &bytes, Durability::Durable, usize::MAX) {
         eprintln!("warning: could not append to {}: {e}", path.display());

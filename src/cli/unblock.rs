@@ -4,9 +4,9 @@
 //! is a durable request to the supervisor: acted on at once if it runs, when
 //! it next starts otherwise; it never starts the supervisor itself.
 
-use super::daemon::supervisor_pid;
 use super::exit::{coded, Code};
 use society_core::{AgentId, Layout};
+use society_runtime::client::supervisor::supervisor_pid;
 use society_runtime::control::{self, Request};
 
 #[derive(Debug, clap::Args)]

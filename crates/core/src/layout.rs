@@ -98,6 +98,15 @@ impl Layout {
     pub fn case_log(&self, case: &CaseId) -> PathBuf {
         self.cases_dir().join(format!("case-{case}.jsonl"))
     }
+    /// What closing a case leaves where its log was: a pointer to the
+    /// archived log.
+    pub fn case_pointer(&self, case: &CaseId) -> PathBuf {
+        self.cases_dir().join(format!("case-{case}.archived.json"))
+    }
+    /// The history of `society selftest` runs in this society.
+    pub fn selftest_history(&self) -> PathBuf {
+        self.supervisor_dir().join("selftest.jsonl")
+    }
     pub fn orchestrator_inbox(&self) -> PathBuf {
         self.state.join("orchestrator").join("inbox.jsonl")
     }
@@ -221,6 +230,10 @@ impl AgentPaths {
     }
     pub fn tools(&self) -> PathBuf {
         self.dir.join("tools.jsonl")
+    }
+    /// An `llm` agent's ledger of model calls and what they cost.
+    pub fn costs(&self) -> PathBuf {
+        self.dir.join("costs.jsonl")
     }
     pub fn deadletter(&self) -> PathBuf {
         self.dir.join("deadletter.jsonl")

@@ -77,6 +77,17 @@ impl Code {
     }
 }
 
+/// The code of a format error: no society is "not found"; a corrupt or
+/// oversize state file is invalid state; the rest (I/O) is an error.
+pub fn format_code(e: &society_core::FormatError) -> Code {
+    use society_core::FormatError as F;
+    match e {
+        F::NoSociety { .. } => Code::NotFound,
+        F::RecordTooLarge { .. } | F::UnsupportedFormat { .. } | F::Json { .. } => Code::Invalid,
+        _ => Code::Error,
+    }
+}
+
 impl From<Code> for i32 {
     fn from(c: Code) -> i32 {
         c.code()

@@ -2,13 +2,12 @@
 //! which owns case logs. Each waits until the files show the effect, so the
 //! command's success means the case log says so, not just that we asked.
 
-use super::store;
-use crate::cli::broadcast;
 use crate::cli::daemon::ensure_supervisor;
 use crate::cli::exit::{coded, coded_hint, Code};
 use serde_json::Value;
 use society_core::case::CaseStatus;
 use society_core::{time, CaseId, Layout, Party};
+use society_runtime::client::cases as store;
 use society_runtime::config::SocietyConfig;
 use society_runtime::control::{self, Request};
 use std::time::{Duration, Instant, SystemTime};
@@ -150,7 +149,7 @@ fn assignee(layout: &Layout, text: &str) -> anyhow::Result<Party> {
     let party: Party = text.parse()?;
     let known = match &party {
         Party::Agent(id) => layout.agent(id).config().exists(),
-        Party::Role(role) => !broadcast::agents(layout, Some(role))?.is_empty(),
+        Party::Role(role) => !society_runtime::client::send::agents(layout, Some(role))?.is_empty(),
         Party::Supervisor | Party::Orchestrator => {
             return Err(coded(
                 Code::Invalid,

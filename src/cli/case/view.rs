@@ -1,13 +1,14 @@
 //! `society case show` and `society case list`: folds of the case logs, read
 //! from the files alone (the supervisor may be down).
 
-use super::{open::not_found, store};
+use super::open::not_found;
 use crate::cli::exit::{coded_hint, Code};
 use crate::cli::table;
 use serde::Serialize;
 use serde_json::Value;
 use society_core::case::{CaseStatus, CaseSummary};
 use society_core::{AgentId, CaseId, Layout};
+use society_runtime::client::cases as store;
 use std::fmt::Write;
 
 #[derive(Debug, clap::Args)]

@@ -21,7 +21,10 @@ use society_core::jsonl::{append_one, read_objects, Durability};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-pub const FILE: &str = "costs.jsonl";
+/// The ledger of an agent folder (`AgentPaths::costs`).
+fn file(folder: &Path) -> PathBuf {
+    society_core::AgentPaths::new(folder.to_path_buf()).costs()
+}
 
 /// Spend and extensions found in one or more ledgers.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -82,7 +85,7 @@ pub fn records(path: &Path) -> Result<Vec<Value>, LlmError> {
 pub fn tally(folder: &Path) -> Result<Tally, LlmError> {
     let today = today();
     let mut t = Tally::default();
-    for rec in records(&folder.join(FILE))? {
+    for rec in records(&file(folder))? {
         t.add(&rec, &today);
     }
     Ok(t)
@@ -102,7 +105,7 @@ pub fn society_tally(folder: &Path) -> Result<Tally, LlmError> {
         if !entry.file_name().to_string_lossy().starts_with("agent-") {
             continue;
         }
-        for rec in records(&entry.path().join(FILE))? {
+        for rec in records(&file(&entry.path()))? {
             t.add(&rec, &today);
         }
     }
@@ -119,7 +122,7 @@ pub struct Ledger {
 impl Ledger {
     pub fn new(folder: &Path, agent: &str, gen: u64) -> Ledger {
         Ledger {
-            path: folder.join(FILE),
+            path: file(folder),
             agent: agent.to_string(),
             gen,
         }
@@ -201,7 +204,7 @@ mod tests {
             "input_tokens": 1000, "output_tokens": 0, "usd": 1.0});
         let old_ext = json!({"ts": "2000-01-01T00:00:00.000Z", "event": "budget_extended", "agent": "b",
             "gen": 1, "scope": "society.tokens_per_day", "tokens": 7, "request": "r0"});
-        std::fs::write(b.join(FILE), format!("{old}\n{old_ext}\n")).expect("write");
+        std::fs::write(file(&b), format!("{old}\n{old_ext}\n")).expect("write");
         Ledger::new(&b, "b", 1)
             .append(
                 "budget_extended",

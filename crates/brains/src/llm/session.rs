@@ -183,7 +183,7 @@ fn execute(
     let started = Instant::now();
     let out = tools::execute(call, ctx.folder, reply_to);
     log(
-        &ctx.folder.join("tools.jsonl"),
+        &society_core::AgentPaths::new(ctx.folder.to_path_buf()).tools(),
         "tool_call",
         ctx.agent.as_str(),
         ctx.gen,

@@ -75,10 +75,7 @@ impl Supervisor {
     /// Moves a closed case's log to `archive/<date>/` and leaves a pointer.
     /// Idempotent, so a crash half-way is finished at the next start.
     pub(super) fn archive_case(&mut self, case: &CaseId) {
-        let pointer = self
-            .layout
-            .cases_dir()
-            .join(format!("case-{case}.archived.json"));
+        let pointer = self.layout.case_pointer(case);
         if pointer.exists() {
             return;
         }

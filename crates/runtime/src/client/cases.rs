@@ -3,7 +3,7 @@
 //! leaves behind (or, while the supervisor is between moving the log and
 //! writing the pointer, by looking in the archive itself).
 
-use crate::cli::exit::{coded, Code};
+use super::ClientError;
 use serde::Deserialize;
 use serde_json::Value;
 use society_core::case::CaseSummary;
@@ -27,38 +27,28 @@ pub struct Loaded {
     pub summary: CaseSummary,
 }
 
-pub fn pointer_path(layout: &Layout, case: &CaseId) -> PathBuf {
-    layout
-        .cases_dir()
-        .join(format!("case-{case}.archived.json"))
-}
-
-pub fn pointer(layout: &Layout, case: &CaseId) -> anyhow::Result<Option<Pointer>> {
+pub fn pointer(layout: &Layout, case: &CaseId) -> Result<Option<Pointer>, ClientError> {
     Ok(atomic::read_json(
-        &pointer_path(layout, case),
+        &layout.case_pointer(case),
         "case archive pointer",
     )?)
 }
 
 /// The archived log a pointer names, refusing paths that leave `.society-agent/`.
-pub fn archived_path(layout: &Layout, case: &CaseId, p: &Pointer) -> anyhow::Result<PathBuf> {
+pub fn archived_path(layout: &Layout, case: &CaseId, p: &Pointer) -> Result<PathBuf, ClientError> {
     let rel = Path::new(&p.archived);
     if rel.as_os_str().is_empty() || !rel.components().all(|c| matches!(c, Component::Normal(_))) {
-        return Err(coded(
-            Code::Error,
-            format!(
-                "{} names {:?}, which is not a path inside {}",
-                pointer_path(layout, case).display(),
-                p.archived,
-                layout.state_dir().display()
-            ),
-        ));
+        return Err(ClientError::BadPointer {
+            pointer: layout.case_pointer(case),
+            archived: p.archived.clone(),
+            state_dir: layout.state_dir().to_path_buf(),
+        });
     }
     Ok(layout.state_dir().join(rel))
 }
 
 /// Where the case's log is now: `(path, archived)`.
-fn locate(layout: &Layout, case: &CaseId) -> anyhow::Result<Option<(PathBuf, bool)>> {
+fn locate(layout: &Layout, case: &CaseId) -> Result<Option<(PathBuf, bool)>, ClientError> {
     let open = layout.case_log(case);
     if open.is_file() {
         return Ok(Some((open, false)));
@@ -76,7 +66,7 @@ fn locate(layout: &Layout, case: &CaseId) -> anyhow::Result<Option<(PathBuf, boo
 }
 
 /// Loads a case's log and folds it; `None` if there is no such case.
-pub fn load(layout: &Layout, case: &CaseId) -> anyhow::Result<Option<Loaded>> {
+pub fn load(layout: &Layout, case: &CaseId) -> Result<Option<Loaded>, ClientError> {
     // A close moves the log while we read: look again where it went.
     for _ in 0..3 {
         let Some((path, archived)) = locate(layout, case)? else {
@@ -98,12 +88,12 @@ pub fn load(layout: &Layout, case: &CaseId) -> anyhow::Result<Option<Loaded>> {
 }
 
 /// Every complete, valid JSON record of a log, in order.
-pub fn read_records(path: &Path) -> anyhow::Result<Vec<Value>> {
+pub fn read_records(path: &Path) -> Result<Vec<Value>, ClientError> {
     Ok(society_core::jsonl::read_objects(path, &mut 0)?)
 }
 
 /// Ids of every case: open logs, archive pointers and archived logs.
-pub fn all_ids(layout: &Layout) -> anyhow::Result<BTreeSet<CaseId>> {
+pub fn all_ids(layout: &Layout) -> Result<BTreeSet<CaseId>, ClientError> {
     let mut ids = BTreeSet::new();
     let mut scan = |dir: &Path, suffixes: &[&str]| {
         let Ok(entries) = std::fs::read_dir(dir) else {

@@ -1,0 +1,18 @@
+//! The client library: what a command *does* — send, broadcast, spawn,
+//! stop, restart, wait, control the supervisor, collect status, read cases
+//! and costs — with typed inputs and outputs and one error type whose
+//! variants carry their exit code. The CLI (`src/cli/`) parses arguments and
+//! renders results around these functions; the dashboard, federation and
+//! tests call the same functions, so they act exactly as the CLI does.
+//!
+//! Nothing here prints: warnings are returned (e.g. [`send::Delivered`]).
+
+pub mod agents;
+pub mod cases;
+pub mod costs;
+mod error;
+pub mod send;
+pub mod status;
+pub mod supervisor;
+
+pub use error::ClientError;

@@ -1,0 +1,142 @@
+//! What a client operation can fail with, each failure with its exit code
+//! (the CLI's, documented in README.md) and, where one helps, a hint.
+
+use crate::config::ConfigError;
+use crate::exit::Code;
+use society_core::id::IdError;
+use society_core::{AgentId, FormatError, IoError, Party};
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("no agent {id} in {}{}", dir.display(), if *.sending { "; nothing was sent" } else { "" })]
+    NoAgent {
+        id: AgentId,
+        dir: PathBuf,
+        /// Said while sending (then nothing was sent).
+        sending: bool,
+    },
+    #[error("no agent has role {role}; nothing was sent")]
+    NoRole { role: String },
+    #[error("{} in {}; nothing was sent", match role { Some(r) => format!("no agent has role {r}"), None => "no agents".into() }, dir.display())]
+    NoRecipients { role: Option<String>, dir: PathBuf },
+    #[error("cannot send to {to}: send to an agent id or role:<role>")]
+    NotAnAgent { to: Party },
+    #[error("invalid --type {kind:?}: types match [a-z0-9_.-]{{1,64}}")]
+    BadType { kind: String },
+    #[error("invalid role {role:?}: roles match [a-z0-9][a-z0-9-]{{0,62}}")]
+    BadRole { role: String },
+    #[error(
+        "message of {bytes} bytes exceeds agent {id}'s max_record ({max} bytes); nothing was sent"
+    )]
+    Oversize {
+        id: AgentId,
+        bytes: usize,
+        max: usize,
+    },
+    #[error("agent {id} exists with role {has}, not {asked}")]
+    RoleMismatch {
+        id: AgentId,
+        has: String,
+        asked: String,
+    },
+    #[error("agent {id} cannot start: {reason}")]
+    Unusable { id: AgentId, reason: String },
+    #[error("agent {id} did not come up within {secs}s; see `society logs {id}`")]
+    NotUp { id: AgentId, secs: u64 },
+    #[error("agent {id} still running after {secs}s")]
+    StillRunning { id: AgentId, secs: u64 },
+    #[error("{} agent(s) still hold their lock: {}", names.len(), names.join(", "))]
+    AgentsStillRunning { names: Vec<String> },
+    #[error("the supervisor exited at start ({status}){}", if said.is_empty() { String::new() } else { format!(":\n{said}") })]
+    SupervisorExited {
+        code: Code,
+        status: String,
+        /// Its own error lines from the daemon log.
+        said: String,
+        log: PathBuf,
+    },
+    #[error("the supervisor did not become ready within 10s")]
+    SupervisorNotReady { log: PathBuf },
+    #[error("the supervisor ({who}) is still running after {secs}s")]
+    SupervisorStillRunning { who: String, secs: u64 },
+    #[error("failed to signal supervisor pid {pid}")]
+    Signal {
+        pid: u32,
+        #[source]
+        source: nix::errno::Errno,
+    },
+    #[error("failed to {what}")]
+    Process {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} names {archived:?}, which is not a path inside {}", pointer.display(), state_dir.display())]
+    BadPointer {
+        pointer: PathBuf,
+        archived: String,
+        state_dir: PathBuf,
+    },
+    #[error("{} is missing", path.display())]
+    Missing { path: PathBuf },
+    #[error(transparent)]
+    Format(#[from] FormatError),
+    #[error(transparent)]
+    Io(#[from] IoError),
+    #[error(transparent)]
+    Id(#[from] IdError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+impl ClientError {
+    /// The process exit code this failure means.
+    pub fn exit_code(&self) -> Code {
+        use ClientError as E;
+        match self {
+            E::NoAgent { .. } | E::NoRole { .. } | E::NoRecipients { .. } => Code::NotFound,
+            E::NotAnAgent { .. }
+            | E::BadType { .. }
+            | E::BadRole { .. }
+            | E::Oversize { .. }
+            | E::RoleMismatch { .. }
+            | E::Unusable { .. }
+            | E::Missing { .. }
+            | E::Id(_)
+            | E::Config(_) => Code::Invalid,
+            E::NotUp { .. }
+            | E::StillRunning { .. }
+            | E::AgentsStillRunning { .. }
+            | E::SupervisorNotReady { .. }
+            | E::SupervisorStillRunning { .. } => Code::Timeout,
+            E::SupervisorExited { code, .. } => *code,
+            E::Signal { .. } | E::Process { .. } | E::BadPointer { .. } | E::Io(_) => Code::Error,
+            E::Format(e) => crate::exit::format_code(e),
+        }
+    }
+
+    /// What the user can do about it, if there is something to say.
+    pub fn hint(&self) -> Option<String> {
+        use ClientError as E;
+        match self {
+            E::NoAgent { sending: true, .. } => Some(
+                "`society status` lists agents; `society spawn ROLE --id ID` creates one".into(),
+            ),
+            E::NoRecipients { .. } => {
+                Some("`society status` lists agents; `society spawn ROLE` creates one".into())
+            }
+            E::Oversize { .. } => Some(
+                "write the payload to a file in the agent's workspace/ and send its path".into(),
+            ),
+            E::Unusable { .. } => Some("`society fsck --repair` rebuilds its checkpoint from the logs; the restart request is recorded".into()),
+            E::AgentsStillRunning { .. } => Some(
+                "`society status` shows them; `society down --timeout SECS` waits longer".into(),
+            ),
+            E::SupervisorExited { log, .. } | E::SupervisorNotReady { log } => {
+                Some(format!("see {}", log.display()))
+            }
+            _ => None,
+        }
+    }
+}

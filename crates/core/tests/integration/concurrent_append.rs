@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-const CHILD_TEST: &str = "append_child_entry";
+const CHILD_TEST: &str = "concurrent_append::append_child_entry";
 const ENV_PATH: &str = "SOCIETY_TEST_CHILD_PATH";
 const ENV_WRITER: &str = "SOCIETY_TEST_CHILD_WRITER";
 /// Records to append; `forever` appends until killed.

@@ -2,8 +2,6 @@
 //! them: first from hand-written files (no supervisor), then end to end
 //! through a real supervisor and real agents.
 
-#![allow(clippy::unwrap_used)]
-
 use serde_json::{json, Value};
 use society_core::jsonl::{append_one, Durability};
 use society_core::{CaseId, Envelope, Layout, Party};

@@ -3,8 +3,6 @@
 //! directory), a full disk, a closed stderr. Nothing acknowledged is lost,
 //! nothing is doubled, and the society resumes by itself.
 
-#![allow(clippy::unwrap_used)]
-
 use serde_json::Value;
 use society_testkit::{records, wait_until, Society};
 use std::path::Path;

@@ -389,7 +389,7 @@ fn processes_appending_while_the_consumer_rotates_lose_and_duplicate_nothing() {
             let child = Command::new(std::env::current_exe().expect("test binary"))
                 .args([
                     "--exact",
-                    "segments_child_entry",
+                    "segments::segments_child_entry",
                     "--ignored",
                     "--test-threads=1",
                 ])
@@ -623,7 +623,7 @@ fn read_objects_all_reads_three_segments_then_the_live_file() {
 
 /// Ratio and time of compressing a 64 MiB segment of envelope lines, and of
 /// reading it back. Figures, not assertions (STYLE.md): run in release,
-/// `cargo test -p society-core --release --test segments measure -- --ignored --nocapture`.
+/// `cargo test -p society-core --release --test integration segments::measure -- --ignored --nocapture`.
 #[test]
 #[ignore = "a measurement; prints figures"]
 fn measure_compression() {

@@ -4,8 +4,6 @@
 //! it the case, and a supervisor adopting an agent whose lock file still names
 //! a dead generation's pid, now another process's.
 
-#![allow(clippy::unwrap_used)]
-
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::{json, Value};

@@ -2,8 +2,6 @@
 //! are SIGKILLed at the worst moments, and the logs must still hold every
 //! message exactly once.
 
-#![allow(clippy::unwrap_used)]
-
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::{json, Value};

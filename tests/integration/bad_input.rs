@@ -3,8 +3,6 @@
 //! documented exit code before anything is written, and outputs the router
 //! cannot deliver are dead-lettered in the sender's folder.
 
-#![allow(clippy::unwrap_used)]
-
 use serde_json::{json, Value};
 use society_core::lock::{self, LockState};
 use society_testkit::{records, wait_until, Society};

@@ -3,13 +3,7 @@
 //! No network beyond loopback, no real key: `TEST_LLM_KEY` holds a fake one,
 //! and every test ends by grepping every file of the society for it.
 
-#![allow(clippy::unwrap_used)]
-
-#[path = "llm_brain/budget.rs"]
 mod budget;
-#[path = "llm_brain/conversation.rs"]
 mod conversation;
-#[path = "llm_brain/resilience.rs"]
 mod resilience;
-#[path = "llm_brain/support.rs"]
 mod support;

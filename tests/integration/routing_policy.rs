@@ -4,8 +4,6 @@
 //! two agents replying to each other forever are cut off by the flood
 //! detector or the hop limit.
 
-#![allow(clippy::unwrap_used)]
-
 use serde_json::{json, Value};
 use society_testkit::{records, wait_until, Society};
 use std::path::{Path, PathBuf};

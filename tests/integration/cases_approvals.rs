@@ -4,8 +4,6 @@
 //! The case log must still tell the story once — nothing missing, nothing
 //! doubled — and every answer must reach its agent exactly once.
 
-#![allow(clippy::unwrap_used)]
-
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;

@@ -2,8 +2,6 @@
 //! default 128 inotify instances per user, so this only works because agents
 //! do not each hold one (the supervisor's single watcher wakes them).
 
-#![allow(clippy::unwrap_used)]
-
 use serde_json::{json, Value};
 use society_core::jsonl::{append_one, Durability};
 use society_core::lock::{self, LockState};

@@ -3,8 +3,6 @@
 //! process-group kill, crash loops ending in `failed`, `stop`/`restart`
 //! holds, and `down` leaving nothing behind.
 
-#![allow(clippy::unwrap_used)]
-
 use serde_json::Value;
 use society_core::lock::{self, LockState};
 use society_testkit::{records, wait_until, Society};

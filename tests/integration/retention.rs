@@ -3,8 +3,6 @@
 //! SIGKILL anywhere in a rotation loses and doubles nothing, while `logs`,
 //! `inbox` and `approvals` still read across the segments.
 
-#![allow(clippy::unwrap_used)]
-
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;

@@ -4,8 +4,6 @@
 //! lock files whose pid is not written yet), answers to requests of closed
 //! cases, and `logs ID --case C`.
 
-#![allow(clippy::unwrap_used)]
-
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 use society_core::lock::{self, HeldLock, LockInfo, LockState};

@@ -2,8 +2,6 @@
 //! the others, the cause reaches the orchestrator, and `fsck --repair`
 //! brings it back from the logs with nothing lost and nothing done twice.
 
-#![allow(clippy::unwrap_used)]
-
 use serde_json::Value;
 use society_testkit::{records, wait_until, Society};
 use std::path::Path;

@@ -1,8 +1,6 @@
 //! Helpers for `tests/command_brain.rs`: society files, test programs, and
 //! checks on real processes.
 
-#![allow(clippy::unwrap_used)]
-
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;

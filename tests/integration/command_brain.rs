@@ -3,8 +3,6 @@
 //! grandchild, print garbage, fail, write outside the workspace). Every
 //! process a test starts is killed when it ends, even when it fails.
 
-#![allow(clippy::unwrap_used)]
-
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
@@ -13,7 +11,6 @@ use society_testkit::{records, wait_until, Society};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-#[path = "command_brain/support.rs"]
 mod support;
 
 use support::{alive, events, script, society_toml, wait_pids, Reap, HANG_WITH_GRANDCHILD, SOON};

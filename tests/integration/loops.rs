@@ -5,8 +5,6 @@
 //! sanction that cuts them survives a supervisor restart, shows in
 //! `society status`, and `society unblock` lifts it.
 
-#![allow(clippy::unwrap_used)]
-
 use serde_json::Value;
 use society_testkit::{records, wait_until, Society};
 use std::path::{Path, PathBuf};

@@ -3,6 +3,7 @@
 //! documented exit code before anything is written, and outputs the router
 //! cannot deliver are dead-lettered in the sender's folder.
 
+use crate::support::{read_json, system_events, wait_reply, BIN, ECHO_TOML};
 use serde_json::{json, Value};
 use society_core::lock::{self, LockState};
 use society_testkit::{records, wait_until, Society};
@@ -10,12 +11,6 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-const BIN: &str = env!("CARGO_BIN_EXE_society");
-
-fn read_json(path: &Path) -> Option<Value> {
-    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
-}
 
 /// Appends raw bytes to a file by hand, as a careless human or a broken tool would.
 fn append_raw(path: &Path, bytes: &[u8]) -> u64 {
@@ -28,26 +23,6 @@ fn append_raw(path: &Path, bytes: &[u8]) -> u64 {
     f.write_all(bytes).unwrap();
     at
 }
-
-fn wait_reply(s: &Society, id: &str) -> Value {
-    let inbox = s.layout().orchestrator_inbox();
-    wait_until(
-        Duration::from_secs(20),
-        &format!("the reply to {id}"),
-        || records(&inbox).into_iter().find(|r| r["reply_to"] == id),
-    )
-}
-
-const ECHO_TOML: &str = r#"
-[defaults]
-heartbeat = "200ms"
-
-[[agent]]
-id = "echo"
-role = "echo"
-brain = "echo"
-keep_alive = true
-"#;
 
 #[test]
 fn malformed_inbox_lines_are_dead_lettered_and_skipped() {
@@ -298,12 +273,7 @@ fn undeliverable_output_is_dead_lettered_once() {
     let line: Value = serde_json::from_str(rec["line"].as_str().unwrap()).unwrap();
     assert_eq!(&line, note);
 
-    let undeliverable_events = |s: &Society| -> Vec<Value> {
-        records(&s.layout().system_events())
-            .into_iter()
-            .filter(|r| r["event"] == "undeliverable")
-            .collect()
-    };
+    let undeliverable_events = |s: &Society| system_events(s, "undeliverable");
     let system = wait_until(Duration::from_secs(10), "the system event", || {
         Some(undeliverable_events(&s)).filter(|e| !e.is_empty())
     });

@@ -4,6 +4,7 @@
 //! The case log must still tell the story once — nothing missing, nothing
 //! doubled — and every answer must reach its agent exactly once.
 
+use crate::support::{json_of, read_json, system_events, BIN, SOON};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
@@ -12,17 +13,6 @@ use society_testkit::{records, wait_until, Society};
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_society");
-const SOON: Duration = Duration::from_secs(20);
-
-fn json_of(s: &Society, args: &[&str]) -> Value {
-    serde_json::from_str(&s.ok(args)).unwrap()
-}
-
-fn read_json(path: &Path) -> Option<Value> {
-    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
-}
 
 /// `society case show ID --json`.
 fn case_doc(s: &Society, case: &str) -> Value {
@@ -692,10 +682,10 @@ fn an_escalate_action_reaches_the_orchestrator_and_the_case() {
     let doc = case_doc(&s, &case);
     assert_eq!(doc["case"]["status"], "escalated");
     assert_eq!(doc["case"]["owner"], "worker");
-    let sys = records(&s.layout().system_events());
     assert_eq!(
-        sys.iter()
-            .filter(|r| r["event"] == "escalated" && r["agent"] == "worker")
+        system_events(&s, "escalated")
+            .iter()
+            .filter(|r| r["agent"] == "worker")
             .count(),
         1
     );
@@ -735,13 +725,7 @@ fn a_message_failing_max_attempts_is_dead_lettered_and_escalated() {
         .count();
     assert_eq!(failed, 3, "max_attempts = 3");
     assert_eq!(orchestrator(&s, "escalation").len(), 1);
-    let sys = records(&s.layout().system_events());
-    assert_eq!(
-        sys.iter()
-            .filter(|r| r["event"] == "report_dead_letter")
-            .count(),
-        1
-    );
+    assert_eq!(system_events(&s, "report_dead_letter").len(), 1);
     assert!(orchestrator(&s, "reply").is_empty());
 }
 
@@ -767,9 +751,9 @@ fn a_crash_looping_agent_ends_failed_and_escalates() {
     assert_eq!(s.agent_pid("crasher"), None);
     // Written right after the escalation.
     let failed = wait_until(SOON, "agent_failed in system-events", || {
-        let n = records(&s.layout().system_events())
+        let n = system_events(&s, "agent_failed")
             .iter()
-            .filter(|r| r["event"] == "agent_failed" && r["agent"] == "crasher")
+            .filter(|r| r["agent"] == "crasher")
             .count();
         (n > 0).then_some(n)
     });

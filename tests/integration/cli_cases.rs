@@ -2,30 +2,13 @@
 //! them: first from hand-written files (no supervisor), then end to end
 //! through a real supervisor and real agents.
 
+use crate::support::{code, json_of, BIN, SOON};
 use serde_json::{json, Value};
 use society_core::jsonl::{append_one, Durability};
 use society_core::{CaseId, Envelope, Layout, Party};
 use society_runtime::approvals;
 use society_testkit::{records, wait_until, Society};
 use std::path::Path;
-use std::time::Duration;
-
-const BIN: &str = env!("CARGO_BIN_EXE_society");
-const SOON: Duration = Duration::from_secs(20);
-
-fn code(s: &Society, args: &[&str]) -> (i32, String, String) {
-    let out = s.run(args);
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    (
-        out.status.code().unwrap_or(-1),
-        text(&out.stdout),
-        text(&out.stderr),
-    )
-}
-
-fn json_of(s: &Society, args: &[&str]) -> Value {
-    serde_json::from_str(&s.ok(args)).unwrap()
-}
 
 fn append(path: &Path, line: &[u8]) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();

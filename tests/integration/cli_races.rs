@@ -4,31 +4,17 @@
 //! lock files whose pid is not written yet), answers to requests of closed
 //! cases, and `logs ID --case C`.
 
+use crate::support::{code, lock_free, system_events, wait_exit, Reaped, BIN, SOON};
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
-use society_core::lock::{self, HeldLock, LockInfo, LockState};
+use society_core::lock::{HeldLock, LockInfo};
 use society_core::state::AgentConfig;
 use society_testkit::{records, wait_until, Society};
 use std::collections::BTreeSet;
 use std::io::{BufRead, Read};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_society");
-
-/// Generous deadline for anything that should take well under a second.
-const SOON: Duration = Duration::from_secs(20);
-
-/// Kills a helper process on drop, so a failing test leaves nothing behind.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// `sleep 300` leading a process group of its own.
 fn sleeper() -> Reaped {
@@ -40,24 +26,6 @@ fn sleeper() -> Reaped {
             .spawn()
             .unwrap(),
     )
-}
-
-fn wait_exit(child: &mut Child, timeout: Duration, what: &str) -> ExitStatus {
-    wait_until(timeout, what, || child.try_wait().unwrap())
-}
-
-/// Exit code, stdout, stderr.
-fn code(s: &Society, args: &[&str]) -> (i32, String, String) {
-    let out = s.run(args);
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn lock_free(path: &std::path::Path) -> bool {
-    matches!(lock::probe(path).unwrap(), LockState::Free)
 }
 
 /// Field `n` (1-based, as in proc(5)) of `/proc/PID/stat`; the comm field
@@ -535,9 +503,9 @@ fn the_supervisor_refuses_an_answer_that_arrives_after_its_case_closed() {
     )
     .unwrap();
     let rejected = wait_until(SOON, "the supervisor's refusal", || {
-        records(&s.layout().system_events())
+        system_events(&s, "control_rejected")
             .into_iter()
-            .find(|r| r["event"] == "control_rejected" && r["id"] == decide.id.to_string())
+            .find(|r| r["id"] == decide.id.to_string())
     });
     assert!(
         rejected["reason"].as_str().unwrap().contains("closed"),

@@ -3,6 +3,7 @@
 //! grandchild, print garbage, fail, write outside the workspace). Every
 //! process a test starts is killed when it ends, even when it fails.
 
+use crate::support::{wait_reply, BIN, SOON};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
@@ -13,9 +14,7 @@ use std::time::{Duration, Instant};
 
 mod support;
 
-use support::{alive, events, script, society_toml, wait_pids, Reap, HANG_WITH_GRANDCHILD, SOON};
-
-const BIN: &str = env!("CARGO_BIN_EXE_society");
+use support::{alive, events, script, society_toml, wait_pids, Reap, HANG_WITH_GRANDCHILD};
 
 #[test]
 fn the_example_agent_replies_writes_a_file_and_reports_on_its_case() {
@@ -27,12 +26,7 @@ fn the_example_agent_replies_writes_a_file_and_reports_on_its_case() {
     let text = "the tide comes in twice a day";
     let id = s.ok(&["send", "notes", text, "--case", &case]);
 
-    let inbox = s.layout().orchestrator_inbox();
-    let reply = wait_until(SOON, "the reply", || {
-        records(&inbox)
-            .into_iter()
-            .find(|r| r["reply_to"] == id.as_str())
-    });
+    let reply = wait_reply(&s, &id);
     let path = format!("output/notes-{id}.md");
     assert_eq!(reply["from"], "notes");
     assert_eq!(reply["case"], case.as_str());
@@ -307,12 +301,7 @@ fn a_new_generation_kills_the_tool_group_a_killed_agent_left_behind() {
     let agent = s.agent_pid("t").unwrap();
     let killed_at = Instant::now();
     kill(Pid::from_raw(agent as i32), Signal::SIGKILL).unwrap();
-    let inbox = s.layout().orchestrator_inbox();
-    let reply = wait_until(SOON, "the reply from the next generation", || {
-        records(&inbox)
-            .into_iter()
-            .find(|r| r["reply_to"] == id.as_str())
-    });
+    let reply = wait_reply(&s, &id);
     assert_eq!(reply["gen"], 2, "{reply}");
     assert_eq!(reply["body"]["text"], "second try");
     assert!(

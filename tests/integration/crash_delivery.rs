@@ -2,6 +2,7 @@
 //! are SIGKILLed at the worst moments, and the logs must still hold every
 //! message exactly once.
 
+use crate::support::{read_json, wait_reply, BIN, ECHO_TOML};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::{json, Value};
@@ -12,8 +13,6 @@ use society_testkit::{records, wait_until, Society};
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_society");
 
 /// The `id` of every record in a JSONL file, in file order.
 fn ids(path: &Path) -> Vec<String> {
@@ -62,10 +61,6 @@ fn assert_exactly_one_reply_each(replies: &BTreeMap<String, usize>, sent: &[Stri
     assert!(missing.is_empty(), "inputs never answered: {missing:?}");
     let stray: Vec<&String> = replies.keys().filter(|id| !sent_set.contains(id)).collect();
     assert!(stray.is_empty(), "replies to ids never sent: {stray:?}");
-}
-
-fn read_json(path: &Path) -> Option<Value> {
-    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
 }
 
 /// Appends an orchestrator message to `to`'s inbox (and the mirror) the way
@@ -393,34 +388,23 @@ fn exactly_one_reply_under_repeated_sigkill() {
     );
 }
 
-const ECHO_TOML: &str = r#"
-[defaults]
-heartbeat = "200ms"
-
-[[agent]]
-id = "solo"
-role = "solo"
-brain = "echo"
-keep_alive = true
-"#;
-
 #[test]
 fn two_agent_runs_on_one_folder() {
     let mut s = Society::new(BIN, ECHO_TOML);
     s.start_supervisor();
-    let solo = s.agent("solo");
-    let pid = wait_until(Duration::from_secs(20), "solo to start", || {
-        let pid = s.agent_pid("solo")?;
-        let st = read_json(&solo.status())?;
+    let echo = s.agent("echo");
+    let pid = wait_until(Duration::from_secs(20), "echo to start", || {
+        let pid = s.agent_pid("echo")?;
+        let st = read_json(&echo.status())?;
         (st["pid"] == pid && st["state"] == "idle").then_some(pid)
     });
-    let ck_before = std::fs::read(solo.checkpoint()).unwrap();
-    let activity_before = std::fs::read(solo.activity()).unwrap();
+    let ck_before = std::fs::read(echo.checkpoint()).unwrap();
+    let activity_before = std::fs::read(echo.activity()).unwrap();
 
     let started = Instant::now();
     let out = s
         .command(&["agent-run", "--folder"])
-        .arg(&solo.dir)
+        .arg(&echo.dir)
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
@@ -436,7 +420,7 @@ fn two_agent_runs_on_one_folder() {
         "refused promptly, took {took:?}"
     );
     assert!(
-        stderr.contains(&solo.dir.display().to_string()),
+        stderr.contains(&echo.dir.display().to_string()),
         "stderr names the folder: {stderr}"
     );
     assert!(
@@ -446,19 +430,14 @@ fn two_agent_runs_on_one_folder() {
 
     // The loser changed nothing: no generation bump, no log record, and the
     // original process still holds the folder and still works.
-    assert_eq!(std::fs::read(solo.checkpoint()).unwrap(), ck_before);
-    assert_eq!(std::fs::read(solo.activity()).unwrap(), activity_before);
-    assert_eq!(s.agent_pid("solo"), Some(pid));
+    assert_eq!(std::fs::read(echo.checkpoint()).unwrap(), ck_before);
+    assert_eq!(std::fs::read(echo.activity()).unwrap(), activity_before);
+    assert_eq!(s.agent_pid("echo"), Some(pid));
     assert!(alive(pid));
-    let id = s.ok(&["send", "solo", "still there?"]);
-    let inbox = s.layout().orchestrator_inbox();
-    let reply = wait_until(Duration::from_secs(20), "solo's reply", || {
-        records(&inbox)
-            .into_iter()
-            .find(|r| r["reply_to"] == Value::String(id.clone()))
-    });
+    let id = s.ok(&["send", "echo", "still there?"]);
+    let reply = wait_reply(&s, &id);
     assert_eq!(reply["gen"], 1, "answered by the original generation");
-    assert_eq!(s.agent_pid("solo"), Some(pid));
+    assert_eq!(s.agent_pid("echo"), Some(pid));
     assert!(s.stop_supervisor().success());
     assert!(s.processes().is_empty(), "orphans: {:?}", s.processes());
 }

@@ -3,12 +3,12 @@
 //! directory), a full disk, a closed stderr. Nothing acknowledged is lost,
 //! nothing is doubled, and the society resumes by itself.
 
+use crate::support::{system_events, BIN};
 use serde_json::Value;
 use society_testkit::{records, wait_until, Society};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_society");
 const SOON: Duration = Duration::from_secs(30);
 
 fn supervisor_status(s: &Society) -> Value {
@@ -104,9 +104,7 @@ fn a_case_log_that_cannot_be_written_for_seconds_doubles_nothing() {
         "the failing writes escalated once: {escalations:#?}"
     );
     assert!(
-        records(&s.layout().system_events())
-            .iter()
-            .any(|r| r["event"] == "writes_resumed"),
+        !system_events(&s, "writes_resumed").is_empty(),
         "the supervisor says when writes work again"
     );
     fsck_clean(&s);
@@ -256,9 +254,7 @@ brain = "echo"
         "nothing refused: {:#?}",
         records(&s.agent("dst").deadletter())
     );
-    assert!(!records(&s.layout().system_events())
-        .iter()
-        .any(|r| r["event"] == "message_refused"));
+    assert!(system_events(&s, "message_refused").is_empty());
     assert!(!records(&s.agent("relay").inbox())
         .iter()
         .any(|r| r["type"] == "message_blocked"));

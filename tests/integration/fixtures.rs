@@ -1,10 +1,9 @@
 //! Checked-in trees of old formats keep loading (FORMAT.md, versioning).
 
+use crate::support::BIN;
 use society_testkit::{records, wait_until, Society};
 use std::path::Path;
 use std::time::Duration;
-
-const BIN: &str = env!("CARGO_BIN_EXE_society");
 
 #[test]
 fn v1_basic_fixture_loads_and_resumes() {

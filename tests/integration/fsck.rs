@@ -1,12 +1,11 @@
 //! `society fsck`: finds what breaks the format's promises, repairs only
 //! what is safe, never deletes a record, and says so in its exit code.
 
+use crate::support::BIN;
 use serde_json::Value;
 use society_testkit::Society;
 use std::io::Write;
 use std::path::Path;
-
-const BIN: &str = env!("CARGO_BIN_EXE_society");
 
 fn fsck(s: &Society, args: &[&str]) -> (i32, Value) {
     let mut all = vec!["fsck", "--json"];

@@ -4,14 +4,13 @@
 //! never writes an output twice: the interrupted range is replayed line by
 //! line against what the batch already wrote.
 
+use crate::support::BIN;
 use serde_json::{json, Value};
 use society_core::jsonl::{Appender, Durability};
 use society_core::{Envelope, Party};
 use society_testkit::{records, wait_until, Society};
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
-
-const BIN: &str = env!("CARGO_BIN_EXE_society");
 
 #[test]
 fn bursts_survive_sigkill_mid_batch_exactly_once() {

@@ -4,10 +4,9 @@
 //! agents and supervisor ping-ponged at full speed while idle.) Counts
 //! wake-ups, not time, so machine load cannot make it flaky.
 
+use crate::support::BIN;
 use society_testkit::{wait_until, Society};
 use std::time::Duration;
-
-const BIN: &str = env!("CARGO_BIN_EXE_society");
 
 /// Wake-ups of every thread of a process.
 fn process_switches(pid: u32) -> u64 {

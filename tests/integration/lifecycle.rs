@@ -3,20 +3,15 @@
 //! process-group kill, crash loops ending in `failed`, `stop`/`restart`
 //! holds, and `down` leaving nothing behind.
 
+use crate::support::{lock_free, replies_to, wait_reply, Reaped, BIN, SOON};
 use serde_json::Value;
-use society_core::lock::{self, LockState};
 use society_testkit::{records, wait_until, Society};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_society");
-
-/// Generous deadline for anything that should take well under a second.
-const SOON: Duration = Duration::from_secs(20);
-
-/// `event` names from `messages/system-events.jsonl` about `agent`, in order.
-fn system_events(s: &Society, agent: &str) -> Vec<Value> {
+/// Records of `messages/system-events.jsonl` about `agent`, in order.
+fn events_of(s: &Society, agent: &str) -> Vec<Value> {
     records(&s.layout().system_events())
         .into_iter()
         .filter(|r| r["agent"] == agent)
@@ -24,7 +19,7 @@ fn system_events(s: &Society, agent: &str) -> Vec<Value> {
 }
 
 fn event_names(s: &Society, agent: &str) -> Vec<String> {
-    system_events(s, agent)
+    events_of(s, agent)
         .iter()
         .map(|r| r["event"].as_str().unwrap_or("").to_string())
         .collect()
@@ -32,20 +27,6 @@ fn event_names(s: &Society, agent: &str) -> Vec<String> {
 
 fn count_events(s: &Society, agent: &str, event: &str) -> usize {
     event_names(s, agent).iter().filter(|e| *e == event).count()
-}
-
-/// Replies in the orchestrator's inbox to message `id`.
-fn replies_to(s: &Society, id: &str) -> Vec<Value> {
-    records(&s.layout().orchestrator_inbox())
-        .into_iter()
-        .filter(|r| r["reply_to"] == id)
-        .collect()
-}
-
-fn wait_reply(s: &Society, id: &str, timeout: Duration) -> Value {
-    wait_until(timeout, &format!("a reply to {id}"), || {
-        replies_to(s, id).into_iter().next()
-    })
 }
 
 /// A negative check: `cond` must hold at every poll for the whole of `period`.
@@ -56,10 +37,6 @@ fn holds_for(period: Duration, what: &str, mut cond: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(cond(), "expected {what} for {period:?}, but it changed");
-}
-
-fn lock_free(path: &std::path::Path) -> bool {
-    matches!(lock::probe(path).unwrap(), LockState::Free)
 }
 
 fn pid_alive(pid: u32) -> bool {
@@ -175,8 +152,8 @@ fn status_json_reports_every_field_through_the_lifecycle() {
     assert_eq!(row["pid"], pid, "{row}");
     assert!(row["heartbeat_age_ms"].as_u64().is_some());
     // The router delivers replies on its own schedule, not with the agent's state.
-    wait_reply(&s, &first, SOON);
-    wait_reply(&s, &second, SOON);
+    wait_reply(&s, &first);
+    wait_reply(&s, &second);
     assert_eq!(replies_to(&s, &first).len(), 1);
     assert_eq!(replies_to(&s, &second).len(), 1);
 
@@ -212,16 +189,6 @@ kind = "script"
 type = "task"
 actions = [{ do = "hang", until_attempt = 1 }, { do = "reply" }]
 "#;
-
-/// Kills a helper process on drop, so a failing test leaves nothing behind.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[test]
 fn hung_agent_is_killed_with_its_group_and_restarted() {
@@ -268,13 +235,13 @@ fn hung_agent_is_killed_with_its_group_and_restarted() {
     );
 
     // The restarted generation answers (attempt 2 does not hang).
-    let reply = wait_reply(&s, &msg, SOON);
+    let reply = wait_reply(&s, &msg);
     assert_eq!(reply["gen"], 2, "{reply}");
     assert!(!pid_alive(hung_pid), "the hung agent {hung_pid} is gone");
     assert_ne!(s.agent_pid("stuck"), Some(hung_pid));
     assert_eq!(replies_to(&s, &msg).len(), 1, "exactly one reply");
 
-    let events = system_events(&s, "stuck");
+    let events = events_of(&s, "stuck");
     let hung_at = events
         .iter()
         .position(|e| e["event"] == "agent_hung")
@@ -344,7 +311,7 @@ fn crash_loop_ends_in_failed_and_restart_recovers() {
     assert_eq!(row["inbox_pending"], 1, "the message still waits: {row}");
     // The supervisor records `failed` in its checkpoint, then logs the event.
     let failed = wait_until(SOON, "an agent_failed event", || {
-        system_events(&s, "crashy")
+        events_of(&s, "crashy")
             .into_iter()
             .find(|e| e["event"] == "agent_failed")
     });
@@ -366,7 +333,7 @@ fn crash_loop_ends_in_failed_and_restart_recovers() {
     // `restart` clears `failed`; attempt 4 crashes once more (backoff, not
     // failed: the burst window was reset), attempt 5 answers.
     s.ok(&["restart", "crashy"]);
-    let reply = wait_reply(&s, &msg, SOON);
+    let reply = wait_reply(&s, &msg);
     assert_eq!(reply["gen"], 5, "{reply}");
     let row = s.wait_state("crashy", "idle", SOON);
     assert_eq!(row["generation"], 5, "{row}");
@@ -432,7 +399,7 @@ fn stop_holds_and_restart_resumes() {
     assert_eq!(count_events(&s, "keeper", "agent_started"), 1);
 
     s.ok(&["restart", "keeper"]);
-    let reply = wait_reply(&s, &msg, SOON);
+    let reply = wait_reply(&s, &msg);
     assert_eq!(reply["body"]["text"], "are you there?");
     assert_eq!(reply["gen"], 2);
     let row = s.wait_state("keeper", "idle", SOON);

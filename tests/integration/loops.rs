@@ -5,13 +5,11 @@
 //! sanction that cuts them survives a supervisor restart, shows in
 //! `society status`, and `society unblock` lifts it.
 
+use crate::support::{system_events, BIN, SOON};
 use serde_json::Value;
 use society_testkit::{records, wait_until, Society};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_society");
-const SOON: Duration = Duration::from_secs(20);
 
 /// Every `.jsonl` file under the society's state directory.
 fn jsonl_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -201,9 +199,9 @@ fn a_sanction_survives_a_supervisor_restart_shows_in_status_and_unblock_lifts_it
     // restart is cut again, by a new sanction, escalated once more.
     s.ok(&["unblock", "loopa"]);
     wait_until(SOON, "the unblock to be applied", || {
-        records(&s.layout().system_events())
+        system_events(&s, "sender_unblocked")
             .iter()
-            .any(|r| r["event"] == "sender_unblocked" && r["agent"] == "loopa")
+            .any(|r| r["agent"] == "loopa")
             .then_some(())
     });
     assert!(s.status("loopa")["sanction"].is_null());

@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 mod bad_input;
 mod cases_approvals;
 mod cli_cases;

@@ -4,6 +4,7 @@
 //! it the case, and a supervisor adopting an agent whose lock file still names
 //! a dead generation's pid, now another process's.
 
+use crate::support::{wait_exit, Reaped, BIN, SOON};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::{json, Value};
@@ -14,27 +15,7 @@ use society_runtime::control::{self, Request};
 use society_testkit::{records, wait_until, Society};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::Duration;
-
-const BIN: &str = env!("CARGO_BIN_EXE_society");
-
-/// Generous deadline for anything that should take well under a second.
-const SOON: Duration = Duration::from_secs(20);
-
-/// Kills a helper process on drop, so a failing test leaves nothing behind.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_exit(child: &mut Child, what: &str) -> ExitStatus {
-    wait_until(SOON, what, || child.try_wait().unwrap())
-}
+use std::process::{Command, Stdio};
 
 /// An orchestrator message to `to`, as `society send` builds it.
 fn task(to: &str, body: Value, case: Option<&str>) -> Envelope {
@@ -234,7 +215,7 @@ fn a_case_completed_while_the_supervisor_was_down_is_resolved() {
             .then_some(())
     });
     kill(Pid::from_raw(agent.0.id() as i32), Signal::SIGTERM).unwrap();
-    let st = wait_exit(&mut agent.0, "closer to stop");
+    let st = wait_exit(&mut agent.0, SOON, "closer to stop");
     assert!(st.success(), "closer stopped cleanly: {st}");
     assert_eq!(case_doc(&s, &case)["case"]["status"], "new");
 
@@ -395,7 +376,7 @@ fn adoption_never_signals_a_reused_pid() {
     );
     // The "agent" exits.
     drop(held);
-    let st = wait_exit(&mut down.0, "down to finish");
+    let st = wait_exit(&mut down.0, SOON, "down to finish");
     assert_eq!(st.code(), Some(0), "down: {st}");
     let st = victim.0.try_wait().unwrap();
     assert!(

@@ -3,6 +3,7 @@
 //! SIGKILL anywhere in a rotation loses and doubles nothing, while `logs`,
 //! `inbox` and `approvals` still read across the segments.
 
+use crate::support::BIN;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
@@ -11,8 +12,6 @@ use society_testkit::{wait_until, Society};
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_society");
 
 /// Tiny thresholds, so that rotations happen all the time.
 const TOML: &str = r#"

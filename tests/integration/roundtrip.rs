@@ -1,11 +1,9 @@
 //! A message to an echo agent comes back once, through a real supervisor and
 //! a real agent process that starts on demand and idles out.
 
-use serde_json::Value;
-use society_testkit::{records, wait_until, Society};
+use crate::support::{wait_reply, BIN};
+use society_testkit::{records, Society};
 use std::time::Duration;
-
-const BIN: &str = env!("CARGO_BIN_EXE_society");
 
 const TOML: &str = r#"
 [defaults]
@@ -27,11 +25,7 @@ fn echo_round_trip_and_on_demand_lifecycle() {
 
     let id = s.ok(&["send", "echo", "hello"]);
     let inbox = s.layout().orchestrator_inbox();
-    let reply = wait_until(Duration::from_secs(20), "the echo reply", || {
-        records(&inbox)
-            .into_iter()
-            .find(|r| r["reply_to"] == Value::String(id.clone()))
-    });
+    let reply = wait_reply(&s, &id);
     assert_eq!(reply["from"], "echo");
     assert_eq!(reply["to"], "orchestrator");
     assert_eq!(reply["body"]["text"], "hello");

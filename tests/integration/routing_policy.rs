@@ -4,17 +4,11 @@
 //! two agents replying to each other forever are cut off by the flood
 //! detector or the hop limit.
 
+use crate::support::{json_of, system_events, BIN, SOON};
 use serde_json::{json, Value};
 use society_testkit::{records, wait_until, Society};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_society");
-const SOON: Duration = Duration::from_secs(20);
-
-fn json_of(s: &Society, args: &[&str]) -> Value {
-    serde_json::from_str(&s.ok(args)).unwrap()
-}
 
 /// Records of `path` with `"type": kind` (messages) or `"event": kind` (logs).
 fn of_kind(path: &Path, kind: &str) -> Vec<Value> {
@@ -55,8 +49,9 @@ fn inbox_ids(s: &Society, agent: &str) -> Vec<String> {
         .collect()
 }
 
-fn system_events(s: &Society, event: &str, id: &str) -> Vec<Value> {
-    of_kind(&s.layout().system_events(), event)
+/// `event` records of `system-events.jsonl` about message `id`.
+fn events_about(s: &Society, event: &str, id: &str) -> Vec<Value> {
+    system_events(s, event)
         .into_iter()
         .filter(|r| r["id"] == id)
         .collect()
@@ -67,7 +62,7 @@ fn system_events(s: &Society, event: &str, id: &str) -> Vec<Value> {
 /// returns every such record.
 fn wait_system_events(s: &Society, event: &str, id: &str) -> Vec<Value> {
     wait_until(SOON, &format!("{event} for {id} in system-events"), || {
-        let found = system_events(s, event, id);
+        let found = events_about(s, event, id);
         (!found.is_empty()).then_some(found)
     })
 }

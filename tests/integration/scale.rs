@@ -2,6 +2,7 @@
 //! default 128 inotify instances per user, so this only works because agents
 //! do not each hold one (the supervisor's single watcher wakes them).
 
+use crate::support::BIN;
 use serde_json::{json, Value};
 use society_core::jsonl::{append_one, Durability};
 use society_core::lock::{self, LockState};
@@ -12,7 +13,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_society");
 const AGENTS: usize = 200;
 /// How many of the messages go through `society send` rather than a direct append.
 const VIA_CLI: usize = 5;

@@ -2,10 +2,9 @@
 //! with evidence, writes its report, and appends to the society's history.
 //! This is how CI runs the self-test (.ci/run → cargo test).
 
+use crate::support::BIN;
 use serde_json::Value;
 use society_testkit::{records, Society};
-
-const BIN: &str = env!("CARGO_BIN_EXE_society");
 
 #[test]
 fn quick_selftest_passes_and_records_history() {

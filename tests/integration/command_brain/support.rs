@@ -1,14 +1,12 @@
-//! Helpers for `tests/command_brain.rs`: society files, test programs, and
+//! Helpers for the `command_brain` tests: society files, test programs, and
 //! checks on real processes.
 
+use crate::support::SOON;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
 use society_testkit::{records, wait_until, Society};
 use std::path::Path;
-use std::time::Duration;
-
-pub const SOON: Duration = Duration::from_secs(20);
 
 /// One `command` agent per `(id, program, extra brain keys)`.
 pub fn society_toml(max_attempts: u32, agents: &[(&str, &str, &str)]) -> String {

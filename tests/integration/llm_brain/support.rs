@@ -1,15 +1,13 @@
 //! Helpers shared by the llm brain tests: a society whose agents inherit a
 //! fake key, agent TOML for the fake server, readers, and the key grep.
 
+pub use crate::support::{BIN, SOON};
 use serde_json::Value;
 use society_testkit::fake_llm::{FakeLlm, Request};
 use society_testkit::{records, wait_until, Society};
 use std::path::Path;
-use std::time::Duration;
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_society");
 pub const KEY: &str = "sk-test-7f3a9c2e-this-must-never-reach-a-file";
-pub const SOON: Duration = Duration::from_secs(20);
 
 const DEFAULTS: &str = r#"
 [defaults]

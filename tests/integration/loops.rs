@@ -5,7 +5,7 @@
 //! sanction that cuts them survives a supervisor restart, shows in
 //! `society status`, and `society unblock` lifts it.
 
-use crate::support::{system_events, BIN, SOON};
+use crate::support::{system_events, wait_quiet, BIN, SOON};
 use serde_json::Value;
 use society_testkit::{records, wait_until, Society};
 use std::path::{Path, PathBuf};
@@ -36,24 +36,6 @@ fn volume(s: &Society) -> (u64, usize) {
     })
 }
 
-/// Waits until no JSONL file has grown for `quiet`; returns how long the
-/// traffic lasted from `start`.
-fn wait_quiet(s: &Society, quiet: Duration, start: Instant) -> Duration {
-    let mut last = volume(s).0;
-    let mut changed = Instant::now();
-    let mut lasted = start.elapsed();
-    wait_until(Duration::from_secs(60), "the society to go quiet", || {
-        let now = volume(s).0;
-        if now != last {
-            last = now;
-            changed = Instant::now();
-            lasted = start.elapsed();
-        }
-        (changed.elapsed() >= quiet).then_some(())
-    });
-    lasted
-}
-
 fn escalations(s: &Society) -> Vec<Value> {
     records(&s.layout().orchestrator_inbox())
         .into_iter()
@@ -67,7 +49,14 @@ fn loop_stops(s: &mut Society, to: &str, sender: &str) -> Value {
     s.start_supervisor();
     let start = Instant::now();
     s.ok(&["send", to, "start"]);
-    let lasted = wait_quiet(s, Duration::from_secs(2), start);
+    // Quiet: no JSONL file has grown for two seconds.
+    let lasted = wait_quiet(
+        Duration::from_secs(60),
+        "the society to go quiet",
+        Duration::from_secs(2),
+        start,
+        || volume(s).0,
+    );
     let (_, lines) = volume(s);
     eprintln!("the loop from `send {to}` stopped after {lasted:?}; {lines} JSONL lines in all");
     assert!(

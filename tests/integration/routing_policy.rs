@@ -4,7 +4,7 @@
 //! two agents replying to each other forever are cut off by the flood
 //! detector or the hop limit.
 
-use crate::support::{json_of, system_events, BIN, SOON};
+use crate::support::{json_of, system_events, wait_quiet, BIN, SOON};
 use serde_json::{json, Value};
 use society_testkit::{records, wait_until, Society};
 use std::path::{Path, PathBuf};
@@ -299,9 +299,9 @@ actions = [ {{ do = "reply", type = "chat", body = {body} }} ]
     )
 }
 
-/// Waits until no inbox of `agents` has grown for `quiet`; returns how long
-/// the traffic lasted from `start`.
-fn wait_quiet(s: &Society, agents: &[&str], quiet: Duration, start: Instant) -> Duration {
+/// Waits until no inbox of `agents` has grown for two seconds; returns how
+/// long the traffic lasted from `start`.
+fn wait_inboxes_quiet(s: &Society, agents: &[&str], start: Instant) -> Duration {
     let paths: Vec<PathBuf> = agents.iter().map(|a| s.agent(a).inbox()).collect();
     let sizes = || -> Vec<u64> {
         paths
@@ -309,19 +309,14 @@ fn wait_quiet(s: &Society, agents: &[&str], quiet: Duration, start: Instant) -> 
             .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
             .collect()
     };
-    let mut last = sizes();
-    let mut changed = Instant::now();
-    let mut lasted = start.elapsed();
-    wait_until(Duration::from_secs(40), "the loop to stop", || {
-        let now = sizes();
-        if now != last {
-            last = now;
-            changed = Instant::now();
-            lasted = start.elapsed();
-        }
-        (changed.elapsed() >= quiet).then_some(())
-    });
-    lasted
+    let quiet = Duration::from_secs(2);
+    wait_quiet(
+        Duration::from_secs(40),
+        "the loop to stop",
+        quiet,
+        start,
+        sizes,
+    )
 }
 
 #[test]
@@ -343,7 +338,7 @@ fn the_flood_detector_and_sanctions_stop_two_agents_sending_forever() {
     s.start_supervisor();
     let start = Instant::now();
     s.ok(&["send", "ping", "--type", "chat", "go"]);
-    let lasted = wait_quiet(&s, &["ping", "pong"], Duration::from_secs(2), start);
+    let lasted = wait_inboxes_quiet(&s, &["ping", "pong"], start);
     assert!(lasted < Duration::from_secs(15), "looped for {lasted:?}");
     let refused: Vec<Value> = of_kind(&s.agent("pong").deadletter(), "refused")
         .into_iter()
@@ -384,7 +379,7 @@ fn the_hop_limit_stops_two_agents_replying_forever_with_new_bodies() {
     s.start_supervisor();
     let start = Instant::now();
     s.ok(&["send", "ping", "--type", "start", "go"]);
-    let lasted = wait_quiet(&s, &["ping", "pong"], Duration::from_secs(2), start);
+    let lasted = wait_inboxes_quiet(&s, &["ping", "pong"], start);
     assert!(lasted < Duration::from_secs(15), "looped for {lasted:?}");
 
     // Hop 1 is ping's first chat; the message of hop 13 is the first past

@@ -6,6 +6,7 @@ mod cli;
 mod logs;
 mod processes;
 mod societies;
+mod waits;
 
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ pub use cli::{code, json_of};
 pub use logs::{read_json, replies_to, system_events, wait_reply};
 pub use processes::{lock_free, wait_exit, Reaped};
 pub use societies::ECHO_TOML;
+pub use waits::wait_quiet;
 
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_society");

@@ -1,0 +1,9 @@
+//! The `llm` brain against a scripted model server on 127.0.0.1, through the
+//! real binary: a real supervisor, real agent processes, real SIGKILLs.
+//! No network beyond loopback, no real key: `TEST_LLM_KEY` holds a fake one,
+//! and every test ends by grepping every file of the society for it.
+
+mod budget;
+mod conversation;
+mod resilience;
+mod support;

@@ -1,0 +1,30 @@
+//! The integration tests of `society`, in one test binary (STYLE.md "Tests"):
+//! each module drives the real binary as a user would, in a temp directory,
+//! with real processes, real signals and real files. The helpers they share
+//! live in `support`.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+mod bad_input;
+mod cases_approvals;
+mod cli_cases;
+mod cli_races;
+mod command_brain;
+mod corruption;
+mod crash_delivery;
+mod faults;
+mod fixtures;
+mod fsck;
+mod group_commit;
+mod idle;
+mod lifecycle;
+mod llm_brain;
+mod loops;
+mod races;
+mod retention;
+mod roundtrip;
+mod routing_policy;
+mod scale;
+mod selftest;

@@ -155,7 +155,7 @@ impl Supervisor {
             let mut plan = Plan::at(society_core::time::unix_ms(now));
             if now >= due && !overdue_sent {
                 let src = MsgId::generate();
-                self.plan_case(
+                self.planner().case(
                     &mut plan,
                     &id,
                     "overdue",
@@ -164,7 +164,7 @@ impl Supervisor {
                     json!({"due": due_text, "owner": owner}),
                 );
                 let reason = format!("case {id} is overdue (due {due_text})");
-                self.plan_escalation(
+                self.planner().escalation(
                     &mut plan,
                     src,
                     "supervisor",
@@ -174,7 +174,7 @@ impl Supervisor {
                 );
             } else if now >= soon && now < due && !soon_sent {
                 let src = MsgId::generate();
-                self.plan_case(
+                self.planner().case(
                     &mut plan,
                     &id,
                     "due_soon",

@@ -14,6 +14,8 @@
 mod dispose;
 mod requests;
 mod route;
+#[cfg(test)]
+mod tests;
 
 pub(super) use route::LineOutcome;
 

@@ -14,6 +14,7 @@ pub mod guard;
 mod lifecycle;
 mod persist;
 mod plan;
+mod planner;
 mod policy;
 mod requests;
 mod retention;

@@ -82,7 +82,7 @@ impl Supervisor {
         let mut plan = Plan::at(now_ms());
         let why = format!("agent {id} cannot run: {reason}");
         let context = json!({"hint": "`society fsck` shows the problem; `society fsck --repair` rebuilds a checkpoint from the logs, a config from society.toml"});
-        self.plan_escalation(
+        self.planner().escalation(
             &mut plan,
             MsgId::generate(),
             id.as_str(),

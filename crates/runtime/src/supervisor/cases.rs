@@ -152,7 +152,7 @@ impl Supervisor {
             let mut plan = Plan::at(society_core::time::unix_ms(now));
             if now >= due && !overdue_sent {
                 let src = MsgId::generate();
-                self.plan_case(
+                self.planner().case(
                     &mut plan,
                     &id,
                     "overdue",
@@ -161,7 +161,7 @@ impl Supervisor {
                     json!({"due": due_text, "owner": owner}),
                 );
                 let reason = format!("case {id} is overdue (due {due_text})");
-                self.plan_escalation(
+                self.planner().escalation(
                     &mut plan,
                     src,
                     "supervisor",
@@ -171,7 +171,7 @@ impl Supervisor {
                 );
             } else if now >= soon && now < due && !soon_sent {
                 let src = MsgId::generate();
-                self.plan_case(
+                self.planner().case(
                     &mut plan,
                     &id,
                     "due_soon",

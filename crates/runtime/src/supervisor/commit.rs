@@ -406,7 +406,7 @@ impl Supervisor {
         );
         let context = json!({"since": t.since, "hint": "free space on the society's disk, or fix the file named above"});
         let mut plan = Plan::at(now_ms());
-        self.plan_escalation(
+        self.planner().escalation(
             &mut plan,
             MsgId::generate(),
             "supervisor",

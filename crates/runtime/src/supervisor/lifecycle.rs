@@ -287,7 +287,7 @@ impl Supervisor {
                 );
                 let context =
                     json!({"hint": format!("run `society restart {id}` once the cause is fixed")});
-                self.plan_escalation(
+                self.planner().escalation(
                     &mut plan,
                     society_core::MsgId::generate(),
                     id.as_str(),

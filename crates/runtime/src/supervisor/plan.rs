@@ -1,19 +1,16 @@
 //! A batch of appends decided from a range of source lines (an outbox, the
-//! supervisor's inbox) or raised by the supervisor itself, and the building
-//! blocks the router and the request handler plan with. Planning changes no
-//! state: what a batch decides about cases, approvals and the guard is kept
-//! in the [`Plan`] and applied by its commit (`commit.rs`), after it landed.
+//! supervisor's inbox) or raised by the supervisor itself. Planning
+//! (`planner.rs`) changes no state: what a batch decides about cases,
+//! approvals and the guard is kept in the [`Plan`] and applied by its commit
+//! (`commit.rs`), after it landed.
 //!
 //! Every record carries a key that identifies it in its destination: its
 //! `src` field if it has one, else its `id`.
 
 use super::guard::GuardTxn;
-use super::Supervisor;
-use crate::activity;
-use serde_json::Value;
 use society_core::case::CaseSummary;
 use society_core::jsonl::{read_lines, read_lines_checked, CursorCheck, Line};
-use society_core::{AgentId, CaseId, Envelope, FormatError, MsgId, Party};
+use society_core::{AgentId, CaseId, Envelope, FormatError, MsgId};
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
@@ -94,169 +91,6 @@ impl Plan {
 /// Milliseconds since the epoch, now.
 pub(super) fn now_ms() -> u64 {
     society_core::time::unix_ms(std::time::SystemTime::now())
-}
-
-impl Supervisor {
-    /// A case as the batch being planned sees it.
-    pub(super) fn case_view<'a>(
-        &'a self,
-        plan: &'a Plan,
-        case: &CaseId,
-    ) -> Option<&'a CaseSummary> {
-        plan.cases.get(case).or_else(|| self.cases.get(case))
-    }
-
-    /// Is this case closed (or archived, or unknown)? Nothing may be added to it.
-    pub(super) fn case_closed(&self, plan: &Plan, case: &CaseId) -> bool {
-        match self.case_view(plan, case) {
-            Some(c) => c.status.is_final(),
-            None => !self.layout.case_log(case).exists(),
-        }
-    }
-
-    /// A message into `dest` (none: the mirror only) and the mirror,
-    /// both keyed by the message id.
-    pub(super) fn plan_message(&self, plan: &mut Plan, dest: Option<PathBuf>, env: &Envelope) {
-        let line = env.to_line();
-        if let Some(dest) = dest {
-            plan.push(dest, true, env.id.to_string(), line.clone());
-        }
-        plan.push(
-            self.layout.agent_to_agent(),
-            false,
-            env.id.to_string(),
-            line,
-        );
-    }
-
-    /// A message into an agent's inbox (and the mirror); wakes the agent.
-    pub(super) fn plan_to_agent(&self, plan: &mut Plan, id: &AgentId, env: &Envelope) {
-        self.plan_message(plan, Some(self.slots[id].paths.inbox()), env);
-        plan.wake.push(id.clone());
-    }
-
-    /// A message into the orchestrator's inbox (and the mirror).
-    pub(super) fn plan_to_orchestrator(&self, plan: &mut Plan, env: &Envelope) {
-        self.plan_message(plan, Some(self.layout.orchestrator_inbox()), env);
-    }
-
-    /// A case-log record written by the supervisor (keyed by `src`), folded
-    /// into the batch's view of the case at once so later lines see it.
-    pub(super) fn plan_case(
-        &self,
-        plan: &mut Plan,
-        case: &CaseId,
-        event: &str,
-        agent: &str,
-        src: String,
-        mut fields: Value,
-    ) {
-        if let Some(f) = fields.as_object_mut() {
-            f.insert("case".into(), Value::String(case.to_string()));
-            f.insert("src".into(), Value::String(src.clone()));
-        }
-        let record = activity::record(event, agent, 0, fields);
-        if let Ok(v) = serde_json::from_slice::<Value>(&record) {
-            let summary = plan.cases.entry(case.clone()).or_insert_with(|| {
-                self.cases
-                    .get(case)
-                    .cloned()
-                    .unwrap_or_else(|| CaseSummary::new(case.as_str()))
-            });
-            summary.apply(&v);
-        }
-        plan.push(self.layout.case_log(case), true, src, record);
-    }
-
-    pub(super) fn plan_event(
-        &self,
-        plan: &mut Plan,
-        event: &str,
-        agent: &str,
-        src: String,
-        mut fields: Value,
-    ) {
-        if let Some(f) = fields.as_object_mut() {
-            f.insert("src".into(), Value::String(src.clone()));
-        }
-        plan.push(
-            self.layout.system_events(),
-            false,
-            src,
-            activity::record(event, agent, 0, fields),
-        );
-    }
-
-    /// Tells an agent its message was not delivered. The notice is one hop
-    /// further than the message it is about, so an agent that answers it
-    /// continues the conversation's hop count rather than restarting it.
-    pub(super) fn plan_blocked(&self, plan: &mut Plan, env: &Envelope, reason: &str) {
-        let Party::Agent(sender) = &env.from else {
-            return;
-        };
-        if !self.slots.contains_key(sender) {
-            return;
-        }
-        let mut note = Envelope::new(
-            Party::Supervisor,
-            env.from.clone(),
-            "message_blocked",
-            serde_json::json!({"id": env.id, "to": env.to, "type": env.kind, "reason": reason}),
-        );
-        note.id = MsgId::derive(&env.id, BLOCKED);
-        note.reply_to = Some(env.id);
-        note.case = env.case.clone();
-        note.hops = env.hops.saturating_add(1);
-        let sender = sender.clone();
-        self.plan_to_agent(plan, &sender, &note);
-        self.plan_event(
-            plan,
-            "message_blocked",
-            sender.as_str(),
-            format!("{}/blocked", env.id),
-            serde_json::json!({"id": env.id, "to": env.to, "type": env.kind, "reason": reason}),
-        );
-    }
-
-    /// Agent → supervisor → orchestrator: an `escalation` message, and an
-    /// `escalated` case event when there is a case (and it is still open).
-    pub(super) fn plan_escalation(
-        &self,
-        plan: &mut Plan,
-        source: MsgId,
-        agent: &str,
-        case: Option<&CaseId>,
-        reason: &str,
-        context: Value,
-    ) {
-        let mut esc = Envelope::new(
-            Party::Supervisor,
-            Party::Orchestrator,
-            "escalation",
-            serde_json::json!({"agent": agent, "reason": reason, "context": context, "source": source}),
-        );
-        esc.id = MsgId::derive(&source, ESCALATION);
-        esc.case = case.cloned();
-        self.plan_to_orchestrator(plan, &esc);
-        if let Some(case) = case.filter(|c| !self.case_closed(plan, c)) {
-            let fields = serde_json::json!({"reason": reason, "by": agent, "escalation": esc.id});
-            self.plan_case(
-                plan,
-                case,
-                "escalated",
-                "supervisor",
-                format!("{}/escalated", esc.id),
-                fields,
-            );
-        }
-        self.plan_event(
-            plan,
-            "escalated",
-            agent,
-            format!("{}/escalated", esc.id),
-            serde_json::json!({"reason": reason, "case": case}),
-        );
-    }
 }
 
 /// Most source bytes planned in one batch.

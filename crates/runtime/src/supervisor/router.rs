@@ -3,34 +3,22 @@
 //! policy and the receiver's protection, and appends it to the recipient's
 //! inbox, the mirror and the case log — then, and only then, advances the
 //! cursor (see `commit.rs` for the crash and failure safety).
-
-mod dispose;
+//!
+//! What each line decides is planned by `planner/route.rs`, a pure step;
+//! this file holds what it cannot: reading the outbox, pacing a sender
+//! (the planner only says until when), incidents, and the commit.
 
 use super::commit::{present_keys, Source};
-use super::guard::Verdict;
 use super::plan::{now_ms, read_range, Plan};
+use super::planner::LineOutcome;
 use super::state::Incident;
 use super::{file_len, Supervisor};
-use crate::config::RouteAction;
-use serde_json::{json, Value};
-use society_core::jsonl::{CursorCheck, Line};
-use society_core::{AgentId, Envelope, FormatError, MsgId, Party};
+use serde_json::json;
+use society_core::jsonl::CursorCheck;
+use society_core::{AgentId, FormatError, MsgId};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-
-/// Case-event names that change a case's status; any other name an agent
-/// reports is recorded as `agent_report` with the name in `report`.
-const LIFECYCLE_EVENTS: [&str; 4] = ["completed", "failed", "cancelled", "status"];
-
-/// What planning one outbox line decided.
-pub(super) enum LineOutcome {
-    Planned,
-    /// Over the rate to its receiver: the outbox waits at this line.
-    Paced {
-        until: u64,
-    },
-}
 
 impl Supervisor {
     pub(super) fn route_all(&mut self) {
@@ -117,18 +105,23 @@ impl Supervisor {
             plan.present = Some(present_keys(sizes)?);
         }
         let mut next = from;
+        let mut paced = None;
+        let planner = self.planner();
         for line in &lines {
-            match self.plan_line(&mut plan, owner, line) {
+            match planner.line(&mut plan, owner, line) {
                 LineOutcome::Planned => {
                     next = line.end;
                     plan.lines += 1;
                 }
                 LineOutcome::Paced { until } => {
-                    let wait = Duration::from_millis(until.saturating_sub(plan.now));
-                    self.paced.insert(owner.clone(), Instant::now() + wait);
+                    paced = Some(until);
                     break;
                 }
             }
+        }
+        if let Some(until) = paced {
+            let wait = Duration::from_millis(until.saturating_sub(plan.now));
+            self.paced.insert(owner.clone(), Instant::now() + wait);
         }
         if next == from {
             return Ok(false);
@@ -172,303 +165,16 @@ impl Supervisor {
         let context = json!({"file": path, "cursor": cursor, "len": len,
             "hint": "stop the supervisor (`society down`), then `society fsck --repair` moves the cursor to what was provably routed"});
         let mut plan = Plan::at(now_ms());
-        self.plan_event(
+        let planner = self.planner();
+        planner.event(
             &mut plan,
             "cursor_incident",
             key,
             format!("incident:{key}@{cursor}"),
             json!({"file": path, "kind": kind, "cursor": cursor, "len": len}),
         );
-        self.plan_escalation(&mut plan, MsgId::generate(), key, None, &reason, context);
+        planner.escalation(&mut plan, MsgId::generate(), key, None, &reason, context);
         self.commit_direct(plan);
         self.status_dirty = true;
     }
-
-    fn plan_line(&mut self, plan: &mut Plan, owner: &AgentId, line: &Line) -> LineOutcome {
-        let env = match Envelope::parse(&line.bytes) {
-            Ok(env) if env.from == Party::Agent(owner.clone()) => env,
-            Ok(env) => {
-                let reason = format!(
-                    "from {:?} does not match the outbox owner {owner}",
-                    env.from.to_string()
-                );
-                self.plan_undeliverable(plan, owner, line, Some(&env), &reason, true);
-                return LineOutcome::Planned;
-            }
-            Err(e) => {
-                self.plan_undeliverable(plan, owner, line, None, &e.to_string(), true);
-                return LineOutcome::Planned;
-            }
-        };
-        if env.kind == "case_event" && env.case.is_none() {
-            self.plan_undeliverable(
-                plan,
-                owner,
-                line,
-                Some(&env),
-                "case_event without a case",
-                true,
-            );
-            return LineOutcome::Planned;
-        }
-        let recipient = match &env.to {
-            Party::Agent(id) if self.slots.contains_key(id) => Some(id.clone()),
-            Party::Agent(id) => {
-                self.plan_undeliverable(
-                    plan,
-                    owner,
-                    line,
-                    Some(&env),
-                    &format!("no agent {id}"),
-                    true,
-                );
-                return LineOutcome::Planned;
-            }
-            Party::Role(role) => match self.pick_role(role, &env) {
-                Some(id) => Some(id),
-                None => {
-                    let reason = format!("no agent has role {role}");
-                    self.plan_undeliverable(plan, owner, line, Some(&env), &reason, true);
-                    return LineOutcome::Planned;
-                }
-            },
-            Party::Orchestrator | Party::Supervisor => None,
-        };
-        let max_hops = self.slots[owner].cfg.policy.max_hops;
-        if recipient.is_some() && env.hops > max_hops {
-            self.plan_hop_limit(plan, owner, line, &env, max_hops);
-            return LineOutcome::Planned;
-        }
-        if env.kind == "approval_request" && env.to == Party::Orchestrator {
-            let revision = env
-                .body
-                .get("revision")
-                .and_then(Value::as_u64)
-                .unwrap_or(1);
-            let max = self.slots[owner].cfg.policy.max_revisions;
-            if revision > u64::from(max) + 1 {
-                let reason = format!("approval still rejected after {max} revision(s)");
-                // The parked message travels with it, so the orchestrator can act on it.
-                let context = json!({"request": env.id, "plan": env.body.get("plan"), "parked": env.body.get("parked")});
-                self.plan_escalation(
-                    plan,
-                    env.id,
-                    owner.as_str(),
-                    env.case.as_ref(),
-                    &reason,
-                    context,
-                );
-                return LineOutcome::Planned;
-            }
-        }
-        if env.to != Party::Supervisor {
-            let from_role = self.slots[owner].cfg.role.clone();
-            let to_role = recipient.as_ref().map(|r| self.slots[r].cfg.role.clone());
-            match super::policy::decide(&self.routing, &env, Some(&from_role), to_role.as_deref()) {
-                (RouteAction::Allow, _) => {}
-                (RouteAction::Deny, rule) => {
-                    self.plan_blocked(plan, &env, &denied_by(rule));
-                    return LineOutcome::Planned;
-                }
-                (RouteAction::Approve, rule) => {
-                    self.plan_hold(plan, &env, rule);
-                    return LineOutcome::Planned;
-                }
-            }
-        }
-        if let Some(r) = &recipient {
-            match self.judge(plan, owner, r, &env) {
-                Verdict::Admit => {}
-                Verdict::Pace { until } => return LineOutcome::Paced { until },
-                Verdict::Refuse { reason, sanction } => {
-                    self.plan_refused(plan, r, &env, &reason, true, sanction.as_ref());
-                    return LineOutcome::Planned;
-                }
-                Verdict::Blocked { reason } => {
-                    self.plan_refused(plan, r, &env, &reason, false, None);
-                    return LineOutcome::Planned;
-                }
-            }
-        }
-        self.plan_delivery(plan, &env, recipient.as_ref());
-        LineOutcome::Planned
-    }
-
-    /// The receiver's protection and the sender's sanctions. A batch being
-    /// re-planned after an interruption keeps what already landed: a message
-    /// in the recipient's inbox was admitted, one in its dead letters was
-    /// refused; and it is never paced (its lines must all be planned again).
-    fn judge(&mut self, plan: &mut Plan, owner: &AgentId, r: &AgentId, env: &Envelope) -> Verdict {
-        if plan.present.is_some() {
-            if plan.landed(&self.slots[r].paths.inbox(), &env.id.to_string()) {
-                return Verdict::Admit;
-            }
-            if plan.landed(
-                &self.slots[r].paths.deadletter(),
-                &format!("{r}@{}", env.id),
-            ) {
-                // The rest of the refusal (its notice) is planned again and
-                // written if it had not landed; its count was made then.
-                return Verdict::Refuse {
-                    reason: "refused before the supervisor restarted".into(),
-                    sanction: None,
-                };
-            }
-        }
-        let role = self.slots[owner].cfg.role.clone();
-        let policy = self.slots[r].cfg.policy.clone();
-        let verdict = self
-            .guard
-            .check(&mut plan.guard, plan.now, r, &policy, env, Some(&role));
-        match verdict {
-            Verdict::Pace { .. } if plan.present.is_some() => Verdict::Admit,
-            v => v,
-        }
-    }
-
-    /// Delivers an accepted message: recipient, mirror, case log.
-    pub(super) fn plan_delivery(
-        &mut self,
-        plan: &mut Plan,
-        env: &Envelope,
-        recipient: Option<&AgentId>,
-    ) {
-        match (recipient, &env.to) {
-            (Some(r), _) => self.plan_to_agent(plan, r, env),
-            (None, Party::Orchestrator) => {
-                self.plan_to_orchestrator(plan, env);
-                if env.kind == "approval_request" {
-                    plan.approvals.push(env.clone());
-                }
-            }
-            (None, _) => {
-                // To the supervisor: case events go only to the case log; the
-                // rest (reports, escalations) to its inbox.
-                let dest = (env.kind != "case_event").then(|| self.layout.supervisor_inbox());
-                self.plan_message(plan, dest, env);
-            }
-        }
-        if let Some(case) = env.case.clone() {
-            if let Some(r) = recipient {
-                self.plan_ownership(plan, &case, r, env);
-            }
-            let (event, fields) = case_fields(env);
-            let agent = env.from.to_string();
-            self.plan_case(
-                plan,
-                &case,
-                &event,
-                &agent,
-                format!("{}/{event}", env.id),
-                fields,
-            );
-        }
-    }
-
-    /// The case-log side of a message the CLI delivered itself.
-    pub(super) fn plan_reflection(&mut self, plan: &mut Plan, env: &Envelope, to: &AgentId) {
-        let Some(case) = env.case.clone() else { return };
-        self.plan_ownership(plan, &case, to, env);
-        let (event, fields) = case_fields(env);
-        self.plan_case(
-            plan,
-            &case,
-            &event,
-            "orchestrator",
-            format!("{}/{event}", env.id),
-            fields,
-        );
-    }
-
-    /// Ownership never moves silently: a case message to an agent other than
-    /// the owner records a handoff (or the first assignment).
-    fn plan_ownership(
-        &mut self,
-        plan: &mut Plan,
-        case: &society_core::CaseId,
-        to: &AgentId,
-        env: &Envelope,
-    ) {
-        let owner = self.case_view(plan, case).and_then(|c| c.owner.clone());
-        match owner {
-            Some(o) if o == to.as_str() => {}
-            Some(o) => {
-                let reason = format!("{} from {}", env.kind, env.from);
-                let fields = json!({"from": o, "to": to, "reason": reason, "id": env.id});
-                self.plan_case(
-                    plan,
-                    case,
-                    "handoff",
-                    "supervisor",
-                    format!("{}/handoff", env.id),
-                    fields,
-                );
-            }
-            None => {
-                let fields = json!({"to": to, "by": env.from, "id": env.id});
-                self.plan_case(
-                    plan,
-                    case,
-                    "assigned",
-                    "supervisor",
-                    format!("{}/assigned", env.id),
-                    fields,
-                );
-            }
-        }
-    }
-
-    fn pick_role(&self, role: &str, env: &Envelope) -> Option<AgentId> {
-        let candidates: Vec<&AgentId> = self
-            .slots
-            .iter()
-            .filter(|(_, s)| s.cfg.role == role)
-            .map(|(id, _)| id)
-            .collect();
-        crate::roles::pick(&candidates, env).cloned()
-    }
-}
-
-fn denied_by(rule: Option<usize>) -> String {
-    match rule {
-        Some(n) => format!("denied by routing rule {n}"),
-        None => "denied by the routing default".into(),
-    }
-}
-
-/// The case-log event and fields a routed message leaves.
-fn case_fields(env: &Envelope) -> (String, Value) {
-    let mut fields =
-        json!({"id": env.id, "from": env.from, "to": env.to, "type": env.kind, "gen": env.gen});
-    let event = match env.kind.as_str() {
-        "case_event" => {
-            let name = env
-                .body
-                .get("event")
-                .and_then(Value::as_str)
-                .unwrap_or("agent_report")
-                .to_string();
-            if let (Some(f), Some(body)) = (fields.as_object_mut(), env.body.as_object()) {
-                for (k, v) in body {
-                    if k != "event" {
-                        f.entry(k.clone()).or_insert_with(|| v.clone());
-                    }
-                }
-            }
-            if LIFECYCLE_EVENTS.contains(&name.as_str()) {
-                name
-            } else {
-                fields["report"] = Value::String(name);
-                "agent_report".into()
-            }
-        }
-        "approval_request" => {
-            fields["request"] = json!(env.id);
-            fields["plan"] = env.body.get("plan").cloned().unwrap_or(Value::Null);
-            fields["revision"] = env.body.get("revision").cloned().unwrap_or(Value::Null);
-            "approval_requested".into()
-        }
-        _ => "message".into(),
-    };
-    (event, fields)
 }

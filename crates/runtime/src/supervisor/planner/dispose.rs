@@ -2,18 +2,18 @@
 //! an approval, refuses it for its receiver (and sanctions the sender), cuts
 //! it at the hop limit, or dead-letters it as undeliverable.
 
-use super::super::guard::Sanction;
+use super::super::guard::{Sanction, UNTIL_LIFTED};
 use super::super::plan::{position_key, Plan, HELD, HOP_LIMIT, SANCTION};
-use super::super::Supervisor;
+use super::Planner;
 use crate::activity;
 use serde_json::{json, Value};
 use society_core::jsonl::Line;
 use society_core::{AgentId, Envelope, MsgId, Party};
 use std::time::Duration;
 
-impl Supervisor {
+impl Planner<'_> {
     /// A routing rule says `approve`: hold the message and ask the orchestrator.
-    pub(super) fn plan_hold(&mut self, plan: &mut Plan, env: &Envelope, rule: Option<usize>) {
+    pub fn hold(&self, plan: &mut Plan, env: &Envelope, rule: Option<usize>) {
         let what = format!("deliver {} from {} to {}", env.kind, env.from, env.to);
         let body = json!({"kind": "route", "plan": what, "rule": rule, "held": env});
         let mut req = Envelope::new(
@@ -24,11 +24,11 @@ impl Supervisor {
         );
         req.id = MsgId::derive(&env.id, HELD);
         req.case = env.case.clone();
-        self.plan_to_orchestrator(plan, &req);
+        self.to_orchestrator(plan, &req);
         plan.approvals.push(req.clone());
         if let Some(case) = &env.case {
             let fields = json!({"request": req.id, "plan": what, "rule": rule});
-            self.plan_case(
+            self.case(
                 plan,
                 case,
                 "approval_requested",
@@ -39,7 +39,7 @@ impl Supervisor {
         }
         let fields =
             json!({"id": env.id, "to": env.to, "type": env.kind, "rule": rule, "request": req.id});
-        self.plan_event(
+        self.event(
             plan,
             "message_held",
             env.from.to_string().as_str(),
@@ -52,8 +52,8 @@ impl Supervisor {
     /// receiver's dead letters, a system event, and — unless the sender is
     /// under a sanction — a notice to the sender. A refusal that imposes a
     /// sanction also escalates it, once, to the orchestrator.
-    pub(super) fn plan_refused(
-        &mut self,
+    pub fn refused(
+        &self,
         plan: &mut Plan,
         receiver: &AgentId,
         env: &Envelope,
@@ -65,29 +65,24 @@ impl Supervisor {
         let fields =
             json!({"src": src, "id": env.id, "from": env.from, "type": env.kind, "reason": reason});
         let rec = activity::record("refused", receiver.as_str(), 0, fields.clone());
-        plan.push(
-            self.slots[receiver].paths.deadletter(),
-            true,
-            src.clone(),
-            rec,
-        );
-        self.plan_event(plan, "message_refused", receiver.as_str(), src, fields);
+        plan.push(self.paths(receiver).deadletter(), true, src.clone(), rec);
+        self.event(plan, "message_refused", receiver.as_str(), src, fields);
         let sender = env.from.to_string();
         let notice = match sanction {
             Some(s) => format!("refused by {receiver}: {reason}; you are {}", s.describe()),
             None => format!("refused by {receiver}: {reason}"),
         };
         if notify {
-            self.plan_blocked(plan, env, &notice);
+            self.blocked(plan, env, &notice);
         }
         if let Some(s) = sanction {
             let source = MsgId::derive(&env.id, SANCTION);
-            let until = (s.until != super::super::guard::UNTIL_LIFTED).then(|| {
+            let until = (s.until != UNTIL_LIFTED).then(|| {
                 society_core::time::format_rfc3339(
                     std::time::UNIX_EPOCH + Duration::from_millis(s.until),
                 )
             });
-            self.plan_event(
+            self.event(
                 plan,
                 "sender_sanctioned",
                 &sender,
@@ -97,14 +92,14 @@ impl Supervisor {
             let why = format!("agent {sender} is {}; the last: {reason}", s.describe());
             let context = json!({"sender": sender, "level": s.level, "violations": s.violations,
                 "until": until, "hint": format!("`society unblock {sender}` lifts it")});
-            self.plan_escalation(plan, source, &sender, env.case.as_ref(), &why, context);
+            self.escalation(plan, source, &sender, env.case.as_ref(), &why, context);
         }
     }
 
     /// A message past its sender's hop limit: dead-lettered and escalated,
     /// with no notice — a notice would only be answered, one more hop.
-    pub(super) fn plan_hop_limit(
-        &mut self,
+    pub fn hop_limit(
+        &self,
         plan: &mut Plan,
         owner: &AgentId,
         line: &Line,
@@ -115,14 +110,14 @@ impl Supervisor {
             "hop limit: {} agent hops since the orchestrator or a timer started this conversation (max_hops {max_hops}); a loop between agents?",
             env.hops
         );
-        self.plan_undeliverable(plan, owner, line, Some(env), &reason, false);
+        self.undeliverable(plan, owner, line, Some(env), &reason, false);
         let context = json!({"id": env.id, "to": env.to, "type": env.kind, "hops": env.hops,
             "hint": "raise max_hops in [defaults] if this conversation is legitimate"});
         let why = format!(
             "agent {owner} sent a message {} hops deep to {}: {reason}",
             env.hops, env.to
         );
-        self.plan_escalation(
+        self.escalation(
             plan,
             MsgId::derive(&env.id, HOP_LIMIT),
             owner.as_str(),
@@ -132,8 +127,8 @@ impl Supervisor {
         );
     }
 
-    pub(super) fn plan_undeliverable(
-        &mut self,
+    pub fn undeliverable(
+        &self,
         plan: &mut Plan,
         owner: &AgentId,
         line: &Line,
@@ -142,7 +137,7 @@ impl Supervisor {
         notify: bool,
     ) {
         // Offsets restart in each segment of a rotated outbox.
-        let seg = self.ckpt.segs.get(owner).copied().unwrap_or(0);
+        let seg = self.segs.get(owner).copied().unwrap_or(0);
         let src = position_key(owner.as_str(), seg, line.offset);
         let mut fields = json!({
             "src": src, "file": "outbox.jsonl", "offset": line.offset, "id": env.map(|e| e.id),
@@ -157,15 +152,15 @@ impl Supervisor {
             String::from_utf8_lossy(&line.bytes[..line.bytes.len().min(64 * 1024)]).into_owned(),
         );
         plan.push(
-            self.slots[owner].paths.deadletter(),
+            self.paths(owner).deadletter(),
             true,
             src.clone(),
             activity::record("undeliverable", owner.as_str(), gen, with_line),
         );
         fields["gen"] = Value::from(gen);
-        self.plan_event(plan, "undeliverable", owner.as_str(), src, fields);
+        self.event(plan, "undeliverable", owner.as_str(), src, fields);
         if let Some(env) = env.filter(|_| notify) {
-            self.plan_blocked(plan, env, &format!("undeliverable: {reason}"));
+            self.blocked(plan, env, &format!("undeliverable: {reason}"));
         }
     }
 }

@@ -1,0 +1,270 @@
+//! The router's and the request handler's decisions, as a pure step: a
+//! [`Planner`] borrows what planning reads — the layout (to name files), the
+//! routing policy, the agents' directory, the guard, the cases and the
+//! approvals — and writes what it decided into a [`Plan`]; the supervisor
+//! commits the plan (`commit.rs`) and only then applies its case, approval
+//! and guard changes. Nothing here changes the supervisor, so every rule can
+//! be unit-tested from state built in memory (`planner/tests`).
+//!
+//! The building blocks every decision is made of live here: a message into
+//! an inbox and the mirror, a case-log record, a system event, a notice to a
+//! sender, an escalation. `route.rs` plans an outbox line, `dispose.rs` what
+//! is not delivered, `requests.rs` a line of the supervisor's own inbox.
+
+mod dispose;
+mod requests;
+mod route;
+#[cfg(test)]
+mod tests;
+
+pub(super) use route::LineOutcome;
+
+use super::cases::Cases;
+use super::guard::Guard;
+use super::plan::{Plan, BLOCKED, ESCALATION};
+use super::{Slot, Supervisor};
+use crate::activity;
+use crate::config::RoutingConfig;
+use serde_json::Value;
+use society_core::case::CaseSummary;
+use society_core::state::AgentConfig;
+use society_core::{AgentId, AgentPaths, CaseId, Envelope, Layout, MsgId, Party};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+
+/// The agents planning may address: their config (role, policy) and files.
+pub(super) trait Directory {
+    fn get(&self, id: &AgentId) -> Option<(&AgentConfig, &AgentPaths)>;
+    /// The agents of `role`, in id order (the order `roles::pick` hashes into).
+    fn with_role(&self, role: &str) -> Vec<&AgentId>;
+}
+
+impl Directory for BTreeMap<AgentId, Slot> {
+    fn get(&self, id: &AgentId) -> Option<(&AgentConfig, &AgentPaths)> {
+        BTreeMap::get(self, id).map(|s| (&s.cfg, &s.paths))
+    }
+
+    fn with_role(&self, role: &str) -> Vec<&AgentId> {
+        self.iter()
+            .filter(|(_, s)| s.cfg.role == role)
+            .map(|(id, _)| id)
+            .collect()
+    }
+}
+
+/// Everything planning reads, borrowed; see the module docs.
+pub(super) struct Planner<'a> {
+    pub layout: &'a Layout,
+    pub routing: &'a RoutingConfig,
+    pub agents: &'a dyn Directory,
+    pub guard: &'a Guard,
+    pub cases: &'a Cases,
+    /// Which segment of each outbox its cursor is in (dead-letter keys).
+    pub segs: &'a BTreeMap<AgentId, u64>,
+    /// The same for the supervisor's inbox.
+    pub inbox_seg: u64,
+    /// Approval requests delivered to the orchestrator, and those answered.
+    pub approvals: &'a HashMap<MsgId, Envelope>,
+    pub decided: &'a HashSet<MsgId>,
+}
+
+impl Supervisor {
+    /// A planner over the supervisor's current state.
+    pub(super) fn planner(&self) -> Planner<'_> {
+        Planner {
+            layout: &self.layout,
+            routing: &self.routing,
+            agents: &self.slots,
+            guard: &self.guard,
+            cases: &self.cases,
+            segs: &self.ckpt.segs,
+            inbox_seg: self.ckpt.inbox_seg,
+            approvals: &self.approvals,
+            decided: &self.decided,
+        }
+    }
+}
+
+impl Planner<'_> {
+    fn known(&self, id: &AgentId) -> bool {
+        self.agents.get(id).is_some()
+    }
+
+    fn paths(&self, id: &AgentId) -> &AgentPaths {
+        self.agents
+            .get(id)
+            .map(|(_, p)| p)
+            .expect("planning addresses only agents it found in the directory")
+    }
+
+    fn config(&self, id: &AgentId) -> &AgentConfig {
+        self.agents
+            .get(id)
+            .map(|(c, _)| c)
+            .expect("planning addresses only agents it found in the directory")
+    }
+
+    /// The agent a message to `to` goes to: a known agent, or the one of a
+    /// role `roles::pick` chooses; `None` for anyone else.
+    fn recipient(&self, to: &Party, env: &Envelope) -> Option<AgentId> {
+        match to {
+            Party::Agent(a) if self.known(a) => Some(a.clone()),
+            Party::Role(r) => self.pick_role(r, env),
+            _ => None,
+        }
+    }
+
+    fn pick_role(&self, role: &str, env: &Envelope) -> Option<AgentId> {
+        crate::roles::pick(&self.agents.with_role(role), env).cloned()
+    }
+
+    /// A case as the batch being planned sees it.
+    pub fn case_view<'p>(&'p self, plan: &'p Plan, case: &CaseId) -> Option<&'p CaseSummary> {
+        plan.cases.get(case).or_else(|| self.cases.get(case))
+    }
+
+    /// Is this case closed (or archived, or unknown)? Nothing may be added to it.
+    pub fn case_closed(&self, plan: &Plan, case: &CaseId) -> bool {
+        match self.case_view(plan, case) {
+            Some(c) => c.status.is_final(),
+            None => !self.layout.case_log(case).exists(),
+        }
+    }
+
+    /// A message into `dest` (none: the mirror only) and the mirror,
+    /// both keyed by the message id.
+    pub fn message(&self, plan: &mut Plan, dest: Option<PathBuf>, env: &Envelope) {
+        let line = env.to_line();
+        if let Some(dest) = dest {
+            plan.push(dest, true, env.id.to_string(), line.clone());
+        }
+        plan.push(
+            self.layout.agent_to_agent(),
+            false,
+            env.id.to_string(),
+            line,
+        );
+    }
+
+    /// A message into an agent's inbox (and the mirror); wakes the agent.
+    pub fn to_agent(&self, plan: &mut Plan, id: &AgentId, env: &Envelope) {
+        self.message(plan, Some(self.paths(id).inbox()), env);
+        plan.wake.push(id.clone());
+    }
+
+    /// A message into the orchestrator's inbox (and the mirror).
+    pub fn to_orchestrator(&self, plan: &mut Plan, env: &Envelope) {
+        self.message(plan, Some(self.layout.orchestrator_inbox()), env);
+    }
+
+    /// A case-log record written by the supervisor (keyed by `src`), folded
+    /// into the batch's view of the case at once so later lines see it.
+    pub fn case(
+        &self,
+        plan: &mut Plan,
+        case: &CaseId,
+        event: &str,
+        agent: &str,
+        src: String,
+        mut fields: Value,
+    ) {
+        if let Some(f) = fields.as_object_mut() {
+            f.insert("case".into(), Value::String(case.to_string()));
+            f.insert("src".into(), Value::String(src.clone()));
+        }
+        let record = activity::record(event, agent, 0, fields);
+        if let Ok(v) = serde_json::from_slice::<Value>(&record) {
+            let summary = plan.cases.entry(case.clone()).or_insert_with(|| {
+                self.cases
+                    .get(case)
+                    .cloned()
+                    .unwrap_or_else(|| CaseSummary::new(case.as_str()))
+            });
+            summary.apply(&v);
+        }
+        plan.push(self.layout.case_log(case), true, src, record);
+    }
+
+    /// A record in the system events, keyed by `src`.
+    pub fn event(&self, plan: &mut Plan, event: &str, agent: &str, src: String, mut fields: Value) {
+        if let Some(f) = fields.as_object_mut() {
+            f.insert("src".into(), Value::String(src.clone()));
+        }
+        plan.push(
+            self.layout.system_events(),
+            false,
+            src,
+            activity::record(event, agent, 0, fields),
+        );
+    }
+
+    /// Tells an agent its message was not delivered. The notice is one hop
+    /// further than the message it is about, so an agent that answers it
+    /// continues the conversation's hop count rather than restarting it.
+    pub fn blocked(&self, plan: &mut Plan, env: &Envelope, reason: &str) {
+        let Party::Agent(sender) = &env.from else {
+            return;
+        };
+        if !self.known(sender) {
+            return;
+        }
+        let mut note = Envelope::new(
+            Party::Supervisor,
+            env.from.clone(),
+            "message_blocked",
+            serde_json::json!({"id": env.id, "to": env.to, "type": env.kind, "reason": reason}),
+        );
+        note.id = MsgId::derive(&env.id, BLOCKED);
+        note.reply_to = Some(env.id);
+        note.case = env.case.clone();
+        note.hops = env.hops.saturating_add(1);
+        self.to_agent(plan, sender, &note);
+        self.event(
+            plan,
+            "message_blocked",
+            sender.as_str(),
+            format!("{}/blocked", env.id),
+            serde_json::json!({"id": env.id, "to": env.to, "type": env.kind, "reason": reason}),
+        );
+    }
+
+    /// Agent → supervisor → orchestrator: an `escalation` message, and an
+    /// `escalated` case event when there is a case (and it is still open).
+    pub fn escalation(
+        &self,
+        plan: &mut Plan,
+        source: MsgId,
+        agent: &str,
+        case: Option<&CaseId>,
+        reason: &str,
+        context: Value,
+    ) {
+        let mut esc = Envelope::new(
+            Party::Supervisor,
+            Party::Orchestrator,
+            "escalation",
+            serde_json::json!({"agent": agent, "reason": reason, "context": context, "source": source}),
+        );
+        esc.id = MsgId::derive(&source, ESCALATION);
+        esc.case = case.cloned();
+        self.to_orchestrator(plan, &esc);
+        if let Some(case) = case.filter(|c| !self.case_closed(plan, c)) {
+            let fields = serde_json::json!({"reason": reason, "by": agent, "escalation": esc.id});
+            self.case(
+                plan,
+                case,
+                "escalated",
+                "supervisor",
+                format!("{}/escalated", esc.id),
+                fields,
+            );
+        }
+        self.event(
+            plan,
+            "escalated",
+            agent,
+            format!("{}/escalated", esc.id),
+            serde_json::json!({"reason": reason, "case": case}),
+        );
+    }
+}

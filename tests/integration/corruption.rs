@@ -362,17 +362,11 @@ fn agent_run_exits_with_the_shared_codes_and_says_why() {
     // One table for every entry point: an agent whose state cannot be used
     // exits 5 (not 2, the CLI's usage error), and records why for the
     // supervisor's escalation.
-    let s = Society::new(BIN, TWO_ECHOES);
-    let mut sup = s.command(&["supervise"]).spawn().unwrap();
-    wait_until(SOON, "provisioning", || {
-        s.agent("e1").config().exists().then_some(())
-    });
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(sup.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    sup.wait().unwrap();
+    let mut s = Society::new(BIN, TWO_ECHOES);
+    // Provisioned once ready (a SIGTERM before its handlers are installed
+    // would kill it half-way through provisioning).
+    s.start_supervisor();
+    assert!(s.stop_supervisor().success());
     corrupt(&s.agent("e1").checkpoint());
     let out = s
         .command(&["agent-run", "--folder"])

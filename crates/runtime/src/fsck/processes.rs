@@ -5,6 +5,7 @@ use society_core::lock::{self, LockState};
 use society_core::state::{AgentStatus, LiveState};
 use society_core::{atomic, FormatError, Layout};
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 pub(super) fn check(layout: &Layout, repair: bool, report: &mut Report) -> Result<(), FormatError> {
     let supervisor = matches!(lock::probe(&layout.supervisor_lock())?, LockState::Held(_));
@@ -64,6 +65,7 @@ pub(super) fn check(layout: &Layout, repair: bool, report: &mut Report) -> Resul
     }
     let folder_prefix = layout.state_dir().join("agent-");
     let prefix = folder_prefix.to_string_lossy().into_owned();
+    let mut suspects = Vec::new();
     for p in &procs {
         // An agent process of this society that does not hold its lock.
         if let Some(folder) = p.args.iter().skip_while(|a| *a != "--folder").nth(1) {
@@ -71,15 +73,7 @@ pub(super) fn check(layout: &Layout, repair: bool, report: &mut Report) -> Resul
                 && folder.starts_with(&prefix)
                 && !agent_pids.contains_key(&p.pid)
             {
-                report.problem(
-                    "process",
-                    Some(folder.into()),
-                    None,
-                    format!(
-                        "agent process {} for {folder} does not hold the folder's lock",
-                        p.pid
-                    ),
-                );
+                suspects.push((p.pid, folder.clone()));
             }
         }
         // A process left in the group of an agent that is gone (a tool it started).
@@ -94,7 +88,36 @@ pub(super) fn check(layout: &Layout, repair: bool, report: &mut Report) -> Resul
             }
         }
     }
+    for (pid, folder) in settled(suspects) {
+        report.problem(
+            "process",
+            Some(folder.clone().into()),
+            None,
+            format!("agent process {pid} for {folder} does not hold the folder's lock"),
+        );
+    }
     Ok(())
+}
+
+/// The suspects still alive without their folder's lock after a moment:
+/// an agent starting takes its lock within milliseconds of its start (or
+/// exits 3), and one exiting is gone as soon — with a supervisor running
+/// (a repair may have just made a broken agent runnable) both are normal.
+fn settled(mut suspects: Vec<(i32, String)>) -> Vec<(i32, String)> {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        suspects.retain(|(pid, folder)| {
+            let alive = std::path::Path::new(&format!("/proc/{pid}")).exists();
+            let lock = society_core::AgentPaths::new(folder.into()).lock();
+            let holds =
+                matches!(lock::probe(&lock), Ok(LockState::Held(Some(i))) if i.pid as i32 == *pid);
+            alive && !holds
+        });
+        if suspects.is_empty() || Instant::now() >= deadline {
+            return suspects;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 struct Proc {

@@ -1,6 +1,24 @@
 //! Command-line surface. Each command lives in its own module; this file is
 //! the clap definition and the dispatch.
 
+/// `println!` for command output. A failed write (stdout closed by `| head`,
+/// a full disk) is returned as an error rather than a panic, and [`main`]
+/// handles a closed pipe, once, by exiting quietly.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*)?
+    }};
+}
+
+/// `print!` for command output; see [`outln!`].
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout(), $($arg)*)?
+    }};
+}
+
 mod agent_run;
 mod approvals;
 mod broadcast;
@@ -119,6 +137,9 @@ pub fn main() -> i32 {
     init_tracing(&cli);
     match run(cli) {
         Ok(code) => code.code(),
+        // The reader has gone (`| head`): what it wanted it has; the rest
+        // is nobody's. Exit quietly, as `head` expects of a producer.
+        Err(err) if broken_pipe(&err) => Code::Ok.code(),
         Err(err) => {
             let code = exit::classify(&err).code();
             // stderr may be a full disk or a closed pipe: the exit code
@@ -134,6 +155,14 @@ pub fn main() -> i32 {
             code
         }
     }
+}
+
+/// Did the error come from writing to a closed pipe?
+fn broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn run(cli: Cli) -> anyhow::Result<Code> {

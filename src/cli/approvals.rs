@@ -46,11 +46,11 @@ pub struct RejectArgs {
 pub fn list(layout: &Layout, args: ListArgs) -> anyhow::Result<Code> {
     let pending = approvals::pending(layout)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&pending)?);
+        outln!("{}", serde_json::to_string_pretty(&pending)?);
         return Ok(Code::Ok);
     }
     if pending.is_empty() {
-        println!("no pending approvals");
+        outln!("no pending approvals");
         return Ok(Code::Ok);
     }
     let rows: Vec<[String; 6]> = pending
@@ -66,7 +66,7 @@ pub fn list(layout: &Layout, args: ListArgs) -> anyhow::Result<Code> {
             ]
         })
         .collect();
-    print!(
+    out!(
         "{}",
         table::render(
             ["ID", "AGE", "FROM", "CASE", "REV", "PLAN"],
@@ -141,9 +141,9 @@ fn decide(layout: &Layout, id: &str, approve: bool, note: Option<String>) -> any
     let how = if approve { "approved" } else { "rejected" };
     let effect = effect(&request, approve);
     if supervisor_pid(layout).is_some() {
-        println!("{how}; the supervisor {effect}");
+        outln!("{how}; the supervisor {effect}");
     } else {
-        println!(
+        outln!(
             "{how}; recorded in {}; the supervisor is not running and {effect} when it starts (`society up`)",
             layout.supervisor_inbox().display()
         );

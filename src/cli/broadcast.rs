@@ -32,7 +32,7 @@ pub fn run(layout: &Layout, args: Args) -> anyhow::Result<Code> {
     if !done.sent.is_empty() {
         ensure_supervisor(layout)?;
         let ids: Vec<&str> = done.sent.iter().map(|d| d.agent.as_str()).collect();
-        println!("sent to {} agent(s): {}", ids.len(), ids.join(" "));
+        outln!("sent to {} agent(s): {}", ids.len(), ids.join(" "));
     }
     let total = done.sent.len() + done.failed.len();
     let count = done.failed.len();

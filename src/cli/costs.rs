@@ -33,11 +33,11 @@ pub fn run(layout: &Layout, args: Args) -> anyhow::Result<Code> {
     };
     let report = costs::fold(layout, by)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(Code::Ok);
     }
     if report.rows.is_empty() {
-        println!("no model usage recorded yet (agent-*/costs.jsonl)");
+        outln!("no model usage recorded yet (agent-*/costs.jsonl)");
         return Ok(Code::Ok);
     }
     let header = match args.by {
@@ -61,7 +61,7 @@ pub fn run(layout: &Layout, args: Args) -> anyhow::Result<Code> {
     };
     let mut lines: Vec<[String; 6]> = report.rows.iter().map(cells).collect();
     lines.push(cells(&report.total));
-    print!(
+    out!(
         "{}",
         table::render(
             [header, "CALLS", "INPUT", "OUTPUT", "USD", "TODAY"],
@@ -70,7 +70,7 @@ pub fn run(layout: &Layout, args: Args) -> anyhow::Result<Code> {
         )
     );
     if report.total.unpriced_calls > 0 {
-        println!("* includes calls to models without a [prices.\"MODEL\"] entry in society.toml, counted as $0");
+        outln!("* includes calls to models without a [prices.\"MODEL\"] entry in society.toml, counted as $0");
     }
     Ok(Code::Ok)
 }

@@ -37,8 +37,8 @@ pub fn ensure_supervisor(layout: &Layout) -> anyhow::Result<Started> {
 
 pub fn up(layout: &Layout) -> anyhow::Result<Code> {
     match ensure_supervisor(layout)? {
-        Started::Already(pid) => println!("supervisor already running (pid {pid})"),
-        Started::New(pid) => println!(
+        Started::Already(pid) => outln!("supervisor already running (pid {pid})"),
+        Started::New(pid) => outln!(
             "supervisor started (pid {pid}); log: {}",
             layout.daemon_log().display()
         ),
@@ -49,12 +49,12 @@ pub fn up(layout: &Layout) -> anyhow::Result<Code> {
 pub fn down(layout: &Layout, timeout: u64) -> anyhow::Result<Code> {
     let done = supervisor::down(layout, Duration::from_secs(timeout))?;
     match done.supervisor {
-        Some(Some(pid)) => println!("supervisor (pid {pid}) stopped; every agent is down"),
-        Some(None) => println!("supervisor stopped; every agent is down"),
-        None => println!("no supervisor was running"),
+        Some(Some(pid)) => outln!("supervisor (pid {pid}) stopped; every agent is down"),
+        Some(None) => outln!("supervisor stopped; every agent is down"),
+        None => outln!("no supervisor was running"),
     }
     if done.orphans > 0 {
-        println!(
+        outln!(
             "stopped {} agent(s) that were running without a supervisor",
             done.orphans
         );

@@ -2,7 +2,7 @@
 //! pipeline of `script` agents, SIGKILLs one agent mid-message on purpose, and
 //! proves from the files that nothing was lost and nothing done twice.
 
-use super::daemon::{down, ensure_supervisor};
+use super::daemon::ensure_supervisor;
 use super::exit::{coded, Code};
 use anyhow::Context;
 use nix::sys::signal::{kill, Signal};
@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use society_core::lock::{self, LockState};
 use society_core::state::{AgentStatus, LiveState};
 use society_core::{atomic, AgentId, CaseId, Envelope, Layout, Party};
-use society_runtime::client::supervisor::Started;
+use society_runtime::client::supervisor;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -53,14 +53,72 @@ pub fn run(args: Args) -> anyhow::Result<Code> {
     layout.create()?;
     std::fs::write(layout.society_toml(), SOCIETY_TOML)?;
     let root = layout.root().display().to_string();
-    println!("society demo — a four-stage pipeline: research → script → audio → quality");
-    println!("  society root: {root}\n");
+    outln!("society demo — a four-stage pipeline: research → script → audio → quality");
+    outln!("  society root: {root}\n");
     let started = Instant::now();
-    let sup = match ensure_supervisor(&layout)? {
-        Started::New(p) | Started::Already(p) => p,
-    };
-    println!("  supervisor up (pid {sup}); agents start on demand when mail arrives\n");
+    let sup = ensure_supervisor(&layout)?.pid();
+    // From here on a supervisor and agents run: whatever happens next (a
+    // failed check, a closed stdout), they are stopped before returning,
+    // unless asked to keep running.
+    let outcome = drive(&layout, sup, args.ask);
+    let elapsed = started.elapsed();
+    if !args.keep_running {
+        let stopped = supervisor::down(&layout, Duration::from_secs(30));
+        if outcome.is_ok() {
+            stopped?;
+            outln!("\nsupervisor (pid {sup}) stopped; every agent is down");
+        }
+    }
+    let (cases, report) = outcome?;
+    outln!("\nsummary ({:.1}s)", elapsed.as_secs_f64());
+    for line in &report {
+        outln!("  ✓ {line}");
+    }
+    if let Some((case, topic)) = cases.iter().next() {
+        outln!("\ntimeline of case {case} ({topic}):");
+        for r in all_records(&layout.case_log(case)) {
+            let ts = r["ts"].as_str().unwrap_or_default();
+            let detail = progress_line(&r).unwrap_or_else(|| {
+                format!(
+                    "{} {} → {}",
+                    r["type"].as_str().unwrap_or(""),
+                    r["from"].as_str().unwrap_or(""),
+                    r["to"].as_str().unwrap_or("")
+                )
+            });
+            outln!(
+                "  {} {:<18} {detail}",
+                ts.get(11..23).unwrap_or(ts),
+                r["event"].as_str().unwrap_or("?")
+            );
+        }
+    }
+    outln!("\nlook inside:");
+    outln!("  society --root {root} status");
+    outln!("  society --root {root} logs -n 30");
+    if let Some(case) = cases.keys().next() {
+        outln!("  society --root {root} case show {case}");
+    }
+    outln!("  society --root {root} inbox");
+    outln!("  tail -f {root}/.society-agent/messages/agent-to-agent.jsonl");
+    outln!(
+        "  jq -c 'select(.event==\"started\")' {root}/.society-agent/agent-{VICTIM}/activity.jsonl"
+    );
+    outln!("  grep -h '\"event\":\"agent_' {root}/.society-agent/messages/system-events.jsonl | jq -c '{{ts,event,agent,code,signal}}'");
+    if !args.keep_running {
+        outln!("  society --root {root} up      # start it again");
+    }
+    Ok(Code::Ok)
+}
 
+/// Opens a case per topic, sends the tasks, watches them to the end and
+/// verifies the files; the cases and what was verified.
+fn drive(
+    layout: &Layout,
+    sup: u32,
+    ask: bool,
+) -> anyhow::Result<(BTreeMap<CaseId, &'static str>, Vec<String>)> {
+    outln!("  supervisor up (pid {sup}); agents start on demand when mail arrives\n");
     let mut cases = BTreeMap::new();
     for topic in TOPICS {
         let case = CaseId::generate();
@@ -74,7 +132,7 @@ pub fn run(args: Args) -> anyhow::Result<Code> {
             priority: Some("normal".into()),
             due,
         };
-        society_runtime::control::send(&layout, &open)?;
+        society_runtime::control::send(layout, &open)?;
         let mut env = Envelope::new(
             Party::Orchestrator,
             Party::Role("research".into()),
@@ -82,58 +140,14 @@ pub fn run(args: Args) -> anyhow::Result<Code> {
             json!({"topic": topic}),
         );
         env.case = Some(case.clone());
-        super::send::deliver(&layout, &env)?;
-        println!("  → sent task {:<10} case {case}", topic);
+        super::send::deliver(layout, &env)?;
+        outln!("  → sent task {:<10} case {case}", topic);
         cases.insert(case, topic);
     }
-    println!();
-
-    let outcome = watch(&layout, &cases, args.ask);
-    let verdict = outcome.and_then(|killed| verify(&layout, &cases, killed));
-    let elapsed = started.elapsed();
-    if !args.keep_running {
-        down(&layout, 30)?;
-    }
-    let report = verdict?;
-    println!("\nsummary ({:.1}s)", elapsed.as_secs_f64());
-    for line in &report {
-        println!("  ✓ {line}");
-    }
-    if let Some((case, topic)) = cases.iter().next() {
-        println!("\ntimeline of case {case} ({topic}):");
-        for r in all_records(&layout.case_log(case)) {
-            let ts = r["ts"].as_str().unwrap_or_default();
-            let detail = progress_line(&r).unwrap_or_else(|| {
-                format!(
-                    "{} {} → {}",
-                    r["type"].as_str().unwrap_or(""),
-                    r["from"].as_str().unwrap_or(""),
-                    r["to"].as_str().unwrap_or("")
-                )
-            });
-            println!(
-                "  {} {:<18} {detail}",
-                ts.get(11..23).unwrap_or(ts),
-                r["event"].as_str().unwrap_or("?")
-            );
-        }
-    }
-    println!("\nlook inside:");
-    println!("  society --root {root} status");
-    println!("  society --root {root} logs -n 30");
-    if let Some(case) = cases.keys().next() {
-        println!("  society --root {root} case show {case}");
-    }
-    println!("  society --root {root} inbox");
-    println!("  tail -f {root}/.society-agent/messages/agent-to-agent.jsonl");
-    println!(
-        "  jq -c 'select(.event==\"started\")' {root}/.society-agent/agent-{VICTIM}/activity.jsonl"
-    );
-    println!("  grep -h '\"event\":\"agent_' {root}/.society-agent/messages/system-events.jsonl | jq -c '{{ts,event,agent,code,signal}}'");
-    if !args.keep_running {
-        println!("  society --root {root} up      # start it again");
-    }
-    Ok(Code::Ok)
+    outln!();
+    let killed = watch(layout, &cases, ask)?;
+    let report = verify(layout, &cases, killed)?;
+    Ok((cases, report))
 }
 
 /// Prints progress until every case has its result; SIGKILLs the victim once,
@@ -157,7 +171,7 @@ fn watch(layout: &Layout, cases: &BTreeMap<CaseId, &str>, ask: bool) -> anyhow::
         for (case, topic) in cases {
             for v in new_records(&layout.case_log(case), &mut cursors) {
                 if let Some(line) = progress_line(&v) {
-                    println!("  [{topic:<10}] {line}");
+                    outln!("  [{topic:<10}] {line}");
                 }
             }
         }
@@ -166,15 +180,15 @@ fn watch(layout: &Layout, cases: &BTreeMap<CaseId, &str>, ask: bool) -> anyhow::
             let agent = v["agent"].as_str().unwrap_or("-");
             match event {
                 "agent_started" if v["reason"] == "restart" => {
-                    println!("  ⟳ supervisor restarted {agent} (pid {})", v["pid"]);
+                    outln!("  ⟳ supervisor restarted {agent} (pid {})", v["pid"]);
                 }
                 "agent_exited" if v["signal"].is_string() => {
-                    println!(
+                    outln!(
                         "  ✗ supervisor reaped {agent}: {}",
                         v["signal"].as_str().unwrap_or_default()
                     );
                 }
-                "agent_backoff" => println!("  … {agent} restarts in {} ms", v["delay_ms"]),
+                "agent_backoff" => outln!("  … {agent} restarts in {} ms", v["delay_ms"]),
                 _ => {}
             }
         }
@@ -182,7 +196,7 @@ fn watch(layout: &Layout, cases: &BTreeMap<CaseId, &str>, ask: bool) -> anyhow::
             match v["type"].as_str() {
                 Some("result") => {
                     results += 1;
-                    println!(
+                    outln!(
                         "  ★ result for {}: {}",
                         v["body"]["topic"].as_str().unwrap_or("?"),
                         v["body"]["verdict"].as_str().unwrap_or("?")
@@ -196,7 +210,7 @@ fn watch(layout: &Layout, cases: &BTreeMap<CaseId, &str>, ask: bool) -> anyhow::
             if let Some((pid, gen, msg)) = mid_message(&victim.status(), &victim.lock()) {
                 kill(Pid::from_raw(pid as i32), Signal::SIGKILL)
                     .with_context(|| format!("failed to SIGKILL {VICTIM}"))?;
-                println!("  💥 SIGKILL {VICTIM} (pid {pid}, generation {gen}) in the middle of message {msg}");
+                outln!("  💥 SIGKILL {VICTIM} (pid {pid}, generation {gen}) in the middle of message {msg}");
                 killed = Some(gen);
             }
         }
@@ -233,7 +247,7 @@ fn answer(layout: &Layout, v: &Value, ask: bool) -> anyhow::Result<()> {
     let id: society_core::MsgId = v["id"].as_str().unwrap_or_default().parse()?;
     let plan = v["body"]["plan"].as_str().unwrap_or("?");
     let (approve, note) = if ask {
-        print!("  ? approve \"{plan}\"? [Y/n, or type feedback to reject] ");
+        out!("  ? approve \"{plan}\"? [Y/n, or type feedback to reject] ");
         std::io::Write::flush(&mut std::io::stdout())?;
         let mut line = String::new();
         std::io::stdin().read_line(&mut line)?;
@@ -243,7 +257,7 @@ fn answer(layout: &Layout, v: &Value, ask: bool) -> anyhow::Result<()> {
             feedback => (false, Some(feedback.to_string())),
         }
     } else {
-        println!("  ✔ auto-approving \"{plan}\" (run the demo with --ask to answer yourself)");
+        outln!("  ✔ auto-approving \"{plan}\" (run the demo with --ask to answer yourself)");
         (true, Some("auto-approved by the demo".to_string()))
     };
     society_runtime::control::send(

@@ -27,7 +27,7 @@ pub fn run(layout: &Layout, args: Args) -> anyhow::Result<Code> {
             "root": layout.root(), "files": report.files, "lines": report.lines,
             "problems": problems, "repaired": repaired, "exit_code": code.code(), "findings": report.findings,
         });
-        println!("{}", serde_json::to_string_pretty(&doc)?);
+        outln!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(code);
     }
     let state = layout.state_dir();
@@ -42,9 +42,9 @@ pub fn run(layout: &Layout, args: Args) -> anyhow::Result<Code> {
             (Severity::Problem, None) => "PROBLEM",
             (Severity::Note, None) => "note",
         };
-        println!("{kind:<8} {:<10} {place}: {}", f.check, f.reason);
+        outln!("{kind:<8} {:<10} {place}: {}", f.check, f.reason);
         if let Some(r) = &f.repaired {
-            println!("{:<8} {:<10} → {r}", "", "");
+            outln!("{:<8} {:<10} → {r}", "", "");
         }
     }
     let verdict = match code {
@@ -55,7 +55,7 @@ pub fn run(layout: &Layout, args: Args) -> anyhow::Result<Code> {
             "{problems} problem(s); `society fsck --repair` fixes what the files prove (torn tails, stale heartbeats, checkpoints and cursors, quarantine of bad log lines)"
         ),
     };
-    println!(
+    outln!(
         "fsck {}: {} files, {} lines: {verdict}",
         layout.root().display(),
         report.files,

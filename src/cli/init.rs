@@ -22,13 +22,13 @@ pub fn run(dir: Option<PathBuf>) -> anyhow::Result<Code> {
             .with_context(|| format!("failed to write {}", toml.display()))?;
     }
     if existed {
-        println!(
+        outln!(
             "society already initialised in {} (nothing overwritten)",
             layout.root().display()
         );
     } else {
-        println!("initialised society in {}", layout.root().display());
-        println!(
+        outln!("initialised society in {}", layout.root().display());
+        outln!(
             "  edit {} to declare agents, then `society up`",
             toml.display()
         );

@@ -53,7 +53,7 @@ pub fn run(root: Option<&Layout>, args: Args) -> anyhow::Result<Code> {
             eprint!("\r\x1b[K");
         }
         if !args.json {
-            println!(
+            outln!(
                 "{} {:<20} {:>5.1}s  {}",
                 if r.passed { "PASS" } else { "FAIL" },
                 r.name,
@@ -61,7 +61,7 @@ pub fn run(root: Option<&Layout>, args: Args) -> anyhow::Result<Code> {
                 r.evidence
             );
             if !r.passed {
-                println!("     promise: {}", r.promise);
+                outln!("     promise: {}", r.promise);
             }
         }
         results.push(r);
@@ -73,7 +73,7 @@ pub fn run(root: Option<&Layout>, args: Args) -> anyhow::Result<Code> {
         "passed": results.len() - failed, "failed": failed, "duration_ms": total.as_millis() as u64, "checks": results,
     });
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&doc)?);
+        outln!("{}", serde_json::to_string_pretty(&doc)?);
     }
     if let Some(path) = &args.report {
         std::fs::write(path, serde_json::to_vec_pretty(&doc)?)
@@ -101,7 +101,7 @@ pub fn run(root: Option<&Layout>, args: Args) -> anyhow::Result<Code> {
     if args.json {
         eprintln!("{summary}");
     } else {
-        println!("{summary}");
+        outln!("{summary}");
     }
     record_history(root, &doc);
     Ok(if failed == 0 {

@@ -35,7 +35,7 @@ pub fn run(layout: &Layout, args: Args) -> anyhow::Result<Code> {
     if !args.no_start {
         ensure_supervisor(layout)?;
     }
-    println!("{}", env.id);
+    outln!("{}", env.id);
     Ok(Code::Ok)
 }
 

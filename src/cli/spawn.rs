@@ -42,6 +42,6 @@ pub fn run(layout: &Layout, args: Args) -> anyhow::Result<Code> {
     if args.wait {
         agents::wait_up(layout, &spawned.id, Duration::from_secs(args.timeout), 0)?;
     }
-    println!("{}", spawned.id);
+    outln!("{}", spawned.id);
     Ok(Code::Ok)
 }

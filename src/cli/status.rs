@@ -28,12 +28,12 @@ pub fn run(layout: &Layout, args: Args) -> anyhow::Result<Code> {
     loop {
         let report = status::collect(layout, only.as_ref())?;
         if args.json {
-            println!("{}", serde_json::to_string_pretty(&report)?);
+            outln!("{}", serde_json::to_string_pretty(&report)?);
         } else {
             if args.watch {
-                print!("\x1b[2J\x1b[H");
+                out!("\x1b[2J\x1b[H");
             }
-            print!("{}", render::status_table(&report));
+            out!("{}", render::status_table(&report));
         }
         if !args.watch {
             return Ok(Code::Ok);

@@ -22,7 +22,7 @@ pub fn stop(layout: &Layout, args: Args) -> anyhow::Result<Code> {
     let id = agents::existing(layout, &args.id)?;
     let wait = (!args.no_wait).then(|| Duration::from_secs(args.timeout));
     agents::stop(layout, &id, wait)?;
-    println!("{id} stopped (held until `society restart {id}` or `society spawn`)");
+    outln!("{id} stopped (held until `society restart {id}` or `society spawn`)");
     Ok(Code::Ok)
 }
 
@@ -40,7 +40,7 @@ pub fn restart(layout: &Layout, args: Args) -> anyhow::Result<Code> {
                 std::io::stderr(),
                 "warning: {e}; `society fsck --repair` rebuilds its checkpoint"
             );
-            println!("{id}: restart requested");
+            outln!("{id}: restart requested");
             return Ok(Code::Ok);
         }
         Err(e) => return Err(e.into()),
@@ -48,6 +48,6 @@ pub fn restart(layout: &Layout, args: Args) -> anyhow::Result<Code> {
     if !args.no_wait {
         agents::wait_up(layout, &id, Duration::from_secs(args.timeout), before)?;
     }
-    println!("{id} restarted");
+    outln!("{id} restarted");
     Ok(Code::Ok)
 }

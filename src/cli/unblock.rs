@@ -25,11 +25,11 @@ pub fn run(layout: &Layout, args: Args) -> anyhow::Result<Code> {
     }
     control::send(layout, &Request::Unblock { agent: id.clone() })?;
     if supervisor_pid(layout).is_some() {
-        println!(
+        outln!(
             "{id} unblocked: its messages to agents are delivered again, its refusals forgotten"
         );
     } else {
-        println!(
+        outln!(
             "{id} unblocked when the supervisor next starts (`society up`); recorded in {}",
             layout.supervisor_inbox().display()
         );

@@ -90,7 +90,7 @@ pub fn new(layout: &Layout, args: NewArgs) -> anyhow::Result<Code> {
         },
         format!("the supervisor has not opened case {case} within {WAIT:?}"),
     )?;
-    println!("{case}");
+    outln!("{case}");
     Ok(Code::Ok)
 }
 
@@ -126,7 +126,7 @@ pub fn close(layout: &Layout, args: CloseArgs) -> anyhow::Result<Code> {
         || store::pointer(layout, &case).ok().flatten(),
         format!("the supervisor has not archived case {case} within {WAIT:?}"),
     )?;
-    println!(
+    outln!(
         "closed {case}; its log is archived at {}",
         store::archived_path(layout, &case, &pointer)?.display()
     );

@@ -54,7 +54,7 @@ pub fn show(layout: &Layout, args: ShowArgs) -> anyhow::Result<Code> {
             "log": loaded.path,
             "events": loaded.records,
         });
-        println!("{}", serde_json::to_string_pretty(&doc)?);
+        outln!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(Code::Ok);
     }
     let c = &loaded.summary;
@@ -91,7 +91,7 @@ pub fn show(layout: &Layout, args: ShowArgs) -> anyhow::Result<Code> {
     for rec in &loaded.records {
         let _ = writeln!(out, "{}", event_line(rec));
     }
-    print!("{out}");
+    out!("{out}");
     Ok(Code::Ok)
 }
 
@@ -164,11 +164,11 @@ pub fn list(layout: &Layout, args: ListArgs) -> anyhow::Result<Code> {
         key(a).cmp(&key(b)).then_with(|| a.case.id.cmp(&b.case.id))
     });
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        outln!("{}", serde_json::to_string_pretty(&rows)?);
     } else if rows.is_empty() {
-        println!("no cases");
+        outln!("no cases");
     } else {
-        print!("{}", render(&rows));
+        out!("{}", render(&rows));
     }
     Ok(Code::Ok)
 }

@@ -9,14 +9,13 @@
 //! A request whose case is closed is refused: the case log is final, and the
 //! requester's work in it is over.
 
-use super::exit::{coded, coded_hint, Code};
+use super::exit::{coded, Code};
 use super::table;
 use serde_json::Value;
-use society_core::case::{CaseStatus, CaseSummary};
-use society_core::{CaseId, Layout, MsgId};
+use society_core::{Layout, MsgId};
 use society_runtime::approvals::{self, Approval, Kind};
+use society_runtime::client::answers;
 use society_runtime::client::supervisor::supervisor_pid;
-use society_runtime::control::{self, Request};
 
 #[derive(Debug, clap::Args)]
 pub struct ListArgs {
@@ -94,50 +93,7 @@ pub fn reject(layout: &Layout, args: RejectArgs) -> anyhow::Result<Code> {
 
 fn decide(layout: &Layout, id: &str, approve: bool, note: Option<String>) -> anyhow::Result<Code> {
     let id: MsgId = id.parse()?;
-    let Some(request) = approvals::requests(layout)?
-        .into_iter()
-        .find(|a| a.id == id)
-    else {
-        return Err(coded_hint(
-            Code::NotFound,
-            format!(
-                "no approval request {id} in {}",
-                layout.orchestrator_inbox().display()
-            ),
-            "`society approvals` lists pending requests",
-        ));
-    };
-    if let Some(d) = approvals::decisions(layout)?.get(&id) {
-        let how = if d.approve { "approved" } else { "rejected" };
-        let note = d
-            .note
-            .as_deref()
-            .map_or(String::new(), |n| format!(" with the note {n:?}"));
-        return Err(coded(
-            Code::Conflict,
-            format!("request {id} was already {how} at {}{note}", d.ts),
-        ));
-    }
-    if let Some(case) = &request.case {
-        if let Some(ended) = ended(layout, case)? {
-            let how = if approve { "approve" } else { "reject" };
-            return Err(coded_hint(
-                Code::Conflict,
-                format!("cannot {how} request {id}: its case {case} is {ended}"),
-                format!(
-                    "`society case show {case}` shows its timeline; open a new case for new work"
-                ),
-            ));
-        }
-    }
-    control::send(
-        layout,
-        &Request::Decide {
-            request: id,
-            approve,
-            note,
-        },
-    )?;
+    let request = answers::decide(layout, &id, approve, note)?;
     let how = if approve { "approved" } else { "rejected" };
     let effect = effect(&request, approve);
     if supervisor_pid(layout).is_some() {
@@ -149,35 +105,6 @@ fn decide(layout: &Layout, id: &str, approve: bool, note: Option<String>) -> any
         );
     }
     Ok(Code::Ok)
-}
-
-/// How a case ended — "closed" (its log archived, or its fold says so) or
-/// "cancelled" — or `None` while it is open or if it has no log. The lookup
-/// is `case show`'s: the open log in `supervisor/cases/`, else the archive
-/// pointer a close leaves there, else `archive/*/` itself.
-fn ended(layout: &Layout, case: &CaseId) -> anyhow::Result<Option<&'static str>> {
-    let open = layout.case_log(case);
-    // A close moves the log while we read: look again where it went.
-    for _ in 0..3 {
-        if !open.is_file() {
-            break;
-        }
-        let records = society_core::jsonl::read_objects(&open, &mut 0)?;
-        if records.is_empty() && !open.exists() {
-            continue;
-        }
-        let status = CaseSummary::fold(case.as_str(), &records).status;
-        return Ok(status.is_final().then(|| status.as_str()));
-    }
-    let pointer = layout.case_pointer(case);
-    let name = format!("case-{case}.jsonl");
-    let archived = pointer.is_file()
-        || std::fs::read_dir(layout.archive_dir())
-            .into_iter()
-            .flatten()
-            .flatten()
-            .any(|day| day.path().join(&name).is_file());
-    Ok(archived.then_some(CaseStatus::Closed.as_str()))
 }
 
 /// FROM column: the agent that asked, or `sender→recipient` of a held message.

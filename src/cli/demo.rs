@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use society_core::lock::{self, LockState};
 use society_core::state::{AgentStatus, LiveState};
 use society_core::{atomic, AgentId, CaseId, Envelope, Layout, Party};
-use society_runtime::client::supervisor;
+use society_runtime::client::{answers, case_control, supervisor};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -121,18 +121,13 @@ fn drive(
     outln!("  supervisor up (pid {sup}); agents start on demand when mail arrives\n");
     let mut cases = BTreeMap::new();
     for topic in TOPICS {
-        let case = CaseId::generate();
-        let due = society_core::time::format_rfc3339(
-            std::time::SystemTime::now() + Duration::from_secs(3600),
-        );
-        let open = society_runtime::control::Request::CaseNew {
-            case: case.clone(),
+        let new = case_control::NewCase {
             purpose: format!("a podcast episode on {topic}"),
             assign: None,
             priority: Some("normal".into()),
-            due,
+            due: Some(Duration::from_secs(3600)),
         };
-        society_runtime::control::send(layout, &open)?;
+        let case = case_control::request_open(layout, &new)?;
         let mut env = Envelope::new(
             Party::Orchestrator,
             Party::Role("research".into()),
@@ -260,14 +255,7 @@ fn answer(layout: &Layout, v: &Value, ask: bool) -> anyhow::Result<()> {
         outln!("  ✔ auto-approving \"{plan}\" (run the demo with --ask to answer yourself)");
         (true, Some("auto-approved by the demo".to_string()))
     };
-    society_runtime::control::send(
-        layout,
-        &society_runtime::control::Request::Decide {
-            request: id,
-            approve,
-            note,
-        },
-    )?;
+    answers::decide(layout, &id, approve, note)?;
     Ok(())
 }
 

@@ -4,10 +4,10 @@
 //! is a durable request to the supervisor: acted on at once if it runs, when
 //! it next starts otherwise; it never starts the supervisor itself.
 
-use super::exit::{coded, Code};
-use society_core::{AgentId, Layout};
+use super::exit::Code;
+use society_core::Layout;
 use society_runtime::client::supervisor::supervisor_pid;
-use society_runtime::control::{self, Request};
+use society_runtime::client::{agents, answers};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -16,14 +16,8 @@ pub struct Args {
 }
 
 pub fn run(layout: &Layout, args: Args) -> anyhow::Result<Code> {
-    let id = AgentId::new(args.id.as_str())?;
-    if !layout.agent(&id).config().exists() {
-        return Err(coded(
-            Code::NotFound,
-            format!("no agent {id} in {}", layout.state_dir().display()),
-        ));
-    }
-    control::send(layout, &Request::Unblock { agent: id.clone() })?;
+    let id = agents::existing(layout, &args.id)?;
+    answers::unblock(layout, &id)?;
     if supervisor_pid(layout).is_some() {
         outln!(
             "{id} unblocked: its messages to agents are delivered again, its refusals forgotten"

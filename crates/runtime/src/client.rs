@@ -8,6 +8,8 @@
 //! Nothing here prints: warnings are returned (e.g. [`send::Delivered`]).
 
 pub mod agents;
+pub mod answers;
+pub mod case_control;
 pub mod cases;
 pub mod costs;
 mod error;

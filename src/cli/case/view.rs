@@ -1,13 +1,13 @@
 //! `society case show` and `society case list`: folds of the case logs, read
 //! from the files alone (the supervisor may be down).
 
-use super::open::not_found;
 use crate::cli::exit::{coded_hint, Code};
 use crate::cli::table;
 use serde::Serialize;
 use serde_json::Value;
 use society_core::case::{CaseStatus, CaseSummary};
 use society_core::{AgentId, CaseId, Layout};
+use society_runtime::client::case_control::no_case;
 use society_runtime::client::cases as store;
 use std::fmt::Write;
 
@@ -46,7 +46,7 @@ struct Row {
 pub fn show(layout: &Layout, args: ShowArgs) -> anyhow::Result<Code> {
     let case = CaseId::new(args.id.as_str())?;
     let Some(loaded) = store::load(layout, &case)? else {
-        return Err(not_found(layout, &case));
+        return Err(no_case(layout, &case).into());
     };
     if args.json {
         let doc = serde_json::json!({

@@ -4,8 +4,9 @@
 use crate::config::ConfigError;
 use crate::exit::Code;
 use society_core::id::IdError;
-use society_core::{AgentId, FormatError, IoError, Party};
+use society_core::{AgentId, CaseId, FormatError, IoError, MsgId, Party};
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -78,6 +79,34 @@ pub enum ClientError {
         archived: String,
         state_dir: PathBuf,
     },
+    #[error("{what} is empty")]
+    Empty { what: &'static str },
+    #[error("no case {case} in {} (open or archived)", dir.display())]
+    NoCase { case: CaseId, dir: PathBuf },
+    #[error("case {case} is already closed{}", when.as_ref().map_or(String::new(), |w| format!(" at {w}")))]
+    AlreadyClosed { case: CaseId, when: Option<String> },
+    #[error("cannot assign a case to {party}: give an agent id or role:<role>")]
+    BadAssignee { party: Party },
+    #[error("{} in {}; no case was opened", match party { Party::Role(r) => format!("no agent has role {r}"), other => format!("no agent {other}") }, dir.display())]
+    NoAssignee { party: Party, dir: PathBuf },
+    #[error("{what} within {timeout:?}")]
+    NotYet { what: String, timeout: Duration },
+    #[error("no approval request {id} in {}", inbox.display())]
+    NoRequest { id: MsgId, inbox: PathBuf },
+    #[error("request {id} was already {} at {ts}{}", if *approved { "approved" } else { "rejected" }, note.as_ref().map_or(String::new(), |n| format!(" with the note {n:?}")))]
+    AlreadyDecided {
+        id: MsgId,
+        approved: bool,
+        ts: String,
+        note: Option<String>,
+    },
+    #[error("cannot {} request {id}: its case {case} is {ended}", if *approve { "approve" } else { "reject" })]
+    CaseEnded {
+        id: MsgId,
+        case: CaseId,
+        ended: &'static str,
+        approve: bool,
+    },
     #[error("{} is missing", path.display())]
     Missing { path: PathBuf },
     #[error(transparent)]
@@ -95,7 +124,15 @@ impl ClientError {
     pub fn exit_code(&self) -> Code {
         use ClientError as E;
         match self {
-            E::NoAgent { .. } | E::NoRole { .. } | E::NoRecipients { .. } => Code::NotFound,
+            E::NoAgent { .. }
+            | E::NoRole { .. }
+            | E::NoRecipients { .. }
+            | E::NoCase { .. }
+            | E::NoAssignee { .. }
+            | E::NoRequest { .. } => Code::NotFound,
+            E::AlreadyClosed { .. } | E::AlreadyDecided { .. } | E::CaseEnded { .. } => {
+                Code::Conflict
+            }
             E::NotAnAgent { .. }
             | E::BadType { .. }
             | E::BadRole { .. }
@@ -103,13 +140,16 @@ impl ClientError {
             | E::RoleMismatch { .. }
             | E::Unusable { .. }
             | E::Missing { .. }
+            | E::Empty { .. }
+            | E::BadAssignee { .. }
             | E::Id(_)
             | E::Config(_) => Code::Invalid,
             E::NotUp { .. }
             | E::StillRunning { .. }
             | E::AgentsStillRunning { .. }
             | E::SupervisorNotReady { .. }
-            | E::SupervisorStillRunning { .. } => Code::Timeout,
+            | E::SupervisorStillRunning { .. }
+            | E::NotYet { .. } => Code::Timeout,
             E::SupervisorExited { code, .. } => *code,
             E::Signal { .. } | E::Process { .. } | E::BadPointer { .. } | E::Io(_) => Code::Error,
             E::Format(e) => crate::exit::format_code(e),
@@ -123,7 +163,7 @@ impl ClientError {
             E::NoAgent { sending: true, .. } => Some(
                 "`society status` lists agents; `society spawn ROLE --id ID` creates one".into(),
             ),
-            E::NoRecipients { .. } => {
+            E::NoRecipients { .. } | E::NoAssignee { .. } => {
                 Some("`society status` lists agents; `society spawn ROLE` creates one".into())
             }
             E::Oversize { .. } => Some(
@@ -136,6 +176,19 @@ impl ClientError {
             E::SupervisorExited { log, .. } | E::SupervisorNotReady { log } => {
                 Some(format!("see {}", log.display()))
             }
+            E::NoCase { .. } => Some("`society case list` lists cases".into()),
+            E::AlreadyClosed { case, .. } => {
+                Some(format!("`society case show {case}` shows its timeline"))
+            }
+            E::CaseEnded { case, .. } => Some(format!(
+                "`society case show {case}` shows its timeline; open a new case for new work"
+            )),
+            E::NoRequest { .. } => Some("`society approvals` lists pending requests".into()),
+            E::NotYet { .. } => Some(
+                "the request stays in supervisor/inbox.jsonl and takes effect when the \
+                 supervisor reads it; see supervisor/daemon.log and messages/system-events.jsonl"
+                    .into(),
+            ),
             _ => None,
         }
     }

@@ -1,0 +1,91 @@
+//! Answering approval requests and lifting sanctions: durable requests to
+//! the supervisor (appended to its inbox whether or not it runs, acted on
+//! when it reads them). Neither starts a supervisor: answering is not a
+//! reason to wake a stopped society.
+
+use super::ClientError;
+use crate::approvals::{self, Approval};
+use crate::control::{self, Request};
+use society_core::case::{CaseStatus, CaseSummary};
+use society_core::{AgentId, CaseId, Layout, MsgId};
+
+/// Approves or rejects request `id`, unless it is unknown, already answered
+/// or its case has ended (the case log is final). The request answered.
+pub fn decide(
+    layout: &Layout,
+    id: &MsgId,
+    approve: bool,
+    note: Option<String>,
+) -> Result<Approval, ClientError> {
+    let Some(request) = approvals::requests(layout)?
+        .into_iter()
+        .find(|a| a.id == *id)
+    else {
+        return Err(ClientError::NoRequest {
+            id: *id,
+            inbox: layout.orchestrator_inbox(),
+        });
+    };
+    if let Some(d) = approvals::decisions(layout)?.get(id) {
+        return Err(ClientError::AlreadyDecided {
+            id: *id,
+            approved: d.approve,
+            ts: d.ts.clone(),
+            note: d.note.clone(),
+        });
+    }
+    if let Some(case) = &request.case {
+        if let Some(ended) = ended(layout, case)? {
+            return Err(ClientError::CaseEnded {
+                id: *id,
+                case: case.clone(),
+                ended,
+                approve,
+            });
+        }
+    }
+    control::send(
+        layout,
+        &Request::Decide {
+            request: *id,
+            approve,
+            note,
+        },
+    )?;
+    Ok(request)
+}
+
+/// Asks the supervisor to lift the sanction on agent `id`.
+pub fn unblock(layout: &Layout, id: &AgentId) -> Result<(), ClientError> {
+    control::send(layout, &Request::Unblock { agent: id.clone() })?;
+    Ok(())
+}
+
+/// How a case ended — "closed" (its log archived, or its fold says so) or
+/// "cancelled" — or `None` while it is open or if it has no log. The lookup
+/// is `case show`'s: the open log in `supervisor/cases/`, else the archive
+/// pointer a close leaves there, else `archive/*/` itself.
+fn ended(layout: &Layout, case: &CaseId) -> Result<Option<&'static str>, ClientError> {
+    let open = layout.case_log(case);
+    // A close moves the log while we read: look again where it went.
+    for _ in 0..3 {
+        if !open.is_file() {
+            break;
+        }
+        let records = society_core::jsonl::read_objects(&open, &mut 0)?;
+        if records.is_empty() && !open.exists() {
+            continue;
+        }
+        let status = CaseSummary::fold(case.as_str(), &records).status;
+        return Ok(status.is_final().then(|| status.as_str()));
+    }
+    let pointer = layout.case_pointer(case);
+    let name = format!("case-{case}.jsonl");
+    let archived = pointer.is_file()
+        || std::fs::read_dir(layout.archive_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|day| day.path().join(&name).is_file());
+    Ok(archived.then_some(CaseStatus::Closed.as_str()))
+}

@@ -10,7 +10,7 @@ use std::path::Path;
 /// envelope lines it compresses about 5-6x in well under a second of one
 /// core; level 1 is as good on such data and up to twice as fast, level 9
 /// buys 10-20 % of ratio for 5-7x the time, level 19 about 40 % for minutes
-/// (`measure_compression` in `tests/segments.rs`).
+/// (`measure_compression` in `crates/core/tests/integration/segments.rs`).
 pub const COMPRESSION_LEVEL: i32 = 3;
 
 /// Compresses `seg` into `<stem>.<seq>.jsonl.zst` and removes the `.jsonl`.

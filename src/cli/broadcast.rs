@@ -5,6 +5,7 @@
 
 use super::daemon::ensure_supervisor;
 use super::exit::Code;
+use super::render;
 use society_core::Layout;
 use society_runtime::client::send;
 
@@ -24,7 +25,7 @@ pub fn run(layout: &Layout, args: Args) -> anyhow::Result<Code> {
     let body = serde_json::json!({ "text": args.text });
     let done = send::broadcast(layout, args.role.as_deref(), &args.kind, &body)?;
     for d in &done.sent {
-        super::send::warn(&d.warnings);
+        render::warn(&d.warnings);
     }
     for (id, e) in &done.failed {
         eprintln!("not delivered to {id}: {e}");

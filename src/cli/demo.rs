@@ -135,7 +135,8 @@ fn drive(
             json!({"topic": topic}),
         );
         env.case = Some(case.clone());
-        super::send::deliver(layout, &env)?;
+        let done = society_runtime::client::send::deliver(layout, &env)?;
+        super::render::warn(&done.warnings);
         outln!("  → sent task {:<10} case {case}", topic);
         cases.insert(case, topic);
     }

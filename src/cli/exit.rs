@@ -69,12 +69,7 @@ pub fn classify(err: &anyhow::Error) -> Code {
             return e.exit_code();
         }
         if let Some(e) = cause.downcast_ref::<society_runtime::supervisor::SupervisorError>() {
-            return match e {
-                society_runtime::supervisor::SupervisorError::AlreadyRunning { .. } => Code::Locked,
-                society_runtime::supervisor::SupervisorError::Config(_)
-                | society_runtime::supervisor::SupervisorError::Checkpoint { .. } => Code::Invalid,
-                _ => Code::Error,
-            };
+            return e.exit_code();
         }
         if cause
             .downcast_ref::<society_runtime::config::ConfigError>()

@@ -125,3 +125,12 @@ pub fn status_table(report: &Report) -> String {
     }
     out
 }
+
+/// Warnings on stderr, one a line (stderr may be closed: they are not worth
+/// a failure).
+pub fn warn(warnings: &[String]) {
+    use std::io::Write as _;
+    for w in warnings {
+        let _ = writeln!(std::io::stderr(), "warning: {w}");
+    }
+}

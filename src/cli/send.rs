@@ -6,7 +6,8 @@
 
 use super::daemon::ensure_supervisor;
 use super::exit::{coded, Code};
-use society_core::{AgentId, CaseId, Envelope, Layout, Party};
+use super::render;
+use society_core::{CaseId, Envelope, Layout, Party};
 use society_runtime::client::send;
 
 #[derive(Debug, clap::Args)]
@@ -31,7 +32,8 @@ pub struct Args {
 
 pub fn run(layout: &Layout, args: Args) -> anyhow::Result<Code> {
     let env = build(&args)?;
-    deliver(layout, &env)?;
+    let done = send::deliver(layout, &env)?;
+    render::warn(&done.warnings);
     if !args.no_start {
         ensure_supervisor(layout)?;
     }
@@ -71,19 +73,4 @@ fn build(args: &Args) -> anyhow::Result<Envelope> {
     let mut env = Envelope::new(Party::Orchestrator, to, args.kind.clone(), body);
     env.case = args.case.as_deref().map(CaseId::new).transpose()?;
     Ok(env)
-}
-
-/// Delivers through the client and prints its warnings on stderr.
-pub fn deliver(layout: &Layout, env: &Envelope) -> anyhow::Result<AgentId> {
-    let done = send::deliver(layout, env)?;
-    warn(&done.warnings);
-    Ok(done.agent)
-}
-
-/// Warnings on stderr (which may be closed: they are not worth a failure).
-pub fn warn(warnings: &[String]) {
-    use std::io::Write;
-    for w in warnings {
-        let _ = writeln!(std::io::stderr(), "warning: {w}");
-    }
 }

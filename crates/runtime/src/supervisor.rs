@@ -55,6 +55,19 @@ pub enum SupervisorError {
     Io(#[from] IoError),
 }
 
+impl SupervisorError {
+    /// The exit code of `society supervise` for this error.
+    pub fn exit_code(&self) -> crate::exit::Code {
+        use crate::exit::Code;
+        match self {
+            SupervisorError::AlreadyRunning { .. } => Code::Locked,
+            SupervisorError::Config(_) | SupervisorError::Checkpoint { .. } => Code::Invalid,
+            SupervisorError::Format(e) => crate::exit::format_code(e),
+            SupervisorError::Io(_) => Code::Error,
+        }
+    }
+}
+
 impl From<LockError> for SupervisorError {
     fn from(e: LockError) -> Self {
         match e {

@@ -185,3 +185,140 @@ pub fn broadcast(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exit::Code;
+    use crate::provision::provision;
+    use serde_json::json;
+    use society_core::state::Policy;
+
+    /// A society with agents `(id, role, max_record)`, no processes.
+    fn society(agents: &[(&str, &str, usize)]) -> (tempfile::TempDir, Layout) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let layout = Layout::at(dir.path());
+        layout.create().expect("layout");
+        for (id, role, max_record) in agents {
+            let cfg = AgentConfig {
+                id: AgentId::new(*id).expect("id"),
+                role: (*role).into(),
+                brain: json!({"kind": "echo"}),
+                keep_alive: false,
+                policy: Policy {
+                    max_record: *max_record,
+                    ..Policy::default()
+                },
+            };
+            provision(&layout, &cfg, "test").expect("provision");
+        }
+        (dir, layout)
+    }
+
+    fn to(party: &str, body: Value) -> Envelope {
+        Envelope::new(
+            Party::Orchestrator,
+            party.parse().expect("party"),
+            "task",
+            body,
+        )
+    }
+
+    fn inbox_len(layout: &Layout, id: &str) -> usize {
+        let path = layout.agent(&AgentId::new(id).expect("id")).inbox();
+        std::fs::read(path).map_or(0, |b| b.iter().filter(|c| **c == b'\n').count())
+    }
+
+    #[test]
+    fn delivery_appends_to_the_recipient_and_the_mirror() {
+        let (_d, layout) = society(&[("a", "worker", 1 << 20)]);
+        let done = deliver(&layout, &to("a", json!({"text": "hi"}))).expect("delivered");
+        assert_eq!(done.agent.as_str(), "a");
+        assert!(done.warnings.is_empty(), "{:?}", done.warnings);
+        assert_eq!(inbox_len(&layout, "a"), 1);
+        let mirror = std::fs::read_to_string(layout.agent_to_agent()).expect("mirror");
+        assert_eq!(mirror.lines().count(), 1);
+    }
+
+    #[test]
+    fn refusals_name_what_was_wrong_and_send_nothing() {
+        let (_d, layout) = society(&[("a", "worker", 256), ("b", "worker", 1 << 20)]);
+        let big = to("a", json!({"text": "x".repeat(300)}));
+        let cases: Vec<(Envelope, Code, &str)> = vec![
+            (
+                big,
+                Code::Invalid,
+                "exceeds agent a's max_record (256 bytes)",
+            ),
+            (
+                to("nobody", json!({})),
+                Code::NotFound,
+                "no agent nobody in",
+            ),
+            (
+                to("role:judge", json!({})),
+                Code::NotFound,
+                "no agent has role judge",
+            ),
+            (
+                to("orchestrator", json!({})),
+                Code::Invalid,
+                "cannot send to orchestrator",
+            ),
+        ];
+        for (env, code, says) in cases {
+            let err = deliver(&layout, &env).expect_err("refused");
+            assert_eq!(err.exit_code(), code, "{err}");
+            assert!(err.to_string().contains(says), "{err}");
+            assert!(err.to_string().contains("nothing was sent") || code == Code::Invalid);
+        }
+        assert_eq!(inbox_len(&layout, "a") + inbox_len(&layout, "b"), 0);
+        let mirror = std::fs::read(layout.agent_to_agent()).unwrap_or_default();
+        assert!(mirror.is_empty(), "nothing mirrored");
+    }
+
+    #[test]
+    fn a_role_resolves_to_one_of_its_agents_the_same_for_a_case() {
+        let (_d, layout) = society(&[
+            ("w1", "worker", 1 << 20),
+            ("w2", "worker", 1 << 20),
+            ("j", "judge", 1 << 20),
+        ]);
+        let mut env = to("role:worker", json!({}));
+        env.case = Some(society_core::CaseId::new("c1").expect("case"));
+        let first = resolve(&layout, &env).expect("resolved");
+        assert!(["w1", "w2"].contains(&first.as_str()), "{first}");
+        for _ in 0..5 {
+            let mut again = to("role:worker", json!({}));
+            again.case = env.case.clone();
+            assert_eq!(
+                resolve(&layout, &again).expect("resolved"),
+                first,
+                "same case, same agent"
+            );
+        }
+        assert_eq!(agents(&layout, Some("worker")).expect("list").len(), 2);
+        assert_eq!(agents(&layout, None).expect("list").len(), 3);
+    }
+
+    #[test]
+    fn a_broadcast_reaches_every_agent_of_the_role_and_reports_each_refusal() {
+        let (_d, layout) = society(&[
+            ("w1", "worker", 1 << 20),
+            ("w2", "worker", 200),
+            ("j", "judge", 1 << 20),
+        ]);
+        let body = json!({"text": "y".repeat(250)});
+        let done = broadcast(&layout, Some("worker"), "broadcast", &body).expect("broadcast");
+        let sent: Vec<&str> = done.sent.iter().map(|d| d.agent.as_str()).collect();
+        assert_eq!(sent, ["w1"]);
+        assert_eq!(done.failed.len(), 1);
+        assert_eq!(done.failed[0].0.as_str(), "w2");
+        assert_eq!(done.failed[0].1.exit_code(), Code::Invalid);
+        assert_eq!(inbox_len(&layout, "j"), 0, "not of the role");
+        let none = broadcast(&layout, Some("nobody"), "broadcast", &body).expect_err("no one");
+        assert_eq!(none.exit_code(), Code::NotFound);
+        let bad = broadcast(&layout, None, "Bad Type", &body).expect_err("bad type");
+        assert_eq!(bad.exit_code(), Code::Invalid);
+    }
+}

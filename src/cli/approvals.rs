@@ -170,7 +170,7 @@ fn ended(layout: &Layout, case: &CaseId) -> anyhow::Result<Option<&'static str>>
         return Ok(status.is_final().then(|| status.as_str()));
     }
     let pointer = layout.case_pointer(case);
-    let name = format!("case-{case}.jsonl");
+    let name = society_core::layout::case_log_name(case);
     let archived = pointer.is_file()
         || std::fs::read_dir(layout.archive_dir())
             .into_iter()

@@ -381,7 +381,7 @@ pub(super) fn approvals(layout: &Layout, report: &mut Report) -> Result<(), Form
             let in_case = r
                 .case
                 .as_ref()
-                .is_some_and(|c| path.ends_with(format!("case-{c}.jsonl")));
+                .is_some_and(|c| path.ends_with(society_core::layout::case_log_name(c)));
             if in_case && decided && !answered.contains(&r.id.to_string()) {
                 report.note("approval", Some(path.clone()), None, format!("request {} is answered; its case event appears once the supervisor processes the answer", r.id));
             }

@@ -2,7 +2,7 @@
 //! (`supervisor/cases/case-<id>.jsonl`) is the only record; status, owner and
 //! due date are derived by folding it, so they can never disagree with it.
 
-use crate::kinds::case as event;
+use crate::kinds::case_log as event;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 

@@ -14,7 +14,7 @@
 /// Envelope `type`s (`"type"` of every inbox, outbox and mirror record).
 pub mod message {
     /// An agent's record for its case's log, addressed to the supervisor;
-    /// the body's `event` names it (see [`super::case`]).
+    /// the body's `event` names it (see [`super::case_log`]).
     pub const CASE_EVENT: &str = "case_event";
     /// An agent asks the orchestrator to approve a plan.
     pub const APPROVAL_REQUEST: &str = "approval_request";
@@ -33,12 +33,15 @@ pub mod message {
     /// An agent's answer to the message it is handling, unless its brain
     /// names another type.
     pub const REPLY: &str = "reply";
+    /// The supervisor tells a sender that its message was blocked or could
+    /// not be delivered.
+    pub const MESSAGE_BLOCKED: &str = "message_blocked";
 }
 
 /// `event`s of case-log records (`supervisor/cases/case-<id>.jsonl`) that
 /// move a case or that the runtime writes itself. Any other name an agent
 /// reports is recorded as [`AGENT_REPORT`] with the name in `report`.
-pub mod case {
+pub mod case_log {
     pub const CREATED: &str = "created";
     /// The first owner of a case.
     pub const ASSIGNED: &str = "assigned";
@@ -64,10 +67,10 @@ pub mod case {
     pub const OVERDUE: &str = "overdue";
 }
 
-/// `event`s of log records: `activity.jsonl`, `system-events.jsonl` and
-/// dead-letter files.
+/// `event`s of log records: `registry.jsonl`, `activity.jsonl`,
+/// `system-events.jsonl` and dead-letter files.
 pub mod event {
-    /// An agent folder was provisioned (first record of its activity log).
+    /// In the registry: an agent was provisioned (with its role).
     pub const CREATED: &str = "created";
     pub const MESSAGE_RECEIVED: &str = "message_received";
     pub const MESSAGE_HANDLED: &str = "message_handled";

@@ -6,6 +6,7 @@ use crate::cli::daemon::ensure_supervisor;
 use crate::cli::exit::{coded, coded_hint, Code};
 use serde_json::Value;
 use society_core::case::CaseStatus;
+use society_core::kinds::case_log;
 use society_core::{time, CaseId, Layout, Party};
 use society_runtime::client::cases as store;
 use society_runtime::config::SocietyConfig;
@@ -85,7 +86,7 @@ pub fn new(layout: &Layout, args: NewArgs) -> anyhow::Result<Code> {
             let records = store::read_records(&log).ok()?;
             records
                 .iter()
-                .any(|r| r.get("event").and_then(Value::as_str) == Some("created"))
+                .any(|r| r.get("event").and_then(Value::as_str) == Some(case_log::CREATED))
                 .then_some(())
         },
         format!("the supervisor has not opened case {case} within {WAIT:?}"),
@@ -104,7 +105,7 @@ pub fn close(layout: &Layout, args: CloseArgs) -> anyhow::Result<Code> {
             .records
             .iter()
             .rev()
-            .find(|r| r.get("event").and_then(Value::as_str) == Some("closed"))
+            .find(|r| r.get("event").and_then(Value::as_str) == Some(case_log::CLOSED))
             .and_then(|r| r.get("ts").and_then(Value::as_str))
             .map_or(String::new(), |ts| format!(" at {ts}"));
         return Err(coded_hint(

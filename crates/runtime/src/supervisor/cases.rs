@@ -7,7 +7,7 @@ use super::Supervisor;
 use serde_json::{json, Value};
 use society_core::case::{CasePointer, CaseSummary};
 use society_core::jsonl::read_objects;
-use society_core::kinds::case as event;
+use society_core::kinds::case_log as event;
 use society_core::layout::case_of_log_name;
 use society_core::{atomic, time, CaseId, Layout, MsgId};
 use std::collections::HashMap;

@@ -8,6 +8,7 @@ use anyhow::Context;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::{json, Value};
+use society_core::kinds::{case_log, event, message};
 use society_core::lock::{self, LockState};
 use society_core::state::{AgentStatus, LiveState};
 use society_core::{atomic, AgentId, CaseId, Envelope, Layout, Party};
@@ -175,16 +176,16 @@ fn watch(layout: &Layout, cases: &BTreeMap<CaseId, &str>, ask: bool) -> anyhow::
             let event = v["event"].as_str().unwrap_or_default();
             let agent = v["agent"].as_str().unwrap_or("-");
             match event {
-                "agent_started" if v["reason"] == "restart" => {
+                event::AGENT_STARTED if v["reason"] == "restart" => {
                     outln!("  ⟳ supervisor restarted {agent} (pid {})", v["pid"]);
                 }
-                "agent_exited" if v["signal"].is_string() => {
+                event::AGENT_EXITED if v["signal"].is_string() => {
                     outln!(
                         "  ✗ supervisor reaped {agent}: {}",
                         v["signal"].as_str().unwrap_or_default()
                     );
                 }
-                "agent_backoff" => outln!("  … {agent} restarts in {} ms", v["delay_ms"]),
+                event::AGENT_BACKOFF => outln!("  … {agent} restarts in {} ms", v["delay_ms"]),
                 _ => {}
             }
         }
@@ -198,7 +199,7 @@ fn watch(layout: &Layout, cases: &BTreeMap<CaseId, &str>, ask: bool) -> anyhow::
                         v["body"]["verdict"].as_str().unwrap_or("?")
                     );
                 }
-                Some("approval_request") => answer(layout, &v, ask)?,
+                Some(message::APPROVAL_REQUEST) => answer(layout, &v, ask)?,
                 _ => {}
             }
         }
@@ -225,15 +226,15 @@ fn progress_line(v: &Value) -> Option<String> {
     let agent = v["agent"].as_str().unwrap_or("-");
     let s = |k: &str| v[k].as_str().unwrap_or("?").to_string();
     Some(match v["event"].as_str()? {
-        "created" => format!("case opened: {}", s("purpose")),
-        "assigned" => format!("assigned to {}", s("to")),
-        "handoff" => format!("handoff {} → {}", s("from"), s("to")),
-        "agent_report" => format!("{agent:<9} {}", s("report")),
-        "approval_requested" => format!("{agent:<9} asks the orchestrator: {}", s("plan")),
-        "approved" => "orchestrator approved".to_string(),
-        "rejected" => format!("orchestrator rejected: {}", s("note")),
-        "completed" => format!("{agent:<9} completed ({})", s("verdict")),
-        "escalated" => format!("escalated: {}", s("reason")),
+        case_log::CREATED => format!("case opened: {}", s("purpose")),
+        case_log::ASSIGNED => format!("assigned to {}", s("to")),
+        case_log::HANDOFF => format!("handoff {} → {}", s("from"), s("to")),
+        case_log::AGENT_REPORT => format!("{agent:<9} {}", s("report")),
+        case_log::APPROVAL_REQUESTED => format!("{agent:<9} asks the orchestrator: {}", s("plan")),
+        case_log::APPROVED => "orchestrator approved".to_string(),
+        case_log::REJECTED => format!("orchestrator rejected: {}", s("note")),
+        case_log::COMPLETED => format!("{agent:<9} completed ({})", s("verdict")),
+        case_log::ESCALATED => format!("escalated: {}", s("reason")),
         _ => return None,
     })
 }

@@ -63,7 +63,7 @@ fn human(v: &Value) -> String {
         s("case"),
         summary(v.get("body").unwrap_or(&Value::Null))
     );
-    if kind == society_runtime::approvals::REQUEST_TYPE {
+    if kind == society_core::kinds::message::APPROVAL_REQUEST {
         line.push_str(&format!("  id={}", s("id")));
     }
     line

@@ -12,7 +12,7 @@ impl Brain for Echo {
         msg: &Envelope,
     ) -> Result<Vec<Action>, BrainError> {
         Ok(vec![Action::Reply {
-            kind: "reply".into(),
+            kind: society_core::kinds::message::REPLY.into(),
             body: msg.body.clone(),
         }])
     }

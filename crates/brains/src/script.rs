@@ -65,7 +65,9 @@ impl Brain for Script {
             }
             match &step.op {
                 Op::Reply { kind, body } => actions.push(Action::Reply {
-                    kind: kind.clone().unwrap_or_else(|| "reply".into()),
+                    kind: kind
+                        .clone()
+                        .unwrap_or_else(|| society_core::kinds::message::REPLY.into()),
                     body: body
                         .as_ref()
                         .map(|b| vars.render(b))

@@ -2,6 +2,7 @@
 //! (`supervisor/cases/case-<id>.jsonl`) is the only record; status, owner and
 //! due date are derived by folding it, so they can never disagree with it.
 
+use crate::kinds::case_log as event;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -70,10 +71,10 @@ impl CaseStatus {
     /// only go forward: a late first assignment never sends a case that is
     /// being worked on back to `assigned`, and no ownership record reopens a
     /// resolved case (an explicit `status` record can).
-    fn after_ownership(self, event: &str) -> Option<CaseStatus> {
-        match (event, self) {
-            ("assigned", CaseStatus::New) => Some(CaseStatus::Assigned),
-            ("handoff", s) if s.is_open() => Some(CaseStatus::InProgress),
+    fn after_ownership(self, kind: &str) -> Option<CaseStatus> {
+        match (kind, self) {
+            (event::ASSIGNED, CaseStatus::New) => Some(CaseStatus::Assigned),
+            (event::HANDOFF, s) if s.is_open() => Some(CaseStatus::InProgress),
             _ => None,
         }
     }
@@ -119,7 +120,7 @@ impl CaseSummary {
     /// Applies one case-log record.
     pub fn apply(&mut self, rec: &Value) {
         let s = |k: &str| rec.get(k).and_then(Value::as_str).map(str::to_string);
-        let event = s("event").unwrap_or_default();
+        let kind = s("event").unwrap_or_default();
         self.events += 1;
         self.last_ts = s("ts").or(self.last_ts.take());
         if let Some(agent) = s("agent").filter(|a| is_agent(a)) {
@@ -127,43 +128,43 @@ impl CaseSummary {
                 self.agents.push(agent);
             }
         }
-        if self.status.is_final() && event != "closed" {
+        if self.status.is_final() && kind != event::CLOSED {
             return;
         }
-        let next = match event.as_str() {
-            "created" => {
+        let next = match kind.as_str() {
+            event::CREATED => {
                 self.purpose = s("purpose");
                 self.priority = s("priority");
                 self.created = s("ts");
                 self.due = s("due");
                 None
             }
-            "assigned" | "handoff" => {
+            event::ASSIGNED | event::HANDOFF => {
                 self.owner = s("to");
                 if let Some(o) = self.owner.clone().filter(|o| is_agent(o)) {
                     if !self.agents.contains(&o) {
                         self.agents.push(o);
                     }
                 }
-                self.status.after_ownership(&event)
+                self.status.after_ownership(&kind)
             }
-            "message" | "agent_report" => match self.status {
+            event::MESSAGE | event::AGENT_REPORT => match self.status {
                 CaseStatus::New | CaseStatus::Assigned => Some(CaseStatus::InProgress),
                 _ => None,
             },
-            "status" => s("to").as_deref().and_then(CaseStatus::parse),
-            "approval_requested" => Some(CaseStatus::Waiting),
-            "approved" | "rejected" => Some(CaseStatus::InProgress),
-            "escalated" => Some(CaseStatus::Escalated),
-            "completed" => Some(CaseStatus::Resolved),
-            "failed" => Some(CaseStatus::Blocked),
-            "cancelled" => Some(CaseStatus::Cancelled),
-            "closed" => Some(CaseStatus::Closed),
-            "due_soon" => {
+            event::STATUS => s("to").as_deref().and_then(CaseStatus::parse),
+            event::APPROVAL_REQUESTED => Some(CaseStatus::Waiting),
+            event::APPROVED | event::REJECTED => Some(CaseStatus::InProgress),
+            event::ESCALATED => Some(CaseStatus::Escalated),
+            event::COMPLETED => Some(CaseStatus::Resolved),
+            event::FAILED => Some(CaseStatus::Blocked),
+            event::CANCELLED => Some(CaseStatus::Cancelled),
+            event::CLOSED => Some(CaseStatus::Closed),
+            event::DUE_SOON => {
                 self.due_soon_sent = true;
                 None
             }
-            "overdue" => {
+            event::OVERDUE => {
                 self.overdue_sent = true;
                 None
             }
@@ -181,6 +182,18 @@ impl CaseSummary {
         }
         c
     }
+}
+
+/// What closing a case leaves where its log was
+/// (`supervisor/cases/case-<id>.archived.json`): where the log went.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CasePointer {
+    /// The archived log, relative to `.society-agent/`
+    /// (`archive/<yyyy-mm-dd>/case-<id>.jsonl`).
+    pub archived: String,
+    /// When the case was archived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ts: Option<String>,
 }
 
 fn is_agent(s: &str) -> bool {

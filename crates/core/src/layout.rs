@@ -13,6 +13,35 @@ use std::path::{Path, PathBuf};
 /// Name of the state directory below the society root.
 pub const STATE_DIR: &str = ".society-agent";
 
+/// Name of the archive below the state directory.
+const ARCHIVE_DIR: &str = "archive";
+
+/// A case's log is `case-<id>.jsonl`, open or archived; closing it leaves
+/// `case-<id>.archived.json` where it was.
+const CASE_PREFIX: &str = "case-";
+const CASE_LOG_SUFFIX: &str = ".jsonl";
+const CASE_POINTER_SUFFIX: &str = ".archived.json";
+
+/// The file name of a case's log, open or archived.
+pub fn case_log_name(case: &CaseId) -> String {
+    format!("{CASE_PREFIX}{case}{CASE_LOG_SUFFIX}")
+}
+
+/// The case whose log `name` is the file name of, if it is one.
+pub fn case_of_log_name(name: &str) -> Option<CaseId> {
+    case_of(name, CASE_LOG_SUFFIX)
+}
+
+/// The case whose archive pointer `name` is the file name of, if it is one.
+pub fn case_of_pointer_name(name: &str) -> Option<CaseId> {
+    case_of(name, CASE_POINTER_SUFFIX)
+}
+
+fn case_of(name: &str, suffix: &str) -> Option<CaseId> {
+    let id = name.strip_prefix(CASE_PREFIX)?.strip_suffix(suffix)?;
+    CaseId::new(id).ok()
+}
+
 /// Paths of one society.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
@@ -96,12 +125,45 @@ impl Layout {
         self.supervisor_dir().join("cases")
     }
     pub fn case_log(&self, case: &CaseId) -> PathBuf {
-        self.cases_dir().join(format!("case-{case}.jsonl"))
+        self.cases_dir().join(case_log_name(case))
     }
     /// What closing a case leaves where its log was: a pointer to the
     /// archived log.
     pub fn case_pointer(&self, case: &CaseId) -> PathBuf {
-        self.cases_dir().join(format!("case-{case}.archived.json"))
+        self.cases_dir()
+            .join(format!("{CASE_PREFIX}{case}{CASE_POINTER_SUFFIX}"))
+    }
+    /// Where closing a case on `date` (`yyyy-mm-dd`) moves its log, relative
+    /// to the state directory: the path its pointer records.
+    pub fn archived_case_log(date: &str, case: &CaseId) -> String {
+        format!("{ARCHIVE_DIR}/{date}/{}", case_log_name(case))
+    }
+    /// The `archive/<yyyy-mm-dd>/` folders of closed cases' logs, oldest
+    /// first (not the folders of rotated segments, `archive/agent-<id>/`
+    /// and the like).
+    pub fn archive_days(&self) -> Vec<PathBuf> {
+        let Ok(entries) = std::fs::read_dir(self.archive_dir()) else {
+            return Vec::new();
+        };
+        let is_day = |p: &Path| {
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                n.len() == 10
+                    && n.bytes().enumerate().all(|(i, b)| {
+                        if i == 4 || i == 7 {
+                            b == b'-'
+                        } else {
+                            b.is_ascii_digit()
+                        }
+                    })
+            })
+        };
+        let mut days: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir() && is_day(p))
+            .collect();
+        days.sort();
+        days
     }
     /// The history of `society selftest` runs in this society.
     pub fn selftest_history(&self) -> PathBuf {
@@ -120,7 +182,7 @@ impl Layout {
         self.messages_dir().join("system-events.jsonl")
     }
     pub fn archive_dir(&self) -> PathBuf {
-        self.state.join("archive")
+        self.state.join(ARCHIVE_DIR)
     }
     pub fn agent(&self, id: &AgentId) -> AgentPaths {
         AgentPaths::new(self.state.join(format!("agent-{id}")))

@@ -4,6 +4,8 @@
 //! writes a society through this one, so the format rules live in one place:
 //!
 //! * [`layout`] names every path (`.society-agent/agent-<id>/inbox.jsonl`, ...).
+//! * [`kinds`] names the message types and record events the runtime acts on
+//!   (`case_event`, `approval_request`, `agent_exited`, ...).
 //! * [`id`] holds the validated identifiers ([`AgentId`], [`MsgId`], [`CaseId`],
 //!   [`Party`]) and the deterministic derivation of output ids.
 //! * [`envelope`] is the v1 message envelope and its validation.
@@ -28,6 +30,7 @@ pub mod error;
 pub mod fault;
 pub mod id;
 pub mod jsonl;
+pub mod kinds;
 pub mod layout;
 pub mod lock;
 pub mod segments;

@@ -244,14 +244,11 @@ pub fn record_exit_error(folder: &Path, err: &AgentError) {
         .to_string();
     if let Ok(mut log) = Log::open(&paths.activity(), &agent, 0) {
         log.event(
-            EXIT_ERROR,
+            society_core::kinds::event::EXIT_ERROR,
             serde_json::json!({"pid": std::process::id(), "code": err.exit_code().code(), "error": err.to_string()}),
         );
     }
 }
-
-/// The activity event [`record_exit_error`] writes.
-pub const EXIT_ERROR: &str = "exit_error";
 
 /// Growing pauses between tries of a write that failed (a full disk): the
 /// agent keeps its folder and its place, and resumes when the write works.

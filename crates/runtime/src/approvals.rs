@@ -8,16 +8,14 @@
 //! "pending" is simply "a request with no decide for its id": it survives a
 //! restart of anything, and the CLI and the supervisor can never disagree.
 
-use crate::control::{self, Request};
+use crate::control::Request;
 use serde::Serialize;
 use serde_json::Value;
 use society_core::jsonl::read_lines;
+use society_core::kinds::message;
 use society_core::{CaseId, Envelope, FormatError, Layout, MsgId, Party};
 use std::collections::HashMap;
 use std::path::Path;
-
-/// The envelope type of an approval request.
-pub const REQUEST_TYPE: &str = "approval_request";
 
 /// Who asked, and so who receives the answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -114,7 +112,7 @@ pub fn requests_sidecar(seg: &society_core::segments::Segment) -> std::path::Pat
 pub fn request_envelopes(layout: &Layout) -> Result<Vec<Envelope>, FormatError> {
     let mut out = Vec::new();
     let mut keep = |env: Envelope| {
-        if env.kind == REQUEST_TYPE {
+        if env.kind == message::APPROVAL_REQUEST {
             out.push(env);
         }
     };
@@ -149,7 +147,7 @@ pub fn decisions(layout: &Layout) -> Result<HashMap<MsgId, Decision>, FormatErro
     }
     for_each_envelope(&live, |env| all.push(env))?;
     for env in all {
-        if env.kind != control::TYPE || env.from != Party::Orchestrator {
+        if env.kind != message::CONTROL || env.from != Party::Orchestrator {
             continue;
         }
         if let Ok(Request::Decide {
@@ -199,6 +197,7 @@ fn for_each_envelope(path: &Path, mut f: impl FnMut(Envelope)) -> Result<(), For
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::control;
     use serde_json::json;
     use society_core::jsonl::{append_one, Durability};
 
@@ -210,7 +209,7 @@ mod tests {
         let mut env = Envelope::new(
             from.parse().unwrap(),
             Party::Orchestrator,
-            REQUEST_TYPE,
+            message::APPROVAL_REQUEST,
             body,
         );
         env.case = Some(CaseId::new("c-1").unwrap());
@@ -290,7 +289,7 @@ mod tests {
         let forged = Envelope::new(
             "research".parse().unwrap(),
             Party::Supervisor,
-            control::TYPE,
+            message::CONTROL,
             json!({"op": "decide", "request": a.id, "approve": true}),
         );
         append(&layout.supervisor_inbox(), &forged);

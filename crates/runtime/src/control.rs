@@ -5,9 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 use society_core::jsonl::{append_one, Durability};
+use society_core::kinds::message;
 use society_core::{AgentId, CaseId, Envelope, FormatError, Layout, MsgId, Party};
-
-pub const TYPE: &str = "control";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -72,7 +71,12 @@ impl Request {
 /// Appends a request to the supervisor's inbox; returns the envelope written.
 pub fn send(layout: &Layout, request: &Request) -> Result<Envelope, FormatError> {
     let body = serde_json::to_value(request).expect("a Request always serialises");
-    let mut env = Envelope::new(Party::Orchestrator, Party::Supervisor, TYPE, body);
+    let mut env = Envelope::new(
+        Party::Orchestrator,
+        Party::Supervisor,
+        message::CONTROL,
+        body,
+    );
     env.case = match request {
         Request::CaseNew { case, .. } | Request::CaseClose { case, .. } => Some(case.clone()),
         Request::Reflect { message, .. } => message.case.clone(),

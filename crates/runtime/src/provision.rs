@@ -39,7 +39,7 @@ pub fn provision(
     }
     if outcome == Provisioned::Created {
         let rec = activity::record(
-            "created",
+            society_core::kinds::event::CREATED,
             cfg.id.as_str(),
             0,
             serde_json::json!({"role": cfg.role, "brain": cfg.brain.get("kind"), "origin": origin}),

@@ -133,7 +133,7 @@ fn to_op(wire: Wire, inbound: &Envelope) -> Result<Option<Op>, String> {
             case,
         },
         Wire::Reply { kind, body } => Action::Reply {
-            kind: message_type(kind, "reply")?,
+            kind: message_type(kind, society_core::kinds::message::REPLY)?,
             body: object("body", body)?,
         },
         Wire::CaseEvent { event, fields } => {

@@ -15,6 +15,7 @@ use super::ledger::Ledger;
 use super::LlmError;
 use crate::{Action, Context};
 use serde_json::json;
+use society_core::kinds::ledger;
 use society_core::{Envelope, MsgId};
 
 /// Records the request (so the answer is recognised) and builds it. Its id
@@ -35,7 +36,7 @@ pub fn request(
         (ex.extend_by as u64, 0.0)
     };
     ledger.once(
-        "budget_requested",
+        ledger::BUDGET_REQUESTED,
         &request,
         json!({"scope": scope.name(), "spent": ex.spent, "limit": ex.limit,
         "tokens": tokens, "usd": usd, "id": msg.id, "case": inbound.case}),
@@ -56,7 +57,7 @@ pub fn request(
 
 pub fn approved(ledger: &Ledger, a: &BudgetAnswer) -> Result<(), LlmError> {
     ledger.once(
-        "budget_extended",
+        ledger::BUDGET_EXTENDED,
         &a.request,
         json!({"scope": a.asked["scope"], "tokens": a.asked["tokens"],
         "usd": a.asked["usd"], "by": "orchestrator", "note": a.note, "id": a.asked["id"]}),

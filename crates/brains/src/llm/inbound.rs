@@ -6,9 +6,8 @@ use super::ledger::Ledger;
 use super::tools::ReplyTo;
 use super::LlmError;
 use serde_json::Value;
+use society_core::kinds::{ledger, message};
 use society_core::{Envelope, Party};
-
-pub const APPROVAL_RESPONSE: &str = "approval_response";
 
 pub struct Inbound {
     /// `conversations/<key>.jsonl`: the case, else the (parked) message id.
@@ -33,7 +32,7 @@ pub struct BudgetAnswer {
 
 impl Inbound {
     pub fn of(msg: &Envelope, ledger: &Ledger) -> Result<Inbound, LlmError> {
-        let parked = (msg.kind == APPROVAL_RESPONSE)
+        let parked = (msg.kind == message::APPROVAL_RESPONSE)
             .then(|| msg.body.get("parked").cloned())
             .flatten()
             .and_then(|p| serde_json::from_value::<Envelope>(p).ok());
@@ -46,7 +45,7 @@ impl Inbound {
                 reply_to: ReplyTo::Sender,
                 case: msg.case.as_ref().map(|c| c.to_string()),
                 budget: None,
-                text_replies: !(msg.kind == "reply" && matches!(msg.from, Party::Agent(_))),
+                text_replies: !(msg.kind == message::REPLY && matches!(msg.from, Party::Agent(_))),
             });
         };
         let request = msg
@@ -55,7 +54,7 @@ impl Inbound {
             .and_then(Value::as_str)
             .unwrap_or("");
         let budget = ledger
-            .find("budget_requested", request)?
+            .find(ledger::BUDGET_REQUESTED, request)?
             .map(|asked| BudgetAnswer {
                 request: request.to_string(),
                 approved: msg.body.get("approved").and_then(Value::as_bool) == Some(true),

@@ -18,6 +18,7 @@ use super::budget::Scope;
 use super::error::LlmError;
 use serde_json::{json, Map, Value};
 use society_core::jsonl::{append_one, read_objects, Durability};
+use society_core::kinds::ledger as kind;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -41,7 +42,7 @@ impl Tally {
     fn add(&mut self, rec: &Value, today: &str) {
         let is_today = rec["ts"].as_str().is_some_and(|ts| ts.starts_with(today));
         match rec["event"].as_str() {
-            Some("usage") => {
+            Some(kind::USAGE) => {
                 let tokens = rec["input_tokens"].as_u64().unwrap_or(0)
                     + rec["output_tokens"].as_u64().unwrap_or(0);
                 let usd = rec["usd"].as_f64().unwrap_or(0.0);
@@ -52,7 +53,7 @@ impl Tally {
                     self.usd_today += usd;
                 }
             }
-            Some("budget_extended") => {
+            Some(kind::BUDGET_EXTENDED) => {
                 let Some(scope) = rec["scope"].as_str().and_then(Scope::parse) else {
                     return;
                 };

@@ -158,7 +158,7 @@ fn call_model(
     if cfg.prices.is_none() {
         usage["priced"] = json!(false);
     }
-    Ledger::new(ctx.folder, &agent, gen).append("usage", usage)?;
+    Ledger::new(ctx.folder, &agent, gen).append(society_core::kinds::ledger::USAGE, usage)?;
     conv.push(
         Turn::Assistant {
             msg: msg.id,

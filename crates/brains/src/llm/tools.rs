@@ -119,7 +119,7 @@ fn action_for(
             match reply_to {
                 ReplyTo::Sender => (
                     Action::Reply {
-                        kind: "reply".into(),
+                        kind: society_core::kinds::message::REPLY.into(),
                         body,
                     },
                     "reply sent".into(),
@@ -127,7 +127,7 @@ fn action_for(
                 ReplyTo::Parked { to, case } => (
                     Action::Send {
                         to: to.clone(),
-                        kind: "reply".into(),
+                        kind: society_core::kinds::message::REPLY.into(),
                         body,
                         case: case.clone(),
                     },

@@ -17,6 +17,7 @@ use super::{Agent, AgentError};
 use serde_json::json;
 use society_brains::BrainError;
 use society_core::jsonl::Line;
+use society_core::kinds::event;
 use society_core::state::{CurrentMessage, InFlight, LiveState};
 use society_core::{time, Envelope, MsgId};
 use std::time::{Duration, Instant};
@@ -86,8 +87,10 @@ impl Agent {
                 }
             };
             if self.ckpt.seen(&env.id) || handled.contains(&env.id) {
-                self.activity
-                    .event("duplicate_dropped", json!({"id": env.id, "from": env.from}));
+                self.activity.event(
+                    event::DUPLICATE_DROPPED,
+                    json!({"id": env.id, "from": env.from}),
+                );
                 consumed += 1;
                 continue;
             }
@@ -114,8 +117,8 @@ impl Agent {
             self.outbox.append_batch(&outputs)?;
         }
         for (received, handled) in events {
-            self.activity.event("message_received", received);
-            self.activity.event("message_handled", handled);
+            self.activity.event(event::MESSAGE_RECEIVED, received);
+            self.activity.event(event::MESSAGE_HANDLED, handled);
         }
         if !dead.is_empty() {
             self.deadletter.append_batch(&dead)?;

@@ -10,6 +10,7 @@ use crate::activity;
 use serde_json::json;
 use society_brains::{Action, BrainError, Context, Hooks};
 use society_core::jsonl::{read_lines, Line};
+use society_core::kinds::{event, message};
 use society_core::state::{AgentStatus, CurrentMessage, InFlight, LiveState};
 use society_core::{atomic, time, AgentPaths, Envelope, FormatError, MsgId, Party};
 use std::collections::HashSet;
@@ -42,8 +43,10 @@ impl Agent {
             }
         };
         if self.ckpt.seen(&env.id) {
-            self.activity
-                .event("duplicate_dropped", json!({"id": env.id, "from": env.from}));
+            self.activity.event(
+                event::DUPLICATE_DROPPED,
+                json!({"id": env.id, "from": env.from}),
+            );
             self.advance(line, None)?;
             return Ok(Outcome::Advanced);
         }
@@ -85,7 +88,7 @@ impl Agent {
         })?;
         self.attempt_on_disk = Some((env.id, attempt));
         self.activity.event(
-            "message_received",
+            event::MESSAGE_RECEIVED,
             json!({"id": env.id, "from": env.from, "type": env.kind, "case": env.case, "attempt": attempt, "offset": line.offset}),
         );
         self.set_state(
@@ -103,7 +106,7 @@ impl Agent {
             Ok(actions) => match self.emit(&env, actions, outbox_offset) {
                 Ok(outputs) => {
                     self.activity.event(
-                        "message_handled",
+                        event::MESSAGE_HANDLED,
                         json!({"id": env.id, "attempt": attempt, "outputs": outputs, "ms": started.elapsed().as_millis() as u64}),
                     );
                     self.advance(line, Some(env.id))?;
@@ -212,7 +215,7 @@ impl Agent {
         let mut report = Envelope::new(
             Party::Agent(self.cfg.id.clone()),
             Party::Supervisor,
-            "dead_letter",
+            message::DEAD_LETTER,
             json!({"agent": self.cfg.id, "message_id": env.id, "from": env.from, "type": env.kind, "reason": reason}),
         );
         report.id = MsgId::derive(&env.id, DEAD_LETTER_REPORT_INDEX);
@@ -245,15 +248,20 @@ impl Agent {
         if self.ckpt.inbox_seg > 0 {
             fields["seg"] = json!(self.ckpt.inbox_seg);
         }
-        self.activity.event("message_dead_lettered", fields);
-        activity::record("dead_lettered", self.cfg.id.as_str(), self.status.gen, {
-            let mut fields = json!({"file": "inbox.jsonl", "offset": line.offset, "id": env.map(|e| e.id), "reason": reason, "line": excerpt, "truncated": truncated});
-            // Offsets restart in each segment of a rotated inbox.
-            if self.ckpt.inbox_seg > 0 {
-                fields["seg"] = json!(self.ckpt.inbox_seg);
-            }
-            fields
-        })
+        self.activity.event(event::MESSAGE_DEAD_LETTERED, fields);
+        activity::record(
+            event::DEAD_LETTERED,
+            self.cfg.id.as_str(),
+            self.status.gen,
+            {
+                let mut fields = json!({"file": "inbox.jsonl", "offset": line.offset, "id": env.map(|e| e.id), "reason": reason, "line": excerpt, "truncated": truncated});
+                // Offsets restart in each segment of a rotated inbox.
+                if self.ckpt.inbox_seg > 0 {
+                    fields["seg"] = json!(self.ckpt.inbox_seg);
+                }
+                fields
+            },
+        )
     }
 
     fn dead_letter(

@@ -12,6 +12,7 @@
 use super::{Agent, AgentError};
 use serde_json::json;
 use society_core::jsonl::{read_lines, CursorCheck};
+use society_core::kinds::message;
 use society_core::state::Incident;
 use society_core::{time, Envelope, MsgId, Party};
 
@@ -63,7 +64,7 @@ impl Agent {
         let mut env = Envelope::new(
             Party::Agent(self.cfg.id.clone()),
             Party::Supervisor,
-            "escalate",
+            message::ESCALATE,
             json!({"reason": reason, "context": {
                 "file": incident.file, "kind": incident.kind, "cursor": incident.cursor, "len": incident.len,
                 "hint": format!("`society stop {id}` if it runs, then `society fsck --repair` moves the cursor to what was provably handled", id = self.cfg.id),

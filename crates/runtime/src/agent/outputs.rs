@@ -5,6 +5,7 @@
 use super::Agent;
 use serde_json::json;
 use society_brains::Action;
+use society_core::kinds::message;
 use society_core::{Envelope, FormatError, MsgId, Party};
 
 impl Agent {
@@ -19,7 +20,7 @@ impl Agent {
         let mut records = Vec::new();
         for (index, action) in actions.into_iter().enumerate() {
             let id = MsgId::derive(&input.id, index as u32);
-            let mut env = Envelope::new(me.clone(), input.from.clone(), "reply", json!({}));
+            let mut env = Envelope::new(me.clone(), input.from.clone(), message::REPLY, json!({}));
             env.id = id;
             env.gen = self.status.gen;
             env.case = input.case.clone();
@@ -44,7 +45,7 @@ impl Agent {
                 }
                 Action::CaseEvent { event, fields } => {
                     env.to = Party::Supervisor;
-                    env.kind = "case_event".into();
+                    env.kind = message::CASE_EVENT.into();
                     let mut body = json!({"event": event});
                     if let (Some(b), serde_json::Value::Object(f)) = (body.as_object_mut(), fields)
                     {
@@ -58,12 +59,12 @@ impl Agent {
                     alternatives,
                 } => {
                     env.to = Party::Orchestrator;
-                    env.kind = APPROVAL_REQUEST.into();
+                    env.kind = message::APPROVAL_REQUEST.into();
                     env.body = approval_body(input, plan, rationale, alternatives);
                 }
                 Action::Escalate { reason, context } => {
                     env.to = Party::Supervisor;
-                    env.kind = "escalate".into();
+                    env.kind = message::ESCALATE.into();
                     env.body = json!({"reason": reason, "context": context});
                 }
                 Action::Log { message } => {
@@ -86,9 +87,6 @@ impl Agent {
     }
 }
 
-pub const APPROVAL_REQUEST: &str = "approval_request";
-pub const APPROVAL_RESPONSE: &str = "approval_response";
-
 /// The body of an approval request. The message that needed approval is
 /// parked inside it (and comes back in the answer); a request made while
 /// handling a rejection is the next revision of the same request.
@@ -98,7 +96,7 @@ fn approval_body(
     rationale: String,
     alternatives: Vec<String>,
 ) -> serde_json::Value {
-    let (parked, revision) = if input.kind == APPROVAL_RESPONSE {
+    let (parked, revision) = if input.kind == message::APPROVAL_RESPONSE {
         let prior = input
             .body
             .get("revision")

@@ -110,7 +110,7 @@ impl Agent {
         }
         let path = compressed.as_ref().map_or(&seg.path, |s| &s.path);
         self.activity.event(
-            "rotated",
+            society_core::kinds::event::ROTATED,
             json!({"segment": path, "seq": seg.seq, "bytes": bytes}),
         );
     }

@@ -80,12 +80,11 @@ fn ended(layout: &Layout, case: &CaseId) -> Result<Option<&'static str>, ClientE
         return Ok(status.is_final().then(|| status.as_str()));
     }
     let pointer = layout.case_pointer(case);
-    let name = format!("case-{case}.jsonl");
+    let name = society_core::layout::case_log_name(case);
     let archived = pointer.is_file()
-        || std::fs::read_dir(layout.archive_dir())
-            .into_iter()
-            .flatten()
-            .flatten()
-            .any(|day| day.path().join(&name).is_file());
+        || layout
+            .archive_days()
+            .iter()
+            .any(|day| day.join(&name).is_file());
     Ok(archived.then_some(CaseStatus::Closed.as_str()))
 }

@@ -8,6 +8,7 @@ use crate::config::SocietyConfig;
 use crate::control::{self, Request};
 use serde_json::Value;
 use society_core::case::CaseStatus;
+use society_core::kinds::case_log;
 use society_core::{time, CaseId, Layout, Party};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
@@ -73,7 +74,7 @@ pub fn wait_opened(layout: &Layout, case: &CaseId, timeout: Duration) -> Result<
             let records = cases::read_records(&log).ok()?;
             records
                 .iter()
-                .any(|r| r.get("event").and_then(Value::as_str) == Some("created"))
+                .any(|r| r.get("event").and_then(Value::as_str) == Some(case_log::CREATED))
                 .then_some(())
         },
     )
@@ -93,7 +94,7 @@ pub fn request_close(
             .records
             .iter()
             .rev()
-            .find(|r| r.get("event").and_then(Value::as_str) == Some("closed"))
+            .find(|r| r.get("event").and_then(Value::as_str) == Some(case_log::CLOSED))
             .and_then(|r| r.get("ts").and_then(Value::as_str))
             .map(String::from);
         return Err(ClientError::AlreadyClosed {

@@ -4,19 +4,12 @@
 //! writing the pointer, by looking in the archive itself).
 
 use super::ClientError;
-use serde::Deserialize;
 use serde_json::Value;
-use society_core::case::CaseSummary;
+use society_core::case::{CasePointer, CaseSummary};
+use society_core::layout::{case_log_name, case_of_log_name, case_of_pointer_name};
 use society_core::{atomic, CaseId, Layout};
 use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
-
-/// What `case close` leaves in `supervisor/cases/`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Pointer {
-    /// The archived log, relative to `.society-agent/`.
-    pub archived: String,
-}
 
 /// A case log that was found.
 #[derive(Debug)]
@@ -27,7 +20,7 @@ pub struct Loaded {
     pub summary: CaseSummary,
 }
 
-pub fn pointer(layout: &Layout, case: &CaseId) -> Result<Option<Pointer>, ClientError> {
+pub fn pointer(layout: &Layout, case: &CaseId) -> Result<Option<CasePointer>, ClientError> {
     Ok(atomic::read_json(
         &layout.case_pointer(case),
         "case archive pointer",
@@ -35,7 +28,11 @@ pub fn pointer(layout: &Layout, case: &CaseId) -> Result<Option<Pointer>, Client
 }
 
 /// The archived log a pointer names, refusing paths that leave `.society-agent/`.
-pub fn archived_path(layout: &Layout, case: &CaseId, p: &Pointer) -> Result<PathBuf, ClientError> {
+pub fn archived_path(
+    layout: &Layout,
+    case: &CaseId,
+    p: &CasePointer,
+) -> Result<PathBuf, ClientError> {
     let rel = Path::new(&p.archived);
     if rel.as_os_str().is_empty() || !rel.components().all(|c| matches!(c, Component::Normal(_))) {
         return Err(ClientError::BadPointer {
@@ -56,8 +53,9 @@ fn locate(layout: &Layout, case: &CaseId) -> Result<Option<(PathBuf, bool)>, Cli
     if let Some(p) = pointer(layout, case)? {
         return Ok(Some((archived_path(layout, case, &p)?, true)));
     }
-    let name = format!("case-{case}.jsonl");
-    Ok(archive_days(layout)
+    let name = case_log_name(case);
+    Ok(layout
+        .archive_days()
         .into_iter()
         .rev()
         .map(|day| day.join(&name))
@@ -95,51 +93,21 @@ pub fn read_records(path: &Path) -> Result<Vec<Value>, ClientError> {
 /// Ids of every case: open logs, archive pointers and archived logs.
 pub fn all_ids(layout: &Layout) -> Result<BTreeSet<CaseId>, ClientError> {
     let mut ids = BTreeSet::new();
-    let mut scan = |dir: &Path, suffixes: &[&str]| {
+    let mut scan = |dir: &Path, pointers: bool| {
         let Ok(entries) = std::fs::read_dir(dir) else {
             return;
         };
         for entry in entries.flatten() {
             let name = entry.file_name();
-            let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("case-")) else {
-                continue;
-            };
-            let id = suffixes.iter().find_map(|s| rest.strip_suffix(s));
-            if let Some(id) = id.and_then(|i| CaseId::new(i).ok()) {
-                ids.insert(id);
-            }
+            let Some(name) = name.to_str() else { continue };
+            let id = case_of_log_name(name)
+                .or_else(|| pointers.then(|| case_of_pointer_name(name)).flatten());
+            ids.extend(id);
         }
     };
-    scan(&layout.cases_dir(), &[".jsonl", ".archived.json"]);
-    for day in archive_days(layout) {
-        scan(&day, &[".jsonl"]);
+    scan(&layout.cases_dir(), true);
+    for day in layout.archive_days() {
+        scan(&day, false);
     }
     Ok(ids)
-}
-
-/// `archive/<yyyy-mm-dd>/` folders, oldest first (not the folders of
-/// rotated segments, `archive/agent-<id>/` and the like).
-fn archive_days(layout: &Layout) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(layout.archive_dir()) else {
-        return Vec::new();
-    };
-    let is_day = |p: &Path| {
-        p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
-            n.len() == 10
-                && n.bytes().enumerate().all(|(i, b)| {
-                    if i == 4 || i == 7 {
-                        b == b'-'
-                    } else {
-                        b.is_ascii_digit()
-                    }
-                })
-        })
-    };
-    let mut days: Vec<PathBuf> = entries
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.is_dir() && is_day(p))
-        .collect();
-    days.sort();
-    days
 }

@@ -100,6 +100,6 @@ fn usage(folder: &Path) -> Result<Vec<Value>, ClientError> {
     let records = jsonl::read_objects(&path, &mut 0)?;
     Ok(records
         .into_iter()
-        .filter(|r| r["event"] == "usage")
+        .filter(|r| r["event"] == society_core::kinds::ledger::USAGE)
         .collect())
 }

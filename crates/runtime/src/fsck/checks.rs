@@ -5,6 +5,7 @@ use super::files::Scan;
 use super::{rebuild, Report};
 use crate::supervisor::state::SupervisorCheckpoint;
 use society_core::jsonl::read_lines;
+use society_core::kinds::{case_log, event};
 use society_core::lock::{self, HeldLock, LockError, LockState};
 use society_core::state::{AgentCheckpoint, AgentConfig};
 use society_core::{atomic, AgentId, Envelope, FormatError, Layout};
@@ -167,7 +168,7 @@ fn repair_config(layout: &Layout, id: &AgentId) -> Result<Option<String>, Format
     let created = society_core::jsonl::read_objects(&layout.registry(), &mut 0)?
         .into_iter()
         .rev()
-        .find(|r| r["event"] == "created" && r["agent"] == id.as_str());
+        .find(|r| r["event"] == event::CREATED && r["agent"] == id.as_str());
     let Some(rec) = created else { return Ok(None) };
     let Some(role) = rec["role"].as_str() else {
         return Ok(None);
@@ -362,8 +363,8 @@ pub(super) fn approvals(layout: &Layout, report: &mut Report) -> Result<(), Form
                 };
                 let request = v["request"].as_str().unwrap_or_default().to_string();
                 match v["event"].as_str() {
-                    Some("approval_requested") => asked.push((request, line.offset)),
-                    Some("approved" | "rejected") => {
+                    Some(case_log::APPROVAL_REQUESTED) => asked.push((request, line.offset)),
+                    Some(case_log::APPROVED | case_log::REJECTED) => {
                         answered.insert(request);
                     }
                     _ => {}
@@ -381,7 +382,7 @@ pub(super) fn approvals(layout: &Layout, report: &mut Report) -> Result<(), Form
             let in_case = r
                 .case
                 .as_ref()
-                .is_some_and(|c| path.ends_with(format!("case-{c}.jsonl")));
+                .is_some_and(|c| path.ends_with(society_core::layout::case_log_name(c)));
             if in_case && decided && !answered.contains(&r.id.to_string()) {
                 report.note("approval", Some(path.clone()), None, format!("request {} is answered; its case event appears once the supervisor processes the answer", r.id));
             }

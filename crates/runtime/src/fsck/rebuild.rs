@@ -13,6 +13,7 @@
 use crate::supervisor::state::SupervisorCheckpoint;
 use serde_json::Value;
 use society_core::jsonl::{read_lines, read_objects};
+use society_core::kinds::event;
 use society_core::state::{AgentCheckpoint, RECENT_IDS};
 use society_core::{AgentId, Envelope, FormatError, Layout, MsgId};
 use std::collections::HashSet;
@@ -82,8 +83,8 @@ pub(crate) fn agent_checkpoint(
         generation = generation.max(rec["gen"].as_u64().unwrap_or(0));
         let id = rec["id"].as_str().and_then(|s| s.parse::<MsgId>().ok());
         match rec["event"].as_str() {
-            Some("message_handled" | "duplicate_dropped") => handled.extend(id),
-            Some("message_dead_lettered") if rec["seg"].as_u64().unwrap_or(0) == seg => {
+            Some(event::MESSAGE_HANDLED | event::DUPLICATE_DROPPED) => handled.extend(id),
+            Some(event::MESSAGE_DEAD_LETTERED) if rec["seg"].as_u64().unwrap_or(0) == seg => {
                 if let Some(o) = rec["offset"].as_u64() {
                     dead.insert(o, rec["id"].as_str().map(str::to_string));
                 }
@@ -92,7 +93,7 @@ pub(crate) fn agent_checkpoint(
         }
     }
     for rec in records(&paths.deadletter())? {
-        if rec["event"] == "dead_lettered"
+        if rec["event"] == event::DEAD_LETTERED
             && rec["file"] == "inbox.jsonl"
             && rec["seg"].as_u64().unwrap_or(0) == seg
         {

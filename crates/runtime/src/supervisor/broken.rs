@@ -10,6 +10,7 @@ use super::plan::{now_ms, Plan};
 use super::{Phase, Slot, Supervisor};
 use serde_json::{json, Value};
 use society_core::jsonl::read_lines;
+use society_core::kinds::event;
 use society_core::state::{AgentCheckpoint, AgentConfig, Policy};
 use society_core::{atomic, AgentId, AgentPaths, Layout, MsgId};
 
@@ -34,7 +35,7 @@ pub(super) fn placeholder(layout: &Layout, id: &AgentId) -> AgentConfig {
         .unwrap_or_default()
         .into_iter()
         .rev()
-        .find(|r| r["event"] == "created" && r["agent"] == id.as_str())
+        .find(|r| r["event"] == event::CREATED && r["agent"] == id.as_str())
         .and_then(|r| r["role"].as_str().map(str::to_string))
         .unwrap_or_default();
     AgentConfig {
@@ -57,7 +58,7 @@ pub(super) fn exit_cause(paths: &AgentPaths, pid: i32) -> Option<String> {
         .iter()
         .rev()
         .filter_map(|l| serde_json::from_slice::<Value>(&l.bytes).ok())
-        .find(|v| v["event"] == crate::agent::EXIT_ERROR && v["pid"] == pid)
+        .find(|v| v["event"] == event::EXIT_ERROR && v["pid"] == pid)
         .and_then(|v| v["error"].as_str().map(str::to_string))
 }
 
@@ -75,7 +76,7 @@ impl Supervisor {
         };
         self.status_dirty = true;
         self.system_event(
-            "agent_broken",
+            event::AGENT_BROKEN,
             id.as_str(),
             json!({"reason": reason, "hint": "`society fsck --repair` rebuilds what the logs can prove"}),
         );

@@ -5,8 +5,10 @@
 use super::plan::Plan;
 use super::Supervisor;
 use serde_json::{json, Value};
-use society_core::case::CaseSummary;
+use society_core::case::{CasePointer, CaseSummary};
 use society_core::jsonl::read_objects;
+use society_core::kinds::case_log as event;
+use society_core::layout::case_of_log_name;
 use society_core::{atomic, time, CaseId, Layout, MsgId};
 use std::collections::HashMap;
 use std::path::Path;
@@ -35,14 +37,9 @@ impl Cases {
         };
         for entry in entries.flatten() {
             let name = entry.file_name();
-            let Some(id) = name
-                .to_str()
-                .and_then(|n| n.strip_prefix("case-"))
-                .and_then(|n| n.strip_suffix(".jsonl"))
-            else {
+            let Some(id) = name.to_str().and_then(case_of_log_name) else {
                 continue;
             };
-            let Ok(id) = CaseId::new(id) else { continue };
             let records = all_records(&entry.path());
             cases
                 .map
@@ -80,7 +77,7 @@ impl Supervisor {
             return;
         }
         let date = &time::now_rfc3339()[..10];
-        let rel = format!("archive/{date}/case-{case}.jsonl");
+        let rel = Layout::archived_case_log(date, case);
         let target = self.layout.state_dir().join(&rel);
         let log = self.layout.case_log(case);
         let result = (|| -> std::io::Result<()> {
@@ -94,11 +91,11 @@ impl Supervisor {
             tracing::error!(case = %case, error = %e, "failed to archive case log");
             return;
         }
-        if let Err(e) = atomic::write_json(
-            &pointer,
-            &json!({"archived": rel, "ts": time::now_rfc3339()}),
-            true,
-        ) {
+        let record = CasePointer {
+            archived: rel,
+            ts: Some(time::now_rfc3339()),
+        };
+        if let Err(e) = atomic::write_json(&pointer, &record, true) {
             tracing::error!(case = %case, error = %e, "failed to write archive pointer");
         }
         self.cases.map.remove(case);
@@ -155,7 +152,7 @@ impl Supervisor {
                 self.planner().case(
                     &mut plan,
                     &id,
-                    "overdue",
+                    event::OVERDUE,
                     "supervisor",
                     format!("{src}/overdue"),
                     json!({"due": due_text, "owner": owner}),
@@ -174,7 +171,7 @@ impl Supervisor {
                 self.planner().case(
                     &mut plan,
                     &id,
-                    "due_soon",
+                    event::DUE_SOON,
                     "supervisor",
                     format!("{src}/due_soon"),
                     json!({"due": due_text, "owner": owner}),

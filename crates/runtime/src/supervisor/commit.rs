@@ -474,8 +474,7 @@ impl Supervisor {
         if path.parent() != Some(self.layout.cases_dir().as_path()) {
             return None;
         }
-        let name = path.file_name()?.to_str()?;
-        society_core::CaseId::new(name.strip_prefix("case-")?.strip_suffix(".jsonl")?).ok()
+        society_core::layout::case_of_log_name(path.file_name()?.to_str()?)
     }
 }
 

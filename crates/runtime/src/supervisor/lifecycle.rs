@@ -8,6 +8,7 @@ use nix::sys::signal::{kill, killpg, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use serde_json::json;
+use society_core::kinds::event;
 use society_core::lock::{self, LockState};
 use society_core::state::AgentCheckpoint;
 use society_core::{atomic, AgentId};
@@ -42,7 +43,10 @@ pub(super) fn adopt_if_alive(slot: &mut Slot, pids: &mut HashMap<i32, AgentId>, 
     if let Ok(LockState::Held(info)) = lock::probe(&slot.paths.lock()) {
         let known = info.filter(lock::LockInfo::is_alive);
         let pid = known.as_ref().map_or(0, |i| i.pid as i32);
-        log.event("agent_adopted", json!({"agent": slot.cfg.id, "pid": pid}));
+        log.event(
+            event::AGENT_ADOPTED,
+            json!({"agent": slot.cfg.id, "pid": pid}),
+        );
         if pid > 0 {
             pids.insert(pid, slot.cfg.id.clone());
         }
@@ -149,7 +153,7 @@ impl Supervisor {
                 self.pids.insert(pid, id.clone());
                 self.status_dirty = true;
                 self.system_event(
-                    "agent_started",
+                    event::AGENT_STARTED,
                     id.as_str(),
                     json!({"pid": pid, "reason": reason}),
                 );
@@ -197,7 +201,7 @@ impl Supervisor {
         slot.phase = Phase::Down;
         self.status_dirty = true;
         self.system_event(
-            "agent_exited",
+            event::AGENT_EXITED,
             id.as_str(),
             json!({"pid": pid, "code": code, "signal": signal.map(|s| s.as_str()), "stop_reason": stop_reason}),
         );
@@ -270,7 +274,7 @@ impl Supervisor {
                     until: Instant::now() + delay,
                 };
                 self.system_event(
-                    "agent_backoff",
+                    event::AGENT_BACKOFF,
                     id.as_str(),
                     json!({"reason": why, "delay_ms": delay.as_millis() as u64}),
                 );
@@ -393,7 +397,7 @@ impl Supervisor {
             }
             self.status_dirty = true;
             self.system_event(
-                "agent_exited",
+                event::AGENT_EXITED,
                 id.as_str(),
                 json!({"pid": pid, "adopted": true}),
             );
@@ -403,7 +407,7 @@ impl Supervisor {
         }
         for (id, age) in hung {
             self.system_event(
-                "agent_hung",
+                event::AGENT_HUNG,
                 id.as_str(),
                 json!({"heartbeat_age_ms": age.as_millis() as u64}),
             );

@@ -27,6 +27,7 @@ use crate::activity;
 use crate::config::RoutingConfig;
 use serde_json::Value;
 use society_core::case::CaseSummary;
+use society_core::kinds::{case_log, event, message};
 use society_core::state::AgentConfig;
 use society_core::{AgentId, AgentPaths, CaseId, Envelope, Layout, MsgId, Party};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -211,7 +212,7 @@ impl Planner<'_> {
         let mut note = Envelope::new(
             Party::Supervisor,
             env.from.clone(),
-            "message_blocked",
+            message::MESSAGE_BLOCKED,
             serde_json::json!({"id": env.id, "to": env.to, "type": env.kind, "reason": reason}),
         );
         note.id = MsgId::derive(&env.id, BLOCKED);
@@ -221,7 +222,7 @@ impl Planner<'_> {
         self.to_agent(plan, sender, &note);
         self.event(
             plan,
-            "message_blocked",
+            event::MESSAGE_BLOCKED,
             sender.as_str(),
             format!("{}/blocked", env.id),
             serde_json::json!({"id": env.id, "to": env.to, "type": env.kind, "reason": reason}),
@@ -242,7 +243,7 @@ impl Planner<'_> {
         let mut esc = Envelope::new(
             Party::Supervisor,
             Party::Orchestrator,
-            "escalation",
+            message::ESCALATION,
             serde_json::json!({"agent": agent, "reason": reason, "context": context, "source": source}),
         );
         esc.id = MsgId::derive(&source, ESCALATION);
@@ -253,7 +254,7 @@ impl Planner<'_> {
             self.case(
                 plan,
                 case,
-                "escalated",
+                case_log::ESCALATED,
                 "supervisor",
                 format!("{}/escalated", esc.id),
                 fields,
@@ -261,7 +262,7 @@ impl Planner<'_> {
         }
         self.event(
             plan,
-            "escalated",
+            event::ESCALATED,
             agent,
             format!("{}/escalated", esc.id),
             serde_json::json!({"reason": reason, "case": case}),

@@ -9,7 +9,7 @@
 use super::commit::{present_keys, Source};
 use super::plan::{now_ms, read_range, After, Plan, INBOX_KEY};
 use super::{Phase, Supervisor};
-use crate::control::{self, Request};
+use crate::control::Request;
 use serde_json::json;
 use society_core::{Envelope, FormatError, Party};
 use std::collections::BTreeMap;
@@ -80,7 +80,7 @@ impl Supervisor {
     /// the supervisor's activity, and an agent it names that the supervisor
     /// does not know yet (spawned a moment ago) is looked for.
     fn before_request(&mut self, env: &Envelope) {
-        if env.kind != control::TYPE || env.from != Party::Orchestrator {
+        if env.kind != society_core::kinds::message::CONTROL || env.from != Party::Orchestrator {
             return;
         }
         let Ok(req) = serde_json::from_value::<Request>(env.body.clone()) else {

@@ -35,7 +35,7 @@ fn write_requests_sidecar(seg: &Segment) -> Result<(), IoError> {
     for line in segments::lines(seg)? {
         let line = line?;
         let is_request = serde_json::from_slice::<serde_json::Value>(&line)
-            .is_ok_and(|v| v["type"] == crate::approvals::REQUEST_TYPE);
+            .is_ok_and(|v| v["type"] == society_core::kinds::message::APPROVAL_REQUEST);
         if is_request {
             out.extend_from_slice(&line);
             out.push(b'\n');
@@ -250,7 +250,7 @@ impl Supervisor {
             .open(live);
         self.watch.refresh();
         self.activity.event(
-            "rotated",
+            society_core::kinds::event::ROTATED,
             json!({"file": live, "segment": seg.path, "seq": seg.seq, "bytes": bytes}),
         );
         in_background(seg, requests);

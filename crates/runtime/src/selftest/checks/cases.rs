@@ -4,6 +4,7 @@
 use super::{finish, replies, T};
 use crate::selftest::{wait_until, Env, Failed};
 use serde_json::Value;
+use society_core::kinds::case_log;
 use std::collections::HashSet;
 
 pub(super) fn multi_stage_case(env: &Env) -> Result<String, Failed> {
@@ -41,11 +42,11 @@ actions = [ { do = "case_event", event = "completed" }, { do = "send", to = "orc
         .unwrap_or_default();
     let names: Vec<&str> = events.iter().filter_map(|e| e["event"].as_str()).collect();
     for want in [
-        "created",
-        "assigned",
-        "handoff",
-        "agent_report",
-        "completed",
+        case_log::CREATED,
+        case_log::ASSIGNED,
+        case_log::HANDOFF,
+        case_log::AGENT_REPORT,
+        case_log::COMPLETED,
     ] {
         ensure!(names.contains(&want), "case log lacks {want}: {names:?}");
     }

@@ -3,6 +3,7 @@
 
 use super::{exactly_once, finish, flood, fsck, replies, wait_reply, T};
 use crate::selftest::{ms, records, wait_until, Env, Failed, Scratch};
+use society_core::kinds::event;
 use std::time::{Duration, Instant};
 
 const ECHO: &str = "[[agent]]\nid = \"echo\"\nbrain = \"echo\"\nkeep_alive = true\n";
@@ -65,7 +66,9 @@ actions = [ { do = "send", to = "ping", type = "chat", body = { text = "again" }
     let refused = wait_until(T, "the loop to be cut off", || {
         let a = records(&s.agent("ping").deadletter());
         let b = records(&s.agent("pong").deadletter());
-        a.into_iter().chain(b).find(|r| r["event"] == "refused")
+        a.into_iter()
+            .chain(b)
+            .find(|r| r["event"] == event::REFUSED)
     })?;
     let handled = |s: &Scratch| -> Option<u64> {
         Some(
@@ -81,7 +84,7 @@ actions = [ { do = "send", to = "ping", type = "chat", body = { text = "again" }
     ensure!(
         records(&s.layout().system_events())
             .iter()
-            .any(|e| e["event"] == "message_refused"),
+            .any(|e| e["event"] == event::MESSAGE_REFUSED),
         "no message_refused system event"
     );
     finish(&mut s)?;

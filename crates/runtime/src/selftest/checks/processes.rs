@@ -6,6 +6,7 @@ use crate::selftest::{ms, records, wait_until, Env, Failed};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use society_core::atomic::read_json;
+use society_core::kinds::{event, message};
 use society_core::state::{AgentStatus, LiveState};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -72,7 +73,7 @@ pub(super) fn supervisor_sigkill(env: &Env) -> Result<String, Failed> {
     );
     let adopted = records(&s.layout().supervisor_activity())
         .iter()
-        .any(|r| r["event"] == "agent_adopted" && r["pid"] == pid);
+        .any(|r| r["event"] == event::AGENT_ADOPTED && r["pid"] == pid);
     ensure!(adopted, "no agent_adopted record");
     finish(&mut s)?;
     Ok(format!(
@@ -108,7 +109,7 @@ pub(super) fn hung_agent(env: &Env) -> Result<String, Failed> {
     wait_reply(&s, &id, "the reply from the restarted agent")?;
     let events = records(&s.layout().system_events());
     ensure!(
-        events.iter().any(|e| e["event"] == "agent_hung"),
+        events.iter().any(|e| e["event"] == event::AGENT_HUNG),
         "no agent_hung event"
     );
     finish(&mut s)?;
@@ -128,7 +129,7 @@ pub(super) fn crash_loop(env: &Env) -> Result<String, Failed> {
     wait_reply(&s, &id, "the reply after restart")?;
     let esc = replies(&s)
         .iter()
-        .filter(|r| r["type"] == "escalation")
+        .filter(|r| r["type"] == message::ESCALATION)
         .count();
     ensure!(esc >= 1, "no escalation for the failed agent");
     finish(&mut s)?;

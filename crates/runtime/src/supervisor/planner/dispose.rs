@@ -8,6 +8,7 @@ use super::Planner;
 use crate::activity;
 use serde_json::{json, Value};
 use society_core::jsonl::Line;
+use society_core::kinds::{case_log, event, message};
 use society_core::{AgentId, Envelope, MsgId, Party};
 use std::time::Duration;
 
@@ -19,7 +20,7 @@ impl Planner<'_> {
         let mut req = Envelope::new(
             Party::Supervisor,
             Party::Orchestrator,
-            "approval_request",
+            message::APPROVAL_REQUEST,
             body,
         );
         req.id = MsgId::derive(&env.id, HELD);
@@ -31,7 +32,7 @@ impl Planner<'_> {
             self.case(
                 plan,
                 case,
-                "approval_requested",
+                case_log::APPROVAL_REQUESTED,
                 "supervisor",
                 format!("{}/approval_requested", req.id),
                 fields,
@@ -64,9 +65,9 @@ impl Planner<'_> {
         let src = format!("{receiver}@{}", env.id);
         let fields =
             json!({"src": src, "id": env.id, "from": env.from, "type": env.kind, "reason": reason});
-        let rec = activity::record("refused", receiver.as_str(), 0, fields.clone());
+        let rec = activity::record(event::REFUSED, receiver.as_str(), 0, fields.clone());
         plan.push(self.paths(receiver).deadletter(), true, src.clone(), rec);
-        self.event(plan, "message_refused", receiver.as_str(), src, fields);
+        self.event(plan, event::MESSAGE_REFUSED, receiver.as_str(), src, fields);
         let sender = env.from.to_string();
         let notice = match sanction {
             Some(s) => format!("refused by {receiver}: {reason}; you are {}", s.describe()),
@@ -155,10 +156,10 @@ impl Planner<'_> {
             self.paths(owner).deadletter(),
             true,
             src.clone(),
-            activity::record("undeliverable", owner.as_str(), gen, with_line),
+            activity::record(event::UNDELIVERABLE, owner.as_str(), gen, with_line),
         );
         fields["gen"] = Value::from(gen);
-        self.event(plan, "undeliverable", owner.as_str(), src, fields);
+        self.event(plan, event::UNDELIVERABLE, owner.as_str(), src, fields);
         if let Some(env) = env.filter(|_| notify) {
             self.blocked(plan, env, &format!("undeliverable: {reason}"));
         }

@@ -7,9 +7,10 @@
 use super::super::plan::{position_key, After, Plan, INBOX_KEY, RESPONSE};
 use super::Planner;
 use crate::activity;
-use crate::control::{self, Request};
+use crate::control::Request;
 use serde_json::{json, Value};
 use society_core::jsonl::Line;
+use society_core::kinds::{case_log, event, message};
 use society_core::{AgentId, CaseId, Envelope, MsgId, Party};
 
 impl Planner<'_> {
@@ -30,14 +31,14 @@ impl Planner<'_> {
             self.layout.supervisor_deadletter(),
             true,
             src.clone(),
-            activity::record("dead_lettered", "supervisor", 0, fields),
+            activity::record(event::DEAD_LETTERED, "supervisor", 0, fields),
         );
         let fields = json!({"offset": line.offset, "reason": reason});
         self.event(plan, "supervisor_inbox_bad_line", "supervisor", src, fields);
     }
 
     pub fn request(&self, plan: &mut Plan, env: Envelope) {
-        if env.kind == control::TYPE && env.from == Party::Orchestrator {
+        if env.kind == message::CONTROL && env.from == Party::Orchestrator {
             match serde_json::from_value::<Request>(env.body.clone()) {
                 Ok(req) => self.control(plan, &env, req),
                 Err(e) => self.event(
@@ -52,7 +53,7 @@ impl Planner<'_> {
         }
         let agent = env.from.to_string();
         match env.kind.as_str() {
-            "escalate" => {
+            message::ESCALATE => {
                 let reason = env
                     .body
                     .get("reason")
@@ -62,7 +63,7 @@ impl Planner<'_> {
                 let context = env.body.get("context").cloned().unwrap_or(Value::Null);
                 self.escalation(plan, env.id, &agent, env.case.as_ref(), &reason, context);
             }
-            "dead_letter" => {
+            message::DEAD_LETTER => {
                 let reason = format!(
                     "message {} dead-lettered by {agent}: {}",
                     env.body
@@ -122,7 +123,7 @@ impl Planner<'_> {
                 self.case(
                     plan,
                     &case,
-                    "created",
+                    case_log::CREATED,
                     "orchestrator",
                     format!("{}/created", env.id),
                     fields,
@@ -140,7 +141,7 @@ impl Planner<'_> {
                     self.case(
                         plan,
                         &case,
-                        "closed",
+                        case_log::CLOSED,
                         "orchestrator",
                         format!("{}/closed", env.id),
                         json!({"reason": reason}),
@@ -235,7 +236,7 @@ impl Planner<'_> {
         self.case(
             plan,
             case,
-            "assigned",
+            case_log::ASSIGNED,
             "orchestrator",
             format!("{}/assigned", env.id),
             json!({"to": agent, "by": "orchestrator"}),
@@ -276,7 +277,11 @@ impl Planner<'_> {
             );
         }
         plan.decided.push(request);
-        let decision = if approve { "approved" } else { "rejected" };
+        let decision = if approve {
+            case_log::APPROVED
+        } else {
+            case_log::REJECTED
+        };
         if let Some(case) = &req.case {
             let fields =
                 json!({"request": request, "note": note, "revision": req.body.get("revision")});
@@ -317,7 +322,7 @@ impl Planner<'_> {
                 let mut answer = Envelope::new(
                     Party::Orchestrator,
                     Party::Agent(agent.clone()),
-                    "approval_response",
+                    message::APPROVAL_RESPONSE,
                     body,
                 );
                 answer.id = MsgId::derive(&env.id, RESPONSE);

@@ -9,11 +9,17 @@ use super::Planner;
 use crate::config::RouteAction;
 use serde_json::{json, Value};
 use society_core::jsonl::Line;
+use society_core::kinds::{case_log, message};
 use society_core::{AgentId, CaseId, Envelope, Party};
 
 /// Case-event names that change a case's status; any other name an agent
 /// reports is recorded as `agent_report` with the name in `report`.
-const LIFECYCLE_EVENTS: [&str; 4] = ["completed", "failed", "cancelled", "status"];
+const LIFECYCLE_EVENTS: [&str; 4] = [
+    case_log::COMPLETED,
+    case_log::FAILED,
+    case_log::CANCELLED,
+    case_log::STATUS,
+];
 
 /// What planning one outbox line decided.
 #[derive(Debug, PartialEq)]
@@ -44,7 +50,7 @@ impl Planner<'_> {
                 return LineOutcome::Planned;
             }
         };
-        if env.kind == "case_event" && env.case.is_none() {
+        if env.kind == message::CASE_EVENT && env.case.is_none() {
             let reason = "case_event without a case";
             self.undeliverable(plan, owner, line, Some(&env), reason, true);
             return LineOutcome::Planned;
@@ -72,7 +78,7 @@ impl Planner<'_> {
             self.hop_limit(plan, owner, line, &env, max_hops);
             return LineOutcome::Planned;
         }
-        if env.kind == "approval_request" && env.to == Party::Orchestrator {
+        if env.kind == message::APPROVAL_REQUEST && env.to == Party::Orchestrator {
             let revision = env
                 .body
                 .get("revision")
@@ -156,14 +162,15 @@ impl Planner<'_> {
             (Some(r), _) => self.to_agent(plan, r, env),
             (None, Party::Orchestrator) => {
                 self.to_orchestrator(plan, env);
-                if env.kind == "approval_request" {
+                if env.kind == message::APPROVAL_REQUEST {
                     plan.approvals.push(env.clone());
                 }
             }
             (None, _) => {
                 // To the supervisor: case events go only to the case log; the
                 // rest (reports, escalations) to its inbox.
-                let dest = (env.kind != "case_event").then(|| self.layout.supervisor_inbox());
+                let dest =
+                    (env.kind != message::CASE_EVENT).then(|| self.layout.supervisor_inbox());
                 self.message(plan, dest, env);
             }
         }
@@ -197,12 +204,12 @@ impl Planner<'_> {
                 let reason = format!("{} from {}", env.kind, env.from);
                 let fields = json!({"from": o, "to": to, "reason": reason, "id": env.id});
                 let src = format!("{}/handoff", env.id);
-                self.case(plan, case, "handoff", "supervisor", src, fields);
+                self.case(plan, case, case_log::HANDOFF, "supervisor", src, fields);
             }
             None => {
                 let fields = json!({"to": to, "by": env.from, "id": env.id});
                 let src = format!("{}/assigned", env.id);
-                self.case(plan, case, "assigned", "supervisor", src, fields);
+                self.case(plan, case, case_log::ASSIGNED, "supervisor", src, fields);
             }
         }
     }
@@ -220,12 +227,12 @@ fn case_fields(env: &Envelope) -> (String, Value) {
     let mut fields =
         json!({"id": env.id, "from": env.from, "to": env.to, "type": env.kind, "gen": env.gen});
     let event = match env.kind.as_str() {
-        "case_event" => {
+        message::CASE_EVENT => {
             let name = env
                 .body
                 .get("event")
                 .and_then(Value::as_str)
-                .unwrap_or("agent_report")
+                .unwrap_or(case_log::AGENT_REPORT)
                 .to_string();
             if let (Some(f), Some(body)) = (fields.as_object_mut(), env.body.as_object()) {
                 for (k, v) in body {
@@ -238,16 +245,16 @@ fn case_fields(env: &Envelope) -> (String, Value) {
                 name
             } else {
                 fields["report"] = Value::String(name);
-                "agent_report".into()
+                case_log::AGENT_REPORT.into()
             }
         }
-        "approval_request" => {
+        message::APPROVAL_REQUEST => {
             fields["request"] = json!(env.id);
             fields["plan"] = env.body.get("plan").cloned().unwrap_or(Value::Null);
             fields["revision"] = env.body.get("revision").cloned().unwrap_or(Value::Null);
-            "approval_requested".into()
+            case_log::APPROVAL_REQUESTED.into()
         }
-        _ => "message".into(),
+        _ => case_log::MESSAGE.into(),
     };
     (event, fields)
 }

@@ -2,8 +2,9 @@
 //! orchestrator and reports from agents.
 
 use super::*;
-use crate::control::{Request, TYPE};
+use crate::control::Request;
 use crate::supervisor::plan::After;
+use society_core::kinds::message::CONTROL as TYPE;
 
 fn control(req: &Request) -> Envelope {
     msg(

@@ -1,0 +1,117 @@
+//! The names of the records the runtime gives meaning to.
+//!
+//! A kind is written by one process and read back by another (the
+//! supervisor folds what agents write, `fsck` and the CLI read what both
+//! write), often from another crate. A misspelt literal on either side would
+//! not fail to compile: it would silently stop matching. So every name that
+//! more than one place writes or reads is a constant here, and writers and
+//! readers use the same one.
+//!
+//! Only names the runtime itself acts on live here. Message types and case
+//! events are open sets — an agent may send a `draft` or record a
+//! `stage_two` — and those stay the agents' business.
+
+/// Envelope `type`s (`"type"` of every inbox, outbox and mirror record).
+pub mod message {
+    /// An agent's record for its case's log, addressed to the supervisor;
+    /// the body's `event` names it (see [`super::case_log`]).
+    pub const CASE_EVENT: &str = "case_event";
+    /// An agent asks the orchestrator to approve a plan.
+    pub const APPROVAL_REQUEST: &str = "approval_request";
+    /// The orchestrator's decision on an approval request, delivered to
+    /// the agent that asked.
+    pub const APPROVAL_RESPONSE: &str = "approval_response";
+    /// An agent hands a problem up to the supervisor.
+    pub const ESCALATE: &str = "escalate";
+    /// The supervisor tells the orchestrator about a problem (an agent's
+    /// `escalate`, a dead letter, an overdue case).
+    pub const ESCALATION: &str = "escalation";
+    /// An agent reports a message it dead-lettered to the supervisor.
+    pub const DEAD_LETTER: &str = "dead_letter";
+    /// A request from the orchestrator (the CLI) to the supervisor.
+    pub const CONTROL: &str = "control";
+    /// An agent's answer to the message it is handling, unless its brain
+    /// names another type.
+    pub const REPLY: &str = "reply";
+    /// The supervisor tells a sender that its message was blocked or could
+    /// not be delivered.
+    pub const MESSAGE_BLOCKED: &str = "message_blocked";
+}
+
+/// `event`s of case-log records (`supervisor/cases/case-<id>.jsonl`) that
+/// move a case or that the runtime writes itself. Any other name an agent
+/// reports is recorded as [`AGENT_REPORT`] with the name in `report`.
+pub mod case_log {
+    pub const CREATED: &str = "created";
+    /// The first owner of a case.
+    pub const ASSIGNED: &str = "assigned";
+    /// A case message to an agent other than the owner.
+    pub const HANDOFF: &str = "handoff";
+    /// A routed message that belongs to the case.
+    pub const MESSAGE: &str = "message";
+    /// An agent's own case event whose name the runtime does not know.
+    pub const AGENT_REPORT: &str = "agent_report";
+    /// An explicit status change (`to` names the status).
+    pub const STATUS: &str = "status";
+    pub const APPROVAL_REQUESTED: &str = "approval_requested";
+    pub const APPROVED: &str = "approved";
+    pub const REJECTED: &str = "rejected";
+    pub const ESCALATED: &str = "escalated";
+    pub const COMPLETED: &str = "completed";
+    pub const FAILED: &str = "failed";
+    pub const CANCELLED: &str = "cancelled";
+    pub const CLOSED: &str = "closed";
+    /// Most of the case's time is used (written once).
+    pub const DUE_SOON: &str = "due_soon";
+    /// The case is past due (written once, with an escalation).
+    pub const OVERDUE: &str = "overdue";
+}
+
+/// `event`s of log records: `registry.jsonl`, `activity.jsonl`,
+/// `system-events.jsonl` and dead-letter files.
+pub mod event {
+    /// In the registry: an agent was provisioned (with its role).
+    pub const CREATED: &str = "created";
+    pub const MESSAGE_RECEIVED: &str = "message_received";
+    pub const MESSAGE_HANDLED: &str = "message_handled";
+    /// A message whose id the agent had already handled.
+    pub const DUPLICATE_DROPPED: &str = "duplicate_dropped";
+    /// In an agent's activity log: it dead-lettered an inbox line.
+    pub const MESSAGE_DEAD_LETTERED: &str = "message_dead_lettered";
+    /// A dead-letter file's record (`deadletter.jsonl`).
+    pub const DEAD_LETTERED: &str = "dead_lettered";
+    /// In the receiver's dead-letter file: a message its protection refused.
+    pub const REFUSED: &str = "refused";
+    /// The system event of a refused message.
+    pub const MESSAGE_REFUSED: &str = "message_refused";
+    /// An outbox line the supervisor could not deliver (dead-letter record
+    /// and system event).
+    pub const UNDELIVERABLE: &str = "undeliverable";
+    /// A message the routing policy blocked.
+    pub const MESSAGE_BLOCKED: &str = "message_blocked";
+    /// An agent's last words before exiting on an error: the supervisor
+    /// reads them back to tell a broken agent from a crashing one.
+    pub const EXIT_ERROR: &str = "exit_error";
+    /// A fully consumed live file was rotated into a segment.
+    pub const ROTATED: &str = "rotated";
+    /// The supervisor handed a problem to the orchestrator.
+    pub const ESCALATED: &str = "escalated";
+    pub const AGENT_STARTED: &str = "agent_started";
+    pub const AGENT_EXITED: &str = "agent_exited";
+    /// An agent that cannot run until its folder is repaired.
+    pub const AGENT_BROKEN: &str = "agent_broken";
+    pub const AGENT_BACKOFF: &str = "agent_backoff";
+    pub const AGENT_HUNG: &str = "agent_hung";
+    /// A running agent found by a supervisor that (re)started.
+    pub const AGENT_ADOPTED: &str = "agent_adopted";
+}
+
+/// `event`s of an `llm` agent's ledger (`costs.jsonl`).
+pub mod ledger {
+    /// One model call and what it cost.
+    pub const USAGE: &str = "usage";
+    /// The agent asked the orchestrator for more budget.
+    pub const BUDGET_REQUESTED: &str = "budget_requested";
+    /// The orchestrator granted it.
+    pub const BUDGET_EXTENDED: &str = "budget_extended";
+}

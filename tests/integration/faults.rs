@@ -181,8 +181,16 @@ fn a_write_ahead_that_fails_stops_its_batch() {
     // checkpoint.json cannot be replaced while it is a directory.
     let ckpt = s.layout().supervisor_checkpoint();
     let aside = ckpt.with_extension("aside");
-    std::fs::rename(&ckpt, &aside).unwrap();
-    std::fs::create_dir(&ckpt).unwrap();
+    // The supervisor may write a new checkpoint between the rename and the
+    // mkdir: then set the newer one aside and try again.
+    wait_until(SOON, "the checkpoint replaced by a directory", || {
+        std::fs::rename(&ckpt, &aside).unwrap();
+        match std::fs::create_dir(&ckpt) {
+            Ok(()) => Some(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => None,
+            Err(e) => panic!("mkdir {}: {e}", ckpt.display()),
+        }
+    });
     let id = s.ok(&["send", "e1", "during the fault"]);
     wait_until(SOON, "e1's reply in its outbox", || {
         (replies_to(&s.agent("e1").outbox(), &id) == 1).then_some(())

@@ -13,6 +13,22 @@ use std::path::{Path, PathBuf};
 /// Name of the state directory below the society root.
 pub const STATE_DIR: &str = ".society-agent";
 
+/// File names that readers match on as well as writers build (the watcher,
+/// fsck, dead-letter records naming the file a bad line was in).
+pub mod names {
+    /// An agent's folder is `agent-<id>`.
+    pub const AGENT_DIR_PREFIX: &str = "agent-";
+    pub const INBOX: &str = "inbox.jsonl";
+    pub const OUTBOX: &str = "outbox.jsonl";
+    pub const DEADLETTER: &str = "deadletter.jsonl";
+    pub const AGENT_TO_AGENT: &str = "agent-to-agent.jsonl";
+}
+
+/// The agent whose folder is named `name` (`agent-<id>`), if it is one.
+pub fn agent_of_dir_name(name: &str) -> Option<AgentId> {
+    AgentId::new(name.strip_prefix(names::AGENT_DIR_PREFIX)?).ok()
+}
+
 /// Name of the archive below the state directory.
 const ARCHIVE_DIR: &str = "archive";
 
@@ -107,11 +123,11 @@ impl Layout {
         self.supervisor_dir().join("activity.jsonl")
     }
     pub fn supervisor_inbox(&self) -> PathBuf {
-        self.supervisor_dir().join("inbox.jsonl")
+        self.supervisor_dir().join(names::INBOX)
     }
     /// Bad lines of the supervisor's inbox, quarantined.
     pub fn supervisor_deadletter(&self) -> PathBuf {
-        self.supervisor_dir().join("deadletter.jsonl")
+        self.supervisor_dir().join(names::DEADLETTER)
     }
     /// The guard's memory: rate buckets, flood windows, sender sanctions.
     pub fn supervisor_guard(&self) -> PathBuf {
@@ -170,13 +186,13 @@ impl Layout {
         self.supervisor_dir().join("selftest.jsonl")
     }
     pub fn orchestrator_inbox(&self) -> PathBuf {
-        self.state.join("orchestrator").join("inbox.jsonl")
+        self.state.join("orchestrator").join(names::INBOX)
     }
     pub fn messages_dir(&self) -> PathBuf {
         self.state.join("messages")
     }
     pub fn agent_to_agent(&self) -> PathBuf {
-        self.messages_dir().join("agent-to-agent.jsonl")
+        self.messages_dir().join(names::AGENT_TO_AGENT)
     }
     pub fn system_events(&self) -> PathBuf {
         self.messages_dir().join("system-events.jsonl")
@@ -185,7 +201,7 @@ impl Layout {
         self.state.join(ARCHIVE_DIR)
     }
     pub fn agent(&self, id: &AgentId) -> AgentPaths {
-        AgentPaths::new(self.state.join(format!("agent-{id}")))
+        AgentPaths::new(self.state.join(format!("{}{id}", names::AGENT_DIR_PREFIX)))
     }
 
     /// Ids of every agent folder present, sorted. Folders whose name is not a
@@ -196,10 +212,7 @@ impl Layout {
         for entry in entries {
             let entry = entry.map_err(io("list", &self.state))?;
             let name = entry.file_name();
-            let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("agent-")) else {
-                continue;
-            };
-            if let Ok(id) = AgentId::new(rest) {
+            if let Some(id) = name.to_str().and_then(agent_of_dir_name) {
                 if entry.path().join("config.json").is_file() {
                     ids.push(id);
                 }
@@ -282,10 +295,10 @@ impl AgentPaths {
         self.dir.join("checkpoint.json")
     }
     pub fn inbox(&self) -> PathBuf {
-        self.dir.join("inbox.jsonl")
+        self.dir.join(names::INBOX)
     }
     pub fn outbox(&self) -> PathBuf {
-        self.dir.join("outbox.jsonl")
+        self.dir.join(names::OUTBOX)
     }
     pub fn activity(&self) -> PathBuf {
         self.dir.join("activity.jsonl")
@@ -298,7 +311,7 @@ impl AgentPaths {
         self.dir.join("costs.jsonl")
     }
     pub fn deadletter(&self) -> PathBuf {
-        self.dir.join("deadletter.jsonl")
+        self.dir.join(names::DEADLETTER)
     }
     pub fn workspace(&self) -> PathBuf {
         self.dir.join("workspace")

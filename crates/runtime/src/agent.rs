@@ -239,7 +239,7 @@ pub fn record_exit_error(folder: &Path, err: &AgentError) {
     let agent = folder
         .file_name()
         .and_then(|n| n.to_str())
-        .and_then(|n| n.strip_prefix("agent-"))
+        .and_then(|n| n.strip_prefix(society_core::layout::names::AGENT_DIR_PREFIX))
         .unwrap_or("?")
         .to_string();
     if let Ok(mut log) = Log::open(&paths.activity(), &agent, 0) {

@@ -28,6 +28,7 @@ use crate::config::{ConfigError, SocietyConfig};
 use crate::restart::RestartState;
 use events::{Event, FileWatch};
 use society_core::jsonl::{Appender, Durability};
+use society_core::layout::names;
 use society_core::lock::{HeldLock, LockError, LockInfo};
 use society_core::state::{AgentConfig, Policy};
 use society_core::{atomic, time, AgentId, AgentPaths, FormatError, IoError, Layout};
@@ -380,8 +381,8 @@ impl Supervisor {
             return;
         }
         match path.file_name().and_then(|n| n.to_str()) {
-            Some("outbox.jsonl") => self.route(&id),
-            Some("inbox.jsonl") => self.wake(&id),
+            Some(names::OUTBOX) => self.route(&id),
+            Some(names::INBOX) => self.wake(&id),
             _ => {}
         }
     }
@@ -516,7 +517,7 @@ fn envelopes(
 /// `.../agent-<id>/<file>` → `<id>`.
 fn agent_of(path: &std::path::Path) -> Option<AgentId> {
     let dir = path.parent()?.file_name()?.to_str()?;
-    AgentId::new(dir.strip_prefix("agent-")?).ok()
+    society_core::layout::agent_of_dir_name(dir)
 }
 
 pub(crate) fn file_len(path: &std::path::Path) -> u64 {

@@ -103,7 +103,11 @@ pub fn society_tally(folder: &Path) -> Result<Tally, LlmError> {
     let today = today();
     let mut t = Tally::default();
     for entry in entries.flatten() {
-        if !entry.file_name().to_string_lossy().starts_with("agent-") {
+        if !entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(society_core::layout::names::AGENT_DIR_PREFIX)
+        {
             continue;
         }
         for rec in records(&file(&entry.path()))? {

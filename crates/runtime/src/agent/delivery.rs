@@ -11,6 +11,7 @@ use serde_json::json;
 use society_brains::{Action, BrainError, Context, Hooks};
 use society_core::jsonl::{read_lines, Line};
 use society_core::kinds::{event, message};
+use society_core::layout::names;
 use society_core::state::{AgentStatus, CurrentMessage, InFlight, LiveState};
 use society_core::{atomic, time, AgentPaths, Envelope, FormatError, MsgId, Party};
 use std::collections::HashSet;
@@ -254,7 +255,7 @@ impl Agent {
             self.cfg.id.as_str(),
             self.status.gen,
             {
-                let mut fields = json!({"file": "inbox.jsonl", "offset": line.offset, "id": env.map(|e| e.id), "reason": reason, "line": excerpt, "truncated": truncated});
+                let mut fields = json!({"file": names::INBOX, "offset": line.offset, "id": env.map(|e| e.id), "reason": reason, "line": excerpt, "truncated": truncated});
                 // Offsets restart in each segment of a rotated inbox.
                 if self.ckpt.inbox_seg > 0 {
                     fields["seg"] = json!(self.ckpt.inbox_seg);
@@ -370,7 +371,7 @@ pub(crate) fn inbox_dead_letter_exists(
                 Ok(v) => v,
                 Err(_) => continue,
             };
-            if rec["file"] == "inbox.jsonl"
+            if rec["file"] == names::INBOX
                 && rec["offset"] == offset
                 && rec["seg"].as_u64().unwrap_or(0) == seg
             {

@@ -2,6 +2,7 @@
 
 use super::Report;
 use society_core::jsonl::{read_lines, Appender, Durability};
+use society_core::layout::names;
 use society_core::{Envelope, FormatError, IoError, Layout};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -18,10 +19,8 @@ pub(super) struct Scan {
 /// Files whose lines are message envelopes.
 fn holds_envelopes(layout: &Layout, path: &Path) -> bool {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    matches!(
-        name,
-        "inbox.jsonl" | "outbox.jsonl" | "agent-to-agent.jsonl"
-    ) && !path.starts_with(layout.archive_dir())
+    matches!(name, names::INBOX | names::OUTBOX | names::AGENT_TO_AGENT)
+        && !path.starts_with(layout.archive_dir())
 }
 
 pub(super) fn scan(
@@ -209,7 +208,7 @@ fn has_consumer(layout: &Layout, path: &Path) -> bool {
         .and_then(|d| d.file_name())
         .and_then(|d| d.to_str())
         .unwrap_or("");
-    (dir.starts_with("agent-") && matches!(name, "inbox.jsonl" | "outbox.jsonl"))
+    (dir.starts_with(names::AGENT_DIR_PREFIX) && matches!(name, names::INBOX | names::OUTBOX))
         || *path == layout.supervisor_inbox()
 }
 
@@ -221,7 +220,7 @@ fn quarantine(
     reason: &str,
 ) -> Result<PathBuf, FormatError> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let dl = dir.join("deadletter.jsonl");
+    let dl = dir.join(names::DEADLETTER);
     let file = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     let excerpt =
         String::from_utf8_lossy(&line.bytes[..line.bytes.len().min(64 * 1024)]).into_owned();
@@ -249,12 +248,12 @@ fn record_key(bytes: &[u8], envelopes: bool) -> Option<String> {
 /// an agent's inbox, where a sender may repeat a write it could not confirm
 /// and the agent handles the id once (`duplicate_dropped`).
 fn duplicate(layout: &Layout, report: &mut Report, path: &Path, key: &str, first: u64, again: u64) {
-    let in_agent_inbox = path.file_name().is_some_and(|n| n == "inbox.jsonl")
+    let in_agent_inbox = path.file_name().is_some_and(|n| n == names::INBOX)
         && path
             .parent()
             .and_then(|d| d.file_name())
             .and_then(|d| d.to_str())
-            .is_some_and(|d| d.starts_with("agent-"))
+            .is_some_and(|d| d.starts_with(names::AGENT_DIR_PREFIX))
         && path.starts_with(layout.state_dir());
     let reason = format!("duplicate record {key} (first at byte {first})");
     if in_agent_inbox {
@@ -295,7 +294,7 @@ fn quarantined(
     let mut out = HashSet::new();
     for dl in files
         .iter()
-        .filter(|p| p.file_name().is_some_and(|n| n == "deadletter.jsonl"))
+        .filter(|p| p.file_name().is_some_and(|n| n == names::DEADLETTER))
     {
         let dir = dl.parent().unwrap_or(layout.state_dir());
         let mut cursor = 0;

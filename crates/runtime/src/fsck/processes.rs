@@ -1,6 +1,7 @@
 //! Locks and heartbeats against live processes, and orphaned processes.
 
 use super::Report;
+use society_core::layout::names;
 use society_core::lock::{self, LockState};
 use society_core::state::{AgentStatus, LiveState};
 use society_core::{atomic, FormatError, Layout};
@@ -63,7 +64,7 @@ pub(super) fn check(layout: &Layout, repair: bool, report: &mut Report) -> Resul
             format!("{live_agents} agent(s) run without a supervisor; `society up` adopts them"),
         );
     }
-    let folder_prefix = layout.state_dir().join("agent-");
+    let folder_prefix = layout.state_dir().join(names::AGENT_DIR_PREFIX);
     let prefix = folder_prefix.to_string_lossy().into_owned();
     let mut suspects = Vec::new();
     for p in &procs {

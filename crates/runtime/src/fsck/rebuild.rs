@@ -14,6 +14,7 @@ use crate::supervisor::state::SupervisorCheckpoint;
 use serde_json::Value;
 use society_core::jsonl::{read_lines, read_objects};
 use society_core::kinds::event;
+use society_core::layout::names;
 use society_core::state::{AgentCheckpoint, RECENT_IDS};
 use society_core::{AgentId, Envelope, FormatError, Layout, MsgId};
 use std::collections::HashSet;
@@ -94,7 +95,7 @@ pub(crate) fn agent_checkpoint(
     }
     for rec in records(&paths.deadletter())? {
         if rec["event"] == event::DEAD_LETTERED
-            && rec["file"] == "inbox.jsonl"
+            && rec["file"] == names::INBOX
             && rec["seg"].as_u64().unwrap_or(0) == seg
         {
             if let Some(o) = rec["offset"].as_u64() {

@@ -64,7 +64,8 @@ impl Scratch {
     /// The folder of agent `id` (not checked: a scratch society's ids are
     /// the caller's own literals).
     pub fn agent(&self, id: &str) -> AgentPaths {
-        AgentPaths::new(self.layout().state_dir().join(format!("agent-{id}")))
+        let dir = format!("{}{id}", society_core::layout::names::AGENT_DIR_PREFIX);
+        AgentPaths::new(self.layout().state_dir().join(dir))
     }
 
     /// A `society --root ROOT ARGS` command, ready to run.

@@ -9,6 +9,7 @@ use crate::activity;
 use serde_json::{json, Value};
 use society_core::jsonl::Line;
 use society_core::kinds::{case_log, event, message};
+use society_core::layout::names;
 use society_core::{AgentId, Envelope, MsgId, Party};
 use std::time::Duration;
 
@@ -141,7 +142,7 @@ impl Planner<'_> {
         let seg = self.segs.get(owner).copied().unwrap_or(0);
         let src = position_key(owner.as_str(), seg, line.offset);
         let mut fields = json!({
-            "src": src, "file": "outbox.jsonl", "offset": line.offset, "id": env.map(|e| e.id),
+            "src": src, "file": names::OUTBOX, "offset": line.offset, "id": env.map(|e| e.id),
             "to": env.map(|e| e.to.to_string()), "reason": reason,
         });
         if seg > 0 {

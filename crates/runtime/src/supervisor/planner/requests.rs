@@ -11,6 +11,7 @@ use crate::control::Request;
 use serde_json::{json, Value};
 use society_core::jsonl::Line;
 use society_core::kinds::{case_log, event, message};
+use society_core::layout::names;
 use society_core::{AgentId, CaseId, Envelope, MsgId, Party};
 
 impl Planner<'_> {
@@ -22,7 +23,7 @@ impl Planner<'_> {
         let src = position_key(INBOX_KEY, seg, line.offset);
         let excerpt =
             String::from_utf8_lossy(&line.bytes[..line.bytes.len().min(64 * 1024)]).into_owned();
-        let mut fields = json!({"src": src, "file": "inbox.jsonl", "offset": line.offset, "reason": reason,
+        let mut fields = json!({"src": src, "file": names::INBOX, "offset": line.offset, "reason": reason,
             "line": excerpt, "truncated": line.bytes.len() > 64 * 1024});
         if seg > 0 {
             fields["seg"] = json!(seg);

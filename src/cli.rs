@@ -23,6 +23,7 @@ mod agent_run;
 mod approvals;
 mod broadcast;
 mod case;
+mod check;
 mod costs;
 mod daemon;
 mod demo;
@@ -69,9 +70,9 @@ enum Command {
     Up,
     /// Stop the supervisor and every agent gracefully.
     Down {
-        /// Seconds to wait before giving up.
-        #[arg(long, default_value_t = 30)]
-        timeout: u64,
+        /// How long to wait before giving up (30s, 2m; a bare number is seconds).
+        #[arg(long, default_value = "30s", value_parser = duration)]
+        timeout: std::time::Duration,
     },
     /// Run the supervisor in the foreground (for systemd and tests).
     Supervise {
@@ -107,6 +108,8 @@ enum Command {
     Reject(approvals::RejectArgs),
     /// Lift the sanction on an agent whose messages were refused too often.
     Unblock(unblock::Args),
+    /// Validate society.toml and the agent folders without starting anything.
+    Check,
     /// Check the society's files against the format (and repair what is safe).
     Fsck(fsck::Args),
     /// Prove the runtime's promises in scratch societies (for a nightly cron job).
@@ -193,10 +196,20 @@ fn run(cli: Cli) -> anyhow::Result<Code> {
         Command::Reject(args) => approvals::reject(&layout()?, args),
         Command::Unblock(args) => unblock::run(&layout()?, args),
         Command::Demo(args) => demo::run(args),
+        Command::Check => check::run(&layout()?),
         Command::Fsck(args) => fsck::run(&layout()?, args),
         Command::Selftest(args) => selftest::run(layout().ok().as_ref(), args),
         Command::AgentRun { folder } => agent_run::run(&folder),
     }
+}
+
+/// One duration syntax for every flag: humantime (`500ms`, `30s`, `2m`,
+/// `1h 30m`), and a bare number is seconds (what `--timeout 30` always meant).
+pub(crate) fn duration(text: &str) -> Result<std::time::Duration, String> {
+    if let Ok(secs) = text.trim().parse::<u64>() {
+        return Ok(std::time::Duration::from_secs(secs));
+    }
+    humantime::parse_duration(text.trim()).map_err(|e| format!("{e} (e.g. 500ms, 30s, 2m, 1h)"))
 }
 
 fn init_tracing(cli: &Cli) {

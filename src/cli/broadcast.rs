@@ -3,7 +3,7 @@
 //! ordinary human message (own id, delivered like `society send`), so every
 //! recipient handles and answers it on its own.
 
-use super::daemon::ensure_supervisor;
+use super::daemon::{start_for, NoStart};
 use super::exit::Code;
 use super::render;
 use society_core::Layout;
@@ -19,6 +19,8 @@ pub struct Args {
     /// Message type.
     #[arg(long = "type", default_value = "broadcast", value_name = "T")]
     kind: String,
+    #[command(flatten)]
+    start: NoStart,
 }
 
 pub fn run(layout: &Layout, args: Args) -> anyhow::Result<Code> {
@@ -31,7 +33,7 @@ pub fn run(layout: &Layout, args: Args) -> anyhow::Result<Code> {
         eprintln!("not delivered to {id}: {e}");
     }
     if !done.sent.is_empty() {
-        ensure_supervisor(layout)?;
+        start_for(layout, args.start.no_start)?;
         let ids: Vec<&str> = done.sent.iter().map(|d| d.agent.as_str()).collect();
         outln!("sent to {} agent(s): {}", ids.len(), ids.join(" "));
     }

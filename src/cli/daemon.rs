@@ -35,6 +35,32 @@ pub fn ensure_supervisor(layout: &Layout) -> anyhow::Result<Started> {
     Ok(supervisor::ensure_supervisor(layout, &exe()?)?)
 }
 
+/// For a command whose request a supervisor acts on: starts one unless one
+/// runs or `no_start`, and says so on stderr when it does — a command that
+/// starts a daemon must not do it silently. Whether a supervisor runs now.
+pub fn start_for(layout: &Layout, no_start: bool) -> anyhow::Result<bool> {
+    if no_start {
+        return Ok(supervisor::supervisor_pid(layout).is_some());
+    }
+    if let Started::New(pid) = ensure_supervisor(layout)? {
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "started the supervisor (pid {pid}; `society down` stops it); log: {}",
+            layout.daemon_log().display()
+        );
+    }
+    Ok(true)
+}
+
+/// The `--no-start` flag of every command that would start a supervisor.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct NoStart {
+    /// Do not start the supervisor: the request waits in its inbox until one runs.
+    #[arg(long)]
+    pub no_start: bool,
+}
+
 pub fn up(layout: &Layout) -> anyhow::Result<Code> {
     match ensure_supervisor(layout)? {
         Started::Already(pid) => outln!("supervisor already running (pid {pid})"),
@@ -46,8 +72,8 @@ pub fn up(layout: &Layout) -> anyhow::Result<Code> {
     Ok(Code::Ok)
 }
 
-pub fn down(layout: &Layout, timeout: u64) -> anyhow::Result<Code> {
-    let done = supervisor::down(layout, Duration::from_secs(timeout))?;
+pub fn down(layout: &Layout, timeout: Duration) -> anyhow::Result<Code> {
+    let done = supervisor::down(layout, timeout)?;
     match done.supervisor {
         Some(Some(pid)) => outln!("supervisor (pid {pid}) stopped; every agent is down"),
         Some(None) => outln!("supervisor stopped; every agent is down"),

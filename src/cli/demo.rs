@@ -2,7 +2,6 @@
 //! pipeline of `script` agents, SIGKILLs one agent mid-message on purpose, and
 //! proves from the files that nothing was lost and nothing done twice.
 
-use super::daemon::ensure_supervisor;
 use super::exit::{coded, Code};
 use anyhow::Context;
 use nix::sys::signal::{kill, Signal};
@@ -57,7 +56,7 @@ pub fn run(args: Args) -> anyhow::Result<Code> {
     outln!("society demo — a four-stage pipeline: research → script → audio → quality");
     outln!("  society root: {root}\n");
     let started = Instant::now();
-    let sup = ensure_supervisor(&layout)?.pid();
+    let sup = supervisor::ensure_supervisor(&layout, &super::daemon::exe()?)?.pid();
     // From here on a supervisor and agents run: whatever happens next (a
     // failed check, a closed stdout), they are stopped before returning,
     // unless asked to keep running.

@@ -7,7 +7,7 @@
 //! the same functions); this file chooses them, shows progress and renders
 //! the report.
 
-use super::exit::Code;
+use super::exit::{coded_hint, Code};
 use serde_json::json;
 use society_core::jsonl::{append_one, Durability};
 use society_core::Layout;
@@ -27,9 +27,12 @@ pub struct Args {
     /// Also write the JSON report to FILE.
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
-    /// Run only the checks whose name contains this.
+    /// Run only the checks whose name contains this (`--list` shows them).
     #[arg(long, value_name = "NAME")]
     only: Option<String>,
+    /// List the checks and their promises; run nothing.
+    #[arg(long)]
+    list: bool,
 }
 
 pub fn run(root: Option<&Layout>, args: Args) -> anyhow::Result<Code> {
@@ -41,6 +44,22 @@ pub fn run(root: Option<&Layout>, args: Args) -> anyhow::Result<Code> {
         .iter()
         .filter(|c| args.only.as_deref().is_none_or(|o| c.name.contains(o)))
         .collect();
+    if args.list {
+        for c in &list {
+            outln!("{:<20} {}", c.name, c.promise);
+        }
+        return Ok(Code::Ok);
+    }
+    if list.is_empty() {
+        return Err(coded_hint(
+            Code::Usage,
+            format!(
+                "no check's name contains {:?}: nothing to run",
+                args.only.as_deref().unwrap_or_default()
+            ),
+            "`society selftest --list` lists the checks",
+        ));
+    }
     let tty = std::io::stderr().is_terminal() && !args.json;
     let started = Instant::now();
     let mut results: Vec<CheckResult> = Vec::new();

@@ -4,7 +4,7 @@
 //! `society_runtime::client::send`, then makes sure a supervisor runs so a
 //! dormant recipient is started.
 
-use super::daemon::ensure_supervisor;
+use super::daemon::start_for;
 use super::exit::{coded, Code};
 use super::render;
 use society_core::{CaseId, Envelope, Layout, Party};
@@ -34,9 +34,7 @@ pub fn run(layout: &Layout, args: Args) -> anyhow::Result<Code> {
     let env = build(&args)?;
     let done = send::deliver(layout, &env)?;
     render::warn(&done.warnings);
-    if !args.no_start {
-        ensure_supervisor(layout)?;
-    }
+    start_for(layout, args.no_start)?;
     outln!("{}", env.id);
     Ok(Code::Ok)
 }

@@ -1,6 +1,7 @@
 //! `society spawn ROLE [--id ID] [--brain KIND] [--keep-alive] [--wait]`.
 
-use super::daemon::ensure_supervisor;
+use super::daemon::{start_for, NoStart};
+use super::exit::coded;
 use super::exit::Code;
 use society_core::Layout;
 use society_runtime::client::agents;
@@ -22,9 +23,11 @@ pub struct Args {
     /// Wait until the agent process is up.
     #[arg(long)]
     wait: bool,
-    /// How long --wait waits, in seconds.
-    #[arg(long, default_value_t = 30)]
-    timeout: u64,
+    /// How long --wait waits (30s, 2m; a bare number is seconds).
+    #[arg(long, default_value = "30s", value_parser = crate::cli::duration)]
+    timeout: Duration,
+    #[command(flatten)]
+    start: NoStart,
 }
 
 pub fn run(layout: &Layout, args: Args) -> anyhow::Result<Code> {
@@ -38,9 +41,15 @@ pub fn run(layout: &Layout, args: Args) -> anyhow::Result<Code> {
     if spawned.updated {
         eprintln!("updated the config of existing agent {}", spawned.id);
     }
-    ensure_supervisor(layout)?;
+    let running = start_for(layout, args.start.no_start)?;
+    if args.wait && !running {
+        return Err(coded(
+            Code::Usage,
+            format!("{} is spawned, but --wait needs a running supervisor: drop --no-start, or run `society up`", spawned.id),
+        ));
+    }
     if args.wait {
-        agents::wait_up(layout, &spawned.id, Duration::from_secs(args.timeout), 0)?;
+        agents::wait_up(layout, &spawned.id, args.timeout, 0)?;
     }
     outln!("{}", spawned.id);
     Ok(Code::Ok)

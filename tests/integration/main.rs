@@ -11,6 +11,7 @@ mod bad_input;
 mod cases_approvals;
 mod cli_cases;
 mod cli_races;
+mod cli_start;
 mod closed_stdout;
 mod command_brain;
 mod corruption;

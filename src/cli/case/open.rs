@@ -3,7 +3,7 @@
 //! waits until the files show the effect, so the command's success means the
 //! case log says so, not just that we asked.
 
-use crate::cli::daemon::ensure_supervisor;
+use crate::cli::daemon::{start_for, NoStart};
 use crate::cli::exit::{coded, Code};
 use society_core::{CaseId, Layout};
 use society_runtime::client::case_control;
@@ -26,6 +26,8 @@ pub struct NewArgs {
     /// in society.toml, else 24h.
     #[arg(long, value_name = "DUR")]
     due: Option<String>,
+    #[command(flatten)]
+    start: NoStart,
 }
 
 #[derive(Debug, clap::Args)]
@@ -35,6 +37,8 @@ pub struct CloseArgs {
     /// Why it is closed (recorded in the case log).
     #[arg(long, value_name = "R")]
     reason: Option<String>,
+    #[command(flatten)]
+    start: NoStart,
 }
 
 pub fn new(layout: &Layout, args: NewArgs) -> anyhow::Result<Code> {
@@ -54,8 +58,11 @@ pub fn new(layout: &Layout, args: NewArgs) -> anyhow::Result<Code> {
         due,
     };
     let case = case_control::request_open(layout, &new)?;
-    ensure_supervisor(layout)?;
-    case_control::wait_opened(layout, &case, WAIT)?;
+    if start_for(layout, args.start.no_start)? {
+        case_control::wait_opened(layout, &case, WAIT)?;
+    } else {
+        not_running(&format!("case {case} opens"));
+    }
     outln!("{case}");
     Ok(Code::Ok)
 }
@@ -63,11 +70,24 @@ pub fn new(layout: &Layout, args: NewArgs) -> anyhow::Result<Code> {
 pub fn close(layout: &Layout, args: CloseArgs) -> anyhow::Result<Code> {
     let case = CaseId::new(args.id.as_str())?;
     case_control::request_close(layout, &case, args.reason)?;
-    ensure_supervisor(layout)?;
+    if !start_for(layout, args.start.no_start)? {
+        not_running(&format!("case {case} closes"));
+        outln!("{case}: close requested");
+        return Ok(Code::Ok);
+    }
     let archived = case_control::wait_closed(layout, &case, WAIT)?;
     outln!(
         "closed {case}; its log is archived at {}",
         archived.display()
     );
     Ok(Code::Ok)
+}
+
+/// Says on stderr that the request waits for a supervisor.
+fn not_running(what: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(
+        std::io::stderr(),
+        "the supervisor is not running (--no-start): {what} when it starts (`society up`)"
+    );
 }

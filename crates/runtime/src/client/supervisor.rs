@@ -60,6 +60,9 @@ pub fn ensure_supervisor(layout: &Layout, exe: &Path) -> Result<Started, ClientE
     if let Some(pid) = supervisor_pid(layout) {
         return Ok(Started::Already(pid));
     }
+    // A configuration the supervisor would refuse is the caller's error,
+    // said here with its file, line and column, not in the daemon log.
+    crate::config::SocietyConfig::load(&layout.society_toml())?;
     let log = std::fs::OpenOptions::new()
         .append(true)
         .create(true)

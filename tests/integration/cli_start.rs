@@ -1,0 +1,109 @@
+//! Commands and the supervisor: a bad `society.toml` is said by the command
+//! that would start one (and by `society check`), a command that starts one
+//! says so, `--no-start` starts none; and the flags every user types
+//! (`--timeout 5s`, `selftest --only`) behave.
+
+use crate::support::{code, BIN, ECHO_TOML};
+use society_core::lock::{self, LockState};
+use society_testkit::Society;
+
+fn supervisor_running(s: &Society) -> bool {
+    matches!(
+        lock::probe(&s.layout().supervisor_lock()),
+        Ok(LockState::Held(_))
+    )
+}
+
+#[test]
+fn a_bad_society_toml_is_said_with_line_and_column_before_anything_starts() {
+    let s = Society::new(BIN, &format!("{ECHO_TOML}\n[defualts]\n"));
+    for args in [vec!["up"], vec!["spawn", "worker"], vec!["check"]] {
+        let (rc, _, err) = code(&s, &args);
+        assert_eq!(rc, 5, "society {args:?}: {err}");
+        assert!(
+            err.contains("society.toml") && err.contains("line") && err.contains("column"),
+            "society {args:?} names file, line and column: {err}"
+        );
+        assert!(err.contains("defualts"), "{err}");
+        assert!(!err.contains("daemon.log"), "not hidden in a log: {err}");
+        assert!(!supervisor_running(&s), "society {args:?} started nothing");
+    }
+    std::fs::write(s.root().join("society.toml"), ECHO_TOML).unwrap();
+    let (rc, out, err) = code(&s, &["check"]);
+    assert_eq!(rc, 0, "{err}");
+    assert!(out.starts_with("ok: "), "{out}");
+    assert!(!supervisor_running(&s), "check starts nothing");
+}
+
+/// A society whose agents are provisioned (a supervisor ran once), with no
+/// supervisor running.
+fn provisioned() -> Society {
+    let mut s = Society::new(BIN, ECHO_TOML);
+    s.start_supervisor();
+    assert!(s.stop_supervisor().success());
+    s
+}
+
+#[test]
+fn a_command_that_starts_the_supervisor_says_so_and_no_start_starts_none() {
+    let s = provisioned();
+    s.ok(&["case", "new", "first", "--no-start"]);
+    for args in [
+        vec!["send", "echo", "hi", "--no-start"],
+        vec!["broadcast", "all of you", "--no-start"],
+        vec!["spawn", "worker", "--no-start"],
+        vec!["restart", "echo", "--no-start"],
+        vec!["case", "new", "a case", "--no-start"],
+    ] {
+        let (rc, _, err) = code(&s, &args);
+        assert_eq!(rc, 0, "society {args:?}: {err}");
+        assert!(
+            !supervisor_running(&s),
+            "society {args:?} started a supervisor"
+        );
+    }
+    let (rc, _, err) = code(&s, &["spawn", "worker", "--no-start", "--wait"]);
+    assert_eq!(rc, 2, "--wait cannot wait without a supervisor: {err}");
+    let (rc, _, err) = code(&s, &["send", "echo", "now"]);
+    assert_eq!(rc, 0, "{err}");
+    assert!(supervisor_running(&s));
+    assert!(
+        err.contains("started the supervisor (pid"),
+        "a started supervisor is announced: {err:?}"
+    );
+    let (rc, _, err) = code(&s, &["send", "echo", "again"]);
+    assert_eq!(rc, 0, "{err}");
+    assert!(!err.contains("started"), "only when it starts one: {err:?}");
+    s.ok(&["down"]);
+}
+
+#[test]
+fn selftest_refuses_a_name_that_matches_nothing_and_lists_its_checks() {
+    let s = Society::new(BIN, "");
+    let (rc, out, err) = code(&s, &["selftest", "--only", "nosuch"]);
+    assert_eq!(rc, 2, "{out}{err}");
+    assert!(err.contains("nosuch") && err.contains("--list"), "{err}");
+    let (rc, out, _) = code(&s, &["selftest", "--list"]);
+    assert_eq!(rc, 0);
+    assert_eq!(
+        out.lines().count(),
+        society_runtime::selftest::ALL.len(),
+        "{out}"
+    );
+    assert!(out.lines().any(|l| l.starts_with("round_trip ")), "{out}");
+}
+
+#[test]
+fn timeouts_take_one_duration_syntax() {
+    let s = provisioned();
+    for t in ["5s", "5", "1m", "500ms"] {
+        let (rc, out, err) = code(&s, &["down", "--timeout", t]);
+        assert_eq!(rc, 0, "--timeout {t}: {err}");
+        assert!(out.contains("no supervisor was running"), "{out}");
+    }
+    let (rc, _, err) = code(&s, &["down", "--timeout", "soon"]);
+    assert_eq!(rc, 2, "{err}");
+    assert!(err.contains("30s"), "the error shows the syntax: {err}");
+    let (rc, _, err) = code(&s, &["stop", "echo", "--timeout", "2s"]);
+    assert_eq!(rc, 0, "{err}");
+}

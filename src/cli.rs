@@ -21,6 +21,7 @@ macro_rules! out {
 
 mod agent_run;
 mod approvals;
+mod body;
 mod broadcast;
 mod case;
 mod check;

@@ -1,8 +1,9 @@
-//! `society broadcast TEXT [--role R] [--type T]`: one message from the
+//! `society broadcast [TEXT | --json BODY | --body-file FILE] [--role R] [--type T]`: one message from the
 //! orchestrator to every agent, or every agent of a role. Each copy is an
 //! ordinary human message (own id, delivered like `society send`), so every
 //! recipient handles and answers it on its own.
 
+use super::body::Body;
 use super::daemon::{start_for, NoStart};
 use super::exit::Code;
 use super::render;
@@ -11,8 +12,8 @@ use society_runtime::client::send;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Message text (becomes {"text": TEXT}).
-    text: String,
+    #[command(flatten)]
+    body: Body,
     /// Only agents of this role.
     #[arg(long, value_name = "R")]
     role: Option<String>,
@@ -24,7 +25,7 @@ pub struct Args {
 }
 
 pub fn run(layout: &Layout, args: Args) -> anyhow::Result<Code> {
-    let body = serde_json::json!({ "text": args.text });
+    let body = args.body.value()?;
     let done = send::broadcast(layout, args.role.as_deref(), &args.kind, &body)?;
     for d in &done.sent {
         render::warn(&d.warnings);

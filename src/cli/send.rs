@@ -1,11 +1,12 @@
-//! `society send TO [TEXT] [--json BODY] [--type T] [--case C]`.
+//! `society send TO [TEXT | --json BODY | --body-file FILE] [--type T] [--case C]`.
 //!
 //! The CLI delivers human messages itself (DESIGN.md) through
 //! `society_runtime::client::send`, then makes sure a supervisor runs so a
 //! dormant recipient is started.
 
+use super::body::Body;
 use super::daemon::start_for;
-use super::exit::{coded, Code};
+use super::exit::Code;
 use super::render;
 use society_core::{CaseId, Envelope, Layout, Party};
 use society_runtime::client::send;
@@ -14,11 +15,8 @@ use society_runtime::client::send;
 pub struct Args {
     /// Recipient: an agent id or role:<role>.
     to: String,
-    /// Message text (becomes {"text": TEXT}).
-    text: Option<String>,
-    /// Message body as a JSON object instead of TEXT.
-    #[arg(long, value_name = "BODY")]
-    json: Option<String>,
+    #[command(flatten)]
+    body: Body,
     /// Message type.
     #[arg(long = "type", default_value = "task", value_name = "T")]
     kind: String,
@@ -41,32 +39,7 @@ pub fn run(layout: &Layout, args: Args) -> anyhow::Result<Code> {
 
 fn build(args: &Args) -> anyhow::Result<Envelope> {
     let to: Party = args.to.parse()?;
-    let body = match (&args.text, &args.json) {
-        (Some(_), Some(_)) => {
-            return Err(coded(
-                Code::Usage,
-                "give either TEXT or --json BODY, not both",
-            ))
-        }
-        (Some(t), None) => serde_json::json!({ "text": t }),
-        (None, Some(j)) => {
-            let v: serde_json::Value = serde_json::from_str(j)
-                .map_err(|e| coded(Code::Invalid, format!("--json is not valid JSON: {e}")))?;
-            if !v.is_object() {
-                return Err(coded(
-                    Code::Invalid,
-                    "--json must be a JSON object, e.g. '{\"text\":\"hi\"}'",
-                ));
-            }
-            v
-        }
-        (None, None) => {
-            return Err(coded(
-                Code::Usage,
-                "nothing to send: give TEXT or --json BODY",
-            ))
-        }
-    };
+    let body = args.body.value()?;
     send::check_type(&args.kind)?;
     let mut env = Envelope::new(Party::Orchestrator, to, args.kind.clone(), body);
     env.case = args.case.as_deref().map(CaseId::new).transpose()?;

@@ -6,6 +6,7 @@ use super::exit::Code;
 use super::render;
 use society_core::Layout;
 use society_runtime::client::{agents, status};
+use std::io::IsTerminal;
 use std::time::Duration;
 
 #[derive(Debug, clap::Args)]
@@ -15,7 +16,8 @@ pub struct Args {
     /// Machine-readable output (one JSON document).
     #[arg(long)]
     json: bool,
-    /// Redraw every second until interrupted.
+    /// Redraw every second until interrupted (with --json: one JSON document
+    /// a line, every second; the screen is cleared only on a terminal).
     #[arg(long)]
     watch: bool,
 }
@@ -25,12 +27,16 @@ pub fn run(layout: &Layout, args: Args) -> anyhow::Result<Code> {
         Some(id) => Some(agents::existing(layout, id)?),
         None => None,
     };
+    let terminal = std::io::stdout().is_terminal();
     loop {
         let report = status::collect(layout, only.as_ref())?;
-        if args.json {
+        if args.json && args.watch {
+            // A stream of documents is JSON lines, for `jq` and `tail`.
+            outln!("{}", serde_json::to_string(&report)?);
+        } else if args.json {
             outln!("{}", serde_json::to_string_pretty(&report)?);
         } else {
-            if args.watch {
+            if args.watch && terminal {
                 out!("\x1b[2J\x1b[H");
             }
             out!("{}", render::status_table(&report));

@@ -87,11 +87,12 @@ pub fn fold(layout: &Layout, by: By) -> Result<Report, ClientError> {
 
 /// USD an agent has spent in total (its `usage` records).
 pub fn spend_usd(folder: &Path) -> f64 {
+    // A fold from +0.0: `sum()` of no floats is -0.0, which JSON prints.
     usage(folder)
         .unwrap_or_default()
         .iter()
         .map(|r| r["usd"].as_f64().unwrap_or(0.0))
-        .sum()
+        .fold(0.0, |total, usd| total + usd)
 }
 
 /// The `usage` records of one agent folder.

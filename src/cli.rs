@@ -128,6 +128,18 @@ enum Command {
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
+        Err(e) if hidden_suggested(&e) => {
+            // clap's "did you mean" may offer the hidden `agent-run`, which
+            // is the supervisor's, never the user's.
+            let what = e
+                .get(clap::error::ContextKind::InvalidSubcommand)
+                .map_or(String::new(), |v| format!(" '{v}'"));
+            let _ = std::io::Write::write_all(
+                &mut std::io::stderr(),
+                format!("error: unrecognized subcommand{what}\n\n  `society --help` lists the commands\n").as_bytes(),
+            );
+            return Code::Usage.code();
+        }
         Err(e) => {
             let _ = e.print();
             return if e.use_stderr() {
@@ -159,6 +171,15 @@ pub fn main() -> i32 {
             code
         }
     }
+}
+
+/// Is this an unknown subcommand for which clap suggests a hidden one?
+fn hidden_suggested(e: &clap::Error) -> bool {
+    e.kind() == clap::error::ErrorKind::InvalidSubcommand
+        && matches!(
+            e.get(clap::error::ContextKind::SuggestedSubcommand),
+            Some(clap::error::ContextValue::Strings(s)) if s.iter().any(|s| s == "agent-run")
+        )
 }
 
 /// Did the error come from writing to a closed pipe?

@@ -14,8 +14,9 @@ pub struct Args {
     /// Agent id (default: ROLE-N, the first free N).
     #[arg(long)]
     id: Option<String>,
-    /// Brain kind (echo, script); overrides the role template.
-    #[arg(long, value_name = "KIND")]
+    /// Brain kind; overrides the role template (configure a script, command
+    /// or llm brain in society.toml's [roles.ROLE]).
+    #[arg(long, value_name = "KIND", value_parser = clap::builder::PossibleValuesParser::new(society_brains::KINDS))]
     brain: Option<String>,
     /// Keep the process running when idle.
     #[arg(long)]

@@ -107,3 +107,26 @@ fn timeouts_take_one_duration_syntax() {
     let (rc, _, err) = code(&s, &["stop", "echo", "--timeout", "2s"]);
     assert_eq!(rc, 0, "{err}");
 }
+
+#[test]
+fn a_bad_brain_kind_blames_the_flag_and_typos_never_suggest_the_hidden_command() {
+    let s = Society::new(BIN, ECHO_TOML);
+    let (rc, _, err) = code(&s, &["spawn", "x", "--brain", "bogus", "--no-start"]);
+    assert_eq!(rc, 2, "{err}");
+    assert!(err.contains("--brain"), "{err}");
+    for kind in society_brains::KINDS {
+        assert!(err.contains(kind), "lists {kind}: {err}");
+    }
+    assert!(!err.contains("society.toml"), "not the user's file: {err}");
+    assert!(
+        !s.root().join(".society-agent/agent-x-1").exists(),
+        "nothing was created"
+    );
+    let (rc, _, err) = code(&s, &["get", "agents"]);
+    assert_eq!(rc, 2, "{err}");
+    assert!(!err.contains("agent-run"), "{err}");
+    assert!(err.contains("society --help"), "{err}");
+    let (rc, _, err) = code(&s, &["sttaus"]);
+    assert_eq!(rc, 2);
+    assert!(err.contains("'status'"), "real suggestions stay: {err}");
+}

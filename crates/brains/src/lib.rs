@@ -63,7 +63,7 @@ pub enum BrainError {
     Config { kind: String, reason: String },
     #[error(transparent)]
     Llm(#[from] llm::LlmError),
-    #[error("unknown brain kind {0:?}: expected echo, script, command or llm")]
+    #[error("unknown brain kind {:?}: expected one of {}", .0, KINDS.join(", "))]
     UnknownKind(String),
     #[error("failed to start command {program}: {source}")]
     CommandSpawn {
@@ -90,6 +90,9 @@ pub enum BrainError {
         source: std::io::Error,
     },
 }
+
+/// Every brain kind [`build`] knows, for `--brain` and error messages.
+pub const KINDS: [&str; 4] = ["echo", "script", "command", "llm"];
 
 /// A backend.
 pub trait Brain: Send {

@@ -7,7 +7,7 @@
 macro_rules! outln {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        writeln!(std::io::stdout(), $($arg)*)?
+        writeln!(std::io::stdout(), $($arg)*).map_err($crate::cli::StdoutError)?
     }};
 }
 
@@ -15,9 +15,15 @@ macro_rules! outln {
 macro_rules! out {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        write!(std::io::stdout(), $($arg)*)?
+        write!(std::io::stdout(), $($arg)*).map_err($crate::cli::StdoutError)?
     }};
 }
+
+/// A failed write of command output, told apart from every other I/O error:
+/// only stdout's reader going away is a quiet exit.
+#[derive(Debug, thiserror::Error)]
+#[error("failed to write to stdout: {0}")]
+pub(crate) struct StdoutError(#[source] pub std::io::Error);
 
 mod agent_run;
 mod approvals;
@@ -182,11 +188,12 @@ fn hidden_suggested(e: &clap::Error) -> bool {
         )
 }
 
-/// Did the error come from writing to a closed pipe?
+/// Did the error come from writing command output to a closed pipe? (Not
+/// any broken pipe: a child's closed stdin is an error like another.)
 fn broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+        c.downcast_ref::<StdoutError>()
+            .is_some_and(|e| e.0.kind() == std::io::ErrorKind::BrokenPipe)
     })
 }
 

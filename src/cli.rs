@@ -71,7 +71,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Create .society-agent/ and a commented society.toml (idempotent).
+    /// Create .society-agent/ and a commented society.toml in DIR (default:
+    /// --root if given, else the current directory); idempotent.
     Init { dir: Option<PathBuf> },
     /// Start the supervisor in the background.
     Up,
@@ -132,7 +133,12 @@ enum Command {
 }
 
 pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
+    // An empty SOCIETY_ROOT means unset (`SOCIETY_ROOT= society status`),
+    // not a missing value for --root. Still single-threaded here.
+    if std::env::var_os("SOCIETY_ROOT").is_some_and(|v| v.is_empty()) {
+        std::env::remove_var("SOCIETY_ROOT");
+    }
+    let (cli, root_from_env) = match parse() {
         Ok(c) => c,
         Err(e) if hidden_suggested(&e) => {
             // clap's "did you mean" may offer the hidden `agent-run`, which
@@ -157,7 +163,7 @@ pub fn main() -> i32 {
         }
     };
     init_tracing(&cli);
-    match run(cli) {
+    match run(cli, root_from_env) {
         Ok(code) => code.code(),
         // The reader has gone (`| head`): what it wanted it has; the rest
         // is nobody's. Exit quietly, as `head` expects of a producer.
@@ -197,16 +203,32 @@ fn broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
-fn run(cli: Cli) -> anyhow::Result<Code> {
+/// The command line, and whether the root came from `SOCIETY_ROOT` rather
+/// than `--root` (errors name what gave it; `init` takes only the flag).
+fn parse() -> Result<(Cli, bool), clap::Error> {
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = Cli::command().try_get_matches()?;
+    let from_env = matches.value_source("root") == Some(clap::parser::ValueSource::EnvVariable);
+    Ok((Cli::from_arg_matches(&matches)?, from_env))
+}
+
+fn run(cli: Cli, root_from_env: bool) -> anyhow::Result<Code> {
     let root = cli.root.clone();
+    let given_by = if root_from_env {
+        "SOCIETY_ROOT"
+    } else {
+        "--root"
+    };
     let layout = || -> anyhow::Result<Layout> {
         let cwd = std::env::current_dir()?;
-        let layout = Layout::discover(root.as_deref(), &cwd)?;
+        let layout = Layout::discover(root.as_deref().map(|r| (r, given_by)), &cwd)?;
         layout.check_format()?;
         Ok(layout)
     };
     match cli.command {
-        Command::Init { dir } => init::run(dir.or(cli.root)),
+        // `init` with no DIR initialises --root if given, else the current
+        // directory: never a society SOCIETY_ROOT happens to point at.
+        Command::Init { dir } => init::run(dir.or(cli.root.filter(|_| !root_from_env))),
         Command::Up => daemon::up(&layout()?),
         Command::Down { timeout } => daemon::down(&layout()?, timeout),
         Command::Supervise { detached } => daemon::supervise(&layout()?, detached),

@@ -100,8 +100,27 @@ pub fn hint(err: &anyhow::Error) -> Option<String> {
         {
             return Some(h);
         }
-        if let Some(FormatError::NoSociety { .. }) = cause.downcast_ref::<FormatError>() {
-            return Some("run `society init` here, or pass --root DIR / set SOCIETY_ROOT".into());
+        match cause.downcast_ref::<FormatError>() {
+            Some(FormatError::NoSociety { .. }) => {
+                return Some(
+                    "run `society init` here, or pass --root DIR / set SOCIETY_ROOT".into(),
+                )
+            }
+            Some(FormatError::NoSocietyAt {
+                root,
+                is_state_dir: true,
+                ..
+            }) => {
+                let parent = root.parent().unwrap_or(root);
+                return Some(format!("use --root {}", parent.display()));
+            }
+            Some(FormatError::NoSocietyAt { root, .. }) => {
+                return Some(format!(
+                    "`society init {}` creates one there; without --root or SOCIETY_ROOT the nearest one above the current directory is used",
+                    root.display()
+                ))
+            }
+            _ => {}
         }
         if let Some(society_runtime::supervisor::SupervisorError::Checkpoint { .. }) =
             cause.downcast_ref::<society_runtime::supervisor::SupervisorError>()

@@ -130,3 +130,54 @@ fn a_bad_brain_kind_blames_the_flag_and_typos_never_suggest_the_hidden_command()
     assert_eq!(rc, 2);
     assert!(err.contains("'status'"), "real suggestions stay: {err}");
 }
+
+/// `society ARGS` in `cwd` with `SOCIETY_ROOT` set to `root` (None: unset).
+fn in_dir(cwd: &std::path::Path, root: Option<&str>, args: &[&str]) -> (i32, String, String) {
+    let mut c = std::process::Command::new(BIN);
+    c.current_dir(cwd).args(args).env_remove("SOCIETY_ROOT");
+    if let Some(r) = root {
+        c.env("SOCIETY_ROOT", r);
+    }
+    let out = c.output().unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (
+        out.status.code().unwrap_or(-1),
+        text(&out.stdout),
+        text(&out.stderr),
+    )
+}
+
+#[test]
+fn the_root_is_found_as_given_and_errors_say_what_was_looked_at() {
+    let s = Society::new(BIN, ECHO_TOML);
+    let other = tempfile::tempdir().unwrap();
+    // An empty SOCIETY_ROOT is unset: the society above the cwd is used.
+    let (rc, out, err) = in_dir(s.root(), Some(""), &["status"]);
+    assert_eq!(rc, 0, "{err}");
+    assert!(out.contains(&s.root().display().to_string()), "{out}");
+    // --root pointing at the state directory itself: say so, and which root.
+    let state = s.root().join(".society-agent");
+    let (rc, _, err) = in_dir(
+        other.path(),
+        None,
+        &["--root", state.to_str().unwrap(), "status"],
+    );
+    assert_eq!(rc, 4, "{err}");
+    assert!(
+        err.contains("given by --root") && err.contains("itself"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("use --root {}", s.root().display())),
+        "{err}"
+    );
+    assert!(!err.contains("or pass --root"), "it was passed: {err}");
+    // A SOCIETY_ROOT holding no society: named as such.
+    let (rc, _, err) = in_dir(s.root(), Some(other.path().to_str().unwrap()), &["status"]);
+    assert_eq!(rc, 4, "{err}");
+    assert!(err.contains("given by SOCIETY_ROOT"), "{err}");
+    // `init` with SOCIETY_ROOT set initialises the current directory.
+    let (rc, _, err) = in_dir(other.path(), Some(s.root().to_str().unwrap()), &["init"]);
+    assert_eq!(rc, 0, "{err}");
+    assert!(other.path().join(".society-agent/format.json").is_file());
+}

@@ -48,6 +48,14 @@ pub enum FormatError {
     },
     #[error("no society found: no .society-agent/ in {} or any parent; run `society init` or pass --root", start.display())]
     NoSociety { start: PathBuf },
+    /// The root was given (`--root`, `SOCIETY_ROOT`) and holds no society.
+    #[error("no society in {} (given by {given_by}): it holds no .society-agent/{}", root.display(), if *.is_state_dir { "; it is itself a society's .society-agent/, and the root is the directory holding it" } else { "" })]
+    NoSocietyAt {
+        root: PathBuf,
+        given_by: &'static str,
+        /// The path given is a `.society-agent/` itself.
+        is_state_dir: bool,
+    },
 }
 
 /// Shorthand used throughout the crate.

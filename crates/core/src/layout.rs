@@ -76,11 +76,22 @@ impl Layout {
 
     /// Root discovery: `explicit` (`--root` or `SOCIETY_ROOT`), else the nearest
     /// ancestor of `cwd` holding `.society-agent/`, like git.
-    pub fn discover(explicit: Option<&Path>, cwd: &Path) -> Result<Layout, FormatError> {
-        if let Some(root) = explicit {
+    /// `explicit`: a root given by the user, and what gave it (`--root`,
+    /// `SOCIETY_ROOT`), for the error that names it.
+    pub fn discover(
+        explicit: Option<(&Path, &'static str)>,
+        cwd: &Path,
+    ) -> Result<Layout, FormatError> {
+        if let Some((root, given_by)) = explicit {
             let layout = Layout::at(root);
             if !layout.state.is_dir() {
-                return Err(FormatError::NoSociety { start: layout.root });
+                let is_state_dir = root.file_name().is_some_and(|n| n == STATE_DIR)
+                    && root.join("format.json").is_file();
+                return Err(FormatError::NoSocietyAt {
+                    root: layout.root,
+                    given_by,
+                    is_state_dir,
+                });
             }
             return Ok(layout);
         }

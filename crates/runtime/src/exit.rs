@@ -82,7 +82,7 @@ impl Code {
 pub fn format_code(e: &society_core::FormatError) -> Code {
     use society_core::FormatError as F;
     match e {
-        F::NoSociety { .. } => Code::NotFound,
+        F::NoSociety { .. } | F::NoSocietyAt { .. } => Code::NotFound,
         F::RecordTooLarge { .. } | F::UnsupportedFormat { .. } | F::Json { .. } => Code::Invalid,
         _ => Code::Error,
     }

@@ -54,8 +54,10 @@ fn every_printing_command_exits_quietly_when_its_reader_is_gone() {
 
 #[test]
 fn the_demo_stops_what_it_started_when_its_reader_is_gone() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("demo");
+    // Scratch kills every process naming its directory when dropped, so a
+    // failed assertion below leaves no demo supervisor running.
+    let dir = society_runtime::selftest::Scratch::empty(BIN, "society-test-").unwrap();
+    let root = dir.root().join("demo");
     let mut child = Command::new(BIN)
         .args(["demo", "--dir"])
         .arg(&root)

@@ -3,10 +3,10 @@
 //! when it reads them). Neither starts a supervisor: answering is not a
 //! reason to wake a stopped society.
 
-use super::ClientError;
+use super::{cases, ClientError};
 use crate::approvals::{self, Approval};
 use crate::control::{self, Request};
-use society_core::case::{CaseStatus, CaseSummary};
+use society_core::case::CaseStatus;
 use society_core::{AgentId, CaseId, Layout, MsgId};
 
 /// Approves or rejects request `id`, unless it is unknown, already answered
@@ -63,28 +63,14 @@ pub fn unblock(layout: &Layout, id: &AgentId) -> Result<(), ClientError> {
 
 /// How a case ended — "closed" (its log archived, or its fold says so) or
 /// "cancelled" — or `None` while it is open or if it has no log. The lookup
-/// is `case show`'s: the open log in `supervisor/cases/`, else the archive
-/// pointer a close leaves there, else `archive/*/` itself.
+/// is `case show`'s ([`cases::load`]).
 fn ended(layout: &Layout, case: &CaseId) -> Result<Option<&'static str>, ClientError> {
-    let open = layout.case_log(case);
-    // A close moves the log while we read: look again where it went.
-    for _ in 0..3 {
-        if !open.is_file() {
-            break;
-        }
-        let records = society_core::jsonl::read_objects(&open, &mut 0)?;
-        if records.is_empty() && !open.exists() {
-            continue;
-        }
-        let status = CaseSummary::fold(case.as_str(), &records).status;
-        return Ok(status.is_final().then(|| status.as_str()));
+    let Some(loaded) = cases::load(layout, case)? else {
+        return Ok(None);
+    };
+    if loaded.archived {
+        return Ok(Some(CaseStatus::Closed.as_str()));
     }
-    let pointer = layout.case_pointer(case);
-    let name = society_core::layout::case_log_name(case);
-    let archived = pointer.is_file()
-        || layout
-            .archive_days()
-            .iter()
-            .any(|day| day.join(&name).is_file());
-    Ok(archived.then_some(CaseStatus::Closed.as_str()))
+    let status = loaded.summary.status;
+    Ok(status.is_final().then(|| status.as_str()))
 }

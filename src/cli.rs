@@ -41,6 +41,8 @@ mod history;
 mod inbox;
 mod init;
 mod logs;
+#[allow(dead_code)] // until every read command uses it (issue 10, in progress)
+mod output;
 mod render;
 mod selftest;
 mod send;
@@ -49,6 +51,8 @@ mod status;
 mod stop;
 mod table;
 mod unblock;
+#[allow(dead_code)] // until every read command uses it (issue 10, in progress)
+mod when;
 
 use exit::Code;
 
@@ -65,6 +69,9 @@ pub struct Cli {
     /// More log output on stderr (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// Print times in UTC rather than local time (which honours TZ).
+    #[arg(long, global = true)]
+    utc: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -163,6 +170,7 @@ pub fn main() -> i32 {
         }
     };
     init_tracing(&cli);
+    when::set_utc(cli.utc);
     match run(cli, root_from_env) {
         Ok(code) => code.code(),
         // The reader has gone (`| head`): what it wanted it has; the rest

@@ -50,6 +50,7 @@ mod spawn;
 mod status;
 mod stop;
 mod table;
+mod timespec;
 mod unblock;
 #[allow(dead_code)] // until every read command uses it (issue 10, in progress)
 mod when;

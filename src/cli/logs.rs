@@ -1,30 +1,49 @@
-//! `society logs [ID] [-f] [--case C] [--json] [-n N]`: activity of every agent,
-//! the supervisor and system events, merged by time.
+//! `society logs [ID] [-f] [--case C] [--agent A] [--event E] [--since T]
+//! [--until T] [-n N] [-o FORMAT]`: activity of every agent, the supervisor
+//! and system events, merged by time.
 
 use super::exit::{coded, Code};
 use super::history::History;
+use super::output::{self, Format, OutputArgs};
 use serde_json::Value;
 use society_core::{AgentId, CaseId, Layout};
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Only this agent's records (with --case: the case's records that
-    /// name it as `agent`, `from`, `to` or `by`).
+    /// Only this agent's records (same as --agent).
     id: Option<String>,
-    /// Keep printing new records as they are written.
+    /// Only these agents' records (repeatable; with --case: the case's
+    /// records that name one as `agent`, `from`, `to` or `by`).
+    #[arg(long, value_name = "A")]
+    agent: Vec<String>,
+    /// Keep printing new records as they are written (after the last 10,
+    /// unless -n or --since says otherwise).
     #[arg(short, long)]
     follow: bool,
     /// Only this case's timeline (its case log).
     #[arg(long, value_name = "C")]
     case: Option<String>,
-    /// Print records as JSON lines, unchanged.
-    #[arg(long)]
-    json: bool,
-    /// Only the last N records.
-    #[arg(short = 'n', value_name = "N")]
+    /// Only records of this event (repeatable): message_handled, exited, ….
+    #[arg(long, value_name = "E")]
+    event: Vec<String>,
+    /// Only records at or after this time: 10m (ago), today, 14:05,
+    /// 2026-11-30 14:05 (local), or RFC 3339.
+    #[arg(long, value_name = "TIME", value_parser = super::timespec::parse)]
+    since: Option<jiff::Timestamp>,
+    /// Only records at or before this time (as --since).
+    #[arg(long, value_name = "TIME", value_parser = super::timespec::parse)]
+    until: Option<jiff::Timestamp>,
+    /// Only the last N records (of those the filters keep).
+    #[arg(short = 'n', long = "lines", value_name = "N")]
     lines: Option<usize>,
+    #[command(flatten)]
+    output: OutputArgs,
 }
+
+/// What `-f` shows before following when neither `-n` nor `--since` says:
+/// the last lines, as `tail -f` and `journalctl -f` do.
+const FOLLOW_LAST: usize = 10;
 
 /// One log, its archived segments included (see `history.rs`).
 struct Source {
@@ -32,17 +51,38 @@ struct Source {
     only: Option<Only>,
 }
 
-/// Keep only records naming `agent` in one of `fields`.
+/// Keep only records naming one of `agents` in one of `fields`.
 struct Only {
-    agent: String,
+    agents: Vec<String>,
     fields: &'static [&'static str],
 }
 
 impl Only {
     fn keeps(&self, v: &Value) -> bool {
-        self.fields
-            .iter()
-            .any(|f| v.get(*f).and_then(Value::as_str) == Some(self.agent.as_str()))
+        self.fields.iter().any(|f| {
+            v.get(*f)
+                .and_then(Value::as_str)
+                .is_some_and(|a| self.agents.iter().any(|x| x == a))
+        })
+    }
+}
+
+/// The filters every record passes through: the source's agent filter,
+/// then --event, --since and --until.
+struct Filter {
+    events: Vec<String>,
+    since: Option<jiff::Timestamp>,
+    until: Option<jiff::Timestamp>,
+}
+
+impl Filter {
+    fn keeps(&self, only: Option<&Only>, v: &Value) -> bool {
+        only.is_none_or(|o| o.keeps(v))
+            && (self.events.is_empty()
+                || v.get("event")
+                    .and_then(Value::as_str)
+                    .is_some_and(|e| self.events.iter().any(|x| x == e)))
+            && super::timespec::within(v.get("ts").and_then(Value::as_str), self.since, self.until)
     }
 }
 
@@ -52,14 +92,21 @@ const EVENT_FIELDS: &[&str] = &["agent"];
 /// it, and who a message, handoff, assignment or decision went from or to.
 const CASE_FIELDS: &[&str] = &["agent", "from", "to", "by"];
 
-pub fn run(layout: &Layout, args: Args) -> anyhow::Result<Code> {
+pub fn run(layout: &Layout, mut args: Args) -> anyhow::Result<Code> {
+    let format = args.output.format();
+    if args.follow && args.lines.is_none() && args.since.is_none() {
+        args.lines = Some(FOLLOW_LAST);
+    }
+    let filter = Filter {
+        events: std::mem::take(&mut args.event),
+        since: args.since,
+        until: args.until,
+    };
     let mut sources = sources(layout, &args)?;
     let mut first = Vec::new();
     for s in sources.iter_mut() {
-        let only = &s.only;
-        let records = s
-            .history
-            .start(args.lines, |v| only.as_ref().is_none_or(|o| o.keeps(v)))?;
+        let only = s.only.as_ref();
+        let records = s.history.start(args.lines, |v| filter.keeps(only, v))?;
         first.extend(records);
     }
     let mut first = by_time(first);
@@ -67,21 +114,32 @@ pub fn run(layout: &Layout, args: Args) -> anyhow::Result<Code> {
         let skip = first.len().saturating_sub(n);
         first.drain(..skip);
     }
-    print(&first, args.json);
     if !args.follow {
+        if format == Format::Json {
+            let records: Vec<&Value> = first.iter().map(|(_, v)| v).collect();
+            return output::list(&records, format).map(|()| Code::Ok);
+        }
+        print(&first, format)?;
         return Ok(Code::Ok);
     }
+    print(&first, format)?;
     let paths: Vec<std::path::PathBuf> = sources
         .iter()
         .map(|s| s.history.path().to_path_buf())
         .collect();
     super::follow::follow(&paths, || {
-        print(&collect(&mut sources)?, args.json);
-        Ok(())
+        let new = collect(&mut sources, &filter)?;
+        print(&new, format)
     })
 }
 
 fn sources(layout: &Layout, args: &Args) -> anyhow::Result<Vec<Source>> {
+    let agents = args
+        .id
+        .iter()
+        .chain(&args.agent)
+        .map(|a| AgentId::new(a.as_str()))
+        .collect::<Result<Vec<_>, _>>()?;
     let src = |path: PathBuf, only: Option<Only>| Source {
         history: History::new(layout, path),
         only,
@@ -95,38 +153,36 @@ fn sources(layout: &Layout, args: &Args) -> anyhow::Result<Vec<Source>> {
                 format!("no case {case} ({} does not exist)", path.display()),
             ));
         }
-        let only = match &args.id {
-            // Syntax only: a case may name an agent whose folder is gone, or
-            // the orchestrator.
-            Some(id) => Some(Only {
-                agent: AgentId::new(id.as_str())?.to_string(),
-                fields: CASE_FIELDS,
-            }),
-            None => None,
-        };
+        // Syntax only: a case may name an agent whose folder is gone, or
+        // the orchestrator.
+        let only = (!agents.is_empty()).then(|| Only {
+            agents: agents.iter().map(ToString::to_string).collect(),
+            fields: CASE_FIELDS,
+        });
         return Ok(vec![src(path, only)]);
     }
     let mut out = Vec::new();
-    match &args.id {
-        Some(id) => {
-            let id = AgentId::new(id.as_str())?;
-            let paths = layout.agent(&id);
-            if !paths.config().exists() {
-                return Err(coded(
-                    Code::NotFound,
-                    format!("no agent {id} in {}", layout.state_dir().display()),
-                ));
+    match agents.is_empty() {
+        false => {
+            for id in &agents {
+                let paths = layout.agent(id);
+                if !paths.config().exists() {
+                    return Err(coded(
+                        Code::NotFound,
+                        format!("no agent {id} in {}", layout.state_dir().display()),
+                    ));
+                }
+                out.push(src(paths.activity(), None));
             }
-            out.push(src(paths.activity(), None));
             out.push(src(
                 layout.system_events(),
                 Some(Only {
-                    agent: id.to_string(),
+                    agents: agents.iter().map(ToString::to_string).collect(),
                     fields: EVENT_FIELDS,
                 }),
             ));
         }
-        None => {
+        true => {
             for id in layout.agent_ids()? {
                 out.push(src(layout.agent(&id).activity(), None));
             }
@@ -138,15 +194,15 @@ fn sources(layout: &Layout, args: &Args) -> anyhow::Result<Vec<Source>> {
 }
 
 /// New complete records from every source, merged by `ts`.
-fn collect(sources: &mut [Source]) -> anyhow::Result<Vec<(String, Value)>> {
+fn collect(sources: &mut [Source], filter: &Filter) -> anyhow::Result<Vec<(String, Value)>> {
     let mut out = Vec::new();
     for s in sources.iter_mut() {
-        let only = &s.only;
+        let only = s.only.as_ref();
         out.extend(
             s.history
                 .more()?
                 .into_iter()
-                .filter(|v| only.as_ref().is_none_or(|o| o.keeps(v))),
+                .filter(|v| filter.keeps(only, v)),
         );
     }
     Ok(by_time(out))
@@ -170,19 +226,28 @@ fn by_time(records: Vec<Value>) -> Vec<(String, Value)> {
     out
 }
 
-fn print(records: &[(String, Value)], json: bool) {
-    use std::io::Write;
-    let mut stdout = std::io::stdout().lock();
+/// Records as JSON lines (unchanged) or human lines, cut to the width
+/// (see [`output::width`]).
+fn print(records: &[(String, Value)], format: Format) -> anyhow::Result<()> {
+    let json = matches!(format, Format::Json | Format::Jsonl);
+    let width = output::width(format);
     for (ts, v) in records {
-        let line = if json { v.to_string() } else { human(ts, v) };
-        if writeln!(stdout, "{line}").is_err() {
-            std::process::exit(Code::Ok.code()); // reader went away (e.g. `| head`)
+        if json {
+            outln!("{v}");
+        } else {
+            let line = human(ts, v);
+            match width {
+                Some(w) => outln!("{}", super::table::truncate(&line, w.into())),
+                None => outln!("{line}"),
+            }
         }
     }
+    Ok(())
 }
 
+/// `TIME  AGENT  EVENT  key=value …`, the time local (see `when`).
 fn human(ts: &str, v: &Value) -> String {
-    let time = ts.get(11..23).unwrap_or(ts);
+    let time = super::when::stamp_ms(ts);
     let agent = v.get("agent").and_then(Value::as_str).unwrap_or("-");
     let event = v.get("event").and_then(Value::as_str).unwrap_or("-");
     let mut rest = String::new();
@@ -200,4 +265,6 @@ fn human(ts: &str, v: &Value) -> String {
         }
     }
     format!("{time} {agent:<16} {event:<20}{rest}")
+        .trim_end()
+        .to_string()
 }

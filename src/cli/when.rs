@@ -12,7 +12,7 @@ pub fn set_utc(utc: bool) {
     UTC.store(utc, Ordering::Relaxed);
 }
 
-fn zone() -> TimeZone {
+pub fn zone() -> TimeZone {
     if UTC.load(Ordering::Relaxed) {
         TimeZone::UTC
     } else {
@@ -57,6 +57,7 @@ pub fn stamp_ms(ts: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -43,7 +43,8 @@ fn an_empty_society_has_no_cases_and_no_approvals() {
     assert_eq!(s.ok(&["case", "list"]), "no cases");
     assert_eq!(json_of(&s, &["approvals", "--json"]), json!([]));
     assert_eq!(s.ok(&["approvals"]), "no pending approvals");
-    assert_eq!(s.ok(&["inbox", "--json"]), "");
+    assert_eq!(json_of(&s, &["inbox", "--json"]), json!([]));
+    assert_eq!(s.ok(&["inbox", "-o", "jsonl"]), "");
     assert_eq!(code(&s, &["case", "show", "c-nope"]).0, 4);
     assert_eq!(code(&s, &["case", "show", "Not/An/Id"]).0, 5);
     assert_eq!(code(&s, &["case", "close", "c-nope"]).0, 4);
@@ -252,7 +253,7 @@ fn inbox_prints_one_line_per_message() {
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert!(lines[0].contains("echo") && lines[0].contains("hello"));
     assert!(lines[1].contains("rm -rf cache") && lines[1].contains(&req.id.to_string()));
-    let last: Value = serde_json::from_str(&s.ok(&["inbox", "--json", "-n", "1"])).unwrap();
+    let last: Value = serde_json::from_str(&s.ok(&["inbox", "-o", "jsonl", "-n", "1"])).unwrap();
     assert_eq!(last["id"], req.id.to_string());
 }
 

@@ -440,14 +440,14 @@ fn logs_of_an_agent_in_a_case_show_what_concerns_it() {
     s.start_supervisor();
     let case = s.ok(&["case", "new", "tides", "--assign", "research"]);
     wait_until(SOON, "the result in the case log", || {
-        let all = json_lines(&s.ok(&["logs", "--case", &case, "--json"]));
+        let all = json_lines(&s.ok(&["logs", "--case", &case, "-o", "jsonl"]));
         all.iter()
             .any(|r| r["event"] == "message" && r["type"] == "result")
             .then_some(())
     });
-    let before = json_lines(&s.ok(&["logs", "--case", &case, "--json"]));
-    let mine = json_lines(&s.ok(&["logs", "research", "--case", &case, "--json"]));
-    let after = json_lines(&s.ok(&["logs", "--case", &case, "--json"]));
+    let before = json_lines(&s.ok(&["logs", "--case", &case, "-o", "jsonl"]));
+    let mine = json_lines(&s.ok(&["logs", "research", "--case", &case, "-o", "jsonl"]));
+    let after = json_lines(&s.ok(&["logs", "--case", &case, "-o", "jsonl"]));
 
     for r in &mine {
         assert!(concerns(r, "research"), "not about research: {r}");
@@ -465,7 +465,7 @@ fn logs_of_an_agent_in_a_case_show_what_concerns_it() {
         "the case has records of others (the writer's): {before:?}"
     );
     // The writer's view is its own, and the human rendering filters too.
-    let writer = json_lines(&s.ok(&["logs", "writer", "--case", &case, "--json"]));
+    let writer = json_lines(&s.ok(&["logs", "writer", "--case", &case, "-o", "jsonl"]));
     assert!(!writer.is_empty() && writer.iter().all(|r| concerns(r, "writer")));
     let human = s.ok(&["logs", "writer", "--case", &case]);
     assert_eq!(human.lines().count(), writer.len(), "{human}");

@@ -150,7 +150,7 @@ fn rotations_under_sigkill_lose_and_double_nothing() {
         once_each(&s, &live);
     }
     // Readers see the whole history.
-    let out = s.ok(&["inbox", "--json"]);
+    let out = s.ok(&["inbox", "-o", "jsonl"]);
     let replies_listed = out
         .lines()
         .filter(|l| serde_json::from_str::<Value>(l).is_ok_and(|v| v["type"] == "reply"))
@@ -160,10 +160,10 @@ fn rotations_under_sigkill_lose_and_double_nothing() {
         sent.len(),
         "society inbox reads every segment"
     );
-    let last = s.ok(&["inbox", "--json", "-n", "3"]);
+    let last = s.ok(&["inbox", "-o", "jsonl", "-n", "3"]);
     assert_eq!(last.lines().count(), 3);
     let handled = s
-        .ok(&["logs", "e1", "--json"])
+        .ok(&["logs", "e1", "-o", "jsonl"])
         .lines()
         .filter(|l| l.contains("\"event\":\"message_handled\""))
         .count();

@@ -31,6 +31,7 @@ mod body;
 mod broadcast;
 mod case;
 mod check;
+mod config;
 mod costs;
 mod daemon;
 mod demo;
@@ -126,6 +127,9 @@ enum Command {
     Unblock(unblock::Args),
     /// Validate society.toml and the agent folders without starting anything.
     Check,
+    /// Apply a changed society.toml to the running supervisor (`config reload`).
+    #[command(subcommand)]
+    Config(config::Command),
     /// Check the society's files against the format (and repair what is safe).
     Fsck(fsck::Args),
     /// Prove the runtime's promises in scratch societies (for a nightly cron job).
@@ -257,6 +261,7 @@ fn run(cli: Cli, root_from_env: bool) -> anyhow::Result<Code> {
         Command::Unblock(args) => unblock::run(&layout()?, args),
         Command::Demo(args) => demo::run(args),
         Command::Check => check::run(&layout()?),
+        Command::Config(cmd) => config::run(&layout()?, cmd),
         Command::Fsck(args) => fsck::run(&layout()?, args),
         Command::Selftest(args) => selftest::run(layout().ok().as_ref(), args),
         Command::AgentRun { folder } => agent_run::run(&folder),

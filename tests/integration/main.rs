@@ -16,6 +16,7 @@ mod cli_races;
 mod cli_start;
 mod closed_stdout;
 mod command_brain;
+mod config_reload;
 mod corruption;
 mod crash_delivery;
 mod faults;

@@ -1,6 +1,6 @@
 //! The client library: what a command *does* — send, broadcast, spawn,
-//! stop, restart, wait, control the supervisor, collect status, read cases
-//! and costs — with typed inputs and outputs and one error type whose
+//! stop, restart, wait, control the supervisor, reload `society.toml`,
+//! collect status, read cases and costs — with typed inputs and outputs and one error type whose
 //! variants carry their exit code. The CLI (`src/cli/`) parses arguments and
 //! renders results around these functions; the dashboard, federation and
 //! tests call the same functions, so they act exactly as the CLI does.
@@ -11,6 +11,7 @@ pub mod agents;
 pub mod answers;
 pub mod case_control;
 pub mod cases;
+pub mod config;
 pub mod costs;
 mod error;
 pub mod send;

@@ -43,6 +43,10 @@ pub enum Request {
     /// Lift an agent's sanction (`society unblock`): it may send to agents
     /// again, with its record of refusals cleared.
     Unblock { agent: AgentId },
+    /// Read `society.toml` again (`society config reload`): start agents it
+    /// adds, restart those whose config it changes, stop those it no longer
+    /// declares, and apply its routing and defaults.
+    Reload,
     /// Answer an approval request (`society approve` / `reject`).
     Decide {
         request: MsgId,
@@ -64,6 +68,7 @@ impl Request {
             Request::Reflect { .. } => "reflect",
             Request::Decide { .. } => "decide",
             Request::Unblock { .. } => "unblock",
+            Request::Reload => "reload",
         }
     }
 }

@@ -16,6 +16,7 @@ mod persist;
 mod plan;
 mod planner;
 mod policy;
+pub mod reload;
 mod requests;
 mod retention;
 mod router;

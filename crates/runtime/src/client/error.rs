@@ -109,6 +109,10 @@ pub enum ClientError {
     },
     #[error("{} is missing", path.display())]
     Missing { path: PathBuf },
+    /// The supervisor could not apply `society.toml` (it changed between
+    /// the check and the reload); nothing changed.
+    #[error("the supervisor did not reload society.toml: {error}")]
+    ReloadFailed { error: String },
     #[error(transparent)]
     Format(#[from] FormatError),
     #[error(transparent)]
@@ -142,6 +146,7 @@ impl ClientError {
             | E::Missing { .. }
             | E::Empty { .. }
             | E::BadAssignee { .. }
+            | E::ReloadFailed { .. }
             | E::Id(_)
             | E::Config(_) => Code::Invalid,
             E::NotUp { .. }

@@ -40,6 +40,9 @@ pub(super) enum After {
     Stop(AgentId),
     Restart(AgentId),
     Archive(CaseId),
+    /// `society config reload`, answered in the supervisor's activity log
+    /// under the request's id.
+    Reload(MsgId),
 }
 
 #[derive(Debug, Default)]

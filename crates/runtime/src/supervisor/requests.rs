@@ -137,6 +137,7 @@ impl Supervisor {
                 }
             }
             After::Archive(case) => self.archive_case(&case),
+            After::Reload(request) => self.reload(&request),
         }
         self.status_dirty = true;
     }

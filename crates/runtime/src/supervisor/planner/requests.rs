@@ -110,6 +110,7 @@ impl Planner<'_> {
             Request::Start { agent } => self.after_known(plan, env, agent, After::Start),
             Request::Stop { agent } => self.after_known(plan, env, agent, After::Stop),
             Request::Restart { agent } => self.after_known(plan, env, agent, After::Restart),
+            Request::Reload => plan.after.push(After::Reload(env.id)),
             Request::CaseNew {
                 case,
                 purpose,

@@ -189,12 +189,18 @@ fn man_dir_writes_a_page_per_visible_command_and_every_help_has_examples() {
         .collect();
     pages.sort();
     assert_eq!(written.lines().count(), pages.len(), "{written}");
-    for name in listed_commands() {
-        assert!(
-            pages.contains(&format!("society-{name}.1")),
-            "{name}: {pages:?}"
-        );
-    }
+    // The commands with a page of their own (not nested) are the ones the
+    // help lists, and the other way round.
+    let listed = listed_commands();
+    let mut top: Vec<&str> = pages
+        .iter()
+        .filter_map(|p| p.strip_prefix("society-")?.strip_suffix(".1"))
+        .filter(|name| !listed.iter().any(|l| name.starts_with(&format!("{l}-"))))
+        .collect();
+    top.sort();
+    let mut listed: Vec<&str> = listed.iter().map(String::as_str).collect();
+    listed.sort();
+    assert_eq!(top, listed, "pages vs `society --help`");
     assert!(pages.contains(&"society.1".to_string()), "{pages:?}");
     assert!(
         pages.contains(&"society-case-new.1".to_string()),

@@ -104,12 +104,15 @@ fn grouped(cmd: &Command) -> String {
         let _ = writeln!(out, "{}{group}:{}", header.render(), header.render_reset());
         for c in members {
             let about = c.get_about().map(ToString::to_string).unwrap_or_default();
+            // Padding outside the styling, as clap pads its own lists.
+            let name = c.get_name();
             let _ = writeln!(
                 out,
-                "  {}{:<width$}{}  {about}",
+                "  {}{name}{}{:pad$}  {about}",
                 literal.render(),
-                c.get_name(),
-                literal.render_reset()
+                literal.render_reset(),
+                "",
+                pad = width - name.len()
             );
         }
         out.push('\n');

@@ -19,6 +19,23 @@ macro_rules! out {
     }};
 }
 
+/// `eprintln!` for notes beside the output (what was started, what was not
+/// delivered, a summary): stderr may be closed or full, and a note is worth
+/// neither a failure nor a panic, so a failed write is dropped.
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// The "Examples:" section of a command's help, one command a line.
+macro_rules! examples {
+    ($($line:literal),+ $(,)?) => {
+        concat!("Examples:", $("\n  ", $line),+)
+    };
+}
+
 /// A failed write of command output, told apart from every other I/O error:
 /// only stdout's reader going away is a quiet exit.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +48,7 @@ mod body;
 mod broadcast;
 mod case;
 mod check;
+mod completions;
 mod config;
 mod costs;
 mod daemon;
@@ -38,12 +56,15 @@ mod demo;
 mod exit;
 mod follow;
 mod fsck;
+mod help;
 mod history;
 mod inbox;
 mod init;
 mod logs;
+mod man;
 #[allow(dead_code)] // until every read command uses it (issue 10, in progress)
 mod output;
+mod progress;
 mod render;
 mod selftest;
 mod send;
@@ -63,7 +84,12 @@ use society_core::Layout;
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "society", version, about = "A filesystem-native runtime for societies of agents", after_help = exit::HELP)]
+#[command(
+    name = "society",
+    version,
+    about = "A filesystem-native runtime for societies of agents",
+    after_help = help::top_after_help()
+)]
 pub struct Cli {
     /// Society root (the directory holding .society-agent/). Default: $SOCIETY_ROOT, else the nearest ancestor holding .society-agent/.
     #[arg(long, global = true, env = "SOCIETY_ROOT", value_name = "DIR")]
@@ -78,64 +104,169 @@ pub struct Cli {
     command: Command,
 }
 
+// The order here is the order of `society help`'s groups (help::GROUPS
+// decides the group); every visible command has an "Examples:" section.
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Create .society-agent/ and a commented society.toml in DIR (default:
-    /// --root if given, else the current directory); idempotent.
-    Init { dir: Option<PathBuf> },
+    /// Create .society-agent/ and a commented society.toml in DIR; idempotent.
+    ///
+    /// DIR defaults to --root if given, else the current directory, and is
+    /// created if missing. Run it again, on a society or a half-made
+    /// one, and it only adds what is missing: an existing society.toml and
+    /// the agents' folders are never overwritten. SOCIETY_ROOT is not used
+    /// here, so `init` never initialises a society by accident.
+    #[command(after_help = examples!(
+        "society init                 # here",
+        "society init ~/team          # creates ~/team if needed",
+        "society --root ~/team init   # the same"
+    ))]
+    Init {
+        /// Directory to initialise (default: --root if given, else the current directory).
+        dir: Option<PathBuf>,
+    },
     /// Start the supervisor in the background.
+    #[command(after_help = examples!("society up", "society up && society status"))]
     Up,
     /// Stop the supervisor and every agent gracefully.
+    #[command(after_help = examples!("society down", "society down --timeout 2m"))]
     Down {
         /// How long to wait before giving up (30s, 2m; a bare number is seconds).
         #[arg(long, default_value = "30s", value_parser = duration)]
         timeout: std::time::Duration,
     },
     /// Run the supervisor in the foreground (for systemd and tests).
+    #[command(after_help = examples!(
+        "society supervise                      # logs on stderr; Ctrl-C stops everything",
+        "society --root /srv/team -v supervise  # as a systemd unit's ExecStart"
+    ))]
     Supervise {
         #[arg(long, hide = true)]
         detached: bool,
     },
     /// Create (or reuse) an agent folder and start it; prints the id.
+    #[command(after_help = examples!(
+        "society spawn helper --brain echo         # prints helper-1",
+        "society spawn research --id researcher --keep-alive --wait"
+    ))]
     Spawn(spawn::Args),
     /// One row per agent (table, or --json).
+    #[command(after_help = examples!(
+        "society status",
+        "society status helper-1",
+        "society status --watch",
+        "society status --json | jq -r '.agents[] | select(.state == \"failed\") | .id'"
+    ))]
     Status(status::Args),
     /// Append a message from the orchestrator to an agent's inbox; prints its id.
+    #[command(after_help = examples!(
+        "society send helper-1 \"hello\"",
+        "society send role:research \"start with the moon\" --case c-01J...",
+        "society send helper-1 --json '{\"topic\": \"tides\"}' --type task",
+        "jq -n '{text: \"from stdin\"}' | society send helper-1 --body-file -"
+    ))]
     Send(send::Args),
     /// Merged activity across agents, by time.
+    #[command(after_help = examples!(
+        "society logs -n 30",
+        "society logs helper-1 -f",
+        "society logs --case c-01J... --json | jq -c '{ts, event, agent}'"
+    ))]
     Logs(logs::Args),
     /// Stop an agent gracefully and keep it stopped (its folder stays).
+    #[command(after_help = examples!("society stop helper-1", "society stop helper-1 --no-wait"))]
     Stop(stop::Args),
     /// Clear `failed` (or a stop) and start the agent again.
+    #[command(after_help = examples!("society restart helper-1", "society restart helper-1 --timeout 1m"))]
     Restart(stop::Args),
     /// Open, inspect, list and close cases.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = examples!(
+        "society case new \"episode on tides\" --assign role:research --due 2h",
+        "society case list --status open",
+        "society case show c-01J...",
+        "society case close c-01J... --reason done"
+    ))]
     Case(case::Command),
     /// What agents and the supervisor addressed to you: replies, escalations, approval requests.
+    #[command(after_help = examples!(
+        "society inbox -n 20",
+        "society inbox -f",
+        "society inbox --json | jq -c 'select(.type == \"approval_request\")'"
+    ))]
     Inbox(inbox::Args),
-    /// Send one message to every agent (or every agent of a role).
+    /// Send one message to every agent (or every agent of a role); prints
+    /// each recipient and message id.
+    ///
+    /// Each recipient gets its own copy, with its own id: stdout has one
+    /// `AGENT MESSAGE_ID` line per copy delivered, and a copy that could not
+    /// be delivered is named on stderr (and fails the command).
+    #[command(after_help = examples!(
+        "society broadcast \"wrap up by five\"",
+        "society broadcast \"pause new work\" --role research --type pause",
+        "society broadcast hello | cut -d' ' -f2   # the message ids"
+    ))]
     Broadcast(broadcast::Args),
     /// What the llm agents spent: tokens and USD, by agent, model or case.
+    #[command(after_help = examples!(
+        "society costs",
+        "society costs --by model",
+        "society costs --by case --json | jq ."
+    ))]
     Costs(costs::Args),
     /// Pending approval requests (table, or --json).
+    #[command(after_help = examples!("society approvals", "society approvals --json | jq -r '.[].id'"))]
     Approvals(approvals::ListArgs),
     /// Approve a pending request.
+    #[command(after_help = examples!("society approve 01J... --note \"go\""))]
     Approve(approvals::ApproveArgs),
     /// Reject a pending request, with feedback for the requester.
+    #[command(after_help = examples!("society reject 01J... --feedback \"compress instead\""))]
     Reject(approvals::RejectArgs),
     /// Lift the sanction on an agent whose messages were refused too often.
+    #[command(after_help = examples!("society unblock chatty-1"))]
     Unblock(unblock::Args),
     /// Validate society.toml and the agent folders without starting anything.
+    #[command(after_help = examples!("society check", "society check && society up"))]
     Check,
     /// Apply a changed society.toml to the running supervisor (`config reload`).
-    #[command(subcommand)]
+    #[command(subcommand, after_help = examples!(
+        "society config reload",
+        "society config check"
+    ))]
     Config(config::Command),
     /// Check the society's files against the format (and repair what is safe).
+    #[command(after_help = examples!(
+        "society fsck",
+        "society fsck --repair",
+        "society fsck --json | jq '.findings[]'"
+    ))]
     Fsck(fsck::Args),
     /// Prove the runtime's promises in scratch societies (for a nightly cron job).
+    #[command(after_help = examples!(
+        "society selftest --quick",
+        "society selftest --list",
+        "society selftest --only sigkill --json --report /tmp/selftest.json"
+    ))]
     Selftest(selftest::Args),
     /// Run the offline demo: a four-stage pipeline that survives a SIGKILL.
+    #[command(after_help = examples!(
+        "society demo",
+        "society demo --ask",
+        "society demo --dir /tmp/demo --keep-running"
+    ))]
     Demo(demo::Args),
+    /// Print the completion script for a shell.
+    #[command(after_help = examples!(
+        "society completions bash > ~/.local/share/bash-completion/completions/society",
+        "society completions zsh > ~/.zfunc/_society    # with fpath+=~/.zfunc in ~/.zshrc",
+        "society completions fish > ~/.config/fish/completions/society.fish"
+    ))]
+    Completions(completions::Args),
+    /// Print the manual page (roff), or write one page per command.
+    #[command(after_help = examples!(
+        "society man | man -l -",
+        "society man --dir ~/.local/share/man/man1 && man society-status"
+    ))]
+    Man(man::Args),
     /// Run one agent process bound to a folder (started by the supervisor).
     #[command(hide = true)]
     AgentRun {
@@ -219,8 +350,8 @@ fn broken_pipe(err: &anyhow::Error) -> bool {
 /// The command line, and whether the root came from `SOCIETY_ROOT` rather
 /// than `--root` (errors name what gave it; `init` takes only the flag).
 fn parse() -> Result<(Cli, bool), clap::Error> {
-    use clap::{CommandFactory, FromArgMatches};
-    let matches = Cli::command().try_get_matches()?;
+    use clap::FromArgMatches;
+    let matches = help::command().try_get_matches()?;
     let from_env = matches.value_source("root") == Some(clap::parser::ValueSource::EnvVariable);
     Ok((Cli::from_arg_matches(&matches)?, from_env))
 }
@@ -264,6 +395,8 @@ fn run(cli: Cli, root_from_env: bool) -> anyhow::Result<Code> {
         Command::Config(cmd) => config::run(&layout()?, cmd),
         Command::Fsck(args) => fsck::run(&layout()?, args),
         Command::Selftest(args) => selftest::run(layout().ok().as_ref(), args),
+        Command::Completions(args) => completions::run(args),
+        Command::Man(args) => man::run(args),
         Command::AgentRun { folder } => agent_run::run(&folder),
     }
 }

@@ -2,6 +2,9 @@
 //! orchestrator to every agent, or every agent of a role. Each copy is an
 //! ordinary human message (own id, delivered like `society send`), so every
 //! recipient handles and answers it on its own.
+//!
+//! stdout is one `AGENT MESSAGE_ID` line per copy delivered, for `cut` and
+//! `while read`; what was not delivered is said on stderr.
 
 use super::body::Body;
 use super::daemon::{start_for, NoStart};
@@ -31,12 +34,13 @@ pub fn run(layout: &Layout, args: Args) -> anyhow::Result<Code> {
         render::warn(&d.warnings);
     }
     for (id, e) in &done.failed {
-        eprintln!("not delivered to {id}: {e}");
+        note!("not delivered to {id}: {e}");
     }
     if !done.sent.is_empty() {
         start_for(layout, args.start.no_start)?;
-        let ids: Vec<&str> = done.sent.iter().map(|d| d.agent.as_str()).collect();
-        outln!("sent to {} agent(s): {}", ids.len(), ids.join(" "));
+        for d in &done.sent {
+            outln!("{} {}", d.agent, d.message);
+        }
     }
     let total = done.sent.len() + done.failed.len();
     let count = done.failed.len();

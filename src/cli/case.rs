@@ -14,12 +14,26 @@ use society_core::Layout;
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
     /// Open a case; prints its id once the supervisor has created its log.
+    #[command(after_help = examples!(
+        "society case new \"episode on tides\" --assign role:research --due 2h",
+        "society case new \"weekly digest\" --priority low --no-start"
+    ))]
     New(open::NewArgs),
     /// One case: a header and its timeline (open or archived).
+    #[command(after_help = examples!(
+        "society case show c-01J...",
+        "society case show c-01J... --json | jq -c '.events[] | {ts, event, agent}'"
+    ))]
     Show(view::ShowArgs),
     /// Every case, open and archived (table, or --json).
+    #[command(after_help = examples!(
+        "society case list",
+        "society case list --status open --agent research-1",
+        "society case list --json | jq -r '.[] | select(.status == \"escalated\") | .id'"
+    ))]
     List(view::ListArgs),
     /// Close a case; the supervisor archives its log.
+    #[command(after_help = examples!("society case close c-01J... --reason done"))]
     Close(open::CloseArgs),
 }
 

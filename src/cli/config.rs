@@ -12,12 +12,13 @@ pub enum Command {
     /// Validate society.toml, then apply it to the running supervisor: start
     /// added agents, restart changed ones, stop removed ones (folders stay),
     /// use the new routing and defaults.
-    #[command(after_help = "Examples:\n  \
-        $EDITOR society.toml && society config reload\n  \
-        society config reload -o json")]
+    #[command(after_help = examples!(
+        "society config reload                 # after editing society.toml",
+        "society config reload -o json | jq .reloaded.added"
+    ))]
     Reload(ReloadArgs),
     /// Validate society.toml and the agent folders (same as `society check`).
-    #[command(after_help = "Examples:\n  society config check")]
+    #[command(after_help = examples!("society config check"))]
     Check,
 }
 

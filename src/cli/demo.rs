@@ -3,7 +3,9 @@
 //! proves from the files that nothing was lost and nothing done twice.
 
 use super::exit::{coded, Code};
+use super::progress;
 use anyhow::Context;
+use indicatif::ProgressBar;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::{json, Value};
@@ -56,11 +58,14 @@ pub fn run(args: Args) -> anyhow::Result<Code> {
     outln!("society demo — a four-stage pipeline: research → script → audio → quality");
     outln!("  society root: {root}\n");
     let started = Instant::now();
+    // The setup (a supervisor, a case per topic) takes a moment before the
+    // first line of the story: a spinner says what it waits for.
+    let setup = super::progress::spinner("starting the supervisor");
     let sup = supervisor::ensure_supervisor(&layout, &super::daemon::exe()?)?.pid();
     // From here on a supervisor and agents run: whatever happens next (a
     // failed check, a closed stdout), they are stopped before returning,
     // unless asked to keep running.
-    let outcome = drive(&layout, sup, args.ask);
+    let outcome = drive(&layout, sup, args.ask, setup);
     let elapsed = started.elapsed();
     if !args.keep_running {
         let stopped = supervisor::down(&layout, Duration::from_secs(30));
@@ -117,10 +122,15 @@ fn drive(
     layout: &Layout,
     sup: u32,
     ask: bool,
+    setup: ProgressBar,
 ) -> anyhow::Result<(BTreeMap<CaseId, &'static str>, Vec<String>)> {
-    outln!("  supervisor up (pid {sup}); agents start on demand when mail arrives\n");
+    progress::outln(
+        &setup,
+        &format!("  supervisor up (pid {sup}); agents start on demand when mail arrives\n"),
+    )?;
     let mut cases = BTreeMap::new();
-    for topic in TOPICS {
+    for (i, topic) in TOPICS.into_iter().enumerate() {
+        setup.set_message(format!("opening case {}/{}: {topic}", i + 1, TOPICS.len()));
         let new = case_control::NewCase {
             purpose: format!("a podcast episode on {topic}"),
             assign: None,
@@ -136,10 +146,11 @@ fn drive(
         );
         env.case = Some(case.clone());
         let done = society_runtime::client::send::deliver(layout, &env)?;
-        super::render::warn(&done.warnings);
-        outln!("  → sent task {:<10} case {case}", topic);
+        setup.suspend(|| super::render::warn(&done.warnings));
+        progress::outln(&setup, &format!("  → sent task {topic:<10} case {case}"))?;
         cases.insert(case, topic);
     }
+    setup.finish_and_clear();
     outln!();
     let killed = watch(layout, &cases, ask)?;
     let report = verify(layout, &cases, killed)?;

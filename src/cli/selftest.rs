@@ -4,15 +4,14 @@
 //! cron job (scripts/nightly-selftest.sh).
 //!
 //! The checks are `society_runtime::selftest`'s (the integration tests run
-//! the same functions); this file chooses them, shows progress and renders
-//! the report.
+//! the same functions); this file chooses them, shows progress (a bar on
+//! stderr, only on a terminal) and renders the report.
 
 use super::exit::{coded_hint, Code};
 use serde_json::json;
 use society_core::jsonl::{append_one, Durability};
 use society_core::Layout;
 use society_runtime::selftest::{self, Check, CheckResult};
-use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -60,31 +59,19 @@ pub fn run(root: Option<&Layout>, args: Args) -> anyhow::Result<Code> {
             "`society selftest --list` lists the checks",
         ));
     }
-    let tty = std::io::stderr().is_terminal() && !args.json;
     let started = Instant::now();
     let mut results: Vec<CheckResult> = Vec::new();
-    for (i, check) in list.iter().enumerate() {
-        if tty {
-            progress(i, list.len(), check.name);
-        }
+    let bar = super::progress::bar(list.len());
+    for check in &list {
+        bar.set_message(check.name);
         let r = check.run(&env);
-        if tty {
-            eprint!("\r\x1b[K");
-        }
+        bar.inc(1);
         if !args.json {
-            outln!(
-                "{} {:<20} {:>5.1}s  {}",
-                if r.passed { "PASS" } else { "FAIL" },
-                r.name,
-                r.ms as f64 / 1000.0,
-                r.evidence
-            );
-            if !r.passed {
-                outln!("     promise: {}", r.promise);
-            }
+            bar.suspend(|| report_line(&r))?;
         }
         results.push(r);
     }
+    bar.finish_and_clear();
     let failed = results.iter().filter(|r| !r.passed).count();
     let total = started.elapsed();
     let doc = json!({
@@ -118,7 +105,7 @@ pub fn run(root: Option<&Layout>, args: Args) -> anyhow::Result<Code> {
         }
     );
     if args.json {
-        eprintln!("{summary}");
+        note!("{summary}");
     } else {
         outln!("{summary}");
     }
@@ -147,17 +134,21 @@ fn record_history(root: Option<&Layout>, doc: &serde_json::Value) {
     let path = layout.selftest_history();
     let bytes = serde_json::to_vec(&line).unwrap_or_default();
     if let Err(e) = append_one(&path, &bytes, Durability::Durable, usize::MAX) {
-        eprintln!("warning: could not append to {}: {e}", path.display());
+        note!("warning: could not append to {}: {e}", path.display());
     }
 }
 
-fn progress(done: usize, total: usize, name: &str) {
-    let width = 24;
-    let filled = done * width / total.max(1);
-    eprint!(
-        "\r\x1b[K[{}{}] {done}/{total} {name}",
-        "=".repeat(filled),
-        " ".repeat(width - filled)
+/// A check's `PASS`/`FAIL` line, and the promise it failed to keep.
+fn report_line(r: &CheckResult) -> anyhow::Result<()> {
+    outln!(
+        "{} {:<20} {:>5.1}s  {}",
+        if r.passed { "PASS" } else { "FAIL" },
+        r.name,
+        r.ms as f64 / 1000.0,
+        r.evidence
     );
-    let _ = std::io::stderr().flush();
+    if !r.passed {
+        outln!("     promise: {}", r.promise);
+    }
+    Ok(())
 }

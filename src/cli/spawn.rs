@@ -40,7 +40,7 @@ pub fn run(layout: &Layout, args: Args) -> anyhow::Result<Code> {
     };
     let spawned = agents::spawn(layout, &req)?;
     if spawned.updated {
-        eprintln!("updated the config of existing agent {}", spawned.id);
+        note!("updated the config of existing agent {}", spawned.id);
     }
     let running = start_for(layout, args.start.no_start)?;
     if args.wait && !running {

@@ -8,12 +8,14 @@ use crate::control::{self, Request};
 use serde_json::Value;
 use society_core::jsonl::{append_one, Durability};
 use society_core::state::AgentConfig;
-use society_core::{atomic, AgentId, Envelope, Layout, Party};
+use society_core::{atomic, AgentId, Envelope, Layout, MsgId, Party};
 
 /// A message delivered to one agent.
 #[derive(Debug)]
 pub struct Delivered {
     pub agent: AgentId,
+    /// The id of the copy this agent got.
+    pub message: MsgId,
     /// Things the sender should know, none of which undoes the delivery
     /// (the recipient cannot run until repaired; the mirror failed).
     pub warnings: Vec<String>,
@@ -93,6 +95,7 @@ pub fn deliver(layout: &Layout, env: &Envelope) -> Result<Delivered, ClientError
     }
     Ok(Delivered {
         agent: id,
+        message: env.id,
         warnings,
     })
 }

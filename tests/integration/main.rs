@@ -29,6 +29,7 @@ mod lifecycle;
 mod llm_brain;
 mod loops;
 mod races;
+mod readme_tour;
 mod retention;
 mod roundtrip;
 mod routing_policy;

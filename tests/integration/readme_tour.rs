@@ -1,0 +1,70 @@
+//! README.md's "Five-minute tour", pasted line by line into one shell as a
+//! new user would: every line must succeed. `cargo install` is the only line
+//! not run (the binary under test is put first on PATH instead), and the
+//! tour's directory is a scratch one.
+
+use crate::support::BIN;
+use std::path::Path;
+use std::process::Command;
+
+/// The fenced block after the "## Five-minute tour" heading.
+fn tour() -> Vec<String> {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .expect("README.md");
+    let mut lines = readme
+        .lines()
+        .skip_while(|l| !l.starts_with("## Five-minute tour"))
+        .skip_while(|l| !l.starts_with("```"))
+        .skip(1);
+    let mut out = Vec::new();
+    for l in lines.by_ref() {
+        if l.starts_with("```") {
+            return out;
+        }
+        out.push(l.to_string());
+    }
+    panic!("the tour's code block is not closed");
+}
+
+#[test]
+fn the_five_minute_tour_works_pasted_line_by_line() {
+    let lines = tour();
+    assert!(
+        lines.iter().any(|l| l.starts_with("society describe"))
+            && lines.iter().any(|l| l.starts_with("society top"))
+            && lines.iter().any(|l| l.contains("logs --since")),
+        "the tour shows describe, top and logs --since: {lines:#?}"
+    );
+    let scratch = tempfile::tempdir().unwrap();
+    let team = scratch.path().join("team");
+    let bin_dir = Path::new(BIN).parent().unwrap();
+    let mut script = String::from("set -e\n");
+    for line in &lines {
+        if line.starts_with("cargo install") {
+            continue;
+        }
+        let line = line.replace("/tmp/team", &team.display().to_string());
+        // Echo each line first, so a failure names it.
+        script.push_str(&format!("echo \"+ {}\" >&2\n{line}\n", line.replace('"', "\\\"")));
+    }
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .env("PATH", format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap()))
+        .env_remove("SOCIETY_ROOT")
+        .current_dir(scratch.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // Whatever happened, nothing of the tour keeps running.
+    let _ = Command::new(BIN)
+        .args(["down", "--timeout", "20s"])
+        .current_dir(&team)
+        .output();
+    assert!(
+        out.status.success(),
+        "a tour line failed:\n{err}\nstdout:\n{stdout}"
+    );
+    assert!(stdout.contains("helper-1"), "{stdout}");
+}

@@ -40,6 +40,12 @@ pub(super) enum After {
     Stop(AgentId),
     Restart(AgentId),
     Archive(CaseId),
+    /// Forget the agent and move its folder to `archive` (relative to the
+    /// state directory); see `remove.rs`.
+    Remove {
+        agent: AgentId,
+        archive: String,
+    },
 }
 
 #[derive(Debug, Default)]

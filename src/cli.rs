@@ -34,6 +34,7 @@ mod check;
 mod costs;
 mod daemon;
 mod demo;
+mod describe;
 mod exit;
 mod follow;
 mod fsck;
@@ -44,12 +45,14 @@ mod logs;
 #[allow(dead_code)] // until every read command uses it (issue 10, in progress)
 mod output;
 mod render;
+mod rm;
 mod selftest;
 mod send;
 mod spawn;
 mod status;
 mod stop;
 mod table;
+mod top;
 mod unblock;
 #[allow(dead_code)] // until every read command uses it (issue 10, in progress)
 mod when;
@@ -123,6 +126,21 @@ enum Command {
     Reject(approvals::RejectArgs),
     /// Lift the sanction on an agent whose messages were refused too often.
     Unblock(unblock::Args),
+    /// Everything about one agent, case or approval request.
+    #[command(
+        after_help = "Examples:\n  society describe worker-1\n  society describe c-01j...           # a case\n  society describe 01J...             # an approval request\n  society describe agent/c-1          # when a name is both an agent and a case\n  society describe worker-1 -o json | jq .recent_events"
+    )]
+    Describe(describe::Args),
+    /// Remove an agent: its folder moves into .society-agent/archive/, and the supervisor forgets it.
+    #[command(
+        after_help = "Examples:\n  society rm worker-1                 # refused while it runs\n  society rm worker-1 --force         # stop it gracefully first\n  ls .society-agent/archive/          # agent-worker-1-<time>/ holds everything it had"
+    )]
+    Rm(rm::Args),
+    /// Live CPU, memory, messages per second, queue and spend of every agent.
+    #[command(
+        after_help = "Examples:\n  society top                         # refreshes every second\n  society top --once                  # one sample (taken over one interval)\n  society top --once -o json | jq '.agents[] | {id, msgs_per_sec}'\n  society top -o jsonl --interval 5s  # one document a line, for a log"
+    )]
+    Top(top::Args),
     /// Validate society.toml and the agent folders without starting anything.
     Check,
     /// Check the society's files against the format (and repair what is safe).
@@ -254,6 +272,9 @@ fn run(cli: Cli, root_from_env: bool) -> anyhow::Result<Code> {
         Command::Approve(args) => approvals::approve(&layout()?, args),
         Command::Reject(args) => approvals::reject(&layout()?, args),
         Command::Unblock(args) => unblock::run(&layout()?, args),
+        Command::Describe(args) => describe::run(&layout()?, args),
+        Command::Rm(args) => rm::run(&layout()?, args),
+        Command::Top(args) => top::run(&layout()?, args),
         Command::Demo(args) => demo::run(args),
         Command::Check => check::run(&layout()?),
         Command::Fsck(args) => fsck::run(&layout()?, args),

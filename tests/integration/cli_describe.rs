@@ -372,16 +372,23 @@ fn top_once_shows_a_busy_agent_and_fits_80_columns() {
     assert_eq!(row["spend_usd"], 0.0);
     assert!(report["interval_ms"].as_u64().unwrap() >= 900, "{report}");
 
-    let out = s
-        .command(&["top", "--once", "--interval", "200ms"])
-        .env("COLUMNS", "80")
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains(id), "{text}");
-    for line in text.lines() {
-        assert!(line.chars().count() <= 80, "{line:?} is wider than 80");
+    // 80 columns hold the whole id; 50 do not, and the table is cut to fit.
+    for cols in [80, 50] {
+        let out = s
+            .command(&["top", "--once", "--interval", "200ms"])
+            .env("COLUMNS", cols.to_string())
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(text.contains(id), cols == 80, "{text}");
+        assert_eq!(text.contains('…'), cols == 50, "{text}");
+        for line in text.lines() {
+            assert!(
+                line.chars().count() <= cols,
+                "{line:?} is wider than {cols}"
+            );
+        }
     }
     let lines = s.ok(&["top", "--once", "--interval", "100ms", "-o", "jsonl"]);
     assert_eq!(lines.lines().count(), 1, "{lines}");

@@ -53,6 +53,7 @@ mod config;
 mod costs;
 mod daemon;
 mod demo;
+mod describe;
 mod exit;
 mod follow;
 mod fsck;
@@ -66,6 +67,7 @@ mod man;
 mod output;
 mod progress;
 mod render;
+mod rm;
 mod selftest;
 mod send;
 mod spawn;
@@ -73,6 +75,7 @@ mod status;
 mod stop;
 mod table;
 mod timespec;
+mod top;
 mod unblock;
 #[allow(dead_code)] // until every read command uses it (issue 10, in progress)
 mod when;
@@ -224,6 +227,21 @@ enum Command {
     /// Lift the sanction on an agent whose messages were refused too often.
     #[command(after_help = examples!("society unblock chatty-1"))]
     Unblock(unblock::Args),
+    /// Everything about one agent, case or approval request.
+    #[command(
+        after_help = "Examples:\n  society describe worker-1\n  society describe c-01j...           # a case\n  society describe 01J...             # an approval request\n  society describe agent/c-1          # when a name is both an agent and a case\n  society describe worker-1 -o json | jq .recent_events"
+    )]
+    Describe(describe::Args),
+    /// Remove an agent: its folder moves into .society-agent/archive/, and the supervisor forgets it.
+    #[command(
+        after_help = "Examples:\n  society rm worker-1                 # refused while it runs\n  society rm worker-1 --force         # stop it gracefully first\n  ls .society-agent/archive/          # agent-worker-1-<time>/ holds everything it had"
+    )]
+    Rm(rm::Args),
+    /// Live CPU, memory, messages per second, queue and spend of every agent.
+    #[command(
+        after_help = "Examples:\n  society top                         # refreshes every second\n  society top --once                  # one sample (taken over one interval)\n  society top --once -o json | jq '.agents[] | {id, msgs_per_sec}'\n  society top -o jsonl --interval 5s  # one document a line, for a log"
+    )]
+    Top(top::Args),
     /// Validate society.toml and the agent folders without starting anything.
     #[command(after_help = examples!("society check", "society check && society up"))]
     Check,
@@ -390,6 +408,9 @@ fn run(cli: Cli, root_from_env: bool) -> anyhow::Result<Code> {
         Command::Approve(args) => approvals::approve(&layout()?, args),
         Command::Reject(args) => approvals::reject(&layout()?, args),
         Command::Unblock(args) => unblock::run(&layout()?, args),
+        Command::Describe(args) => describe::run(&layout()?, args),
+        Command::Rm(args) => rm::run(&layout()?, args),
+        Command::Top(args) => top::run(&layout()?, args),
         Command::Demo(args) => demo::run(args),
         Command::Check => check::run(&layout()?),
         Command::Config(cmd) => config::run(&layout()?, cmd),

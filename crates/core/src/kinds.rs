@@ -72,6 +72,11 @@ pub mod case_log {
 pub mod event {
     /// In the registry: an agent was provisioned (with its role).
     pub const CREATED: &str = "created";
+    /// In the registry: `society rm` moved the agent's folder into
+    /// `archive/` (with `archive`, the path, and `request`).
+    pub const REMOVED: &str = "removed";
+    /// The system event of a removal.
+    pub const AGENT_REMOVED: &str = "agent_removed";
     pub const MESSAGE_RECEIVED: &str = "message_received";
     pub const MESSAGE_HANDLED: &str = "message_handled";
     /// A message whose id the agent had already handled.

@@ -165,6 +165,14 @@ impl Layout {
     pub fn archived_case_log(date: &str, case: &CaseId) -> String {
         format!("{ARCHIVE_DIR}/{date}/{}", case_log_name(case))
     }
+    /// Where `society rm` moves an agent's folder, relative to the state
+    /// directory: `archive/agent-<id>-<stamp>`, `stamp` a compact UTC time
+    /// (`20261121T193133.123Z`). Its capitals and dot make the name no
+    /// agent id, so nothing takes it for the segments folder of a live
+    /// agent (`archive/agent-<id>/`).
+    pub fn archived_agent_dir(id: &AgentId, stamp: &str) -> String {
+        format!("{ARCHIVE_DIR}/{}{id}-{stamp}", names::AGENT_DIR_PREFIX)
+    }
     /// The `archive/<yyyy-mm-dd>/` folders of closed cases' logs, oldest
     /// first (not the folders of rotated segments, `archive/agent-<id>/`
     /// and the like).

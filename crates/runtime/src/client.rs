@@ -13,9 +13,12 @@ pub mod case_control;
 pub mod cases;
 pub mod config;
 pub mod costs;
+pub mod describe;
 mod error;
+pub mod remove;
 pub mod send;
 pub mod status;
 pub mod supervisor;
+pub mod top;
 
 pub use error::ClientError;

@@ -40,6 +40,9 @@ pub enum Request {
         message: Box<Envelope>,
         delivered_to: AgentId,
     },
+    /// Forget an agent (`society rm`): stop it if it runs, move its folder
+    /// into `archive/`, and route to it no more.
+    Remove { agent: AgentId },
     /// Lift an agent's sanction (`society unblock`): it may send to agents
     /// again, with its record of refusals cleared.
     Unblock { agent: AgentId },
@@ -69,6 +72,7 @@ impl Request {
             Request::Decide { .. } => "decide",
             Request::Unblock { .. } => "unblock",
             Request::Reload => "reload",
+            Request::Remove { .. } => "remove",
         }
     }
 }

@@ -17,6 +17,7 @@ mod plan;
 mod planner;
 mod policy;
 pub mod reload;
+mod remove;
 mod requests;
 mod retention;
 mod router;
@@ -161,6 +162,7 @@ pub fn run_supervisor(layout: &Layout, opts: Options) -> Result<(), SupervisorEr
         last_retry: Instant::now() - SCAN,
         trouble: None,
         paced: HashMap::new(),
+        removing: BTreeMap::new(),
         ckpt_dirty: false,
         _lock: lock,
     };
@@ -180,6 +182,7 @@ pub fn run_supervisor(layout: &Layout, opts: Options) -> Result<(), SupervisorEr
         );
     }
     sup.rescan_agents()?;
+    sup.recover_removals();
     sup.reconcile_segments()?;
     retention::finish_archive(layout);
     sup.load_approvals()?;
@@ -286,6 +289,9 @@ pub(crate) struct Supervisor {
     trouble: Option<commit::WriteTrouble>,
     /// Senders over their rate: their outbox waits until then.
     paced: HashMap<AgentId, Instant>,
+    /// Agents being removed (`society rm`), with the folder each goes to
+    /// (relative to the state directory); see `remove.rs`.
+    removing: BTreeMap<AgentId, String>,
     /// `checkpoint.json` could not be saved outside a batch: retry.
     ckpt_dirty: bool,
     _lock: HeldLock,
@@ -308,6 +314,9 @@ impl Supervisor {
             }
             self.reap();
             self.on_deadlines();
+            if !self.removing.is_empty() {
+                self.finish_removals();
+            }
             self.route_paced();
             if last_hang.elapsed() >= HANG_CHECK {
                 last_hang = Instant::now();

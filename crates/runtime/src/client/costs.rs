@@ -85,6 +85,19 @@ pub fn fold(layout: &Layout, by: By) -> Result<Report, ClientError> {
     })
 }
 
+/// One agent's usage, summed (`key` is its id).
+pub fn of_agent(layout: &Layout, id: &society_core::AgentId) -> Result<Row, ClientError> {
+    let today = society_core::time::now_rfc3339()[..10].to_string();
+    let mut row = Row {
+        key: id.to_string(),
+        ..Row::default()
+    };
+    for rec in usage(&layout.agent(id).dir)? {
+        row.add(&rec, &today);
+    }
+    Ok(row)
+}
+
 /// USD an agent has spent in total (its `usage` records).
 pub fn spend_usd(folder: &Path) -> f64 {
     // A fold from +0.0: `sum()` of no floats is -0.0, which JSON prints.

@@ -107,6 +107,18 @@ pub enum ClientError {
         ended: &'static str,
         approve: bool,
     },
+    #[error("agent {id} is running")]
+    Running { id: AgentId },
+    #[error("the supervisor refused to remove agent {id}: {reason}")]
+    RemoveRefused { id: AgentId, reason: String },
+    #[error("nothing is named {name:?}: {looked}")]
+    Unknown {
+        name: String,
+        /// What was looked at, in words.
+        looked: String,
+    },
+    #[error("{name:?} names {}", matches.join(" and "))]
+    Ambiguous { name: String, matches: Vec<String> },
     #[error("{} is missing", path.display())]
     Missing { path: PathBuf },
     /// The supervisor could not apply `society.toml` (it changed between
@@ -133,10 +145,13 @@ impl ClientError {
             | E::NoRecipients { .. }
             | E::NoCase { .. }
             | E::NoAssignee { .. }
-            | E::NoRequest { .. } => Code::NotFound,
-            E::AlreadyClosed { .. } | E::AlreadyDecided { .. } | E::CaseEnded { .. } => {
-                Code::Conflict
-            }
+            | E::NoRequest { .. }
+            | E::Unknown { .. } => Code::NotFound,
+            E::AlreadyClosed { .. }
+            | E::AlreadyDecided { .. }
+            | E::CaseEnded { .. }
+            | E::Running { .. }
+            | E::RemoveRefused { .. } => Code::Conflict,
             E::NotAnAgent { .. }
             | E::BadType { .. }
             | E::BadRole { .. }
@@ -147,6 +162,7 @@ impl ClientError {
             | E::Empty { .. }
             | E::BadAssignee { .. }
             | E::ReloadFailed { .. }
+            | E::Ambiguous { .. }
             | E::Id(_)
             | E::Config(_) => Code::Invalid,
             E::NotUp { .. }
@@ -189,6 +205,20 @@ impl ClientError {
                 "`society case show {case}` shows its timeline; open a new case for new work"
             )),
             E::NoRequest { .. } => Some("`society approvals` lists pending requests".into()),
+            E::Running { id } => Some(format!(
+                "`society stop {id}` first, or `society rm {id} --force` stops it and removes it"
+            )),
+            E::Unknown { .. } => Some(
+                "`society status`, `society case list` and `society approvals` list them".into(),
+            ),
+            E::Ambiguous { name, matches } => Some(format!(
+                "say which: {}",
+                matches
+                    .iter()
+                    .map(|m| format!("`society describe {}/{name}`", m.split(' ').next().unwrap_or(m)))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            )),
             E::NotYet { .. } => Some(
                 "the request stays in supervisor/inbox.jsonl and takes effect when the \
                  supervisor reads it; see supervisor/daemon.log and messages/system-events.jsonl"

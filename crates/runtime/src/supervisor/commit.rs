@@ -269,6 +269,15 @@ impl Supervisor {
         })
     }
 
+    /// Does a waiting batch read from this agent's outbox or write into its
+    /// folder? (It resumes against those files where it recorded them.)
+    pub(super) fn stalls_on(&self, id: &AgentId, dir: &std::path::Path) -> bool {
+        self.stalled.iter().any(|s| {
+            s.pending.agent.as_ref() == Some(id)
+                || s.pending.sizes.keys().any(|p| p.starts_with(dir))
+        })
+    }
+
     /// Is a batch of this source waiting? Then the source is not read further.
     pub(super) fn is_stalled(&self, source: &Source) -> bool {
         self.stalled

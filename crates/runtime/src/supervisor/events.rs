@@ -89,6 +89,14 @@ impl FileWatch {
         }
     }
 
+    /// Stops watching a file (its agent was removed).
+    pub(crate) fn remove(&mut self, path: &Path) {
+        self.watched.remove(path);
+        if let Some(w) = self.watcher.as_mut() {
+            let _ = w.unwatch(path);
+        }
+    }
+
     /// Watches anew every file that is no longer the one watched (rotated
     /// into `archive/`, or created since). Called from the periodic scan.
     pub(crate) fn refresh(&mut self) {

@@ -236,7 +236,7 @@ impl Supervisor {
             self.mark_broken(&id, problem);
             return;
         }
-        if clean || stop_reason == Some("stop") || stop_reason == Some("restart") {
+        if clean || matches!(stop_reason, Some("stop" | "restart" | "remove")) {
             self.after_down(&id);
         } else {
             let why = match (code, signal) {

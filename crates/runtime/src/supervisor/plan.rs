@@ -43,6 +43,12 @@ pub(super) enum After {
     /// `society config reload`, answered in the supervisor's activity log
     /// under the request's id.
     Reload(MsgId),
+    /// Forget the agent and move its folder to `archive` (relative to the
+    /// state directory); see `remove.rs`.
+    Remove {
+        agent: AgentId,
+        archive: String,
+    },
 }
 
 #[derive(Debug, Default)]

@@ -88,8 +88,10 @@ impl Supervisor {
         };
         self.activity
             .event("control", json!({"op": req.name(), "id": env.id}));
-        if let Request::Start { agent } | Request::Stop { agent } | Request::Restart { agent } =
-            &req
+        if let Request::Start { agent }
+        | Request::Stop { agent }
+        | Request::Restart { agent }
+        | Request::Remove { agent } = &req
         {
             if !self.slots.contains_key(agent) {
                 if let Err(e) = self.rescan_agents() {
@@ -138,6 +140,7 @@ impl Supervisor {
             }
             After::Archive(case) => self.archive_case(&case),
             After::Reload(request) => self.reload(&request),
+            After::Remove { agent, archive } => self.begin_removal(&agent, archive),
         }
         self.status_dirty = true;
     }

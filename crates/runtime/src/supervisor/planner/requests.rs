@@ -111,6 +111,7 @@ impl Planner<'_> {
             Request::Stop { agent } => self.after_known(plan, env, agent, After::Stop),
             Request::Restart { agent } => self.after_known(plan, env, agent, After::Restart),
             Request::Reload => plan.after.push(After::Reload(env.id)),
+            Request::Remove { agent } => self.removal(plan, env, agent),
             Request::CaseNew {
                 case,
                 purpose,
@@ -181,6 +182,27 @@ impl Planner<'_> {
                 self.reflection(plan, &message, &delivered_to);
             }
         }
+    }
+
+    /// `society rm`: a `removed` record in the registry — the durable
+    /// decision, which a restarted supervisor finishes (`remove.rs`) — and
+    /// the move itself once the batch landed. The archive's name comes from
+    /// the request's time, so a re-planned batch names the same folder.
+    fn removal(&self, plan: &mut Plan, env: &Envelope, agent: AgentId) {
+        if !self.known(&agent) {
+            return self.reject(plan, env, format!("no agent {agent}"));
+        }
+        let archive = society_core::Layout::archived_agent_dir(&agent, &archive_stamp(&env.ts));
+        let src = format!("{}/removed", env.id);
+        let fields = json!({"src": src, "archive": archive, "request": env.id});
+        plan.push(
+            self.layout.registry(),
+            true,
+            src.clone(),
+            activity::record(event::REMOVED, agent.as_str(), 0, fields.clone()),
+        );
+        self.event(plan, event::AGENT_REMOVED, agent.as_str(), src, fields);
+        plan.after.push(After::Remove { agent, archive });
     }
 
     fn after_known(
@@ -339,4 +361,10 @@ impl Planner<'_> {
             ),
         }
     }
+}
+
+/// `2026-11-21T19:31:33.123Z` → `20261121T193133.123Z`: a time for a folder
+/// name (no colons), to the millisecond.
+fn archive_stamp(ts: &str) -> String {
+    ts.chars().filter(|c| !matches!(c, '-' | ':')).collect()
 }

@@ -1,47 +1,9 @@
-//! Plain padded tables and short human times, shared by the case, inbox and
-//! approvals commands. Colour only through [`super::render::colour_enabled`].
+//! Short human durations and cut text for table cells: `AGE` columns
+//! (`3m`), due dates (`in 2h 5m`), and the `HH:MM:SS.mmm` clock `inbox`
+//! still prints. Tables themselves are [`super::output::Table`]; absolute
+//! times are [`super::when`].
 
 use society_core::time;
-use std::fmt::Write;
-
-/// Left-aligned columns separated by two spaces; the last column is not padded.
-/// `colour(row, column)` may return an ANSI colour code for a cell.
-pub fn render<const N: usize>(
-    header: [&str; N],
-    rows: &[[String; N]],
-    colour: impl Fn(usize, usize) -> Option<&'static str>,
-) -> String {
-    let paint = super::render::colour_enabled();
-    let mut widths = header.map(str::len);
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    let mut line = |cells: [&str; N], row: Option<usize>| {
-        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
-            let last = i + 1 == N;
-            let padded = if last {
-                cell.to_string()
-            } else {
-                format!("{cell:<w$}")
-            };
-            match row.and_then(|r| colour(r, i)).filter(|_| paint) {
-                Some(code) => {
-                    let _ = write!(out, "\x1b[{code}m{padded}\x1b[0m");
-                }
-                None => out.push_str(&padded),
-            }
-            out.push_str(if last { "\n" } else { "  " });
-        }
-    };
-    line(header, None);
-    for (r, row) in rows.iter().enumerate() {
-        line(row.each_ref().map(String::as_str), Some(r));
-    }
-    out
-}
 
 /// `text` cut to `max` characters, with an ellipsis when cut; one line.
 pub fn truncate(text: &str, max: usize) -> String {
@@ -93,13 +55,6 @@ pub fn clock(ts: &str) -> &str {
 mod tests {
     use super::*;
     use std::time::Duration;
-
-    #[test]
-    fn pads_all_but_the_last_column() {
-        let rows = [["a".to_string(), "long text".to_string()]];
-        let out = render(["ID", "X"], &rows, |_, _| None);
-        assert_eq!(out, "ID  X\na   long text\n");
-    }
 
     #[test]
     fn shortens() {

@@ -369,5 +369,12 @@ actions = [ { do = "reply" } ]
     let cells: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
     let col = |name: &str| cells[header.iter().position(|h| *h == name).unwrap()];
     assert_eq!((col("HANDLED"), col("DEAD")), ("1", "2"), "{table}");
+    // Time in state: idle since its last message, seconds ago.
+    let since = time::parse_rfc3339(row["state_since"].as_str().unwrap()).unwrap();
+    assert!(time::age(since) < SOON, "{row}");
+    assert!(
+        col("FOR").ends_with('s') && col("FOR")[..col("FOR").len() - 1].parse::<u64>().is_ok(),
+        "{table}"
+    );
     assert!(s.stop_supervisor().success());
 }

@@ -10,6 +10,7 @@ mod support;
 mod bad_input;
 mod cases_approvals;
 mod cli_cases;
+mod cli_format;
 mod cli_help;
 mod cli_logs;
 mod cli_output;

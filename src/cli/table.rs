@@ -1,7 +1,6 @@
 //! Short human durations and cut text for table cells: `AGE` columns
-//! (`3m`), due dates (`in 2h 5m`), and the `HH:MM:SS.mmm` clock `inbox`
-//! still prints. Tables themselves are [`super::output::Table`]; absolute
-//! times are [`super::when`].
+//! (`3m`), due dates (`in 2h 5m`). Tables themselves are
+//! [`super::output::Table`]; absolute times are [`super::when`].
 
 use society_core::time;
 
@@ -46,11 +45,6 @@ pub fn relative(ts: &str) -> String {
     }
 }
 
-/// The `HH:MM:SS.mmm` part of an RFC 3339 time, as `society logs` prints it.
-pub fn clock(ts: &str) -> &str {
-    ts.get(11..23).unwrap_or(ts)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,6 +55,5 @@ mod tests {
         assert_eq!(truncate("abcdef", 4), "abc…");
         assert_eq!(truncate("a\nb", 4), "a b");
         assert_eq!(coarse(Duration::from_secs(3 * 3600 + 300)), "3h 5m");
-        assert_eq!(clock("2026-11-21T19:31:33.123Z"), "19:31:33.123");
     }
 }

@@ -45,12 +45,18 @@ fn the_five_minute_tour_works_pasted_line_by_line() {
         }
         let line = line.replace("/tmp/team", &team.display().to_string());
         // Echo each line first, so a failure names it.
-        script.push_str(&format!("echo \"+ {}\" >&2\n{line}\n", line.replace('"', "\\\"")));
+        script.push_str(&format!(
+            "echo \"+ {}\" >&2\n{line}\n",
+            line.replace('"', "\\\"")
+        ));
     }
     let out = Command::new("bash")
         .arg("-c")
         .arg(&script)
-        .env("PATH", format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap()))
+        .env(
+            "PATH",
+            format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap()),
+        )
         .env_remove("SOCIETY_ROOT")
         .current_dir(scratch.path())
         .output()

@@ -63,7 +63,6 @@ mod inbox;
 mod init;
 mod logs;
 mod man;
-#[allow(dead_code)] // until every read command uses it (issue 10, in progress)
 mod output;
 mod progress;
 mod render;
@@ -77,7 +76,6 @@ mod table;
 mod timespec;
 mod top;
 mod unblock;
-#[allow(dead_code)] // until every read command uses it (issue 10, in progress)
 mod when;
 
 use exit::Code;

@@ -1,4 +1,6 @@
-//! `society approvals`, `approve ID [--note]`, `reject ID --feedback`.
+//! `society approvals [-o FORMAT]`, `approve ID [--note]`, `reject ID
+//! --feedback`. `approvals` is a list: `-o json` is an array of the pending
+//! requests, oldest first.
 //!
 //! Requests live in `orchestrator/inbox.jsonl`, answers in
 //! `supervisor/inbox.jsonl` (see `society_runtime::approvals`). Answering only
@@ -10,6 +12,7 @@
 //! requester's work in it is over.
 
 use super::exit::{coded, Code};
+use super::output::{self, OutputArgs, Table};
 use super::table;
 use serde_json::Value;
 use society_core::{Layout, MsgId};
@@ -19,9 +22,8 @@ use society_runtime::client::supervisor::supervisor_pid;
 
 #[derive(Debug, clap::Args)]
 pub struct ListArgs {
-    /// Print a JSON array of pending requests.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    output: OutputArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -44,35 +46,30 @@ pub struct RejectArgs {
 
 pub fn list(layout: &Layout, args: ListArgs) -> anyhow::Result<Code> {
     let pending = approvals::pending(layout)?;
-    if args.json {
-        outln!("{}", serde_json::to_string_pretty(&pending)?);
+    let format = args.output.format();
+    if args.output.is_json() {
+        output::list(&pending, format)?;
         return Ok(Code::Ok);
     }
     if pending.is_empty() {
         outln!("no pending approvals");
         return Ok(Code::Ok);
     }
-    let rows: Vec<[String; 6]> = pending
-        .iter()
-        .map(|a| {
-            [
-                a.id.to_string(),
-                table::age(&a.ts),
-                requester(a),
-                a.case.as_ref().map_or("-".into(), ToString::to_string),
-                a.revision.map_or("-".into(), |r| r.to_string()),
-                table::truncate(&a.plan, 60),
-            ]
-        })
-        .collect();
-    out!(
-        "{}",
-        table::render(
-            ["ID", "AGE", "FROM", "CASE", "REV", "PLAN"],
-            &rows,
-            |_, _| { None }
-        )
-    );
+    let mut t = Table::new(&["ID", "AGE", "FROM", "CASE", "REV", "PLAN"], format);
+    // The id is what `approve` and `reject` take: never cut. A case id
+    // (28 characters) and the revision show with `-o wide`.
+    t.keep(0, 26).keep(2, 20).wide_only(&[3, 4]);
+    for a in &pending {
+        t.row(vec![
+            a.id.to_string(),
+            table::age(&a.ts),
+            requester(a),
+            a.case.as_ref().map_or("-".into(), ToString::to_string),
+            a.revision.map_or("-".into(), |r| r.to_string()),
+            a.plan.clone(),
+        ]);
+    }
+    out!("{}", t.render());
     Ok(Code::Ok)
 }
 

@@ -25,7 +25,7 @@ pub enum Command {
         "society case show c-01J... --json | jq -c '.events[] | {ts, event, agent}'"
     ))]
     Show(view::ShowArgs),
-    /// Every case, open and archived (table, or --json).
+    /// Every case, open and archived, oldest first.
     #[command(after_help = examples!(
         "society case list",
         "society case list --status open --agent research-1",

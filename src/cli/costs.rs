@@ -1,10 +1,10 @@
-//! `society costs [--by agent|model|case] [--json]`: what the society's
+//! `society costs [--by agent|model|case] [-o FORMAT]`: what the society's
 //! `llm` agents spent (`society_runtime::client::costs` folds every
-//! `agent-*/costs.jsonl`), with today's (UTC) share. Works with the
-//! supervisor down.
+//! `agent-*/costs.jsonl`), with today's (UTC: the day budgets count) share.
+//! Works with the supervisor down. A report: `-o json` is one object.
 
 use super::exit::Code;
-use super::table;
+use super::output::{self, OutputArgs, Table};
 use society_core::Layout;
 use society_runtime::client::costs::{self, Row};
 
@@ -13,9 +13,8 @@ pub struct Args {
     /// Group the spend by agent, model or case.
     #[arg(long, value_enum, default_value_t = By::Agent)]
     by: By,
-    /// Machine-readable output (one JSON document).
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    output: OutputArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -32,8 +31,9 @@ pub fn run(layout: &Layout, args: Args) -> anyhow::Result<Code> {
         By::Case => costs::By::Case,
     };
     let report = costs::fold(layout, by)?;
-    if args.json {
-        outln!("{}", serde_json::to_string_pretty(&report)?);
+    let format = args.output.format();
+    if args.output.is_json() {
+        output::report(&report, format)?;
         return Ok(Code::Ok);
     }
     if report.rows.is_empty() {
@@ -46,7 +46,7 @@ pub fn run(layout: &Layout, args: Args) -> anyhow::Result<Code> {
         By::Case => "CASE",
     };
     let cells = |r: &Row| {
-        [
+        vec![
             r.key.clone(),
             r.calls.to_string(),
             r.input_tokens.to_string(),
@@ -59,18 +59,18 @@ pub fn run(layout: &Layout, args: Args) -> anyhow::Result<Code> {
             format!("{:.4}", r.usd_today),
         ]
     };
-    let mut lines: Vec<[String; 6]> = report.rows.iter().map(cells).collect();
-    lines.push(cells(&report.total));
-    out!(
-        "{}",
-        table::render(
-            [header, "CALLS", "INPUT", "OUTPUT", "USD", "TODAY"],
-            &lines,
-            |_, _| None
-        )
+    let mut table = Table::new(
+        &[header, "CALLS", "INPUT", "OUTPUT", "USD", "TODAY"],
+        format,
     );
+    table.keep(0, 32);
+    for r in report.rows.iter().chain([&report.total]) {
+        table.row(cells(r));
+    }
+    out!("{}", table.render());
     if report.total.unpriced_calls > 0 {
-        outln!("* includes calls to models without a [prices.\"MODEL\"] entry in society.toml, counted as $0");
+        let note = "* calls to models without [prices.\"MODEL\"] in society.toml count as $0";
+        outln!("{}", output::fit(note, table.width()));
     }
     Ok(Code::Ok)
 }

@@ -1,17 +1,35 @@
-//! `society fsck [--repair] [--json]`.
+//! `society fsck [--repair] [-o FORMAT]`. A report: `-o json` is one
+//! object, counts and every finding. The human output is one sentence per
+//! finding, never cut: a finding is read whole, not scanned like a table.
 
 use super::exit::Code;
+use super::output::{self, OutputArgs};
+use serde::Serialize;
 use society_core::Layout;
-use society_runtime::fsck::{self, Severity};
+use society_runtime::fsck::{self, Finding, Severity};
+use std::path::Path;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Apply the safe repairs (terminate torn tails, remove stale heartbeats); never deletes a record.
     #[arg(long)]
     repair: bool,
-    /// One JSON document: counts and every finding.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+/// `society fsck -o json`.
+#[derive(Serialize)]
+struct Doc<'a> {
+    root: &'a Path,
+    files: usize,
+    lines: u64,
+    /// Problems left (not repaired).
+    problems: usize,
+    repaired: usize,
+    /// The exit code the command returns.
+    exit_code: i32,
+    findings: &'a [Finding],
 }
 
 pub fn run(layout: &Layout, args: Args) -> anyhow::Result<Code> {
@@ -22,12 +40,17 @@ pub fn run(layout: &Layout, args: Args) -> anyhow::Result<Code> {
         (0, _) => Code::FsckRepaired,
         _ => Code::FsckProblems,
     };
-    if args.json {
-        let doc = serde_json::json!({
-            "root": layout.root(), "files": report.files, "lines": report.lines,
-            "problems": problems, "repaired": repaired, "exit_code": code.code(), "findings": report.findings,
-        });
-        outln!("{}", serde_json::to_string_pretty(&doc)?);
+    if args.output.is_json() {
+        let doc = Doc {
+            root: layout.root(),
+            files: report.files,
+            lines: report.lines,
+            problems,
+            repaired,
+            exit_code: code.code(),
+            findings: &report.findings,
+        };
+        output::report(&doc, args.output.format())?;
         return Ok(code);
     }
     let state = layout.state_dir();

@@ -62,11 +62,7 @@ fn print(records: &[Value], format: Format) -> anyhow::Result<()> {
         if json {
             outln!("{v}");
         } else {
-            let line = human(v);
-            match width {
-                Some(w) => outln!("{}", table::truncate(&line, w.into())),
-                None => outln!("{line}"),
-            }
+            outln!("{}", output::fit(&human(v), width));
         }
     }
     Ok(())

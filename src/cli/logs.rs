@@ -235,11 +235,7 @@ fn print(records: &[(String, Value)], format: Format) -> anyhow::Result<()> {
         if json {
             outln!("{v}");
         } else {
-            let line = human(ts, v);
-            match width {
-                Some(w) => outln!("{}", super::table::truncate(&line, w.into())),
-                None => outln!("{line}"),
-            }
+            outln!("{}", output::fit(&human(ts, v), width));
         }
     }
     Ok(())

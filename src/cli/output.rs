@@ -62,10 +62,6 @@ impl OutputArgs {
     pub fn is_json(&self) -> bool {
         matches!(self.format(), Format::Json | Format::Jsonl)
     }
-
-    pub fn is_wide(&self) -> bool {
-        self.format() == Format::Wide
-    }
 }
 
 /// Prints a report (one object): pretty for `json`, one line for `jsonl`.
@@ -116,25 +112,84 @@ pub fn width(format: Format) -> Option<u16> {
     terminal_size::terminal_size_of(&stdout).map(|(w, _)| w.0)
 }
 
+/// A line of free text (a heading, a note under a table) cut to `width`
+/// display columns with `…`; control characters become spaces, so it stays
+/// one line.
+pub fn fit(text: &str, width: Option<u16>) -> String {
+    use unicode_width::UnicodeWidthChar;
+    let line: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let Some(max) = width.map(usize::from) else {
+        return line;
+    };
+    let w = |c: char| c.width().unwrap_or(0);
+    if line.chars().map(w).sum::<usize>() <= max {
+        return line;
+    }
+    let mut cut = String::new();
+    let mut used = 1; // the ellipsis
+    for c in line.chars() {
+        if used + w(c) > max {
+            break;
+        }
+        used += w(c);
+        cut.push(c);
+    }
+    cut.truncate(cut.trim_end().len());
+    cut.push('…');
+    cut
+}
+
+fn one_line(cells: Vec<String>) -> Vec<String> {
+    cells
+        .into_iter()
+        .map(|c| {
+            if c.contains(char::is_control) {
+                c.chars()
+                    .map(|ch| if ch.is_control() { ' ' } else { ch })
+                    .collect()
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+fn display_width(text: &str) -> usize {
+    unicode_width::UnicodeWidthStr::width(text)
+}
+
 /// A table in the house style: no borders, two spaces between columns, no
 /// trailing spaces, fitted to [`width`] by cutting cells with `…` (never
-/// wrapping: one record, one line, for `grep`).
+/// wrapping: one record, one line, for `grep`). Columns marked
+/// [`Table::wide_only`] show only with `-o wide`, like kubectl's.
 pub struct Table {
     inner: comfy_table::Table,
     width: Option<u16>,
+    wide: bool,
+    /// `(column, up_to)` from [`Table::keep`], applied at render time, once
+    /// the paddings of the visible columns are known.
+    keep: Vec<(usize, u16)>,
+    /// The widest cell (or header) of each column, in display columns.
+    widths: Vec<usize>,
 }
 
 impl Table {
-    pub fn new<const N: usize>(header: [&str; N], format: Format) -> Self {
+    pub fn new(header: &[&str], format: Format) -> Self {
         let mut inner = comfy_table::Table::new();
+        // A header is cut like any row, never wrapped onto a second line.
+        let mut head = comfy_table::Row::from(header.to_vec());
+        head.max_height(1);
         inner
             .load_style(comfy_table::presets::NOTHING)
-            .set_header(header.to_vec())
-            .set_truncation_indicator("…");
-        // Two spaces between columns and none at either edge.
-        for (i, c) in inner.column_iter_mut().enumerate() {
-            c.set_padding((0, if i + 1 == N { 0 } else { 2 }));
-        }
+            .set_header(head)
+            .set_truncation_indicator("…")
+            // Cut at the width, not at the last space before it: a cell
+            // never holds a control character (see `one_line`), so comfy-table
+            // finds no "word" to keep whole and shows as much as fits.
+            .set_delimiter('\0');
         let width = width(format);
         match width {
             Some(w) => {
@@ -146,12 +201,39 @@ impl Table {
                 inner.set_content_arrangement(comfy_table::ContentArrangement::Disabled);
             }
         }
-        Self { inner, width }
+        Self {
+            inner,
+            width,
+            wide: format == Format::Wide,
+            keep: Vec::new(),
+            widths: header.iter().map(|h| display_width(h)).collect(),
+        }
     }
 
-    /// Adds a row; `paint(column)` may colour a cell (only on a terminal
-    /// without `NO_COLOR`, see [`super::render::colour_enabled`]).
+    /// The width this table is fitted to (`None`: not cut).
+    pub fn width(&self) -> Option<u16> {
+        self.width
+    }
+
+    /// Adds a row, one line high: a longer cell is cut with `…`, and a
+    /// line break or tab in a cell is a space (`-o wide` cuts nothing).
     pub fn row(&mut self, cells: Vec<String>) -> &mut Self {
+        let cells = one_line(cells);
+        self.measure(&cells);
+        self.add(cells)
+    }
+
+    fn measure(&mut self, cells: &[String]) {
+        for (i, cell) in cells.iter().enumerate() {
+            let w = display_width(cell);
+            match self.widths.get_mut(i) {
+                Some(max) => *max = (*max).max(w),
+                None => self.widths.push(w),
+            }
+        }
+    }
+
+    fn add(&mut self, cells: Vec<String>) -> &mut Self {
         let mut row = comfy_table::Row::from(cells);
         row.max_height(1);
         self.inner.add_row(row);
@@ -159,31 +241,50 @@ impl Table {
     }
 
     /// Adds a row whose cell `column` is wrapped in the ANSI colour `code`
-    /// when colour is enabled.
+    /// when colour is enabled (only on a terminal without `NO_COLOR`, see
+    /// [`super::render::colour_enabled`]).
     pub fn row_painted(
         &mut self,
-        mut cells: Vec<String>,
+        cells: Vec<String>,
         column: usize,
         code: Option<&str>,
     ) -> &mut Self {
-        if let (Some(code), true, Some(cell)) =
-            (code, super::render::colour_enabled(), cells.get_mut(column))
-        {
-            *cell = format!("\x1b[{code}m{cell}\x1b[0m");
-        }
-        self.row(cells)
+        self.row_colours(cells, &[(column, code)])
     }
 
-    /// Keeps column `index` at least `min` characters wide when the table
-    /// is cut to fit (ids and states are worth more than free text).
-    pub fn keep(&mut self, index: usize, min: u16) -> &mut Self {
-        if self.width.is_some() {
-            if let Some(c) = self.inner.column_mut(index) {
-                // The constraint counts the column's padding.
-                let padding = c.padding_width();
-                c.set_constraint(comfy_table::ColumnConstraint::LowerBoundary(
-                    comfy_table::Width::Fixed(min + padding),
-                ));
+    /// [`Table::row_painted`] for several cells: `(column, code)`.
+    pub fn row_colours(
+        &mut self,
+        cells: Vec<String>,
+        paint: &[(usize, Option<&str>)],
+    ) -> &mut Self {
+        let mut cells = one_line(cells);
+        self.measure(&cells);
+        if super::render::colour_enabled() {
+            for &(column, code) in paint {
+                if let (Some(code), Some(cell)) = (code, cells.get_mut(column)) {
+                    *cell = format!("\x1b[{code}m{cell}\x1b[0m");
+                }
+            }
+        }
+        self.add(cells)
+    }
+
+    /// Keeps column `index` whole when the table is cut to fit, up to
+    /// `up_to` display columns (and at least that wide if it is wider):
+    /// ids and states are worth more than free text.
+    pub fn keep(&mut self, index: usize, up_to: u16) -> &mut Self {
+        self.keep.push((index, up_to));
+        self
+    }
+
+    /// Shows these columns only with `-o wide`.
+    pub fn wide_only(&mut self, columns: &[usize]) -> &mut Self {
+        if !self.wide {
+            for &i in columns {
+                if let Some(c) = self.inner.column_mut(i) {
+                    c.set_constraint(comfy_table::ColumnConstraint::Hidden);
+                }
             }
         }
         self
@@ -191,6 +292,30 @@ impl Table {
 
     /// The rendered table, one line per row, ending in a newline.
     pub fn render(&mut self) -> String {
+        // Two spaces between visible columns, none at either edge.
+        let last = self
+            .inner
+            .column_iter()
+            .rposition(|c| !c.is_hidden())
+            .unwrap_or(0);
+        for (i, c) in self.inner.column_iter_mut().enumerate() {
+            c.set_padding((0, if i >= last { 0 } else { 2 }));
+        }
+        if self.width.is_some() {
+            for &(index, up_to) in &self.keep {
+                let content = self.widths.get(index).copied().unwrap_or(0);
+                let min = u16::try_from(content).unwrap_or(u16::MAX).min(up_to);
+                if let Some(c) = self.inner.column_mut(index).filter(|c| !c.is_hidden()) {
+                    // A lower boundary is what comfy-table gives the column
+                    // when space is short (not more), and it counts the
+                    // column's padding.
+                    let padding = c.padding_width();
+                    c.set_constraint(comfy_table::ColumnConstraint::LowerBoundary(
+                        comfy_table::Width::Fixed(min + padding),
+                    ));
+                }
+            }
+        }
         let mut out = String::new();
         for line in self.inner.lines() {
             out.push_str(line.trim_end());
@@ -206,7 +331,7 @@ mod tests {
     use super::*;
 
     fn table(width: Option<u16>) -> Table {
-        let mut t = Table::new(["ID", "STATE", "NOTE"], Format::Wide);
+        let mut t = Table::new(&["ID", "STATE", "NOTE"], Format::Wide);
         if let Some(w) = width {
             t.inner
                 .set_content_arrangement(comfy_table::ContentArrangement::Dynamic)
@@ -218,7 +343,7 @@ mod tests {
             "running".into(),
             "a note that is much longer than the rest of the row".into(),
         ]);
-        t.row(vec!["b".into(), "idle".into(), String::new()]);
+        t.row(vec!["b".into(), "idle".into(), "two\nlines".into()]);
         t
     }
 
@@ -229,8 +354,30 @@ mod tests {
             out,
             "ID                    STATE    NOTE\n\
              agent-with-a-long-id  running  a note that is much longer than the rest of the row\n\
-             b                     idle\n"
+             b                     idle     two lines\n"
         );
+    }
+
+    #[test]
+    fn fit_cuts_free_text_to_display_columns() {
+        assert_eq!(fit("short", Some(10)), "short");
+        assert_eq!(fit("a b\ncdefgh", Some(6)), "a b c…");
+        assert_eq!(fit("abc   defgh", Some(7)), "abc…");
+        assert_eq!(fit("漢字漢字", Some(5)), "漢字…");
+        assert_eq!(fit("a\tlong line", None), "a long line");
+    }
+
+    #[test]
+    fn a_header_wider_than_the_terminal_stays_on_one_line() {
+        let mut t = Table::new(&["IDENTIFIER", "RESTARTS", "PURPOSE"], Format::Wide);
+        t.inner
+            .set_content_arrangement(comfy_table::ContentArrangement::Dynamic)
+            .set_width(20);
+        t.width = Some(20);
+        t.row(vec!["a".into(), "1".into(), "x".into()]);
+        let out = t.render();
+        assert_eq!(out.lines().count(), 2, "{out}");
+        assert!(out.lines().all(|l| l.chars().count() <= 20), "{out}");
     }
 
     #[test]
@@ -243,5 +390,28 @@ mod tests {
         }
         assert!(out.contains("agent-with-a-long-id"), "{out}");
         assert!(out.contains('…'), "{out}");
+    }
+
+    #[test]
+    fn wide_only_columns_show_only_in_wide() {
+        for (format, expect) in [
+            (Format::Table, "ID  NOTE\na   x\n"),
+            (Format::Wide, "ID  STATE  NOTE\na   idle   x\n"),
+        ] {
+            let mut t = Table::new(&["ID", "STATE", "NOTE"], format);
+            t.wide_only(&[1])
+                .row(vec!["a".into(), "idle".into(), "x".into()]);
+            assert_eq!(t.render(), expect);
+        }
+        // The last shown column has no padding, so it may use the last two
+        // columns of the width.
+        let mut t = Table::new(&["ID", "NOTE", "STATE"], Format::Table);
+        t.inner
+            .set_content_arrangement(comfy_table::ContentArrangement::Dynamic)
+            .set_width(9);
+        t.width = Some(9);
+        t.wide_only(&[2])
+            .row(vec!["a".into(), "xxxxx".into(), "idle".into()]);
+        assert_eq!(t.render(), "ID  NOTE\na   xxxxx\n");
     }
 }

@@ -1,47 +1,8 @@
-//! Plain padded tables and short human times, shared by the case, inbox and
-//! approvals commands. Colour only through [`super::render::colour_enabled`].
+//! Short human durations and cut text for table cells: `AGE` columns
+//! (`3m`), due dates (`in 2h 5m`). Tables themselves are
+//! [`super::output::Table`]; absolute times are [`super::when`].
 
 use society_core::time;
-use std::fmt::Write;
-
-/// Left-aligned columns separated by two spaces; the last column is not padded.
-/// `colour(row, column)` may return an ANSI colour code for a cell.
-pub fn render<const N: usize>(
-    header: [&str; N],
-    rows: &[[String; N]],
-    colour: impl Fn(usize, usize) -> Option<&'static str>,
-) -> String {
-    let paint = super::render::colour_enabled();
-    let mut widths = header.map(str::len);
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    let mut line = |cells: [&str; N], row: Option<usize>| {
-        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
-            let last = i + 1 == N;
-            let padded = if last {
-                cell.to_string()
-            } else {
-                format!("{cell:<w$}")
-            };
-            match row.and_then(|r| colour(r, i)).filter(|_| paint) {
-                Some(code) => {
-                    let _ = write!(out, "\x1b[{code}m{padded}\x1b[0m");
-                }
-                None => out.push_str(&padded),
-            }
-            out.push_str(if last { "\n" } else { "  " });
-        }
-    };
-    line(header, None);
-    for (r, row) in rows.iter().enumerate() {
-        line(row.each_ref().map(String::as_str), Some(r));
-    }
-    out
-}
 
 /// `text` cut to `max` characters, with an ellipsis when cut; one line.
 pub fn truncate(text: &str, max: usize) -> String {
@@ -84,28 +45,15 @@ pub fn relative(ts: &str) -> String {
     }
 }
 
-/// The `HH:MM:SS.mmm` part of an RFC 3339 time, as `society logs` prints it.
-pub fn clock(ts: &str) -> &str {
-    ts.get(11..23).unwrap_or(ts)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
 
     #[test]
-    fn pads_all_but_the_last_column() {
-        let rows = [["a".to_string(), "long text".to_string()]];
-        let out = render(["ID", "X"], &rows, |_, _| None);
-        assert_eq!(out, "ID  X\na   long text\n");
-    }
-
-    #[test]
     fn shortens() {
         assert_eq!(truncate("abcdef", 4), "abc…");
         assert_eq!(truncate("a\nb", 4), "a b");
         assert_eq!(coarse(Duration::from_secs(3 * 3600 + 300)), "3h 5m");
-        assert_eq!(clock("2026-11-21T19:31:33.123Z"), "19:31:33.123");
     }
 }

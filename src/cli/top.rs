@@ -63,11 +63,12 @@ fn render(report: &Report, format: output::Format) -> String {
         return "no agents yet: `society spawn ROLE` creates one\n".into();
     }
     let mut table = Table::new(
-        [
+        &[
             "ID", "STATE", "PID", "CPU%", "RSS", "MSG/S", "QUEUE", "SPEND",
         ],
         format,
     );
+    table.keep(0, 24);
     for r in &report.agents {
         table.row(vec![
             r.id.to_string(),

@@ -224,12 +224,12 @@ fn cases_are_read_from_open_logs_and_archive_pointers() {
     assert_eq!(shown["events"].as_array().unwrap().len(), 2);
     let moving = json_of(&s, &["case", "show", "c-moving", "--json"]);
     assert_eq!(moving["case"]["purpose"], "moving");
-    let human = s.ok(&["case", "show", "c-open"]);
+    let human = s.ok(&["--utc", "case", "show", "c-open"]);
     assert!(
         human.contains("purpose   tides") && human.contains("owner     research"),
         "{human}"
     );
-    assert!(human.contains("00:00:00.000  assigned"), "{human}");
+    assert!(human.contains("2026-01-01 00:00:00  assigned"), "{human}");
 
     let (rc, _, err) = code(&s, &["case", "close", "c-old"]);
     assert_eq!(rc, 10, "closing a closed case is a conflict");

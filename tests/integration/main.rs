@@ -11,6 +11,7 @@ mod bad_input;
 mod cases_approvals;
 mod cli_cases;
 mod cli_describe;
+mod cli_format;
 mod cli_help;
 mod cli_logs;
 mod cli_output;

@@ -186,8 +186,10 @@ pub struct AgentCheckpoint {
     /// Recently handled ids, newest last, at most [`RECENT_IDS`].
     #[serde(default)]
     pub recent: VecDeque<MsgId>,
+    /// Messages handled successfully.
     #[serde(default)]
     pub handled: u64,
+    /// Inbox lines quarantined in `deadletter.jsonl` (not in `handled`).
     #[serde(default)]
     pub dead_lettered: u64,
     /// A group-committed batch interrupted by a crash, being replayed one line

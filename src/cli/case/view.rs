@@ -1,8 +1,11 @@
 //! `society case show` and `society case list`: folds of the case logs, read
-//! from the files alone (the supervisor may be down).
+//! from the files alone (the supervisor may be down). `show` is a report
+//! (`-o json`: `{case, log, events}`), `list` a list (`-o json`: an array of
+//! case summaries).
 
 use crate::cli::exit::{coded_hint, Code};
-use crate::cli::table;
+use crate::cli::output::{self, Format, OutputArgs, Table};
+use crate::cli::{render, table, when};
 use serde::Serialize;
 use serde_json::Value;
 use society_core::case::{CaseStatus, CaseSummary};
@@ -15,9 +18,8 @@ use std::fmt::Write;
 pub struct ShowArgs {
     /// Case id.
     id: String,
-    /// Print {"case": SUMMARY, "events": [RECORDS]}.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    output: OutputArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -28,9 +30,8 @@ pub struct ListArgs {
     /// Only cases this agent owns or took part in.
     #[arg(long, value_name = "A")]
     agent: Option<String>,
-    /// Print a JSON array of case summaries.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    output: OutputArgs,
 }
 
 const STATUSES: &str =
@@ -48,57 +49,65 @@ pub fn show(layout: &Layout, args: ShowArgs) -> anyhow::Result<Code> {
     let Some(loaded) = store::load(layout, &case)? else {
         return Err(no_case(layout, &case).into());
     };
-    if args.json {
+    let format = args.output.format();
+    if args.output.is_json() {
         let doc = serde_json::json!({
             "case": Row { case: loaded.summary, archived: loaded.archived },
             "log": loaded.path,
             "events": loaded.records,
         });
-        outln!("{}", serde_json::to_string_pretty(&doc)?);
+        output::report(&doc, format)?;
         return Ok(Code::Ok);
     }
     let c = &loaded.summary;
     let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
-    let mut out = String::new();
     let status = if loaded.archived {
         format!("{} (archived)", c.status.as_str())
     } else {
         c.status.as_str().to_string()
     };
-    let due = c
-        .due
-        .as_ref()
-        .map_or("-".into(), |d| format!("{d} ({})", table::relative(d)));
+    let at = |ts: &Option<String>, rel: fn(&str) -> String| {
+        ts.as_deref()
+            .map_or("-".into(), |t| format!("{} ({})", when::stamp(t), rel(t)))
+    };
     let agents = if c.agents.is_empty() {
         "-".to_string()
     } else {
         c.agents.join(", ")
     };
+    let mut timeline = Table::new(&["TIME", "EVENT", "AGENT", "DETAILS"], format);
+    timeline.keep(0, 19).keep(1, 20).keep(2, 20);
+    let width = timeline.width();
+    let mut out = String::new();
     for (k, v) in [
         ("case", c.id.clone()),
         ("purpose", dash(&c.purpose)),
         ("status", status),
         ("owner", dash(&c.owner)),
         ("priority", dash(&c.priority)),
-        ("created", dash(&c.created)),
-        ("due", due),
+        (
+            "created",
+            at(&c.created, |t| format!("{} ago", table::age(t))),
+        ),
+        ("due", at(&c.due, table::relative)),
         ("agents", agents),
         ("log", loaded.path.display().to_string()),
     ] {
-        let _ = writeln!(out, "{k:<9} {v}");
+        let _ = writeln!(out, "{}", output::fit(&format!("{k:<9} {v}"), width));
     }
     out.push('\n');
     for rec in &loaded.records {
-        let _ = writeln!(out, "{}", event_line(rec));
+        timeline.row(event_cells(rec));
     }
+    out.push_str(&timeline.render());
     out!("{out}");
     Ok(Code::Ok)
 }
 
-/// `HH:MM:SS.mmm  event  agent  key=value ...`
-fn event_line(rec: &Value) -> String {
+/// `TIME  EVENT  AGENT  key=value ...` of one case-log record.
+fn event_cells(rec: &Value) -> Vec<String> {
     let s = |k: &str| rec.get(k).and_then(Value::as_str).unwrap_or("-");
-    let mut rest = String::new();
+    let mut rest = Vec::new();
     if let Some(obj) = rec.as_object() {
         for (k, val) in obj {
             if matches!(k.as_str(), "ts" | "event" | "agent" | "case") {
@@ -109,15 +118,15 @@ fn event_line(rec: &Value) -> String {
                 Value::Null => continue,
                 other => other.to_string(),
             };
-            let _ = write!(rest, " {k}={text}");
+            rest.push(format!("{k}={text}"));
         }
     }
-    format!(
-        "{}  {:<20} {:<16}{rest}",
-        table::clock(s("ts")),
-        s("event"),
-        s("agent")
-    )
+    vec![
+        when::stamp(s("ts")),
+        s("event").to_string(),
+        s("agent").to_string(),
+        rest.join(" "),
+    ]
 }
 
 pub fn list(layout: &Layout, args: ListArgs) -> anyhow::Result<Code> {
@@ -140,7 +149,7 @@ pub fn list(layout: &Layout, args: ListArgs) -> anyhow::Result<Code> {
             Ok(Some(l)) => l,
             Ok(None) => continue,
             Err(e) => {
-                eprintln!("warning: skipping case {id}: {e}");
+                render::warn(&[format!("skipping case {id}: {e}")]);
                 continue;
             }
         };
@@ -163,47 +172,57 @@ pub fn list(layout: &Layout, args: ListArgs) -> anyhow::Result<Code> {
         let key = |r: &Row| r.case.created.clone().or_else(|| r.case.last_ts.clone());
         key(a).cmp(&key(b)).then_with(|| a.case.id.cmp(&b.case.id))
     });
-    if args.json {
-        outln!("{}", serde_json::to_string_pretty(&rows)?);
+    let format = args.output.format();
+    if args.output.is_json() {
+        output::list(&rows, format)?;
     } else if rows.is_empty() {
         outln!("no cases");
     } else {
-        out!("{}", render(&rows));
+        out!("{}", render(&rows, format));
     }
     Ok(Code::Ok)
 }
 
-fn render(rows: &[Row]) -> String {
-    let cells: Vec<[String; 7]> = rows
-        .iter()
-        .map(|r| {
-            let c = &r.case;
-            let due = match &c.due {
-                Some(d) if c.status.is_open() => table::relative(d),
-                _ => "-".into(),
-            };
-            [
+/// Columns PRIORITY and EVENTS show only with `-o wide`.
+fn render(rows: &[Row], format: Format) -> String {
+    let mut t = Table::new(
+        &[
+            "ID", "STATUS", "OWNER", "PRIORITY", "DUE", "AGE", "EVENTS", "PURPOSE",
+        ],
+        format,
+    );
+    // The id is what `case show` takes: never cut.
+    t.keep(0, 32).keep(1, 11).wide_only(&[3, 6]);
+    for r in rows {
+        let c = &r.case;
+        let due = match &c.due {
+            Some(d) if c.status.is_open() => table::relative(d),
+            _ => "-".into(),
+        };
+        let overdue = due.ends_with(" ago");
+        let age = c
+            .created
+            .as_deref()
+            .or(c.last_ts.as_deref())
+            .map_or("-".into(), table::age);
+        t.row_colours(
+            vec![
                 c.id.clone(),
                 c.status.as_str().to_string(),
                 c.owner.clone().unwrap_or_else(|| "-".into()),
                 c.priority.clone().unwrap_or_else(|| "-".into()),
                 due,
+                age,
                 c.events.to_string(),
-                table::truncate(c.purpose.as_deref().unwrap_or("-"), 60),
-            ]
-        })
-        .collect();
-    let header = [
-        "ID", "STATUS", "OWNER", "PRIORITY", "DUE", "EVENTS", "PURPOSE",
-    ];
-    table::render(header, &cells, |row, col| {
-        let c = &rows[row].case;
-        match col {
-            1 => Some(status_colour(c.status)),
-            4 if cells[row][4].ends_with(" ago") => Some("31"),
-            _ => None,
-        }
-    })
+                c.purpose.clone().unwrap_or_else(|| "-".into()),
+            ],
+            &[
+                (1, Some(status_colour(c.status))),
+                (4, overdue.then_some("31")),
+            ],
+        );
+    }
+    t.render()
 }
 
 fn status_colour(s: CaseStatus) -> &'static str {

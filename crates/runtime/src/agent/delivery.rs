@@ -285,7 +285,13 @@ impl Agent {
             self.deadletter.append(&rec)?;
         }
         self.ckpt.dead_lettered += 1;
-        self.advance(line, env.map(|e| e.id))
+        // Remembered, so a duplicate of it is dropped, but not counted as
+        // handled: `handled` counts successes only (as `fsck --repair`'s
+        // rebuild does), `dead_lettered` the rest.
+        if let Some(env) = env {
+            self.ckpt.remember(env.id);
+        }
+        self.advance(line, None)
     }
 
     /// The outbox offset of the interrupted batch that covers this inbox line.
@@ -296,14 +302,16 @@ impl Agent {
             .map(|r| r.outbox_offset)
     }
 
-    fn advance(&mut self, line: &Line, id: Option<MsgId>) -> Result<(), AgentError> {
+    /// Moves the cursor past `line`; `handled` is the id of a message
+    /// handled successfully.
+    fn advance(&mut self, line: &Line, handled: Option<MsgId>) -> Result<(), AgentError> {
         self.ckpt.inbox_offset = line.end;
         self.ckpt.inbox_lines += 1;
         if self.ckpt.replay.is_some_and(|r| line.end >= r.end) {
             self.ckpt.replay = None;
         }
         self.ckpt.in_flight = None;
-        if let Some(id) = id {
+        if let Some(id) = handled {
             self.ckpt.remember(id);
             self.ckpt.handled += 1;
         }

@@ -1,6 +1,7 @@
 //! What the society's `llm` agents spent, folded from every agent's
-//! `costs.jsonl` (its `usage` records), with today's (UTC) share. Reads
-//! files only, so it works with the supervisor down.
+//! `costs.jsonl` (its `usage` records), with today's share: the UTC day,
+//! the one an agent's `usd_per_day` budget counts. Reads files only, so it
+//! works with the supervisor down.
 
 use super::ClientError;
 use serde::Serialize;
@@ -46,10 +47,12 @@ impl Row {
     }
 }
 
-/// `society costs --json`.
+/// `society costs -o json`.
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub by: By,
+    /// The UTC date `usd_today` counts (`YYYY-MM-DD`).
+    pub today: String,
     pub rows: Vec<Row>,
     pub total: Row,
 }
@@ -80,6 +83,7 @@ pub fn fold(layout: &Layout, by: By) -> Result<Report, ClientError> {
     }
     Ok(Report {
         by,
+        today,
         rows: rows.into_values().collect(),
         total,
     })

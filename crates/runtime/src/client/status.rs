@@ -14,6 +14,12 @@ pub struct Row {
     pub id: AgentId,
     pub role: String,
     pub state: String,
+    /// When the agent entered `state` (RFC 3339), as its files tell: its own
+    /// last change of state (or of message) while a process runs, when the
+    /// process started while it has not said yet, the incident's time for a
+    /// `broken` inbox, else its last heartbeat (when the last process
+    /// stopped). Null if the agent never ran.
+    pub state_since: Option<String>,
     /// Why the agent is `broken` (a corrupt config or checkpoint, an inbox
     /// that no longer matches its cursor), or why it `failed`.
     pub reason: Option<String>,
@@ -24,7 +30,9 @@ pub struct Row {
     pub case: Option<String>,
     pub restarts: u32,
     pub generation: u64,
+    /// Messages handled successfully.
     pub handled: u64,
+    /// Inbox lines quarantined in `deadletter.jsonl` (not in `handled`).
     pub dead_lettered: u64,
     pub keep_alive: bool,
     pub held: bool,
@@ -155,6 +163,7 @@ fn broken_row(id: &AgentId, err: &ClientError, ctx: &Ctx) -> Row {
         id: id.clone(),
         role: "?".into(),
         state: "broken".into(),
+        state_since: None,
         reason: Some(chain(err)),
         pid: None,
         heartbeat_age_ms: None,
@@ -208,6 +217,7 @@ fn agent_row(layout: &Layout, id: &AgentId, ctx: &Ctx) -> Result<Row, ClientErro
         id: id.clone(),
         role: cfg.role.clone(),
         state: String::new(),
+        state_since: None,
         reason: None,
         pid: None,
         heartbeat_age_ms: None,
@@ -226,7 +236,8 @@ fn agent_row(layout: &Layout, id: &AgentId, ctx: &Ctx) -> Result<Row, ClientErro
         LockState::Held(info) => {
             // Info naming a dead process is the previous holder's, not yet
             // rewritten by the process that holds the lock now.
-            row.pid = info.filter(lock::LockInfo::is_alive).map(|i| i.pid);
+            let info = info.filter(lock::LockInfo::is_alive);
+            row.pid = info.as_ref().map(|i| i.pid);
             let age = st
                 .as_ref()
                 .and_then(|s| time::parse_rfc3339(&s.ts))
@@ -238,9 +249,15 @@ fn agent_row(layout: &Layout, id: &AgentId, ctx: &Ctx) -> Result<Row, ClientErro
                 .and_then(|c| c.case.as_ref())
                 .map(|c| c.to_string());
             let phase = slot.map(|s| s.phase.as_str());
+            row.state_since = st
+                .as_ref()
+                .map(|s| s.since.clone())
+                .or_else(|| info.as_ref().map(|i| i.started.clone()));
             row.state = if phase == Some("stopping") {
                 "stopping".into()
             } else if phase == Some("hung") || age.is_some_and(|a| a > cfg.policy.hang_timeout) {
+                // Hung since its last heartbeat.
+                row.state_since = st.as_ref().map(|s| s.ts.clone());
                 "hung".into()
             } else {
                 match st.map(|s| s.state) {
@@ -254,6 +271,12 @@ fn agent_row(layout: &Layout, id: &AgentId, ctx: &Ctx) -> Result<Row, ClientErro
         }
         LockState::Free => {
             let incident = ckpt.incident.as_ref().map(|i| i.describe());
+            // The last process's last heartbeat: when it stopped.
+            let last_beat = atomic::read_json::<AgentStatus>(&paths.status(), "agent status")
+                .ok()
+                .flatten()
+                .map(|s| s.ts);
+            row.state_since = ckpt.incident.as_ref().map(|i| i.ts.clone()).or(last_beat);
             row.state = match slot.map(|s| s.phase.as_str()) {
                 _ if incident.is_some() => "broken",
                 Some("broken") => "broken",

@@ -431,12 +431,13 @@ impl Supervisor {
     }
 }
 
-/// How many messages the agent has handled, per its checkpoint.
+/// How many inbox lines the agent has consumed, per its checkpoint: handled
+/// or dead-lettered, either is progress through the inbox.
 fn handled(slot: &Slot) -> u64 {
     atomic::read_json::<AgentCheckpoint>(&slot.paths.checkpoint(), "agent checkpoint")
         .ok()
         .flatten()
-        .map_or(0, |c| c.handled)
+        .map_or(0, |c| c.handled + c.dead_lettered)
 }
 
 /// Does the agent have unconsumed mail? Only complete lines count: a torn

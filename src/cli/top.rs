@@ -68,7 +68,6 @@ fn render(report: &Report, format: output::Format) -> String {
         ],
         format,
     );
-    table.keep(0, 24);
     for r in &report.agents {
         table.row(vec![
             r.id.to_string(),

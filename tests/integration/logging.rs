@@ -1,0 +1,189 @@
+//! What the processes say on stderr, for people and for systemd (issue 10,
+//! items 4 and 13): `supervise` logs its lifecycle at info (journald-style
+//! when stderr is the journal), `-v` shows what a client command does, and
+//! supervisor-written events carry the agent's real generation.
+
+use crate::support::{BIN, ECHO_TOML, SOON};
+use serde_json::Value;
+use society_testkit::{records, wait_until, Society};
+use std::collections::HashMap;
+use std::path::Path;
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// The lines of `log` that mention `what`.
+fn lines_with<'a>(log: &'a str, what: &str) -> Vec<&'a str> {
+    log.lines().filter(|l| l.contains(what)).collect()
+}
+
+#[test]
+fn supervise_logs_its_lifecycle_at_info_without_colours() {
+    let mut s = Society::new(BIN, ECHO_TOML);
+    // `start_supervisor` runs `society supervise` with stderr = daemon.log:
+    // a file, as under `society up`.
+    let pid = s.start_supervisor();
+    let log_path = s.layout().daemon_log();
+    let started = wait_until(SOON, "an `agent started` line for echo", || {
+        let log = read(&log_path);
+        log.lines()
+            .find(|l| l.contains("agent started") && l.contains("agent=echo"))
+            .map(str::to_string)
+    });
+    let log = read(&log_path);
+    assert!(
+        !log.contains('\u{1b}'),
+        "no ANSI escapes in a file: {log:?}"
+    );
+    let start = lines_with(&log, "supervisor started");
+    assert_eq!(start.len(), 1, "{log}");
+    assert!(
+        start[0].contains(" INFO ") && start[0].contains(&format!("pid={pid}")),
+        "{log}"
+    );
+    assert!(
+        start[0].contains(&format!("root={}", s.root().display())),
+        "{log}"
+    );
+    assert!(start[0].starts_with("20"), "a file gets timestamps: {log}");
+    let agent_pid = s.agent_pid("echo").expect("echo runs");
+    for field in [" INFO ", &format!("pid={agent_pid}"), "gen=1", "reason="] {
+        assert!(started.contains(field), "{field} in {started}");
+    }
+    s.stop_supervisor();
+    let log = read(&log_path);
+    for what in ["supervisor stopping", "agent exited", "supervisor stopped"] {
+        assert_eq!(lines_with(&log, what).len(), 1, "{what}: {log}");
+    }
+    assert!(
+        lines_with(&log, "agent exited")[0].contains("stop_reason=shutdown"),
+        "{log}"
+    );
+}
+
+#[test]
+fn supervise_under_journald_prints_priorities_and_no_timestamps() {
+    use std::os::unix::fs::MetadataExt;
+    let mut s = Society::new(BIN, ECHO_TOML);
+    let log_path = s.layout().daemon_log();
+    std::fs::write(&log_path, "").unwrap();
+    // What systemd does: JOURNAL_STREAM names the stream stderr is.
+    let meta = std::fs::metadata(&log_path).unwrap();
+    let stream = format!("{}:{}", meta.dev(), meta.ino());
+    s.start_supervisor_with(&[("JOURNAL_STREAM", &stream)]);
+    let started = wait_until(SOON, "an `agent started` line", || {
+        let log = read(&log_path);
+        lines_with(&log, "agent started")
+            .first()
+            .map(|l| l.to_string())
+    });
+    assert!(
+        started.starts_with("<6> INFO agent started"),
+        "priority 6 (info), no timestamp: {started:?}"
+    );
+    assert!(started.contains("agent=echo") && started.contains("gen=1"));
+    s.stop_supervisor();
+}
+
+#[test]
+fn verbose_client_commands_say_what_they_do() {
+    let s = Society::new(BIN, ECHO_TOML);
+    // A JOURNAL_STREAM inherited from a service does not describe a pipe:
+    // the lines keep their timestamps.
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let out = s
+            .command(args)
+            .env_remove("RUST_LOG")
+            .env("JOURNAL_STREAM", "1:1")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let up = run(&["-v", "up"], &[]);
+    let status: Value = serde_json::from_str(&s.ok(&["status", "--json"])).unwrap();
+    let pid = status["supervisor"]["pid"]
+        .as_u64()
+        .expect("a supervisor runs");
+    assert!(
+        up.contains("no supervisor runs: starting one")
+            && lines_with(&up, "the supervisor is ready")
+                .iter()
+                .any(|l| l.contains(&format!("pid={pid}"))),
+        "-v up: {up}"
+    );
+    let quiet = run(&["send", "echo", "hi"], &[]);
+    assert_eq!(quiet, "", "no log lines without -v");
+    let err = run(&["-v", "send", "echo", "hi"], &[]);
+    let line = lines_with(&err, "the supervisor runs");
+    assert_eq!(line.len(), 1, "-v: {err}");
+    assert!(
+        line[0].contains(" INFO ")
+            && line[0].contains(&format!("pid={pid}"))
+            && line[0].contains(&format!("root={}", s.root().display())),
+        "{err}"
+    );
+    assert!(line[0].starts_with("20"), "timestamped: {err}");
+    assert!(
+        !err.contains('\u{1b}'),
+        "no ANSI escapes in a pipe: {err:?}"
+    );
+    let debug = run(
+        &["send", "echo", "hi", "--no-start"],
+        &[("RUST_LOG", "debug")],
+    );
+    assert!(
+        debug.contains("DEBUG") && debug.contains("probed the supervisor's lock"),
+        "RUST_LOG=debug: {debug}"
+    );
+    let vv = run(&["-vv", "send", "echo", "hi", "--no-start"], &[]);
+    assert!(vv.contains("DEBUG"), "-vv: {vv}");
+    s.ok(&["down"]);
+}
+
+#[test]
+fn supervisor_events_carry_the_agents_generation() {
+    let mut s = Society::new(BIN, ECHO_TOML);
+    s.start_supervisor();
+    s.wait_state("echo", "idle", SOON);
+    s.ok(&["restart", "echo"]);
+    wait_until(SOON, "generation 2 running", || {
+        (s.status("echo")["generation"] == 2 && s.agent_pid("echo").is_some()).then_some(())
+    });
+    s.ok(&["restart", "echo"]);
+    wait_until(SOON, "generation 3 running", || {
+        (s.status("echo")["generation"] == 3 && s.agent_pid("echo").is_some()).then_some(())
+    });
+    s.stop_supervisor();
+    // The generation each process gave itself, by pid, from its own log.
+    let own: HashMap<u64, u64> = records(&s.agent("echo").activity())
+        .iter()
+        .filter(|r| r["event"] == "started")
+        .map(|r| (r["pid"].as_u64().unwrap(), r["gen"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(own.len(), 3, "three processes: {own:?}");
+    let events: Vec<Value> = records(&s.layout().system_events())
+        .into_iter()
+        .filter(|r| r["agent"] == "echo")
+        .collect();
+    let mut checked = 0;
+    for ev in &events {
+        if let Some(pid) = ev["pid"].as_u64() {
+            assert_eq!(
+                ev["gen"].as_u64(),
+                own.get(&pid).copied(),
+                "the generation of pid {pid}: {ev}"
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 6, "three starts and three exits: {events:?}");
+    let stopping: Vec<u64> = events
+        .iter()
+        .filter(|r| r["event"] == "agent_stopping")
+        .map(|r| r["gen"].as_u64().unwrap())
+        .collect();
+    assert_eq!(stopping, [1, 2, 3], "restart, restart, shutdown");
+}

@@ -1,9 +1,11 @@
-//! What the processes say on stderr, for people and for systemd (issue 10,
-//! items 4 and 13): `supervise` logs its lifecycle at info (journald-style
-//! when stderr is the journal), `-v` shows what a client command does, and
-//! supervisor-written events carry the agent's real generation.
+//! What the processes say on stderr and what they exit with, for people and
+//! for systemd (issue 10, items 4, 13 and 14): `supervise` logs its
+//! lifecycle at info (journald-style when stderr is the journal), `-v`
+//! shows what a client command does, supervisor-written events carry the
+//! agent's real generation, and "it is already so" is exit 0 while "it is
+//! someone else's" is exit 3.
 
-use crate::support::{BIN, ECHO_TOML, SOON};
+use crate::support::{code, BIN, ECHO_TOML, SOON};
 use serde_json::Value;
 use society_testkit::{records, wait_until, Society};
 use std::collections::HashMap;
@@ -186,4 +188,55 @@ fn supervisor_events_carry_the_agents_generation() {
         .map(|r| r["gen"].as_u64().unwrap())
         .collect();
     assert_eq!(stopping, [1, 2, 3], "restart, restart, shutdown");
+}
+
+#[test]
+fn ensuring_a_state_is_idempotent_and_taking_a_used_one_is_exit_3() {
+    let s = Society::new(BIN, ECHO_TOML);
+    let up = s.ok(&["up"]);
+    let pid = up
+        .split("pid ")
+        .nth(1)
+        .and_then(|t| t.split(')').next())
+        .expect("up names the pid")
+        .to_string();
+    // Ensuring: already so, exit 0, and says so.
+    let (rc, out, _) = code(&s, &["up"]);
+    assert_eq!(rc, 0, "{out}");
+    assert_eq!(
+        out.trim(),
+        format!("supervisor already running (pid {pid})")
+    );
+    let (rc, out, _) = code(&s, &["init"]);
+    assert_eq!(rc, 0, "{out}");
+    assert!(out.contains("already initialised"), "{out}");
+    // Taking: someone else's, exit 3, naming the holder, with a way out.
+    let (rc, _, err) = code(&s, &["supervise"]);
+    assert_eq!(rc, 3, "{err}");
+    assert!(
+        err.contains("already running") && err.contains(&format!("pid {pid}")),
+        "{err}"
+    );
+    assert!(err.contains("hint:") && err.contains("down"), "{err}");
+    let root = s.root().display().to_string();
+    let (rc, out, err) = code(&s, &["demo", "--dir", &root]);
+    assert_eq!(rc, 3, "{out}{err}");
+    assert!(
+        err.contains(&format!("{root} already holds a society"))
+            && err.contains(&format!("pid {pid}")),
+        "{err}"
+    );
+    assert!(err.contains("hint:") && err.contains("--dir"), "{err}");
+    let status: Value = serde_json::from_str(&s.ok(&["status", "--json"])).unwrap();
+    assert_eq!(
+        status["supervisor"]["pid"].to_string(),
+        pid,
+        "the running supervisor is untouched"
+    );
+    s.ok(&["down"]);
+    // Without a supervisor the directory is still taken.
+    let (rc, _, err) = code(&s, &["demo", "--dir", &root]);
+    assert_eq!(rc, 3, "{err}");
+    let (_, help, _) = code(&s, &["--help"]);
+    assert!(help.contains("3 in use"), "{help}");
 }

@@ -1,15 +1,16 @@
 //! What the processes say on stderr and what they exit with, for people and
 //! for systemd (issue 10, items 4, 13 and 14): `supervise` logs its
 //! lifecycle at info (journald-style when stderr is the journal), `-v`
-//! shows what a client command does, supervisor-written events carry the
-//! agent's real generation, and "it is already so" is exit 0 while "it is
-//! someone else's" is exit 3.
+//! shows what a client command does, the shipped systemd unit parses,
+//! supervisor-written events carry the agent's real generation, and "it is
+//! already so" is exit 0 while "it is someone else's" is exit 3.
 
 use crate::support::{code, BIN, ECHO_TOML, SOON};
 use serde_json::Value;
 use society_testkit::{records, wait_until, Society};
 use std::collections::HashMap;
 use std::path::Path;
+use std::process::{Command, Stdio};
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
@@ -239,4 +240,76 @@ fn ensuring_a_state_is_idempotent_and_taking_a_used_one_is_exit_3() {
     assert_eq!(rc, 3, "{err}");
     let (_, help, _) = code(&s, &["--help"]);
     assert!(help.contains("3 in use"), "{help}");
+}
+
+/// `systemd-analyze`, if this machine has it.
+fn systemd_analyze() -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([std::path::PathBuf::from("/usr/bin")])
+        .map(|d| d.join("systemd-analyze"))
+        .find(|p| p.is_file())
+}
+
+/// What `systemd-analyze verify --user` objects to in `unit` (its exit
+/// status and everything it printed), or `None` if nothing. A bad key or
+/// value is only a warning there (exit 0), so a clean unit prints nothing.
+fn unit_problems(analyze: &Path, unit: &Path) -> Option<String> {
+    // In a container there is no user session: give the user manager a
+    // runtime directory of its own.
+    let runtime = tempfile::tempdir().unwrap();
+    let out = Command::new(analyze)
+        .args(["verify", "--user", "--man=no"])
+        .arg(unit)
+        .env("XDG_RUNTIME_DIR", runtime.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (!out.status.success() || !said.trim().is_empty()).then(|| format!("{}: {said}", out.status))
+}
+
+#[test]
+fn the_systemd_unit_parses() {
+    let unit = Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/society.service");
+    let text = std::fs::read_to_string(&unit).unwrap();
+    for line in [
+        "ExecStart=%h/.cargo/bin/society --root %h/team supervise",
+        "Restart=on-failure",
+        "KillMode=mixed",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} in {text}");
+    }
+    let Some(analyze) = systemd_analyze() else {
+        eprintln!("skipped: no systemd-analyze on this machine; the unit's syntax is unchecked");
+        return;
+    };
+    // verify checks that ExecStart's binary exists: point it at this build.
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("society.service");
+    std::fs::write(&copy, text.replace("%h/.cargo/bin/society", BIN)).unwrap();
+    if let Some(problems) = unit_problems(&analyze, &copy) {
+        panic!("contrib/society.service: {problems}");
+    }
+    // The check can fail: a misspelt key and a bad value are caught.
+    for (good, bad) in [
+        ("Restart=on-failure", "Restrat=on-failure"),
+        ("KillMode=mixed", "KillMode=sometimes"),
+    ] {
+        let broken = dir.path().join("broken.service");
+        std::fs::write(
+            &broken,
+            text.replace("%h/.cargo/bin/society", BIN)
+                .replace(good, bad),
+        )
+        .unwrap();
+        assert!(
+            unit_problems(&analyze, &broken).is_some(),
+            "{bad} went unnoticed"
+        );
+    }
 }

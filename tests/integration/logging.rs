@@ -50,7 +50,8 @@ fn supervise_logs_its_lifecycle_at_info_without_colours() {
         "{log}"
     );
     assert!(start[0].starts_with("20"), "a file gets timestamps: {log}");
-    let agent_pid = s.agent_pid("echo").expect("echo runs");
+    // The line is written as the process is spawned, before it takes its lock.
+    let agent_pid = wait_until(SOON, "echo to hold its lock", || s.agent_pid("echo"));
     for field in [" INFO ", &format!("pid={agent_pid}"), "gen=1", "reason="] {
         assert!(started.contains(field), "{field} in {started}");
     }

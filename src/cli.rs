@@ -61,6 +61,7 @@ mod help;
 mod history;
 mod inbox;
 mod init;
+mod logging;
 mod logs;
 mod man;
 mod output;
@@ -429,39 +430,15 @@ pub(crate) fn duration(text: &str) -> Result<std::time::Duration, String> {
     humantime::parse_duration(text.trim()).map_err(|e| format!("{e} (e.g. 500ms, 30s, 2m, 1h)"))
 }
 
+/// Log lines go to stderr: for `supervise` and the agents it starts, that is
+/// the daemon log or journald (see `logging`). `supervise` logs its
+/// lifecycle by default (info); other commands only warnings unless `-v`.
 fn init_tracing(cli: &Cli) {
-    use tracing_subscriber::EnvFilter;
-    let default = match (&cli.command, cli.verbose) {
+    let level = match (&cli.command, cli.verbose) {
         (Command::Supervise { .. }, 0) => "info",
         (_, 0) => "warn",
         (_, 1) => "info",
         _ => "debug",
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    // The supervisor's and agents' stderr is the daemon log (set up by whoever
-    // starts them), so everything goes to stderr.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(|| LossyStderr)
-        .log_internal_errors(false)
-        .with_ansi(false)
-        .try_init();
-}
-
-/// stderr for log lines, where a failed write is dropped: the daemon log is
-/// on the society's own disk, and a full disk (or `2>/dev/full`, or a closed
-/// pipe) must cost log lines, never the process. (The default writer's
-/// failure is reported with `eprintln!`, which panics when stderr fails.)
-struct LossyStderr;
-
-impl std::io::Write for LossyStderr {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let _ = std::io::stderr().write_all(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        let _ = std::io::stderr().flush();
-        Ok(())
-    }
+    logging::install(level);
 }

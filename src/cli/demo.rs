@@ -2,7 +2,7 @@
 //! pipeline of `script` agents, SIGKILLs one agent mid-message on purpose, and
 //! proves from the files that nothing was lost and nothing done twice.
 
-use super::exit::{coded, Code};
+use super::exit::{coded, coded_hint, Code};
 use super::progress;
 use anyhow::Context;
 use indicatif::ProgressBar;
@@ -44,11 +44,22 @@ pub fn run(args: Args) -> anyhow::Result<Code> {
     std::fs::create_dir_all(&dir).with_context(|| format!("failed to create {}", dir.display()))?;
     let layout = Layout::at(&dir);
     if layout.state_dir().exists() {
-        return Err(coded(
-            Code::Invalid,
+        // The demo must make a society of its own there: the directory is
+        // in use (exit 3, like `supervise` beside a running supervisor).
+        let running = supervisor::supervisor_pid(&layout).map_or(String::new(), |pid| {
+            format!(", its supervisor running (pid {pid})")
+        });
+        return Err(coded_hint(
+            Code::Locked,
+            format!("{} already holds a society{running}", dir.display()),
             format!(
-                "{} already holds a society; pick an empty --dir",
-                dir.display()
+                "choose another --dir (or none: the demo makes a fresh one), or {}remove {}",
+                if running.is_empty() {
+                    String::new()
+                } else {
+                    format!("stop it (`society --root {} down`) and ", dir.display())
+                },
+                layout.state_dir().display(),
             ),
         ));
     }

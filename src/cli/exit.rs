@@ -8,7 +8,7 @@ use society_runtime::client::ClientError;
 pub use society_runtime::exit::Code;
 
 pub const HELP: &str =
-    "Exit codes: 0 ok, 1 error, 2 usage, 3 lock held (folder in use / supervisor running), \
+    "Exit codes: 0 ok, 1 error, 2 usage, 3 in use (agent folder locked, supervisor running, demo dir taken), \
 4 not found (no society, unknown agent, case or request), 5 invalid input or state, 6 timed out, 7 check failed, \
 8 fsck repaired everything, 9 fsck problems remain, 10 conflict with the current state.";
 
@@ -122,13 +122,20 @@ pub fn hint(err: &anyhow::Error) -> Option<String> {
             }
             _ => {}
         }
-        if let Some(society_runtime::supervisor::SupervisorError::Checkpoint { .. }) =
-            cause.downcast_ref::<society_runtime::supervisor::SupervisorError>()
-        {
-            return Some(
-                "`society fsck --repair` rebuilds the checkpoint from what the files show was routed"
-                    .into(),
-            );
+        match cause.downcast_ref::<society_runtime::supervisor::SupervisorError>() {
+            Some(society_runtime::supervisor::SupervisorError::Checkpoint { .. }) => {
+                return Some(
+                    "`society fsck --repair` rebuilds the checkpoint from what the files show was routed"
+                        .into(),
+                )
+            }
+            Some(society_runtime::supervisor::SupervisorError::AlreadyRunning { root, .. }) => {
+                return Some(format!(
+                    "one supervisor per society: `society status` shows it, `society --root {} down` stops it",
+                    root.display()
+                ))
+            }
+            _ => {}
         }
         if let Some(FormatError::Json {
             what: "format.json",

@@ -29,6 +29,7 @@ mod group_commit;
 mod idle;
 mod lifecycle;
 mod llm_brain;
+mod logging;
 mod loops;
 mod races;
 mod readme_tour;

@@ -109,6 +109,15 @@ pub mod event {
     pub const AGENT_HUNG: &str = "agent_hung";
     /// A running agent found by a supervisor that (re)started.
     pub const AGENT_ADOPTED: &str = "agent_adopted";
+    /// Too many failures within the restart window: not restarted until
+    /// `society restart`.
+    pub const AGENT_FAILED: &str = "agent_failed";
+    pub const AGENT_SPAWN_FAILED: &str = "agent_spawn_failed";
+    pub const AGENT_CONFIG_INVALID: &str = "agent_config_invalid";
+    /// A file the supervisor consumes no longer matches its cursor.
+    pub const CURSOR_INCIDENT: &str = "cursor_incident";
+    /// Receiver protection blocked a sender for a while (or until lifted).
+    pub const SENDER_SANCTIONED: &str = "sender_sanctioned";
 }
 
 /// `event`s of an `llm` agent's ledger (`costs.jsonl`).

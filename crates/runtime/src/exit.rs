@@ -13,8 +13,10 @@ pub enum Code {
     Error = 1,
     /// Bad command-line usage.
     Usage = 2,
-    /// A lock is held: the agent folder is bound to another process, or a
-    /// supervisor already runs.
+    /// In use: what the command must hold itself is another's — the agent
+    /// folder is bound to another process, a supervisor already runs
+    /// (`supervise`), the `demo --dir` directory already holds a society.
+    /// Commands that only *ensure* a state (`up`, `init`) exit 0 instead.
     Locked = 3,
     /// Not found: no society here, unknown agent, case or approval request.
     NotFound = 4,
@@ -65,7 +67,7 @@ impl Code {
             Code::Ok => "ok",
             Code::Error => "error",
             Code::Usage => "usage",
-            Code::Locked => "lock held (folder in use / supervisor running)",
+            Code::Locked => "in use (agent folder locked, supervisor running, demo dir taken)",
             Code::NotFound => "not found (no society, unknown agent, case or request)",
             Code::Invalid => "invalid input or state",
             Code::Timeout => "timed out",

@@ -11,6 +11,7 @@ mod cases;
 mod commit;
 mod events;
 pub mod guard;
+mod journal;
 mod lifecycle;
 mod persist;
 mod plan;
@@ -111,6 +112,12 @@ pub fn run_supervisor(layout: &Layout, opts: Options) -> Result<(), SupervisorEr
     let mut lock = HeldLock::try_acquire(&layout.supervisor_lock())?;
     let started = time::now_rfc3339();
     lock.write_info(&LockInfo::me(started.clone(), 0))?;
+    tracing::info!(
+        pid = std::process::id(),
+        root = %layout.root().display(),
+        version = %env!("CARGO_PKG_VERSION"),
+        "supervisor started"
+    );
     lifecycle::ignore_wakeup_signal();
     let config = SocietyConfig::load(&layout.society_toml())?;
     let default_policy = default_policy(&config);
@@ -195,11 +202,17 @@ pub fn run_supervisor(layout: &Layout, opts: Options) -> Result<(), SupervisorEr
     sup.process_requests();
     sup.route_all();
     sup.activate_all();
+    tracing::info!(
+        agents = sup.slots.len(),
+        running = sup.live_count(),
+        "supervisor ready"
+    );
     sup.run(rx);
     sup.save_guard(true);
     sup.activity
         .event("supervisor_stopped", serde_json::json!({}));
     sup.write_status("stopped");
+    tracing::info!(pid = std::process::id(), "supervisor stopped");
     Ok(())
 }
 
@@ -215,6 +228,9 @@ pub(crate) struct Slot {
     pub restart: RestartState,
     /// Start again as soon as the current process is gone (`society restart`).
     pub restart_requested: bool,
+    /// The generation of the agent's current process, or of its last one:
+    /// the `gen` of the system events about it (see `lifecycle::start`).
+    pub gen: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -436,13 +452,14 @@ impl Supervisor {
             self.watch.add(&paths.outbox());
             let failed = self.ckpt.agents.get(&id).is_some_and(|r| r.failed);
             let (mut slot, problem) = broken::new_slot(&self.layout, &id, paths, failed);
+            tracing::debug!(agent = %id, gen = slot.gen, role = %slot.cfg.role, "found an agent folder");
             lifecycle::adopt_if_alive(&mut slot, &mut self.pids, &mut self.activity);
             let broken_now = matches!(slot.phase, Phase::Broken { .. });
             self.slots.insert(id.clone(), slot);
             self.status_dirty = true;
             if let (Some(reason), true) = (problem, broken_now) {
                 self.system_event(
-                    "agent_config_invalid",
+                    society_core::kinds::event::AGENT_CONFIG_INVALID,
                     id.as_str(),
                     serde_json::json!({"error": reason}),
                 );
@@ -483,8 +500,15 @@ impl Supervisor {
         Ok(())
     }
 
+    /// A record in `system-events.jsonl` about `agent` (an agent id, or
+    /// `supervisor`), with the agent's generation; also a log line.
     fn system_event(&mut self, event: &str, agent: &str, fields: serde_json::Value) {
-        let rec = activity::record(event, agent, 0, fields);
+        let gen = AgentId::new(agent)
+            .ok()
+            .and_then(|id| self.slots.get(&id))
+            .map_or(0, |s| s.gen);
+        let rec = activity::record(event, agent, gen, fields);
+        journal::system_event(&rec);
         if let Err(e) = self.events.append(&rec) {
             tracing::error!(error = %e, event, "failed to write system event");
         }

@@ -48,18 +48,22 @@ pub struct Down {
 
 /// Pid of the running supervisor, if its lock is held.
 pub fn supervisor_pid(layout: &Layout) -> Option<u32> {
-    match lock::probe(&layout.supervisor_lock()) {
+    let pid = match lock::probe(&layout.supervisor_lock()) {
         Ok(LockState::Held(info)) => Some(info.map_or(0, |i| i.pid)),
         _ => None,
-    }
+    };
+    tracing::debug!(lock = %layout.supervisor_lock().display(), pid, "probed the supervisor's lock");
+    pid
 }
 
 /// Starts the supervisor detached (`EXE --root ROOT supervise --detached`,
 /// stderr to the daemon log) unless one runs; waits until it is ready.
 pub fn ensure_supervisor(layout: &Layout, exe: &Path) -> Result<Started, ClientError> {
     if let Some(pid) = supervisor_pid(layout) {
+        tracing::info!(pid, root = %layout.root().display(), "the supervisor runs");
         return Ok(Started::Already(pid));
     }
+    tracing::info!(root = %layout.root().display(), exe = %exe.display(), "no supervisor runs: starting one");
     // A configuration the supervisor would refuse is the caller's error,
     // said here with its file, line and column, not in the daemon log.
     crate::config::SocietyConfig::load(&layout.society_toml())?;
@@ -93,6 +97,7 @@ pub fn ensure_supervisor(layout: &Layout, exe: &Path) -> Result<Started, ClientE
         if let Some(status) = exited {
             // Lost a race with another starter: fine if that one is up.
             if let Some(pid) = supervisor_pid(layout) {
+                tracing::info!(pid, "another command started the supervisor first");
                 return Ok(Started::Already(pid));
             }
             // Its own error message is in the daemon log: show it here.
@@ -127,6 +132,7 @@ pub fn ensure_supervisor(layout: &Layout, exe: &Path) -> Result<Started, ClientE
         .flatten()
         .is_some_and(|s| s.pid == child.id() && s.state == "running");
         if ready {
+            tracing::info!(pid = child.id(), log = %layout.daemon_log().display(), "the supervisor is ready");
             return Ok(Started::New(child.id()));
         }
         if Instant::now() >= deadline {
@@ -164,12 +170,18 @@ fn stop_supervisor(
     loop {
         let info = match lock::probe(&layout.supervisor_lock()) {
             Ok(LockState::Held(info)) => info,
-            _ => return Ok(ran.then_some(signalled)),
+            _ => {
+                if ran {
+                    tracing::info!(pid = signalled, "the supervisor has exited");
+                }
+                return Ok(ran.then_some(signalled));
+            }
         };
         ran = true;
         if signalled.is_none() {
             let info = info.filter(lock::LockInfo::is_alive);
             if let Some((pid, target)) = info.and_then(|i| Some((i.pid, process_target(i.pid)?))) {
+                tracing::info!(pid, "SIGTERM to the supervisor");
                 match kill(target, Signal::SIGTERM) {
                     // Gone since the probe: its lock is free at the next one.
                     Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
@@ -274,11 +286,13 @@ impl Orphan {
         match self.termed {
             Some((p, at)) if p == pid => {
                 if now >= at + self.grace && self.killed != Some(pid) {
+                    tracing::warn!(agent = %self.id, pid, "grace period over: SIGKILL");
                     signal_group(pid, Signal::SIGKILL);
                     self.killed = Some(pid);
                 }
             }
             _ => {
+                tracing::info!(agent = %self.id, pid, "SIGTERM to an agent running without a supervisor");
                 signal_group(pid, Signal::SIGTERM);
                 self.termed = Some((pid, now));
             }

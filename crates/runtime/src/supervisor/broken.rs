@@ -143,12 +143,17 @@ pub(super) fn new_slot(
         (None, true) => Phase::Failed,
         (None, false) => Phase::Down,
     };
+    let gen = atomic::read_json::<AgentCheckpoint>(&paths.checkpoint(), "agent checkpoint")
+        .ok()
+        .flatten()
+        .map_or(0, |c| c.generation);
     let slot = Slot {
         cfg,
         paths,
         phase,
         restart: crate::restart::RestartState::default(),
         restart_requested: false,
+        gen,
     };
     (slot, problem)
 }

@@ -174,6 +174,12 @@ impl Supervisor {
     /// The batch landed: advance its cursor, apply its decisions, clear the
     /// write-ahead record, then wake and run what it asked for.
     fn finish(&mut self, pending: PendingBatch, plan: Plan) {
+        tracing::debug!(
+            source = ?Source::of(&pending),
+            lines = plan.lines,
+            records = plan.deliveries.len(),
+            "batch landed"
+        );
         match Source::of(&pending) {
             Source::Outbox(a) => {
                 *self.ckpt.lines.entry(a.to_string()).or_default() += plan.lines;
@@ -194,7 +200,11 @@ impl Supervisor {
             guard,
             ..
         } = plan;
+        let events = self.layout.system_events();
         for d in &deliveries {
+            if d.dest == events {
+                super::journal::system_event(&d.record);
+            }
             if let Some(case) = self.case_of_log(&d.dest) {
                 if let Ok(v) = serde_json::from_slice::<Value>(&d.record) {
                     self.cases.apply(&case, &v);

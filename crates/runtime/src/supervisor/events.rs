@@ -28,6 +28,10 @@ pub(crate) fn signals(tx: Sender<Event>) -> Result<(), IoError> {
                 let ev = if sig == SIGCHLD {
                     Event::Child
                 } else {
+                    tracing::info!(
+                        signal = %signal_hook::low_level::signal_name(sig).unwrap_or("?"),
+                        "shutdown signal received"
+                    );
                     Event::Shutdown
                 };
                 if tx.send(ev).is_err() {

@@ -43,10 +43,19 @@ pub(super) fn adopt_if_alive(slot: &mut Slot, pids: &mut HashMap<i32, AgentId>, 
     if let Ok(LockState::Held(info)) = lock::probe(&slot.paths.lock()) {
         let known = info.filter(lock::LockInfo::is_alive);
         let pid = known.as_ref().map_or(0, |i| i.pid as i32);
+        let ckpt = checkpoint(slot);
+        // The lock names the holder's generation once it has read its
+        // checkpoint; until then the checkpoint's is the best guess.
+        slot.gen = known
+            .as_ref()
+            .map(|i| i.gen)
+            .filter(|g| *g > 0)
+            .unwrap_or(ckpt.generation);
         log.event(
             event::AGENT_ADOPTED,
-            json!({"agent": slot.cfg.id, "pid": pid}),
+            json!({"agent": slot.cfg.id, "gen": slot.gen, "pid": pid}),
         );
+        tracing::info!(agent = %slot.cfg.id, pid, gen = slot.gen, "adopted a running agent");
         if pid > 0 {
             pids.insert(pid, slot.cfg.id.clone());
         }
@@ -55,7 +64,7 @@ pub(super) fn adopt_if_alive(slot: &mut Slot, pids: &mut HashMap<i32, AgentId>, 
             child: false,
             start: known.and_then(|i| i.start),
             started: Instant::now(),
-            handled_at_start: handled(slot),
+            handled_at_start: ckpt.handled,
         });
     }
 }
@@ -70,6 +79,10 @@ fn learn_pid(slot: &mut Slot, pids: &mut HashMap<i32, AgentId>) {
         proc.pid = info.pid as i32;
         proc.start = info.start;
         pids.insert(proc.pid, slot.cfg.id.clone());
+        if info.gen > 0 {
+            slot.gen = info.gen;
+        }
+        tracing::debug!(agent = %slot.cfg.id, pid = info.pid, gen = slot.gen, "learnt the adopted agent's pid");
     }
 }
 
@@ -81,6 +94,7 @@ impl Supervisor {
         };
         match &slot.phase {
             Phase::Up(p) if p.signalable() => {
+                tracing::debug!(agent = %id, pid = p.pid, "mail: SIGUSR1");
                 let _ = kill(Pid::from_raw(p.pid), Signal::SIGUSR1);
             }
             Phase::Down => self.maybe_start(id, "on_demand"),
@@ -122,7 +136,7 @@ impl Supervisor {
         let Some(slot) = self.slots.get_mut(id) else {
             return;
         };
-        let handled_at_start = handled(slot);
+        let ckpt = checkpoint(slot);
         let stderr = std::fs::OpenOptions::new()
             .append(true)
             .create(true)
@@ -148,8 +162,12 @@ impl Supervisor {
                     child: true,
                     start: None,
                     started: Instant::now(),
-                    handled_at_start,
+                    handled_at_start: ckpt.handled,
                 });
+                // The process bumps the checkpoint's generation as it starts
+                // (it holds the folder's lock, so nobody else does): its
+                // events and ours about it carry the same number.
+                slot.gen = ckpt.generation + 1;
                 self.pids.insert(pid, id.clone());
                 self.status_dirty = true;
                 self.system_event(
@@ -160,7 +178,7 @@ impl Supervisor {
             }
             Err(e) => {
                 self.system_event(
-                    "agent_spawn_failed",
+                    event::AGENT_SPAWN_FAILED,
                     id.as_str(),
                     json!({"error": e.to_string(), "exe": self.exe}),
                 );
@@ -303,7 +321,7 @@ impl Supervisor {
                 self.record(id).failed = true;
                 self.save_state();
                 self.system_event(
-                    "agent_failed",
+                    event::AGENT_FAILED,
                     id.as_str(),
                     json!({"reason": why, "burst": burst, "window": humantime::format_duration(window).to_string(), "hint": format!("run `society restart {id}` once the cause is fixed")}),
                 );
@@ -424,6 +442,10 @@ impl Supervisor {
             "supervisor_stopping",
             json!({"live_agents": self.live_count()}),
         );
+        tracing::info!(
+            live_agents = self.live_count(),
+            "supervisor stopping: SIGTERM to every agent, SIGKILL after its grace"
+        );
         let ids: Vec<AgentId> = self.slots.keys().cloned().collect();
         for id in ids {
             self.stop(&id, "shutdown");
@@ -431,13 +453,20 @@ impl Supervisor {
     }
 }
 
-/// How many inbox lines the agent has consumed, per its checkpoint: handled
-/// or dead-lettered, either is progress through the inbox.
-fn handled(slot: &Slot) -> u64 {
+/// The agent's checkpoint (a default one if it has none or it cannot be
+/// read): how many messages it handled, its generation.
+fn checkpoint(slot: &Slot) -> AgentCheckpoint {
     atomic::read_json::<AgentCheckpoint>(&slot.paths.checkpoint(), "agent checkpoint")
         .ok()
         .flatten()
-        .map_or(0, |c| c.handled + c.dead_lettered)
+        .unwrap_or_default()
+}
+
+/// How many inbox lines the agent has consumed, per its checkpoint: handled
+/// or dead-lettered, either is progress through the inbox.
+fn handled(slot: &Slot) -> u64 {
+    let c = checkpoint(slot);
+    c.handled + c.dead_lettered
 }
 
 /// Does the agent have unconsumed mail? Only complete lines count: a torn

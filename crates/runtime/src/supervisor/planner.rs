@@ -38,6 +38,11 @@ pub(super) trait Directory {
     fn get(&self, id: &AgentId) -> Option<(&AgentConfig, &AgentPaths)>;
     /// The agents of `role`, in id order (the order `roles::pick` hashes into).
     fn with_role(&self, role: &str) -> Vec<&AgentId>;
+    /// The generation of the agent's current (or last) process, for the
+    /// `gen` of records about it; 0 if unknown.
+    fn gen(&self, _id: &AgentId) -> u64 {
+        0
+    }
 }
 
 impl Directory for BTreeMap<AgentId, Slot> {
@@ -50,6 +55,10 @@ impl Directory for BTreeMap<AgentId, Slot> {
             .filter(|(_, s)| s.cfg.role == role)
             .map(|(id, _)| id)
             .collect()
+    }
+
+    fn gen(&self, id: &AgentId) -> u64 {
+        BTreeMap::get(self, id).map_or(0, |s| s.gen)
     }
 }
 
@@ -186,16 +195,18 @@ impl Planner<'_> {
         plan.push(self.layout.case_log(case), true, src, record);
     }
 
-    /// A record in the system events, keyed by `src`.
+    /// A record in the system events, keyed by `src`, about `agent` (an
+    /// agent id, or `supervisor`) and carrying its generation.
     pub fn event(&self, plan: &mut Plan, event: &str, agent: &str, src: String, mut fields: Value) {
         if let Some(f) = fields.as_object_mut() {
             f.insert("src".into(), Value::String(src.clone()));
         }
+        let gen = AgentId::new(agent).map_or(0, |id| self.agents.gen(&id));
         plan.push(
             self.layout.system_events(),
             false,
             src,
-            activity::record(event, agent, 0, fields),
+            activity::record(event, agent, gen, fields),
         );
     }
 

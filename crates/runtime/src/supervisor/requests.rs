@@ -88,6 +88,15 @@ impl Supervisor {
         };
         self.activity
             .event("control", json!({"op": req.name(), "id": env.id}));
+        match &req {
+            Request::Start { agent }
+            | Request::Stop { agent }
+            | Request::Restart { agent }
+            | Request::Remove { agent } => {
+                tracing::info!(op = %req.name(), agent = %agent, id = %env.id, "control request");
+            }
+            _ => tracing::debug!(op = %req.name(), id = %env.id, "control request"),
+        }
         if let Request::Start { agent }
         | Request::Stop { agent }
         | Request::Restart { agent }

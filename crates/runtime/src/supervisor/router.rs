@@ -15,6 +15,7 @@ use super::state::Incident;
 use super::{file_len, Supervisor};
 use serde_json::json;
 use society_core::jsonl::CursorCheck;
+use society_core::kinds::event;
 use society_core::{AgentId, FormatError, MsgId};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -168,7 +169,7 @@ impl Supervisor {
         let planner = self.planner();
         planner.event(
             &mut plan,
-            "cursor_incident",
+            event::CURSOR_INCIDENT,
             key,
             format!("incident:{key}@{cursor}"),
             json!({"file": path, "kind": kind, "cursor": cursor, "len": len}),

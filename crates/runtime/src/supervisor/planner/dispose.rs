@@ -66,7 +66,8 @@ impl Planner<'_> {
         let src = format!("{receiver}@{}", env.id);
         let fields =
             json!({"src": src, "id": env.id, "from": env.from, "type": env.kind, "reason": reason});
-        let rec = activity::record(event::REFUSED, receiver.as_str(), 0, fields.clone());
+        let gen = self.agents.gen(receiver);
+        let rec = activity::record(event::REFUSED, receiver.as_str(), gen, fields.clone());
         plan.push(self.paths(receiver).deadletter(), true, src.clone(), rec);
         self.event(plan, event::MESSAGE_REFUSED, receiver.as_str(), src, fields);
         let sender = env.from.to_string();
@@ -86,7 +87,7 @@ impl Planner<'_> {
             });
             self.event(
                 plan,
-                "sender_sanctioned",
+                event::SENDER_SANCTIONED,
                 &sender,
                 format!("{}/sanction", env.id),
                 json!({"level": s.level, "violations": s.violations, "until": until, "last": reason}),

@@ -193,7 +193,11 @@ fn a_sanction_survives_a_supervisor_restart_shows_in_status_and_unblock_lifts_it
             .any(|r| r["agent"] == "loopa")
             .then_some(())
     });
-    assert!(s.status("loopa")["sanction"].is_null());
+    // `status` reads guard.json, which the supervisor saves just after the
+    // batch that wrote the event: wait for it too.
+    wait_until(SOON, "status to show no sanction", || {
+        s.status("loopa")["sanction"].is_null().then_some(())
+    });
     s.ok(&["send", "loopa", "once more"]);
     wait_until(SOON, "loopa's message delivered", || {
         (records(&s.agent("loopb").inbox()).len() > before).then_some(())

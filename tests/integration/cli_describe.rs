@@ -318,6 +318,10 @@ fn rm_of_a_stopped_agent_moves_it_and_a_new_one_of_the_same_id_starts_afresh() {
     let d = json_of(&s, &["describe", "w", "--json"]);
     assert_eq!(d["generation"], 1, "a fresh folder: {d}");
     assert_eq!(d["handled"], 0, "{d}");
+    assert!(
+        d["last_exit"].is_null(),
+        "the removed agent's exit is not the new one's: {d}"
+    );
     let id = s.ok(&["send", "w", "two"]);
     wait_reply(&s, &id);
 }

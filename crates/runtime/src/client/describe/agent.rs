@@ -98,10 +98,17 @@ pub(super) fn view(layout: &Layout, id: &AgentId) -> Result<AgentView, ClientErr
     } else {
         None
     };
-    let lifecycle = tail(&layout.system_events(), TAIL_BYTES)?
+    let mut lifecycle = tail(&layout.system_events(), TAIL_BYTES)?
         .into_iter()
         .filter(|r| r["agent"] == id.as_str())
         .collect::<Vec<_>>();
+    // An earlier agent of this id, removed by `society rm`, is not this one.
+    if let Some(removed) = lifecycle
+        .iter()
+        .rposition(|r| r["event"] == event::AGENT_REMOVED)
+    {
+        lifecycle.drain(..=removed);
+    }
     let since = since.or_else(|| {
         lifecycle
             .iter()

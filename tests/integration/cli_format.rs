@@ -147,6 +147,33 @@ fn every_read_command_prints_the_documented_json() {
     check(&s, "approvals", &["approvals"], true);
     check(&s, "case list", &["case", "list"], true);
     check(&s, "case show", &["case", "show", "c-format"], false);
+    let started = json!({"ts": now, "event": "supervisor_started", "agent": "supervisor",
+        "gen": 0, "pid": 1});
+    append(
+        &layout.supervisor_activity(),
+        &serde_json::to_vec(&started).unwrap(),
+    );
+    check(&s, "logs", &["logs"], true);
+    check(&s, "inbox", &["inbox"], true);
+    check(&s, "describe", &["describe", "worker-1"], false);
+    let describe = |name: &str| -> Value {
+        serde_json::from_str(&stdout(&s, &["describe", name, "-o", "json"])).unwrap()
+    };
+    assert_eq!(describe("c-format")["kind"], "case");
+    assert_eq!(
+        describe("c-format")["timeline"].as_array().map(Vec::len),
+        Some(2)
+    );
+    let approval = describe(&request.id.to_string());
+    assert_eq!(approval["kind"], "approval", "{approval}");
+    assert_eq!(approval["state"], "pending", "{approval}");
+    check(
+        &s,
+        "top --once",
+        &["top", "--once", "--interval", "100ms"],
+        false,
+    );
+    check(&s, "config reload", &["config", "reload"], false);
 
     // `--json` is `-o json`; with `-o` it is a usage error.
     assert_eq!(

@@ -37,6 +37,16 @@ fn every_printing_command_exits_quietly_when_its_reader_is_gone() {
         vec!["inbox"],
         vec!["logs"],
         vec!["send", "echo", "again"],
+        vec!["describe", "echo"],
+        vec!["describe", case.as_str(), "-o", "json"],
+        vec!["top", "--once", "--interval", "100ms"],
+        vec!["logs", "--since", "1h", "-o", "jsonl"],
+        vec!["inbox", "-o", "json"],
+        vec!["config", "reload"],
+        vec!["check"],
+        vec!["completions", "bash"],
+        vec!["man"],
+        vec!["--help"],
     ] {
         let out = run_with_closed_stdout(s.command(&args));
         let stderr = String::from_utf8_lossy(&out.stderr);

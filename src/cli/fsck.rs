@@ -33,7 +33,23 @@ struct Doc<'a> {
 }
 
 pub fn run(layout: &Layout, args: Args) -> anyhow::Result<Code> {
-    let report = fsck::run(layout, args.repair)?;
+    // A bar on a terminal's stderr: a large society has many files.
+    let bar = super::progress::bar(0);
+    let state_dir = layout.state_dir();
+    let report = fsck::run_with(layout, args.repair, &mut |p| match p {
+        fsck::Progress::Files(n) => bar.set_length(n as u64 + 3),
+        fsck::Progress::File(path) => {
+            bar.inc(1);
+            let name = path.strip_prefix(&state_dir).unwrap_or(path);
+            bar.set_message(name.display().to_string());
+        }
+        fsck::Progress::Phase(phase) => {
+            bar.inc(1);
+            bar.set_message(phase);
+        }
+    });
+    drop(bar);
+    let report = report?;
     let (problems, repaired) = (report.problems(), report.repaired());
     let code = match (problems, repaired) {
         (0, 0) => Code::Ok,

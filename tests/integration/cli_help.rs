@@ -498,3 +498,30 @@ fn the_demo_setup_spins_on_a_terminal_and_stdout_stays_the_story() {
         processes_mentioning(&root).is_empty().then_some(())
     });
 }
+
+#[test]
+fn fsck_shows_its_progress_on_a_terminal_stderr_only() {
+    let s = Society::new(BIN, crate::support::ECHO_TOML);
+    let out = s.run(&["fsck"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.is_empty(), "progress off a terminal: {stderr:?}");
+    if !have("script", "fsck's bar on a terminal") {
+        return;
+    }
+    let report = s.root().join("fsck.txt");
+    let line = format!(
+        "{} --root {} fsck > {}",
+        quoted(Path::new(BIN)),
+        quoted(s.root()),
+        quoted(&report)
+    );
+    let (rc, shown) = on_a_terminal(&line);
+    assert_eq!(rc, 0, "{shown}");
+    assert!(shown.contains("] 0/"), "a bar on the terminal: {shown:?}");
+    let report = std::fs::read_to_string(&report).unwrap();
+    assert!(
+        !report.contains('\x1b') && !report.contains("] 0/"),
+        "{report:?}"
+    );
+}

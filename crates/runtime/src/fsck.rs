@@ -103,13 +103,36 @@ impl Report {
     }
 }
 
+/// Where a run is, for a progress bar: a large society has many files.
+#[derive(Debug, Clone, Copy)]
+pub enum Progress<'a> {
+    /// The files to read, counted before reading them.
+    Files(usize),
+    /// This file is being read.
+    File(&'a std::path::Path),
+    /// The checks across files: `cursors`, `approvals`, `processes`.
+    Phase(&'static str),
+}
+
 /// Runs every check. With `repair`, applies the safe repairs and records them.
 pub fn run(layout: &Layout, repair: bool) -> Result<Report, FormatError> {
+    run_with(layout, repair, &mut |_| {})
+}
+
+/// [`run`], telling `progress` where it is.
+pub fn run_with(
+    layout: &Layout,
+    repair: bool,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Report, FormatError> {
     layout.check_format()?;
     let mut report = Report::default();
-    let scan = files::scan(layout, repair, &mut report)?;
+    let scan = files::scan(layout, repair, &mut report, progress)?;
+    progress(Progress::Phase("cursors"));
     checks::cursors(layout, &scan, repair, &mut report)?;
+    progress(Progress::Phase("approvals"));
     checks::approvals(layout, &mut report)?;
+    progress(Progress::Phase("processes"));
     processes::check(layout, repair, &mut report)?;
     Ok(report)
 }

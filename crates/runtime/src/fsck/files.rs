@@ -27,14 +27,17 @@ pub(super) fn scan(
     layout: &Layout,
     repair: bool,
     report: &mut Report,
+    progress: &mut dyn FnMut(super::Progress),
 ) -> Result<Scan, FormatError> {
     let mut files = Vec::new();
     collect(layout.state_dir(), &mut files)?;
     files.sort();
+    progress(super::Progress::Files(files.len()));
     let quarantined = quarantined(layout, &files)?;
     let cursors = consumer_cursors(layout)?;
     let mut scan = Scan::default();
     for path in files {
+        progress(super::Progress::File(&path));
         report.files += 1;
         let envelopes = holds_envelopes(layout, &path);
         let mut starts = HashSet::new();

@@ -40,7 +40,7 @@ pub fn run(layout: &Layout, args: Args) -> anyhow::Result<Code> {
         fsck::Progress::Files(n) => bar.set_length(n as u64 + 3),
         fsck::Progress::File(path) => {
             bar.inc(1);
-            let name = path.strip_prefix(&state_dir).unwrap_or(path);
+            let name = path.strip_prefix(state_dir).unwrap_or(path);
             bar.set_message(name.display().to_string());
         }
         fsck::Progress::Phase(phase) => {

@@ -271,8 +271,9 @@ impl Table {
     }
 
     /// Keeps column `index` whole when the table is cut to fit, up to
-    /// `up_to` display columns (and at least that wide if it is wider):
-    /// ids and states are worth more than free text.
+    /// `up_to` display columns or half the width, whichever is more (and at
+    /// least that wide if it is wider): ids and states are worth more than
+    /// free text, and a wide terminal shows a long id whole.
     pub fn keep(&mut self, index: usize, up_to: u16) -> &mut Self {
         self.keep.push((index, up_to));
         self
@@ -301,10 +302,12 @@ impl Table {
         for (i, c) in self.inner.column_iter_mut().enumerate() {
             c.set_padding((0, if i >= last { 0 } else { 2 }));
         }
-        if self.width.is_some() {
+        if let Some(width) = self.width {
             for &(index, up_to) in &self.keep {
                 let content = self.widths.get(index).copied().unwrap_or(0);
-                let min = u16::try_from(content).unwrap_or(u16::MAX).min(up_to);
+                let min = u16::try_from(content)
+                    .unwrap_or(u16::MAX)
+                    .min(up_to.max(width / 2));
                 if let Some(c) = self.inner.column_mut(index).filter(|c| !c.is_hidden()) {
                     // A lower boundary is what comfy-table gives the column
                     // when space is short (not more), and it counts the

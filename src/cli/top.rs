@@ -68,6 +68,8 @@ fn render(report: &Report, format: output::Format) -> String {
         ],
         format,
     );
+    // Ids and states whole; the numbers give way first.
+    table.keep(0, 32).keep(1, 8);
     for r in &report.agents {
         table.row(vec![
             r.id.to_string(),

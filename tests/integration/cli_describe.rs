@@ -376,7 +376,8 @@ fn top_once_shows_a_busy_agent_and_fits_80_columns() {
     assert_eq!(row["spend_usd"], 0.0);
     assert!(report["interval_ms"].as_u64().unwrap() >= 900, "{report}");
 
-    // 80 columns hold the whole id; 50 do not, and the table is cut to fit.
+    // 80 columns hold the whole table; at 50 the numbers are cut to fit,
+    // never the id.
     for cols in [80, 50] {
         let out = s
             .command(&["top", "--once", "--interval", "200ms"])
@@ -385,7 +386,7 @@ fn top_once_shows_a_busy_agent_and_fits_80_columns() {
             .unwrap();
         assert!(out.status.success());
         let text = String::from_utf8(out.stdout).unwrap();
-        assert_eq!(text.contains(id), cols == 80, "{text}");
+        assert!(text.contains(id), "{text}");
         assert_eq!(text.contains('…'), cols == 50, "{text}");
         for line in text.lines() {
             assert!(

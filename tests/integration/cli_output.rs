@@ -378,3 +378,24 @@ actions = [ { do = "reply" } ]
     );
     assert!(s.stop_supervisor().success());
 }
+
+#[test]
+fn a_long_id_is_whole_on_a_terminal_wide_enough_for_it() {
+    let id = "averyveryverylongagentname-xyz-123";
+    let toml = format!("[[agent]]\nid = \"{id}\"\nrole = \"echo\"\nbrain = \"echo\"\n");
+    let mut s = Society::new(BIN, &toml);
+    s.start_supervisor();
+    society_testkit::wait_until(crate::support::SOON, "the agent provisioned", || {
+        s.agent(id).config().exists().then_some(())
+    });
+    for cols in ["200", "80"] {
+        let out = s
+            .command(&["status"])
+            .env("COLUMNS", cols)
+            .output()
+            .unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.contains(id), "COLUMNS={cols}: {text}");
+    }
+    s.stop_supervisor();
+}

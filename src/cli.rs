@@ -171,7 +171,8 @@ enum Command {
     #[command(after_help = examples!(
         "society logs -n 30",
         "society logs helper-1 -f",
-        "society logs --case c-01J... --json | jq -c '{ts, event, agent}'"
+        "society logs --since 10m --event agent_exited",
+        "society logs --case c-01J... -o jsonl | jq -c '{ts, event, agent}'"
     ))]
     Logs(logs::Args),
     /// Stop an agent gracefully and keep it stopped (its folder stays).
@@ -192,7 +193,8 @@ enum Command {
     #[command(after_help = examples!(
         "society inbox -n 20",
         "society inbox -f",
-        "society inbox --json | jq -c 'select(.type == \"approval_request\")'"
+        "society inbox --since today",
+        "society inbox -o jsonl | jq -c 'select(.type == \"approval_request\")'"
     ))]
     Inbox(inbox::Args),
     /// Send one message to every agent (or every agent of a role); prints

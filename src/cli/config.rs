@@ -9,9 +9,10 @@ use society_runtime::client::config;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
-    /// Validate society.toml, then apply it to the running supervisor: start
-    /// added agents, restart changed ones, stop removed ones (folders stay),
-    /// use the new routing and defaults.
+    /// Validate society.toml, then apply it to the running supervisor: add
+    /// agents (started as any agent is: at once if keep_alive, else on their
+    /// first message), restart changed ones, stop removed ones (folders
+    /// stay), use the new routing and defaults.
     #[command(after_help = examples!(
         "society config reload                 # after editing society.toml",
         "society config reload -o json | jq .reloaded.added"
@@ -71,10 +72,10 @@ fn reload(layout: &Layout, args: ReloadArgs) -> anyhow::Result<Code> {
     }
     outln!("reloaded {}", layout.society_toml().display());
     if !done.added.is_empty() {
-        outln!("  added (started):    {}", ids(&done.added));
+        outln!("  added:     {}", ids(&done.added));
     }
     if !done.changed.is_empty() {
-        outln!("  changed (restarted): {}", ids(&done.changed));
+        outln!("  changed (restarted if running): {}", ids(&done.changed));
     }
     if !done.removed.is_empty() {
         outln!(

@@ -11,7 +11,8 @@ use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Only this agent's records (same as --agent).
+    /// Only this agent's records (same as --agent; `supervisor` is the
+    /// supervisor's own log).
     id: Option<String>,
     /// Only these agents' records (repeatable; with --case: the case's
     /// records that name one as `agent`, `from`, `to` or `by`).
@@ -24,7 +25,8 @@ pub struct Args {
     /// Only this case's timeline (its case log).
     #[arg(long, value_name = "C")]
     case: Option<String>,
-    /// Only records of this event (repeatable): message_handled, exited, ….
+    /// Only records of this event (repeatable): message_handled,
+    /// message_failed, agent_started, agent_exited, … (FORMAT.md lists them).
     #[arg(long, value_name = "E")]
     event: Vec<String>,
     /// Only records at or after this time: 10m (ago), today, 14:05,
@@ -127,7 +129,21 @@ pub fn run(layout: &Layout, mut args: Args) -> anyhow::Result<Code> {
         .iter()
         .map(|s| s.history.path().to_path_buf())
         .collect();
+    // Following every agent follows the agents created meanwhile too (their
+    // files are read from the start: everything in them is new).
+    let every_agent = args.case.is_none() && args.id.is_none() && args.agent.is_empty();
     super::follow::follow(&paths, || {
+        if every_agent {
+            for id in layout.agent_ids()? {
+                let activity = layout.agent(&id).activity();
+                if !sources.iter().any(|s| s.history.path() == activity) {
+                    sources.push(Source {
+                        history: History::new(layout, activity),
+                        only: None,
+                    });
+                }
+            }
+        }
         let new = collect(&mut sources, &filter)?;
         print(&new, format)
     })
@@ -165,6 +181,11 @@ fn sources(layout: &Layout, args: &Args) -> anyhow::Result<Vec<Source>> {
     match agents.is_empty() {
         false => {
             for id in &agents {
+                // The supervisor writes a log of its own, like an agent.
+                if id.as_str() == "supervisor" {
+                    out.push(src(layout.supervisor_activity(), None));
+                    continue;
+                }
                 let paths = layout.agent(id);
                 if !paths.config().exists() {
                     return Err(coded(

@@ -186,6 +186,16 @@ fn since_until_event_and_agent_filter_what_logs_prints() {
     );
     assert_eq!(arr.as_array().map(Vec::len), Some(1), "{arr}");
     assert_eq!(arr[0]["n"], 6);
+    // The supervisor's own log, by name, as the AGENT column shows it.
+    let sup = s.ok(&["logs", "supervisor", "-o", "jsonl"]);
+    assert!(!sup.is_empty());
+    for l in sup.lines() {
+        assert_eq!(
+            serde_json::from_str::<Value>(l).unwrap()["agent"],
+            "supervisor",
+            "{l}"
+        );
+    }
     let (rc, _, err) = code(&s, &["logs", "--since", "last tuesday"]);
     assert_eq!(rc, 2, "{err}");
     assert!(
@@ -304,4 +314,48 @@ fn inbox_takes_since_and_follows_from_the_last_ten() {
     let _ = child.kill();
     let _ = child.wait();
     assert_eq!(body_ns(&first.join("\n")), (3..=12).collect::<Vec<_>>());
+}
+
+#[test]
+fn follow_picks_up_agents_created_after_it_started() {
+    let s = society();
+    let mut child = s
+        .command(&["logs", "-f", "-o", "jsonl"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let wait_for = |n: u64| loop {
+        let line = rx
+            .recv_timeout(SOON)
+            .unwrap_or_else(|_| panic!("logs -f never printed n={n}"));
+        let v: Value = serde_json::from_str(&line).unwrap();
+        if v["n"] == n {
+            return;
+        }
+    };
+    // Following: a record of an existing agent arrives.
+    append(
+        &s.agent(ALPHA).activity(),
+        &record(&now_minus(0), ALPHA, "tick", 1),
+    );
+    wait_for(1);
+    // An agent created now (as spawn does: a folder with its config).
+    let late = s.agent("late");
+    std::fs::create_dir_all(&late.dir).unwrap();
+    std::fs::copy(s.agent("bravo").config(), late.config()).unwrap();
+    append(&late.activity(), &record(&now_minus(0), "late", "tick", 2));
+    wait_for(2);
+    let _ = child.kill();
+    let _ = child.wait();
 }

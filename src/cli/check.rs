@@ -18,6 +18,9 @@ pub fn run(layout: &Layout) -> anyhow::Result<Code> {
             broken.push(format!("  agent {id}: {e}"));
         }
     }
+    for path in layout.agent_entries_not_folders()? {
+        broken.push(format!("  {}: not a folder", path.display()));
+    }
     if !broken.is_empty() {
         return Err(coded(
             Code::Invalid,

@@ -115,3 +115,36 @@ fn human_output_names_file_offset_and_verdict() {
     assert!(text.contains("orchestrator/inbox.jsonl@"), "{text}");
     assert!(text.contains("1 problem(s)"), "{text}");
 }
+
+#[test]
+fn an_agent_folder_replaced_by_a_file_is_a_problem_everywhere() {
+    let mut s = Society::new(BIN, crate::support::ECHO_TOML);
+    s.start_supervisor();
+    society_testkit::wait_until(crate::support::SOON, "echo provisioned", || {
+        s.agent("echo").config().exists().then_some(())
+    });
+    s.stop_supervisor();
+    let dir = s.agent("echo").dir;
+    std::fs::rename(&dir, s.root().join("echo-moved")).unwrap();
+    std::fs::write(&dir, b"junk").unwrap();
+    let status: serde_json::Value = serde_json::from_str(&s.ok(&["status", "--json"])).unwrap();
+    let problems = status["problems"].to_string();
+    assert!(
+        problems.contains("agent-echo") && problems.contains("not a folder"),
+        "{status}"
+    );
+    let out = s.run(&["fsck"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(9), "{text}");
+    assert!(
+        text.contains("agent-echo") && text.contains("not a folder"),
+        "{text}"
+    );
+    let out = s.run(&["check"]);
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -241,6 +241,27 @@ impl Layout {
         Ok(ids)
     }
 
+    /// Entries named like an agent's folder (`agent-<id>`) that are not
+    /// folders: an agent whose folder was replaced by a file, which
+    /// [`Layout::agent_ids`] cannot list and nothing can run.
+    pub fn agent_entries_not_folders(&self) -> Result<Vec<PathBuf>, IoError> {
+        let mut out = Vec::new();
+        let entries = std::fs::read_dir(&self.state).map_err(io("list", &self.state))?;
+        for entry in entries {
+            let entry = entry.map_err(io("list", &self.state))?;
+            let is_agent_name = entry
+                .file_name()
+                .to_str()
+                .and_then(agent_of_dir_name)
+                .is_some();
+            if is_agent_name && !entry.path().is_dir() {
+                out.push(entry.path());
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
     /// Creates the state tree; idempotent. Refuses a tree of another format.
     pub fn create(&self) -> Result<(), FormatError> {
         for dir in [

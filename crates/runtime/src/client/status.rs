@@ -94,6 +94,15 @@ pub fn collect(layout: &Layout, only: Option<&AgentId>) -> Result<Report, Client
         Some(id) => vec![id.clone()],
         None => layout.agent_ids()?,
     };
+    if only.is_none() {
+        for path in layout.agent_entries_not_folders()? {
+            problems.push(format!(
+                "{} is not a folder: that agent cannot run and its mail is not delivered \
+                 (put its folder back, or move the entry away)",
+                path.display()
+            ));
+        }
+    }
     let ctx = Ctx {
         sup_status: sup_status.as_ref(),
         sup_ckpt: &sup_ckpt,

@@ -20,6 +20,16 @@ pub(super) fn cursors(
     for id in layout.agent_ids()? {
         agent_state(layout, &id, scan, repair, report)?;
     }
+    for path in layout.agent_entries_not_folders()? {
+        report.problem(
+            "agent_folder",
+            Some(path),
+            None,
+            "named like an agent's folder but not a folder: that agent cannot run \
+             (put its folder back, or move the entry away)"
+                .into(),
+        );
+    }
     supervisor_state(layout, scan, repair, report)
 }
 

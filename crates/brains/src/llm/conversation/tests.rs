@@ -35,6 +35,7 @@ fn tail_says_what_is_due_and_survives_reload_and_torn_lines() {
                 input: 3,
                 output: 4,
             },
+            thinking: vec![],
         },
         1,
     )
@@ -107,6 +108,7 @@ fn finish_and_text_answers_end_the_exchange() {
             text: Some("hello".into()),
             calls: vec![],
             usage: Usage::default(),
+            thinking: vec![],
         },
         1,
     )
@@ -128,6 +130,7 @@ fn finish_and_text_answers_end_the_exchange() {
             text: None,
             calls: vec![call("f", "finish")],
             usage: Usage::default(),
+            thinking: vec![],
         },
         1,
     )

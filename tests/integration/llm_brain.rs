@@ -7,3 +7,4 @@ mod budget;
 mod conversation;
 mod resilience;
 mod support;
+mod wire;

@@ -35,7 +35,7 @@ mod session;
 mod tools;
 mod workspace;
 
-pub use config::{Limits, LlmConfig, Price, Provider};
+pub use config::{Limits, LlmConfig, MaxTokensField, Price, Provider, ReasoningEffort};
 pub use error::LlmError;
 
 use crate::{Action, Brain, BrainError, Context};

@@ -2,7 +2,11 @@
 //! `anthropic-version`; the system prompt is a top-level field; tools carry
 //! an `input_schema`; the model's `tool_use` blocks are answered by
 //! `tool_result` blocks in the next user message; usage in
-//! `usage.input_tokens` / `usage.output_tokens`.
+//! `usage.input_tokens` / `usage.output_tokens`. With `thinking_budget`,
+//! requests ask for extended thinking, and the `thinking` /
+//! `redacted_thinking` blocks of every answer go back verbatim, first in
+//! their assistant message, as the API requires. `stop_reason:
+//! "max_tokens"` marks an answer cut at the limit.
 
 use super::conversation::{ModelReply, ToolCall, Turn, Usage};
 use super::openai::Request;
@@ -16,12 +20,18 @@ pub fn body(r: &Request<'_>) -> Value {
     for turn in r.turns {
         let (role, block) = match turn {
             Turn::User { text, .. } => ("user", vec![json!({"type": "text", "text": text})]),
-            Turn::Assistant { text, calls, .. } => {
-                let mut blocks: Vec<Value> = text
-                    .iter()
-                    .filter(|t| !t.is_empty())
-                    .map(|t| json!({"type": "text", "text": t}))
-                    .collect();
+            Turn::Assistant {
+                text,
+                calls,
+                thinking,
+                ..
+            } => {
+                let mut blocks: Vec<Value> = thinking.clone();
+                blocks.extend(
+                    text.iter()
+                        .filter(|t| !t.is_empty())
+                        .map(|t| json!({"type": "text", "text": t})),
+                );
                 blocks.extend(calls.iter().map(
                     |c| json!({"type": "tool_use", "id": c.id, "name": c.name, "input": c.args}),
                 ));
@@ -60,8 +70,20 @@ pub fn body(r: &Request<'_>) -> Value {
     if let Some(t) = r.temperature {
         body["temperature"] = json!(t);
     }
+    // The budget must stay below max_tokens, which a spending budget may
+    // have lowered: thinking gets what is left, and is left out when that
+    // is under the API's minimum.
+    if let Some(budget) = r.thinking_budget {
+        let budget = budget.min(r.max_tokens.saturating_sub(1));
+        if budget >= MIN_THINKING_BUDGET {
+            body["thinking"] = json!({"type": "enabled", "budget_tokens": budget});
+        }
+    }
     body
 }
+
+/// Anthropic's smallest `budget_tokens`.
+pub const MIN_THINKING_BUDGET: u64 = 1024;
 
 pub fn parse(v: &Value) -> Result<ModelReply, String> {
     let content = v
@@ -70,8 +92,10 @@ pub fn parse(v: &Value) -> Result<ModelReply, String> {
         .ok_or("no content list in the answer")?;
     let mut texts = Vec::new();
     let mut calls = Vec::new();
+    let mut thinking = Vec::new();
     for block in content {
         match block.get("type").and_then(Value::as_str) {
+            Some("thinking" | "redacted_thinking") => thinking.push(block.clone()),
             Some("text") => {
                 if let Some(t) = block.get("text").and_then(Value::as_str) {
                     texts.push(t.to_string());
@@ -105,12 +129,24 @@ pub fn parse(v: &Value) -> Result<ModelReply, String> {
             .and_then(Value::as_u64)
             .unwrap_or(0),
     };
-    Ok(ModelReply { text, calls, usage })
+    let stop_reason = v
+        .get("stop_reason")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    Ok(ModelReply {
+        text,
+        calls,
+        usage,
+        thinking,
+        truncated: stop_reason.as_deref() == Some("max_tokens"),
+        stop_reason,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::llm::config::MaxTokensField;
     use society_core::MsgId;
 
     #[test]
@@ -132,6 +168,7 @@ mod tests {
                 text: Some("ok".into()),
                 calls: vec![call],
                 usage: Usage::default(),
+                thinking: vec![json!({"type": "redacted_thinking", "data": "abc"})],
             },
             Turn::Tool {
                 msg: m1,
@@ -152,15 +189,49 @@ mod tests {
             system: "sys",
             turns: &turns,
             max_tokens: 9,
+            max_tokens_field: MaxTokensField::MaxTokens,
             temperature: None,
+            reasoning_effort: None,
+            thinking_budget: None,
         });
         assert_eq!(b["system"], "sys");
         let msgs = b["messages"].as_array().expect("messages");
         assert_eq!(msgs.len(), 3, "{msgs:?}");
-        assert_eq!(msgs[1]["content"][1]["type"], "tool_use");
+        assert_eq!(
+            msgs[1]["content"][0],
+            json!({"type": "redacted_thinking", "data": "abc"}),
+            "thinking first, verbatim"
+        );
+        assert_eq!(msgs[1]["content"][1]["text"], "ok");
+        assert_eq!(msgs[1]["content"][2]["type"], "tool_use");
         assert_eq!(msgs[2]["content"][0]["type"], "tool_result");
         assert_eq!(msgs[2]["content"][1]["text"], "two");
         assert!(b["tools"][0]["input_schema"].is_object());
+        assert_eq!(b.get("thinking"), None);
+        let thinking = |max_tokens, budget| {
+            body(&Request {
+                model: "claude",
+                system: "sys",
+                turns: &turns,
+                max_tokens,
+                max_tokens_field: MaxTokensField::MaxTokens,
+                temperature: None,
+                reasoning_effort: None,
+                thinking_budget: Some(budget),
+            })
+            .get("thinking")
+            .cloned()
+        };
+        assert_eq!(
+            thinking(8000, 2000),
+            Some(json!({"type": "enabled", "budget_tokens": 2000}))
+        );
+        assert_eq!(
+            thinking(1500, 2000),
+            Some(json!({"type": "enabled", "budget_tokens": 1499})),
+            "a budget-lowered max_tokens lowers the thinking budget"
+        );
+        assert_eq!(thinking(1024, 2000), None, "too little left to think");
     }
 
     #[test]
@@ -178,6 +249,14 @@ mod tests {
                 output: 2
             }
         );
+        assert!(!r.truncated);
         assert!(parse(&json!({"type": "message"})).is_err());
+        let signed = json!({"type": "thinking", "thinking": "hmm", "signature": "sig=="});
+        let v = json!({"content": [signed, {"type": "text", "text": "The ans"}],
+            "stop_reason": "max_tokens"});
+        let r = parse(&v).expect("parse");
+        assert_eq!(r.thinking, vec![signed]);
+        assert_eq!(r.text.as_deref(), Some("The ans"));
+        assert!(r.truncated);
     }
 }

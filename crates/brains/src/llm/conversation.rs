@@ -5,7 +5,8 @@
 //! ```json
 //! {"ts":"..","gen":1,"turn":"user","msg":"01J..","text":"from: orchestrator\n..."}
 //! {"ts":"..","gen":1,"turn":"assistant","msg":"01J..","step":1,"text":null,
-//!  "calls":[{"id":"call_1","name":"write_file","args":{..}}],"usage":{"input":12,"output":5}}
+//!  "calls":[{"id":"call_1","name":"write_file","args":{..}}],"usage":{"input":12,"output":5},
+//!  "thinking":[{"type":"thinking","thinking":"..","signature":".."}]}
 //! {"ts":"..","gen":1,"turn":"tool","msg":"01J..","step":1,"call":"call_1","name":"write_file",
 //!  "args":{..},"result":"wrote 12 bytes","ok":true}
 //! ```
@@ -50,6 +51,10 @@ pub enum Turn {
         text: Option<String>,
         calls: Vec<ToolCall>,
         usage: Usage,
+        /// Anthropic's `thinking` / `redacted_thinking` blocks, verbatim
+        /// (signature included): the API wants them back unchanged.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        thinking: Vec<serde_json::Value>,
     },
     Tool {
         msg: MsgId,
@@ -71,11 +76,16 @@ impl Turn {
 }
 
 /// A model's answer, in the neutral shape.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ModelReply {
     pub text: Option<String>,
     pub calls: Vec<ToolCall>,
     pub usage: Usage,
+    pub thinking: Vec<serde_json::Value>,
+    /// `finish_reason` / `stop_reason` as the provider said it.
+    pub stop_reason: Option<String>,
+    /// The provider stopped at the token limit: the answer is cut.
+    pub truncated: bool,
 }
 
 /// What a tool call that never ran tells the model in later requests.

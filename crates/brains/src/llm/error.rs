@@ -53,6 +53,18 @@ pub enum LlmError {
         retry_after_s: u64,
         retry_max_s: u64,
     },
+    #[error("{provider} cut the answer off at max_tokens = {max_tokens} (stop reason {stop_reason:?}); the cut answer was not delivered: raise max_tokens{hint}")]
+    Truncated {
+        provider: &'static str,
+        max_tokens: u64,
+        stop_reason: String,
+        hint: String,
+    },
+    #[error("{provider} answered with neither text nor tool calls (stop reason {stop_reason:?}): nothing to deliver, the attempt failed")]
+    EmptyAnswer {
+        provider: &'static str,
+        stop_reason: String,
+    },
     #[error("step limit: {max_steps} model calls without finishing (max_steps)")]
     StepLimit { max_steps: u32 },
     #[error("failed to read the system prompt {}", path.display())]

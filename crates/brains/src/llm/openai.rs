@@ -1,8 +1,12 @@
 //! OpenAI-compatible chat completions: `POST {base_url}/v1/chat/completions`
 //! with `Authorization: Bearer <key>`; tools as functions; the model's
 //! `tool_calls` answered by `tool` role messages; usage in
-//! `usage.prompt_tokens` / `usage.completion_tokens`.
+//! `usage.prompt_tokens` / `usage.completion_tokens`. The answer's token
+//! limit goes under `max_tokens` or, for OpenAI's reasoning models, under
+//! `max_completion_tokens` (they refuse the former); `finish_reason:
+//! "length"` marks an answer cut at that limit.
 
+use super::config::{MaxTokensField, ReasoningEffort};
 use super::conversation::{ModelReply, ToolCall, Turn, Usage};
 use super::tools;
 use serde_json::{json, Value};
@@ -12,7 +16,13 @@ pub struct Request<'a> {
     pub system: &'a str,
     pub turns: &'a [Turn],
     pub max_tokens: u64,
+    /// OpenAI only (Anthropic has one name).
+    pub max_tokens_field: MaxTokensField,
     pub temperature: Option<f64>,
+    /// OpenAI only.
+    pub reasoning_effort: Option<ReasoningEffort>,
+    /// Anthropic only.
+    pub thinking_budget: Option<u64>,
 }
 
 pub fn body(r: &Request<'_>) -> Value {
@@ -44,10 +54,13 @@ pub fn body(r: &Request<'_>) -> Value {
             json!({"type": "function", "function": {"name": name, "description": description, "parameters": parameters}})
         })
         .collect();
-    let mut body =
-        json!({"model": r.model, "messages": messages, "tools": tools, "max_tokens": r.max_tokens});
+    let mut body = json!({"model": r.model, "messages": messages, "tools": tools});
+    body[r.max_tokens_field.key()] = json!(r.max_tokens);
     if let Some(t) = r.temperature {
         body["temperature"] = json!(t);
+    }
+    if let Some(e) = r.reasoning_effort {
+        body["reasoning_effort"] = json!(e.name());
     }
     body
 }
@@ -55,6 +68,10 @@ pub fn body(r: &Request<'_>) -> Value {
 /// Reads an answer. `step` makes ids for tool calls that come without one
 /// (some local servers omit them), so they stay stable in the log.
 pub fn parse(v: &Value, step: u32) -> Result<ModelReply, String> {
+    let stop_reason = v
+        .pointer("/choices/0/finish_reason")
+        .and_then(Value::as_str)
+        .map(str::to_string);
     let message = v
         .pointer("/choices/0/message")
         .filter(|m| m.is_object())
@@ -101,7 +118,14 @@ pub fn parse(v: &Value, step: u32) -> Result<ModelReply, String> {
             .and_then(Value::as_u64)
             .unwrap_or(0),
     };
-    Ok(ModelReply { text, calls, usage })
+    Ok(ModelReply {
+        text,
+        calls,
+        usage,
+        thinking: Vec::new(),
+        truncated: stop_reason.as_deref() == Some("length"),
+        stop_reason,
+    })
 }
 
 #[cfg(test)]
@@ -128,6 +152,7 @@ mod tests {
                 text: None,
                 calls: vec![call],
                 usage: Usage::default(),
+                thinking: vec![],
             },
             Turn::Tool {
                 msg: m,
@@ -144,7 +169,10 @@ mod tests {
             system: "sys",
             turns: &turns,
             max_tokens: 50,
+            max_tokens_field: MaxTokensField::MaxTokens,
             temperature: Some(0.2),
+            reasoning_effort: None,
+            thinking_budget: None,
         });
         assert_eq!(
             b["messages"][0],
@@ -159,7 +187,22 @@ mod tests {
             json!({"role": "tool", "tool_call_id": "c1", "content": "x"})
         );
         assert_eq!(b["max_tokens"], 50);
+        assert_eq!(b.get("max_completion_tokens"), None);
+        assert_eq!(b.get("reasoning_effort"), None);
         assert_eq!(b["tools"].as_array().map(Vec::len), Some(8));
+        let b = body(&Request {
+            model: "o3",
+            system: "sys",
+            turns: &turns,
+            max_tokens: 60,
+            max_tokens_field: MaxTokensField::MaxCompletionTokens,
+            temperature: None,
+            reasoning_effort: Some(ReasoningEffort::High),
+            thinking_budget: None,
+        });
+        assert_eq!(b["max_completion_tokens"], 60);
+        assert_eq!(b.get("max_tokens"), None);
+        assert_eq!(b["reasoning_effort"], "high");
     }
 
     #[test]
@@ -179,6 +222,12 @@ mod tests {
                 output: 3
             }
         );
+        assert!(!r.truncated);
         assert!(parse(&json!({"choices": []}), 1).is_err());
+        let cut =
+            json!({"choices": [{"message": {"content": "The ans"}, "finish_reason": "length"}]});
+        let r = parse(&cut, 1).expect("parse");
+        assert!(r.truncated);
+        assert_eq!(r.stop_reason.as_deref(), Some("length"));
     }
 }

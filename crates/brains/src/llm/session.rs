@@ -15,6 +15,9 @@ use society_core::jsonl::{append_one, Durability};
 use society_core::{Envelope, MsgId};
 use std::time::Instant;
 
+/// The tool whose call ends a message; text said alongside it is delivered.
+const FINISH: &str = "finish";
+
 /// Longest tool result (and argument string) kept in `tools.jsonl`.
 const SUMMARY: usize = 200;
 
@@ -101,26 +104,36 @@ fn call_model(
 ) -> Result<Option<Exceeded>, CallError> {
     let cfg = &llm.cfg;
     let turns = conv.for_request();
-    let req = openai::Request {
+    let mut req = openai::Request {
         model: &cfg.model,
         system,
         turns: &turns,
         max_tokens: cfg.max_tokens,
+        max_tokens_field: cfg.max_tokens_field(),
         temperature: cfg.temperature,
+        reasoning_effort: cfg.reasoning_effort,
+        thinking_budget: cfg.thinking_budget,
     };
-    let mut body = match cfg.provider {
-        Provider::Openai => openai::body(&req),
-        Provider::Anthropic => anthropic::body(&req),
+    let build = |req: &openai::Request<'_>| match cfg.provider {
+        Provider::Openai => openai::body(req),
+        Provider::Anthropic => anthropic::body(req),
     };
+    let mut body = build(&req);
     let size = serde_json::to_vec(&body).map_or(0, |b| b.len() as u64);
     let last = conv.last_usage().map_or(0, |u| u.input + u.output);
     let estimate = size.div_ceil(4).max(last);
     let mine = ledger::tally(ctx.folder)?;
     let society = ledger::society_tally(ctx.folder)?;
     match budget::check(cfg, &mine, &society, estimate) {
-        Ok(max_tokens) => body["max_tokens"] = json!(max_tokens),
+        // Built again: the limit's field name and the thinking budget depend on it.
+        Ok(max_tokens) if max_tokens != req.max_tokens => {
+            req.max_tokens = max_tokens;
+            body = build(&req);
+        }
+        Ok(_) => {}
         Err(exceeded) => return Ok(Some(exceeded)),
     }
+    let sent_max_tokens = req.max_tokens;
     let client = llm.client()?;
     let cfg = &llm.cfg;
     let (agent, gen) = (ctx.agent.as_str().to_string(), ctx.gen);
@@ -159,6 +172,25 @@ fn call_model(
         usage["priced"] = json!(false);
     }
     Ledger::new(ctx.folder, &agent, gen).append(society_core::kinds::ledger::USAGE, usage)?;
+    // Charged, but kept out of the conversation: the retried attempt calls
+    // the model again instead of finding a "done" tail.
+    let stop_reason = reply.stop_reason.clone().unwrap_or_default();
+    if reply.truncated {
+        return Err(LlmError::Truncated {
+            provider,
+            max_tokens: sent_max_tokens,
+            stop_reason,
+            hint: truncation_hint(cfg, sent_max_tokens),
+        }
+        .into());
+    }
+    if reply.text.is_none() && reply.calls.is_empty() {
+        return Err(LlmError::EmptyAnswer {
+            provider,
+            stop_reason,
+        }
+        .into());
+    }
     conv.push(
         Turn::Assistant {
             msg: msg.id,
@@ -166,10 +198,27 @@ fn call_model(
             text: reply.text,
             calls: reply.calls,
             usage: reply.usage,
+            thinking: reply.thinking,
         },
         gen,
     )?;
     Ok(None)
+}
+
+/// What else to change when an answer is cut: thinking and reasoning
+/// tokens count against the same limit.
+fn truncation_hint(cfg: &super::LlmConfig, sent: u64) -> String {
+    let mut hint = String::new();
+    if sent < cfg.max_tokens {
+        hint.push_str(&format!(" (a budget lowered it from {})", cfg.max_tokens));
+    }
+    if let Some(b) = cfg.thinking_budget {
+        hint.push_str(&format!(", or lower thinking_budget ({b})"));
+    }
+    if let Some(e) = cfg.reasoning_effort {
+        hint.push_str(&format!(", or lower reasoning_effort ({})", e.name()));
+    }
+    hint
 }
 
 fn execute(
@@ -206,10 +255,16 @@ fn execute(
 }
 
 /// The actions of everything recorded for `msg`, in log order: one per
-/// successful message tool call, and a reply for a text-only answer.
+/// successful message tool call, and a reply for the text of an answer
+/// that ends the message — a text-only answer, or text alongside `finish`
+/// when no `reply` call answered the sender already.
 fn actions_of(conv: &Conversation, msg: MsgId, inbound: &Inbound) -> Vec<Action> {
+    let turns: Vec<&Turn> = conv.turns.iter().filter(|t| t.msg() == msg).collect();
+    let replied = turns
+        .iter()
+        .any(|t| matches!(t, Turn::Tool { name, ok: true, .. } if name == "reply"));
     let mut actions = Vec::new();
-    for turn in conv.turns.iter().filter(|t| t.msg() == msg) {
+    for turn in turns {
         match turn {
             Turn::Tool {
                 name,
@@ -223,7 +278,7 @@ fn actions_of(conv: &Conversation, msg: MsgId, inbound: &Inbound) -> Vec<Action>
                 text: Some(text),
                 calls,
                 ..
-            } if calls.is_empty() => {
+            } if calls.is_empty() || (!replied && calls.iter().any(|c| c.name == FINISH)) => {
                 if inbound.text_replies {
                     let args = json!({"body": {"text": text}});
                     actions.extend(tools::rebuild("reply", &args, &inbound.reply_to));

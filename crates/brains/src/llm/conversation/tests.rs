@@ -35,6 +35,7 @@ fn tail_says_what_is_due_and_survives_reload_and_torn_lines() {
                 input: 3,
                 output: 4,
             },
+            thinking: vec![],
         },
         1,
     )
@@ -107,6 +108,7 @@ fn finish_and_text_answers_end_the_exchange() {
             text: Some("hello".into()),
             calls: vec![],
             usage: Usage::default(),
+            thinking: vec![],
         },
         1,
     )
@@ -128,6 +130,7 @@ fn finish_and_text_answers_end_the_exchange() {
             text: None,
             calls: vec![call("f", "finish")],
             usage: Usage::default(),
+            thinking: vec![],
         },
         1,
     )
@@ -147,4 +150,42 @@ fn finish_and_text_answers_end_the_exchange() {
     )
     .expect("push");
     assert_eq!(c.next(), Next::Done);
+}
+
+#[test]
+fn thinking_blocks_survive_a_reload_and_older_lines_have_none() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let m = MsgId::generate();
+    let signed = json!({"type": "thinking", "thinking": "hmm", "signature": "c2ln"});
+    let mut c = Conversation::load(dir.path(), "k").expect("load");
+    c.push(
+        Turn::Assistant {
+            msg: m,
+            step: 1,
+            text: Some("hi".into()),
+            calls: vec![],
+            usage: Usage::default(),
+            thinking: vec![signed.clone()],
+        },
+        1,
+    )
+    .expect("push");
+    let old = format!(
+        r#"{{"ts":"2025-01-01T00:00:00Z","gen":1,"turn":"assistant","msg":"{m}","step":2,"text":"x","calls":[],"usage":{{"input":1,"output":1}}}}"#
+    );
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(c.path())
+        .expect("open");
+    std::io::Write::write_all(&mut f, format!("{old}\n").as_bytes()).expect("write");
+    let c = Conversation::load(dir.path(), "k").expect("reload");
+    let thinking: Vec<_> = c
+        .turns
+        .iter()
+        .map(|t| match t {
+            Turn::Assistant { thinking, .. } => thinking.clone(),
+            _ => panic!("{t:?}"),
+        })
+        .collect();
+    assert_eq!(thinking, vec![vec![signed], vec![]]);
 }

@@ -108,7 +108,12 @@ fn cells(r: &Row) -> Vec<String> {
         r.id.to_string(),
         state(r),
         r.state_since.as_deref().map_or_else(dash, table::age),
-        r.inbox_pending.to_string(),
+        // A broken agent's cursor cannot be read: its mail waits, uncounted.
+        if r.state == "broken" {
+            "?".to_string()
+        } else {
+            r.inbox_pending.to_string()
+        },
         r.handled.to_string(),
         r.dead_lettered.to_string(),
         r.case.clone().unwrap_or_else(dash),

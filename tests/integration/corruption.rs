@@ -101,6 +101,14 @@ fn a_corrupt_config_breaks_one_agent_not_the_society() {
             .unwrap()
     };
     assert_eq!(row("e1")["state"], "broken");
+    // The table does not say its mail is 0: it cannot be counted.
+    let table = s.ok(&["status", "-o", "wide"]);
+    let line = table.lines().find(|l| l.starts_with("e1 ")).unwrap();
+    assert_eq!(
+        line.split_whitespace().nth(3),
+        Some("?"),
+        "INBOX of a broken agent: {table}"
+    );
     assert!(
         row("e1")["reason"]
             .as_str()

@@ -89,16 +89,18 @@ pub fn call(
                 provider,
                 attempts: retry,
                 last: why,
+                retry_after: after,
             }
             .into());
         }
         let mut delay = retry::backoff(cfg.retry_initial, cfg.retry_max, retry);
         if let Some(after) = after {
             if after > cfg.retry_max {
+                // Not a failure of the message: the runtime defers it.
                 return Err(LlmError::RateLimited {
                     provider,
-                    retry_after_s: after.as_secs(),
-                    retry_max_s: cfg.retry_max.as_secs(),
+                    retry_after: after,
+                    retry_max: cfg.retry_max,
                 }
                 .into());
             }
@@ -235,6 +237,7 @@ fn verdict(cfg: &LlmConfig, key: Option<&str>, raw: Raw) -> Verdict {
                 .unwrap_or("(none: api_key_env = \"\")")
                 .to_string(),
             status,
+            detail,
         }),
         408 | 409 | 425 | 429 | 500..=599 => Verdict::Retry {
             why: format!("HTTP {status}: {detail}"),

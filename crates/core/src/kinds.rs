@@ -132,4 +132,7 @@ pub mod ledger {
     pub const BUDGET_REQUESTED: &str = "budget_requested";
     /// The orchestrator granted it.
     pub const BUDGET_EXTENDED: &str = "budget_extended";
+    /// A request sent but never answered (a timeout, a cut connection): the
+    /// provider may bill it, nobody knows how much.
+    pub const UNKNOWN_COST: &str = "unknown_cost";
 }

@@ -73,7 +73,11 @@ fn permanent_errors_dead_letter_at_the_first_failure() {
             Reply::error(400, "invalid_request_error", "temperature out of range"),
             "HTTP 400): temperature out of range",
         ),
-        ("garbled", Reply::raw(200, "{\"choices\": ["), "malformed response"),
+        (
+            "garbled",
+            Reply::raw(200, "{\"choices\": ["),
+            "malformed response",
+        ),
     ];
     let fakes: Vec<FakeLlm> = cases.iter().map(|_| FakeLlm::start()).collect();
     let toml: String = cases
@@ -93,7 +97,9 @@ fn permanent_errors_dead_letter_at_the_first_failure() {
         assert_eq!(fake.count(), 2, "{id}: one call per message");
         let failed = events(&s, id, "message_failed");
         assert_eq!(failed.len(), 2, "{id}: {failed:?}");
-        assert!(failed.iter().all(|f| f["attempt"] == 1 && f["permanent"] == true));
+        assert!(failed
+            .iter()
+            .all(|f| f["attempt"] == 1 && f["permanent"] == true));
         let dead = events(&s, id, "message_dead_lettered");
         let reason = dead[0]["reason"].as_str().unwrap();
         assert!(
@@ -112,7 +118,13 @@ fn permanent_errors_dead_letter_at_the_first_failure() {
 fn retry_after_defers_the_message_across_a_restart() {
     let (long, short) = (FakeLlm::start(), FakeLlm::start());
     let toml = llm_agent("long", &long, "openai", "", "max_attempts = 2")
-        + &llm_agent("short", &short, "openai", ", retries = 1", "max_attempts = 2");
+        + &llm_agent(
+            "short",
+            &short,
+            "openai",
+            ", retries = 1",
+            "max_attempts = 2",
+        );
     let mut s = start(&toml);
     // retry_max is 2s: 4s is beyond it, so the brain gives the wait to the runtime.
     long.push([
@@ -170,4 +182,37 @@ fn retry_after_defers_the_message_across_a_restart() {
     assert_eq!(events(&s, "short", "message_deferred").len(), 1);
     s.stop_supervisor();
     let _ = records(&s.layout().orchestrator_inbox());
+}
+
+/// A request that timed out was sent, and may be billed: the ledger says so.
+#[test]
+fn a_timed_out_call_leaves_an_unknown_cost_line() {
+    let fake = FakeLlm::start();
+    let mut s = start(&llm_agent(
+        "slow",
+        &fake,
+        "openai",
+        r#", retries = 1, timeout = "300ms""#,
+        "",
+    ));
+    fake.push([
+        openai::text("too late", (1, 1)).delayed(Duration::from_secs(3)),
+        openai::text("in time", (1, 1)),
+    ]);
+    let id = s.ok(&["send", "slow", "go"]);
+    wait_orchestrator(&s, "the reply", |r| r["reply_to"] == id.as_str());
+    let costs = agent_records(&s, "slow", "costs.jsonl");
+    let kinds: Vec<&str> = costs.iter().map(|r| r["event"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["unknown_cost", "usage"], "{costs:?}");
+    let unknown = &costs[0];
+    assert_eq!(unknown["id"], id.as_str());
+    assert_eq!(unknown["step"], 1);
+    let sent = fake.requests()[0].body.to_string().len() as u64;
+    let bytes = unknown["request_bytes"].as_u64().unwrap();
+    assert!(
+        bytes > 100 && bytes.abs_diff(sent) < 64,
+        "{bytes} vs {sent}"
+    );
+    assert!(unknown["reason"].as_str().unwrap().contains("timeout"));
+    s.stop_supervisor();
 }

@@ -122,7 +122,9 @@ mod tests {
             detail: "Incorrect API key".into(),
         };
         assert!(unauthorized.is_permanent());
-        assert!(unauthorized.to_string().contains("HTTP 401: Incorrect API key"));
+        assert!(unauthorized
+            .to_string()
+            .contains("HTTP 401: Incorrect API key"));
         let exhausted = |retry_after| LlmError::RetriesExhausted {
             provider: "openai",
             attempts: 2,

@@ -45,13 +45,17 @@ enum Verdict {
 }
 
 /// Sends `body` until it gets an answer, a final error, or runs out of
-/// retries. `on_retry(hooks, retry, why, delay)` is told about every retry.
+/// retries. `on_retry(hooks, retry, why, delay)` is told about every retry,
+/// `unanswered(bytes, why)` about every request that may have reached the
+/// provider but got no answer (a timeout, a connection cut after sending):
+/// hosted providers bill those too.
 pub fn call(
     client: &reqwest::blocking::Client,
     cfg: &LlmConfig,
     body: &Value,
     hooks: &mut dyn Hooks,
     mut on_retry: impl FnMut(&mut dyn Hooks, u32, &str, Duration),
+    mut unanswered: impl FnMut(u64, &str) -> Result<(), LlmError>,
 ) -> Result<Value, CallError> {
     let provider = cfg.provider.name();
     let key = match cfg.key_env() {
@@ -81,7 +85,12 @@ pub fn call(
             Ok(Verdict::Answer(v)) => return Ok(v),
             Ok(Verdict::Fail(e)) => return Err(e.into()),
             Ok(Verdict::Retry { why, after }) => (why, after),
-            Err(why) => (why, None),
+            Err(Transport { why, sent }) => {
+                if sent {
+                    unanswered(bytes.len() as u64, &why)?;
+                }
+                (why, None)
+            }
         };
         retry += 1;
         if retry > cfg.retries {
@@ -131,14 +140,21 @@ fn pause(d: Duration, hooks: &mut dyn Hooks) -> Result<(), CallError> {
     Ok(())
 }
 
-/// One HTTP exchange. `Err` is a transport failure (retryable), described.
+/// A transport failure (retryable), described.
+struct Transport {
+    why: String,
+    /// The request may have reached the provider (not a failed connect).
+    sent: bool,
+}
+
+/// One HTTP exchange.
 fn send(
     client: &reqwest::blocking::Client,
     cfg: &LlmConfig,
     key: Option<&str>,
     body: Vec<u8>,
     hooks: &mut dyn Hooks,
-) -> Result<Result<Raw, String>, CallError> {
+) -> Result<Result<Raw, Transport>, CallError> {
     let mut req = client
         .post(cfg.endpoint())
         .header("content-type", "application/json")
@@ -178,7 +194,12 @@ fn send(
     loop {
         match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(Ok(raw)) => return Ok(Ok(raw)),
-            Ok(Err(e)) => return Ok(Err(describe(&e, cfg))),
+            Ok(Err(e)) => {
+                return Ok(Err(Transport {
+                    why: describe(&e, cfg),
+                    sent: !e.is_connect(),
+                }))
+            }
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 hooks.heartbeat();
                 if hooks.should_stop() {
@@ -187,7 +208,10 @@ fn send(
                 }
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => {
-                return Ok(Err("the HTTP thread ended without an answer".into()))
+                return Ok(Err(Transport {
+                    why: "the HTTP thread ended without an answer".into(),
+                    sent: true,
+                }))
             }
         }
     }

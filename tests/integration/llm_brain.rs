@@ -3,6 +3,7 @@
 //! No network beyond loopback, no real key: `TEST_LLM_KEY` holds a fake one,
 //! and every test ends by grepping every file of the society for it.
 
+mod attempts;
 mod budget;
 mod conversation;
 mod resilience;

@@ -91,6 +91,23 @@ pub enum BrainError {
     },
 }
 
+impl BrainError {
+    /// Repeating the message cannot help (a refused key, a rejected
+    /// request): the runtime dead-letters it at once.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, BrainError::Llm(e) if e.is_permanent())
+    }
+
+    /// The message must not be tried again for this long (a provider's
+    /// `Retry-After`): the runtime defers it without counting an attempt.
+    pub fn wait(&self) -> Option<std::time::Duration> {
+        match self {
+            BrainError::Llm(e) => e.wait(),
+            _ => None,
+        }
+    }
+}
+
 /// Every brain kind [`build`] knows, for `--brain` and error messages.
 pub const KINDS: [&str; 4] = ["echo", "script", "command", "llm"];
 

@@ -81,6 +81,10 @@ pub mod event {
     pub const MESSAGE_HANDLED: &str = "message_handled";
     /// A message whose id the agent had already handled.
     pub const DUPLICATE_DROPPED: &str = "duplicate_dropped";
+    /// A message waits (a provider's `Retry-After`) without counting an attempt.
+    pub const MESSAGE_DEFERRED: &str = "message_deferred";
+    /// An attempt at a message failed; it will be tried again.
+    pub const MESSAGE_FAILED: &str = "message_failed";
     /// In an agent's activity log: it dead-lettered an inbox line.
     pub const MESSAGE_DEAD_LETTERED: &str = "message_dead_lettered";
     /// A dead-letter file's record (`deadletter.jsonl`).
@@ -128,4 +132,7 @@ pub mod ledger {
     pub const BUDGET_REQUESTED: &str = "budget_requested";
     /// The orchestrator granted it.
     pub const BUDGET_EXTENDED: &str = "budget_extended";
+    /// A request sent but never answered (a timeout, a cut connection): the
+    /// provider may bill it, nobody knows how much.
+    pub const UNKNOWN_COST: &str = "unknown_cost";
 }

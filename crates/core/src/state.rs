@@ -276,6 +276,10 @@ pub struct InFlight {
     /// are replayed one by one, each checked against outputs already written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch_end: Option<u64>,
+    /// The message was deferred (a provider's `Retry-After`): no attempt
+    /// starts before this time (RFC 3339), in this process or the next.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<String>,
 }
 
 /// What a live agent process says it is doing.

@@ -387,7 +387,10 @@ impl Agent {
         }
         let mut rest = &batch.lines[..];
         while !rest.is_empty() && !self.stopping() {
-            let grouped = self.handle_batch(rest)?;
+            let (grouped, halt) = self.handle_batch(rest)?;
+            if halt {
+                break;
+            }
             if grouped > 0 {
                 rest = &rest[grouped..];
                 continue;

@@ -45,6 +45,14 @@ pub fn start(toml: &str) -> Society {
     s
 }
 
+/// Requests whose body mentions `text` (a message id: each request carries its message).
+pub fn requests_about(fake: &FakeLlm, text: &str) -> Vec<Request> {
+    fake.requests()
+        .into_iter()
+        .filter(|r| r.body.to_string().contains(text))
+        .collect()
+}
+
 /// Records of `file` in an agent folder.
 pub fn agent_records(s: &Society, id: &str, file: &str) -> Vec<Value> {
     records(&s.agent(id).dir.join(file))

@@ -2,6 +2,7 @@
 //! provider, the model and the environment variable involved, never a key.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LlmError {
@@ -9,11 +10,12 @@ pub enum LlmError {
     MissingKey { provider: &'static str, var: String },
     #[error("the API key for {provider} in environment variable {var} holds characters an HTTP header cannot carry (a stray newline?)")]
     BadKey { provider: &'static str, var: String },
-    #[error("{provider} refused the API key from environment variable {var} (HTTP {status}): check the key and its permissions")]
+    #[error("{provider} refused the API key from environment variable {var} (HTTP {status}: {detail}): check the key and its permissions")]
     Unauthorized {
         provider: &'static str,
         var: String,
         status: u16,
+        detail: String,
     },
     #[error("{provider} does not know model {model:?} (HTTP {status}): {detail}")]
     UnknownModel {
@@ -46,12 +48,14 @@ pub enum LlmError {
         provider: &'static str,
         attempts: u32,
         last: String,
+        /// The last answer's `Retry-After`: the message waits that long.
+        retry_after: Option<Duration>,
     },
-    #[error("{provider} asks to wait {retry_after_s}s before retrying, longer than retry_max ({retry_max_s}s)")]
+    #[error("{provider} asks to wait {}s before retrying, longer than retry_max ({}s)", retry_after.as_secs(), retry_max.as_secs())]
     RateLimited {
         provider: &'static str,
-        retry_after_s: u64,
-        retry_max_s: u64,
+        retry_after: Duration,
+        retry_max: Duration,
     },
     #[error("{provider} cut the answer off at max_tokens = {max_tokens} (stop reason {stop_reason:?}); the cut answer was not delivered: raise max_tokens{hint}")]
     Truncated {
@@ -87,4 +91,69 @@ pub enum LlmError {
         #[source]
         source: society_core::IoError,
     },
+}
+
+impl LlmError {
+    /// The same request would fail the same way: a refused or missing key,
+    /// an unknown model, a request the provider rejects, an answer we cannot
+    /// read. Repeating the message only bills more calls.
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            LlmError::MissingKey { .. }
+                | LlmError::BadKey { .. }
+                | LlmError::Unauthorized { .. }
+                | LlmError::UnknownModel { .. }
+                | LlmError::ContextTooLong { .. }
+                | LlmError::Rejected { .. }
+                | LlmError::Malformed { .. }
+        )
+    }
+
+    /// How long the provider asked us not to call (`Retry-After`): the
+    /// message should wait that long rather than count a failed attempt.
+    pub fn wait(&self) -> Option<Duration> {
+        match self {
+            LlmError::RateLimited { retry_after, .. } => Some(*retry_after),
+            LlmError::RetriesExhausted { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permanent_errors_and_waits() {
+        let unauthorized = LlmError::Unauthorized {
+            provider: "openai",
+            var: "K".into(),
+            status: 401,
+            detail: "Incorrect API key".into(),
+        };
+        assert!(unauthorized.is_permanent());
+        assert!(unauthorized
+            .to_string()
+            .contains("HTTP 401: Incorrect API key"));
+        let exhausted = |retry_after| LlmError::RetriesExhausted {
+            provider: "openai",
+            attempts: 2,
+            last: "HTTP 429".into(),
+            retry_after,
+        };
+        assert!(!exhausted(None).is_permanent());
+        assert_eq!(exhausted(None).wait(), None);
+        let s = Duration::from_secs(3);
+        assert_eq!(exhausted(Some(s)).wait(), Some(s));
+        let limited = LlmError::RateLimited {
+            provider: "openai",
+            retry_after: Duration::from_secs(30),
+            retry_max: Duration::from_secs(2),
+        };
+        assert!(!limited.is_permanent());
+        assert_eq!(limited.wait(), Some(Duration::from_secs(30)));
+        assert!(!LlmError::StepLimit { max_steps: 3 }.is_permanent());
+    }
 }

@@ -45,13 +45,17 @@ enum Verdict {
 }
 
 /// Sends `body` until it gets an answer, a final error, or runs out of
-/// retries. `on_retry(hooks, retry, why, delay)` is told about every retry.
+/// retries. `on_retry(hooks, retry, why, delay)` is told about every retry,
+/// `unanswered(bytes, why)` about every request that may have reached the
+/// provider but got no answer (a timeout, a connection cut after sending):
+/// hosted providers bill those too.
 pub fn call(
     client: &reqwest::blocking::Client,
     cfg: &LlmConfig,
     body: &Value,
     hooks: &mut dyn Hooks,
     mut on_retry: impl FnMut(&mut dyn Hooks, u32, &str, Duration),
+    mut unanswered: impl FnMut(u64, &str) -> Result<(), LlmError>,
 ) -> Result<Value, CallError> {
     let provider = cfg.provider.name();
     let key = match cfg.key_env() {
@@ -81,7 +85,12 @@ pub fn call(
             Ok(Verdict::Answer(v)) => return Ok(v),
             Ok(Verdict::Fail(e)) => return Err(e.into()),
             Ok(Verdict::Retry { why, after }) => (why, after),
-            Err(why) => (why, None),
+            Err(Transport { why, sent }) => {
+                if sent {
+                    unanswered(bytes.len() as u64, &why)?;
+                }
+                (why, None)
+            }
         };
         retry += 1;
         if retry > cfg.retries {
@@ -89,16 +98,18 @@ pub fn call(
                 provider,
                 attempts: retry,
                 last: why,
+                retry_after: after,
             }
             .into());
         }
         let mut delay = retry::backoff(cfg.retry_initial, cfg.retry_max, retry);
         if let Some(after) = after {
             if after > cfg.retry_max {
+                // Not a failure of the message: the runtime defers it.
                 return Err(LlmError::RateLimited {
                     provider,
-                    retry_after_s: after.as_secs(),
-                    retry_max_s: cfg.retry_max.as_secs(),
+                    retry_after: after,
+                    retry_max: cfg.retry_max,
                 }
                 .into());
             }
@@ -129,14 +140,21 @@ fn pause(d: Duration, hooks: &mut dyn Hooks) -> Result<(), CallError> {
     Ok(())
 }
 
-/// One HTTP exchange. `Err` is a transport failure (retryable), described.
+/// A transport failure (retryable), described.
+struct Transport {
+    why: String,
+    /// The request may have reached the provider (not a failed connect).
+    sent: bool,
+}
+
+/// One HTTP exchange.
 fn send(
     client: &reqwest::blocking::Client,
     cfg: &LlmConfig,
     key: Option<&str>,
     body: Vec<u8>,
     hooks: &mut dyn Hooks,
-) -> Result<Result<Raw, String>, CallError> {
+) -> Result<Result<Raw, Transport>, CallError> {
     let mut req = client
         .post(cfg.endpoint())
         .header("content-type", "application/json")
@@ -176,7 +194,12 @@ fn send(
     loop {
         match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(Ok(raw)) => return Ok(Ok(raw)),
-            Ok(Err(e)) => return Ok(Err(describe(&e, cfg))),
+            Ok(Err(e)) => {
+                return Ok(Err(Transport {
+                    why: describe(&e, cfg),
+                    sent: !e.is_connect(),
+                }))
+            }
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 hooks.heartbeat();
                 if hooks.should_stop() {
@@ -185,7 +208,10 @@ fn send(
                 }
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => {
-                return Ok(Err("the HTTP thread ended without an answer".into()))
+                return Ok(Err(Transport {
+                    why: "the HTTP thread ended without an answer".into(),
+                    sent: true,
+                }))
             }
         }
     }
@@ -235,6 +261,7 @@ fn verdict(cfg: &LlmConfig, key: Option<&str>, raw: Raw) -> Verdict {
                 .unwrap_or("(none: api_key_env = \"\")")
                 .to_string(),
             status,
+            detail,
         }),
         408 | 409 | 425 | 429 | 500..=599 => Verdict::Retry {
             why: format!("HTTP {status}: {detail}"),

@@ -157,6 +157,13 @@ fn call_model(
             "step": step, "retry": retry, "reason": why, "delay_ms": delay.as_millis() as u64}),
             );
         },
+        |bytes, why| {
+            Ledger::new(ctx.folder, &agent, gen).append(
+                society_core::kinds::ledger::UNKNOWN_COST,
+                json!({"provider": provider, "model": cfg.model, "request_bytes": bytes,
+                    "reason": why, "case": inbound.case, "id": msg.id, "step": step}),
+            )
+        },
     )?;
     let reply = match cfg.provider {
         Provider::Openai => openai::parse(&answer, step),

@@ -10,8 +10,10 @@
 //! poison message is isolated and counted like any other. A batch closes after
 //! [`BATCH_WINDOW`] of brain time, so slow brains (an LLM, a program) still go
 //! one message at a time and keep their latency; a brain error, a stop
-//! request or an oversize output ends the batch before that message, which
-//! then takes the single path.
+//! request or an oversize output ends the batch at that message, which
+//! then takes the single path. A brain error is that message's attempt 1,
+//! recorded (in flight, `message_failed`) like any other, so the single path
+//! goes on with attempt 2 and no attempt goes unseen.
 
 use super::{Agent, AgentError};
 use serde_json::json;
@@ -29,13 +31,14 @@ const BATCH_WINDOW: Duration = Duration::from_millis(5);
 
 impl Agent {
     /// Handles a prefix of `lines` as one batch; returns how many lines it
-    /// consumed (0: use the single-message path for `lines[0]`).
-    pub(crate) fn handle_batch(&mut self, lines: &[Line]) -> Result<usize, AgentError> {
+    /// consumed (0: use the single-message path for `lines[0]`) and whether
+    /// the pass over the inbox ends here (a failed attempt, to be retried).
+    pub(crate) fn handle_batch(&mut self, lines: &[Line]) -> Result<(usize, bool), AgentError> {
         if lines.len() < 2 || self.ckpt.in_flight.is_some() || self.ckpt.replay.is_some() {
-            return Ok(0);
+            return Ok((0, false));
         }
         let Ok(first) = Envelope::parse(&lines[0].bytes) else {
-            return Ok(0);
+            return Ok((0, false));
         };
         let lines = &lines[..lines.len().min(BATCH_LINES)];
         self.at_outbox_end(|agent, outbox_offset| {
@@ -47,6 +50,7 @@ impl Agent {
                 outbox_offset,
                 last_error: None,
                 batch_end: Some(lines[lines.len() - 1].end),
+                not_before: None,
             });
             agent.save().map_err(Into::into)
         })?;
@@ -63,6 +67,8 @@ impl Agent {
         let mut handled: Vec<MsgId> = Vec::new();
         let mut events = Vec::new();
         let mut consumed = 0;
+        // A brain error ends the batch; the attempt it cost is recorded below.
+        let mut failure = None;
         for line in lines {
             if self.stopping() || (consumed > 0 && started.elapsed() >= BATCH_WINDOW) {
                 break;
@@ -101,7 +107,11 @@ impl Agent {
                     Ok(r) => r,
                     Err(_) => break, // oversize: the single path records the failure
                 },
-                Err(BrainError::Abandoned) | Err(_) => break,
+                Err(BrainError::Abandoned) => break,
+                Err(e) => {
+                    failure = Some((line, env, e));
+                    break;
+                }
             };
             // Logged once the outputs are written: `message_handled` is
             // what `fsck --repair` takes as proof that a message was handled.
@@ -133,6 +143,32 @@ impl Agent {
             self.ckpt.handled += 1;
         }
         self.save()?;
-        Ok(consumed)
+        let Some((line, env, err)) = failure else {
+            return Ok((consumed, false));
+        };
+        // The failed message's attempt 1 happened: record it as the single
+        // path would, so its next attempt is counted as attempt 2.
+        self.at_outbox_end(|agent, outbox_offset| {
+            agent.ckpt.in_flight = Some(InFlight {
+                id: env.id,
+                attempt: 1,
+                started: time::now_rfc3339(),
+                offset: line.offset,
+                outbox_offset,
+                last_error: None,
+                batch_end: None,
+                not_before: None,
+            });
+            agent.save().map_err(Into::into)
+        })?;
+        self.attempt_on_disk = Some((env.id, 1));
+        self.activity.event(
+            event::MESSAGE_RECEIVED,
+            json!({"id": env.id, "from": env.from, "type": env.kind, "case": env.case, "attempt": 1, "offset": line.offset}),
+        );
+        match self.brain_failed(line, &env, 1, &err)? {
+            super::delivery::Outcome::Advanced => Ok((consumed + 1, false)),
+            _ => Ok((consumed, true)),
+        }
     }
 }

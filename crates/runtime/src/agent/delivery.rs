@@ -51,6 +51,18 @@ impl Agent {
             self.advance(line, None)?;
             return Ok(Outcome::Advanced);
         }
+        let not_before = self
+            .ckpt
+            .in_flight
+            .as_ref()
+            .filter(|f| f.id == env.id)
+            .and_then(|f| f.not_before.as_deref())
+            .and_then(time::parse_rfc3339);
+        if let Some(until) = not_before {
+            if !self.wait_until(until) {
+                return Ok(Outcome::Abandoned);
+            }
+        }
         let previous = self.ckpt.in_flight.take().filter(|f| f.id == env.id);
         let attempt = previous.as_ref().map_or(1, |f| f.attempt + 1);
         if attempt > self.cfg.policy.max_attempts {
@@ -83,6 +95,7 @@ impl Agent {
                 outbox_offset: known.unwrap_or(end),
                 last_error: None,
                 batch_end: None,
+                not_before: None,
             });
             agent.save()?;
             Ok(known.unwrap_or(end))
@@ -132,9 +145,60 @@ impl Agent {
                 );
                 Outcome::Abandoned
             }
-            Err(e) => self.failed(&env, attempt, e.to_string())?,
+            Err(e) => self.brain_failed(line, &env, attempt, &e)?,
         };
         Ok(outcome)
+    }
+
+    /// What a brain error means for the message in flight: a permanent one
+    /// dead-letters it now, a provider's `Retry-After` defers it without
+    /// counting the attempt, anything else is a failed attempt.
+    pub(crate) fn brain_failed(
+        &mut self,
+        line: &Line,
+        env: &Envelope,
+        attempt: u32,
+        err: &BrainError,
+    ) -> Result<Outcome, AgentError> {
+        let error = err.to_string();
+        if let Some(wait) = err.wait() {
+            let until = time::format_rfc3339(std::time::SystemTime::now() + wait);
+            if let Some(f) = self.ckpt.in_flight.as_mut() {
+                f.attempt = f.attempt.saturating_sub(1);
+                f.not_before = Some(until.clone());
+            }
+            // Saved first: the event says the wait is on record.
+            self.save()?;
+            self.activity.event(
+                event::MESSAGE_DEFERRED,
+                json!({"id": env.id, "attempt": attempt, "until": until, "reason": error}),
+            );
+            return Ok(Outcome::Retry);
+        }
+        if !err.is_permanent() {
+            return self.failed(env, attempt, error);
+        }
+        self.activity.event(
+            event::MESSAGE_FAILED,
+            json!({"id": env.id, "attempt": attempt, "error": error, "permanent": true}),
+        );
+        let reason = format!("permanent error on attempt {attempt}: {error}");
+        let since = self.ckpt.in_flight.as_ref().map_or(0, |f| f.outbox_offset);
+        self.report_dead_letter(env, &reason, since)?;
+        self.dead_letter(line, Some(env), &reason)?;
+        Ok(Outcome::Advanced)
+    }
+
+    /// Sleeps until `until`, heartbeating; false if a stop request cut it short.
+    fn wait_until(&mut self, until: std::time::SystemTime) -> bool {
+        while let Ok(left) = until.duration_since(std::time::SystemTime::now()) {
+            if self.stopping() {
+                return false;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(50)));
+            self.beat(false);
+        }
+        true
     }
 
     /// Runs the brain on one message, with hooks to heartbeat, log and notice a stop.
@@ -170,7 +234,7 @@ impl Agent {
         error: String,
     ) -> Result<Outcome, AgentError> {
         self.activity.event(
-            "message_failed",
+            event::MESSAGE_FAILED,
             json!({"id": env.id, "attempt": attempt, "error": error}),
         );
         if let Some(f) = self.ckpt.in_flight.as_mut() {

@@ -5,5 +5,6 @@
 
 mod budget;
 mod conversation;
+mod estimated;
 mod resilience;
 mod support;

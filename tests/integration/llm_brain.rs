@@ -7,4 +7,4 @@ mod budget;
 mod conversation;
 mod estimated;
 mod resilience;
-mod support;
+pub(crate) mod support;

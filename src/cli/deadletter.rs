@@ -63,7 +63,9 @@ fn list(layout: &Layout, args: ListArgs) -> anyhow::Result<Code> {
         return Ok(Code::Ok);
     }
     let mut t = Table::new(
-        &["AGENT", "ID", "AGE", "EVENT", "FROM", "TYPE", "RETRY", "REASON"],
+        &[
+            "AGENT", "ID", "AGE", "EVENT", "FROM", "TYPE", "RETRY", "REASON",
+        ],
         format,
     );
     // The id is what `retry` takes: never cut. Sender and type show with `-o wide`.

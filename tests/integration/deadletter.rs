@@ -27,18 +27,26 @@ fn wait_dead(s: &Society, id: &str) {
     });
 }
 
+/// The reply, once the handling that sent it is logged.
 fn wait_reply(s: &Society, id: &str) -> Value {
     wait_until(SOON, "the reply to the retried message", || {
         records(&s.layout().orchestrator_inbox())
             .into_iter()
             .find(|r| r["type"] == "reply" && r["reply_to"] == id)
+            .filter(|_| handled(s, id) > 0)
     })
 }
 
 #[test]
 fn a_dead_letter_goes_back_once_the_key_is_fixed_and_is_handled_once() {
     let fake = FakeLlm::start();
-    let mut s = start(&llm_agent("writer", &fake, "openai", "", "max_attempts = 1"));
+    let mut s = start(&llm_agent(
+        "writer",
+        &fake,
+        "openai",
+        "",
+        "max_attempts = 1",
+    ));
     let refused = || Reply::error(401, "invalid_api_key", "Incorrect API key provided");
     fake.push([refused()]);
     let id = s.ok(&["send", "writer", "write it"]);
@@ -48,7 +56,10 @@ fn a_dead_letter_goes_back_once_the_key_is_fixed_and_is_handled_once() {
     assert_eq!(letter["agent"], "writer");
     assert_eq!(letter["from"], "orchestrator");
     assert_eq!(letter["retryable"], true);
-    assert!(letter["reason"].as_str().unwrap().contains("401"), "{letter}");
+    assert!(
+        letter["reason"].as_str().unwrap().contains("401"),
+        "{letter}"
+    );
     let table = s.ok(&["deadletter", "list", "writer"]);
     assert!(table.contains(&id) && table.contains("yes"), "{table}");
 
@@ -99,7 +110,13 @@ fn a_dead_letter_goes_back_once_the_key_is_fixed_and_is_handled_once() {
 #[test]
 fn retry_all_puts_back_every_dead_letter_of_an_agent() {
     let fake = FakeLlm::start();
-    let mut s = start(&llm_agent("writer", &fake, "openai", "", "max_attempts = 1"));
+    let mut s = start(&llm_agent(
+        "writer",
+        &fake,
+        "openai",
+        "",
+        "max_attempts = 1",
+    ));
     let refused = || Reply::error(401, "invalid_api_key", "Incorrect API key provided");
     fake.push([refused(), refused()]);
     let a = s.ok(&["send", "writer", "one"]);

@@ -58,7 +58,10 @@ fn answers_without_usage_are_estimated_and_hit_the_budget() {
             "input {input} for a {bytes}-byte request"
         );
         assert!(rec["output_tokens"].as_u64().unwrap() > 0, "{rec}");
-        assert!(rec["usd"].as_f64().unwrap() > 0.0, "priced like any call: {rec}");
+        assert!(
+            rec["usd"].as_f64().unwrap() > 0.0,
+            "priced like any call: {rec}"
+        );
     }
     let asked = agent_records(&s, "counter", "costs.jsonl")
         .into_iter()

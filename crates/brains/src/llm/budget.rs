@@ -168,9 +168,18 @@ pub fn check(
 /// Did the server count the answer's tokens? Either provider's field names
 /// (`prompt_tokens`/`completion_tokens`, `input_tokens`/`output_tokens`).
 pub fn usage_reported(answer: &Value) -> bool {
-    ["prompt_tokens", "completion_tokens", "input_tokens", "output_tokens"]
-        .iter()
-        .any(|k| answer.pointer(&format!("/usage/{k}")).is_some_and(Value::is_u64))
+    [
+        "prompt_tokens",
+        "completion_tokens",
+        "input_tokens",
+        "output_tokens",
+    ]
+    .iter()
+    .any(|k| {
+        answer
+            .pointer(&format!("/usage/{k}"))
+            .is_some_and(Value::is_u64)
+    })
 }
 
 /// The tokens of an answer the server did not count: bytes / 4, rounded up,
@@ -241,7 +250,10 @@ mod tests {
     fn an_answer_without_usage_is_estimated_from_its_bytes() {
         use super::super::conversation::ToolCall;
         let counted = json!({"usage": {"prompt_tokens": 0, "completion_tokens": 0}});
-        assert!(usage_reported(&counted), "a reported 0 is the server's word");
+        assert!(
+            usage_reported(&counted),
+            "a reported 0 is the server's word"
+        );
         assert!(usage_reported(&json!({"usage": {"input_tokens": 5}})));
         assert!(!usage_reported(&json!({"choices": []})));
         assert!(!usage_reported(&json!({"usage": null})));
@@ -267,7 +279,13 @@ mod tests {
             calls: vec![],
             usage: Usage::default(),
         };
-        assert_eq!(estimate(0, &empty), Usage { input: 1, output: 1 });
+        assert_eq!(
+            estimate(0, &empty),
+            Usage {
+                input: 1,
+                output: 1
+            }
+        );
     }
 
     #[test]

@@ -157,7 +157,9 @@ fn call_model(
     } else {
         reply.usage
     };
-    let usd = cfg.prices.map_or(0.0, |p| p.usd(tokens.input, tokens.output));
+    let usd = cfg
+        .prices
+        .map_or(0.0, |p| p.usd(tokens.input, tokens.output));
     let mut usage = json!({"provider": provider, "model": cfg.model, "input_tokens": tokens.input,
         "output_tokens": tokens.output, "usd": usd, "case": inbound.case, "id": msg.id, "step": step});
     if cfg.prices.is_none() {

@@ -149,7 +149,10 @@ fn of_agent(layout: &Layout, agent: &AgentId) -> Result<Vec<DeadLetter>, ClientE
                 .as_ref()
                 .map(|e| e.from.to_string())
                 .or_else(|| text(r, "from")),
-            kind: env.as_ref().map(|e| e.kind.clone()).or_else(|| text(r, "type")),
+            kind: env
+                .as_ref()
+                .map(|e| e.kind.clone())
+                .or_else(|| text(r, "type")),
             reason: text(r, "reason"),
             retryable,
             retried: false,
@@ -171,7 +174,11 @@ fn original(layout: &Layout, agent: &AgentId, id: MsgId) -> Result<Envelope, Cli
         .iter()
         .rev()
         .filter(|r| r["event"] == event::DEAD_LETTERED && r["id"].as_str() == Some(key.as_str()))
-        .find_map(|r| r["line"].as_str().and_then(|l| Envelope::parse(l.as_bytes()).ok()))
+        .find_map(|r| {
+            r["line"]
+                .as_str()
+                .and_then(|l| Envelope::parse(l.as_bytes()).ok())
+        })
         .ok_or_else(|| ClientError::NoDeadLetter {
             id,
             dir: layout.agent(agent).deadletter(),
@@ -186,7 +193,12 @@ fn reinject(layout: &Layout, agent: &AgentId, env: &Envelope) -> Result<Retried,
         "gen": 0, "id": env.id, "from": env.from, "type": env.kind, "by": "orchestrator"});
     let bytes = serde_json::to_vec(&rec).expect("a JSON map always serialises");
     append_one(&paths.deadletter(), &bytes, Durability::Durable, usize::MAX)?;
-    append_one(&paths.inbox(), &env.to_line(), Durability::Durable, usize::MAX)?;
+    append_one(
+        &paths.inbox(),
+        &env.to_line(),
+        Durability::Durable,
+        usize::MAX,
+    )?;
     Ok(Retried {
         agent: agent.clone(),
         id: env.id,

@@ -28,16 +28,13 @@ impl Agent {
                 Vec::new()
             }
         };
-        let last = read(&self.paths.deadletter())
-            .into_iter()
-            .filter(|r| {
-                about(r)
-                    && matches!(
-                        r["event"].as_str(),
-                        Some(event::DEAD_LETTERED | event::DEAD_LETTER_RETRIED)
-                    )
-            })
-            .last();
+        let last = read(&self.paths.deadletter()).into_iter().rfind(|r| {
+            about(r)
+                && matches!(
+                    r["event"].as_str(),
+                    Some(event::DEAD_LETTERED | event::DEAD_LETTER_RETRIED)
+                )
+        });
         if last.is_none_or(|r| r["event"] != event::DEAD_LETTER_RETRIED) {
             return false;
         }

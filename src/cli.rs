@@ -52,6 +52,7 @@ mod completions;
 mod config;
 mod costs;
 mod daemon;
+mod deadletter;
 mod demo;
 mod describe;
 mod exit;
@@ -209,6 +210,13 @@ enum Command {
         "society broadcast hello | cut -d' ' -f2   # the message ids"
     ))]
     Broadcast(broadcast::Args),
+    /// List dead letters; put them back into their agent's inbox once the cause is fixed.
+    #[command(subcommand, after_help = examples!(
+        "society deadletter list",
+        "society deadletter retry 01J...",
+        "society deadletter retry --all writer"
+    ))]
+    Deadletter(deadletter::Command),
     /// What the llm agents spent: tokens and USD, by agent, model or case.
     #[command(after_help = examples!(
         "society costs",
@@ -404,6 +412,7 @@ fn run(cli: Cli, root_from_env: bool) -> anyhow::Result<Code> {
         Command::Case(cmd) => case::run(&layout()?, cmd),
         Command::Inbox(args) => inbox::run(&layout()?, args),
         Command::Broadcast(args) => broadcast::run(&layout()?, args),
+        Command::Deadletter(cmd) => deadletter::run(&layout()?, cmd),
         Command::Costs(args) => costs::run(&layout()?, args),
         Command::Approvals(args) => approvals::list(&layout()?, args),
         Command::Approve(args) => approvals::approve(&layout()?, args),

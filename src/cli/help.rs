@@ -28,7 +28,10 @@ pub const GROUPS: &[(&str, &[&str])] = &[
             "config",
         ],
     ),
-    ("Messages", &["send", "broadcast", "inbox", "logs"]),
+    (
+        "Messages",
+        &["send", "broadcast", "inbox", "logs", "deadletter"],
+    ),
     (
         "Cases and approvals",
         &["case", "approvals", "approve", "reject", "unblock"],

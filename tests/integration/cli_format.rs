@@ -133,6 +133,19 @@ fn every_read_command_prints_the_documented_json() {
     );
     request.case = Some(case.clone());
     append(&layout.orchestrator_inbox(), &request.to_line());
+    let dead = Envelope::new(
+        Party::Orchestrator,
+        "worker-1".parse().unwrap(),
+        "task",
+        json!({"text": "x"}),
+    );
+    let letter = json!({"ts": now, "event": "dead_lettered", "agent": "worker-1", "gen": 1,
+        "file": "inbox.jsonl", "offset": 0, "id": dead.id, "reason": "failed 3 attempts",
+        "line": String::from_utf8(dead.to_line()).unwrap(), "truncated": false});
+    append(
+        &s.agent("worker-1").deadletter(),
+        &serde_json::to_vec(&letter).unwrap(),
+    );
     // A torn tail: fsck has a finding to print.
     std::fs::OpenOptions::new()
         .append(true)
@@ -155,6 +168,7 @@ fn every_read_command_prints_the_documented_json() {
     );
     check(&s, "logs", &["logs"], true);
     check(&s, "inbox", &["inbox"], true);
+    check(&s, "deadletter list", &["deadletter", "list"], true);
     check(&s, "describe", &["describe", "worker-1"], false);
     let describe = |name: &str| -> Value {
         serde_json::from_str(&stdout(&s, &["describe", name, "-o", "json"])).unwrap()

@@ -6,6 +6,7 @@
 mod attempts;
 mod budget;
 mod conversation;
+mod estimated;
 mod resilience;
-mod support;
+pub(crate) mod support;
 mod wire;

@@ -22,6 +22,7 @@ mod command_brain;
 mod config_reload;
 mod corruption;
 mod crash_delivery;
+mod deadletter;
 mod faults;
 mod fixtures;
 mod fsck;

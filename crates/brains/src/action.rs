@@ -1,6 +1,6 @@
 //! What a brain asks the runtime to do.
 
-use society_core::{CaseId, Party};
+use society_core::{CaseId, MsgId, Party};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
@@ -10,6 +10,9 @@ pub enum Action {
         kind: String,
         body: serde_json::Value,
         case: Option<CaseId>,
+        /// The message this answers, when it is not the inbound one (a reply
+        /// to a parked message, sent while handling its approval).
+        reply_to: Option<MsgId>,
     },
     /// Reply to the inbound message's sender (sets `reply_to`).
     Reply {

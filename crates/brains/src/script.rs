@@ -78,6 +78,7 @@ impl Brain for Script {
                     kind: kind.clone().unwrap_or_else(|| msg.kind.clone()),
                     body: vars.render(body),
                     case: None,
+                    reply_to: None,
                 }),
                 Op::Forward { to, kind, set } => {
                     let mut body = msg.body.clone();
@@ -91,6 +92,7 @@ impl Brain for Script {
                         kind: kind.clone().unwrap_or_else(|| msg.kind.clone()),
                         body,
                         case: None,
+                        reply_to: None,
                     });
                 }
                 Op::CaseEvent { event, fields } => actions.push(Action::CaseEvent {

@@ -89,6 +89,9 @@ pub mod event {
     pub const MESSAGE_DEAD_LETTERED: &str = "message_dead_lettered";
     /// A dead-letter file's record (`deadletter.jsonl`).
     pub const DEAD_LETTERED: &str = "dead_lettered";
+    /// In an agent's dead-letter file: `society deadletter retry` put the
+    /// dead-lettered message back into its inbox (same id).
+    pub const DEAD_LETTER_RETRIED: &str = "dead_letter_retried";
     /// In the receiver's dead-letter file: a message its protection refused.
     pub const REFUSED: &str = "refused";
     /// The system event of a refused message.

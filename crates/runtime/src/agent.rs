@@ -12,6 +12,7 @@ mod delivery;
 mod incident;
 mod leftover;
 mod outputs;
+mod redrive;
 mod retention;
 mod signals;
 

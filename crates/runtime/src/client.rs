@@ -13,6 +13,7 @@ pub mod case_control;
 pub mod cases;
 pub mod config;
 pub mod costs;
+pub mod deadletter;
 pub mod describe;
 mod error;
 pub mod remove;

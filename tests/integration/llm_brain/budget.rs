@@ -75,6 +75,11 @@ fn budgets_stop_to_the_token_and_an_approval_resumes_the_work() {
         r["from"] == "writer" && r["type"] == "reply"
     });
     assert_eq!(done["body"]["text"], "v2 is ready");
+    assert_eq!(
+        done["reply_to"],
+        id.as_str(),
+        "the reply after the approval answers the parked message"
+    );
     let reqs = fake.requests();
     assert_eq!(reqs.len(), 3);
     // 20000 - 10000 spent - 7000 for the prompt.

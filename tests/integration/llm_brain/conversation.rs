@@ -295,6 +295,11 @@ brain = { kind = "script", rules = [ { type = "kick", actions = [ { do = "send",
             .find(|r| r["from"] == "asker" && r["type"] == "reply")
     });
     assert_eq!(reply["body"], json!({"text": "deleted"}));
+    assert_eq!(
+        reply["reply_to"], request["body"]["parked"]["id"],
+        "the reply after the approval answers the parked message"
+    );
+    assert!(reply["reply_to"].is_string());
     assert!(orchestrator_from(&s, "asker", "reply").is_empty());
     let reqs = fake.requests();
     assert_eq!(reqs.len(), 2);

@@ -131,6 +131,7 @@ fn to_op(wire: Wire, inbound: &Envelope) -> Result<Option<Op>, String> {
             kind: message_type(kind, &inbound.kind)?,
             body: object("body", body)?,
             case,
+            reply_to: None,
         },
         Wire::Reply { kind, body } => Action::Reply {
             kind: message_type(kind, society_core::kinds::message::REPLY)?,

@@ -16,9 +16,15 @@
 //! than estimated, by at most that difference on one call; with several
 //! agents running at once, the society budget by at most that per agent.
 //! Every overshoot is visible in `costs.jsonl`, and rule 1 stops the next call.
+//!
+//! A server that reports no `usage` would otherwise make every call free and
+//! every budget endless: such an answer is charged an estimate instead
+//! ([`estimate`]), marked `estimated: true` in its `usage` record.
 
 use super::config::{LlmConfig, Price};
+use super::conversation::{ModelReply, Usage};
 use super::ledger::Tally;
+use serde_json::Value;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Level {
@@ -159,6 +165,40 @@ pub fn check(
     Ok(cap)
 }
 
+/// Did the server count the answer's tokens? Either provider's field names
+/// (`prompt_tokens`/`completion_tokens`, `input_tokens`/`output_tokens`).
+pub fn usage_reported(answer: &Value) -> bool {
+    [
+        "prompt_tokens",
+        "completion_tokens",
+        "input_tokens",
+        "output_tokens",
+    ]
+    .iter()
+    .any(|k| {
+        answer
+            .pointer(&format!("/usage/{k}"))
+            .is_some_and(Value::is_u64)
+    })
+}
+
+/// The tokens of an answer the server did not count: bytes / 4, rounded up,
+/// of the request's body (system prompt, messages, tools) for the input and
+/// of the answer's text and tool calls (names and arguments) for the output.
+/// Rough (about right for English, low for other scripts) but never 0.
+pub fn estimate(request_bytes: u64, reply: &ModelReply) -> Usage {
+    let calls: u64 = reply
+        .calls
+        .iter()
+        .map(|c| (c.name.len() + c.args.to_string().len()) as u64)
+        .sum();
+    let text = reply.text.as_ref().map_or(0, |t| t.len() as u64);
+    Usage {
+        input: request_bytes.div_ceil(4).max(1),
+        output: (text + calls).div_ceil(4).max(1),
+    }
+}
+
 /// Output tokens that fit in `left` (tokens or USD) after the estimated prompt.
 fn output_room(scope: Scope, left: f64, input: u64, price: Option<Price>) -> u64 {
     if !scope.usd() {
@@ -204,6 +244,48 @@ mod tests {
         );
         t.extended.insert(e.scope, (5000, 0.0));
         assert_eq!(check(&c, &t, &Tally::default(), 300), Ok(1000));
+    }
+
+    #[test]
+    fn an_answer_without_usage_is_estimated_from_its_bytes() {
+        use super::super::conversation::ToolCall;
+        let counted = json!({"usage": {"prompt_tokens": 0, "completion_tokens": 0}});
+        assert!(
+            usage_reported(&counted),
+            "a reported 0 is the server's word"
+        );
+        assert!(usage_reported(&json!({"usage": {"input_tokens": 5}})));
+        assert!(!usage_reported(&json!({"choices": []})));
+        assert!(!usage_reported(&json!({"usage": null})));
+        let reply = ModelReply {
+            text: Some("12345678".into()),
+            calls: vec![ToolCall {
+                id: "c".into(),
+                name: "finish".into(),
+                args: json!({}),
+            }],
+            usage: Usage::default(),
+        };
+        // 8 text bytes + 6 name + 2 args = 16 -> 4; 4001 request bytes -> 1001.
+        assert_eq!(
+            estimate(4001, &reply),
+            Usage {
+                input: 1001,
+                output: 4
+            }
+        );
+        let empty = ModelReply {
+            text: None,
+            calls: vec![],
+            usage: Usage::default(),
+        };
+        assert_eq!(
+            estimate(0, &empty),
+            Usage {
+                input: 1,
+                output: 1
+            }
+        );
     }
 
     #[test]

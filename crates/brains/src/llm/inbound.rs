@@ -72,6 +72,7 @@ impl Inbound {
                 .as_ref()
                 .map_or_else(|| parked.id.to_string(), |c| c.to_string()),
             reply_to: ReplyTo::Parked {
+                id: parked.id,
                 to: parked.from.clone(),
                 case: case.clone(),
             },

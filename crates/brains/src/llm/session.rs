@@ -170,13 +170,23 @@ fn call_model(
         Provider::Anthropic => anthropic::parse(&answer),
     }
     .map_err(|reason| LlmError::Malformed { provider, reason })?;
+    // No usage from the server: charge an estimate, so budgets still count.
+    let estimated = !budget::usage_reported(&answer);
+    let tokens = if estimated {
+        budget::estimate(size, &reply)
+    } else {
+        reply.usage
+    };
     let usd = cfg
         .prices
-        .map_or(0.0, |p| p.usd(reply.usage.input, reply.usage.output));
-    let mut usage = json!({"provider": provider, "model": cfg.model, "input_tokens": reply.usage.input,
-        "output_tokens": reply.usage.output, "usd": usd, "case": inbound.case, "id": msg.id, "step": step});
+        .map_or(0.0, |p| p.usd(tokens.input, tokens.output));
+    let mut usage = json!({"provider": provider, "model": cfg.model, "input_tokens": tokens.input,
+        "output_tokens": tokens.output, "usd": usd, "case": inbound.case, "id": msg.id, "step": step});
     if cfg.prices.is_none() {
         usage["priced"] = json!(false);
+    }
+    if estimated {
+        usage["estimated"] = json!(true);
     }
     Ledger::new(ctx.folder, &agent, gen).append(society_core::kinds::ledger::USAGE, usage)?;
     // Charged, but kept out of the conversation: the retried attempt calls
@@ -204,7 +214,7 @@ fn call_model(
             step,
             text: reply.text,
             calls: reply.calls,
-            usage: reply.usage,
+            usage: tokens,
             thinking: reply.thinking,
         },
         gen,

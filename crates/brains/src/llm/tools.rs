@@ -10,7 +10,7 @@ use super::conversation::ToolCall;
 use super::workspace;
 use crate::Action;
 use serde_json::{json, Value};
-use society_core::{CaseId, Party};
+use society_core::{CaseId, MsgId, Party};
 use std::path::Path;
 
 /// Longest file content handed back to the model by `read_file`.
@@ -23,7 +23,12 @@ pub enum ReplyTo {
     Sender,
     /// The sender of a parked message whose conversation resumes after an
     /// approval: a reply to the approval itself would go to the orchestrator.
-    Parked { to: Party, case: Option<CaseId> },
+    /// `id` is the parked message's: the reply's `reply_to`.
+    Parked {
+        id: MsgId,
+        to: Party,
+        case: Option<CaseId>,
+    },
 }
 
 /// `(name, description, JSON schema of the arguments)` of every tool.
@@ -110,6 +115,7 @@ fn action_for(
                     kind,
                     body: body_arg(args, "body"),
                     case: None,
+                    reply_to: None,
                 },
                 result,
             )
@@ -124,12 +130,13 @@ fn action_for(
                     },
                     "reply sent".into(),
                 ),
-                ReplyTo::Parked { to, case } => (
+                ReplyTo::Parked { id, to, case } => (
                     Action::Send {
                         to: to.clone(),
                         kind: society_core::kinds::message::REPLY.into(),
                         body,
                         case: case.clone(),
+                        reply_to: Some(*id),
                     },
                     format!("reply sent to {to}"),
                 ),
@@ -241,9 +248,12 @@ mod tests {
             kind: "draft".into(),
             body: json!({"text": "text"}),
             case: None,
+            reply_to: None,
         };
         assert_eq!(rebuild(&c.name, &c.args, &ReplyTo::Sender), Some(expected));
+        let id = MsgId::generate();
         let parked = ReplyTo::Parked {
+            id,
             to: Party::Orchestrator,
             case: None,
         };
@@ -252,8 +262,9 @@ mod tests {
             reply,
             Some(Action::Send {
                 to: Party::Orchestrator,
+                reply_to: Some(r),
                 ..
-            })
+            }) if r == id
         ));
         for bad in [
             call(

@@ -92,7 +92,9 @@ impl Agent {
                     continue;
                 }
             };
-            if self.ckpt.seen(&env.id) || handled.contains(&env.id) {
+            if (self.ckpt.seen(&env.id) && !self.retry_pending(&env.id))
+                || handled.contains(&env.id)
+            {
                 self.activity.event(
                     event::DUPLICATE_DROPPED,
                     json!({"id": env.id, "from": env.from}),

@@ -43,7 +43,7 @@ impl Agent {
                 return Ok(Outcome::Advanced);
             }
         };
-        if self.ckpt.seen(&env.id) {
+        if self.ckpt.seen(&env.id) && !self.retry_pending(&env.id) {
             self.activity.event(
                 event::DUPLICATE_DROPPED,
                 json!({"id": env.id, "from": env.from}),

@@ -37,11 +37,13 @@ impl Agent {
                     kind,
                     body,
                     case,
+                    reply_to,
                 } => {
                     env.to = to;
                     env.kind = kind;
                     env.body = body;
                     env.case = case.or(env.case);
+                    env.reply_to = reply_to;
                 }
                 Action::CaseEvent { event, fields } => {
                     env.to = Party::Supervisor;

@@ -109,6 +109,12 @@ pub enum ClientError {
     },
     #[error("agent {id} is running")]
     Running { id: AgentId },
+    #[error("no dead letter {id} in {}", dir.display())]
+    NoDeadLetter { id: MsgId, dir: PathBuf },
+    #[error("message {id} was already handled by {agent}: retrying it would handle it twice")]
+    AlreadyHandled { id: MsgId, agent: AgentId },
+    #[error("dead letter {id} cannot be retried: {reason}")]
+    NotRetryable { id: MsgId, reason: String },
     #[error("the supervisor refused to remove agent {id}: {reason}")]
     RemoveRefused { id: AgentId, reason: String },
     #[error("nothing is named {name:?}: {looked}")]
@@ -146,8 +152,10 @@ impl ClientError {
             | E::NoCase { .. }
             | E::NoAssignee { .. }
             | E::NoRequest { .. }
+            | E::NoDeadLetter { .. }
             | E::Unknown { .. } => Code::NotFound,
             E::AlreadyClosed { .. }
+            | E::AlreadyHandled { .. }
             | E::AlreadyDecided { .. }
             | E::CaseEnded { .. }
             | E::Running { .. }
@@ -159,6 +167,7 @@ impl ClientError {
             | E::RoleMismatch { .. }
             | E::Unusable { .. }
             | E::Missing { .. }
+            | E::NotRetryable { .. }
             | E::Empty { .. }
             | E::BadAssignee { .. }
             | E::ReloadFailed { .. }

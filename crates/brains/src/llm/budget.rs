@@ -265,6 +265,9 @@ mod tests {
                 args: json!({}),
             }],
             usage: Usage::default(),
+            thinking: vec![],
+            stop_reason: None,
+            truncated: false,
         };
         // 8 text bytes + 6 name + 2 args = 16 -> 4; 4001 request bytes -> 1001.
         assert_eq!(
@@ -278,6 +281,9 @@ mod tests {
             text: None,
             calls: vec![],
             usage: Usage::default(),
+            thinking: vec![],
+            stop_reason: None,
+            truncated: false,
         };
         assert_eq!(
             estimate(0, &empty),

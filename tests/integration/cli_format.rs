@@ -87,6 +87,13 @@ fn check(s: &Society, title: &str, args: &[&str], list: bool) {
         assert!(!items.is_empty(), "{args:?}: something to check");
         assert_eq!(&lines, items, "{args:?}: jsonl is the array, a line each");
         items.clone()
+    } else if args[0] == "top" {
+        // Two runs, two samples: the same shape, not the same figures.
+        assert!(doc.is_object(), "{args:?}: an object");
+        assert_eq!(lines.len(), 1, "{args:?}: jsonl is one line");
+        let keys = |v: &Value| v.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>());
+        assert_eq!(keys(&lines[0]), keys(&doc), "{args:?}");
+        vec![doc, lines[0].clone()]
     } else {
         assert!(doc.is_object(), "{args:?}: an object");
         assert_eq!(

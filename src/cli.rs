@@ -152,7 +152,7 @@ enum Command {
         "society spawn research --id researcher --keep-alive --wait"
     ))]
     Spawn(spawn::Args),
-    /// One row per agent (table, or --json).
+    /// One row per agent (a table, or -o json|jsonl).
     #[command(after_help = examples!(
         "society status",
         "society status helper-1",
@@ -224,7 +224,7 @@ enum Command {
         "society costs --by case --json | jq ."
     ))]
     Costs(costs::Args),
-    /// Pending approval requests (table, or --json).
+    /// Pending approval requests (a table, or -o json|jsonl).
     #[command(after_help = examples!("society approvals", "society approvals --json | jq -r '.[].id'"))]
     Approvals(approvals::ListArgs),
     /// Approve a pending request.

@@ -36,7 +36,7 @@ pub fn run(layout: &Layout, args: Args) -> anyhow::Result<Code> {
         output::report(&report, format)?;
         return Ok(Code::Ok);
     }
-    if report.rows.is_empty() {
+    if report.rows.is_empty() && report.total.unknown_cost_calls == 0 {
         outln!("no model usage recorded yet (agent-*/costs.jsonl)");
         return Ok(Code::Ok);
     }
@@ -71,6 +71,14 @@ pub fn run(layout: &Layout, args: Args) -> anyhow::Result<Code> {
     if report.total.unpriced_calls > 0 {
         let note = "* calls to models without [prices.\"MODEL\"] in society.toml count as $0";
         outln!("{}", output::fit(note, table.width()));
+    }
+    if report.total.unknown_cost_calls > 0 {
+        let note = format!(
+            "{} call(s) sent but never answered (timed out or cut off) are not counted; \
+             a hosted provider may bill them (unknown_cost in costs.jsonl)",
+            report.total.unknown_cost_calls
+        );
+        outln!("{}", output::fit(&note, table.width()));
     }
     Ok(Code::Ok)
 }

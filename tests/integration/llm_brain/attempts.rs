@@ -214,5 +214,14 @@ fn a_timed_out_call_leaves_an_unknown_cost_line() {
         "{bytes} vs {sent}"
     );
     assert!(unknown["reason"].as_str().unwrap().contains("timeout"));
+    // `society costs` counts it apart from the answered calls, and says so.
+    let report: serde_json::Value = serde_json::from_str(&s.ok(&["costs", "-o", "json"])).unwrap();
+    assert_eq!(report["total"]["calls"], 1, "{report}");
+    assert_eq!(report["total"]["unknown_cost_calls"], 1, "{report}");
+    let table = s.ok(&["costs"]);
+    assert!(
+        table.contains("1 call(s) sent but never answered"),
+        "{table}"
+    );
     s.stop_supervisor();
 }

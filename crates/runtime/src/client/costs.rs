@@ -29,6 +29,9 @@ pub struct Row {
     pub usd_today: f64,
     /// Calls to a model without a `[prices]` entry (counted as $0).
     pub unpriced_calls: u64,
+    /// Calls sent but never answered (timed out, cut off): `unknown_cost`
+    /// records, which a hosted provider may still bill. Not in `calls`.
+    pub unknown_cost_calls: u64,
 }
 
 impl Row {
@@ -43,6 +46,15 @@ impl Row {
         }
         if rec["priced"] == false {
             self.unpriced_calls += 1;
+        }
+    }
+
+    /// Counts a `usage` or an `unknown_cost` record.
+    fn count(&mut self, rec: &Value, today: &str) {
+        if rec["event"] == society_core::kinds::ledger::UNKNOWN_COST {
+            self.unknown_cost_calls += 1;
+        } else {
+            self.add(rec, today);
         }
     }
 }
@@ -66,7 +78,7 @@ pub fn fold(layout: &Layout, by: By) -> Result<Report, ClientError> {
         ..Row::default()
     };
     for id in layout.agent_ids()? {
-        for rec in usage(&layout.agent(&id).dir)? {
+        for rec in counted(&layout.agent(&id).dir)? {
             let key = match by {
                 By::Agent => id.to_string(),
                 By::Model => rec["model"].as_str().unwrap_or("-").to_string(),
@@ -77,8 +89,8 @@ pub fn fold(layout: &Layout, by: By) -> Result<Report, ClientError> {
                     key,
                     ..Row::default()
                 })
-                .add(&rec, &today);
-            total.add(&rec, &today);
+                .count(&rec, &today);
+            total.count(&rec, &today);
         }
     }
     Ok(Report {
@@ -96,8 +108,8 @@ pub fn of_agent(layout: &Layout, id: &society_core::AgentId) -> Result<Row, Clie
         key: id.to_string(),
         ..Row::default()
     };
-    for rec in usage(&layout.agent(id).dir)? {
-        row.add(&rec, &today);
+    for rec in counted(&layout.agent(id).dir)? {
+        row.count(&rec, &today);
     }
     Ok(row)
 }
@@ -110,6 +122,19 @@ pub fn spend_usd(folder: &Path) -> f64 {
         .iter()
         .map(|r| r["usd"].as_f64().unwrap_or(0.0))
         .fold(0.0, |total, usd| total + usd)
+}
+
+/// The `usage` and `unknown_cost` records of one agent folder.
+fn counted(folder: &Path) -> Result<Vec<Value>, ClientError> {
+    let path = AgentPaths::new(folder.to_path_buf()).costs();
+    let records = jsonl::read_objects(&path, &mut 0)?;
+    Ok(records
+        .into_iter()
+        .filter(|r| {
+            r["event"] == society_core::kinds::ledger::USAGE
+                || r["event"] == society_core::kinds::ledger::UNKNOWN_COST
+        })
+        .collect())
 }
 
 /// The `usage` records of one agent folder.

@@ -133,15 +133,43 @@ impl Scratch {
         let pid = child.id();
         self.supervisor = Some(child);
         let status = self.layout().supervisor_status();
-        wait_until(
+        // A supervisor that exits at start is said at once, with its log;
+        // one that is not ready in time is said with its log too.
+        let log_tail = || {
+            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            lines[lines.len().saturating_sub(20)..].join("\n")
+        };
+        let ready = wait_until(
             Duration::from_secs(20),
             "the supervisor to be ready",
             || {
+                if let Some(exit) = self
+                    .supervisor
+                    .as_mut()
+                    .and_then(|c| c.try_wait().ok().flatten())
+                {
+                    return Some(Err(exit));
+                }
                 let v: Value = serde_json::from_slice(&std::fs::read(&status).ok()?).ok()?;
-                (v["pid"] == pid && v["state"] == "running").then_some(())
+                (v["pid"] == pid && v["state"] == "running").then_some(Ok(()))
             },
-        )?;
-        Ok(pid)
+        );
+        match ready {
+            Ok(Ok(())) => Ok(pid),
+            Ok(Err(exit)) => {
+                self.supervisor = None;
+                Err(Failed::Unmet(format!(
+                    "the supervisor exited at start ({exit}); daemon.log ends:\n{}",
+                    log_tail()
+                )))
+            }
+            Err(e) => Err(Failed::Unmet(format!(
+                "{e}; status.json: {}; daemon.log ends:\n{}",
+                std::fs::read_to_string(&status).unwrap_or_default(),
+                log_tail()
+            ))),
+        }
     }
 
     /// SIGKILLs the foreground supervisor, if one runs.

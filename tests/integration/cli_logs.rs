@@ -70,6 +70,49 @@ fn ns(out: &str) -> Vec<u64> {
         .collect()
 }
 
+/// A `-f` command running, its stdout read line by line on a thread; killed
+/// and reaped when dropped, so a failing assertion leaves nothing behind.
+struct Following {
+    child: std::process::Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Following {
+    fn start(s: &Society, args: &[&str]) -> Following {
+        let mut child = s
+            .command(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let (tx, lines) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                if tx.send(line.unwrap()).is_err() {
+                    break;
+                }
+            }
+        });
+        Following { child, lines }
+    }
+
+    /// The next line, within [`SOON`].
+    fn next(&self, what: &str) -> String {
+        self.lines
+            .recv_timeout(SOON)
+            .unwrap_or_else(|_| panic!("no line from {what}"))
+    }
+}
+
+impl Drop for Following {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[test]
 fn follow_starts_from_the_last_ten_records_then_prints_new_ones() {
     let s = society();
@@ -77,31 +120,13 @@ fn follow_starts_from_the_last_ten_records_then_prints_new_ones() {
     for n in 0..30 {
         append(&activity, &record(&now_minus(0), ALPHA, "tick", n));
     }
-    let mut child = s
-        .command(&["logs", ALPHA, "-f", "-o", "jsonl"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            if tx.send(line.unwrap()).is_err() {
-                break;
-            }
-        }
-    });
-    let next = |what: &str| {
-        rx.recv_timeout(SOON)
-            .unwrap_or_else(|_| panic!("no line from logs -f: {what}"))
-    };
-    let first: Vec<String> = (0..10).map(|_| next("the last 10")).collect();
+    let follow = Following::start(&s, &["logs", ALPHA, "-f", "-o", "jsonl"]);
+    let first: Vec<String> = (0..10)
+        .map(|_| follow.next("logs -f: the last 10"))
+        .collect();
     append(&activity, &record(&now_minus(0), ALPHA, "tick", 30));
-    let new = next("the record written while following");
-    let _ = child.kill();
-    let _ = child.wait();
+    let new = follow.next("logs -f: the record written while following");
+    drop(follow);
     assert_eq!(
         ns(&first.join("\n")),
         (20..30).collect::<Vec<_>>(),
@@ -292,53 +317,18 @@ fn inbox_takes_since_and_follows_from_the_last_ten() {
     assert_eq!(body_ns(&recent), (1..=12).collect::<Vec<_>>());
     let all = json_of(&s, &["inbox", "-o", "json"]);
     assert_eq!(all.as_array().map(Vec::len), Some(13), "one array");
-    let mut child = s
-        .command(&["inbox", "-f", "-o", "jsonl"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            if tx.send(line.unwrap()).is_err() {
-                break;
-            }
-        }
-    });
-    let first: Vec<String> = (0..10)
-        .map(|_| rx.recv_timeout(SOON).expect("a line from inbox -f"))
-        .collect();
-    let _ = child.kill();
-    let _ = child.wait();
+    let follow = Following::start(&s, &["inbox", "-f", "-o", "jsonl"]);
+    let first: Vec<String> = (0..10).map(|_| follow.next("inbox -f")).collect();
+    drop(follow);
     assert_eq!(body_ns(&first.join("\n")), (3..=12).collect::<Vec<_>>());
 }
 
 #[test]
 fn follow_picks_up_agents_created_after_it_started() {
     let s = society();
-    let mut child = s
-        .command(&["logs", "-f", "-o", "jsonl"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            if tx.send(line.unwrap()).is_err() {
-                break;
-            }
-        }
-    });
+    let follow = Following::start(&s, &["logs", "-f", "-o", "jsonl"]);
     let wait_for = |n: u64| loop {
-        let line = rx
-            .recv_timeout(SOON)
-            .unwrap_or_else(|_| panic!("logs -f never printed n={n}"));
+        let line = follow.next(&format!("logs -f, waiting for n={n}"));
         let v: Value = serde_json::from_str(&line).unwrap();
         if v["n"] == n {
             return;
@@ -356,6 +346,4 @@ fn follow_picks_up_agents_created_after_it_started() {
     std::fs::copy(s.agent("bravo").config(), late.config()).unwrap();
     append(&late.activity(), &record(&now_minus(0), "late", "tick", 2));
     wait_for(2);
-    let _ = child.kill();
-    let _ = child.wait();
 }

@@ -62,6 +62,7 @@ mod help;
 mod history;
 mod inbox;
 mod init;
+mod llm;
 mod logging;
 mod logs;
 mod man;
@@ -217,6 +218,12 @@ enum Command {
         "society deadletter retry --all writer"
     ))]
     Deadletter(deadletter::Command),
+    /// The llm agents' circuit breakers: refused keys counted, open circuits, reset.
+    #[command(subcommand, after_help = examples!(
+        "society llm status",
+        "society llm reset"
+    ))]
+    Llm(llm::Command),
     /// What the llm agents spent: tokens and USD, by agent, model or case.
     #[command(after_help = examples!(
         "society costs",
@@ -413,6 +420,7 @@ fn run(cli: Cli, root_from_env: bool) -> anyhow::Result<Code> {
         Command::Inbox(args) => inbox::run(&layout()?, args),
         Command::Broadcast(args) => broadcast::run(&layout()?, args),
         Command::Deadletter(cmd) => deadletter::run(&layout()?, cmd),
+        Command::Llm(cmd) => llm::run(&layout()?, cmd),
         Command::Costs(args) => costs::run(&layout()?, args),
         Command::Approvals(args) => approvals::list(&layout()?, args),
         Command::Approve(args) => approvals::approve(&layout()?, args),

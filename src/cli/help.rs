@@ -36,7 +36,7 @@ pub const GROUPS: &[(&str, &[&str])] = &[
         "Cases and approvals",
         &["case", "approvals", "approve", "reject", "unblock"],
     ),
-    ("Inspection", &["status", "describe", "top", "costs"]),
+    ("Inspection", &["status", "describe", "top", "costs", "llm"]),
     (
         "Maintenance",
         &[

@@ -176,6 +176,13 @@ fn every_read_command_prints_the_documented_json() {
     check(&s, "logs", &["logs"], true);
     check(&s, "inbox", &["inbox"], true);
     check(&s, "deadletter list", &["deadletter", "list"], true);
+    let circuit = json!({"name": "openai-h-K", "provider": "openai", "endpoint": "http://h/v1/chat/completions",
+        "key_env": "K", "failures": 3, "open": true, "opened_at": now, "opened_by": "worker-1",
+        "probe_at": null, "last_error": "refused", "updated": now});
+    let circuits = layout.state_dir().join("circuits");
+    std::fs::create_dir_all(&circuits).unwrap();
+    std::fs::write(circuits.join("openai-h-K.json"), circuit.to_string()).unwrap();
+    check(&s, "llm status", &["llm", "status"], true);
     check(&s, "describe", &["describe", "worker-1"], false);
     let describe = |name: &str| -> Value {
         serde_json::from_str(&stdout(&s, &["describe", name, "-o", "json"])).unwrap()

@@ -5,6 +5,7 @@
 
 mod attempts;
 mod budget;
+mod circuit;
 mod conversation;
 mod estimated;
 mod resilience;

@@ -108,6 +108,18 @@ impl BrainError {
     }
 }
 
+impl BrainError {
+    /// What the orchestrator must be told, once, about this failure
+    /// (`reason`, `context`): the runtime escalates it with an id derived
+    /// from the message's, so a retried attempt does not say it twice.
+    pub fn escalation(&self) -> Option<(String, serde_json::Value)> {
+        match self {
+            BrainError::Llm(e) => e.escalation(),
+            _ => None,
+        }
+    }
+}
+
 /// Every brain kind [`build`] knows, for `--brain` and error messages.
 pub const KINDS: [&str; 4] = ["echo", "script", "command", "llm"];
 

@@ -22,6 +22,7 @@
 
 mod anthropic;
 mod budget;
+pub mod circuit;
 mod config;
 mod conversation;
 mod error;

@@ -186,6 +186,13 @@ pub struct LlmConfig {
     pub retry_initial: Duration,
     #[serde(default = "default_retry_max", with = "duration_str")]
     pub retry_max: Duration,
+    /// Refused keys (HTTP 401/403) in a row, by any agent on the same
+    /// provider, endpoint and key variable, that open the circuit; 0 never does.
+    #[serde(default = "default_circuit_after")]
+    pub circuit_after: u32,
+    /// How long an open circuit waits before one parked call probes it.
+    #[serde(default = "default_circuit_cooldown", with = "duration_str")]
+    pub circuit_cooldown: Duration,
     #[serde(default)]
     pub budget: Limits,
     /// Injected by the runtime from `[prices."<model>"]`.
@@ -224,6 +231,12 @@ fn default_retries() -> u32 {
 }
 fn default_retry_initial() -> Duration {
     Duration::from_millis(500)
+}
+fn default_circuit_after() -> u32 {
+    3
+}
+fn default_circuit_cooldown() -> Duration {
+    Duration::from_secs(300)
 }
 fn default_retry_max() -> Duration {
     Duration::from_secs(20)

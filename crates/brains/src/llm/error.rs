@@ -57,6 +57,19 @@ pub enum LlmError {
         retry_after: Duration,
         retry_max: Duration,
     },
+    #[error("the circuit {circuit} is open: the provider refused the key too often ({last}); the message is parked until `society llm reset` or a successful call closes it")]
+    CircuitOpen {
+        circuit: String,
+        /// This refusal opened the circuit: tell the orchestrator (once).
+        escalate: bool,
+        last: String,
+    },
+    #[error("failed to update the circuit file {}", path.display())]
+    Circuit {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{provider} cut the answer off at max_tokens = {max_tokens} (stop reason {stop_reason:?}); the cut answer was not delivered: raise max_tokens{hint}")]
     Truncated {
         provider: &'static str,
@@ -116,6 +129,24 @@ impl LlmError {
         match self {
             LlmError::RateLimited { retry_after, .. } => Some(*retry_after),
             LlmError::RetriesExhausted { retry_after, .. } => *retry_after,
+            // Parked, not failed: the next attempt waits in the brain until
+            // the circuit closes.
+            LlmError::CircuitOpen { .. } => Some(Duration::ZERO),
+            _ => None,
+        }
+    }
+
+    /// What the orchestrator must be told, once, about this failure.
+    pub fn escalation(&self) -> Option<(String, serde_json::Value)> {
+        match self {
+            LlmError::CircuitOpen {
+                circuit,
+                escalate: true,
+                last,
+            } => Some((
+                format!("the LLM provider keeps refusing the API key: circuit {circuit} is open and agents using it park their messages; fix the key, then run `society llm reset {circuit}`"),
+                serde_json::json!({"circuit": circuit, "last_error": last}),
+            )),
             _ => None,
         }
     }

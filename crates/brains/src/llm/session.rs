@@ -2,6 +2,7 @@
 //! conversation log (see the crate-level notes in `llm.rs`).
 
 use super::budget::{self, Exceeded};
+use super::circuit::Circuit;
 use super::conversation::{Conversation, Next, ToolCall, Turn};
 use super::extension;
 use super::http::{self, CallError};
@@ -138,6 +139,8 @@ fn call_model(
     let cfg = &llm.cfg;
     let (agent, gen) = (ctx.agent.as_str().to_string(), ctx.gen);
     let provider = cfg.provider.name();
+    let circuit = Circuit::of(ctx.folder, cfg);
+    park(&circuit, cfg, ctx.hooks, msg.id)?;
     let answer = http::call(
         &client,
         cfg,
@@ -164,7 +167,13 @@ fn call_model(
                     "reason": why, "case": inbound.case, "id": msg.id, "step": step}),
             )
         },
-    )?;
+    );
+    let answer = circuit.record(answer, &agent, cfg.circuit_after, |closed| {
+        ctx.hooks.log(
+            "llm_circuit_closed",
+            json!({"circuit": closed.name, "failures": closed.failures, "was_open": closed.open}),
+        );
+    })?;
     let reply = match cfg.provider {
         Provider::Openai => openai::parse(&answer, step),
         Provider::Anthropic => anthropic::parse(&answer),
@@ -220,6 +229,34 @@ fn call_model(
         gen,
     )?;
     Ok(None)
+}
+
+/// Waits while the provider's circuit is open (see [`super::circuit`]),
+/// saying so in the activity log.
+fn park(
+    circuit: &Circuit,
+    cfg: &super::LlmConfig,
+    hooks: &mut dyn crate::Hooks,
+    id: MsgId,
+) -> Result<(), CallError> {
+    circuit.park(
+        cfg.circuit_cooldown,
+        hooks,
+        |hooks, state| {
+            tracing::warn!(circuit = state.name, "parked: the circuit is open");
+            hooks.log(
+                "llm_parked",
+                json!({"id": id, "circuit": state.name, "opened_at": state.opened_at,
+                    "failures": state.failures, "last_error": state.last_error}),
+            );
+        },
+        |hooks, how| {
+            hooks.log(
+                "llm_unparked",
+                json!({"id": id, "circuit": circuit.name(), "how": how}),
+            );
+        },
+    )
 }
 
 /// What else to change when an answer is cut: thinking and reasoning

@@ -31,6 +31,9 @@ pub(crate) enum Outcome {
 /// from any real output index.
 const DEAD_LETTER_REPORT_INDEX: u32 = u32::MAX;
 
+/// Index of an escalation a brain error asks for (an open circuit).
+const ESCALATION_REPORT_INDEX: u32 = u32::MAX - 1;
+
 /// Longest excerpt of a bad line kept in `deadletter.jsonl`.
 const DEADLETTER_EXCERPT: usize = 64 * 1024;
 
@@ -161,6 +164,10 @@ impl Agent {
         err: &BrainError,
     ) -> Result<Outcome, AgentError> {
         let error = err.to_string();
+        if let Some((reason, context)) = err.escalation() {
+            let since = self.ckpt.in_flight.as_ref().map_or(0, |f| f.outbox_offset);
+            self.report_escalation(env, &reason, context, since)?;
+        }
         if let Some(wait) = err.wait() {
             let until = time::format_rfc3339(std::time::SystemTime::now() + wait);
             if let Some(f) = self.ckpt.in_flight.as_mut() {
@@ -284,6 +291,30 @@ impl Agent {
             json!({"agent": self.cfg.id, "message_id": env.id, "from": env.from, "type": env.kind, "reason": reason}),
         );
         report.id = MsgId::derive(&env.id, DEAD_LETTER_REPORT_INDEX);
+        report.case = env.case.clone();
+        report.gen = self.status.gen;
+        if !ids_since(&self.layout, &self.paths.outbox(), since)?.contains(&report.id) {
+            self.outbox.append(&report.to_line())?;
+        }
+        Ok(())
+    }
+
+    /// Escalates what a brain error says the orchestrator must know (an
+    /// open circuit), once per message: the id is derived from the message's.
+    fn report_escalation(
+        &mut self,
+        env: &Envelope,
+        reason: &str,
+        context: serde_json::Value,
+        since: u64,
+    ) -> Result<(), FormatError> {
+        let mut report = Envelope::new(
+            Party::Agent(self.cfg.id.clone()),
+            Party::Supervisor,
+            message::ESCALATE,
+            json!({"reason": reason, "context": context, "message_id": env.id}),
+        );
+        report.id = MsgId::derive(&env.id, ESCALATION_REPORT_INDEX);
         report.case = env.case.clone();
         report.gen = self.status.gen;
         if !ids_since(&self.layout, &self.paths.outbox(), since)?.contains(&report.id) {

@@ -29,6 +29,7 @@ mod error;
 mod extension;
 mod http;
 mod inbound;
+mod inflight;
 mod ledger;
 mod openai;
 mod retry;

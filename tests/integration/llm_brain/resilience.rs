@@ -225,11 +225,31 @@ fn a_replacement_process_continues_the_conversation_after_sigkill() {
     let handled = events(&s, "writer", "message_handled");
     assert_eq!(handled.len(), 1);
     assert_eq!(handled[0]["attempt"], 2);
+    // The killed call was never answered, but the provider may bill it:
+    // the replacement records it once, with the size of what was sent.
+    let costs = agent_records(&s, "writer", "costs.jsonl");
+    let kinds: Vec<&str> = costs.iter().map(|r| r["event"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["usage", "unknown_cost", "usage"], "{costs:#?}");
+    let unknown = &costs[1];
     assert_eq!(
-        agent_records(&s, "writer", "costs.jsonl").len(),
-        2,
-        "the killed call was never answered"
+        (unknown["step"].as_u64(), unknown["gen"].as_u64()),
+        (Some(2), Some(2))
     );
+    assert_eq!(unknown["id"], id.as_str());
+    assert_eq!(
+        unknown["request_bytes"].as_u64(),
+        Some(reqs[1].body.to_string().len() as u64),
+        "{unknown}"
+    );
+    let reason = unknown["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("ended while the call was in flight"),
+        "{reason}"
+    );
+    assert!(!s.agent("writer").dir.join("llm-call.json").exists());
+    let costs = crate::support::json_of(&s, &["costs", "--json"]);
+    assert_eq!(costs["total"]["unknown_cost_calls"], 1, "{costs}");
+    assert_eq!(costs["total"]["calls"], 2, "{costs}");
     s.stop_supervisor();
     assert_key_nowhere(s.root());
 }

@@ -133,6 +133,10 @@ impl Ledger {
         }
     }
 
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     pub fn append(&self, event: &str, fields: Value) -> Result<(), LlmError> {
         let mut obj = Map::new();
         obj.insert("ts".into(), json!(society_core::time::now_rfc3339()));

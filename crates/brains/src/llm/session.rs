@@ -7,6 +7,7 @@ use super::conversation::{Conversation, Next, ToolCall, Turn};
 use super::extension;
 use super::http::{self, CallError};
 use super::inbound::{render, Inbound};
+use super::inflight;
 use super::ledger::{self, Ledger};
 use super::tools::{self, ReplyTo};
 use super::{anthropic, openai, Llm, LlmError, Provider};
@@ -25,6 +26,7 @@ const SUMMARY: usize = 200;
 pub fn run(llm: &mut Llm, ctx: &mut Context<'_>, msg: &Envelope) -> Result<Vec<Action>, CallError> {
     let ledger = Ledger::new(ctx.folder, ctx.agent.as_str(), ctx.gen);
     let inbound = Inbound::of(msg, &ledger)?;
+    inflight::recover(ctx.folder, &ledger)?;
     let mut conv = Conversation::load(ctx.folder, &inbound.key)?;
     match &inbound.budget {
         Some(answer) if !answer.approved => {
@@ -141,6 +143,12 @@ fn call_model(
     let provider = cfg.provider.name();
     let circuit = Circuit::of(ctx.folder, cfg);
     park(&circuit, cfg, ctx.hooks, msg.id)?;
+    let request_bytes = serde_json::to_vec(&body).map_or(0, |b| b.len() as u64);
+    let in_flight = inflight::begin(
+        ctx.folder,
+        json!({"provider": provider, "model": cfg.model, "request_bytes": request_bytes,
+            "case": inbound.case, "id": msg.id, "step": step}),
+    )?;
     let answer = http::call(
         &client,
         cfg,
@@ -168,6 +176,14 @@ fn call_model(
             )
         },
     );
+    if let Err(CallError::Abandoned) = &answer {
+        // Stopping does not wait for the answer: the call may be billed.
+        let mut fields = in_flight;
+        fields["reason"] = json!("the agent stopped while the call was in flight");
+        Ledger::new(ctx.folder, &agent, gen)
+            .append(society_core::kinds::ledger::UNKNOWN_COST, fields)?;
+    }
+    inflight::end(ctx.folder);
     let answer = circuit.record(answer, &agent, cfg.circuit_after, |closed| {
         ctx.hooks.log(
             "llm_circuit_closed",

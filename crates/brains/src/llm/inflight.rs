@@ -53,7 +53,7 @@ pub fn recover(folder: &Path, ledger: &Ledger) -> Result<bool, LlmError> {
     let written = match serde_json::from_slice::<Value>(&bytes) {
         Ok(mut fields) if fields.is_object() => {
             let call = fields["call"].clone();
-            let known = ledger::records(&ledger.path())?
+            let known = ledger::records(ledger.path())?
                 .iter()
                 .any(|r| r["event"] == UNKNOWN_COST && r["call"] == call);
             if !known {

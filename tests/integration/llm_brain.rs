@@ -8,6 +8,7 @@ mod budget;
 mod circuit;
 mod conversation;
 mod estimated;
+mod plumbing;
 mod resilience;
 pub(crate) mod support;
 mod wire;

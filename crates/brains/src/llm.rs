@@ -35,9 +35,12 @@ mod openai;
 mod retry;
 mod session;
 mod tools;
+mod wire;
 mod workspace;
 
-pub use config::{Limits, LlmConfig, MaxTokensField, Price, Provider, ReasoningEffort};
+pub use config::{
+    Limits, LlmConfig, MaxTokensField, Price, Provider, ReasoningEffort, ResponseFormat, ToolChoice,
+};
 pub use error::LlmError;
 
 use crate::{Action, Brain, BrainError, Context};

@@ -111,6 +111,49 @@ impl ReasoningEffort {
     }
 }
 
+/// `tool_choice`: whether (and which) tool the model must call.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(from = "String")]
+pub enum ToolChoice {
+    /// The model decides (the providers' default).
+    Auto,
+    /// Some tool, never plain text (`required` / Anthropic `any`).
+    Required,
+    /// No tool.
+    None,
+    /// This tool.
+    Tool(String),
+}
+
+impl From<String> for ToolChoice {
+    fn from(s: String) -> ToolChoice {
+        match s.as_str() {
+            "auto" => ToolChoice::Auto,
+            "required" | "any" => ToolChoice::Required,
+            "none" => ToolChoice::None,
+            _ => ToolChoice::Tool(s),
+        }
+    }
+}
+
+/// `response_format`: the final answer is JSON matching `schema`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResponseFormat {
+    #[serde(default = "default_format_name")]
+    pub name: String,
+    pub schema: serde_json::Value,
+    #[serde(default = "default_true")]
+    pub strict: bool,
+}
+
+fn default_format_name() -> String {
+    "answer".into()
+}
+fn default_true() -> bool {
+    true
+}
+
 /// Spending limits; absent keys are unlimited. Daily limits reset at 00:00 UTC.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -127,17 +170,39 @@ impl Limits {
     }
 }
 
-/// USD per million tokens.
+/// USD per million tokens. Prompt tokens read from the provider's cache
+/// cost `cached_input`, tokens written to it `cache_write` (each `input`
+/// when not given).
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Price {
     pub input: f64,
     pub output: f64,
+    #[serde(default)]
+    pub cached_input: Option<f64>,
+    #[serde(default)]
+    pub cache_write: Option<f64>,
 }
 
 impl Price {
     pub fn usd(&self, input_tokens: u64, output_tokens: u64) -> f64 {
-        (input_tokens as f64 * self.input + output_tokens as f64 * self.output) / 1e6
+        self.usd_cached(input_tokens, 0, 0, output_tokens)
+    }
+
+    /// `input_tokens` counts every prompt token, `cached` and `written` included.
+    pub fn usd_cached(
+        &self,
+        input_tokens: u64,
+        cached: u64,
+        written: u64,
+        output_tokens: u64,
+    ) -> f64 {
+        let plain = input_tokens.saturating_sub(cached + written) as f64;
+        (plain * self.input
+            + cached as f64 * self.cached_input.unwrap_or(self.input)
+            + written as f64 * self.cache_write.unwrap_or(self.input)
+            + output_tokens as f64 * self.output)
+            / 1e6
     }
 }
 
@@ -193,6 +258,40 @@ pub struct LlmConfig {
     /// How long an open circuit waits before one parked call probes it.
     #[serde(default = "default_circuit_cooldown", with = "duration_str")]
     pub circuit_cooldown: Duration,
+    /// Extra request headers (OpenRouter's `HTTP-Referer`, an org or
+    /// project header, a gateway's routing header).
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// Extra headers whose *values* are read from environment variables at
+    /// each call (Azure OpenAI's `api-key`), kept out of society.toml and logs.
+    #[serde(default)]
+    pub headers_env: std::collections::BTreeMap<String, String>,
+    /// Query parameters added to the endpoint (Azure OpenAI's `api-version`).
+    #[serde(default)]
+    pub query: std::collections::BTreeMap<String, String>,
+    /// Replaces the provider's endpoint path (`/v1/chat/completions`,
+    /// `/v1/messages`) after `base_url`, e.g. Azure's
+    /// `/openai/deployments/NAME/chat/completions`.
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    pub top_p: Option<f64>,
+    /// Stop sequences (`stop` / Anthropic `stop_sequences`).
+    #[serde(default)]
+    pub stop: Vec<String>,
+    /// OpenAI only.
+    #[serde(default)]
+    pub seed: Option<i64>,
+    #[serde(default)]
+    pub tool_choice: Option<ToolChoice>,
+    #[serde(default)]
+    pub parallel_tool_calls: Option<bool>,
+    #[serde(default)]
+    pub response_format: Option<ResponseFormat>,
+    /// Anthropic only: `cache_control` breakpoints on the system prompt,
+    /// the tools and the history's stable prefix.
+    #[serde(default)]
+    pub prompt_cache: bool,
     #[serde(default)]
     pub budget: Limits,
     /// Injected by the runtime from `[prices."<model>"]`.
@@ -320,6 +419,73 @@ impl LlmConfig {
             }
             _ => {}
         }
+        if let Some(t) = self.top_p {
+            if !(0.0..=1.0).contains(&t) {
+                return Err(format!(
+                    "`top_p` = {t} is out of range for provider {name}: allowed 0 to 1"
+                ));
+            }
+        }
+        if p == Provider::Anthropic && self.seed.is_some() {
+            return Err(only("seed", Provider::Openai));
+        }
+        if p == Provider::Openai && self.prompt_cache {
+            return Err(only("prompt_cache", Provider::Anthropic)
+                + " (OpenAI caches long prompts by itself; cached tokens are read from its usage)");
+        }
+        let max_stop = match p {
+            Provider::Openai => 4,
+            Provider::Anthropic => 8191,
+        };
+        if self.stop.len() > max_stop || self.stop.iter().any(String::is_empty) {
+            return Err(format!(
+                "`stop` must hold 1 to {max_stop} non-empty strings for provider {name}"
+            ));
+        }
+        if let Some(path) = &self.path {
+            if !path.starts_with('/') {
+                return Err(format!("`path` = {path:?} must start with /"));
+            }
+        }
+        for (what, map) in [
+            ("headers", &self.headers),
+            ("headers_env", &self.headers_env),
+        ] {
+            for (k, v) in map {
+                if reqwest::header::HeaderName::from_bytes(k.as_bytes()).is_err() {
+                    return Err(format!("`{what}`: {k:?} is not a valid header name"));
+                }
+                if what == "headers" && reqwest::header::HeaderValue::from_str(v).is_err() {
+                    return Err(format!(
+                        "`headers`: the value of {k:?} cannot be sent in a header"
+                    ));
+                }
+                if what == "headers_env" && v.is_empty() {
+                    return Err(format!(
+                        "`headers_env`: {k:?} names no environment variable"
+                    ));
+                }
+            }
+        }
+        if let Some(f) = &self.response_format {
+            if f.schema.get("type").and_then(|t| t.as_str()) != Some("object") {
+                return Err(
+                    "`response_format.schema` must be a JSON Schema with type = \"object\"".into(),
+                );
+            }
+            if !f
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                || f.name.is_empty()
+                || f.name.len() > 64
+            {
+                return Err(format!(
+                    "`response_format.name` = {:?}: use [a-zA-Z0-9_-], 1 to 64",
+                    f.name
+                ));
+            }
+        }
         if let Some(b) = self.thinking_budget {
             if b < MIN_THINKING_BUDGET || b >= self.max_tokens {
                 return Err(format!(
@@ -347,14 +513,18 @@ impl LlmConfig {
         }
     }
 
-    /// The full endpoint URL. A `base_url` that already ends in `/v1` (as
-    /// local servers document it) is accepted too.
+    /// The full endpoint URL (without `query`). A `base_url` that already
+    /// ends in `/v1` (as local servers document it) is accepted too; a
+    /// `path` replaces the provider's path and is appended as is.
     pub fn endpoint(&self) -> String {
         let base = self
             .base_url
             .as_deref()
             .unwrap_or(self.provider.default_base_url())
             .trim_end_matches('/');
+        if let Some(path) = &self.path {
+            return format!("{base}{path}");
+        }
         let base = base.strip_suffix("/v1").unwrap_or(base);
         format!("{base}{}", self.provider.path())
     }

@@ -82,6 +82,12 @@ pub enum LlmError {
         provider: &'static str,
         stop_reason: String,
     },
+    #[error("{provider} answered in text that is not the JSON object response_format {name:?} asks for: {text}")]
+    NotStructured {
+        provider: &'static str,
+        name: String,
+        text: String,
+    },
     #[error("step limit: {max_steps} model calls without finishing (max_steps)")]
     StepLimit { max_steps: u32 },
     #[error("failed to read the system prompt {}", path.display())]

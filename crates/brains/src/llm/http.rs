@@ -174,6 +174,7 @@ fn send(
     if cfg.provider == Provider::Anthropic {
         req = req.header("anthropic-version", "2023-06-01");
     }
+    req = extra_headers(req, cfg)?;
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let result = req.send().and_then(|resp| {
@@ -215,6 +216,39 @@ fn send(
             }
         }
     }
+}
+
+/// `headers`, `headers_env` (values read now, marked sensitive) and `query`.
+fn extra_headers(
+    mut req: reqwest::blocking::RequestBuilder,
+    cfg: &LlmConfig,
+) -> Result<reqwest::blocking::RequestBuilder, CallError> {
+    for (name, value) in &cfg.headers {
+        req = req.header(name, value);
+    }
+    for (name, var) in &cfg.headers_env {
+        let value = std::env::var(var).ok().filter(|v| !v.is_empty());
+        let Some(value) = value else {
+            return Err(LlmError::MissingKey {
+                provider: cfg.provider.name(),
+                var: var.clone(),
+            }
+            .into());
+        };
+        let Ok(mut value) = reqwest::header::HeaderValue::from_str(&value) else {
+            return Err(LlmError::BadKey {
+                provider: cfg.provider.name(),
+                var: var.clone(),
+            }
+            .into());
+        };
+        value.set_sensitive(true);
+        req = req.header(name, value);
+    }
+    if !cfg.query.is_empty() {
+        req = req.query(&cfg.query);
+    }
+    Ok(req)
 }
 
 fn describe(e: &reqwest::Error, cfg: &LlmConfig) -> String {

@@ -10,7 +10,7 @@ use super::inbound::{render, Inbound};
 use super::inflight;
 use super::ledger::{self, Ledger};
 use super::tools::{self, ReplyTo};
-use super::{anthropic, openai, Llm, LlmError, Provider};
+use super::{anthropic, openai, wire, Llm, LlmError, Provider};
 use crate::{Action, Context};
 use serde_json::{json, Value};
 use society_core::jsonl::{append_one, Durability};
@@ -55,13 +55,14 @@ pub fn run(llm: &mut Llm, ctx: &mut Context<'_>, msg: &Envelope) -> Result<Vec<A
         None => {}
     }
     let system = llm.system_prompt(ctx)?;
+    let structured = llm.cfg.response_format.is_some();
     loop {
         ctx.hooks.heartbeat();
         match conv.next() {
             Next::Done => break,
             Next::Execute(calls) => {
                 for call in calls {
-                    execute(ctx, &mut conv, msg.id, &call, &inbound.reply_to)?;
+                    execute(ctx, &mut conv, msg.id, &call, &inbound.reply_to, structured)?;
                 }
             }
             Next::Call => {
@@ -78,7 +79,7 @@ pub fn run(llm: &mut Llm, ctx: &mut Context<'_>, msg: &Envelope) -> Result<Vec<A
                 if let Some(exceeded) =
                     call_model(llm, ctx, &mut conv, msg, &inbound, &system, step)?
                 {
-                    let mut actions = actions_of(&conv, msg.id, &inbound);
+                    let mut actions = actions_of(&conv, msg.id, &inbound, structured);
                     actions.push(extension::request(
                         &ledger,
                         msg,
@@ -92,7 +93,7 @@ pub fn run(llm: &mut Llm, ctx: &mut Context<'_>, msg: &Envelope) -> Result<Vec<A
             }
         }
     }
-    Ok(actions_of(&conv, msg.id, &inbound))
+    Ok(actions_of(&conv, msg.id, &inbound, structured))
 }
 
 /// One model call, unless a budget forbids it (then the budget that did).
@@ -117,9 +118,13 @@ fn call_model(
         reasoning_effort: cfg.reasoning_effort,
         thinking_budget: cfg.thinking_budget,
     };
-    let build = |req: &openai::Request<'_>| match cfg.provider {
-        Provider::Openai => openai::body(req),
-        Provider::Anthropic => anthropic::body(req),
+    let build = |req: &openai::Request<'_>| {
+        let mut body = match cfg.provider {
+            Provider::Openai => openai::body(req),
+            Provider::Anthropic => anthropic::body(req),
+        };
+        wire::apply(cfg, &mut body);
+        body
     };
     let mut body = build(&req);
     let size = serde_json::to_vec(&body).map_or(0, |b| b.len() as u64);
@@ -202,11 +207,22 @@ fn call_model(
     } else {
         reply.usage
     };
-    let usd = cfg
-        .prices
-        .map_or(0.0, |p| p.usd(tokens.input, tokens.output));
+    let cache = wire::cache_tokens(cfg.provider, &answer);
+    let mut tokens = tokens;
+    if cache.outside_input && !estimated {
+        tokens.input += cache.read + cache.written;
+    }
+    let usd = cfg.prices.map_or(0.0, |p| {
+        p.usd_cached(tokens.input, cache.read, cache.written, tokens.output)
+    });
     let mut usage = json!({"provider": provider, "model": cfg.model, "input_tokens": tokens.input,
         "output_tokens": tokens.output, "usd": usd, "case": inbound.case, "id": msg.id, "step": step});
+    if cache.read > 0 {
+        usage["cached_input_tokens"] = json!(cache.read);
+    }
+    if cache.written > 0 {
+        usage["cache_write_tokens"] = json!(cache.written);
+    }
     if cfg.prices.is_none() {
         usage["priced"] = json!(false);
     }
@@ -225,6 +241,18 @@ fn call_model(
             hint: truncation_hint(cfg, sent_max_tokens),
         }
         .into());
+    }
+    if let (Some(format), Some(text), true) =
+        (&cfg.response_format, &reply.text, reply.calls.is_empty())
+    {
+        if !serde_json::from_str::<Value>(text).is_ok_and(|v| v.is_object()) {
+            return Err(LlmError::NotStructured {
+                provider,
+                name: format.name.clone(),
+                text: tools::truncate(text, 200),
+            }
+            .into());
+        }
     }
     if reply.text.is_none() && reply.calls.is_empty() {
         return Err(LlmError::EmptyAnswer {
@@ -297,10 +325,18 @@ fn execute(
     msg: MsgId,
     call: &ToolCall,
     reply_to: &ReplyTo,
+    structured: bool,
 ) -> Result<(), CallError> {
     let step = conv.steps(msg);
     let started = Instant::now();
-    let out = tools::execute(call, ctx.folder, reply_to);
+    let out = if call.name == wire::STRUCTURED_TOOL && structured {
+        tools::Outcome {
+            result: "answer recorded".into(),
+            ok: true,
+        }
+    } else {
+        tools::execute(call, ctx.folder, reply_to)
+    };
     log(
         &society_core::AgentPaths::new(ctx.folder.to_path_buf()).tools(),
         "tool_call",
@@ -328,7 +364,7 @@ fn execute(
 /// successful message tool call, and a reply for the text of an answer
 /// that ends the message — a text-only answer, or text alongside `finish`
 /// when no `reply` call answered the sender already.
-fn actions_of(conv: &Conversation, msg: MsgId, inbound: &Inbound) -> Vec<Action> {
+fn actions_of(conv: &Conversation, msg: MsgId, inbound: &Inbound, structured: bool) -> Vec<Action> {
     let turns: Vec<&Turn> = conv.turns.iter().filter(|t| t.msg() == msg).collect();
     let replied = turns
         .iter()
@@ -336,6 +372,15 @@ fn actions_of(conv: &Conversation, msg: MsgId, inbound: &Inbound) -> Vec<Action>
     let mut actions = Vec::new();
     for turn in turns {
         match turn {
+            Turn::Tool {
+                name,
+                args,
+                ok: true,
+                ..
+            } if structured && name == wire::STRUCTURED_TOOL => {
+                let body = json!({"body": {"text": args.to_string(), "json": args}});
+                actions.extend(tools::rebuild("reply", &body, &inbound.reply_to));
+            }
             Turn::Tool {
                 name,
                 args,
@@ -350,7 +395,11 @@ fn actions_of(conv: &Conversation, msg: MsgId, inbound: &Inbound) -> Vec<Action>
                 ..
             } if calls.is_empty() || (!replied && calls.iter().any(|c| c.name == FINISH)) => {
                 if inbound.text_replies {
-                    let args = json!({"body": {"text": text}});
+                    let mut args = json!({"body": {"text": text}});
+                    if structured {
+                        // Checked when the answer came: a JSON object.
+                        args["body"]["json"] = serde_json::from_str(text).unwrap_or(Value::Null);
+                    }
                     actions.extend(tools::rebuild("reply", &args, &inbound.reply_to));
                 } else {
                     actions.push(Action::Log {

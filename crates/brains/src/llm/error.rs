@@ -32,6 +32,16 @@ pub enum LlmError {
         model: String,
         detail: String,
     },
+    #[error("the conversation does not fit the context window of {model:?} at {provider} and compaction did not help ({why}): {detail}; lower compact_keep (now {keep}) so more is summarised, or set context_window{window} so it compacts sooner")]
+    CompactionDidNotHelp {
+        provider: &'static str,
+        model: String,
+        detail: String,
+        why: String,
+        keep: u32,
+        /// `" (now N)"` when set.
+        window: String,
+    },
     #[error("{provider} rejected the request (HTTP {status}): {detail}")]
     Rejected {
         provider: &'static str,
@@ -105,6 +115,7 @@ impl LlmError {
                 | LlmError::Unauthorized { .. }
                 | LlmError::UnknownModel { .. }
                 | LlmError::ContextTooLong { .. }
+                | LlmError::CompactionDidNotHelp { .. }
                 | LlmError::Rejected { .. }
                 | LlmError::Malformed { .. }
         )

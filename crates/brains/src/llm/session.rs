@@ -2,6 +2,7 @@
 //! conversation log (see the crate-level notes in `llm.rs`).
 
 use super::budget::{self, Exceeded};
+use super::compact;
 use super::conversation::{Conversation, Next, ToolCall, Turn};
 use super::extension;
 use super::http::{self, CallError};
@@ -102,6 +103,9 @@ fn call_model(
     system: &str,
     step: u32,
 ) -> Result<Option<Exceeded>, CallError> {
+    if let Some(exceeded) = compact::maybe(llm, ctx, conv, msg, inbound, system)? {
+        return Ok(Some(exceeded));
+    }
     let cfg = &llm.cfg;
     let turns = conv.for_request();
     let mut req = openai::Request {
@@ -164,7 +168,18 @@ fn call_model(
                     "reason": why, "case": inbound.case, "id": msg.id, "step": step}),
             )
         },
-    )?;
+    );
+    // Too long: compact once and call again; a second refusal finds nothing
+    // new to cut and fails with CompactionDidNotHelp.
+    let answer = match answer {
+        Err(CallError::Failed(LlmError::ContextTooLong { detail, .. })) => {
+            return match compact::forced(llm, ctx, conv, msg, inbound, system, detail)? {
+                Some(exceeded) => Ok(Some(exceeded)),
+                None => call_model(llm, ctx, conv, msg, inbound, system, step),
+            };
+        }
+        other => other?,
+    };
     let reply = match cfg.provider {
         Provider::Openai => openai::parse(&answer, step),
         Provider::Anthropic => anthropic::parse(&answer),

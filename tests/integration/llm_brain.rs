@@ -5,6 +5,7 @@
 
 mod attempts;
 mod budget;
+mod compaction;
 mod conversation;
 mod estimated;
 mod resilience;

@@ -126,17 +126,18 @@ pub fn forced(
     )
 }
 
-fn did_not_help(cfg: &LlmConfig, why: &str, detail: String) -> LlmError {
+fn did_not_help(cfg: &LlmConfig, why: &str, refused: String) -> LlmError {
+    let window = cfg
+        .context_window
+        .map(|w| format!(" (now {w})"))
+        .unwrap_or_default();
     LlmError::CompactionDidNotHelp {
         provider: cfg.provider.name(),
         model: cfg.model.clone(),
-        detail,
-        why: why.into(),
-        keep: cfg.compact_keep,
-        window: cfg
-            .context_window
-            .map(|w| format!(" (now {w})"))
-            .unwrap_or_default(),
+        detail: format!(
+            "{why} ({refused}); lower compact_keep (now {}) so more is summarised, or set context_window{window} so it compacts sooner",
+            cfg.compact_keep
+        ),
     }
 }
 
@@ -336,4 +337,109 @@ fn transcript(prev: Option<&str>, turns: &[Turn]) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llm::conversation::{ToolCall, Usage};
+    use society_core::MsgId;
+
+    fn cfg(provider: &str) -> LlmConfig {
+        LlmConfig::parse(&json!({"kind": "llm", "provider": provider, "model": "big",
+            "compact_model": "o4-mini", "compact_max_tokens": 300, "temperature": 0.5}))
+        .expect("valid")
+        .for_compaction()
+    }
+
+    #[test]
+    fn the_summary_call_has_no_tools_and_its_own_model_and_limit() {
+        let b = request(&cfg("openai"), "T");
+        assert_eq!(b["model"], "o4-mini");
+        assert_eq!(
+            b["max_completion_tokens"], 300,
+            "the field of the compact model"
+        );
+        assert_eq!(b.get("tools"), None);
+        assert_eq!(b.get("temperature"), None);
+        assert_eq!(b["messages"][1], json!({"role": "user", "content": "T"}));
+        let b = request(&cfg("anthropic"), "T");
+        assert_eq!(
+            (b["max_tokens"].as_u64(), b.get("tools")),
+            (Some(300), None)
+        );
+        assert_eq!(b["messages"][0]["content"][0]["text"], "T");
+    }
+
+    #[test]
+    fn the_transcript_carries_calls_and_results_and_requests_lead_with_the_summary() {
+        let m = MsgId::generate();
+        let turns = vec![
+            Turn::User {
+                msg: m,
+                text: "write it".into(),
+            },
+            Turn::Assistant {
+                msg: m,
+                step: 1,
+                text: Some("on it".into()),
+                calls: vec![ToolCall {
+                    id: "c".into(),
+                    name: "write_file".into(),
+                    args: json!({"path": "a"}),
+                }],
+                usage: Usage::default(),
+                thinking: vec![],
+            },
+            Turn::Tool {
+                msg: m,
+                step: 1,
+                call: "c".into(),
+                name: "write_file".into(),
+                args: json!({}),
+                result: "refused: no".into(),
+                ok: false,
+            },
+        ];
+        let t = transcript(Some("before"), &turns);
+        for part in [
+            "before",
+            "write it",
+            "on it",
+            "called write_file({\"path\":\"a\"})",
+            "## write_file error\nrefused: no",
+        ] {
+            assert!(t.contains(part), "{part:?} in {t}");
+        }
+        // Anthropic: the summary and the next user turn make one user message.
+        let summary = Turn::Summary {
+            msg: m,
+            upto: 3,
+            text: "S".into(),
+            model: "small".into(),
+            usage: Usage::default(),
+        };
+        let turns = [summary, turns[0].clone()];
+        let c = LlmConfig::parse(&json!({"kind": "llm", "provider": "anthropic", "model": "m"}))
+            .expect("valid");
+        let req = openai::Request {
+            model: "m",
+            system: "sys",
+            turns: &turns,
+            max_tokens: 10,
+            max_tokens_field: c.max_tokens_field(),
+            temperature: None,
+            reasoning_effort: None,
+            thinking_budget: None,
+        };
+        let b = anthropic::body(&req);
+        assert_eq!(b["messages"].as_array().map(Vec::len), Some(1));
+        assert_eq!(b["messages"][0]["content"][0]["text"], framed("S"));
+        assert_eq!(b["messages"][0]["content"][1]["text"], "write it");
+        let b = openai::body(&req);
+        assert_eq!(
+            b["messages"][1],
+            json!({"role": "user", "content": framed("S")})
+        );
+    }
 }

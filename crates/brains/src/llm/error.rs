@@ -32,15 +32,12 @@ pub enum LlmError {
         model: String,
         detail: String,
     },
-    #[error("the conversation does not fit the context window of {model:?} at {provider} and compaction did not help ({why}): {detail}; lower compact_keep (now {keep}) so more is summarised, or set context_window{window} so it compacts sooner")]
+    /// `detail` says why, quotes the provider and names the keys to change.
+    #[error("the conversation does not fit the context window of {model:?} at {provider} and compaction did not help: {detail}")]
     CompactionDidNotHelp {
         provider: &'static str,
         model: String,
         detail: String,
-        why: String,
-        keep: u32,
-        /// `" (now N)"` when set.
-        window: String,
     },
     #[error("{provider} rejected the request (HTTP {status}): {detail}")]
     Rejected {

@@ -6,6 +6,7 @@
 mod attempts;
 mod budget;
 mod circuit;
+mod compaction;
 mod conversation;
 mod estimated;
 mod plumbing;

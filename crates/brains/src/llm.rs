@@ -18,11 +18,15 @@
 //! budget and resumes the conversation), the call is retried on timeouts,
 //! 429 and 5xx ([`http`], [`retry`]), and its usage is charged to
 //! `costs.jsonl` ([`ledger`]). Every tool call is logged to `tools.jsonl`.
+//! A conversation that outgrows the model's context window is compacted:
+//! older turns are summarised by the model, the file keeps them all
+//! ([`compact`]).
 //! HTTP stays in this crate; the runtime only sees [`Action`]s.
 
 mod anthropic;
 mod budget;
 pub mod circuit;
+mod compact;
 mod config;
 mod conversation;
 mod error;

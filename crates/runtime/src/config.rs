@@ -269,6 +269,11 @@ impl SocietyConfig {
         if let Some(price) = self.prices.get(model).cloned() {
             brain["prices"] = price;
         }
+        // Summaries made by a cheaper model are charged at its price.
+        let compact = brain.get("compact_model").and_then(|m| m.as_str());
+        if let Some(price) = compact.and_then(|m| self.prices.get(m)).cloned() {
+            brain["compact_prices"] = price;
+        }
         if let Some(budget) = self.budget.clone() {
             brain["society_budget"] = budget;
         }

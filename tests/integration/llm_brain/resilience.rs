@@ -222,7 +222,10 @@ fn a_replacement_process_continues_the_conversation_after_sigkill() {
     });
     assert_eq!(records(&s.agent("critic").inbox()).len(), 1);
     assert_eq!(orchestrator_from(&s, "writer", "reply").len(), 1);
-    let handled = events(&s, "writer", "message_handled");
+    // The reply can reach the orchestrator before the agent logs `message_handled`.
+    let handled = wait_until(SOON, "message_handled", || {
+        Some(events(&s, "writer", "message_handled")).filter(|h| !h.is_empty())
+    });
     assert_eq!(handled.len(), 1);
     assert_eq!(handled[0]["attempt"], 2);
     // The killed call was never answered, but the provider may bill it:

@@ -48,6 +48,10 @@ pub fn body(r: &Request<'_>) -> Value {
                     json!({"type": "tool_result", "tool_use_id": call, "content": result, "is_error": !ok}),
                 ],
             ),
+            Turn::Summary { text, .. } => (
+                "user",
+                vec![json!({"type": "text", "text": super::compact::framed(text)})],
+            ),
         };
         match messages.last_mut() {
             Some((last, blocks)) if *last == role => blocks.extend(block),

@@ -300,6 +300,32 @@ pub struct LlmConfig {
     /// Injected by the runtime from `[budget]`.
     #[serde(default)]
     pub society_budget: Limits,
+    /// Compaction (see `compact.rs`): the model's context window in tokens;
+    /// without it only a provider's "context too long" compacts.
+    #[serde(default)]
+    pub context_window: Option<u64>,
+    /// Share of `context_window` past which a request is compacted first.
+    #[serde(default)]
+    compact_at: Option<f64>,
+    /// Messages (user turns) kept verbatim; the one being handled always is.
+    #[serde(default = "default_compact_keep")]
+    pub compact_keep: u32,
+    /// A cheaper model on the same endpoint for summaries.
+    #[serde(default)]
+    pub compact_model: Option<String>,
+    /// The summary's `max_tokens`.
+    #[serde(default = "default_compact_max_tokens")]
+    pub compact_max_tokens: u64,
+    /// Injected by the runtime from `[prices."<compact_model>"]`.
+    #[serde(default)]
+    pub compact_prices: Option<Price>,
+}
+
+fn default_compact_keep() -> u32 {
+    2
+}
+fn default_compact_max_tokens() -> u64 {
+    1024
 }
 
 fn default_max_tokens() -> u64 {
@@ -356,6 +382,7 @@ impl LlmConfig {
             return Err(invalid("`max_steps` must be at least 1".into()));
         }
         cfg.check_ranges().map_err(invalid)?;
+        cfg.check_compaction().map_err(invalid)?;
         if cfg.system_prompt.is_some() && cfg.system_prompt_file.is_some() {
             return Err(invalid(
                 "give `system_prompt` or `system_prompt_file`, not both".into(),
@@ -501,6 +528,71 @@ impl LlmConfig {
             }
         }
         Ok(())
+    }
+
+    /// The compaction keys, said at load with the key and what is allowed.
+    fn check_compaction(&self) -> Result<(), String> {
+        if self.context_window == Some(0) {
+            return Err("`context_window` must be at least 1 (tokens)".into());
+        }
+        if let Some(at) = self.compact_at {
+            if self.context_window.is_none() {
+                return Err(format!(
+                    "`compact_at` = {at} needs `context_window` (the model's window in tokens)"
+                ));
+            }
+            if !(at > 0.0 && at < 1.0) {
+                return Err(format!(
+                    "`compact_at` = {at} is out of range: a share of `context_window` between 0 and 1 (exclusive)"
+                ));
+            }
+        }
+        if self.compact_keep == 0 {
+            return Err(
+                "`compact_keep` must be at least 1 (the message being handled is always kept)"
+                    .into(),
+            );
+        }
+        let cap = max_tokens_cap(self.provider);
+        if !(1..=cap).contains(&self.compact_max_tokens) {
+            return Err(format!(
+                "`compact_max_tokens` = {} is out of range for provider {}: allowed 1 to {cap}",
+                self.compact_max_tokens,
+                self.provider.name()
+            ));
+        }
+        if let Some(m) = &self.compact_model {
+            if m.trim().is_empty() {
+                return Err("`compact_model` is empty".into());
+            }
+            let usd = self.budget.has_usd() || self.society_budget.has_usd();
+            if usd && *m != self.model && self.compact_prices.is_none() {
+                return Err(format!(
+                    "a USD budget applies but compact_model {m:?} has no price: add [prices.{m:?}] input = .., output = .. (USD per million tokens) to society.toml"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// `compact_at`, defaulted.
+    pub fn compact_at(&self) -> f64 {
+        self.compact_at.unwrap_or(0.75)
+    }
+
+    /// The config of a summary call: the compaction model (with its price),
+    /// `compact_max_tokens`, and no sampling or thinking options.
+    pub fn for_compaction(&self) -> LlmConfig {
+        let mut c = self.clone();
+        if let Some(m) = self.compact_model.as_ref().filter(|m| **m != self.model) {
+            c.model = m.clone();
+            c.prices = self.compact_prices;
+        }
+        c.max_tokens = self.compact_max_tokens;
+        c.temperature = None;
+        c.reasoning_effort = None;
+        c.thinking_budget = None;
+        c
     }
 
     /// The request field carrying the answer's token limit.
@@ -671,5 +763,66 @@ mod tests {
         );
         assert_eq!(field("openai", "o3", Some("max_tokens")), "max_tokens");
         assert_eq!(field("anthropic", "o3", None), "max_tokens");
+    }
+
+    #[test]
+    fn compaction_keys_are_checked_at_load() {
+        let parse = |extra: serde_json::Value| {
+            let mut v = json!({"kind": "llm", "provider": "openai", "model": "m"});
+            if let (Some(v), Some(extra)) = (v.as_object_mut(), extra.as_object()) {
+                v.extend(extra.clone());
+            }
+            LlmConfig::parse(&v).map_err(|e| e.to_string())
+        };
+        let cfg = parse(json!({})).expect("defaults");
+        assert_eq!(
+            (cfg.context_window, cfg.compact_at(), cfg.compact_keep),
+            (None, 0.75, 2)
+        );
+        let cfg = parse(
+            json!({"context_window": 8000, "compact_at": 0.5, "compact_keep": 1,
+            "compact_model": "small", "compact_max_tokens": 300, "temperature": 0.3}),
+        )
+        .expect("valid");
+        let c = cfg.for_compaction();
+        assert_eq!(
+            (c.model.as_str(), c.max_tokens, c.temperature),
+            ("small", 300, None)
+        );
+        for (extra, says) in [
+            (
+                json!({"context_window": 0}),
+                "`context_window` must be at least 1",
+            ),
+            (
+                json!({"compact_at": 0.5}),
+                "`compact_at` = 0.5 needs `context_window`",
+            ),
+            (
+                json!({"context_window": 10, "compact_at": 1.0}),
+                "`compact_at` = 1 is out of range",
+            ),
+            (
+                json!({"context_window": 10, "compact_at": 0.0}),
+                "between 0 and 1",
+            ),
+            (
+                json!({"compact_keep": 0}),
+                "`compact_keep` must be at least 1",
+            ),
+            (
+                json!({"compact_max_tokens": 0}),
+                "`compact_max_tokens` = 0 is out of range",
+            ),
+            (json!({"compact_model": " "}), "`compact_model` is empty"),
+            (
+                json!({"compact_model": "small", "prices": {"input": 1.0, "output": 1.0},
+                "budget": {"usd_total": 1.0}}),
+                "compact_model \"small\" has no price",
+            ),
+        ] {
+            let e = parse(extra.clone()).expect_err("refused");
+            assert!(e.contains(says), "{extra}: {e}");
+        }
     }
 }

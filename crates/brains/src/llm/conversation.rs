@@ -9,11 +9,19 @@
 //!  "thinking":[{"type":"thinking","thinking":"..","signature":".."}]}
 //! {"ts":"..","gen":1,"turn":"tool","msg":"01J..","step":1,"call":"call_1","name":"write_file",
 //!  "args":{..},"result":"wrote 12 bytes","ok":true}
+//! {"ts":"..","gen":1,"turn":"summary","msg":"01J..","upto":14,"text":"..","model":"..",
+//!  "usage":{"input":900,"output":120}}
 //! ```
 //!
 //! The log is the conversation's state: where a message stands (a model call
 //! is due, tool calls are pending, it is done) is read off its tail, so a
 //! process that replaces a killed one continues exactly where it stopped.
+//!
+//! A `summary` line (see `compact.rs`) stands for the turns before position
+//! `upto` (counting the valid turn lines of the file, earlier summaries
+//! included) in every later request; the turns themselves stay in the file.
+//! The latest summary wins; summary lines are never part of the tail's
+//! verdict.
 
 use super::error::LlmError;
 use serde::{Deserialize, Serialize};
@@ -65,13 +73,29 @@ pub enum Turn {
         result: String,
         ok: bool,
     },
+    /// The model's summary of `turns[..upto]`, written by compaction while
+    /// handling `msg`; `usage` and `model` are those of the summary call.
+    Summary {
+        msg: MsgId,
+        upto: usize,
+        text: String,
+        model: String,
+        usage: Usage,
+    },
 }
 
 impl Turn {
     pub fn msg(&self) -> MsgId {
         match self {
-            Turn::User { msg, .. } | Turn::Assistant { msg, .. } | Turn::Tool { msg, .. } => *msg,
+            Turn::User { msg, .. }
+            | Turn::Assistant { msg, .. }
+            | Turn::Tool { msg, .. }
+            | Turn::Summary { msg, .. } => *msg,
         }
+    }
+
+    fn is_summary(&self) -> bool {
+        matches!(self, Turn::Summary { .. })
     }
 }
 
@@ -189,21 +213,104 @@ impl Conversation {
     }
 
     /// Usage of the latest model answer: the next request contains everything
-    /// it saw and said, so it bounds the next prompt from below.
+    /// it saw and said, so it bounds the next prompt from below. None after
+    /// a summary: the answers before it saw turns no request carries now.
     pub fn last_usage(&self) -> Option<Usage> {
+        self.turns
+            .iter()
+            .rev()
+            .take_while(|t| !t.is_summary())
+            .find_map(|t| match t {
+                Turn::Assistant { usage, .. } => Some(*usage),
+                _ => None,
+            })
+    }
+
+    /// The latest summary, if any: `(upto, the summary turn)`.
+    pub fn summary(&self) -> Option<(usize, &Turn)> {
         self.turns.iter().rev().find_map(|t| match t {
-            Turn::Assistant { usage, .. } => Some(*usage),
+            Turn::Summary { upto, .. } => Some((*upto, t)),
             _ => None,
         })
+    }
+
+    /// Where requests start in the log: after the latest summary's cut.
+    fn base(&self) -> usize {
+        self.summary()
+            .map_or(0, |(upto, _)| upto.min(self.turns.len()))
+    }
+
+    /// The latest position `c` at which the history may be cut, so that a
+    /// summary of `turns[..c]` plus the turns from `c` on make a valid
+    /// request, or `None` when nothing is left to cut. A cut is valid only
+    /// before a user turn that starts a message, after the latest summary's
+    /// cut, with every message on one side of it (so never between an
+    /// assistant turn and its tool results, and the message being handled
+    /// stays whole), and with at least `keep` user turns after it.
+    pub fn cut(&self, keep: u32) -> Option<usize> {
+        let base = self.base();
+        let mut last = std::collections::HashMap::new();
+        for (i, t) in self.turns.iter().enumerate().skip(base) {
+            if !t.is_summary() {
+                last.insert(t.msg(), i);
+            }
+        }
+        // Valid cuts, in log order: `reach` is the last turn of any message
+        // seen so far, so a user turn after it starts a clean boundary.
+        let mut cuts = Vec::new();
+        let mut reach = 0;
+        for (i, t) in self.turns.iter().enumerate().skip(base) {
+            if t.is_summary() {
+                continue;
+            }
+            if i > base && matches!(t, Turn::User { .. }) && reach < i {
+                cuts.push(i);
+            }
+            reach = reach.max(last.get(&t.msg()).copied().unwrap_or(i));
+        }
+        let kept = |c: usize| {
+            self.turns[c..]
+                .iter()
+                .filter(|t| matches!(t, Turn::User { .. }))
+                .count()
+        };
+        // The latest cut summarises the most; the first one from the end
+        // that keeps enough messages wins.
+        cuts.into_iter()
+            .rev()
+            .find(|&c| kept(c) >= keep.max(1) as usize)
+    }
+
+    /// What a summary at `cut` replaces: the latest summary's text (if any)
+    /// and the turns from its cut to `cut`, as requests would send them.
+    pub fn older(&self, cut: usize) -> (Option<&str>, Vec<Turn>) {
+        let prev = self.summary().and_then(|(_, t)| match t {
+            Turn::Summary { text, .. } => Some(text.as_str()),
+            _ => None,
+        });
+        let part = Conversation {
+            path: PathBuf::new(),
+            turns: self.turns[self.base()..cut.min(self.turns.len())]
+                .iter()
+                .filter(|t| !t.is_summary())
+                .cloned()
+                .collect(),
+        };
+        (prev, part.for_request())
     }
 
     /// The turns as a request sends them: every assistant turn with tool
     /// calls is followed by exactly one result per call, in call order (a
     /// call that never ran, because its message was given up, gets a
     /// "not executed" result), since both protocols refuse anything else.
+    /// After a summary, the request starts with it, then the turns from its
+    /// cut on.
     pub fn for_request(&self) -> Vec<Turn> {
         let mut out = Vec::with_capacity(self.turns.len());
-        let mut i = 0;
+        let mut i = self.base();
+        if let Some((_, summary)) = self.summary() {
+            out.push(summary.clone());
+        }
         while i < self.turns.len() {
             let turn = &self.turns[i];
             i += 1;
@@ -218,7 +325,9 @@ impl Conversation {
             };
             out.push(turn.clone());
             let start = i;
-            while i < self.turns.len() && matches!(self.turns[i], Turn::Tool { .. }) {
+            while i < self.turns.len()
+                && matches!(self.turns[i], Turn::Tool { .. } | Turn::Summary { .. })
+            {
                 i += 1;
             }
             let results = &self.turns[start..i];
@@ -241,7 +350,7 @@ impl Conversation {
     }
 
     pub fn next(&self) -> Next {
-        let Some(last) = self.turns.last() else {
+        let Some(last) = self.turns.iter().rev().find(|t| !t.is_summary()) else {
             return Next::Call;
         };
         if matches!(last, Turn::User { .. }) {

@@ -32,6 +32,13 @@ pub enum LlmError {
         model: String,
         detail: String,
     },
+    /// `detail` says why, quotes the provider and names the keys to change.
+    #[error("the conversation does not fit the context window of {model:?} at {provider} and compaction did not help: {detail}")]
+    CompactionDidNotHelp {
+        provider: &'static str,
+        model: String,
+        detail: String,
+    },
     #[error("{provider} rejected the request (HTTP {status}): {detail}")]
     Rejected {
         provider: &'static str,
@@ -124,6 +131,7 @@ impl LlmError {
                 | LlmError::Unauthorized { .. }
                 | LlmError::UnknownModel { .. }
                 | LlmError::ContextTooLong { .. }
+                | LlmError::CompactionDidNotHelp { .. }
                 | LlmError::Rejected { .. }
                 | LlmError::Malformed { .. }
         )

@@ -46,6 +46,9 @@ pub fn body(r: &Request<'_>) -> Value {
             Turn::Tool { call, result, .. } => {
                 json!({"role": "tool", "tool_call_id": call, "content": result})
             }
+            Turn::Summary { text, .. } => {
+                json!({"role": "user", "content": super::compact::framed(text)})
+            }
         });
     }
     let tools: Vec<Value> = tools::definitions()

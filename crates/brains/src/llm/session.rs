@@ -3,6 +3,7 @@
 
 use super::budget::{self, Exceeded};
 use super::circuit::Circuit;
+use super::compact;
 use super::conversation::{Conversation, Next, ToolCall, Turn};
 use super::extension;
 use super::http::{self, CallError};
@@ -106,6 +107,9 @@ fn call_model(
     system: &str,
     step: u32,
 ) -> Result<Option<Exceeded>, CallError> {
+    if let Some(exceeded) = compact::maybe(llm, ctx, conv, msg, inbound, system)? {
+        return Ok(Some(exceeded));
+    }
     let cfg = &llm.cfg;
     let turns = conv.for_request();
     let mut req = openai::Request {
@@ -194,7 +198,18 @@ fn call_model(
             "llm_circuit_closed",
             json!({"circuit": closed.name, "failures": closed.failures, "was_open": closed.open}),
         );
-    })?;
+    });
+    // Too long: compact once and call again; a second refusal finds nothing
+    // new to cut and fails with CompactionDidNotHelp.
+    let answer = match answer {
+        Err(CallError::Failed(LlmError::ContextTooLong { detail, .. })) => {
+            return match compact::forced(llm, ctx, conv, msg, inbound, system, detail)? {
+                Some(exceeded) => Ok(Some(exceeded)),
+                None => call_model(llm, ctx, conv, msg, inbound, system, step),
+            };
+        }
+        other => other?,
+    };
     let reply = match cfg.provider {
         Provider::Openai => openai::parse(&answer, step),
         Provider::Anthropic => anthropic::parse(&answer),

@@ -9,6 +9,7 @@ mod circuit;
 mod compaction;
 mod conversation;
 mod estimated;
+mod fallback;
 mod plumbing;
 mod resilience;
 pub(crate) mod support;

@@ -64,6 +64,11 @@ pub struct Llm {
     cfg: LlmConfig,
     /// Built on first use, so validating a config (CLI, supervisor) starts no HTTP machinery.
     client: Option<reqwest::blocking::Client>,
+    /// What the orchestrator must hear although the message goes on (a
+    /// circuit opened on a model this message then fell back from).
+    escalations: Vec<(String, serde_json::Value)>,
+    /// The model (0) or fallback the current message is on.
+    candidate: usize,
 }
 
 impl Llm {
@@ -71,6 +76,8 @@ impl Llm {
         Ok(Llm {
             cfg: LlmConfig::parse(config)?,
             client: None,
+            escalations: Vec::new(),
+            candidate: 0,
         })
     }
 
@@ -123,6 +130,8 @@ fn resolve_prompt(folder: &Path, file: &Path) -> std::path::PathBuf {
 
 impl Brain for Llm {
     fn handle(&mut self, ctx: &mut Context<'_>, msg: &Envelope) -> Result<Vec<Action>, BrainError> {
+        self.escalations.clear();
+        self.candidate = 0;
         match session::run(self, ctx, msg) {
             Ok(actions) => Ok(actions),
             Err(http::CallError::Abandoned) => Err(BrainError::Abandoned),

@@ -274,6 +274,15 @@ impl SocietyConfig {
         if let Some(price) = compact.and_then(|m| self.prices.get(m)).cloned() {
             brain["compact_prices"] = price;
         }
+        // Each fallback model is charged at its own price.
+        if let Some(list) = brain.get_mut("fallback").and_then(|f| f.as_array_mut()) {
+            for entry in list.iter_mut().filter(|e| e.is_object()) {
+                let model = entry.get("model").and_then(|m| m.as_str()).unwrap_or("");
+                if let Some(price) = self.prices.get(model).cloned() {
+                    entry["prices"] = price;
+                }
+            }
+        }
         if let Some(budget) = self.budget.clone() {
             brain["society_budget"] = budget;
         }

@@ -292,6 +292,13 @@ pub struct LlmConfig {
     /// the tools and the history's stable prefix.
     #[serde(default)]
     pub prompt_cache: bool,
+    /// Models to move to, in order, when this one keeps failing: tables of
+    /// brain keys that override this config's (see [`Self::fallback_configs`]).
+    #[serde(default)]
+    fallback: Vec<serde_json::Value>,
+    /// The parsed `fallback` entries.
+    #[serde(skip)]
+    pub fallbacks: Vec<LlmConfig>,
     #[serde(default)]
     pub budget: Limits,
     /// Injected by the runtime from `[prices."<model>"]`.
@@ -400,7 +407,82 @@ impl LlmConfig {
                 "`base_url` must start with http:// or https://, got {url:?}"
             )));
         }
+        let mut cfg = cfg;
+        cfg.fallbacks = Self::fallback_configs(config, &cfg.fallback)?;
         Ok(cfg)
+    }
+
+    /// Keys that belong to one provider: a fallback entry that changes
+    /// `provider` does not inherit them.
+    const PROVIDER_KEYS: [&'static str; 12] = [
+        "base_url",
+        "api_key_env",
+        "max_tokens_field",
+        "reasoning_effort",
+        "thinking_budget",
+        "seed",
+        "prompt_cache",
+        "headers",
+        "headers_env",
+        "query",
+        "path",
+        "temperature",
+    ];
+
+    /// Each `fallback` entry is this config with the entry's keys on top —
+    /// except `fallback` itself, the primary model's prices (the runtime
+    /// puts each entry's own `prices` in it) and, when the entry changes
+    /// `provider`, the [`Self::PROVIDER_KEYS`].
+    fn fallback_configs(
+        raw: &serde_json::Value,
+        entries: &[serde_json::Value],
+    ) -> Result<Vec<LlmConfig>, BrainError> {
+        let mut out = Vec::new();
+        for (i, entry) in entries.iter().enumerate() {
+            let invalid = |reason: String| BrainError::Config {
+                kind: "llm".into(),
+                reason: format!("fallback[{i}]: {reason}"),
+            };
+            let Some(over) = entry.as_object() else {
+                return Err(invalid("must be a table of brain keys".into()));
+            };
+            if !over.contains_key("model") {
+                return Err(invalid("give `model` (the model to move to)".into()));
+            }
+            for key in ["fallback", "kind", "budget", "society_budget"] {
+                if over.contains_key(key) {
+                    return Err(invalid(format!("`{key}` cannot be set per fallback")));
+                }
+            }
+            let mut merged = raw.as_object().cloned().unwrap_or_default();
+            for key in ["fallback", "prices", "compact_prices"] {
+                merged.remove(key);
+            }
+            if over
+                .get("provider")
+                .is_some_and(|p| Some(p) != raw.get("provider"))
+            {
+                for key in Self::PROVIDER_KEYS {
+                    merged.remove(key);
+                }
+            }
+            merged.extend(over.clone());
+            let cfg =
+                LlmConfig::parse(&serde_json::Value::Object(merged)).map_err(|e| match e {
+                    BrainError::Config { reason, .. } => invalid(reason),
+                    other => invalid(other.to_string()),
+                })?;
+            out.push(cfg);
+        }
+        Ok(out)
+    }
+
+    /// This config (0) or its fallback `i` (1, 2, ...).
+    pub fn candidate(&self, i: usize) -> &LlmConfig {
+        match i {
+            0 => self,
+            _ => &self.fallbacks[i - 1],
+        }
     }
 
     /// What the provider would refuse, said at load: the key, the value and

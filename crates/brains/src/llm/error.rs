@@ -150,6 +150,17 @@ impl LlmError {
         }
     }
 
+    /// The model keeps failing for reasons another model may not share:
+    /// rate limits and server errors past their retries, an open circuit.
+    pub fn falls_back(&self) -> bool {
+        matches!(
+            self,
+            LlmError::RetriesExhausted { .. }
+                | LlmError::RateLimited { .. }
+                | LlmError::CircuitOpen { .. }
+        )
+    }
+
     /// What the orchestrator must be told, once, about this failure.
     pub fn escalation(&self) -> Option<(String, serde_json::Value)> {
         match self {

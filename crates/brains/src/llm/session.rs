@@ -2,7 +2,7 @@
 //! conversation log (see the crate-level notes in `llm.rs`).
 
 use super::budget::{self, Exceeded};
-use super::circuit::Circuit;
+use super::circuit::{Circuit, Gate};
 use super::compact;
 use super::conversation::{Conversation, Next, ToolCall, Turn};
 use super::extension;
@@ -94,7 +94,13 @@ pub fn run(llm: &mut Llm, ctx: &mut Context<'_>, msg: &Envelope) -> Result<Vec<A
             }
         }
     }
-    Ok(actions_of(&conv, msg.id, &inbound, structured))
+    let mut actions = actions_of(&conv, msg.id, &inbound, structured);
+    actions.extend(
+        llm.escalations
+            .drain(..)
+            .map(|(reason, context)| Action::Escalate { reason, context }),
+    );
+    Ok(actions)
 }
 
 /// One model call, unless a budget forbids it (then the budget that did).
@@ -110,7 +116,47 @@ fn call_model(
     if let Some(exceeded) = compact::maybe(llm, ctx, conv, msg, inbound, system)? {
         return Ok(Some(exceeded));
     }
-    let cfg = &llm.cfg;
+    // The model, then each `fallback` in order while they keep failing;
+    // the rest of the message stays on the one that answered.
+    let last = llm.cfg.fallbacks.len();
+    let mut i = llm.candidate;
+    loop {
+        match call_candidate(llm, i, ctx, conv, msg, inbound, system, step) {
+            Err(CallError::Failed(e)) if i < last && e.falls_back() => {
+                if let Some(escalation) = e.escalation() {
+                    // The message goes on, on another model: the
+                    // orchestrator still hears about the refused key.
+                    llm.escalations.push(escalation);
+                }
+                let (from, to) = (llm.cfg.candidate(i), llm.cfg.candidate(i + 1));
+                let fields = json!({"id": msg.id, "step": step, "from": from.model,
+                    "from_provider": from.provider.name(), "to": to.model,
+                    "to_provider": to.provider.name(), "fallback": i + 1, "reason": e.to_string()});
+                tracing::warn!(from = from.model, to = to.model, "falling back: {e}");
+                ctx.hooks.log("llm_fallback", fields);
+                i += 1;
+            }
+            other => {
+                llm.candidate = i;
+                return other;
+            }
+        }
+    }
+}
+
+/// One model call on candidate `i` (0: the model, 1..: its fallbacks).
+#[allow(clippy::too_many_arguments)]
+fn call_candidate(
+    llm: &mut Llm,
+    i: usize,
+    ctx: &mut Context<'_>,
+    conv: &mut Conversation,
+    msg: &Envelope,
+    inbound: &Inbound,
+    system: &str,
+    step: u32,
+) -> Result<Option<Exceeded>, CallError> {
+    let cfg = llm.cfg.candidate(i);
     let turns = conv.for_request();
     let mut req = openai::Request {
         model: &cfg.model,
@@ -147,11 +193,30 @@ fn call_model(
     }
     let sent_max_tokens = req.max_tokens;
     let client = llm.client()?;
-    let cfg = &llm.cfg;
+    let cfg = llm.cfg.candidate(i);
     let (agent, gen) = (ctx.agent.as_str().to_string(), ctx.gen);
     let provider = cfg.provider.name();
     let circuit = Circuit::of(ctx.folder, cfg);
-    park(&circuit, cfg, ctx.hooks, msg.id)?;
+    if i < llm.cfg.fallbacks.len() {
+        // A fallback waits: move on instead of parking.
+        if let Gate::Open(state) =
+            circuit
+                .gate(cfg.circuit_cooldown)
+                .map_err(|e| LlmError::Circuit {
+                    path: ctx.folder.to_path_buf(),
+                    source: e,
+                })?
+        {
+            return Err(LlmError::CircuitOpen {
+                circuit: state.name,
+                escalate: false,
+                last: state.last_error,
+            }
+            .into());
+        }
+    } else {
+        park(&circuit, cfg, ctx.hooks, msg.id)?;
+    }
     let request_bytes = serde_json::to_vec(&body).map_or(0, |b| b.len() as u64);
     let in_flight = inflight::begin(
         ctx.folder,
@@ -205,7 +270,7 @@ fn call_model(
         Err(CallError::Failed(LlmError::ContextTooLong { detail, .. })) => {
             return match compact::forced(llm, ctx, conv, msg, inbound, system, detail)? {
                 Some(exceeded) => Ok(Some(exceeded)),
-                None => call_model(llm, ctx, conv, msg, inbound, system, step),
+                None => call_candidate(llm, i, ctx, conv, msg, inbound, system, step),
             };
         }
         other => other?,
@@ -232,6 +297,9 @@ fn call_model(
     });
     let mut usage = json!({"provider": provider, "model": cfg.model, "input_tokens": tokens.input,
         "output_tokens": tokens.output, "usd": usd, "case": inbound.case, "id": msg.id, "step": step});
+    if i > 0 {
+        usage["fallback"] = json!(i);
+    }
     if cache.read > 0 {
         usage["cached_input_tokens"] = json!(cache.read);
     }

@@ -46,6 +46,12 @@ pub fn run(layout: &Layout, cmd: Command) -> anyhow::Result<Code> {
 
 fn status(layout: &Layout, args: StatusArgs) -> anyhow::Result<Code> {
     let circuits = circuit::list(layout.state_dir());
+    for path in circuit::unreadable(layout.state_dir()) {
+        note!(
+            "warning: {} is not a readable circuit file: it counts as closed (remove it)",
+            path.display()
+        );
+    }
     let format = args.output.format();
     if args.output.is_json() {
         output::list(&circuits, format)?;

@@ -318,6 +318,21 @@ pub fn list(state_dir: &Path) -> Vec<State> {
     out
 }
 
+/// Circuit files that cannot be read (corrupt, not a circuit): they count
+/// as closed; `society llm status` names them.
+pub fn unreadable(state_dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(state_dir.join(DIR)) else {
+        return Vec::new();
+    };
+    let mut out: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json") && read(p).is_none())
+        .collect();
+    out.sort();
+    out
+}
+
 /// Closes the circuit `name` (or every circuit): parked agents call again.
 /// The states removed.
 pub fn reset(state_dir: &Path, name: Option<&str>) -> std::io::Result<Vec<State>> {
@@ -390,6 +405,9 @@ mod tests {
         assert_eq!(c.gate(Duration::ZERO).expect("gate"), Gate::Closed);
         assert!(c.refused("a", "401", 1).expect("count"));
         assert!(reset(dir.path(), Some("other")).expect("reset").is_empty());
+        std::fs::write(dir.path().join(DIR).join("torn.json"), b"{\"name\":").expect("write");
+        assert_eq!(unreadable(dir.path()).len(), 1);
+        assert_eq!(list(dir.path()).len(), 1, "the torn file is not a circuit");
         assert_eq!(reset(dir.path(), None).expect("reset").len(), 1);
         assert_eq!(c.gate(Duration::ZERO).expect("gate"), Gate::Closed);
     }

@@ -32,6 +32,7 @@ mod ledger;
 mod openai;
 mod retry;
 mod session;
+mod stream;
 mod tools;
 mod workspace;
 

@@ -8,5 +8,6 @@ mod budget;
 mod conversation;
 mod estimated;
 mod resilience;
+mod streaming;
 pub(crate) mod support;
 mod wire;

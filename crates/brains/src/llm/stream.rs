@@ -114,10 +114,10 @@ pub fn exchange(
     hooks: &mut dyn Hooks,
 ) -> Result<Result<Raw, Transport>, CallError> {
     let stall = cfg.stall_timeout();
-    // reqwest's blocking timeout bounds the wait for the headers and each
-    // read of the body: the helper gives up (and closes the connection) on
-    // a stall too, instead of reading a dead socket forever.
-    let req = req.timeout(stall);
+    // No per-request timeout: reqwest would make it a deadline for the whole
+    // exchange. The client's own (`stall_timeout`, see `Llm::client`) bounds
+    // each read, so the helper gives up on a stall too, dropping the
+    // connection, instead of reading a dead socket forever.
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || read(req, &tx));
     let started = Instant::now();

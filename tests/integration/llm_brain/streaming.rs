@@ -204,12 +204,13 @@ fn streamed_answers_are_handled_exactly_like_plain_ones_on_both_wire_formats() {
 #[test]
 fn a_slow_stream_outlives_timeout_but_stalls_cut_streams_and_error_events_are_retried() {
     let fakes: Vec<(&str, FakeLlm, &str, &str, &str)> = vec![
-        // 16 words 250 ms apart: ~4 s, over `timeout` and `hang_timeout`.
+        // Events 500 ms apart: each gap, and the whole, over `timeout`
+        // (and the whole over `hang_timeout`), each gap under `stall_timeout`.
         (
             "slow",
             FakeLlm::start(),
             "openai",
-            r#", stream = true, timeout = "1s", stall_timeout = "2s""#,
+            r#", stream = true, timeout = "300ms", stall_timeout = "1500ms""#,
             r#"hang_timeout = "1s""#,
         ),
         (
@@ -247,9 +248,9 @@ fn a_slow_stream_outlives_timeout_but_stalls_cut_streams_and_error_events_are_re
         .collect();
     let mut s = start(&toml);
     let f = |id: &str| &fakes.iter().find(|(i, ..)| *i == id).unwrap().1;
-    let long = "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen";
-    let slow = openai::stream_text(long, (40, 16)).every(Duration::from_millis(250));
-    assert!(slow.event_count() >= 18);
+    let long = "one two three four five six seven eight";
+    let slow = openai::stream_text(long, (40, 16)).every(Duration::from_millis(500));
+    assert_eq!(slow.event_count(), 12);
     f("slow").push([slow]);
     f("stalls").push([
         anthropic::stream_text("never finished", (5, 5)).stall_before(4, Duration::from_secs(3)),

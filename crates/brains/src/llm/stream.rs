@@ -206,17 +206,20 @@ pub fn exchange(
                 }
             }
             Piece::End => {
+                let mid = if parser.pending() {
+                    ", in the middle of an event"
+                } else {
+                    ""
+                };
+                let cut = format!(
+                    "the stream ended before its last event ({}) after {chunks} chunks{mid}",
+                    answer.terminal()
+                );
                 return Ok(match head {
-                    Some((_, _, true)) => {
-                        Err(Transport {
-                            why: format!(
-                            "the stream ended before its last event ({}) after {chunks} chunks{}",
-                            answer.terminal(),
-                            if parser.pending() { ", in the middle of an event" } else { "" }
-                        ),
-                            sent: true,
-                        })
-                    }
+                    Some((_, _, true)) => Err(Transport {
+                        why: cut,
+                        sent: true,
+                    }),
                     Some((status, retry_after, false)) => Ok(Raw {
                         status,
                         retry_after,
@@ -226,7 +229,7 @@ pub fn exchange(
                         why: "the connection ended before any response".into(),
                         sent: true,
                     }),
-                })
+                });
             }
             Piece::SendFailed(e) if e.is_timeout() => return Ok(Err(stalled(last, chunks))),
             Piece::SendFailed(e) => {

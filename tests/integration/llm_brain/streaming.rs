@@ -379,3 +379,41 @@ fn a_slow_stream_outlives_timeout_but_stalls_cut_streams_and_error_events_are_re
     s.stop_supervisor();
     assert_key_nowhere(s.root());
 }
+
+#[test]
+fn stop_during_a_stream_abandons_it_at_once() {
+    let fake = FakeLlm::start();
+    // A grace long enough that only honouring the stop request, not a
+    // SIGKILL after the grace, ends the agent within the bound below.
+    let mut s = start(&llm_agent(
+        "talker",
+        &fake,
+        "anthropic",
+        r#", stream = true, stall_timeout = "10s""#,
+        r#"grace = "15s""#,
+    ));
+    let words = vec!["word"; 40].join(" ");
+    fake.push([anthropic::stream_text(&words, (5, 40)).every(Duration::from_millis(500))]);
+    let msg = s.ok(&["send", "talker", "talk for a while"]);
+    wait_until(SOON, "the streamed call", || {
+        (fake.count() == 1).then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(1500)); // let a few chunks arrive: the stop lands mid-stream
+    let t0 = Instant::now();
+    s.ok(&["stop", "talker", "--timeout", "30s"]);
+    let took = t0.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "stopped mid-stream in {took:?}"
+    );
+    let abandoned = events(&s, "talker", "message_abandoned");
+    assert_eq!(abandoned.len(), 1, "the brain gave the message back");
+    assert_eq!(abandoned[0]["id"], msg.as_str());
+    assert!(events(&s, "talker", "message_failed").is_empty());
+    assert!(
+        agent_records(&s, "talker", "costs.jsonl").is_empty(),
+        "no answer, no usage"
+    );
+    s.stop_supervisor();
+    assert_key_nowhere(s.root());
+}

@@ -12,5 +12,6 @@ mod estimated;
 mod fallback;
 mod plumbing;
 mod resilience;
+mod streaming;
 pub(crate) mod support;
 mod wire;

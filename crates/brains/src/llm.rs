@@ -38,6 +38,7 @@ mod ledger;
 mod openai;
 mod retry;
 mod session;
+mod stream;
 mod tools;
 mod wire;
 mod workspace;
@@ -85,8 +86,17 @@ impl Llm {
         if let Some(c) = &self.client {
             return Ok(c.clone());
         }
+        // reqwest's blocking timeout bounds the wait for the response head
+        // and each read of the body, not the whole exchange: with a stream,
+        // set to `stall_timeout`, it lets a stalled read end (and drop the
+        // connection) while a body that keeps coming is never cut.
+        let timeout = if self.cfg.stream {
+            self.cfg.stall_timeout()
+        } else {
+            self.cfg.timeout
+        };
         let client = reqwest::blocking::Client::builder()
-            .timeout(self.cfg.timeout)
+            .timeout(timeout)
             .connect_timeout(self.cfg.connect_timeout)
             .user_agent(concat!("society/", env!("CARGO_PKG_VERSION")))
             .build()

@@ -8,6 +8,12 @@
 //! its reply is chosen, so a test can assert exactly how many calls were made
 //! and what history each one carried. An empty queue answers 500 with a
 //! message saying so, which makes an unexpected extra call visible.
+//!
+//! Streamed replies (`openai::stream`, `anthropic::stream`, ...) are written
+//! as server-sent events, one event per write, each after its own delay
+//! ([`Reply::every`]); a reply can stall before a given event
+//! ([`Reply::stall_before`]) or end before its terminal event
+//! ([`Reply::cut_after`]).
 
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, VecDeque};
@@ -34,6 +40,16 @@ pub struct Reply {
     pub headers: Vec<(String, String)>,
     pub body: String,
     pub delay: Duration,
+    /// A streamed body: written piece by piece after the headers (no
+    /// content length; the connection's end ends it), instead of `body`.
+    pub stream: Option<Vec<Chunk>>,
+}
+
+/// One write of a streamed body, after `delay`.
+#[derive(Debug, Clone)]
+pub struct Chunk {
+    pub delay: Duration,
+    pub bytes: String,
 }
 
 impl Reply {
@@ -43,7 +59,65 @@ impl Reply {
             headers: vec![("content-type".into(), "application/json".into())],
             body: body.to_string(),
             delay: Duration::ZERO,
+            stream: None,
         }
+    }
+
+    /// A 200 `text/event-stream` reply of these events (each a complete
+    /// `event: ..\ndata: ..\n\n` text), written one by one.
+    pub fn events(events: Vec<String>) -> Reply {
+        Reply {
+            status: 200,
+            headers: vec![("content-type".into(), "text/event-stream".into())],
+            body: String::new(),
+            delay: Duration::ZERO,
+            stream: Some(
+                events
+                    .into_iter()
+                    .map(|bytes| Chunk {
+                        delay: Duration::ZERO,
+                        bytes,
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
+    /// A streamed reply writes each event `gap` after the previous one.
+    pub fn every(mut self, gap: Duration) -> Reply {
+        for c in self.stream.iter_mut().flatten() {
+            c.delay = gap;
+        }
+        self
+    }
+
+    /// A streamed reply waits `d` before its event number `n` (0-based).
+    pub fn stall_before(mut self, n: usize, d: Duration) -> Reply {
+        let chunks = self
+            .stream
+            .as_mut()
+            .expect("stall_before: a streamed reply");
+        assert!(
+            n < chunks.len(),
+            "stall_before {n}: only {} events",
+            chunks.len()
+        );
+        chunks[n].delay = d;
+        self
+    }
+
+    /// A streamed reply sends its first `n` events only, then closes.
+    pub fn cut_after(mut self, n: usize) -> Reply {
+        self.stream
+            .as_mut()
+            .expect("cut_after: a streamed reply")
+            .truncate(n);
+        self
+    }
+
+    /// How many events a streamed reply writes.
+    pub fn event_count(&self) -> usize {
+        self.stream.as_ref().map_or(0, Vec::len)
     }
 
     pub fn raw(status: u16, body: &str) -> Reply {
@@ -52,6 +126,7 @@ impl Reply {
             headers: vec![("content-type".into(), "application/json".into())],
             body: body.into(),
             delay: Duration::ZERO,
+            stream: None,
         }
     }
 
@@ -98,6 +173,75 @@ pub mod openai {
         )
     }
 
+    /// `text` streamed word by word, then the finish and usage chunks and `[DONE]`.
+    pub fn stream_text(text: &str, usage: (u64, u64)) -> Reply {
+        stream(json!({"role": "assistant", "content": text}), "stop", usage)
+    }
+
+    /// Tool calls streamed as OpenAI does: each call's id and name first,
+    /// its arguments in three fragments, the calls' fragments interleaved.
+    pub fn stream_tool_calls(calls: &[(&str, &str, Value)], usage: (u64, u64)) -> Reply {
+        let calls: Vec<Value> = calls
+            .iter()
+            .map(|(id, name, args)| {
+                json!({"id": id, "type": "function", "function": {"name": name, "arguments": args.to_string()}})
+            })
+            .collect();
+        stream(
+            json!({"role": "assistant", "content": null, "tool_calls": calls}),
+            "tool_calls",
+            usage,
+        )
+    }
+
+    /// `message` (content and tool calls, as in a plain answer) as a stream.
+    pub fn stream(message: Value, finish_reason: &str, (input, output): (u64, u64)) -> Reply {
+        let chunk = |delta: Value, finish: Value| {
+            json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "model": "fake",
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+        };
+        let mut chunks = vec![chunk(
+            json!({"role": "assistant", "content": ""}),
+            Value::Null,
+        )];
+        if let Some(text) = message["content"].as_str() {
+            chunks.extend(
+                super::words(text)
+                    .into_iter()
+                    .map(|w| chunk(json!({"content": w}), Value::Null)),
+            );
+        }
+        let calls = message["tool_calls"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for (i, c) in calls.iter().enumerate() {
+            chunks.push(chunk(
+                json!({"tool_calls": [{"index": i, "id": c["id"], "type": "function",
+                    "function": {"name": c["function"]["name"], "arguments": ""}}]}),
+                Value::Null,
+            ));
+        }
+        let pieces: Vec<Vec<String>> = calls
+            .iter()
+            .map(|c| super::thirds(c["function"]["arguments"].as_str().unwrap_or("")))
+            .collect();
+        for k in 0..3 {
+            for (i, p) in pieces.iter().enumerate() {
+                chunks.push(chunk(
+                    json!({"tool_calls": [{"index": i, "function": {"arguments": p[k]}}]}),
+                    Value::Null,
+                ));
+            }
+        }
+        chunks.push(chunk(json!({}), json!(finish_reason)));
+        chunks.push(json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "model": "fake", "choices": [],
+            "usage": {"prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output}}));
+        let mut events: Vec<String> = chunks.iter().map(|c| format!("data: {c}\n\n")).collect();
+        events.push("data: [DONE]\n\n".into());
+        Reply::events(events)
+    }
+
     fn message(message: Value, (input, output): (u64, u64)) -> Reply {
         Reply::json(
             200,
@@ -127,6 +271,76 @@ pub mod anthropic {
         )
     }
 
+    pub fn stream_text(text: &str, usage: (u64, u64)) -> Reply {
+        stream(&[json!({"type": "text", "text": text})], "end_turn", usage)
+    }
+
+    pub fn stream_tool_calls(calls: &[(&str, &str, Value)], usage: (u64, u64)) -> Reply {
+        let blocks: Vec<Value> = calls
+            .iter()
+            .map(|(id, name, input)| json!({"type": "tool_use", "id": id, "name": name, "input": input}))
+            .collect();
+        stream(&blocks, "tool_use", usage)
+    }
+
+    /// Content blocks (as in a plain answer) streamed as Anthropic does:
+    /// `message_start` with the input tokens, a `ping`, each block opened
+    /// empty and filled by deltas — text and thinking word by word, a
+    /// thinking block's signature in a `signature_delta`, a `tool_use`
+    /// block's input as JSON in three `input_json_delta` pieces, a
+    /// `redacted_thinking` block whole — then `message_delta` with the stop
+    /// reason and output tokens, and `message_stop`.
+    pub fn stream(blocks: &[Value], stop_reason: &str, (input, output): (u64, u64)) -> Reply {
+        let mut events = vec![
+            json!({"type": "message_start", "message": {"id": "msg_fake", "type": "message", "role": "assistant",
+                "model": "fake", "content": [], "stop_reason": null, "stop_sequence": null,
+                "usage": {"input_tokens": input, "output_tokens": 1}}}),
+            json!({"type": "ping"}),
+        ];
+        for (index, b) in blocks.iter().enumerate() {
+            let delta = |delta: Value| json!({"type": "content_block_delta", "index": index, "delta": delta});
+            let start = |block: Value| json!({"type": "content_block_start", "index": index, "content_block": block});
+            match b["type"].as_str() {
+                Some("text") => {
+                    events.push(start(json!({"type": "text", "text": ""})));
+                    for w in super::words(b["text"].as_str().unwrap_or("")) {
+                        events.push(delta(json!({"type": "text_delta", "text": w})));
+                    }
+                }
+                Some("thinking") => {
+                    events.push(start(json!({"type": "thinking", "thinking": ""})));
+                    for w in super::words(b["thinking"].as_str().unwrap_or("")) {
+                        events.push(delta(json!({"type": "thinking_delta", "thinking": w})));
+                    }
+                    events.push(delta(
+                        json!({"type": "signature_delta", "signature": b["signature"]}),
+                    ));
+                }
+                Some("tool_use") => {
+                    events.push(start(
+                        json!({"type": "tool_use", "id": b["id"], "name": b["name"], "input": {}}),
+                    ));
+                    for p in super::thirds(&b["input"].to_string()) {
+                        events.push(delta(
+                            json!({"type": "input_json_delta", "partial_json": p}),
+                        ));
+                    }
+                }
+                _ => events.push(start(b.clone())),
+            }
+            events.push(json!({"type": "content_block_stop", "index": index}));
+        }
+        events.push(json!({"type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": null},
+            "usage": {"output_tokens": output}}));
+        events.push(json!({"type": "message_stop"}));
+        Reply::events(
+            events
+                .iter()
+                .map(|e| format!("event: {}\ndata: {e}\n\n", e["type"].as_str().unwrap_or("")))
+                .collect(),
+        )
+    }
+
     fn content(content: Vec<Value>, (input, output): (u64, u64)) -> Reply {
         Reply::json(
             200,
@@ -135,6 +349,23 @@ pub mod anthropic {
                 "usage": {"input_tokens": input, "output_tokens": output}}),
         )
     }
+}
+
+/// `text` in pieces that end after each space (so they join back exactly).
+fn words(text: &str) -> Vec<String> {
+    text.split_inclusive(' ').map(str::to_string).collect()
+}
+
+/// `text` in three pieces (some possibly empty), cut at char boundaries.
+fn thirds(text: &str) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let n = chars.len();
+    let (a, b) = (n / 3, 2 * n / 3);
+    vec![
+        chars[..a].iter().collect(),
+        chars[a..b].iter().collect(),
+        chars[b..].iter().collect(),
+    ]
 }
 
 #[derive(Default)]
@@ -255,6 +486,29 @@ fn serve(conn: TcpStream, state: &Mutex<State>) {
     let mut out = format!("HTTP/1.1 {} Fake\r\n", reply.status);
     for (k, v) in &reply.headers {
         out.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if let Some(chunks) = reply.stream {
+        out.push_str("connection: close\r\n\r\n");
+        let mut conn = conn;
+        if conn
+            .write_all(out.as_bytes())
+            .and_then(|_| conn.flush())
+            .is_err()
+        {
+            return;
+        }
+        for c in chunks {
+            std::thread::sleep(c.delay);
+            // The client may be gone (it gave up on a stall): stop then.
+            if conn
+                .write_all(c.bytes.as_bytes())
+                .and_then(|_| conn.flush())
+                .is_err()
+            {
+                return;
+            }
+        }
+        return;
     }
     out.push_str(&format!(
         "content-length: {}\r\nconnection: close\r\n\r\n{}",

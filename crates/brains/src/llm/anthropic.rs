@@ -86,6 +86,12 @@ pub fn body(r: &Request<'_>) -> Value {
     body
 }
 
+/// Asks for the answer as server-sent events (usage comes in
+/// `message_start` and `message_delta`).
+pub fn streaming(body: &mut Value) {
+    body["stream"] = json!(true);
+}
+
 /// Anthropic's smallest `budget_tokens`.
 pub const MIN_THINKING_BUDGET: u64 = 1024;
 

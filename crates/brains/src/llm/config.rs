@@ -243,6 +243,12 @@ pub struct LlmConfig {
     pub timeout: Duration,
     #[serde(default = "default_connect_timeout", with = "duration_str")]
     pub connect_timeout: Duration,
+    /// Ask for the answer as server-sent events (see `stream.rs`).
+    #[serde(default)]
+    pub stream: bool,
+    /// With `stream`: the longest silence allowed; see [`LlmConfig::stall_timeout`].
+    #[serde(default, deserialize_with = "some_duration")]
+    stall_timeout: Option<Duration>,
     #[serde(default = "default_max_steps")]
     pub max_steps: u32,
     #[serde(default = "default_retries")]
@@ -355,6 +361,13 @@ fn default_timeout() -> Duration {
 fn default_connect_timeout() -> Duration {
     Duration::from_secs(5)
 }
+fn default_stall_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn some_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    duration_str::deserialize(d).map(Some)
+}
 fn default_max_steps() -> u32 {
     8
 }
@@ -390,6 +403,7 @@ impl LlmConfig {
         }
         cfg.check_ranges().map_err(invalid)?;
         cfg.check_compaction().map_err(invalid)?;
+        cfg.check_stream().map_err(invalid)?;
         if cfg.system_prompt.is_some() && cfg.system_prompt_file.is_some() {
             return Err(invalid(
                 "give `system_prompt` or `system_prompt_file`, not both".into(),
@@ -677,6 +691,26 @@ impl LlmConfig {
         c
     }
 
+    /// `stall_timeout` needs `stream` and must leave the model some time.
+    fn check_stream(&self) -> Result<(), String> {
+        match self.stall_timeout {
+            Some(_) if !self.stream => Err(
+                "`stall_timeout` applies to streamed answers only: set `stream = true` (without it, `timeout` bounds the whole request)".into(),
+            ),
+            Some(d) if d.is_zero() => Err(
+                "`stall_timeout` = \"0s\" is out of range: it must be longer than zero".into(),
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    /// With `stream`, the longest silence allowed: before the response
+    /// starts, and between two chunks of it. `timeout` is not used then:
+    /// a model that keeps producing tokens is never cut.
+    pub fn stall_timeout(&self) -> Duration {
+        self.stall_timeout.unwrap_or_else(default_stall_timeout)
+    }
+
     /// The request field carrying the answer's token limit.
     pub fn max_tokens_field(&self) -> MaxTokensField {
         match self.provider {
@@ -798,6 +832,41 @@ mod tests {
                 v.extend(ok.clone());
             }
             LlmConfig::parse(&v).unwrap_or_else(|e| panic!("{v}: {e}"));
+        }
+    }
+
+    #[test]
+    fn streaming_keys() {
+        let parse = |extra: serde_json::Value| {
+            let mut v = json!({"kind": "llm", "provider": "openai", "model": "m"});
+            if let (Some(v), Some(extra)) = (v.as_object_mut(), extra.as_object()) {
+                v.extend(extra.clone());
+            }
+            LlmConfig::parse(&v).map_err(|e| e.to_string())
+        };
+        let cfg = parse(json!({})).expect("valid");
+        assert!(!cfg.stream, "off by default");
+        let cfg = parse(json!({"stream": true})).expect("valid");
+        assert_eq!(cfg.stall_timeout(), Duration::from_secs(30));
+        let cfg = parse(json!({"stream": true, "stall_timeout": "250ms"})).expect("valid");
+        assert_eq!(cfg.stall_timeout(), Duration::from_millis(250));
+        for (extra, says) in [
+            (
+                json!({"stream": true, "stall_timeout": "0s"}),
+                "`stall_timeout` = \"0s\" is out of range",
+            ),
+            (
+                json!({"stall_timeout": "5s"}),
+                "`stall_timeout` applies to streamed answers only: set `stream = true`",
+            ),
+            (
+                json!({"stream": true, "stall_timeout": "soon"}),
+                "invalid duration \"soon\"",
+            ),
+            (json!({"stream": "yes"}), "invalid type"),
+        ] {
+            let e = parse(extra.clone()).expect_err("refused");
+            assert!(e.contains(says), "{extra}: {e}");
         }
     }
 

@@ -29,10 +29,10 @@ impl From<LlmError> for CallError {
     }
 }
 
-struct Raw {
-    status: u16,
-    retry_after: Option<String>,
-    body: String,
+pub(super) struct Raw {
+    pub(super) status: u16,
+    pub(super) retry_after: Option<String>,
+    pub(super) body: String,
 }
 
 enum Verdict {
@@ -73,6 +73,13 @@ pub fn call(
             }
         },
         None => None,
+    };
+    let streamed;
+    let body = if cfg.stream {
+        streamed = super::stream::request_body(cfg.provider, body);
+        &streamed
+    } else {
+        body
     };
     let bytes = serde_json::to_vec(body).expect("a JSON value always serialises");
     let mut retry = 0;
@@ -141,10 +148,10 @@ fn pause(d: Duration, hooks: &mut dyn Hooks) -> Result<(), CallError> {
 }
 
 /// A transport failure (retryable), described.
-struct Transport {
-    why: String,
+pub(super) struct Transport {
+    pub(super) why: String,
     /// The request may have reached the provider (not a failed connect).
-    sent: bool,
+    pub(super) sent: bool,
 }
 
 /// One HTTP exchange.
@@ -175,6 +182,9 @@ fn send(
         req = req.header("anthropic-version", "2023-06-01");
     }
     req = extra_headers(req, cfg)?;
+    if cfg.stream {
+        return super::stream::exchange(req, cfg, hooks);
+    }
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let result = req.send().and_then(|resp| {
@@ -251,7 +261,7 @@ fn extra_headers(
     Ok(req)
 }
 
-fn describe(e: &reqwest::Error, cfg: &LlmConfig) -> String {
+pub(super) fn describe(e: &reqwest::Error, cfg: &LlmConfig) -> String {
     if e.is_timeout() {
         return format!(
             "no answer from {} within {:?} (timeout)",

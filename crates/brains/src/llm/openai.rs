@@ -68,6 +68,13 @@ pub fn body(r: &Request<'_>) -> Value {
     body
 }
 
+/// Asks for the answer as server-sent events, the last chunk carrying the
+/// usage (without `include_usage` a stream reports none).
+pub fn streaming(body: &mut Value) {
+    body["stream"] = json!(true);
+    body["stream_options"] = json!({"include_usage": true});
+}
+
 /// Reads an answer. `step` makes ids for tool calls that come without one
 /// (some local servers omit them), so they stay stable in the log.
 pub fn parse(v: &Value, step: u32) -> Result<ModelReply, String> {

@@ -145,6 +145,19 @@ pub struct ResponseFormat {
     pub schema: serde_json::Value,
     #[serde(default = "default_true")]
     pub strict: bool,
+    /// OpenAI-compatible servers only: `json_schema` (OpenAI, vLLM,
+    /// llama.cpp `llama-server`) or `json_object` — `{type: "json_object",
+    /// schema}`, what llama-cpp-python's server takes.
+    #[serde(default)]
+    pub mode: FormatMode,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FormatMode {
+    #[default]
+    JsonSchema,
+    JsonObject,
 }
 
 fn default_format_name() -> String {
@@ -591,6 +604,10 @@ impl LlmConfig {
             }
         }
         if let Some(f) = &self.response_format {
+            if p == Provider::Anthropic && f.mode != FormatMode::JsonSchema {
+                return Err(only("response_format.mode", Provider::Openai)
+                    + " (Anthropic answers through the final_answer tool)");
+            }
             if f.schema.get("type").and_then(|t| t.as_str()) != Some("object") {
                 return Err(
                     "`response_format.schema` must be a JSON Schema with type = \"object\"".into(),

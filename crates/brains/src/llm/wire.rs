@@ -4,7 +4,7 @@
 //! provider's own spelling here, so the body builders stay about the
 //! conversation.
 
-use super::config::{LlmConfig, Provider, ToolChoice};
+use super::config::{FormatMode, LlmConfig, Provider, ToolChoice};
 use serde_json::{json, Value};
 
 /// The tool an Anthropic model answers through when `response_format` is
@@ -25,8 +25,11 @@ pub fn apply(cfg: &LlmConfig, body: &mut Value) {
     }
     if let Some(format) = &cfg.response_format {
         if openai {
-            body["response_format"] = json!({"type": "json_schema", "json_schema": {
-                "name": format.name, "schema": format.schema, "strict": format.strict}});
+            body["response_format"] = match format.mode {
+                FormatMode::JsonSchema => json!({"type": "json_schema", "json_schema": {
+                    "name": format.name, "schema": format.schema, "strict": format.strict}}),
+                FormatMode::JsonObject => json!({"type": "json_object", "schema": format.schema}),
+            };
         } else if let Some(tools) = body["tools"].as_array_mut() {
             tools.push(json!({"name": STRUCTURED_TOOL,
                 "description": "Give your final answer to the message with this tool: its input is the answer, in the required JSON shape. It ends the message.",
@@ -178,6 +181,12 @@ mod tests {
         assert_eq!(b["response_format"]["type"], "json_schema");
         assert_eq!(b["response_format"]["json_schema"]["name"], "verdict");
         assert_eq!(b["response_format"]["json_schema"]["strict"], true);
+        let mut object = format.clone();
+        object["response_format"]["mode"] = json!("json_object");
+        let mut b = json!({"tools": []});
+        apply(&cfg("openai", object), &mut b);
+        assert_eq!(b["response_format"]["type"], "json_object");
+        assert_eq!(b["response_format"]["schema"]["required"], json!(["ok"]));
         let mut with_cache = format;
         with_cache["prompt_cache"] = json!(true);
         let mut b = json!({"system": "sys", "tools": [{"name": "reply"}], "messages": [

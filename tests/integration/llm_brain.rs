@@ -7,6 +7,8 @@ mod attempts;
 mod budget;
 mod conversation;
 mod estimated;
+mod mcp;
+mod own_tools;
 mod resilience;
 pub(crate) mod support;
 mod wire;

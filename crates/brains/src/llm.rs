@@ -19,6 +19,13 @@
 //! 429 and 5xx ([`http`], [`retry`]), and its usage is charged to
 //! `costs.jsonl` ([`ledger`]). Every tool call is logged to `tools.jsonl`.
 //! HTTP stays in this crate; the runtime only sees [`Action`]s.
+//!
+//! Beyond the built-in tools ([`tools`]), an agent may declare its own
+//! tools — programs run per call ([`own_tools`]) — and MCP servers whose
+//! tools it offers ([`mcp`]); [`toolbox`] finds and runs them. Such a call
+//! is recorded as started before it runs, so a replacement process knows
+//! a call that began and has no result, and re-runs it with the same call
+//! id or tells the model it was interrupted (`on_interrupt`).
 
 mod anthropic;
 mod budget;
@@ -29,9 +36,12 @@ mod extension;
 mod http;
 mod inbound;
 mod ledger;
+mod mcp;
 mod openai;
+mod own_tools;
 mod retry;
 mod session;
+mod toolbox;
 mod tools;
 mod workspace;
 
@@ -53,14 +63,18 @@ A plain text answer is sent to the sender as a reply.";
 
 pub struct Llm {
     cfg: LlmConfig,
+    /// Own tools and MCP servers (started at the first message).
+    toolbox: toolbox::Toolbox,
     /// Built on first use, so validating a config (CLI, supervisor) starts no HTTP machinery.
     client: Option<reqwest::blocking::Client>,
 }
 
 impl Llm {
     pub fn from_config(config: &serde_json::Value) -> Result<Llm, BrainError> {
+        let cfg = LlmConfig::parse(config)?;
         Ok(Llm {
-            cfg: LlmConfig::parse(config)?,
+            toolbox: toolbox::Toolbox::new(&cfg),
+            cfg,
             client: None,
         })
     }

@@ -3,6 +3,8 @@
 //! agent's model, `society_budget` from `[budget]`).
 
 use super::anthropic::MIN_THINKING_BUDGET;
+use super::mcp::McpServer;
+use super::own_tools::OwnTool;
 use crate::BrainError;
 use serde::Deserialize;
 use society_core::time::duration_str;
@@ -194,6 +196,12 @@ pub struct LlmConfig {
     /// Injected by the runtime from `[budget]`.
     #[serde(default)]
     pub society_budget: Limits,
+    /// Own tools: `[[agent.brain.tools]]` (see `own_tools.rs`).
+    #[serde(default)]
+    pub tools: Vec<OwnTool>,
+    /// MCP servers: `[[agent.brain.mcp]]` (see `mcp.rs`).
+    #[serde(default)]
+    pub mcp: Vec<McpServer>,
 }
 
 fn default_max_tokens() -> u64 {
@@ -244,6 +252,8 @@ impl LlmConfig {
             return Err(invalid("`max_steps` must be at least 1".into()));
         }
         cfg.check_ranges().map_err(invalid)?;
+        super::own_tools::check(&cfg.tools).map_err(invalid)?;
+        super::mcp::check(&cfg.mcp).map_err(invalid)?;
         if cfg.system_prompt.is_some() && cfg.system_prompt_file.is_some() {
             return Err(invalid(
                 "give `system_prompt` or `system_prompt_file`, not both".into(),

@@ -227,6 +227,61 @@ fn a_dead_mcp_server_is_started_again() {
     s.stop_supervisor();
 }
 
+#[test]
+fn a_long_mcp_call_heartbeats_and_a_stop_request_ends_it() {
+    let fake = FakeLlm::start();
+    let mut s = Society::new(BIN, "");
+    let agent = llm_agent(
+        "worker",
+        &fake,
+        "openai",
+        &fx(&s, ""),
+        r#"idle_exit = "60s", hang_timeout = "2s""#,
+    );
+    std::fs::write(s.root().join("society.toml"), format!("{DEFAULTS}{agent}")).unwrap();
+    s.start_supervisor_with(&[("TEST_LLM_KEY", KEY)]);
+    fake.push([
+        openai::tool_calls(
+            &[("w1", "fx__append_then_wait", json!({"text": "x", "until": "go"}))],
+            (10, 5),
+        ),
+        openai::text("waited", (10, 5)),
+    ]);
+    let id = s.ok(&["send", "worker", "wait for it"]);
+    wait_lines(&s, "mcp-effects.txt", 1);
+    // Longer than hang_timeout: the call heartbeats, so nobody kills the agent.
+    std::thread::sleep(std::time::Duration::from_millis(3500));
+    std::fs::write(s.agent("worker").workspace().join("go"), "").unwrap();
+    let reply = wait_orchestrator(&s, "the reply", |r| r["reply_to"] == id.as_str());
+    assert_eq!(reply["body"]["text"], "waited");
+    assert_eq!(events(&s, "worker", "started").len(), 1, "never killed as hung");
+
+    // A stop request ends a call that would never end.
+    fake.push([openai::tool_calls(
+        &[("w2", "fx__append_then_wait", json!({"text": "y", "until": "never"}))],
+        (10, 5),
+    )]);
+    let second = s.ok(&["send", "worker", "wait forever"]);
+    wait_lines(&s, "mcp-effects.txt", 2);
+    let pid = s.agent_pid("worker").unwrap() as i32;
+    let asked = std::time::Instant::now();
+    s.ok(&["stop", "worker"]);
+    wait_until(SOON, "the worker to exit", || (!alive(pid)).then_some(()));
+    assert!(
+        asked.elapsed() < std::time::Duration::from_secs(5),
+        "stopped in {:?}",
+        asked.elapsed()
+    );
+    let abandoned = events(&s, "worker", "message_abandoned");
+    assert_eq!(abandoned.len(), 1, "{abandoned:?}");
+    assert_eq!(abandoned[0]["id"], second.as_str());
+    assert!(
+        events(&s, "worker", "message_failed").is_empty(),
+        "a stop is not a failure"
+    );
+    s.stop_supervisor();
+}
+
 /// The guarantee, end to end: an own tool and an MCP tool in one case,
 /// the agent SIGKILLed in the middle of each, the replacement processes
 /// resume, and every tool took effect once and the reply is sent once.
@@ -372,4 +427,60 @@ echo noted
     assert_eq!(handled[0]["attempt"], 3);
     s.stop_supervisor();
     assert_key_nowhere(s.root());
+}
+
+/// Third-party servers from the npm registry, through `npx` (needs the
+/// network the first time): `cargo test -- --ignored third_party_mcp`.
+#[test]
+#[ignore = "fetches MCP servers from the npm registry with npx"]
+fn third_party_mcp_servers_work() {
+    let fake = FakeLlm::start();
+    let mut s = society(&fake, |s| {
+        let ws = s.agent("worker").workspace();
+        format!(
+            r#", mcp = [{{ name = "files", command = ["npx", "-y", "@modelcontextprotocol/server-filesystem", "{}"], startup_timeout = "5m" }}, {{ name = "everything", command = ["npx", "-y", "@modelcontextprotocol/server-everything"], startup_timeout = "5m" }}]"#,
+            ws.display()
+        )
+    });
+    let ws = s.agent("worker").workspace().canonicalize().unwrap();
+    fake.push([
+        openai::tool_calls(
+            &[
+                (
+                    "f1",
+                    "files__write_file",
+                    json!({"path": ws.join("hello.txt"), "content": "hello from mcp"}),
+                ),
+                ("f2", "files__list_allowed_directories", json!({})),
+                ("e1", "everything__echo", json!({"message": "hi"})),
+            ],
+            (10, 5),
+        ),
+        openai::text("done", (10, 5)),
+    ]);
+    let id = s.ok(&["send", "worker", "go"]);
+    let long = std::time::Duration::from_secs(300);
+    wait_until(long, "the reply", || {
+        orchestrator_from(&s, "worker", "reply")
+            .into_iter()
+            .find(|r| r["reply_to"] == id.as_str())
+    });
+    let reqs = fake.requests();
+    let names: Vec<String> = reqs[0].body["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["function"]["name"].as_str().unwrap().to_string())
+        .collect();
+    eprintln!("offered: {names:?}");
+    for call in ["f1", "f2", "e1"] {
+        eprintln!("{call}: {}", content(&reqs[1], call));
+    }
+    assert_eq!(
+        std::fs::read_to_string(ws.join("hello.txt")).unwrap(),
+        "hello from mcp"
+    );
+    assert!(content(&reqs[1], "f2").contains(&ws.display().to_string()));
+    assert!(content(&reqs[1], "e1").contains("hi"));
+    s.stop_supervisor();
 }

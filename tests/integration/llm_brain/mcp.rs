@@ -242,7 +242,11 @@ fn a_long_mcp_call_heartbeats_and_a_stop_request_ends_it() {
     s.start_supervisor_with(&[("TEST_LLM_KEY", KEY)]);
     fake.push([
         openai::tool_calls(
-            &[("w1", "fx__append_then_wait", json!({"text": "x", "until": "go"}))],
+            &[(
+                "w1",
+                "fx__append_then_wait",
+                json!({"text": "x", "until": "go"}),
+            )],
             (10, 5),
         ),
         openai::text("waited", (10, 5)),
@@ -254,11 +258,19 @@ fn a_long_mcp_call_heartbeats_and_a_stop_request_ends_it() {
     std::fs::write(s.agent("worker").workspace().join("go"), "").unwrap();
     let reply = wait_orchestrator(&s, "the reply", |r| r["reply_to"] == id.as_str());
     assert_eq!(reply["body"]["text"], "waited");
-    assert_eq!(events(&s, "worker", "started").len(), 1, "never killed as hung");
+    assert_eq!(
+        events(&s, "worker", "started").len(),
+        1,
+        "never killed as hung"
+    );
 
     // A stop request ends a call that would never end.
     fake.push([openai::tool_calls(
-        &[("w2", "fx__append_then_wait", json!({"text": "y", "until": "never"}))],
+        &[(
+            "w2",
+            "fx__append_then_wait",
+            json!({"text": "y", "until": "never"}),
+        )],
         (10, 5),
     )]);
     let second = s.ok(&["send", "worker", "wait forever"]);
@@ -435,12 +447,9 @@ echo noted
 #[ignore = "fetches MCP servers from the npm registry with npx"]
 fn third_party_mcp_servers_work() {
     let fake = FakeLlm::start();
-    let mut s = society(&fake, |s| {
-        let ws = s.agent("worker").workspace();
-        format!(
-            r#", mcp = [{{ name = "files", command = ["npx", "-y", "@modelcontextprotocol/server-filesystem", "{}"], startup_timeout = "5m" }}, {{ name = "everything", command = ["npx", "-y", "@modelcontextprotocol/server-everything"], startup_timeout = "5m" }}]"#,
-            ws.display()
-        )
+    // "." is the workspace: servers run there (as in examples/llm-tools).
+    let mut s = society(&fake, |_| {
+        r#", mcp = [{ name = "files", command = ["npx", "-y", "@modelcontextprotocol/server-filesystem", "."], startup_timeout = "5m" }, { name = "everything", command = ["npx", "-y", "@modelcontextprotocol/server-everything"], startup_timeout = "5m" }]"#.to_string()
     });
     let ws = s.agent("worker").workspace().canonicalize().unwrap();
     fake.push([

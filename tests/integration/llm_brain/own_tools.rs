@@ -218,3 +218,85 @@ fn bad_tool_declarations_are_refused_at_load() {
     }
     assert_eq!(fake.count(), 0);
 }
+
+/// `examples/llm-tools/`: its society.toml passes `society check` as it is
+/// (no server starts), and, pointed at the fake model without its MCP
+/// server (which npx would fetch), its own tools work as documented.
+#[test]
+fn the_llm_tools_example_checks_and_its_own_tools_work() {
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/llm-tools");
+    let toml = std::fs::read_to_string(example.join("society.toml")).unwrap();
+    let fake = FakeLlm::start();
+    let local = toml
+        .replace("http://localhost:11434", &fake.url())
+        .split("[[agent.brain.mcp]]")
+        .next()
+        .unwrap()
+        .to_string();
+    let mut s = Society::new(BIN, &toml);
+    let tools = s.root().join("tools");
+    std::fs::create_dir_all(&tools).unwrap();
+    for name in ["word_count.py", "add_note.py"] {
+        std::fs::copy(example.join("tools").join(name), tools.join(name)).unwrap();
+    }
+    let (rc, _, err) = code(&s, &["check"]);
+    assert_eq!(rc, 0, "{err}");
+    std::fs::write(s.root().join("society.toml"), local).unwrap();
+    s.start_supervisor_with(&[("LOCAL_LLM_KEY", KEY)]);
+    fake.push([
+        openai::tool_calls(
+            &[
+                (
+                    "w",
+                    "word_count",
+                    json!({"text": "the tide comes in twice a day"}),
+                ),
+                ("n", "add_note", json!({"text": "seven words"})),
+                ("x", "word_count", json!({})),
+            ],
+            (10, 5),
+        ),
+        openai::text("Seven words, noted.", (10, 5)),
+    ]);
+    let id = s.ok(&["send", "clerk", "count and note"]);
+    wait_orchestrator(&s, "the clerk's reply", |r| r["reply_to"] == id.as_str());
+    let reqs = fake.requests();
+    assert_eq!(tool_message(&reqs[1], "w")["content"], "7\n");
+    assert_eq!(tool_message(&reqs[1], "n")["content"], "noted\n");
+    let failed = tool_message(&reqs[1], "x")["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        failed.starts_with(
+            "the tool exited with status 1\nstderr: word_count needs a string argument `text`"
+        ),
+        "{failed}"
+    );
+    let notes = s.agent("clerk").workspace().join("notes.md");
+    assert_eq!(
+        std::fs::read_to_string(&notes).unwrap(),
+        format!("- seven words <!-- {id}-1-n -->\n")
+    );
+    // The same call run again (as after a crash) adds nothing.
+    let again = std::process::Command::new(tools.join("add_note.py"))
+        .current_dir(s.agent("clerk").workspace())
+        .env("SOCIETY_TOOL_CALL_ID", format!("{id}-1-n"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(br#"{"text": "seven words"}"#)?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&again.stdout), "noted already\n");
+    assert_eq!(std::fs::read_to_string(&notes).unwrap().lines().count(), 1);
+    s.stop_supervisor();
+    assert_key_nowhere(s.root());
+}

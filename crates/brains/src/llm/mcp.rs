@@ -421,6 +421,9 @@ impl Mcp {
                         e.message
                     ))
                 }
+                // A stop's group SIGTERM may have reached the server first:
+                // the call is interrupted, not lost.
+                Waited::Done(Err(_)) if hooks.should_stop() => return None,
                 Waited::Done(Err(e)) => format!("the server failed during the call ({e})"),
                 Waited::TimedOut => format!(
                     "no answer within {} (timeout): the server was stopped",

@@ -12,7 +12,7 @@ use society_testkit::{records, wait_until, Society};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-mod support;
+pub(crate) mod support;
 
 use support::{alive, events, script, society_toml, wait_pids, Reap, HANG_WITH_GRANDCHILD};
 

@@ -10,6 +10,8 @@ mod compaction;
 mod conversation;
 mod estimated;
 mod fallback;
+mod mcp;
+mod own_tools;
 mod plumbing;
 mod resilience;
 mod streaming;

@@ -20,7 +20,7 @@
 //! command brain protocol").
 
 mod protocol;
-mod run;
+pub(crate) mod run;
 mod workspace;
 
 use crate::{Action, Brain, BrainError, Context};
@@ -103,13 +103,7 @@ impl Command {
     /// A program with a `/` in it is a path, relative to the society root (the
     /// directory holding `society.toml`); a bare name is looked up on `PATH`.
     fn resolve(&self, root: &Path) -> PathBuf {
-        let program = Path::new(&self.program);
-        if program.is_absolute() || !self.program.contains('/') {
-            return program.to_path_buf();
-        }
-        let mut path = root.to_path_buf();
-        path.extend(program.components().filter(|c| *c != Component::CurDir));
-        path
+        resolve_program(&self.program, root)
     }
 
     fn failed(&self, reason: String) -> BrainError {
@@ -120,13 +114,35 @@ impl Command {
     }
 }
 
+/// A program with a `/` in it is a path, relative to the society root `root`
+/// (the directory holding `society.toml`) unless absolute; a bare name is
+/// looked up on `PATH`.
+pub(crate) fn resolve_program(program: &str, root: &Path) -> PathBuf {
+    let path = Path::new(program);
+    if path.is_absolute() || !program.contains('/') {
+        return path.to_path_buf();
+    }
+    let mut full = root.to_path_buf();
+    full.extend(path.components().filter(|c| *c != Component::CurDir));
+    full
+}
+
+/// The agent folder, absolute and canonical, and the society root above it
+/// (`<root>/.society-agent/agent-<id>`).
+pub(crate) fn folder_and_root(folder: &Path) -> std::io::Result<(PathBuf, PathBuf)> {
+    let folder = std::path::absolute(folder)?.canonicalize()?;
+    let root = folder
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or(&folder)
+        .to_path_buf();
+    Ok((folder, root))
+}
+
 impl Brain for Command {
     fn handle(&mut self, ctx: &mut Context<'_>, msg: &Envelope) -> Result<Vec<Action>, BrainError> {
-        let folder = std::path::absolute(ctx.folder)
-            .and_then(|f| f.canonicalize())
+        let (folder, root) = folder_and_root(ctx.folder)
             .map_err(|e| self.failed(format!("cannot resolve the agent folder: {e}")))?;
-        // `<root>/.society-agent/agent-<id>`
-        let root = folder.parent().and_then(Path::parent).unwrap_or(&folder);
         let workspace = folder.join("workspace");
         let input = json!({
             "message": msg,
@@ -140,7 +156,7 @@ impl Brain for Command {
         });
         let mut stdin = input.to_string().into_bytes();
         stdin.push(b'\n');
-        let program = self.resolve(root);
+        let program = self.resolve(&root);
         let spec = run::Spec {
             name: &self.program,
             program: &program,
@@ -150,6 +166,7 @@ impl Brain for Command {
             workspace: &workspace,
             input: stdin,
             timeout: self.timeout,
+            stdout_max: run::STDOUT_MAX,
             id: msg.id.to_string(),
         };
         let done = run::run(&spec, ctx.hooks).map_err(|e| match e {

@@ -22,6 +22,13 @@
 //! older turns are summarised by the model, the file keeps them all
 //! ([`compact`]).
 //! HTTP stays in this crate; the runtime only sees [`Action`]s.
+//!
+//! Beyond the built-in tools ([`tools`]), an agent may declare its own
+//! tools — programs run per call ([`own_tools`]) — and MCP servers whose
+//! tools it offers ([`mcp`]); [`toolbox`] finds and runs them. Such a call
+//! is recorded as started before it runs, so a replacement process knows
+//! a call that began and has no result, and re-runs it with the same call
+//! id or tells the model it was interrupted (`on_interrupt`).
 
 mod anthropic;
 mod budget;
@@ -35,10 +42,13 @@ mod http;
 mod inbound;
 mod inflight;
 mod ledger;
+mod mcp;
 mod openai;
+mod own_tools;
 mod retry;
 mod session;
 mod stream;
+mod toolbox;
 mod tools;
 mod wire;
 mod workspace;
@@ -63,6 +73,8 @@ A plain text answer is sent to the sender as a reply.";
 
 pub struct Llm {
     cfg: LlmConfig,
+    /// Own tools and MCP servers (started at the first message).
+    toolbox: toolbox::Toolbox,
     /// Built on first use, so validating a config (CLI, supervisor) starts no HTTP machinery.
     client: Option<reqwest::blocking::Client>,
     /// What the orchestrator must hear although the message goes on (a
@@ -74,8 +86,10 @@ pub struct Llm {
 
 impl Llm {
     pub fn from_config(config: &serde_json::Value) -> Result<Llm, BrainError> {
+        let cfg = LlmConfig::parse(config)?;
         Ok(Llm {
-            cfg: LlmConfig::parse(config)?,
+            toolbox: toolbox::Toolbox::new(&cfg),
+            cfg,
             client: None,
             escalations: Vec::new(),
             candidate: 0,

@@ -9,7 +9,8 @@ use std::path::Path;
 
 pub const KEY: &str = "sk-test-7f3a9c2e-this-must-never-reach-a-file";
 
-const DEFAULTS: &str = r#"
+/// What every society of these tests starts with (`start` prepends it).
+pub const DEFAULTS: &str = r#"
 [defaults]
 idle_exit = "3s"
 heartbeat = "200ms"

@@ -43,8 +43,31 @@ pub(crate) struct Spec<'a> {
     pub workspace: &'a Path,
     pub input: Vec<u8>,
     pub timeout: Duration,
+    /// Most stdout kept ([`Captured::total`] still counts all of it).
+    pub stdout_max: usize,
     /// The message id, for the log records.
     pub id: String,
+}
+
+/// Every program the brains start — a `command` brain's program, an `llm`
+/// brain's own tools and MCP servers — is built here: its working directory
+/// (the agent's `workspace/`), its environment (what the config adds, and
+/// the folder marker the startup sweep looks for). How it is wired (pipes,
+/// process group) is the caller's. One place, so that sandboxing and
+/// environment rules apply to all of them alike.
+pub(crate) fn program_command(
+    program: &Path,
+    args: &[String],
+    env: &BTreeMap<String, String>,
+    folder: &Path,
+    workspace: &Path,
+) -> std::process::Command {
+    let mut cmd = std::process::Command::new(program);
+    cmd.args(args)
+        .current_dir(workspace)
+        .envs(env)
+        .env(super::FOLDER_ENV, folder);
+    cmd
 }
 
 pub(crate) enum Ending {
@@ -75,17 +98,19 @@ pub(crate) enum RunError {
 }
 
 pub(crate) fn run(spec: &Spec<'_>, hooks: &mut dyn Hooks) -> Result<Finished, RunError> {
-    let mut child = std::process::Command::new(spec.program)
-        .args(spec.args)
-        .current_dir(spec.workspace)
-        .envs(spec.env)
-        .env(super::FOLDER_ENV, spec.folder)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .map_err(RunError::Spawn)?;
+    let mut child = program_command(
+        spec.program,
+        spec.args,
+        spec.env,
+        spec.folder,
+        spec.workspace,
+    )
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .process_group(0)
+    .spawn()
+    .map_err(RunError::Spawn)?;
     let started = Instant::now();
     let pid = child.id() as i32;
     // Before anything else can fail: from here on the group must not outlive us.
@@ -94,7 +119,7 @@ pub(crate) fn run(spec: &Spec<'_>, hooks: &mut dyn Hooks) -> Result<Finished, Ru
         "command_started",
         json!({"id": spec.id, "program": spec.name, "path": spec.program, "pid": pid}),
     );
-    let pipes = match start_threads(&mut child, spec.input.clone()) {
+    let pipes = match start_threads(&mut child, spec.input.clone(), spec.stdout_max) {
         Ok(p) => p,
         Err(e) => {
             let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
@@ -149,7 +174,11 @@ struct Pipes {
     stderr: Receiver<Captured>,
 }
 
-fn start_threads(child: &mut std::process::Child, input: Vec<u8>) -> std::io::Result<Pipes> {
+fn start_threads(
+    child: &mut std::process::Child,
+    input: Vec<u8>,
+    stdout_max: usize,
+) -> std::io::Result<Pipes> {
     let (Some(mut stdin), Some(stdout), Some(stderr)) =
         (child.stdin.take(), child.stdout.take(), child.stderr.take())
     else {
@@ -160,7 +189,7 @@ fn start_threads(child: &mut std::process::Child, input: Vec<u8>) -> std::io::Re
     spawn("command-stdin", move || {
         let _ = stdin.write_all(&input);
     })?;
-    let stdout = capture("command-stdout", stdout, STDOUT_MAX)?;
+    let stdout = capture("command-stdout", stdout, stdout_max)?;
     let stderr = capture("command-stderr", stderr, STDERR_KEEP)?;
     let (tx, exited) = mpsc::channel();
     let pid = Pid::from_raw(child.id() as i32);

@@ -10,7 +10,6 @@
 
 use super::conversation::{ModelReply, ToolCall, Turn, Usage};
 use super::openai::Request;
-use super::tools;
 use serde_json::{json, Value};
 
 pub fn body(r: &Request<'_>) -> Value {
@@ -58,11 +57,12 @@ pub fn body(r: &Request<'_>) -> Value {
             _ => messages.push((role, block)),
         }
     }
-    let tools: Vec<Value> = tools::definitions()
-        .into_iter()
-        .map(|(name, description, schema)| {
-            json!({"name": name, "description": description, "input_schema": schema})
-        })
+    let tools: Vec<Value> = r
+        .tools
+        .iter()
+        .map(
+            |d| json!({"name": d.name, "description": d.description, "input_schema": d.parameters}),
+        )
         .collect();
     let mut body = json!({
         "model": r.model,
@@ -157,6 +157,7 @@ pub fn parse(v: &Value) -> Result<ModelReply, String> {
 mod tests {
     use super::*;
     use crate::llm::config::MaxTokensField;
+    use crate::llm::tools;
     use society_core::MsgId;
 
     #[test]
@@ -197,6 +198,7 @@ mod tests {
         let b = body(&Request {
             model: "claude",
             system: "sys",
+            tools: &tools::definitions(&[]),
             turns: &turns,
             max_tokens: 9,
             max_tokens_field: MaxTokensField::MaxTokens,
@@ -222,6 +224,7 @@ mod tests {
             body(&Request {
                 model: "claude",
                 system: "sys",
+                tools: &tools::definitions(&[]),
                 turns: &turns,
                 max_tokens,
                 max_tokens_field: MaxTokensField::MaxTokens,

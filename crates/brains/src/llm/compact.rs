@@ -64,7 +64,7 @@ pub fn maybe(
     let Some(window) = llm.cfg.context_window else {
         return Ok(None);
     };
-    let before = estimate(&llm.cfg, system, conv);
+    let before = estimate(&llm.cfg, system, &llm.toolbox.definitions(), conv);
     let limit = (window as f64 * llm.cfg.compact_at()) as u64;
     if before <= limit {
         return Ok(None);
@@ -112,7 +112,7 @@ pub fn forced(
         };
         return Err(did_not_help(&llm.cfg, why, refused).into());
     };
-    let before = estimate(&llm.cfg, system, conv);
+    let before = estimate(&llm.cfg, system, &llm.toolbox.definitions(), conv);
     summarise(
         llm,
         ctx,
@@ -142,11 +142,17 @@ fn did_not_help(cfg: &LlmConfig, why: &str, refused: String) -> LlmError {
 }
 
 /// Tokens the next request would carry, estimated as the budgets do.
-pub fn estimate(cfg: &LlmConfig, system: &str, conv: &Conversation) -> u64 {
+pub fn estimate(
+    cfg: &LlmConfig,
+    system: &str,
+    tools: &[super::tools::Definition],
+    conv: &Conversation,
+) -> u64 {
     let turns = conv.for_request();
     let req = openai::Request {
         model: &cfg.model,
         system,
+        tools,
         turns: &turns,
         max_tokens: cfg.max_tokens,
         max_tokens_field: cfg.max_tokens_field(),
@@ -267,7 +273,7 @@ fn summarise(
         },
         gen,
     )?;
-    let after = estimate(&llm.cfg, system, conv);
+    let after = estimate(&llm.cfg, system, &llm.toolbox.definitions(), conv);
     tracing::info!(
         agent,
         turns = covered,
@@ -425,6 +431,7 @@ mod tests {
         let req = openai::Request {
             model: "m",
             system: "sys",
+            tools: &crate::llm::tools::definitions(&[]),
             turns: &turns,
             max_tokens: 10,
             max_tokens_field: c.max_tokens_field(),

@@ -3,6 +3,8 @@
 //! agent's model, `society_budget` from `[budget]`).
 
 use super::anthropic::MIN_THINKING_BUDGET;
+use super::mcp::McpServer;
+use super::own_tools::OwnTool;
 use crate::BrainError;
 use serde::Deserialize;
 use society_core::time::duration_str;
@@ -326,6 +328,12 @@ pub struct LlmConfig {
     /// Injected by the runtime from `[budget]`.
     #[serde(default)]
     pub society_budget: Limits,
+    /// Own tools: `[[agent.brain.tools]]` (see `own_tools.rs`).
+    #[serde(default)]
+    pub tools: Vec<OwnTool>,
+    /// MCP servers: `[[agent.brain.mcp]]` (see `mcp.rs`).
+    #[serde(default)]
+    pub mcp: Vec<McpServer>,
     /// Compaction (see `compact.rs`): the model's context window in tokens;
     /// without it only a provider's "context too long" compacts.
     #[serde(default)]
@@ -417,6 +425,8 @@ impl LlmConfig {
         cfg.check_ranges().map_err(invalid)?;
         cfg.check_compaction().map_err(invalid)?;
         cfg.check_stream().map_err(invalid)?;
+        super::own_tools::check(&cfg.tools).map_err(invalid)?;
+        super::mcp::check(&cfg.mcp).map_err(invalid)?;
         if cfg.system_prompt.is_some() && cfg.system_prompt_file.is_some() {
             return Err(invalid(
                 "give `system_prompt` or `system_prompt_file`, not both".into(),

@@ -13,6 +13,18 @@
 //!  "usage":{"input":900,"output":120}}
 //! ```
 //!
+//! An own tool or MCP tool call (see `tools.rs`, `own_tools.rs`, `mcp.rs`)
+//! is also recorded *before* it runs, as a `started` line, which is not a
+//! turn of the conversation (no request carries it):
+//!
+//! ```json
+//! {"ts":"..","gen":1,"turn":"started","msg":"01J..","step":1,"call":"call_2","name":"word_count","run":1}
+//! ```
+//!
+//! so a replacement process that finds a `started` line without its `tool`
+//! turn knows the call began and may have taken effect. Logs without such
+//! lines (older ones) load as before; an older binary skips them.
+//!
 //! The log is the conversation's state: where a message stands (a model call
 //! is due, tool calls are pending, it is done) is read off its tail, so a
 //! process that replaces a killed one continues exactly where it stopped.
@@ -115,6 +127,29 @@ pub struct ModelReply {
 /// What a tool call that never ran tells the model in later requests.
 const NOT_EXECUTED: &str = "not executed: the conversation was interrupted before this call ran";
 
+/// A tool call recorded as started (see the module notes).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Started {
+    pub msg: MsgId,
+    pub step: u32,
+    pub call: String,
+    pub name: String,
+    /// 1 for the first run of this call, 2 for a re-run after an interruption, ...
+    pub run: u32,
+}
+
+/// A `started` line: `turn` is always `"started"`.
+#[derive(Serialize, Deserialize)]
+struct StartedLine {
+    ts: String,
+    gen: u64,
+    turn: String,
+    #[serde(flatten)]
+    started: Started,
+}
+
+const STARTED: &str = "started";
+
 #[derive(Serialize, Deserialize)]
 struct Line {
     ts: String,
@@ -137,6 +172,8 @@ pub enum Next {
 pub struct Conversation {
     path: PathBuf,
     pub turns: Vec<Turn>,
+    /// The `started` lines, in log order.
+    pub started: Vec<Started>,
 }
 
 impl Conversation {
@@ -150,6 +187,7 @@ impl Conversation {
         })?;
         let path = dir.join(format!("{key}.jsonl"));
         let mut turns = Vec::new();
+        let mut started = Vec::new();
         let mut cursor = 0;
         loop {
             let batch = read_lines(&path, cursor, 1 << 20).map_err(|source| LlmError::Ledger {
@@ -159,16 +197,22 @@ impl Conversation {
             if batch.lines.is_empty() {
                 break;
             }
-            turns.extend(
-                batch
-                    .lines
-                    .iter()
-                    .filter_map(|l| serde_json::from_slice::<Line>(&l.bytes).ok())
-                    .map(|l| l.turn),
-            );
+            for l in &batch.lines {
+                if let Ok(line) = serde_json::from_slice::<Line>(&l.bytes) {
+                    turns.push(line.turn);
+                } else if let Ok(line) = serde_json::from_slice::<StartedLine>(&l.bytes) {
+                    if line.turn == STARTED {
+                        started.push(line.started);
+                    }
+                }
+            }
             cursor = batch.next;
         }
-        Ok(Conversation { path, turns })
+        Ok(Conversation {
+            path,
+            turns,
+            started,
+        })
     }
 
     #[cfg(test)]
@@ -183,19 +227,44 @@ impl Conversation {
             gen,
             turn,
         };
-        let bytes = serde_json::to_vec(&line).expect("a turn always serialises");
+        self.append(&serde_json::to_vec(&line).expect("a turn always serialises"))?;
+        self.turns.push(line.turn);
+        Ok(())
+    }
+
+    /// Records (fsynced) that a tool call is about to run.
+    pub fn push_started(&mut self, started: Started, gen: u64) -> Result<(), LlmError> {
+        let line = StartedLine {
+            ts: society_core::time::now_rfc3339(),
+            gen,
+            turn: STARTED.into(),
+            started,
+        };
+        self.append(&serde_json::to_vec(&line).expect("a started line always serialises"))?;
+        self.started.push(line.started);
+        Ok(())
+    }
+
+    /// How many times the call `call` of step `step` of `msg` was started.
+    pub fn runs(&self, msg: MsgId, step: u32, call: &str) -> u32 {
+        self.started
+            .iter()
+            .filter(|s| s.msg == msg && s.step == step && s.call == call)
+            .count() as u32
+    }
+
+    fn append(&self, bytes: &[u8]) -> Result<(), LlmError> {
         append_one(
             &self.path,
-            &bytes,
+            bytes,
             Durability::Durable,
             society_core::DEFAULT_MAX_RECORD,
         )
+        .map(drop)
         .map_err(|source| LlmError::Record {
             path: self.path.clone(),
             source,
-        })?;
-        self.turns.push(line.turn);
-        Ok(())
+        })
     }
 
     pub fn has_user_turn(&self, msg: MsgId) -> bool {
@@ -295,6 +364,7 @@ impl Conversation {
                 .filter(|t| !t.is_summary())
                 .cloned()
                 .collect(),
+            started: Vec::new(),
         };
         (prev, part.for_request())
     }

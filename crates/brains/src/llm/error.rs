@@ -95,6 +95,8 @@ pub enum LlmError {
         name: String,
         text: String,
     },
+    #[error("MCP server {server} could not be started: {reason}")]
+    McpStart { server: String, reason: String },
     #[error("step limit: {max_steps} model calls without finishing (max_steps)")]
     StepLimit { max_steps: u32 },
     #[error("failed to read the system prompt {}", path.display())]

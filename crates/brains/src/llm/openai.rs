@@ -14,6 +14,8 @@ use serde_json::{json, Value};
 pub struct Request<'a> {
     pub model: &'a str,
     pub system: &'a str,
+    /// Every tool offered ([`tools::definitions`]).
+    pub tools: &'a [tools::Definition],
     pub turns: &'a [Turn],
     pub max_tokens: u64,
     /// OpenAI only (Anthropic has one name).
@@ -51,10 +53,11 @@ pub fn body(r: &Request<'_>) -> Value {
             }
         });
     }
-    let tools: Vec<Value> = tools::definitions()
-        .into_iter()
-        .map(|(name, description, parameters)| {
-            json!({"type": "function", "function": {"name": name, "description": description, "parameters": parameters}})
+    let tools: Vec<Value> = r
+        .tools
+        .iter()
+        .map(|d| {
+            json!({"type": "function", "function": {"name": d.name, "description": d.description, "parameters": d.parameters}})
         })
         .collect();
     let mut body = json!({"model": r.model, "messages": messages, "tools": tools});
@@ -177,6 +180,7 @@ mod tests {
         let b = body(&Request {
             model: "m",
             system: "sys",
+            tools: &tools::definitions(&[]),
             turns: &turns,
             max_tokens: 50,
             max_tokens_field: MaxTokensField::MaxTokens,
@@ -203,6 +207,7 @@ mod tests {
         let b = body(&Request {
             model: "o3",
             system: "sys",
+            tools: &tools::definitions(&[]),
             turns: &turns,
             max_tokens: 60,
             max_tokens_field: MaxTokensField::MaxCompletionTokens,

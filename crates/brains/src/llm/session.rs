@@ -4,12 +4,14 @@
 use super::budget::{self, Exceeded};
 use super::circuit::{Circuit, Gate};
 use super::compact;
-use super::conversation::{Conversation, Next, ToolCall, Turn};
+use super::conversation::{Conversation, Next, Started, ToolCall, Turn};
 use super::extension;
 use super::http::{self, CallError};
 use super::inbound::{render, Inbound};
 use super::inflight;
 use super::ledger::{self, Ledger};
+use super::own_tools::OnInterrupt;
+use super::toolbox::{self, Invocation};
 use super::tools::{self, ReplyTo};
 use super::{anthropic, openai, wire, Llm, LlmError, Provider};
 use crate::{Action, Context};
@@ -57,13 +59,14 @@ pub fn run(llm: &mut Llm, ctx: &mut Context<'_>, msg: &Envelope) -> Result<Vec<A
     }
     let system = llm.system_prompt(ctx)?;
     let structured = llm.cfg.response_format.is_some();
+    llm.toolbox.prepare(ctx.folder, ctx.hooks)?;
     loop {
         ctx.hooks.heartbeat();
         match conv.next() {
             Next::Done => break,
             Next::Execute(calls) => {
                 for call in calls {
-                    execute(ctx, &mut conv, msg.id, &call, &inbound.reply_to, structured)?;
+                    execute(llm, ctx, &mut conv, msg.id, &call, &inbound.reply_to)?;
                 }
             }
             Next::Call => {
@@ -158,9 +161,11 @@ fn call_candidate(
 ) -> Result<Option<Exceeded>, CallError> {
     let cfg = llm.cfg.candidate(i);
     let turns = conv.for_request();
+    let tools = llm.toolbox.definitions();
     let mut req = openai::Request {
         model: &cfg.model,
         system,
+        tools: &tools,
         turns: &turns,
         max_tokens: cfg.max_tokens,
         max_tokens_field: cfg.max_tokens_field(),
@@ -403,31 +408,73 @@ fn truncation_hint(cfg: &super::LlmConfig, sent: u64) -> String {
 }
 
 fn execute(
+    llm: &mut Llm,
     ctx: &mut Context<'_>,
     conv: &mut Conversation,
     msg: MsgId,
     call: &ToolCall,
     reply_to: &ReplyTo,
-    structured: bool,
 ) -> Result<(), CallError> {
     let step = conv.steps(msg);
     let started = Instant::now();
-    let out = if call.name == wire::STRUCTURED_TOOL && structured {
-        tools::Outcome {
+    let log_path = society_core::AgentPaths::new(ctx.folder.to_path_buf()).tools();
+    let mut fields = json!({"tool": call.name, "args": shorten(&call.args), "id": msg, "step": step, "call": call.id});
+    let structured = llm.cfg.response_format.is_some();
+    let out = match llm.toolbox.find(&call.name) {
+        None if call.name == wire::STRUCTURED_TOOL && structured => tools::Outcome {
             result: "answer recorded".into(),
             ok: true,
+        },
+        None => tools::execute(call, ctx.folder, reply_to),
+        Some(tool) => {
+            extend(&mut fields, llm.toolbox.describe(&tool));
+            let runs = conv.runs(msg, step, &call.id);
+            if runs > 0 && llm.toolbox.on_interrupt(&tool) == OnInterrupt::Report {
+                fields["interrupted"] = json!(true);
+                toolbox::interrupted(&call.name)
+            } else {
+                let run = runs + 1;
+                conv.push_started(
+                    Started {
+                        msg,
+                        step,
+                        call: call.id.clone(),
+                        name: call.name.clone(),
+                        run,
+                    },
+                    ctx.gen,
+                )?;
+                fields["run"] = json!(run);
+                log(
+                    &log_path,
+                    "tool_started",
+                    ctx.agent.as_str(),
+                    ctx.gen,
+                    fields.clone(),
+                );
+                let call_id = format!("{msg}-{step}-{}", call.id);
+                let msg_id = msg.to_string();
+                let inv = Invocation {
+                    call,
+                    call_id: &call_id,
+                    run,
+                    agent: ctx.agent.as_str(),
+                    msg: &msg_id,
+                    folder: ctx.folder,
+                };
+                match llm.toolbox.run(&tool, &inv, ctx.hooks) {
+                    Some(out) => out,
+                    None => return Err(CallError::Abandoned),
+                }
+            }
         }
-    } else {
-        tools::execute(call, ctx.folder, reply_to)
     };
-    log(
-        &society_core::AgentPaths::new(ctx.folder.to_path_buf()).tools(),
-        "tool_call",
-        ctx.agent.as_str(),
-        ctx.gen,
-        json!({"tool": call.name, "args": shorten(&call.args), "result": tools::truncate(&out.result, SUMMARY),
-            "ms": started.elapsed().as_millis() as u64, "ok": out.ok, "id": msg, "step": step, "call": call.id}),
+    extend(
+        &mut fields,
+        json!({"result": tools::truncate(&out.result, SUMMARY),
+            "ms": started.elapsed().as_millis() as u64, "ok": out.ok}),
     );
+    log(&log_path, "tool_call", ctx.agent.as_str(), ctx.gen, fields);
     conv.push(
         Turn::Tool {
             msg,
@@ -513,6 +560,12 @@ fn log(path: &std::path::Path, event: &str, agent: &str, gen: u64, fields: Value
         society_core::DEFAULT_MAX_RECORD,
     ) {
         tracing::error!(error = %e, event, "failed to write log record");
+    }
+}
+
+fn extend(fields: &mut Value, more: Value) {
+    if let (Value::Object(f), Value::Object(m)) = (fields, more) {
+        f.extend(m);
     }
 }
 

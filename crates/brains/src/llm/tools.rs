@@ -31,8 +31,44 @@ pub enum ReplyTo {
     },
 }
 
-/// `(name, description, JSON schema of the arguments)` of every tool.
-pub fn definitions() -> Vec<(&'static str, &'static str, Value)> {
+/// A tool as offered to the model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Definition {
+    pub name: String,
+    pub description: String,
+    /// JSON schema of the arguments (an object schema).
+    pub parameters: Value,
+}
+
+/// The names of the built-in tools: declared tools may not take them.
+pub const BUILT_IN: [&str; 8] = [
+    "send_message",
+    "reply",
+    "read_file",
+    "write_file",
+    "request_approval",
+    "case_event",
+    "escalate",
+    "finish",
+];
+
+/// Every tool offered to the model: the built-in ones, then `extra` (the
+/// agent's own tools and its MCP servers' tools, see [`super::toolbox`]).
+pub fn definitions(extra: &[Definition]) -> Vec<Definition> {
+    let mut all: Vec<Definition> = built_in()
+        .into_iter()
+        .map(|(name, description, parameters)| Definition {
+            name: name.into(),
+            description: description.into(),
+            parameters,
+        })
+        .collect();
+    all.extend(extra.iter().cloned());
+    all
+}
+
+/// `(name, description, JSON schema of the arguments)` of every built-in tool.
+fn built_in() -> Vec<(&'static str, &'static str, Value)> {
     let obj = |props: Value, required: &[&str]| json!({"type": "object", "properties": props, "required": required});
     vec![
         ("send_message", "Send a message to another party: an agent id, role:<role>, supervisor or orchestrator (the human).",
@@ -282,6 +318,19 @@ mod tests {
             assert!(!out.ok, "{bad:?}");
             assert_eq!(rebuild(&bad.name, &bad.args, &ReplyTo::Sender), None);
         }
+    }
+
+    #[test]
+    fn built_in_names_are_the_definitions_and_extras_follow_them() {
+        let extra = Definition {
+            name: "word_count".into(),
+            description: "d".into(),
+            parameters: json!({"type": "object"}),
+        };
+        let all = definitions(std::slice::from_ref(&extra));
+        let names: Vec<&str> = all.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names[..8], BUILT_IN[..]);
+        assert_eq!(all[8], extra);
     }
 
     #[test]

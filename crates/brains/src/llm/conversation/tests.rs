@@ -380,3 +380,66 @@ fn a_summary_replaces_the_turns_before_its_cut_in_requests_only() {
         "cur's user turn and answer, next's user turn; no summary line"
     );
 }
+
+#[test]
+fn started_lines_are_kept_apart_from_the_turns_and_survive_a_reload() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let m = MsgId::generate();
+    let mut c = Conversation::load(dir.path(), "k").expect("load");
+    c.push(
+        Turn::User {
+            msg: m,
+            text: "hi".into(),
+        },
+        1,
+    )
+    .expect("push");
+    let calls = vec![call("a", "word_count"), call("b", "finish")];
+    c.push(
+        Turn::Assistant {
+            msg: m,
+            step: 1,
+            text: None,
+            calls: calls.clone(),
+            usage: Usage::default(),
+            thinking: vec![],
+        },
+        1,
+    )
+    .expect("push");
+    let started = |run| Started {
+        msg: m,
+        step: 1,
+        call: "a".into(),
+        name: "word_count".into(),
+        run,
+    };
+    c.push_started(started(1), 1).expect("started");
+    // Killed here: the reload still has the call pending, and knows it began.
+    let mut c = Conversation::load(dir.path(), "k").expect("reload");
+    assert_eq!(c.turns.len(), 2);
+    assert_eq!(c.next(), Next::Execute(calls.clone()));
+    assert_eq!(c.runs(m, 1, "a"), 1);
+    assert_eq!(c.runs(m, 1, "b"), 0);
+    assert_eq!(c.runs(m, 2, "a"), 0);
+    c.push_started(started(2), 2).expect("started again");
+    c.push(
+        Turn::Tool {
+            msg: m,
+            step: 1,
+            call: "a".into(),
+            name: "word_count".into(),
+            args: json!({}),
+            result: "3".into(),
+            ok: true,
+        },
+        2,
+    )
+    .expect("push");
+    let c = Conversation::load(dir.path(), "k").expect("reload");
+    assert_eq!(c.started, vec![started(1), started(2)]);
+    assert_eq!(c.next(), Next::Execute(vec![calls[1].clone()]));
+    let request = c.for_request();
+    assert_eq!(request.len(), 4, "{request:?}");
+    assert!(matches!(&request[2], Turn::Tool { call, result, .. } if call == "a" && result == "3"));
+}

@@ -254,7 +254,15 @@ fn a_long_mcp_call_heartbeats_and_a_stop_request_ends_it() {
     let id = s.ok(&["send", "worker", "wait for it"]);
     wait_lines(&s, "mcp-effects.txt", 1);
     // Longer than hang_timeout: the call heartbeats, so nobody kills the agent.
-    std::thread::sleep(std::time::Duration::from_millis(3500));
+    let began = std::time::Instant::now();
+    let status = s.agent("worker").dir.join("status.json");
+    wait_until(SOON, "a fresh heartbeat well past hang_timeout", || {
+        let beat = std::fs::metadata(&status).and_then(|m| m.modified()).ok()?;
+        let fresh = beat
+            .elapsed()
+            .is_ok_and(|a| a < std::time::Duration::from_secs(1));
+        (began.elapsed() > std::time::Duration::from_millis(3500) && fresh).then_some(())
+    });
     std::fs::write(s.agent("worker").workspace().join("go"), "").unwrap();
     let reply = wait_orchestrator(&s, "the reply", |r| r["reply_to"] == id.as_str());
     assert_eq!(reply["body"]["text"], "waited");

@@ -28,6 +28,7 @@ pub mod case;
 pub mod envelope;
 pub mod error;
 pub mod fault;
+pub mod governance;
 pub mod id;
 pub mod jsonl;
 pub mod kinds;

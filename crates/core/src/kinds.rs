@@ -36,6 +36,18 @@ pub mod message {
     /// The supervisor tells a sender that its message was blocked or could
     /// not be delivered.
     pub const MESSAGE_BLOCKED: &str = "message_blocked";
+    /// An agent asks the supervisor to moderate a debate on a collaborative
+    /// decision (body: the decision, its plan, participants, limits, and
+    /// the parked message with the outputs to release on consensus).
+    pub const DEBATE_REQUEST: &str = "debate_request";
+    /// The supervisor asks a debate participant for its position.
+    pub const ROUND_REQUEST: &str = "round_request";
+    /// A participant's position in a debate round (a reply to a
+    /// `round_request`; body `{position: {key: value}}`).
+    pub const PERSPECTIVE: &str = "perspective";
+    /// The supervisor tells the proposer how its debate ended: consensus
+    /// (with the agreed plan) or expiry (escalated for approval).
+    pub const DEBATE_RESULT: &str = "debate_result";
 }
 
 /// `event`s of case-log records (`supervisor/cases/case-<id>.jsonl`) that
@@ -65,6 +77,16 @@ pub mod case_log {
     pub const DUE_SOON: &str = "due_soon";
     /// The case is past due (written once, with an escalation).
     pub const OVERDUE: &str = "overdue";
+    /// A debate's case opened (plan, participants, limits).
+    pub const DEBATE_OPENED: &str = "debate_opened";
+    /// A round request went to a participant.
+    pub const ROUND_REQUEST: &str = "round_request";
+    /// A participant's position, as recorded from its reply.
+    pub const PERSPECTIVE: &str = "perspective";
+    /// The debate reached consensus (agreed plan, duration, iterations).
+    pub const CONSENSUS: &str = "consensus";
+    /// The debate's time ran out without consensus; it escalates.
+    pub const DEBATE_EXPIRED: &str = "debate_expired";
 }
 
 /// `event`s of log records: `registry.jsonl`, `activity.jsonl`,

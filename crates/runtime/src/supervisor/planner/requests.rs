@@ -338,11 +338,18 @@ impl Planner<'_> {
             }
             // An agent's own request: the answer carries the parked message back.
             (Party::Agent(agent), _) if self.known(&agent) => {
-                let body = json!({
+                let mut body = json!({
                     "request": request, "decision": decision, "approved": approve, "note": note,
                     "revision": req.body.get("revision").cloned().unwrap_or(json!(1)),
                     "plan": req.body.get("plan"), "parked": req.body.get("parked"),
                 });
+                // A decision's request also carries the decision and the
+                // outputs to release when it is approved.
+                for key in ["proposal", "then"] {
+                    if let Some(v) = req.body.get(key) {
+                        body[key] = v.clone();
+                    }
+                }
                 let mut answer = Envelope::new(
                     Party::Orchestrator,
                     Party::Agent(agent.clone()),

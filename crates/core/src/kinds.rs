@@ -48,6 +48,10 @@ pub mod message {
     /// The supervisor tells the proposer how its debate ended: consensus
     /// (with the agreed plan) or expiry (escalated for approval).
     pub const DEBATE_RESULT: &str = "debate_result";
+    /// The orchestrator's verdict on a decision taken autonomously
+    /// (`society review`; body `{decision, ok, feedback, quality}`), handled
+    /// by the agent's runtime, which logs it in `decisions.jsonl`.
+    pub const DECISION_REVIEW: &str = "decision_review";
 }
 
 /// `event`s of case-log records (`supervisor/cases/case-<id>.jsonl`) that

@@ -118,6 +118,15 @@ impl Layout {
     pub fn registry(&self) -> PathBuf {
         self.state.join("registry.jsonl")
     }
+    /// The governance policy in effect (`[autonomy]`, `[learning]`,
+    /// `[debate]` of `society.toml` with `society policy set` changes applied).
+    pub fn policy_json(&self) -> PathBuf {
+        self.state.join("policy.json")
+    }
+    /// Every `society policy set` change, append-only.
+    pub fn policy_log(&self) -> PathBuf {
+        self.state.join("policy.jsonl")
+    }
     pub fn supervisor_dir(&self) -> PathBuf {
         self.state.join("supervisor")
     }
@@ -355,6 +364,14 @@ impl AgentPaths {
     }
     pub fn workspace(&self) -> PathBuf {
         self.dir.join("workspace")
+    }
+    /// Every decision the agent proposed, how it was assessed and resolved.
+    pub fn decisions(&self) -> PathBuf {
+        self.dir.join("decisions.jsonl")
+    }
+    /// The learned state: a cache derived from `decisions.jsonl`.
+    pub fn learning(&self) -> PathBuf {
+        self.dir.join("learning")
     }
 
     /// Creates the folder skeleton; idempotent, never truncates anything.

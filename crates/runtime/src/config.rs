@@ -54,6 +54,14 @@ pub struct SocietyConfig {
     /// `[budget]`: society-wide limits, injected into every `llm` brain config.
     #[serde(default)]
     pub budget: Option<serde_json::Value>,
+    /// `[autonomy]`, `[learning]`, `[debate]`: the governance policy (see
+    /// `governance.rs`), each with optional `role.<role>` overrides.
+    #[serde(default)]
+    pub autonomy: Option<serde_json::Value>,
+    #[serde(default)]
+    pub learning: Option<serde_json::Value>,
+    #[serde(default)]
+    pub debate: Option<serde_json::Value>,
 }
 
 /// `[routing]`: rules on (from, to, type); the first match wins.
@@ -157,6 +165,12 @@ impl SocietyConfig {
         })?;
         // Resolve everything once so a bad key is reported at load, with its agent.
         cfg.resolve_all(path)?;
+        cfg.governance()
+            .validate()
+            .map_err(|message| ConfigError::Invalid {
+                path: path.into(),
+                message,
+            })?;
         for (i, rule) in cfg.routing.rules.iter().enumerate() {
             for pattern in [&rule.from, &rule.to] {
                 if pattern != "*" && pattern.parse::<society_core::Party>().is_err() {
@@ -260,6 +274,16 @@ impl SocietyConfig {
 }
 
 impl SocietyConfig {
+    /// The governance tables as written (before `society policy set` changes).
+    pub fn governance(&self) -> crate::governance::Governance {
+        let empty = serde_json::json!({});
+        crate::governance::from_tables(
+            self.autonomy.as_ref().unwrap_or(&empty),
+            self.learning.as_ref().unwrap_or(&empty),
+            self.debate.as_ref().unwrap_or(&empty),
+        )
+    }
+
     /// An `llm` brain also needs its model's price and the society budget.
     fn inject_llm(&self, mut brain: serde_json::Value) -> serde_json::Value {
         if brain.get("kind").and_then(|k| k.as_str()) != Some("llm") {

@@ -30,6 +30,7 @@ pub mod config;
 pub mod control;
 pub mod exit;
 pub mod fsck;
+pub mod governance;
 pub mod provision;
 pub mod registry;
 pub mod restart;

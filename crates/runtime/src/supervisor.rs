@@ -120,6 +120,10 @@ pub fn run_supervisor(layout: &Layout, opts: Options) -> Result<(), SupervisorEr
     );
     lifecycle::ignore_wakeup_signal();
     let config = SocietyConfig::load(&layout.society_toml())?;
+    match crate::governance::republish(layout, &config) {
+        Ok(warnings) => warnings.iter().for_each(|w| tracing::warn!("{w}")),
+        Err(error) => tracing::warn!(%error, "policy.json not written"),
+    }
     let default_policy = default_policy(&config);
     let mut repaired = Vec::new();
     for cfg in config.declared(&layout.society_toml())? {

@@ -60,6 +60,9 @@ impl Supervisor {
         let path = self.layout.society_toml();
         let config = SocietyConfig::load(&path).map_err(|e| e.to_string())?;
         let declared = config.declared(&path).map_err(|e| e.to_string())?;
+        for w in crate::governance::republish(&self.layout, &config).map_err(|e| e.to_string())? {
+            tracing::warn!("{w}");
+        }
         let mut c = Changes::default();
         for cfg in &declared {
             match provision(&self.layout, cfg, "society.toml").map_err(|e| e.to_string())? {

@@ -1,8 +1,12 @@
 //! What a brain asks the runtime to do.
 
+use serde::{Deserialize, Serialize};
 use society_core::{CaseId, MsgId, Party};
 
-#[derive(Debug, Clone, PartialEq)]
+/// Serializable, because a decision's `then` actions wait in an approval
+/// request or a debate until the decision is carried out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
 pub enum Action {
     /// Send a new message. `case: None` inherits the inbound message's case.
     Send {
@@ -38,5 +42,17 @@ pub enum Action {
     Escalate {
         reason: String,
         context: serde_json::Value,
+    },
+    /// Propose a decision instead of acting (see `society_core::governance`).
+    /// The runtime scores it and picks the level: `autonomous` runs `then`
+    /// at once; `requires_approval` asks the orchestrator and runs `then`
+    /// when approved; `collaborative` opens a debate and runs `then` (with the
+    /// agreed plan) on consensus, or asks the orchestrator when it expires.
+    /// A rejection with feedback comes back to the brain as an
+    /// `approval_response`, to propose a revision.
+    Decide {
+        proposal: serde_json::Value,
+        #[serde(default)]
+        then: Vec<Action>,
     },
 }

@@ -81,6 +81,10 @@ pub enum BrainError {
         line: usize,
         reason: String,
     },
+    /// A `decide` the runtime refuses (malformed, unknown decision type):
+    /// repeating it cannot help, so the message is dead-lettered at once.
+    #[error("{0}")]
+    Decision(String),
     #[error("refused write_file {path:?}: {reason}")]
     WriteRefused { path: String, reason: String },
     #[error("failed to write {} in the workspace: {source}", path.display())]
@@ -95,7 +99,8 @@ impl BrainError {
     /// Repeating the message cannot help (a refused key, a rejected
     /// request): the runtime dead-letters it at once.
     pub fn is_permanent(&self) -> bool {
-        matches!(self, BrainError::Llm(e) if e.is_permanent())
+        matches!(self, BrainError::Decision(_))
+            || matches!(self, BrainError::Llm(e) if e.is_permanent())
     }
 
     /// The message must not be tried again for this long (a provider's

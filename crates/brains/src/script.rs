@@ -63,47 +63,18 @@ impl Brain for Script {
             if step.until_attempt.is_some_and(|n| ctx.attempt > n) {
                 continue;
             }
+            if let Some(action) = simple(&step.op, msg, &vars) {
+                actions.push(action);
+                continue;
+            }
             match &step.op {
-                Op::Reply { kind, body } => actions.push(Action::Reply {
-                    kind: kind
-                        .clone()
-                        .unwrap_or_else(|| society_core::kinds::message::REPLY.into()),
-                    body: body
-                        .as_ref()
-                        .map(|b| vars.render(b))
-                        .unwrap_or_else(|| msg.body.clone()),
-                }),
-                Op::Send { to, kind, body } => actions.push(Action::Send {
-                    to: to.clone(),
-                    kind: kind.clone().unwrap_or_else(|| msg.kind.clone()),
-                    body: vars.render(body),
-                    case: None,
-                    reply_to: None,
-                }),
-                Op::Forward { to, kind, set } => {
-                    let mut body = msg.body.clone();
-                    if let (Some(obj), Some(set)) = (body.as_object_mut(), set) {
-                        for (k, v) in set {
-                            obj.insert(k.clone(), vars.render(v));
-                        }
-                    }
-                    actions.push(Action::Send {
-                        to: to.clone(),
-                        kind: kind.clone().unwrap_or_else(|| msg.kind.clone()),
-                        body,
-                        case: None,
-                        reply_to: None,
-                    });
-                }
-                Op::CaseEvent { event, fields } => actions.push(Action::CaseEvent {
-                    event: event.clone(),
-                    fields: fields
-                        .as_ref()
-                        .map(|f| vars.render(f))
-                        .unwrap_or_else(|| serde_json::json!({})),
-                }),
-                Op::Log { message } => actions.push(Action::Log {
-                    message: vars.render_str(message),
+                Op::Decide { proposal, then } => actions.push(Action::Decide {
+                    proposal: vars.render(proposal),
+                    then: then
+                        .iter()
+                        .filter(|t| t.until_attempt.is_none_or(|n| ctx.attempt <= n))
+                        .filter_map(|t| simple(&t.op, msg, &vars))
+                        .collect(),
                 }),
                 Op::RequestApproval {
                     plan,
@@ -138,10 +109,65 @@ impl Brain for Script {
                     tracing::warn!(code, "script brain exits abruptly on purpose");
                     std::process::exit(*code);
                 }
+                // Plain outputs, handled by `simple` above.
+                Op::Reply { .. }
+                | Op::Send { .. }
+                | Op::Forward { .. }
+                | Op::CaseEvent { .. }
+                | Op::Log { .. } => {}
             }
         }
         Ok(actions)
     }
+}
+
+/// The steps that are plain outputs (also allowed in a decide's `then`).
+fn simple(op: &Op, msg: &Envelope, vars: &template::Vars<'_>) -> Option<Action> {
+    let action = match op {
+        Op::Reply { kind, body } => Action::Reply {
+            kind: kind
+                .clone()
+                .unwrap_or_else(|| society_core::kinds::message::REPLY.into()),
+            body: body
+                .as_ref()
+                .map(|b| vars.render(b))
+                .unwrap_or_else(|| msg.body.clone()),
+        },
+        Op::Send { to, kind, body } => Action::Send {
+            to: to.clone(),
+            kind: kind.clone().unwrap_or_else(|| msg.kind.clone()),
+            body: vars.render(body),
+            case: None,
+            reply_to: None,
+        },
+        Op::Forward { to, kind, set } => {
+            let mut body = msg.body.clone();
+            if let (Some(obj), Some(set)) = (body.as_object_mut(), set) {
+                for (k, v) in set {
+                    obj.insert(k.clone(), vars.render(v));
+                }
+            }
+            Action::Send {
+                to: to.clone(),
+                kind: kind.clone().unwrap_or_else(|| msg.kind.clone()),
+                body,
+                case: None,
+                reply_to: None,
+            }
+        }
+        Op::CaseEvent { event, fields } => Action::CaseEvent {
+            event: event.clone(),
+            fields: fields
+                .as_ref()
+                .map(|f| vars.render(f))
+                .unwrap_or_else(|| serde_json::json!({})),
+        },
+        Op::Log { message } => Action::Log {
+            message: vars.render_str(message),
+        },
+        _ => return None,
+    };
+    Some(action)
 }
 
 /// Busy work that stays responsive: heartbeats and abandons on stop.

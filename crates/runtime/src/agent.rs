@@ -9,6 +9,7 @@
 
 mod batch;
 mod delivery;
+mod governance;
 mod incident;
 mod leftover;
 mod outputs;
@@ -175,6 +176,7 @@ pub fn run_agent(folder: &Path) -> Result<AgentExit, AgentError> {
         paths,
         ckpt,
         brain,
+        gov: governance::Gov::default(),
         _lock: lock,
     };
     agent.activity.event(
@@ -318,6 +320,8 @@ pub(crate) struct Agent {
     status: AgentStatus,
     last_beat: Instant,
     stop: Arc<AtomicBool>,
+    /// Decisions and learned state (loaded at the first decision).
+    gov: governance::Gov,
     _lock: HeldLock,
 }
 

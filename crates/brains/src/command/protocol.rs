@@ -34,6 +34,7 @@ const ACTIONS: &[&str] = &[
     "request_approval",
     "escalate",
     "log",
+    "decide",
     "done",
 ];
 
@@ -76,6 +77,13 @@ enum Wire {
     },
     Log {
         message: String,
+    },
+    /// `{"action":"decide","proposal":{…},"then":[{"action":"reply",…},…]}`:
+    /// `then` holds send, reply, case_event and log lines.
+    Decide {
+        proposal: Value,
+        #[serde(default)]
+        then: Vec<Value>,
     },
     Done,
 }
@@ -161,6 +169,28 @@ fn to_op(wire: Wire, inbound: &Envelope) -> Result<Option<Op>, String> {
             context: context.unwrap_or_else(|| json!({})),
         },
         Wire::Log { message } => Action::Log { message },
+        Wire::Decide { proposal, then } => {
+            let proposal = object("proposal", proposal)?;
+            let mut steps = Vec::new();
+            for (i, step) in then.into_iter().enumerate() {
+                let name = step.get("action").and_then(Value::as_str).unwrap_or("");
+                if !matches!(name, "send" | "reply" | "case_event" | "log") {
+                    return Err(format!(
+                        "then[{i}]: action {name:?} is not allowed (send, reply, case_event or log)"
+                    ));
+                }
+                let wire: Wire =
+                    serde_json::from_value(step).map_err(|e| format!("then[{i}]: {e}"))?;
+                match to_op(wire, inbound).map_err(|e| format!("then[{i}]: {e}"))? {
+                    Some(Op::Act(a)) => steps.push(a),
+                    _ => return Err(format!("then[{i}]: not an output")),
+                }
+            }
+            Action::Decide {
+                proposal,
+                then: steps,
+            }
+        }
         Wire::Done => return Ok(None),
     };
     Ok(Some(Op::Act(action)))

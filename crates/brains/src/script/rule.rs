@@ -68,6 +68,13 @@ pub enum Op {
         #[serde(default)]
         context: Option<serde_json::Value>,
     },
+    /// Propose a decision (`proposal`, templated), with the steps to run
+    /// when it goes ahead (`then`: reply, send, forward, case_event, log).
+    Decide {
+        proposal: serde_json::Value,
+        #[serde(default)]
+        then: Vec<Step>,
+    },
     /// Fail attempts `1..=times`, succeed after.
     Fail {
         times: u32,
@@ -109,7 +116,30 @@ impl Rule {
                 )));
             }
         }
+        let mut steps: Vec<&Step> = self.actions.iter().collect();
         for step in &self.actions {
+            if let Op::Decide { proposal, then } = &step.op {
+                if !proposal.is_object() {
+                    return Err(bad("a decide proposal must be a JSON object".into()));
+                }
+                for t in then {
+                    match t.op {
+                        Op::Reply { .. }
+                        | Op::Send { .. }
+                        | Op::Forward { .. }
+                        | Op::CaseEvent { .. }
+                        | Op::Log { .. } => steps.push(t),
+                        _ => {
+                            return Err(bad(
+                                "a decide's then may only reply, send, forward, case_event or log"
+                                    .into(),
+                            ))
+                        }
+                    }
+                }
+            }
+        }
+        for step in steps {
             let (kind, body) = match &step.op {
                 Op::Reply { kind, body } => (kind, body.as_ref()),
                 Op::Send { kind, body, .. } => (kind, Some(body)),

@@ -103,7 +103,7 @@ impl Agent {
                 continue;
             }
             let t = Instant::now();
-            let result = self.run_brain(&env, 1);
+            let result = self.think(&env, 1);
             let records = match result {
                 Ok(actions) => match self.outputs(&env, actions) {
                     Ok(r) => r,

@@ -118,7 +118,7 @@ impl Agent {
             }),
         );
         let started = Instant::now();
-        let result = self.run_brain(&env, attempt);
+        let result = self.think(&env, attempt);
         let outcome = match result {
             Ok(actions) => match self.emit(&env, actions, outbox_offset) {
                 Ok(outputs) => {
@@ -209,7 +209,7 @@ impl Agent {
     }
 
     /// Runs the brain on one message, with hooks to heartbeat, log and notice a stop.
-    pub(crate) fn run_brain(
+    pub(crate) fn call_brain(
         &mut self,
         env: &Envelope,
         attempt: u32,

@@ -69,6 +69,14 @@ impl Agent {
                     env.kind = message::ESCALATE.into();
                     env.body = json!({"reason": reason, "context": context});
                 }
+                // `think` turns every decision into outputs first.
+                Action::Decide { .. } => {
+                    self.activity.event(
+                        "decision_unassessed",
+                        json!({"id": input.id, "error": "a decide reached the outbox unassessed; dropped"}),
+                    );
+                    continue;
+                }
                 Action::Log { message } => {
                     self.activity
                         .event("brain_log", json!({"id": input.id, "message": message}));

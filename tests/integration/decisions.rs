@@ -1,0 +1,228 @@
+//! Decisions end to end through real processes: a script brain proposes,
+//! the agent's runtime assesses (never the brain), logs every step in
+//! `decisions.jsonl`, and carries the decision out on its level —
+//! autonomous at once; requires_approval through the orchestrator, with a
+//! rejection's feedback revised and re-assessed; malformed proposals
+//! refused with a clear reason and a dead letter.
+
+use crate::support::{json_of, BIN, SOON};
+use serde_json::Value;
+use society_testkit::{records, wait_until, Society};
+
+const FILM: &str = r#"
+[defaults]
+idle_exit = "2s"
+heartbeat = "100ms"
+backoff_initial = "50ms"
+
+[autonomy.baselines]
+shot_composition = "autonomous"
+narrative_change = "requires_approval"
+
+[[agent]]
+id = "director"
+[agent.brain]
+kind = "script"
+
+[[agent.brain.rules]]
+type = "shot"
+[[agent.brain.rules.actions]]
+do = "decide"
+then = [{ do = "reply", type = "shot_done", body = { scene = "{{body.scene}}" } }]
+[agent.brain.rules.actions.proposal]
+decision_type = "shot_composition"
+scope = "scene"
+affects_multiple_departments = false
+is_foundational = false
+reversibility = "easy"
+resource_cost = 0
+has_complete_information = true
+features = { framing = "wide" }
+plan = "wide shot of scene {{body.scene}}"
+
+[[agent.brain.rules]]
+type = "story"
+[[agent.brain.rules.actions]]
+do = "decide"
+then = [{ do = "reply", type = "story_done", body = { plan = "first" } }]
+[agent.brain.rules.actions.proposal]
+decision_type = "narrative_change"
+scope = "series"
+affects_multiple_departments = true
+is_foundational = true
+reversibility = "difficult"
+resource_cost = 0
+has_complete_information = true
+plan = "the hero dies"
+rationale = "stakes"
+alternatives = ["the hero is wounded"]
+
+[[agent.brain.rules]]
+type = "approval_response"
+when = { approved = false }
+[[agent.brain.rules.actions]]
+do = "decide"
+then = [{ do = "reply", type = "story_done", body = { plan = "revised" } }]
+[agent.brain.rules.actions.proposal]
+decision_type = "narrative_change"
+scope = "episode"
+affects_multiple_departments = false
+is_foundational = false
+reversibility = "moderate"
+resource_cost = 0
+has_complete_information = true
+plan = "the hero is wounded ({{body.note}})"
+
+[[agent.brain.rules]]
+type = "bad"
+[[agent.brain.rules.actions]]
+do = "decide"
+[agent.brain.rules.actions.proposal]
+decision_type = "shot_composition"
+scope = "galaxy"
+affects_multiple_departments = false
+is_foundational = false
+reversibility = "easy"
+resource_cost = 0
+has_complete_information = true
+plan = "x"
+"#;
+
+fn decisions(s: &Society) -> Vec<Value> {
+    records(&s.agent("director").dir.join("decisions.jsonl"))
+}
+
+fn events(lines: &[Value], event: &str) -> Vec<Value> {
+    lines.iter().filter(|l| l["event"] == event).cloned().collect()
+}
+
+/// The orchestrator inbox's record of `kind` answering `id`.
+fn wait_answer(s: &Society, kind: &str, id: &str) -> Value {
+    wait_until(SOON, &format!("a {kind} answering {id}"), || {
+        records(&s.layout().orchestrator_inbox())
+            .into_iter()
+            .find(|r| r["type"] == kind && r["reply_to"] == id)
+    })
+}
+
+/// The one pending approval at `revision`.
+fn wait_pending(s: &Society, revision: u64) -> Value {
+    wait_until(SOON, &format!("one pending approval at revision {revision}"), || {
+        let v = json_of(s, &["approvals", "--json"]);
+        let list = v.as_array()?;
+        (list.len() == 1 && list[0]["revision"] == revision).then(|| list[0].clone())
+    })
+}
+
+#[test]
+fn an_autonomous_decision_runs_at_once_and_is_logged_with_its_inputs() {
+    let mut s = Society::new(BIN, FILM);
+    s.start_supervisor();
+    let id = s.ok(&["send", "director", "--type", "shot", "--json", r#"{"scene": 3}"#]);
+    let id = id.trim();
+    let done = wait_answer(&s, "shot_done", id);
+    assert_eq!(done["body"]["scene"], 3);
+
+    let lines = decisions(&s);
+    let assessed = events(&lines, "assessed");
+    assert_eq!(assessed.len(), 1, "{lines:?}");
+    let a = &assessed[0];
+    assert_eq!(a["level"], "autonomous");
+    assert_eq!(a["rule"], "baseline");
+    assert_eq!(a["msg"], id);
+    // Scores are the runtime's, from the formulas: scene scope, not
+    // foundational → impact 0; easy → risk 0.1; complete information → 0.7.
+    assert_eq!(a["scores"]["impact"], 0.0);
+    assert_eq!(a["scores"]["risk"], 0.1);
+    assert_eq!(a["scores"]["confidence"], 0.7);
+    assert_eq!(a["scores"]["pattern_match"], 0.5);
+    assert_eq!(a["features"]["framing=wide"], 1.0);
+    assert_eq!(a["context"]["plan"], "wide shot of scene 3");
+    let resolved = events(&lines, "resolved");
+    assert_eq!(resolved.len(), 1);
+    assert_eq!(resolved[0]["approved"], true);
+    assert_eq!(resolved[0]["approver"], "self");
+    assert_eq!(resolved[0]["decision"], a["decision"]);
+    // The learned state is written as a cache.
+    let patterns: Value = serde_json::from_slice(
+        &std::fs::read(s.agent("director").dir.join("learning/patterns.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(patterns["shot_composition"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn a_rejection_with_feedback_is_revised_reassessed_and_then_approved() {
+    let mut s = Society::new(BIN, FILM);
+    s.start_supervisor();
+    let id = s.ok(&["send", "director", "--type", "story", "the plot"]);
+    let id = id.trim().to_string();
+
+    let first = wait_pending(&s, 1);
+    assert_eq!(first["plan"], "the hero dies");
+    assert_eq!(first["rationale"], "stakes");
+    let proposal = &first["body"]["proposal"];
+    assert_eq!(proposal["level"], "requires_approval");
+    let lines = decisions(&s);
+    let a1 = &events(&lines, "assessed")[0];
+    // Impact 0.3 + 0.4 + 0.3 = 1.0 > 0.8: rule 1.
+    assert_eq!(a1["rule"], "high_impact_or_risk");
+    assert_eq!(a1["scores"]["impact"], 1.0);
+    assert_eq!(events(&lines, "approval_requested")[0]["request"], first["id"]);
+
+    s.ok(&["reject", first["id"].as_str().unwrap(), "--feedback", "too dark"]);
+    let second = wait_pending(&s, 2);
+    assert_eq!(second["plan"], "the hero is wounded (too dark)");
+    let p2 = &second["body"]["proposal"];
+    assert_eq!(p2["parent"], proposal["decision"]);
+    assert_eq!(p2["revision"], 2);
+    // Re-assessed: impact 0.2, risk 0.4 → no longer rule 1; the baseline asks.
+    let lines = decisions(&s);
+    let a2 = events(&lines, "assessed")
+        .into_iter()
+        .find(|l| l["decision"] == p2["decision"])
+        .unwrap();
+    assert_eq!(a2["rule"], "baseline");
+    assert_eq!(a2["level"], "requires_approval");
+    assert_eq!(a2["scores"]["impact"], 0.2);
+    // The parked message is still the original one.
+    assert_eq!(second["body"]["parked"]["id"], id.as_str());
+
+    s.ok(&["approve", second["id"].as_str().unwrap()]);
+    let done = wait_answer(&s, "story_done", &id);
+    assert_eq!(done["body"]["plan"], "revised");
+    let lines = decisions(&s);
+    let resolved = events(&lines, "resolved");
+    assert_eq!(resolved.len(), 2, "{resolved:?}");
+    assert_eq!(resolved[0]["outcome"], "revise");
+    assert_eq!(resolved[0]["feedback"], "too dark");
+    assert_eq!(resolved[1]["outcome"], "executed");
+    assert_eq!(resolved[1]["approver"], "orchestrator");
+    // Exactly one answer reached the sender.
+    let answers = records(&s.layout().orchestrator_inbox())
+        .into_iter()
+        .filter(|r| r["type"] == "story_done")
+        .count();
+    assert_eq!(answers, 1);
+}
+
+#[test]
+fn a_malformed_proposal_is_refused_with_a_clear_reason_and_a_dead_letter() {
+    let mut s = Society::new(BIN, FILM);
+    s.start_supervisor();
+    let id = s.ok(&["send", "director", "--type", "bad", "x"]);
+    let id = id.trim();
+    let dead = wait_until(SOON, "the bad proposal's dead letter", || {
+        records(&s.agent("director").deadletter())
+            .into_iter()
+            .find(|r| r["id"] == id || r["message"]["id"] == id || r.to_string().contains(id))
+    });
+    let text = dead.to_string();
+    assert!(text.contains("scope \\\"galaxy\\\""), "{text}");
+    let refused = events(&decisions(&s), "refused");
+    assert_eq!(refused.len(), 1);
+    assert!(refused[0]["error"].as_str().unwrap().contains("galaxy"));
+    // The agent keeps working.
+    let ok = s.ok(&["send", "director", "--type", "shot", "--json", r#"{"scene": 1}"#]);
+    wait_answer(&s, "shot_done", ok.trim());
+}

@@ -41,6 +41,23 @@ features = { framing = "wide" }
 plan = "wide shot of scene {{body.scene}}"
 
 [[agent.brain.rules]]
+type = "shot_dep"
+[[agent.brain.rules.actions]]
+do = "decide"
+then = [{ do = "reply", type = "shot_done", body = { scene = "{{body.scene}}" } }]
+[agent.brain.rules.actions.proposal]
+decision_type = "shot_composition"
+scope = "scene"
+affects_multiple_departments = false
+is_foundational = false
+reversibility = "easy"
+resource_cost = 0
+has_complete_information = true
+dependencies = ["dp"]
+features = { framing = "wide" }
+plan = "wide shot of scene {{body.scene}}, lit by the dp"
+
+[[agent.brain.rules]]
 type = "story"
 [[agent.brain.rules.actions]]
 do = "decide"
@@ -93,7 +110,11 @@ fn decisions(s: &Society) -> Vec<Value> {
 }
 
 fn events(lines: &[Value], event: &str) -> Vec<Value> {
-    lines.iter().filter(|l| l["event"] == event).cloned().collect()
+    lines
+        .iter()
+        .filter(|l| l["event"] == event)
+        .cloned()
+        .collect()
 }
 
 /// The orchestrator inbox's record of `kind` answering `id`.
@@ -107,18 +128,29 @@ fn wait_answer(s: &Society, kind: &str, id: &str) -> Value {
 
 /// The one pending approval at `revision`.
 fn wait_pending(s: &Society, revision: u64) -> Value {
-    wait_until(SOON, &format!("one pending approval at revision {revision}"), || {
-        let v = json_of(s, &["approvals", "--json"]);
-        let list = v.as_array()?;
-        (list.len() == 1 && list[0]["revision"] == revision).then(|| list[0].clone())
-    })
+    wait_until(
+        SOON,
+        &format!("one pending approval at revision {revision}"),
+        || {
+            let v = json_of(s, &["approvals", "--json"]);
+            let list = v.as_array()?;
+            (list.len() == 1 && list[0]["revision"] == revision).then(|| list[0].clone())
+        },
+    )
 }
 
 #[test]
 fn an_autonomous_decision_runs_at_once_and_is_logged_with_its_inputs() {
     let mut s = Society::new(BIN, FILM);
     s.start_supervisor();
-    let id = s.ok(&["send", "director", "--type", "shot", "--json", r#"{"scene": 3}"#]);
+    let id = s.ok(&[
+        "send",
+        "director",
+        "--type",
+        "shot",
+        "--json",
+        r#"{"scene": 3}"#,
+    ]);
     let id = id.trim();
     let done = wait_answer(&s, "shot_done", id);
     assert_eq!(done["body"]["scene"], 3);
@@ -168,9 +200,17 @@ fn a_rejection_with_feedback_is_revised_reassessed_and_then_approved() {
     // Impact 0.3 + 0.4 + 0.3 = 1.0 > 0.8: rule 1.
     assert_eq!(a1["rule"], "high_impact_or_risk");
     assert_eq!(a1["scores"]["impact"], 1.0);
-    assert_eq!(events(&lines, "approval_requested")[0]["request"], first["id"]);
+    assert_eq!(
+        events(&lines, "approval_requested")[0]["request"],
+        first["id"]
+    );
 
-    s.ok(&["reject", first["id"].as_str().unwrap(), "--feedback", "too dark"]);
+    s.ok(&[
+        "reject",
+        first["id"].as_str().unwrap(),
+        "--feedback",
+        "too dark",
+    ]);
     let second = wait_pending(&s, 2);
     assert_eq!(second["plan"], "the hero is wounded (too dark)");
     let p2 = &second["body"]["proposal"];
@@ -223,6 +263,81 @@ fn a_malformed_proposal_is_refused_with_a_clear_reason_and_a_dead_letter() {
     assert_eq!(refused.len(), 1);
     assert!(refused[0]["error"].as_str().unwrap().contains("galaxy"));
     // The agent keeps working.
-    let ok = s.ok(&["send", "director", "--type", "shot", "--json", r#"{"scene": 1}"#]);
+    let ok = s.ok(&[
+        "send",
+        "director",
+        "--type",
+        "shot",
+        "--json",
+        r#"{"scene": 1}"#,
+    ]);
     wait_answer(&s, "shot_done", ok.trim());
+}
+
+/// Sends a decision of `kind` and waits for its `assessed` line.
+fn assessed_for(s: &Society, kind: &str, scene: u32) -> Value {
+    let id = s.ok(&[
+        "send",
+        "director",
+        "--type",
+        kind,
+        "--json",
+        &format!(r#"{{"scene": {scene}}}"#),
+    ]);
+    let id = id.trim().to_string();
+    wait_until(SOON, &format!("the assessment of {id}"), || {
+        events(&decisions(s), "assessed")
+            .into_iter()
+            .find(|a| a["msg"] == id.as_str())
+    })
+}
+
+#[test]
+fn reviewed_autonomy_is_learned_and_survives_deleting_the_learned_state() {
+    let mut s = Society::new(BIN, FILM);
+    s.start_supervisor();
+    // Before any learning, a decision with a dependency is collaborative (rule 4).
+    let before = assessed_for(&s, "shot_dep", 0);
+    assert_eq!(before["rule"], "dependencies");
+    assert_eq!(before["level"], "collaborative");
+    // Three autonomous shots, each reviewed ok by the orchestrator.
+    for scene in 1..=3 {
+        let a = assessed_for(&s, "shot", scene);
+        assert_eq!(a["level"], "autonomous");
+        let review = serde_json::json!({"decision": a["decision"], "ok": true});
+        s.ok(&[
+            "send",
+            "director",
+            "--type",
+            "decision_review",
+            "--json",
+            &review.to_string(),
+        ]);
+    }
+    wait_until(SOON, "three reviews logged", || {
+        (events(&decisions(&s), "reviewed").len() == 3).then_some(())
+    });
+    // Now: 3 similar approved decisions (pattern match 1.0 > 0.9) and an
+    // orchestrator who approved every autonomous one (rate 1.0 > 0.85):
+    // rule 3 fires before the dependency rule.
+    let learned = assessed_for(&s, "shot_dep", 4);
+    assert_eq!(learned["rule"], "learned_pattern", "{learned}");
+    assert_eq!(learned["level"], "autonomous");
+    assert_eq!(learned["preference"], "autonomous");
+    assert_eq!(learned["scores"]["pattern_match"], 1.0);
+    // n = 3 similar, all approved: 1 × (0.7 + 0.3 × 0.3) = 0.79.
+    assert_eq!(learned["scores"]["pattern_confidence"], 0.79);
+
+    // The learned state is a cache: delete it, restart the agent, and the
+    // next assessment sees exactly what an uninterrupted run would.
+    let dir = s.agent("director").dir.join("learning");
+    let prefs_before = std::fs::read(dir.join("prefs.json")).unwrap();
+    s.wait_state("director", "dormant", SOON);
+    std::fs::remove_dir_all(&dir).unwrap();
+    let again = assessed_for(&s, "shot_dep", 5);
+    assert_eq!(again["rule"], "learned_pattern", "{again}");
+    assert_eq!(again["scores"]["pattern_match"], 1.0);
+    // The learned decision joined the similar ones: n = 4 → 0.82.
+    assert_eq!(again["scores"]["pattern_confidence"], 0.82);
+    assert_eq!(std::fs::read(dir.join("prefs.json")).unwrap(), prefs_before);
 }

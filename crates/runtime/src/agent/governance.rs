@@ -65,7 +65,11 @@ fn refuse(e: impl std::fmt::Display) -> BrainError {
 impl Agent {
     /// The brain's answer to a message, with decisions carried out: what
     /// the delivery paths call instead of the brain.
-    pub(crate) fn think(&mut self, env: &Envelope, attempt: u32) -> Result<Vec<Action>, BrainError> {
+    pub(crate) fn think(
+        &mut self,
+        env: &Envelope,
+        attempt: u32,
+    ) -> Result<Vec<Action>, BrainError> {
         if let Some(actions) = self.governance_message(env)? {
             return Ok(actions);
         }
@@ -83,7 +87,10 @@ impl Agent {
                     let (acts, logs) = match self.decide(env, i as u32, proposal, then) {
                         Ok(x) => x,
                         Err(e) => {
-                            self.log_decision(json!({"event": "refused", "msg": env.id, "error": e.to_string()}), None);
+                            self.log_decision(
+                                json!({"event": "refused", "msg": env.id, "error": e.to_string()}),
+                                None,
+                            );
                             self.activity.event(
                                 "decision_refused",
                                 json!({"id": env.id, "error": e.to_string()}),
@@ -120,7 +127,8 @@ impl Agent {
         let lp = self.policy()?.learning;
         let mut gov = Gov::default();
         let mut cursor = 0;
-        let lines = read_objects(&self.paths.decisions(), &mut cursor).map_err(|e| e.to_string())?;
+        let lines =
+            read_objects(&self.paths.decisions(), &mut cursor).map_err(|e| e.to_string())?;
         for line in lines {
             let (Some(d), Some(ev)) = (line["decision"].as_str(), line["event"].as_str()) else {
                 continue;
@@ -170,7 +178,12 @@ impl Agent {
         line["agent"] = json!(self.cfg.id);
         let durability = self.cfg.policy.durability;
         let bytes = line.to_string();
-        if let Err(e) = append_one(&self.paths.decisions(), bytes.as_bytes(), durability, usize::MAX) {
+        if let Err(e) = append_one(
+            &self.paths.decisions(),
+            bytes.as_bytes(),
+            durability,
+            usize::MAX,
+        ) {
             tracing::error!(error = %e, "cannot append to decisions.jsonl");
         }
         let lp = match self.policy() {
@@ -195,7 +208,8 @@ impl Agent {
                         d,
                         line["ok"].as_bool().unwrap_or(false),
                         line["feedback"].as_str().map(str::to_string),
-                        now_s(),
+                        // The logged time, as a replay will see it.
+                        ts_s(line["ts"].as_str().unwrap_or("")),
                         &lp,
                     );
                     self.save_learning();
@@ -218,7 +232,11 @@ impl Agent {
                 history.push(b'\n');
             }
             society_core::atomic::write_bytes(&dir.join("history.jsonl"), &history, false)?;
-            society_core::atomic::write_json(&dir.join("prefs.json"), &self.gov.learning.prefs, false)?;
+            society_core::atomic::write_json(
+                &dir.join("prefs.json"),
+                &self.gov.learning.prefs,
+                false,
+            )?;
             society_core::atomic::write_json(
                 &dir.join("patterns.json"),
                 &self.gov.learning.patterns,
@@ -283,7 +301,9 @@ impl Agent {
         let revision = prior
             .and_then(|p| p["revision"].as_u64())
             .map_or(1, |r| r + 1);
-        let parent = prior.and_then(|p| p["decision"].as_str()).map(str::to_string);
+        let parent = prior
+            .and_then(|p| p["decision"].as_str())
+            .map(str::to_string);
         let parked = match prior {
             Some(_) => input.body.get("parked").cloned().unwrap_or(Value::Null),
             None => serde_json::to_value(input).unwrap_or(Value::Null),
@@ -303,8 +323,13 @@ impl Agent {
                 let shared = self.shared_patterns(&lp.share_with, &ctx.decision_type);
                 let learning = &self.gov.learning;
                 let pm = learning.pattern_match(&ctx.decision_type, &features, &shared, lp);
-                let pc =
-                    learning.pattern_confidence(&ctx.decision_type, &features, &shared, now_s(), lp);
+                let pc = learning.pattern_confidence(
+                    &ctx.decision_type,
+                    &features,
+                    &shared,
+                    now_s(),
+                    lp,
+                );
                 let pref = learning.preference(&ctx.decision_type, lp);
                 let a = assess(&ctx, &policy.autonomy, pm, pc, pref).ok_or_else(|| {
                     refuse(format!(
@@ -421,9 +446,12 @@ impl Agent {
         let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
         match kind {
             message::DECISION_REVIEW => {
-                let decision = text("decision").ok_or_else(|| refuse("a decision_review needs \"decision\""))?;
+                let decision = text("decision")
+                    .ok_or_else(|| refuse("a decision_review needs \"decision\""))?;
                 if !self.gov.assessed.contains_key(&decision) {
-                    return Err(refuse(format!("decision_review: no decision {decision:?} in decisions.jsonl")));
+                    return Err(refuse(format!(
+                        "decision_review: no decision {decision:?} in decisions.jsonl"
+                    )));
                 }
                 let ok = body.get("ok").and_then(Value::as_bool).unwrap_or(false);
                 self.log_decision(
@@ -434,7 +462,8 @@ impl Agent {
                 Ok(Some(Vec::new()))
             }
             message::DEBATE_RESULT => {
-                let decision = text("decision").ok_or_else(|| refuse("a debate_result needs \"decision\""))?;
+                let decision =
+                    text("decision").ok_or_else(|| refuse("a debate_result needs \"decision\""))?;
                 if body.get("consensus").and_then(Value::as_bool) == Some(true) {
                     self.log_decision(
                         json!({"event": "resolved", "decision": decision, "approved": true,
@@ -458,8 +487,14 @@ impl Agent {
             }
             _ => {
                 let proposal = &body["proposal"];
-                let decision = proposal["decision"].as_str().unwrap_or_default().to_string();
-                let approved = body.get("approved").and_then(Value::as_bool).unwrap_or(false);
+                let decision = proposal["decision"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                let approved = body
+                    .get("approved")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
                 let note = text("note").filter(|n| !n.trim().is_empty());
                 let revision = proposal["revision"].as_u64().unwrap_or(1);
                 let base = json!({"event": "resolved", "decision": decision, "approver": "orchestrator",
@@ -479,10 +514,7 @@ impl Agent {
                     self.log_decision(line, Some(&decision));
                     return Ok(Some(Vec::new()));
                 };
-                let max = self
-                    .policy()
-                    .map(|p| p.autonomy.max_revisions)
-                    .unwrap_or(3);
+                let max = self.policy().map(|p| p.autonomy.max_revisions).unwrap_or(3);
                 if revision > u64::from(max) {
                     line["outcome"] = json!("escalated");
                     line["reason"] = json!(format!("rejected after {max} revisions"));

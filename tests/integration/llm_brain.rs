@@ -8,6 +8,7 @@ mod budget;
 mod circuit;
 mod compaction;
 mod conversation;
+mod decide;
 mod estimated;
 mod fallback;
 mod mcp;

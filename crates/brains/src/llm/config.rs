@@ -313,6 +313,9 @@ pub struct LlmConfig {
     /// the tools and the history's stable prefix.
     #[serde(default)]
     pub prompt_cache: bool,
+    /// Offer the `decide` tool (propose a decision the runtime assesses).
+    #[serde(default)]
+    pub decide: bool,
     /// Models to move to, in order, when this one keeps failing: tables of
     /// brain keys that override this config's (see [`Self::fallback_configs`]).
     #[serde(default)]

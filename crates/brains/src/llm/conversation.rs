@@ -43,7 +43,12 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 /// Tools after which a message's conversation stops.
-pub const TERMINAL_TOOLS: [&str; 3] = ["finish", "request_approval", super::wire::STRUCTURED_TOOL];
+pub const TERMINAL_TOOLS: [&str; 4] = [
+    "finish",
+    "request_approval",
+    "decide",
+    super::wire::STRUCTURED_TOOL,
+];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ToolCall {

@@ -14,6 +14,8 @@ use serde_json::{json, Value};
 use std::path::Path;
 
 pub struct Toolbox {
+    /// Offer `decide` (brain key `decide = true`).
+    decide: bool,
     own: Vec<OwnTool>,
     mcp: Mcp,
 }
@@ -40,6 +42,7 @@ pub enum Declared {
 impl Toolbox {
     pub fn new(cfg: &LlmConfig) -> Toolbox {
         Toolbox {
+            decide: cfg.decide,
             own: cfg.tools.clone(),
             mcp: Mcp::new(&cfg.mcp),
         }
@@ -70,7 +73,11 @@ impl Toolbox {
             .map(OwnTool::definition)
             .chain(self.mcp.tools().iter().map(|e| e.definition.clone()))
             .collect();
-        tools::definitions(&extra)
+        let mut all = tools::definitions(&extra);
+        if self.decide {
+            all.insert(5, tools::decide_definition());
+        }
+        all
     }
 
     /// The declared tool `name` names, if any (built-in tools are not).

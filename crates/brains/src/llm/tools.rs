@@ -41,12 +41,13 @@ pub struct Definition {
 }
 
 /// The names of the built-in tools: declared tools may not take them.
-pub const BUILT_IN: [&str; 8] = [
+pub const BUILT_IN: [&str; 9] = [
     "send_message",
     "reply",
     "read_file",
     "write_file",
     "request_approval",
+    "decide",
     "case_event",
     "escalate",
     "finish",
@@ -57,6 +58,7 @@ pub const BUILT_IN: [&str; 8] = [
 pub fn definitions(extra: &[Definition]) -> Vec<Definition> {
     let mut all: Vec<Definition> = built_in()
         .into_iter()
+        .filter(|(name, _, _)| *name != "decide")
         .map(|(name, description, parameters)| Definition {
             name: name.into(),
             description: description.into(),
@@ -65,6 +67,20 @@ pub fn definitions(extra: &[Definition]) -> Vec<Definition> {
         .collect();
     all.extend(extra.iter().cloned());
     all
+}
+
+/// The `decide` tool, offered only to agents whose brain sets `decide = true`
+/// (its schema is long: every agent would pay for it on every call).
+pub fn decide_definition() -> Definition {
+    built_in()
+        .into_iter()
+        .find(|(name, _, _)| *name == "decide")
+        .map(|(name, description, parameters)| Definition {
+            name: name.into(),
+            description: description.into(),
+            parameters,
+        })
+        .unwrap_or_else(|| unreachable!("decide is a built-in tool"))
 }
 
 /// `(name, description, JSON schema of the arguments)` of every built-in tool.
@@ -81,6 +97,25 @@ fn built_in() -> Vec<(&'static str, &'static str, Value)> {
          obj(json!({"path": {"type": "string"}, "content": {"type": "string"}}), &["path", "content"])),
         ("request_approval", "Ask the human orchestrator to approve a plan before acting. Ends this turn; you continue when they answer.",
          obj(json!({"plan": {"type": "string"}, "rationale": {"type": "string"}, "alternatives": {"type": "array", "items": {"type": "string"}}}), &["plan", "rationale"])),
+        ("decide", "Propose a decision instead of acting. The runtime scores its impact, risk and your confidence, then runs `then` at once, after the orchestrator approves, or after your peers agree in a debate. Ends this turn; if the orchestrator rejects it with feedback you continue and may propose a revision.",
+         obj(json!({
+            "proposal": obj(json!({
+                "decision_type": {"type": "string"},
+                "scope": {"type": "string", "enum": ["scene", "episode", "series"]},
+                "affects_multiple_departments": {"type": "boolean"},
+                "is_foundational": {"type": "boolean"},
+                "reversibility": {"type": "string", "enum": ["easy", "moderate", "difficult"]},
+                "resource_cost": {"type": "number"},
+                "has_complete_information": {"type": "boolean"},
+                "dependencies": {"type": "array", "items": {"type": "string"}},
+                "features": {"type": "object"},
+                "plan": {"type": "string"},
+                "rationale": {"type": "string"},
+                "alternatives": {"type": "array", "items": {"type": "string"}}}),
+                &["decision_type", "scope", "affects_multiple_departments", "is_foundational", "reversibility", "resource_cost", "has_complete_information", "plan"]),
+            "then": {"type": "array", "description": "what to do when the decision goes ahead",
+                     "items": obj(json!({"tool": {"type": "string", "enum": ["send_message", "reply", "case_event"]}, "args": {"type": "object"}}), &["tool", "args"])}}),
+            &["proposal"])),
         ("case_event", "Record an event in the current case's log.",
          obj(json!({"event": {"type": "string"}, "fields": {"type": "object"}}), &["event"])),
         ("escalate", "Hand a problem you cannot solve up to the orchestrator.",
@@ -194,6 +229,37 @@ fn action_for(
             },
             "approval requested: you continue when the orchestrator answers".into(),
         ),
+        "decide" => {
+            let proposal = match args.get("proposal") {
+                Some(Value::Object(p)) => Value::Object(p.clone()),
+                _ => return Err("missing object argument `proposal`".into()),
+            };
+            let mut then = Vec::new();
+            for (i, step) in args
+                .get("then")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                let tool = step.get("tool").and_then(Value::as_str).unwrap_or("");
+                if !matches!(tool, "send_message" | "reply" | "case_event") {
+                    return Err(format!(
+                        "then[{i}]: tool {tool:?} is not allowed (send_message, reply or case_event)"
+                    ));
+                }
+                let step_args = step.get("args").cloned().unwrap_or(json!({}));
+                match action_for(tool, &step_args, reply_to) {
+                    Ok((Some(a), _)) => then.push(a),
+                    Ok((None, _)) => {}
+                    Err(e) => return Err(format!("then[{i}]: {e}")),
+                }
+            }
+            (
+                Action::Decide { proposal, then },
+                "decision proposed: the runtime assesses it; you continue if the orchestrator asks for a revision".into(),
+            )
+        }
         "case_event" => {
             let event = str_arg(args, "event")?.to_string();
             if !society_core::envelope::valid_type(&event) {
@@ -329,8 +395,14 @@ mod tests {
         };
         let all = definitions(std::slice::from_ref(&extra));
         let names: Vec<&str> = all.iter().map(|d| d.name.as_str()).collect();
-        assert_eq!(names[..8], BUILT_IN[..]);
+        let offered: Vec<&str> = BUILT_IN
+            .iter()
+            .copied()
+            .filter(|n| *n != "decide")
+            .collect();
+        assert_eq!(names[..8], offered[..]);
         assert_eq!(all[8], extra);
+        assert_eq!(decide_definition().name, "decide");
     }
 
     #[test]

@@ -22,8 +22,20 @@ const SOCIETY_TOML: &str = include_str!("../../examples/demo/society.toml");
 const TOPICS: [&str; 3] = ["honeybees", "tides", "volcanoes"];
 const VICTIM: &str = "audio";
 
+mod film_crew;
+
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// Which demo: `pipeline` (the default: four stages and a SIGKILL) or
+    /// `film-crew` (governance: decisions, debates, learning over twelve episodes).
+    #[arg(value_name = "SCENARIO")]
+    scenario: Option<String>,
+    /// film-crew: how many episodes (3 to 50).
+    #[arg(long, default_value_t = 12)]
+    episodes: u32,
+    /// film-crew: print the per-episode numbers as JSON.
+    #[arg(long)]
+    json: bool,
     /// Where to create the demo society (default: a new directory under the system temp dir).
     #[arg(long)]
     dir: Option<PathBuf>,
@@ -36,6 +48,23 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Code> {
+    match args.scenario.as_deref() {
+        None | Some("pipeline") => {}
+        Some("film-crew") => {
+            return film_crew::run(film_crew::Options {
+                dir: args.dir,
+                episodes: args.episodes,
+                keep_running: args.keep_running,
+                json: args.json,
+            })
+        }
+        Some(other) => {
+            return Err(coded(
+                Code::Usage,
+                format!("unknown demo {other:?}: expected pipeline or film-crew"),
+            ))
+        }
+    }
     let dir = match args.dir {
         Some(d) => d,
         None => society_runtime::selftest::unique_dir("society-demo-")

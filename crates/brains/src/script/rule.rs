@@ -119,8 +119,14 @@ impl Rule {
         let mut steps: Vec<&Step> = self.actions.iter().collect();
         for step in &self.actions {
             if let Op::Decide { proposal, then } = &step.op {
-                if !proposal.is_object() {
-                    return Err(bad("a decide proposal must be a JSON object".into()));
+                let placeholder = proposal
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("{{") && t.ends_with("}}"));
+                if !proposal.is_object() && !placeholder {
+                    return Err(bad(
+                        "a decide proposal must be a JSON object or one placeholder such as \"{{body.proposal}}\""
+                            .into(),
+                    ));
                 }
                 for t in then {
                     match t.op {

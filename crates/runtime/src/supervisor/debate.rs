@@ -96,7 +96,9 @@ impl Supervisor {
                     to,
                 } => planner.debate_ask(&mut plan, d, round, iteration, &to),
                 Next::Agree(c) => planner.debate_agree(&mut plan, d, &c),
-                Next::Expire { reason, state } => planner.debate_expire(&mut plan, d, &reason, &state),
+                Next::Expire { reason, state } => {
+                    planner.debate_expire(&mut plan, d, &reason, &state)
+                }
             }
             tracing::info!(debate = %d.case, round = d.round, iteration = d.iteration, "debate step");
             plans.push(plan);

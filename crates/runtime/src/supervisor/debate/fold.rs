@@ -112,9 +112,10 @@ impl Debate {
         );
         match rec.get("event").and_then(Value::as_str).unwrap_or("") {
             case_log::PERSPECTIVE => {
-                let (Some(who), Some(position)) =
-                    (agent("agent"), rec.get("position").and_then(Value::as_object))
-                else {
+                let (Some(who), Some(position)) = (
+                    agent("agent"),
+                    rec.get("position").and_then(Value::as_object),
+                ) else {
                     return;
                 };
                 if let Some(id) = id {

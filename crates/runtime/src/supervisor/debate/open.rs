@@ -85,15 +85,43 @@ impl Planner<'_> {
         let purpose = format!("debate on {} decision {}", req.decision_type, req.decision);
         let fields = json!({"purpose": purpose, "by": from});
         let src = |what: &str| format!("{}/{what}", env.id);
-        self.case(plan, &case, case_log::CREATED, from.as_str(), src("created"), fields);
+        self.case(
+            plan,
+            &case,
+            case_log::CREATED,
+            from.as_str(),
+            src("created"),
+            fields,
+        );
         let fields = serde_json::to_value(&opened).unwrap_or(Value::Null);
-        self.case(plan, &case, case_log::DEBATE_OPENED, "supervisor", src("debate_opened"), fields);
+        self.case(
+            plan,
+            &case,
+            case_log::DEBATE_OPENED,
+            "supervisor",
+            src("debate_opened"),
+            fields,
+        );
         // The proposer always takes part: its position is its round-1 perspective.
-        let fields = json!({"round": 1, "iteration": 0, "position": req.position, "t_ms": 0, "id": env.id});
-        self.case(plan, &case, case_log::PERSPECTIVE, from.as_str(), src("perspective"), fields);
+        let fields =
+            json!({"round": 1, "iteration": 0, "position": req.position, "t_ms": 0, "id": env.id});
+        self.case(
+            plan,
+            &case,
+            case_log::PERSPECTIVE,
+            from.as_str(),
+            src("perspective"),
+            fields,
+        );
         let fields = json!({"id": env.id, "decision": req.decision, "debate": case,
             "participants": opened.participants, "skipped": opened.skipped});
-        self.event(plan, case_log::DEBATE_OPENED, from.as_str(), src("debate_opened"), fields);
+        self.event(
+            plan,
+            case_log::DEBATE_OPENED,
+            from.as_str(),
+            src("debate_opened"),
+            fields,
+        );
     }
 
     /// The proposer first, then each requested participant once (a role:
@@ -135,15 +163,25 @@ impl Planner<'_> {
                 .and_then(|c| self.debates.get(&c))
         };
         let Some(d) = asked.map(|(d, _)| d).or_else(named) else {
-            return self.ignored(plan, env, "no open debate is waiting for it (it ended, or never opened)");
+            return self.ignored(
+                plan,
+                env,
+                "no open debate is waiting for it (it ended, or never opened)",
+            );
         };
         if !d.opened.participants.contains(from) {
-            let reason = format!("perspective refused: {from} is not a participant of debate {}", d.case);
+            let reason = format!(
+                "perspective refused: {from} is not a participant of debate {}",
+                d.case
+            );
             return self.blocked(plan, env, &reason);
         }
         let src = format!("{}/perspective", env.id);
         let log = self.layout.case_log(&d.case);
-        let planned = plan.deliveries.iter().any(|p| p.key == src && p.dest == log);
+        let planned = plan
+            .deliveries
+            .iter()
+            .any(|p| p.key == src && p.dest == log);
         if d.replies.contains(&env.id) || planned {
             return;
         }
@@ -163,11 +201,24 @@ impl Planner<'_> {
         };
         let t_ms = plan.now.saturating_sub(d.opened.opened_at);
         let fields = json!({"round": round, "iteration": iteration, "position": position, "t_ms": t_ms, "id": env.id});
-        self.case(plan, &d.case, case_log::PERSPECTIVE, from.as_str(), src, fields);
+        self.case(
+            plan,
+            &d.case,
+            case_log::PERSPECTIVE,
+            from.as_str(),
+            src,
+            fields,
+        );
     }
 
     fn ignored(&self, plan: &mut Plan, env: &Envelope, reason: &str) {
         let fields = json!({"id": env.id, "reply_to": env.reply_to, "reason": reason});
-        self.event(plan, IGNORED, &env.from.to_string(), format!("{}/{IGNORED}", env.id), fields);
+        self.event(
+            plan,
+            IGNORED,
+            &env.from.to_string(),
+            format!("{}/{IGNORED}", env.id),
+            fields,
+        );
     }
 }

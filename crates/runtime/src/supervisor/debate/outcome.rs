@@ -23,7 +23,14 @@ pub(in crate::supervisor) fn round_request_id(d: &Debate, iteration: u32, index:
 
 impl Planner<'_> {
     /// A round request to each of `to`, and a `round_request` line each.
-    pub fn debate_ask(&self, plan: &mut Plan, d: &Debate, round: u32, iteration: u32, to: &[AgentId]) {
+    pub fn debate_ask(
+        &self,
+        plan: &mut Plan,
+        d: &Debate,
+        round: u32,
+        iteration: u32,
+        to: &[AgentId],
+    ) {
         let o = &d.opened;
         let perspectives: Map<String, Value> = d
             .positions()
@@ -38,12 +45,24 @@ impl Planner<'_> {
             let body = json!({"debate": d.case, "decision": o.decision, "decision_type": o.decision_type,
                 "plan": o.plan, "round": round, "iteration": iteration,
                 "perspectives": perspectives, "deadline": o.deadline});
-            let mut env = Envelope::new(Party::Supervisor, Party::Agent(agent.clone()), message::ROUND_REQUEST, body);
+            let mut env = Envelope::new(
+                Party::Supervisor,
+                Party::Agent(agent.clone()),
+                message::ROUND_REQUEST,
+                body,
+            );
             env.id = round_request_id(d, iteration, index);
             env.case = Some(d.case.clone());
             let fields = json!({"to": agent, "round": round, "iteration": iteration, "id": env.id, "t_ms": t_ms});
             let src = format!("{}/round_request", env.id);
-            self.case(plan, &d.case, case_log::ROUND_REQUEST, "supervisor", src, fields);
+            self.case(
+                plan,
+                &d.case,
+                case_log::ROUND_REQUEST,
+                "supervisor",
+                src,
+                fields,
+            );
             self.to_agent(plan, agent, &env);
         }
     }
@@ -57,9 +76,23 @@ impl Planner<'_> {
         let src = |what: &str| format!("{}/{what}", o.request);
         let fields = json!({"agreed_plan": agreed, "agreement": c.agreement, "duration_ms": duration_ms,
             "iterations": d.iteration, "final_perspectives": perspectives(d)});
-        self.case(plan, &d.case, case_log::CONSENSUS, "supervisor", src("consensus"), fields);
+        self.case(
+            plan,
+            &d.case,
+            case_log::CONSENSUS,
+            "supervisor",
+            src("consensus"),
+            fields,
+        );
         let fields = json!({"by": "supervisor", "reason": "consensus"});
-        self.case(plan, &d.case, case_log::COMPLETED, "supervisor", src("completed"), fields);
+        self.case(
+            plan,
+            &d.case,
+            case_log::COMPLETED,
+            "supervisor",
+            src("completed"),
+            fields,
+        );
         let body = json!({"decision": o.decision, "debate": d.case, "consensus": true,
             "agreed_plan": agreed, "agreement": c.agreement, "duration_ms": duration_ms,
             "iterations": d.iteration, "revision": o.revision, "proposal": o.proposal,
@@ -92,11 +125,25 @@ impl Planner<'_> {
             "agreement": c.agreement, "final_perspectives": perspectives(d), "duration_ms": duration_ms,
             "iterations": d.iteration, "recommendation": RECOMMENDATION, "reason": reason,
             "escalated": ask.id});
-        self.case(plan, &d.case, case_log::DEBATE_EXPIRED, "supervisor", src("debate_expired"), fields);
+        self.case(
+            plan,
+            &d.case,
+            case_log::DEBATE_EXPIRED,
+            "supervisor",
+            src("debate_expired"),
+            fields,
+        );
         let fields = json!({"id": ask.id, "from": "supervisor", "to": "orchestrator",
             "type": message::APPROVAL_REQUEST, "request": ask.id, "plan": o.plan, "revision": o.revision});
         let key = format!("{}/{}", ask.id, case_log::APPROVAL_REQUESTED);
-        self.case(plan, &d.case, case_log::APPROVAL_REQUESTED, "supervisor", key, fields);
+        self.case(
+            plan,
+            &d.case,
+            case_log::APPROVAL_REQUESTED,
+            "supervisor",
+            key,
+            fields,
+        );
         self.to_orchestrator(plan, &ask);
         plan.approvals.push(ask.clone());
         let body = json!({"decision": o.decision, "debate": d.case, "consensus": false,
@@ -113,7 +160,12 @@ impl Planner<'_> {
         if !self.known(&o.proposer) {
             return;
         }
-        let mut env = Envelope::new(Party::Supervisor, Party::Agent(o.proposer.clone()), message::DEBATE_RESULT, body);
+        let mut env = Envelope::new(
+            Party::Supervisor,
+            Party::Agent(o.proposer.clone()),
+            message::DEBATE_RESULT,
+            body,
+        );
         env.id = MsgId::derive(&o.request, DEBATE_RESULT);
         env.reply_to = Some(o.request);
         env.case = o.proposer_case.clone();

@@ -48,7 +48,11 @@ impl DebateRequest {
         };
         let position = match body.get("position") {
             Some(Value::Object(p)) => p.clone(),
-            Some(p) => return Err(format!("position must be an object {{key: value}}, got {p}")),
+            Some(p) => {
+                return Err(format!(
+                    "position must be an object {{key: value}}, got {p}"
+                ))
+            }
             None => return Err("position is missing".into()),
         };
         let participants = match body.get("participants") {

@@ -67,10 +67,7 @@ pub(in crate::supervisor) fn next(d: &Debate, now: u64, alive: &dyn Fn(&AgentId)
         };
     }
     let paced = d.started.saturating_add(o.min_interval_ms);
-    let waiting = d
-        .asked
-        .iter()
-        .any(|a| alive(a) && !d.answered.contains(a));
+    let waiting = d.asked.iter().any(|a| alive(a) && !d.answered.contains(a));
     if waiting && now < paced {
         return Next::Wait(paced.min(o.deadline));
     }
@@ -87,6 +84,11 @@ pub(in crate::supervisor) fn next(d: &Debate, now: u64, alive: &dyn Fn(&AgentId)
     Next::Ask {
         round: 2,
         iteration: d.iteration + 1,
-        to: o.participants.iter().filter(|a| alive(a)).cloned().collect(),
+        to: o
+            .participants
+            .iter()
+            .filter(|a| alive(a))
+            .cloned()
+            .collect(),
     }
 }

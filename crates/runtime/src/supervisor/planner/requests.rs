@@ -352,9 +352,17 @@ impl Planner<'_> {
                     .and_then(|c| serde_json::from_value::<CaseId>(c.clone()).ok());
                 self.answer(plan, env, &req, &agent, case, (approve, note.clone()));
                 if let Some(debate) = &req.case {
-                    let fields = json!({"request": request, "by": "orchestrator", "decision": decision});
+                    let fields =
+                        json!({"request": request, "by": "orchestrator", "decision": decision});
                     let src = format!("{}/{}", env.id, case_log::COMPLETED);
-                    self.case(plan, debate, case_log::COMPLETED, "orchestrator", src, fields);
+                    self.case(
+                        plan,
+                        debate,
+                        case_log::COMPLETED,
+                        "orchestrator",
+                        src,
+                        fields,
+                    );
                 }
             }
             // An agent's own request: the answer carries the parked message back.

@@ -681,3 +681,32 @@ fn case_ids_are_valid_and_stable() {
     assert!(case_of("***").as_str().starts_with("debate-"));
     assert_eq!(case_log::DEBATE_OPENED, "debate_opened");
 }
+
+/// A batch re-planned after a crash (some of its records landed) plans the
+/// whole opening again, and the commit skips what landed: the replay is not
+/// taken for a duplicate of itself.
+#[test]
+fn a_batch_replayed_after_a_crash_plans_its_opening_again() {
+    let mut s = film_crew();
+    let req = request(lighting(json!({"contrast": "high"})));
+    // The first attempt landed its `created` record, then the process died.
+    let mut first = Plan::at(s.now);
+    s.planner().request(&mut first, req.clone());
+    let created = first.deliveries[0].clone();
+    assert!(created.key.ends_with("/created"), "{}", created.key);
+    let rec: Value = serde_json::from_slice(&created.record).unwrap();
+    s.cases.apply(&case(), &rec);
+    // The re-plan knows what landed.
+    let mut again = Plan::at(s.now);
+    again.present = Some(HashSet::from([(created.dest.clone(), created.key.clone())]));
+    s.planner().request(&mut again, req.clone());
+    let keys: Vec<&str> = again.deliveries.iter().map(|d| d.key.as_str()).collect();
+    let first_keys: Vec<&str> = first.deliveries.iter().map(|d| d.key.as_str()).collect();
+    assert_eq!(keys, first_keys, "the same records, under the same keys");
+    // Without that knowledge, the case's existence means a duplicate.
+    let mut fresh = Plan::at(s.now);
+    s.planner().request(&mut fresh, req);
+    let labels: Vec<&str> = fresh.deliveries.iter().map(|d| d.key.as_str()).collect();
+    assert_eq!(labels.len(), 1, "{labels:?}");
+    assert!(labels[0].ends_with("/debate_duplicate"));
+}

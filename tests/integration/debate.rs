@@ -126,6 +126,15 @@ fn debate_log(s: &Society, case: &str) -> Vec<Value> {
     records(&s.layout().case_log(&CaseId::new(case).unwrap()))
 }
 
+/// The debate's case log once it holds `event` (a batch's records land
+/// file by file: the proposer's inbox may be written before the log).
+fn wait_log(s: &Society, case: &str, event: &str) -> Vec<Value> {
+    wait_until(SOON, &format!("{event} in the log of {case}"), || {
+        let log = debate_log(s, case);
+        (count(&log, event) > 0).then_some(log)
+    })
+}
+
 /// The id of the only debate's case, once it is open.
 fn wait_open(s: &Society) -> String {
     wait_until(SOON, "a debate to open", || {
@@ -227,7 +236,7 @@ fn consensus_end_to_end_in_round_two() {
     let case = body["debate"].as_str().unwrap().to_string();
     assert!(case.starts_with("debate-ep11-lighting-"), "{case}");
 
-    let log = debate_log(&s, &case);
+    let log = wait_log(&s, &case, "completed");
     assert_unique_srcs(&log);
     assert_episode_11(&log);
     let opened = &log[1];
@@ -290,7 +299,7 @@ fn expiry_escalates_and_the_orchestrators_answer_reaches_the_proposer() {
     let id = pending["id"].as_str().unwrap().to_string();
     assert_eq!(result["body"]["escalated"], id.as_str());
     let case = result["body"]["debate"].as_str().unwrap().to_string();
-    let log = debate_log(&s, &case);
+    let log = wait_log(&s, &case, "approval_requested");
     let expired = log.iter().find(|r| r["event"] == "debate_expired").unwrap();
     assert_eq!(
         expired["recommendation"],
@@ -383,7 +392,7 @@ fn a_participant_killed_mid_debate_is_respawned_and_answers() {
     assert_eq!(handled[0]["attempt"], 2);
     assert_eq!(result["body"]["consensus"], true, "{result}");
     let case = result["body"]["debate"].as_str().unwrap().to_string();
-    let log = debate_log(&s, &case);
+    let log = wait_log(&s, &case, "completed");
     assert_unique_srcs(&log);
     assert_episode_11(&log);
     assert_eq!(count(&log, "consensus"), 1);
@@ -413,6 +422,7 @@ fn the_supervisor_killed_mid_debate_finishes_it_once_after_restart() {
     let result = wait_result(&s);
     assert_eq!(result["body"]["consensus"], true, "{result}");
     assert_eq!(result["body"]["debate"], case.as_str());
+    wait_log(&s, &case, "completed");
     // Kill it once more after the end, restart: nothing more happens.
     s.kill_supervisor();
     s.start_supervisor();
@@ -449,7 +459,7 @@ fn a_debate_past_its_deadline_expires_when_the_supervisor_starts() {
     s.start_supervisor();
     let result = wait_result(&s);
     assert_eq!(result["body"]["consensus"], false);
-    let log = debate_log(&s, &case);
+    let log = wait_log(&s, &case, "approval_requested");
     assert_eq!(count(&log, "debate_expired"), 1);
     let pending = json_of(&s, &["approvals", "--json"]);
     assert_eq!(pending.as_array().unwrap().len(), 1, "{pending}");
@@ -476,7 +486,7 @@ fn a_debate_without_participants_expires_at_once() {
         "no participant besides the proposer could be resolved"
     );
     let case = result["body"]["debate"].as_str().unwrap().to_string();
-    let log = debate_log(&s, &case);
+    let log = wait_log(&s, &case, "approval_requested");
     assert_eq!(log[1]["skipped"], serde_json::json!(["ghost"]));
     assert_eq!(
         story(&log),

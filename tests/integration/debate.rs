@@ -177,6 +177,20 @@ fn assert_unique_srcs(log: &[Value]) {
     }
 }
 
+/// `society fsck` finds no problem (nothing duplicated, every approval in
+/// its case, cursors on line boundaries).
+fn assert_fsck_clean(s: &Society) {
+    let out = s.run(&["fsck", "--json"]);
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let problems: Vec<&Value> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["severity"] == "problem")
+        .collect();
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
 /// The Episode 11 story, with the two round-2 answers in either order.
 fn assert_episode_11(log: &[Value]) {
     let mut got = story(log);
@@ -339,6 +353,7 @@ fn expiry_escalates_and_the_orchestrators_answer_reaches_the_proposer() {
         assert_eq!(count(&log, event), n, "{event} in {:?}", story(&log));
     }
     assert_eq!(json_of(&s, &["approvals", "--json"]), serde_json::json!([]));
+    assert_fsck_clean(&s);
 }
 
 /// Waits until `agent` is handling a message of `kind` at `attempt`;
@@ -438,6 +453,7 @@ fn the_supervisor_killed_mid_debate_finishes_it_once_after_restart() {
     assert_episode_11(&log);
     assert_eq!(inbox(&s, "director", "debate_result").len(), 1);
     assert_eq!(inbox(&s, "dp", "round_request").len(), 2);
+    assert_fsck_clean(&s);
 }
 
 #[test]

@@ -10,7 +10,7 @@ use super::fold::Opened;
 use super::request::DebateRequest;
 use serde_json::{json, Value};
 use society_core::kinds::case_log;
-use society_core::{AgentId, Envelope, Party};
+use society_core::{AgentId, CaseId, Envelope, Party};
 
 /// System events of the debate lines that change nothing.
 const DUPLICATE: &str = "debate_duplicate";
@@ -52,13 +52,7 @@ impl Planner<'_> {
             || log.exists()
             || self.layout.case_pointer(&case).exists();
         if exists && !replay {
-            return self.event(
-                plan,
-                DUPLICATE,
-                from.as_str(),
-                format!("{}/{DUPLICATE}", env.id),
-                json!({"id": env.id, "decision": req.decision, "debate": case}),
-            );
+            return self.duplicate(plan, env, from, &req.decision, &case);
         }
         let (participants, skipped) = self.participants(from, &req.participants);
         let opened = Opened {
@@ -122,6 +116,73 @@ impl Planner<'_> {
             src("debate_opened"),
             fields,
         );
+    }
+
+    /// A request for a decision that has a debate already. Its own
+    /// redelivery, or the proposer asking again while the debate runs, is
+    /// dropped (the result is on its way) and logged; anything else would
+    /// wait for an answer that never comes, so it is refused with the reason.
+    fn duplicate(
+        &self,
+        plan: &mut Plan,
+        env: &Envelope,
+        from: &AgentId,
+        decision: &str,
+        case: &CaseId,
+    ) {
+        let (opened, open) = match self.opening(plan, case) {
+            Some((o, open)) => (Some(o), open),
+            None => (None, false),
+        };
+        let proposer = opened.as_ref().map(|o| &o.proposer);
+        let redelivered = opened.as_ref().is_some_and(|o| o.request == env.id);
+        if redelivered || (open && proposer == Some(from)) {
+            let fields = json!({"id": env.id, "decision": decision, "debate": case});
+            return self.event(
+                plan,
+                DUPLICATE,
+                from.as_str(),
+                format!("{}/{DUPLICATE}", env.id),
+                fields,
+            );
+        }
+        let reason = match proposer {
+            Some(p) if p != from => format!(
+                "debate request refused: decision {decision} is already debated in case {case}, proposed by {p}"
+            ),
+            _ => format!(
+                "debate request refused: decision {decision} was already debated in case {case}; its result was sent then"
+            ),
+        };
+        self.blocked(plan, env, &reason);
+    }
+
+    /// The opening of `case`'s debate and whether the debate is still open:
+    /// from this batch, the open debates, or (ended) its log.
+    fn opening(&self, plan: &Plan, case: &CaseId) -> Option<(Opened, bool)> {
+        let log = self.layout.case_log(case);
+        let parse = |bytes: &[u8]| -> Option<Opened> {
+            let v: Value = serde_json::from_slice(bytes).ok()?;
+            (v.get("event").and_then(Value::as_str) == Some(case_log::DEBATE_OPENED))
+                .then(|| serde_json::from_value(v).ok())
+                .flatten()
+        };
+        if let Some(o) = plan
+            .deliveries
+            .iter()
+            .filter(|d| d.dest == log)
+            .find_map(|d| parse(&d.record))
+        {
+            return Some((o, true));
+        }
+        if let Some(d) = self.debates.get(case) {
+            return Some((d.opened.clone(), true));
+        }
+        let records = society_core::jsonl::read_objects(&log, &mut 0).ok()?;
+        records
+            .iter()
+            .find_map(|r| parse(&serde_json::to_vec(r).ok()?))
+            .map(|o| (o, false))
     }
 
     /// The proposer first, then each requested participant once (a role:

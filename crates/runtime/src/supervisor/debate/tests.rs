@@ -563,6 +563,30 @@ fn a_replayed_request_opens_one_debate() {
     assert_eq!(s.tick(), ["ask"]);
     assert_eq!(s.tick(), Vec::<&str>::new(), "round 1 is asked once");
     assert_eq!(s.asked("dp").len(), 1);
+    assert!(s.to("director", message::MESSAGE_BLOCKED).is_empty());
+
+    // Another agent proposing the same decision would wait forever: refused.
+    let mut theirs = lighting(json!({"contrast": "low"}));
+    theirs["agent"] = json!("dp");
+    s.inbox(&[request(theirs)]);
+    let reason = s.to("dp", message::MESSAGE_BLOCKED)[0].body["reason"].clone();
+    assert!(
+        reason.as_str().unwrap().contains("already debated in case")
+            && reason.as_str().unwrap().contains("proposed by director"),
+        "{reason}"
+    );
+    // Once the debate is over, asking again is refused too (the result was sent).
+    s.answer("dp", json!({"contrast": "high"}));
+    assert_eq!(s.tick(), ["agree"]);
+    s.inbox(&[request(lighting(json!({"contrast": "high"})))]);
+    let blocked = s.to("director", message::MESSAGE_BLOCKED);
+    assert_eq!(blocked.len(), 1);
+    let reason = blocked[0].body["reason"].as_str().unwrap();
+    assert!(reason.contains("was already debated"), "{reason}");
+    assert_eq!(
+        s.story().iter().filter(|e| *e == "debate_opened").count(),
+        1
+    );
 }
 
 #[test]
@@ -703,10 +727,15 @@ fn a_batch_replayed_after_a_crash_plans_its_opening_again() {
     let keys: Vec<&str> = again.deliveries.iter().map(|d| d.key.as_str()).collect();
     let first_keys: Vec<&str> = first.deliveries.iter().map(|d| d.key.as_str()).collect();
     assert_eq!(keys, first_keys, "the same records, under the same keys");
-    // Without that knowledge, the case's existence means a duplicate.
+    // Without that knowledge, the case's existence means a duplicate: it
+    // opens nothing.
     let mut fresh = Plan::at(s.now);
     s.planner().request(&mut fresh, req);
-    let labels: Vec<&str> = fresh.deliveries.iter().map(|d| d.key.as_str()).collect();
-    assert_eq!(labels.len(), 1, "{labels:?}");
-    assert!(labels[0].ends_with("/debate_duplicate"));
+    let keys: Vec<&str> = fresh.deliveries.iter().map(|d| d.key.as_str()).collect();
+    assert!(
+        !keys
+            .iter()
+            .any(|k| k.ends_with("/created") || k.ends_with("/debate_opened")),
+        "{keys:?}"
+    );
 }

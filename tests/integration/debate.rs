@@ -522,3 +522,29 @@ fn a_debate_without_participants_expires_at_once() {
     let pending = json_of(&s, &["approvals", "--json"]);
     assert_eq!(pending[0]["body"]["reason"], result["body"]["reason"]);
 }
+
+#[test]
+fn a_debate_whose_participants_are_removed_expires_at_once() {
+    // The dp would think for 5 s; it is removed while it does.
+    let mut s = Society::new(BIN, &episode_11(5000, 30_000, 10_000));
+    s.start_supervisor();
+    go(&s, None);
+    let case = wait_open(&s);
+    wait_running(&s, "dp", "round_request", 1);
+    s.ok(&["rm", "dp", "--force"]);
+    let result = wait_result(&s);
+    assert_eq!(result["body"]["consensus"], false);
+    assert_eq!(
+        result["body"]["reason"],
+        "every participant besides the proposer is gone"
+    );
+    let log = wait_log(&s, &case, "approval_requested");
+    let expired = log.iter().find(|r| r["event"] == "debate_expired").unwrap();
+    assert!(
+        expired["duration_ms"].as_u64().unwrap() < 30_000,
+        "not at the time limit: {expired}"
+    );
+    assert_eq!(count(&log, "debate_expired"), 1);
+    let pending = json_of(&s, &["approvals", "--json"]);
+    assert_eq!(pending.as_array().unwrap().len(), 1, "{pending}");
+}

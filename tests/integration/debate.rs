@@ -225,7 +225,7 @@ fn assert_episode_11(log: &[Value]) {
 
 #[test]
 fn consensus_end_to_end_in_round_two() {
-    let mut s = Society::new(BIN, &episode_11(0, 30_000, 200));
+    let mut s = Society::new(BIN, &episode_11(0, 30_000, 1500));
     s.start_supervisor();
     let origin = s.ok(&["case", "new", "episode 11"]);
     go(&s, Some(&origin));
@@ -271,7 +271,7 @@ fn consensus_end_to_end_in_round_two() {
             .as_u64()
             .unwrap()
     };
-    assert!(t("dp", 1) >= t("dp", 0) + 200, "{log:?}");
+    assert!(t("dp", 1) >= t("dp", 0) + 1500, "{log:?}");
     let doc = json_of(&s, &["case", "show", &case, "--json"]);
     assert_eq!(doc["case"]["status"], "resolved");
     assert_eq!(inbox(&s, "director", "debate_result").len(), 1);
@@ -391,8 +391,8 @@ fn kill_agent(s: &Society, agent: &str, pid: u32) {
 
 #[test]
 fn a_participant_killed_mid_debate_is_respawned_and_answers() {
-    // Round 2 waits 3 s: the dp's answer to round 1 comes first.
-    let mut s = Society::new(BIN, &episode_11(1500, 30_000, 3000));
+    // Round 2 waits 5 s: the dp's answer to round 1 comes first.
+    let mut s = Society::new(BIN, &episode_11(1500, 30_000, 5000));
     s.start_supervisor();
     go(&s, None);
     let (pid, asked) = wait_running(&s, "dp", "round_request", 1);
@@ -416,7 +416,8 @@ fn a_participant_killed_mid_debate_is_respawned_and_answers() {
 
 #[test]
 fn the_supervisor_killed_mid_debate_finishes_it_once_after_restart() {
-    let mut s = Society::new(BIN, &episode_11(1500, 30_000, 3000));
+    // Round 2 waits 5 s: the dp's answer to round 1 comes first.
+    let mut s = Society::new(BIN, &episode_11(1500, 30_000, 5000));
     s.start_supervisor();
     go(&s, None);
     let case = wait_open(&s);
@@ -460,7 +461,7 @@ fn the_supervisor_killed_mid_debate_finishes_it_once_after_restart() {
 fn a_debate_past_its_deadline_expires_when_the_supervisor_starts() {
     // The dp never answers in time: it sleeps past the limit (and no round
     // 2 is due before it).
-    let mut s = Society::new(BIN, &episode_11(5000, 1000, 5000));
+    let mut s = Society::new(BIN, &episode_11(5000, 3000, 10_000));
     s.start_supervisor();
     go(&s, None);
     let case = wait_open(&s);

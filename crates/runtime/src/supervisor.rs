@@ -203,7 +203,10 @@ pub fn run_supervisor(layout: &Layout, opts: Options) -> Result<(), SupervisorEr
     sup.archive_closed();
     sup.process_requests();
     sup.route_all();
-    // Debates resume from their logs: one past its deadline expires now.
+    // Answers routed just now (debate perspectives among them) are recorded
+    // before debates resume from their logs; one past its deadline expires
+    // now.
+    sup.process_requests();
     sup.debate_tick();
     sup.activate_all();
     tracing::info!(

@@ -104,10 +104,12 @@ fn decide(layout: &Layout, id: &str, approve: bool, note: Option<String>) -> any
     Ok(Code::Ok)
 }
 
-/// FROM column: the agent that asked, or `sender→recipient` of a held message.
+/// FROM column: the agent that asked (a debate's proposer), or
+/// `sender→recipient` of a held message.
 fn requester(a: &Approval) -> String {
-    match (a.kind, held_route(a)) {
-        (Kind::Route, Some(route)) => route,
+    match (a.kind, held_route(a), a.proposer()) {
+        (Kind::Route, Some(route), _) => route,
+        (Kind::Debate, _, Some(proposer)) => proposer.to_string(),
         _ => a.from.to_string(),
     }
 }
@@ -117,6 +119,10 @@ fn effect(a: &Approval, approve: bool) -> String {
     match (a.kind, held_route(a)) {
         (Kind::Route, Some(route)) if approve => format!("delivers the held message {route}"),
         (Kind::Route, Some(route)) => format!("blocks the held message {route}"),
+        (Kind::Debate, _) => format!(
+            "delivers the answer to {}",
+            a.proposer().unwrap_or("the debate's proposer")
+        ),
         _ => format!("delivers the answer to {}", a.from),
     }
 }

@@ -23,6 +23,7 @@ mod config_reload;
 mod corruption;
 mod crash_delivery;
 mod deadletter;
+mod debate;
 mod decisions;
 mod examples;
 mod faults;

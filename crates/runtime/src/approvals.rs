@@ -3,7 +3,9 @@
 //! A request is an `approval_request` envelope in `orchestrator/inbox.jsonl`:
 //! from an agent (body `{plan, rationale, alternatives, revision, parked}`) or
 //! from the supervisor for a message held by an `approve` routing rule (body
-//! `{kind: "route", plan, rule, held}`). The answer is a `decide` control
+//! `{kind: "route", plan, rule, held}`), or from the supervisor for a debate
+//! that expired without consensus (body `{kind: "debate", agent, plan,
+//! areas_of_disagreement, ...}`, answered to the proposer `agent`). The answer is a `decide` control
 //! request in `supervisor/inbox.jsonl`. Both files are append-only, so
 //! "pending" is simply "a request with no decide for its id": it survives a
 //! restart of anything, and the CLI and the supervisor can never disagree.
@@ -26,6 +28,9 @@ pub enum Kind {
     /// The supervisor holds a message under an `approve` routing rule; the
     /// answer releases or drops it.
     Route,
+    /// A debate expired without consensus; the answer goes to its proposer
+    /// (`body.agent`).
+    Debate,
 }
 
 /// One approval request, as the orchestrator sees it.
@@ -48,10 +53,14 @@ impl Approval {
     fn from_envelope(env: Envelope) -> Approval {
         let body = env.body;
         let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
-        let kind = if body.get("kind").and_then(Value::as_str) == Some("route") {
-            Kind::Route
-        } else {
-            Kind::Agent
+        let kind = match body.get("kind").and_then(Value::as_str) {
+            Some("route") => Kind::Route,
+            Some("debate") => Kind::Debate,
+            _ => Kind::Agent,
+        };
+        let plan = match kind {
+            Kind::Debate => debate_plan(&body),
+            _ => text("plan").or_else(|| text("text")).unwrap_or_default(),
         };
         Approval {
             id: env.id,
@@ -59,7 +68,7 @@ impl Approval {
             from: env.from,
             case: env.case,
             kind,
-            plan: text("plan").or_else(|| text("text")).unwrap_or_default(),
+            plan,
             rationale: text("rationale"),
             alternatives: body
                 .get("alternatives")
@@ -74,6 +83,37 @@ impl Approval {
     /// For a route request: the message the supervisor holds.
     pub fn held(&self) -> Option<&Value> {
         self.body.get("held")
+    }
+
+    /// For a debate request: the proposer, who receives the answer.
+    pub fn proposer(&self) -> Option<&str> {
+        (self.kind == Kind::Debate)
+            .then(|| self.body.get("agent").and_then(Value::as_str))
+            .flatten()
+    }
+}
+
+/// A debate's plan as one line: the plan (a text, or its JSON) and what the
+/// participants could not agree on.
+fn debate_plan(body: &Value) -> String {
+    let plan = match body.get("plan") {
+        Some(Value::String(s)) => s.clone(),
+        Some(v) => v.to_string(),
+        None => String::new(),
+    };
+    let keys: Vec<&str> = body
+        .get("areas_of_disagreement")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let what = body
+        .get("decision")
+        .and_then(Value::as_str)
+        .map_or(String::new(), |d| format!("debate {d}: "));
+    if keys.is_empty() {
+        format!("{what}{plan} (no consensus)")
+    } else {
+        format!("{what}{plan} (disagreement on {})", keys.join(", "))
     }
 }
 

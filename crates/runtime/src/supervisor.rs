@@ -9,6 +9,7 @@
 mod broken;
 mod cases;
 mod commit;
+mod debate;
 mod events;
 pub mod guard;
 mod journal;
@@ -166,6 +167,7 @@ pub fn run_supervisor(layout: &Layout, opts: Options) -> Result<(), SupervisorEr
         guard,
         guard_dirty: false,
         cases: cases::Cases::load(layout),
+        debates: debate::Debates::load(layout),
         approvals: HashMap::new(),
         decided: HashSet::new(),
         stalled: Vec::new(),
@@ -205,6 +207,11 @@ pub fn run_supervisor(layout: &Layout, opts: Options) -> Result<(), SupervisorEr
     sup.archive_closed();
     sup.process_requests();
     sup.route_all();
+    // Answers routed just now (debate perspectives among them) are recorded
+    // before debates resume from their logs; one past its deadline expires
+    // now.
+    sup.process_requests();
+    sup.debate_tick();
     sup.activate_all();
     tracing::info!(
         agents = sup.slots.len(),
@@ -296,6 +303,8 @@ pub(crate) struct Supervisor {
     /// The guard changed since `guard.json` was last written.
     guard_dirty: bool,
     cases: cases::Cases,
+    /// Open debates, folded from their case logs (see `debate.rs`).
+    debates: debate::Debates,
     /// Approval requests delivered to the orchestrator, by id.
     approvals: HashMap<society_core::MsgId, society_core::Envelope>,
     /// Requests already answered.
@@ -334,6 +343,7 @@ impl Supervisor {
             }
             self.reap();
             self.on_deadlines();
+            self.debate_tick();
             if !self.removing.is_empty() {
                 self.finish_removals();
             }
@@ -364,9 +374,11 @@ impl Supervisor {
 
     /// How long the loop may sleep: until the next tick, or sooner if a
     /// restart backoff or a grace period ends first (a 1 ms backoff must not
-    /// wait for a 50 ms tick).
+    /// wait for a 50 ms tick), or a debate's next step is due (its deadline,
+    /// the end of an iteration).
     fn next_wait(&self) -> Duration {
         let now = Instant::now();
+        let debate = self.debate_wait().unwrap_or(TICK);
         self.slots
             .values()
             .filter_map(|s| match &s.phase {
@@ -380,7 +392,7 @@ impl Supervisor {
             })
             .chain(self.paced.values().copied())
             .map(|t| t.saturating_duration_since(now))
-            .fold(TICK, Duration::min)
+            .fold(TICK.min(debate), Duration::min)
     }
 
     fn on_event(&mut self, ev: Event) {

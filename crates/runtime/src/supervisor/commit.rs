@@ -208,6 +208,7 @@ impl Supervisor {
             if let Some(case) = self.case_of_log(&d.dest) {
                 if let Ok(v) = serde_json::from_slice::<Value>(&d.record) {
                     self.cases.apply(&case, &v);
+                    self.debates.apply(&case, &v);
                 }
             }
         }

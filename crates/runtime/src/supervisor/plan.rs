@@ -24,6 +24,12 @@ pub(super) const RESPONSE: u32 = 0x7fff_0004;
 /// into an escalation id by [`ESCALATION`]).
 pub(super) const SANCTION: u32 = 0x7fff_0005;
 pub(super) const HOP_LIMIT: u32 = 0x7fff_0006;
+/// A debate's messages, derived from its `debate_request`: the result to
+/// the proposer, the approval request of an expired debate, and the round
+/// requests (`DEBATE_ROUND + iteration`, then the participant's index).
+pub(super) const DEBATE_RESULT: u32 = 0x7fff_0007;
+pub(super) const DEBATE_APPROVAL: u32 = 0x7fff_0008;
+pub(super) const DEBATE_ROUND: u32 = 0x7ff0_0000;
 
 #[derive(Debug, Clone)]
 pub(super) struct Delivery {

@@ -20,6 +20,7 @@ mod tests;
 pub(super) use route::LineOutcome;
 
 use super::cases::Cases;
+use super::debate::Debates;
 use super::guard::Guard;
 use super::plan::{Plan, BLOCKED, ESCALATION};
 use super::{Slot, Supervisor};
@@ -69,6 +70,8 @@ pub(super) struct Planner<'a> {
     pub agents: &'a dyn Directory,
     pub guard: &'a Guard,
     pub cases: &'a Cases,
+    /// Open debates (see `debate.rs`).
+    pub debates: &'a Debates,
     /// Which segment of each outbox its cursor is in (dead-letter keys).
     pub segs: &'a BTreeMap<AgentId, u64>,
     /// The same for the supervisor's inbox.
@@ -87,6 +90,7 @@ impl Supervisor {
             agents: &self.slots,
             guard: &self.guard,
             cases: &self.cases,
+            debates: &self.debates,
             segs: &self.ckpt.segs,
             inbox_seg: self.ckpt.inbox_seg,
             approvals: &self.approvals,
@@ -96,7 +100,7 @@ impl Supervisor {
 }
 
 impl Planner<'_> {
-    fn known(&self, id: &AgentId) -> bool {
+    pub(super) fn known(&self, id: &AgentId) -> bool {
         self.agents.get(id).is_some()
     }
 

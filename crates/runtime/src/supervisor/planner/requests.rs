@@ -54,6 +54,8 @@ impl Planner<'_> {
         }
         let agent = env.from.to_string();
         match env.kind.as_str() {
+            message::DEBATE_REQUEST => self.debate_request(plan, &env),
+            message::PERSPECTIVE => self.perspective(plan, &env),
             message::ESCALATE => {
                 let reason = env
                     .body
@@ -322,9 +324,15 @@ impl Planner<'_> {
             .body
             .get("held")
             .and_then(|h| serde_json::from_value::<Envelope>(h.clone()).ok());
-        match (req.from.clone(), held) {
+        // An expired debate's request (the supervisor asked on behalf of
+        // the proposer, named in the body): answered to the proposer.
+        let debate = (req.body.get("kind").and_then(Value::as_str) == Some("debate"))
+            .then(|| req.body.get("agent").and_then(Value::as_str))
+            .flatten()
+            .and_then(|a| AgentId::new(a).ok());
+        match (req.from.clone(), held, debate) {
             // A message held by a routing rule.
-            (Party::Supervisor, Some(held)) => {
+            (Party::Supervisor, Some(held), _) => {
                 if approve {
                     let recipient = self.recipient(&held.to, &held);
                     self.delivery(plan, &held, recipient.as_ref());
@@ -336,30 +344,31 @@ impl Planner<'_> {
                     self.blocked(plan, &held, &why);
                 }
             }
-            // An agent's own request: the answer carries the parked message back.
-            (Party::Agent(agent), _) if self.known(&agent) => {
-                let mut body = json!({
-                    "request": request, "decision": decision, "approved": approve, "note": note,
-                    "revision": req.body.get("revision").cloned().unwrap_or(json!(1)),
-                    "plan": req.body.get("plan"), "parked": req.body.get("parked"),
-                });
-                // A decision's request also carries the decision and the
-                // outputs to release when it is approved.
-                for key in ["proposal", "then"] {
-                    if let Some(v) = req.body.get(key) {
-                        body[key] = v.clone();
-                    }
+            (Party::Supervisor, None, Some(agent)) if self.known(&agent) => {
+                // In the case the proposer asked from, like its debate result.
+                let case = req
+                    .body
+                    .get("proposer_case")
+                    .and_then(|c| serde_json::from_value::<CaseId>(c.clone()).ok());
+                self.answer(plan, env, &req, &agent, case, (approve, note.clone()));
+                if let Some(debate) = &req.case {
+                    let fields =
+                        json!({"request": request, "by": "orchestrator", "decision": decision});
+                    let src = format!("{}/{}", env.id, case_log::COMPLETED);
+                    self.case(
+                        plan,
+                        debate,
+                        case_log::COMPLETED,
+                        "orchestrator",
+                        src,
+                        fields,
+                    );
                 }
-                let mut answer = Envelope::new(
-                    Party::Orchestrator,
-                    Party::Agent(agent.clone()),
-                    message::APPROVAL_RESPONSE,
-                    body,
-                );
-                answer.id = MsgId::derive(&env.id, RESPONSE);
-                answer.reply_to = Some(request);
-                answer.case = req.case.clone();
-                self.to_agent(plan, &agent, &answer);
+            }
+            // An agent's own request: the answer carries the parked message back.
+            (Party::Agent(agent), _, _) if self.known(&agent) => {
+                let case = req.case.clone();
+                self.answer(plan, env, &req, &agent, case, (approve, note));
             }
             _ => self.reject(
                 plan,
@@ -367,6 +376,47 @@ impl Planner<'_> {
                 format!("approval request {request} has no one to answer"),
             ),
         }
+    }
+}
+
+impl Planner<'_> {
+    /// The `approval_response` to the agent a request was made for: the
+    /// decision, the plan and the parked message, and — for a decision's
+    /// request — the proposal and the outputs to release.
+    fn answer(
+        &self,
+        plan: &mut Plan,
+        env: &Envelope,
+        req: &Envelope,
+        agent: &AgentId,
+        case: Option<CaseId>,
+        (approve, note): (bool, Option<String>),
+    ) {
+        let decision = if approve {
+            case_log::APPROVED
+        } else {
+            case_log::REJECTED
+        };
+        let mut body = json!({
+            "request": req.id, "decision": decision, "approved": approve, "note": note,
+            "revision": req.body.get("revision").cloned().unwrap_or(json!(1)),
+            "plan": req.body.get("plan"), "parked": req.body.get("parked"),
+        });
+        for key in ["proposal", "then"] {
+            if let Some(v) = req.body.get(key) {
+                body[key] = v.clone();
+            }
+        }
+        let mut answer = Envelope::new(
+            Party::Orchestrator,
+            Party::Agent(agent.clone()),
+            message::APPROVAL_RESPONSE,
+            body,
+        );
+        answer.id = MsgId::derive(&env.id, RESPONSE);
+        answer.reply_to = Some(req.id);
+        answer.case = case;
+        self.to_agent(plan, agent, &answer);
     }
 }
 

@@ -16,6 +16,7 @@ mod routing;
 use super::{Directory, LineOutcome, Planner};
 use crate::config::{RouteAction, RouteRule, RoutingConfig};
 use crate::supervisor::cases::Cases;
+use crate::supervisor::debate::Debates;
 use crate::supervisor::guard::Guard;
 use crate::supervisor::plan::Plan;
 use serde_json::{json, Value};
@@ -52,6 +53,7 @@ struct World {
     agents: Agents,
     guard: Guard,
     cases: Cases,
+    debates: Debates,
     segs: BTreeMap<AgentId, u64>,
     approvals: HashMap<MsgId, Envelope>,
     decided: HashSet<MsgId>,
@@ -78,6 +80,7 @@ impl World {
             agents: dir,
             guard: Guard::default(),
             cases: Cases::default(),
+            debates: Debates::default(),
             segs: BTreeMap::new(),
             approvals: HashMap::new(),
             decided: HashSet::new(),
@@ -115,6 +118,7 @@ impl World {
             agents: &self.agents,
             guard: &self.guard,
             cases: &self.cases,
+            debates: &self.debates,
             segs: &self.segs,
             inbox_seg: 0,
             approvals: &self.approvals,

@@ -121,6 +121,16 @@ impl Brain for Script {
     }
 }
 
+/// A body is an object: a placeholder that rendered to anything else is
+/// wrapped as `{"value": ...}`.
+fn object(v: serde_json::Value) -> serde_json::Value {
+    if v.is_object() {
+        v
+    } else {
+        serde_json::json!({ "value": v })
+    }
+}
+
 /// The steps that are plain outputs (also allowed in a decide's `then`).
 fn simple(op: &Op, msg: &Envelope, vars: &template::Vars<'_>) -> Option<Action> {
     let action = match op {
@@ -130,13 +140,13 @@ fn simple(op: &Op, msg: &Envelope, vars: &template::Vars<'_>) -> Option<Action> 
                 .unwrap_or_else(|| society_core::kinds::message::REPLY.into()),
             body: body
                 .as_ref()
-                .map(|b| vars.render(b))
+                .map(|b| object(vars.render(b)))
                 .unwrap_or_else(|| msg.body.clone()),
         },
         Op::Send { to, kind, body } => Action::Send {
             to: to.clone(),
             kind: kind.clone().unwrap_or_else(|| msg.kind.clone()),
-            body: vars.render(body),
+            body: object(vars.render(body)),
             case: None,
             reply_to: None,
         },

@@ -63,7 +63,10 @@ pub fn run(opts: Options) -> anyhow::Result<Code> {
     std::fs::write(layout.society_toml(), SOCIETY_TOML)?;
     let root = layout.root().display().to_string();
     if !opts.json {
-        outln!("society demo film-crew — {} episodes, writer → director ∥ dp → character → editor", opts.episodes);
+        outln!(
+            "society demo film-crew — {} episodes, writer → director ∥ dp → character → editor",
+            opts.episodes
+        );
         outln!("  society root: {root}\n");
     }
     let started = Instant::now();
@@ -94,9 +97,14 @@ pub fn run(opts: Options) -> anyhow::Result<Code> {
         }
         outln!(
             "\ndebates: {} opened, {} reached consensus, {} expired and escalated",
-            debates["count"], debates["consensus"], debates["expired"]
+            debates["count"],
+            debates["consensus"],
+            debates["expired"]
         );
-        outln!("done in {:.1}s; the numbers, from the files:", started.elapsed().as_secs_f64());
+        outln!(
+            "done in {:.1}s; the numbers, from the files:",
+            started.elapsed().as_secs_f64()
+        );
         let a = format!("{root}/.society-agent");
         outln!("  # decisions per episode (case) and how many asked for approval");
         outln!("  jq -s 'map(select(.event==\"assessed\")) | group_by(.case) | map({{case: .[0].case, decisions: length}})' {a}/agent-*/decisions.jsonl");
@@ -136,7 +144,10 @@ fn bands(episodes: &[Episode]) -> Vec<(String, f64)> {
         .map(|(a, b)| {
             let slice = &episodes[*a..*b];
             let share = slice.iter().map(|e| e.share).sum::<f64>() / slice.len() as f64;
-            (format!("{}-{}", a + 1, b), (share * 1000.0).round() / 1000.0)
+            (
+                format!("{}-{}", a + 1, b),
+                (share * 1000.0).round() / 1000.0,
+            )
         })
         .collect()
 }
@@ -232,11 +243,12 @@ fn decisions(layout: &Layout) -> Vec<Decision> {
     for agent in AGENTS {
         let Ok(id) = agent.parse() else { continue };
         let mut cursor = 0;
-        let lines =
-            society_core::jsonl::read_objects(&layout.agent(&id).decisions(), &mut cursor)
-                .unwrap_or_default();
+        let lines = society_core::jsonl::read_objects(&layout.agent(&id).decisions(), &mut cursor)
+            .unwrap_or_default();
         for l in lines {
-            let Some(d) = l["decision"].as_str() else { continue };
+            let Some(d) = l["decision"].as_str() else {
+                continue;
+            };
             let entry = by_id.entry(d.to_string()).or_insert_with(|| Decision {
                 id: d.to_string(),
                 agent: agent.to_string(),
@@ -345,7 +357,9 @@ fn policy(e: u32, from: &str, body: &Value) -> (bool, Option<String>) {
     let agent = p["agent"].as_str().unwrap_or(from);
     let revision = p["revision"].as_u64().unwrap_or(1);
     match (e, agent, kind, revision) {
-        (1, "writer", "narrative_change", 1) => (false, Some("too dark: keep the hero alive".into())),
+        (1, "writer", "narrative_change", 1) => {
+            (false, Some("too dark: keep the hero alive".into()))
+        }
         (2, "arcadian-21", _, 1) => (false, Some("more restraint".into())),
         (3, "editor", _, 1) => (false, Some("a tighter cut".into())),
         (6, "writer", "narrative_change", 1) => (false, None),
@@ -359,7 +373,14 @@ fn policy(e: u32, from: &str, body: &Value) -> (bool, Option<String>) {
 
 /// The proposals of episode `e`, by slot (`body.d.<slot>`).
 fn proposals(e: u32) -> Value {
-    let p = |kind: &str, scope: &str, multi: bool, found: bool, rev: &str, deps: &[&str], features: Value, plan: Value| {
+    let p = |kind: &str,
+             scope: &str,
+             multi: bool,
+             found: bool,
+             rev: &str,
+             deps: &[&str],
+             features: Value,
+             plan: Value| {
         json!({"decision_type": kind, "scope": scope, "affects_multiple_departments": multi,
                "is_foundational": found, "reversibility": rev, "resource_cost": 0,
                "has_complete_information": true, "dependencies": deps, "features": features,
@@ -369,13 +390,27 @@ fn proposals(e: u32) -> Value {
     let act = if e <= 6 { "rising" } else { "finale" };
     let contrast = if e <= 3 { "low" } else { "high" };
     let dp_b = if e == 11 {
-        p("lighting", "scene", false, false, "easy", &["director"],
-          json!({"location": "stage", "with_director": true, "atmosphere": "anomalous"}),
-          json!({"contrast": "high", "atmosphere": "anomalous"}))
+        p(
+            "lighting",
+            "scene",
+            false,
+            false,
+            "easy",
+            &["director"],
+            json!({"location": "stage", "with_director": true, "atmosphere": "anomalous"}),
+            json!({"contrast": "high", "atmosphere": "anomalous"}),
+        )
     } else {
-        p("lighting", "scene", false, false, "easy", &["director"],
-          json!({"location": "stage", "with_director": true, "mood": "night"}),
-          json!({"key": "soft", "mood": "night"}))
+        p(
+            "lighting",
+            "scene",
+            false,
+            false,
+            "easy",
+            &["director"],
+            json!({"location": "stage", "with_director": true, "mood": "night"}),
+            json!({"key": "soft", "mood": "night"}),
+        )
     };
     json!({
         "writer_a": p("script_structure", "episode", false, false, "easy", &["director"],
@@ -407,7 +442,9 @@ fn debates(layout: &Layout) -> Value {
     if let Ok(dir) = std::fs::read_dir(layout.cases_dir()) {
         for entry in dir.flatten() {
             let path = entry.path();
-            if path.extension().and_then(|x| x.to_str()) != Some("jsonl") || !seen.insert(path.clone()) {
+            if path.extension().and_then(|x| x.to_str()) != Some("jsonl")
+                || !seen.insert(path.clone())
+            {
                 continue;
             }
             for r in society_core::jsonl::read_objects(&path, &mut 0).unwrap_or_default() {

@@ -91,6 +91,13 @@ pub enum Op {
     },
 }
 
+/// A string that is exactly one `{{...}}` placeholder (it renders to the
+/// value's own JSON type).
+fn is_placeholder(v: &serde_json::Value) -> bool {
+    v.as_str()
+        .is_some_and(|t| t.starts_with("{{") && t.ends_with("}}") && t[2..].find("{{").is_none())
+}
+
 fn empty_object() -> serde_json::Value {
     serde_json::json!({})
 }
@@ -119,10 +126,7 @@ impl Rule {
         let mut steps: Vec<&Step> = self.actions.iter().collect();
         for step in &self.actions {
             if let Op::Decide { proposal, then } = &step.op {
-                let placeholder = proposal
-                    .as_str()
-                    .is_some_and(|t| t.starts_with("{{") && t.ends_with("}}"));
-                if !proposal.is_object() && !placeholder {
+                if !proposal.is_object() && !is_placeholder(proposal) {
                     return Err(bad(
                         "a decide proposal must be a JSON object or one placeholder such as \"{{body.proposal}}\""
                             .into(),
@@ -152,8 +156,11 @@ impl Rule {
                 Op::Forward { kind, .. } => (kind, None),
                 _ => (&None, None),
             };
-            if body.is_some_and(|b| !b.is_object()) {
-                return Err(bad("a reply/send body must be a JSON object".into()));
+            if body.is_some_and(|b| !b.is_object() && !is_placeholder(b)) {
+                return Err(bad(
+                    "a reply/send body must be a JSON object or one placeholder such as \"{{body.parked.body}}\""
+                        .into(),
+                ));
             }
             if let Some(k) = kind {
                 if !society_core::envelope::valid_type(k) {

@@ -27,6 +27,7 @@ mod debate;
 mod decisions;
 mod examples;
 mod faults;
+mod film_crew;
 mod fixtures;
 mod fsck;
 mod group_commit;

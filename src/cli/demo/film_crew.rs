@@ -106,9 +106,8 @@ pub fn run(opts: Options) -> anyhow::Result<Code> {
             started.elapsed().as_secs_f64()
         );
         let a = format!("{root}/.society-agent");
-        outln!("  # decisions per episode (case) and how many asked for approval");
-        outln!("  jq -s 'map(select(.event==\"assessed\")) | group_by(.case) | map({{case: .[0].case, decisions: length}})' {a}/agent-*/decisions.jsonl");
-        outln!("  jq -s 'map(select(.event==\"approval_requested\")) | group_by(.decision) | map(.[0].decision)' {a}/agent-*/decisions.jsonl | jq length");
+        outln!("  # per episode (case, in time order): decisions, and how many asked for approval");
+        outln!("  jq -s -c '(map(select(.event==\"assessed\")) | map({{key: .decision, value: .case}}) | from_entries) as $case | (map(select(.event==\"assessed\")) | group_by(.case) | map({{key: .[0].case, value: length}}) | from_entries) as $n | map(select(.event==\"approval_requested\")) | group_by($case[.decision]) | map({{case: $case[.[0].decision], decisions: $n[$case[.[0].decision]], asked: length}}) | .[]' {a}/agent-*/decisions.jsonl");
         outln!("  # levels and the rule that chose them");
         outln!("  jq -c 'select(.event==\"assessed\") | {{agent, decision_type, level, rule, scores}}' {a}/agent-*/decisions.jsonl");
         outln!("  # debates: opened, consensus, expired");

@@ -48,7 +48,10 @@ fn the_film_crew_learns_to_ask_less_and_the_files_say_so() {
     for entry in std::fs::read_dir(&state).unwrap().flatten() {
         let path = entry.path().join("decisions.jsonl");
         if let Ok(text) = std::fs::read_to_string(&path) {
-            lines.extend(text.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()));
+            lines.extend(
+                text.lines()
+                    .map(|l| serde_json::from_str::<Value>(l).unwrap()),
+            );
         }
     }
     for l in lines.iter().filter(|l| l["event"] == "assessed") {

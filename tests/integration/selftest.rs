@@ -51,6 +51,7 @@ checks!(
     message_loop,
     many_agents,
     fsck_clean,
+    film_crew_learns,
 );
 
 #[test]

@@ -73,7 +73,7 @@ impl Env {
         Scratch::new(&self.exe, toml)
     }
 
-    fn pick(&self, quick: usize, full: usize) -> usize {
+    pub(crate) fn pick(&self, quick: usize, full: usize) -> usize {
         if self.quick {
             quick
         } else {

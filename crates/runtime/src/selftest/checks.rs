@@ -13,6 +13,7 @@ macro_rules! ensure {
 
 mod cases;
 mod delivery;
+mod governance;
 mod processes;
 
 use super::{records, Check, Failed, Scratch};
@@ -25,7 +26,7 @@ use std::time::Duration;
 
 const T: Duration = Duration::from_secs(30);
 
-pub static ALL: [Check; 12] = [
+pub static ALL: [Check; 13] = [
     Check {
         name: "round_trip",
         promise: "a message to an echo agent comes back once",
@@ -85,6 +86,11 @@ pub static ALL: [Check; 12] = [
         name: "fsck_clean",
         promise: "fsck finds a busy society clean",
         run: delivery::fsck_clean,
+    },
+    Check {
+        name: "film_crew_learns",
+        promise: "the film crew asks for approval less as it learns",
+        run: governance::film_crew_learns,
     },
 ];
 

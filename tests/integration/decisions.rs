@@ -175,12 +175,12 @@ fn an_autonomous_decision_runs_at_once_and_is_logged_with_its_inputs() {
     assert_eq!(resolved[0]["approved"], true);
     assert_eq!(resolved[0]["approver"], "self");
     assert_eq!(resolved[0]["decision"], a["decision"]);
-    // The learned state is written as a cache.
-    let patterns: Value = serde_json::from_slice(
-        &std::fs::read(s.agent("director").dir.join("learning/patterns.json")).unwrap(),
-    )
-    .unwrap();
-    assert_eq!(patterns["shot_composition"].as_array().unwrap().len(), 1);
+    // The learned state is written as a cache once the agent has caught up.
+    let path = s.agent("director").dir.join("learning/patterns.json");
+    wait_until(SOON, "learning/patterns.json with the decision", || {
+        let patterns: Value = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
+        (patterns["shot_composition"].as_array()?.len() == 1).then_some(())
+    });
 }
 
 #[test]

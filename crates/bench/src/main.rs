@@ -138,6 +138,27 @@ fn main() -> anyhow::Result<()> {
         );
     }
 
+    if want("G1") {
+        step("G1 governance overhead");
+        let (plain, decider) = society::g1(&bin, z.latency);
+        let ratio = plain_ratio(decider.p50, plain.p50);
+        targets.push((
+            "G1 autonomous decision ≤ 2× a plain message (p50)".into(),
+            format!("{ratio:.2}×"),
+            ratio <= 2.0,
+        ));
+        row(
+            "G1",
+            format!(
+                "round trip to a script agent, one at a time (n={}): a plain reply vs an autonomous decision whose `then` replies (durable)",
+                z.latency
+            ),
+            format!("plain {} / decision {}", pp(plain), pp(decider)),
+            format!("{ratio:.2}× (p50)"),
+            "—".into(),
+        );
+    }
+
     if want("B2") {
         step("B2 throughput");
         let b2d = society::b2(&bin, "durable", 1, z.burst, z.runs);
@@ -396,4 +417,9 @@ fn main() -> anyhow::Result<()> {
     std::fs::write(&args.out, md)?;
     eprintln!("wrote {}", args.out.display());
     Ok(())
+}
+
+/// `a / b` of two durations.
+fn plain_ratio(a: Duration, b: Duration) -> f64 {
+    a.as_secs_f64() / b.as_secs_f64().max(1e-9)
 }

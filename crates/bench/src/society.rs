@@ -111,6 +111,79 @@ fn round_trips(s: &Society, to: &str, n: usize) -> Summary {
     summarize(samples)
 }
 
+/// G1: the cost of governance. One message at a time to two `script`
+/// agents: `plain` replies; `decider` proposes an autonomous decision (the
+/// runtime reads the policy, scores it against the learned state, logs two
+/// lines in `decisions.jsonl` and updates `learning/`) whose `then` replies.
+/// Returns (plain, decider).
+pub fn g1(bin: &Path, n: usize) -> (Summary, Summary) {
+    let toml = r#"
+[defaults]
+durability = "durable"
+idle_exit = "10m"
+
+[autonomy.baselines]
+routine = "autonomous"
+
+[[agent]]
+id = "plain"
+keep_alive = true
+[agent.brain]
+kind = "script"
+[[agent.brain.rules]]
+actions = [{ do = "reply" }]
+
+[[agent]]
+id = "decider"
+keep_alive = true
+[agent.brain]
+kind = "script"
+[[agent.brain.rules]]
+[[agent.brain.rules.actions]]
+do = "decide"
+then = [{ do = "reply" }]
+[agent.brain.rules.actions.proposal]
+decision_type = "routine"
+scope = "scene"
+affects_multiple_departments = false
+is_foundational = false
+reversibility = "easy"
+resource_cost = 0
+has_complete_information = true
+features = { kind = "routine" }
+plan = "answer message {{body.n}}"
+"#;
+    let mut s = Society::new(bin, toml);
+    s.start_supervisor();
+    let layout = s.layout();
+    wait_until(T, "both agents idle", || {
+        ["plain", "decider"]
+            .iter()
+            .all(|a| {
+                atomic::read_json::<AgentStatus>(
+                    &layout.agent(&a.parse().expect("id")).status(),
+                    "s",
+                )
+                .ok()
+                .flatten()
+                .is_some_and(|st| st.state == LiveState::Idle)
+            })
+            .then_some(())
+    });
+    let plain = round_trips(&s, "plain", n);
+    let decider = round_trips(&s, "decider", n);
+    // Every one was a decision, assessed and resolved (2 lines each).
+    let logged = read_lines(&s.agent("decider").decisions(), 0, 64 << 20)
+        .map(|b| b.lines.len())
+        .unwrap_or(0);
+    assert!(
+        logged >= 2 * n,
+        "only {logged} decision lines for {n} decisions"
+    );
+    s.stop_supervisor();
+    (plain, decider)
+}
+
 /// B1: one message at a time to one echo agent.
 pub fn b1(bin: &Path, durability: &str, n: usize) -> Summary {
     let mut s = echo_society(bin, durability, 1, "");

@@ -341,7 +341,9 @@ impl Agent {
                 }
                 Ok(Work::Nothing) => {
                     pause = IoPause::default();
-                    // Caught up: the moment to rotate what has grown.
+                    // Caught up: the moment to bring `learning/` up to date
+                    // and to rotate what has grown.
+                    self.flush_learning();
                     match self.rotate_due() {
                         Ok(()) => {}
                         Err(e) if e.is_io() => {

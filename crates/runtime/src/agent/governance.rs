@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use society_brains::{Action, BrainError};
 use society_core::governance::learning::{Learning, Pattern, Record};
 use society_core::governance::{assess, DecisionContext, Level};
-use society_core::jsonl::{append_one, read_objects};
+use society_core::jsonl::read_objects;
 use society_core::kinds::message;
 use society_core::{Envelope, MsgId, Party};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -35,6 +35,12 @@ pub(crate) struct Gov {
     assessed: HashMap<String, Value>,
     /// `decision/event` pairs already in `decisions.jsonl`.
     logged: HashSet<String>,
+    /// Lines not yet appended (one append per handled message).
+    unwritten: Vec<Vec<u8>>,
+    /// `learning/` is behind the learned state (written when caught up).
+    dirty: bool,
+    /// The learning policy of the last decision.
+    learning_policy: society_core::governance::LearningPolicy,
 }
 
 /// A decisions line to write once the outputs' ids are known.
@@ -70,6 +76,14 @@ impl Agent {
         env: &Envelope,
         attempt: u32,
     ) -> Result<Vec<Action>, BrainError> {
+        let result = self.think_inner(env, attempt);
+        // The lines go to disk before the outputs do (a replay finds them
+        // and logs nothing twice); a refusal's line too.
+        self.flush_decisions()?;
+        result
+    }
+
+    fn think_inner(&mut self, env: &Envelope, attempt: u32) -> Result<Vec<Action>, BrainError> {
         if let Some(actions) = self.governance_message(env)? {
             return Ok(actions);
         }
@@ -154,6 +168,7 @@ impl Agent {
             }
         }
         gov.loaded = true;
+        gov.learning_policy = lp;
         self.gov = gov;
         self.save_learning();
         Ok(())
@@ -176,20 +191,8 @@ impl Agent {
         }
         line["ts"] = json!(society_core::time::now_rfc3339());
         line["agent"] = json!(self.cfg.id);
-        let durability = self.cfg.policy.durability;
-        let bytes = line.to_string();
-        if let Err(e) = append_one(
-            &self.paths.decisions(),
-            bytes.as_bytes(),
-            durability,
-            usize::MAX,
-        ) {
-            tracing::error!(error = %e, "cannot append to decisions.jsonl");
-        }
-        let lp = match self.policy() {
-            Ok(p) => p.learning,
-            Err(_) => Default::default(),
-        };
+        self.gov.unwritten.push(line.to_string().into_bytes());
+        let lp = self.gov.learning_policy.clone();
         match event.as_str() {
             "assessed" => {
                 if let Some(d) = key {
@@ -199,7 +202,7 @@ impl Agent {
             "resolved" => {
                 if let Some(r) = record(&self.gov.assessed, &line) {
                     self.gov.learning.log(r, &lp);
-                    self.save_learning();
+                    self.gov.dirty = true;
                 }
             }
             "reviewed" => {
@@ -212,10 +215,40 @@ impl Agent {
                         ts_s(line["ts"].as_str().unwrap_or("")),
                         &lp,
                     );
-                    self.save_learning();
+                    self.gov.dirty = true;
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Appends the buffered `decisions.jsonl` lines in one write (one
+    /// fsync when durable). A failed write fails the attempt: the lines stay
+    /// buffered and the message is tried again.
+    pub(crate) fn flush_decisions(&mut self) -> Result<(), BrainError> {
+        if self.gov.unwritten.is_empty() {
+            return Ok(());
+        }
+        let written: Result<u64, society_core::FormatError> = society_core::jsonl::Appender::open(
+            &self.paths.decisions(),
+            self.cfg.policy.durability,
+            usize::MAX,
+        )
+        .map_err(Into::into)
+        .and_then(|mut a| a.append_batch(&self.gov.unwritten));
+        written.map_err(|e| BrainError::CommandFailed {
+            program: "decisions.jsonl".into(),
+            reason: format!("cannot append: {e}"),
+        })?;
+        self.gov.unwritten.clear();
+        Ok(())
+    }
+
+    /// Writes `learning/` if it is behind (when the agent has caught up).
+    pub(crate) fn flush_learning(&mut self) {
+        if self.gov.dirty {
+            self.save_learning();
+            self.gov.dirty = false;
         }
     }
 
@@ -292,6 +325,7 @@ impl Agent {
         then: Vec<Action>,
     ) -> Result<(Vec<Action>, Vec<Pending>), BrainError> {
         let policy = self.policy().map_err(|e| refuse(format!("policy: {e}")))?;
+        self.gov.learning_policy = policy.learning.clone();
         let ctx = DecisionContext::parse(&proposal, &[]).map_err(refuse)?;
         let decision = MsgId::derive(&input.id, DECISION_INDEX + index).to_string();
         // A revision answers a rejection with feedback.

@@ -319,6 +319,29 @@ mod tests {
     }
 
     #[test]
+    fn a_debate_request_shows_its_plan_its_disagreement_and_its_proposer() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::at(dir.path());
+        layout.create().unwrap();
+        let ask = request(
+            "supervisor",
+            json!({"kind": "debate", "agent": "director", "decision": "ep1-lighting",
+                   "plan": {"contrast": "low"}, "areas_of_disagreement": ["contrast", "haze"],
+                   "rationale": "dreamlike", "alternatives": ["flat"], "revision": 1}),
+        );
+        append(&layout.orchestrator_inbox(), &ask);
+        let got = requests(&layout).unwrap();
+        assert_eq!(got[0].kind, Kind::Debate);
+        assert_eq!(
+            got[0].plan,
+            r#"debate ep1-lighting: {"contrast":"low"} (disagreement on contrast, haze)"#
+        );
+        assert_eq!(got[0].proposer(), Some("director"));
+        assert_eq!(got[0].rationale.as_deref(), Some("dreamlike"));
+        assert_eq!(got[0].revision, Some(1));
+    }
+
+    #[test]
     fn decisions_only_count_from_the_orchestrator() {
         let dir = tempfile::tempdir().unwrap();
         let layout = Layout::at(dir.path());

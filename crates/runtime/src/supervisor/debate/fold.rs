@@ -160,7 +160,7 @@ impl Debate {
 }
 
 /// The open debates, by case.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 pub(in crate::supervisor) struct Debates {
     map: BTreeMap<CaseId, Debate>,
 }

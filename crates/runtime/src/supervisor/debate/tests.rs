@@ -208,6 +208,20 @@ impl Sim {
         env
     }
 
+    /// What a restarted supervisor would rebuild from the logs written so
+    /// far: it must be the state the running one holds.
+    fn assert_refolds(&self) {
+        let mut again = Debates::default();
+        for rec in &self.log {
+            let case = CaseId::new(rec["case"].as_str().unwrap()).unwrap();
+            again.apply(&case, rec);
+        }
+        assert_eq!(
+            again, self.debates,
+            "the fold of the log differs from the live state"
+        );
+    }
+
     /// The events of the case log, in order.
     fn story(&self) -> Vec<String> {
         self.log

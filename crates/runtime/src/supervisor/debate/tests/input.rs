@@ -193,3 +193,32 @@ fn a_batch_replayed_after_a_crash_plans_its_opening_again() {
         "{keys:?}"
     );
 }
+
+/// The orchestrator answers a debate whose proposer was removed meanwhile:
+/// the answer has no one to go to, and says so.
+#[test]
+fn an_answer_for_a_removed_proposer_is_rejected() {
+    let mut s = film_crew();
+    let mut body = lighting(json!({"contrast": "high"}));
+    body["participants"] = json!([]);
+    s.inbox(&[request(body)]);
+    assert_eq!(s.tick(), ["expire"]);
+    let ask = s.to("orchestrator", message::APPROVAL_REQUEST)[0].clone();
+    s.agents.0.remove(&aid("director"));
+    let decide = Envelope::new(
+        Party::Orchestrator,
+        Party::Supervisor,
+        message::CONTROL,
+        json!({"op": "decide", "request": ask.id, "approve": false, "note": "no"}),
+    );
+    s.inbox(&[decide]);
+    assert!(s.to("director", message::APPROVAL_RESPONSE).is_empty());
+    let rejected: Vec<&Value> = s
+        .events
+        .iter()
+        .filter(|e| e["event"] == "control_rejected")
+        .collect();
+    assert_eq!(rejected.len(), 1, "{:?}", s.events);
+    let reason = rejected[0]["reason"].as_str().unwrap();
+    assert!(reason.contains("has no one to answer"), "{reason}");
+}

@@ -75,9 +75,12 @@ fn consensus_after_round_one() {
 fn consensus_in_round_two_iteration_one() {
     let mut s = film_crew();
     s.inbox(&[request(lighting(json!({"contrast": "high"})))]);
+    s.assert_refolds();
     s.tick();
+    s.assert_refolds();
     s.now += 20;
     s.answer("dp", json!({"contrast": "high", "haze": "yes"}));
+    s.assert_refolds();
     // The iteration is over (everyone answered) without consensus; round 2
     // waits for the pacing interval.
     assert_eq!(s.tick(), Vec::<&str>::new());
@@ -96,8 +99,10 @@ fn consensus_in_round_two_iteration_one() {
         rr.body["perspectives"],
         json!({"director": {"contrast": "high"}, "dp": {"contrast": "high", "haze": "yes"}})
     );
+    s.assert_refolds();
     s.now += 30;
     s.answer("director", json!({"contrast": "high", "haze": "yes"}));
+    s.assert_refolds();
     assert_eq!(s.tick(), Vec::<&str>::new(), "dp has not answered yet");
     s.answer("dp", json!({"contrast": "high", "haze": "yes"}));
     assert_eq!(s.tick(), ["agree"]);

@@ -34,9 +34,20 @@ pub const GROUPS: &[(&str, &[&str])] = &[
     ),
     (
         "Cases and approvals",
-        &["case", "approvals", "approve", "reject", "unblock"],
+        &[
+            "case",
+            "approvals",
+            "approve",
+            "reject",
+            "review",
+            "unblock",
+        ],
     ),
-    ("Inspection", &["status", "describe", "top", "costs", "llm"]),
+    (
+        "Inspection",
+        &["status", "describe", "top", "costs", "metrics", "llm"],
+    ),
+    ("Governance", &["policy"]),
     (
         "Maintenance",
         &[

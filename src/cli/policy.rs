@@ -58,6 +58,7 @@ pub struct SetArgs {
     /// Dotted key: autonomy.impact_max, debate.role.editor.threshold, …
     key: String,
     /// The new value: JSON, or a bare word taken as a string.
+    #[arg(allow_hyphen_values = true)]
     value: String,
 }
 

@@ -27,6 +27,7 @@ mod examples;
 mod faults;
 mod fixtures;
 mod fsck;
+mod governance_cli;
 mod group_commit;
 mod idle;
 mod lifecycle;

@@ -78,7 +78,7 @@ fn asked(ts: &str, id: &str) -> Value {
 /// | e1 | ep-2 | requires_approval | narrative | 0.5 | yes | denied |
 /// | e2 | ep-2 | autonomous | shot | 0.9 | | self, reviewed ok |
 /// | e3 | ep-2 | autonomous | shot | 0.9 | | self (unreviewed) |
-/// | e4 | ep-2 | collaborative | narrative | 0.7 | | debate, revises e1 |
+/// | e4 | ep-2 | collaborative | narrative | 0.7 | (debated, consensus) | debate, revises e1 |
 fn decisions_fixture(s: &Society) {
     s.ok(&["spawn", "director", "--id", "director", "--no-start"]);
     s.ok(&["spawn", "dp", "--id", "dp", "--no-start"]);
@@ -187,6 +187,8 @@ fn decisions_fixture(s: &Society) {
             0.7,
             Some("e1"),
         ),
+        json!({"ts": at("04:03:01"), "event": "debate_requested", "decision": "e4",
+               "participants": ["director", "dp"]}),
         resolved("04:04:00", "e4", true, "debate"),
     ] {
         append(&director, &rec);
@@ -319,6 +321,20 @@ fn review_lists_unreviewed_autonomous_decisions_and_sends_a_verdict() {
             .map(|d| d["id"].as_str().unwrap().to_string())
             .collect()
     };
+    // Autonomous but not carried out yet: nothing to review.
+    append(
+        &s.agent("dp").decisions(),
+        &assessed(
+            "05:00:00",
+            "d5",
+            "dp",
+            "ep-3",
+            "shot",
+            "autonomous",
+            0.9,
+            None,
+        ),
+    );
     let list = json_of(&s, &["review", "-o", "json"]);
     assert_eq!(ids(&list), ["d4", "e3"], "{list:#}");
     assert_eq!(list[1]["agent"], "director");
@@ -392,6 +408,7 @@ fn review_lists_unreviewed_autonomous_decisions_and_sends_a_verdict() {
             "it is collaborative, not autonomous",
         ),
         (vec!["review", "nope", "--ok"], 4, "no decision nope"),
+        (vec!["review", "d5", "--ok"], 5, "it is not carried out yet"),
         (
             vec!["review", "d4", "--veto", "--quality", "1.5"],
             2,

@@ -75,14 +75,21 @@ fn summary(m: &Metrics, format: Format) -> anyhow::Result<()> {
         ))
     );
     let l = &m.approval_latency_s;
-    outln!(
-        "{}",
-        line(format!(
-            "approvals  {} pending; answered {} in {} (median), {} at most",
-            m.pending_approvals,
+    let answered = if l.answered == 0 {
+        "none answered".to_string()
+    } else {
+        format!(
+            "{} answered in {} (median), {} at most",
             l.answered,
             secs(l.p50),
             secs(l.max)
+        )
+    };
+    outln!(
+        "{}",
+        line(format!(
+            "approvals  {} pending; {answered}",
+            m.pending_approvals
         ))
     );
     let d = &m.debate;

@@ -109,7 +109,11 @@ fn send(layout: &Layout, decision: &str, args: &Args) -> anyhow::Result<Code> {
     let sent = review::review(layout, decision, &verdict)?;
     render::warn(&sent.warnings);
     let how = if verdict.ok { "approved" } else { "vetoed" };
-    outln!("{}", sent.message);
+    if args.output.is_json() {
+        output::report(&sent, args.output.format())?;
+    } else {
+        outln!("{}", sent.message);
+    }
     if supervisor_pid(layout).is_some() {
         note!(
             "decision {} {how}; the verdict is in {}'s inbox",

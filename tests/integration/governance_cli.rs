@@ -428,12 +428,26 @@ fn review_lists_unreviewed_autonomous_decisions_and_sends_a_verdict() {
     }
     let unchanged = std::fs::read_to_string(&inbox).unwrap();
     assert_eq!(unchanged, after, "a refused review sends nothing");
-    s.ok(&["review", "d4", "--veto", "--feedback", "ask first"]);
+    let sent = json_of(
+        &s,
+        &[
+            "review",
+            "d4",
+            "--veto",
+            "--feedback",
+            "ask first",
+            "-o",
+            "json",
+        ],
+    );
+    assert_eq!(sent["decision"], "d4");
+    assert_eq!(sent["agent"], "dp");
     let dp_inbox = std::fs::read_to_string(s.agent("dp").inbox()).unwrap();
     assert!(
         dp_inbox.contains(r#""ok":false"#) && dp_inbox.contains("ask first"),
         "{dp_inbox}"
     );
+    assert!(dp_inbox.contains(sent["message"].as_str().unwrap()));
     assert_eq!(s.ok(&["review"]), "no autonomous decisions awaiting review");
 }
 

@@ -20,6 +20,7 @@ use std::time::SystemTime;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Decision {
     pub id: String,
+    /// The agent whose folder holds the log.
     pub agent: String,
     /// When it was assessed.
     pub ts: String,
@@ -177,7 +178,9 @@ fn assessed(agent: &str, id: &str, r: &Value) -> Decision {
     };
     Decision {
         id: id.to_string(),
-        agent: s("agent").unwrap_or_else(|| agent.to_string()),
+        // The folder is the identity (and where a review is sent), whatever
+        // the record says.
+        agent: agent.to_string(),
         ts: s("ts").unwrap_or_default(),
         case: s("case"),
         decision_type: s("decision_type").unwrap_or_else(|| "-".into()),

@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use society_core::kinds::message;
 use society_core::{AgentId, Envelope, Layout, MsgId, Party};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// The verdict.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,12 +53,13 @@ pub fn unreviewed(layout: &Layout, agent: Option<&AgentId>) -> Result<Vec<Decisi
         None => decisions::read(layout, None)?.decisions,
     };
     let mut out = Vec::new();
-    let mut pending: Option<(String, HashSet<String>)> = None;
+    // Each agent's inbox is read once, whatever the order of its decisions.
+    let mut pending: HashMap<String, HashSet<String>> = HashMap::new();
     for d in all.into_iter().filter(Decision::unreviewed_autonomous) {
-        if pending.as_ref().is_none_or(|(a, _)| *a != d.agent) {
-            pending = Some((d.agent.clone(), pending_reviews(layout, &d.agent)?));
+        if !pending.contains_key(&d.agent) {
+            pending.insert(d.agent.clone(), pending_reviews(layout, &d.agent)?);
         }
-        if !pending.as_ref().is_some_and(|(_, p)| p.contains(&d.id)) {
+        if !pending.get(&d.agent).is_some_and(|p| p.contains(&d.id)) {
             out.push(d);
         }
     }

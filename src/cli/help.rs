@@ -43,11 +43,8 @@ pub const GROUPS: &[(&str, &[&str])] = &[
             "unblock",
         ],
     ),
-    (
-        "Inspection",
-        &["status", "describe", "top", "costs", "metrics", "llm"],
-    ),
-    ("Governance", &["policy"]),
+    ("Inspection", &["status", "describe", "top", "costs", "llm"]),
+    ("Governance", &["policy", "review", "metrics"]),
     (
         "Maintenance",
         &[

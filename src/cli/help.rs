@@ -34,14 +34,7 @@ pub const GROUPS: &[(&str, &[&str])] = &[
     ),
     (
         "Cases and approvals",
-        &[
-            "case",
-            "approvals",
-            "approve",
-            "reject",
-            "review",
-            "unblock",
-        ],
+        &["case", "approvals", "approve", "reject", "unblock"],
     ),
     ("Inspection", &["status", "describe", "top", "costs", "llm"]),
     ("Governance", &["policy", "review", "metrics"]),

@@ -299,6 +299,22 @@ fn policy_set_validates_logs_and_shows_per_role() {
         "{table}"
     );
 
+    // society.toml edited since policy.json was published: show says so,
+    // and still shows what agents read.
+    std::fs::write(
+        s.root().join("society.toml"),
+        "[autonomy]\nimpact_max = 0.5\n",
+    )
+    .unwrap();
+    let (rc, out, err) = code(&s, &["policy", "show", "-o", "json"]);
+    assert_eq!(rc, 0, "{err}");
+    assert!(
+        err.contains("differs from the published policy.json"),
+        "{err}"
+    );
+    let shown: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(shown["policy"]["autonomy"]["impact_max"], 0.75);
+
     let nowhere = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(BIN)
         .args(["policy", "show"])

@@ -66,9 +66,12 @@ mod llm;
 mod logging;
 mod logs;
 mod man;
+mod metrics;
 mod output;
+mod policy;
 mod progress;
 mod render;
+mod review;
 mod rm;
 mod selftest;
 mod send;
@@ -240,9 +243,45 @@ enum Command {
     /// Reject a pending request, with feedback for the requester.
     #[command(after_help = examples!("society reject 01J... --feedback \"compress instead\""))]
     Reject(approvals::RejectArgs),
+    /// The governance policy: show it, per role, with its change log; change a value.
+    #[command(subcommand, after_help = examples!(
+        "society policy show",
+        "society policy show --role director -o json",
+        "society policy set autonomy.impact_max 0.7"
+    ))]
+    Policy(policy::Command),
+    /// Autonomous decisions awaiting your review; approve or veto one after the fact.
+    ///
+    /// Without DECISION: the decisions agents took on their own (level
+    /// autonomous, resolved by the agent) that nobody reviewed yet. With
+    /// DECISION and --ok or --veto: sends the agent a `decision_review`
+    /// message, which its runtime logs in decisions.jsonl and learns from
+    /// (a veto makes it ask next time). Only autonomous, unreviewed
+    /// decisions can be reviewed; the supervisor is not started.
+    #[command(after_help = examples!(
+        "society review",
+        "society review --agent director -o json | jq -r '.[].id'",
+        "society review 01J... --ok --quality 0.9",
+        "society review 01J... --veto --feedback \"ask before changing the palette\""
+    ))]
+    Review(review::Args),
     /// Lift the sanction on an agent whose messages were refused too often.
     #[command(after_help = examples!("society unblock chatty-1"))]
     Unblock(unblock::Args),
+    /// Governance and activity metrics folded from the logs; writes supervisor/metrics.json.
+    ///
+    /// Autonomy distribution, approval rates by level and decision type,
+    /// the share of decisions that asked for approval per case (in order:
+    /// the learning trajectory), debates, approval latency, revisions,
+    /// messages by pair, tool calls, costs, completed cases per hour,
+    /// pending approvals and unreviewed autonomous decisions. The JSON
+    /// shape is in FORMAT.md.
+    #[command(after_help = examples!(
+        "society metrics",
+        "society metrics --since today",
+        "society metrics --json | jq '.approval_request_rate_by_case[] | [.case, .rate]'"
+    ))]
+    Metrics(metrics::Args),
     /// Everything about one agent, case or approval request.
     #[command(
         after_help = "Examples:\n  society describe worker-1\n  society describe c-01j...           # a case\n  society describe 01J...             # an approval request\n  society describe agent/c-1          # when a name is both an agent and a case\n  society describe worker-1 -o json | jq .recent_events"
@@ -425,6 +464,9 @@ fn run(cli: Cli, root_from_env: bool) -> anyhow::Result<Code> {
         Command::Approvals(args) => approvals::list(&layout()?, args),
         Command::Approve(args) => approvals::approve(&layout()?, args),
         Command::Reject(args) => approvals::reject(&layout()?, args),
+        Command::Policy(cmd) => policy::run(&layout()?, cmd),
+        Command::Review(args) => review::run(&layout()?, args),
+        Command::Metrics(args) => metrics::run(&layout()?, args),
         Command::Unblock(args) => unblock::run(&layout()?, args),
         Command::Describe(args) => describe::run(&layout()?, args),
         Command::Rm(args) => rm::run(&layout()?, args),

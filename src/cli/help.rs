@@ -37,6 +37,7 @@ pub const GROUPS: &[(&str, &[&str])] = &[
         &["case", "approvals", "approve", "reject", "unblock"],
     ),
     ("Inspection", &["status", "describe", "top", "costs", "llm"]),
+    ("Governance", &["policy", "review", "metrics"]),
     (
         "Maintenance",
         &[

@@ -87,8 +87,9 @@ fn check(s: &Society, title: &str, args: &[&str], list: bool) {
         assert!(!items.is_empty(), "{args:?}: something to check");
         assert_eq!(&lines, items, "{args:?}: jsonl is the array, a line each");
         items.clone()
-    } else if args[0] == "top" {
-        // Two runs, two samples: the same shape, not the same figures.
+    } else if matches!(args[0], "top" | "metrics") {
+        // Two runs, two samples (of `top`) or two `generated_at` (of
+        // `metrics`): the same shape, not the same figures.
         assert!(doc.is_object(), "{args:?}: an object");
         assert_eq!(lines.len(), 1, "{args:?}: jsonl is one line");
         let keys = |v: &Value| v.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>());
@@ -202,6 +203,25 @@ fn every_read_command_prints_the_documented_json() {
         false,
     );
     check(&s, "config reload", &["config", "reload"], false);
+
+    // Governance: an autonomous decision awaiting review, a policy change.
+    for rec in [
+        json!({"ts": now, "event": "assessed", "decision": "d-format", "agent": "worker-1",
+               "case": "c-format", "decision_type": "shot", "level": "autonomous",
+               "rule": "baseline", "scores": {"confidence": 0.7}, "context": {"plan": "p"},
+               "revision": 1, "parent": null}),
+        json!({"ts": now, "event": "resolved", "decision": "d-format", "approved": true,
+               "approver": "self", "outcome": "executed"}),
+    ] {
+        append(
+            &s.agent("worker-1").decisions(),
+            &serde_json::to_vec(&rec).unwrap(),
+        );
+    }
+    s.ok(&["policy", "set", "autonomy.impact_max", "0.7"]);
+    check(&s, "review", &["review"], true);
+    check(&s, "policy show", &["policy", "show"], false);
+    check(&s, "metrics", &["metrics"], false);
 
     // `--json` is `-o json`; with `-o` it is a usage error.
     assert_eq!(

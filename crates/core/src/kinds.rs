@@ -165,3 +165,33 @@ pub mod ledger {
     /// provider may bill it, nobody knows how much.
     pub const UNKNOWN_COST: &str = "unknown_cost";
 }
+
+/// `event`s of an agent's decision log (`decisions.jsonl`): one `assessed`
+/// per decision, then what became of it. Written by the agent's runtime,
+/// folded by `society review` and `society metrics`.
+pub mod decision_log {
+    /// The runtime scored a proposal and chose its level (the decision's
+    /// first record: type, level, rule, scores, case, revision, parent).
+    pub const ASSESSED: &str = "assessed";
+    /// The decision asked for approval (`request`: the request's id).
+    pub const APPROVAL_REQUESTED: &str = "approval_requested";
+    /// The decision went to a debate.
+    pub const DEBATE_REQUESTED: &str = "debate_requested";
+    /// How it ended: `approved`, `approver` (`self` for an autonomous
+    /// decision), `outcome`.
+    pub const RESOLVED: &str = "resolved";
+    /// The orchestrator's after-the-fact verdict (`society review`).
+    pub const REVIEWED: &str = "reviewed";
+    /// A proposal that could not be parsed (no decision id).
+    pub const REFUSED: &str = "refused";
+    /// `approver` of a decision the agent took on its own.
+    pub const SELF_APPROVER: &str = "self";
+}
+
+/// `event`s of an agent's `tools.jsonl`.
+pub mod tool_log {
+    /// One executed tool call (`tool`, `ok`, `ms`, …).
+    pub const TOOL_CALL: &str = "tool_call";
+    /// Written before an own or MCP tool runs; the `tool_call` follows.
+    pub const TOOL_STARTED: &str = "tool_started";
+}

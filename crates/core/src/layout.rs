@@ -209,6 +209,10 @@ impl Layout {
         days.sort();
         days
     }
+    /// `society metrics`' last fold of the society's logs.
+    pub fn supervisor_metrics(&self) -> PathBuf {
+        self.supervisor_dir().join("metrics.json")
+    }
     /// The history of `society selftest` runs in this society.
     pub fn selftest_history(&self) -> PathBuf {
         self.supervisor_dir().join("selftest.jsonl")

@@ -131,6 +131,18 @@ pub enum ClientError {
     /// the check and the reload); nothing changed.
     #[error("the supervisor did not reload society.toml: {error}")]
     ReloadFailed { error: String },
+    #[error("no decision {id} in any agent's decisions.jsonl under {}", dir.display())]
+    NoDecision { id: String, dir: PathBuf },
+    #[error("decision {id} was already {how} {when}")]
+    AlreadyReviewed {
+        id: String,
+        how: &'static str,
+        when: String,
+    },
+    #[error("decision {id} cannot be reviewed: {reason}")]
+    NotReviewable { id: String, reason: String },
+    #[error("--quality {quality} is out of range (0 to 1)")]
+    BadQuality { quality: f64 },
     #[error(transparent)]
     Format(#[from] FormatError),
     #[error(transparent)]
@@ -153,12 +165,14 @@ impl ClientError {
             | E::NoAssignee { .. }
             | E::NoRequest { .. }
             | E::NoDeadLetter { .. }
+            | E::NoDecision { .. }
             | E::Unknown { .. } => Code::NotFound,
             E::AlreadyClosed { .. }
             | E::AlreadyHandled { .. }
             | E::AlreadyDecided { .. }
             | E::CaseEnded { .. }
             | E::Running { .. }
+            | E::AlreadyReviewed { .. }
             | E::RemoveRefused { .. } => Code::Conflict,
             E::NotAnAgent { .. }
             | E::BadType { .. }
@@ -172,6 +186,8 @@ impl ClientError {
             | E::BadAssignee { .. }
             | E::ReloadFailed { .. }
             | E::Ambiguous { .. }
+            | E::NotReviewable { .. }
+            | E::BadQuality { .. }
             | E::Id(_)
             | E::Config(_) => Code::Invalid,
             E::NotUp { .. }
@@ -214,6 +230,9 @@ impl ClientError {
                 "`society case show {case}` shows its timeline; open a new case for new work"
             )),
             E::NoRequest { .. } => Some("`society approvals` lists pending requests".into()),
+            E::NoDecision { .. } | E::NotReviewable { .. } | E::AlreadyReviewed { .. } => {
+                Some("`society review` lists the autonomous decisions awaiting review".into())
+            }
             E::Running { id } => Some(format!(
                 "`society stop {id}` first, or `society rm {id} --force` stops it and removes it"
             )),

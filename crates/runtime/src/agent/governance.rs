@@ -16,7 +16,7 @@ use society_brains::{Action, BrainError};
 use society_core::governance::learning::{Learning, Pattern, Record};
 use society_core::governance::{assess, DecisionContext, Level};
 use society_core::jsonl::read_objects;
-use society_core::kinds::message;
+use society_core::kinds::{decision_log, message};
 use society_core::{Envelope, MsgId, Party};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -102,7 +102,7 @@ impl Agent {
                         Ok(x) => x,
                         Err(e) => {
                             self.log_decision(
-                                json!({"event": "refused", "msg": env.id, "error": e.to_string()}),
+                                json!({"event": decision_log::REFUSED, "msg": env.id, "error": e.to_string()}),
                                 None,
                             );
                             self.activity.event(
@@ -149,15 +149,15 @@ impl Agent {
             };
             gov.logged.insert(format!("{d}/{ev}"));
             match ev {
-                "assessed" => {
+                decision_log::ASSESSED => {
                     gov.assessed.insert(d.to_string(), line.clone());
                 }
-                "resolved" => {
+                decision_log::RESOLVED => {
                     if let Some(r) = record(&gov.assessed, &line) {
                         gov.learning.log(r, &lp);
                     }
                 }
-                "reviewed" => gov.learning.review(
+                decision_log::REVIEWED => gov.learning.review(
                     d,
                     line["ok"].as_bool().unwrap_or(false),
                     line["feedback"].as_str().map(str::to_string),
@@ -194,18 +194,18 @@ impl Agent {
         self.gov.unwritten.push(line.to_string().into_bytes());
         let lp = self.gov.learning_policy.clone();
         match event.as_str() {
-            "assessed" => {
+            decision_log::ASSESSED => {
                 if let Some(d) = key {
                     self.gov.assessed.insert(d.to_string(), line);
                 }
             }
-            "resolved" => {
+            decision_log::RESOLVED => {
                 if let Some(r) = record(&self.gov.assessed, &line) {
                     self.gov.learning.log(r, &lp);
                     self.gov.dirty = true;
                 }
             }
-            "reviewed" => {
+            decision_log::REVIEWED => {
                 if let Some(d) = key {
                     self.gov.learning.review(
                         d,
@@ -372,7 +372,7 @@ impl Agent {
                     ))
                 })?;
                 let line = json!({
-                    "event": "assessed", "decision": decision, "msg": input.id, "case": input.case,
+                    "event": decision_log::ASSESSED, "decision": decision, "msg": input.id, "case": input.case,
                     "decision_type": ctx.decision_type, "level": a.level, "rule": a.rule,
                     "baseline": a.baseline, "scores": a.scores, "preference": a.preference,
                     "context": proposal, "features": features, "revision": revision, "parent": parent,
@@ -396,8 +396,8 @@ impl Agent {
         let actions = match level {
             Level::Autonomous => {
                 logs.push(Pending {
-                    line: json!({"event": "resolved", "decision": decision, "approved": true,
-                                 "approver": "self", "outcome": "executed", "feedback": null,
+                    line: json!({"event": decision_log::RESOLVED, "decision": decision, "approved": true,
+                                 "approver": decision_log::SELF_APPROVER, "outcome": "executed", "feedback": null,
                                  "quality": null, "collaboration": null, "reason": null}),
                     request_at: None,
                 });
@@ -405,7 +405,7 @@ impl Agent {
             }
             Level::RequiresApproval => {
                 logs.push(Pending {
-                    line: json!({"event": "approval_requested", "decision": decision}),
+                    line: json!({"event": decision_log::APPROVAL_REQUESTED, "decision": decision}),
                     request_at: Some(0),
                 });
                 vec![Action::Send {
@@ -433,7 +433,7 @@ impl Agent {
                     }
                 }
                 logs.push(Pending {
-                    line: json!({"event": "debate_requested", "decision": decision,
+                    line: json!({"event": decision_log::DEBATE_REQUESTED, "decision": decision,
                                  "participants": participants}),
                     request_at: Some(0),
                 });
@@ -489,7 +489,7 @@ impl Agent {
                 }
                 let ok = body.get("ok").and_then(Value::as_bool).unwrap_or(false);
                 self.log_decision(
-                    json!({"event": "reviewed", "decision": decision, "ok": ok,
+                    json!({"event": decision_log::REVIEWED, "decision": decision, "ok": ok,
                            "feedback": body.get("feedback"), "quality": body.get("quality")}),
                     Some(&decision),
                 );
@@ -500,7 +500,7 @@ impl Agent {
                     text("decision").ok_or_else(|| refuse("a debate_result needs \"decision\""))?;
                 if body.get("consensus").and_then(Value::as_bool) == Some(true) {
                     self.log_decision(
-                        json!({"event": "resolved", "decision": decision, "approved": true,
+                        json!({"event": decision_log::RESOLVED, "decision": decision, "approved": true,
                                "approver": "debate", "outcome": "executed", "feedback": null,
                                "quality": null, "reason": null,
                                "collaboration": {"debate": body.get("debate"), "agreed_plan": body.get("agreed_plan"),
@@ -511,7 +511,7 @@ impl Agent {
                     Ok(Some(stored_then(body)))
                 } else {
                     self.log_decision(
-                        json!({"event": "approval_requested", "decision": decision,
+                        json!({"event": decision_log::APPROVAL_REQUESTED, "decision": decision,
                                "request": body.get("escalated"), "debate": body.get("debate"),
                                "areas_of_disagreement": body.get("areas_of_disagreement")}),
                         Some(&decision),
@@ -531,7 +531,7 @@ impl Agent {
                     .unwrap_or(false);
                 let note = text("note").filter(|n| !n.trim().is_empty());
                 let revision = proposal["revision"].as_u64().unwrap_or(1);
-                let base = json!({"event": "resolved", "decision": decision, "approver": "orchestrator",
+                let base = json!({"event": decision_log::RESOLVED, "decision": decision, "approver": "orchestrator",
                                   "feedback": note, "quality": body.get("quality"), "collaboration": null,
                                   "request": body.get("request")});
                 let mut line = base;

@@ -243,6 +243,15 @@ enum Command {
     /// Reject a pending request, with feedback for the requester.
     #[command(after_help = examples!("society reject 01J... --feedback \"compress instead\""))]
     Reject(approvals::RejectArgs),
+    /// Go ahead with another plan than the requester's.
+    #[command(after_help = examples!("society override 01J... --plan \"wound the hero\" --feedback \"keep him\""))]
+    Override(approvals::OverrideArgs),
+    /// Go ahead with one of the alternatives a request lists.
+    #[command(after_help = examples!("society choose 01J... --option 1", "society approvals --json | jq '.[0].alternatives'"))]
+    Choose(approvals::ChooseArgs),
+    /// Ask the requester for alternatives before deciding.
+    #[command(after_help = examples!("society alternatives 01J... --feedback \"something cheaper\""))]
+    Alternatives(approvals::AlternativesArgs),
     /// The governance policy: show it, per role, with its change log; change a value.
     #[command(subcommand, after_help = examples!(
         "society policy show",
@@ -464,6 +473,9 @@ fn run(cli: Cli, root_from_env: bool) -> anyhow::Result<Code> {
         Command::Approvals(args) => approvals::list(&layout()?, args),
         Command::Approve(args) => approvals::approve(&layout()?, args),
         Command::Reject(args) => approvals::reject(&layout()?, args),
+        Command::Override(args) => approvals::override_plan(&layout()?, args),
+        Command::Choose(args) => approvals::choose(&layout()?, args),
+        Command::Alternatives(args) => approvals::alternatives(&layout()?, args),
         Command::Policy(cmd) => policy::run(&layout()?, cmd),
         Command::Review(args) => review::run(&layout()?, args),
         Command::Metrics(args) => metrics::run(&layout()?, args),

@@ -19,6 +19,7 @@ use society_core::{Layout, MsgId};
 use society_runtime::approvals::{self, Approval, Kind};
 use society_runtime::client::answers;
 use society_runtime::client::supervisor::supervisor_pid;
+use society_runtime::control::How;
 
 #[derive(Debug, clap::Args)]
 pub struct ListArgs {
@@ -42,6 +43,92 @@ pub struct RejectArgs {
     /// What to change: the requester revises its plan with this.
     #[arg(long, value_name = "TEXT", required = true)]
     feedback: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct OverrideArgs {
+    /// Request id (the approval_request message id).
+    id: String,
+    /// The plan to carry out instead of the requester's.
+    #[arg(long, value_name = "TEXT", required = true)]
+    plan: String,
+    /// Why, for the requester.
+    #[arg(long, value_name = "TEXT")]
+    feedback: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ChooseArgs {
+    /// Request id (the approval_request message id).
+    id: String,
+    /// Which of the request's alternatives (1 = the first listed).
+    #[arg(long, value_name = "N", required = true)]
+    option: usize,
+    /// Why, for the requester.
+    #[arg(long, value_name = "TEXT")]
+    feedback: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AlternativesArgs {
+    /// Request id (the approval_request message id).
+    id: String,
+    /// What the alternatives should consider.
+    #[arg(long, value_name = "TEXT")]
+    feedback: Option<String>,
+}
+
+/// `society override ID --plan TEXT`: go ahead, with this plan instead.
+pub fn override_plan(layout: &Layout, args: OverrideArgs) -> anyhow::Result<Code> {
+    if args.plan.trim().is_empty() {
+        return Err(coded(
+            Code::Invalid,
+            "--plan is empty: say what to do instead",
+        ));
+    }
+    let how = How::Override { plan: args.plan };
+    answer(layout, &args.id, true, args.feedback, how)
+}
+
+/// `society choose ID --option N`: go ahead with one of the alternatives.
+pub fn choose(layout: &Layout, args: ChooseArgs) -> anyhow::Result<Code> {
+    let how = How::Choose {
+        option: args.option,
+        plan: String::new(),
+    };
+    answer(layout, &args.id, true, args.feedback, how)
+}
+
+/// `society alternatives ID`: ask the requester for alternatives first.
+pub fn alternatives(layout: &Layout, args: AlternativesArgs) -> anyhow::Result<Code> {
+    let note = args
+        .feedback
+        .filter(|f| !f.trim().is_empty())
+        .unwrap_or_else(|| "propose alternatives before anything is decided".into());
+    answer(layout, &args.id, false, Some(note), How::Alternatives)
+}
+
+fn answer(
+    layout: &Layout,
+    id: &str,
+    approve: bool,
+    note: Option<String>,
+    how: How,
+) -> anyhow::Result<Code> {
+    let id: MsgId = id.parse()?;
+    let name = how.decision();
+    let note = note.filter(|n| !n.trim().is_empty());
+    let request = answers::answer(layout, &id, approve, note, Some(how))?;
+    let to = requester(&request);
+    if supervisor_pid(layout).is_some() {
+        outln!("{name}; the supervisor delivers the answer to {to}");
+    } else {
+        outln!(
+            "{name}; recorded in {}; the supervisor is not running and delivers the answer to {to} when it starts (`society up`)",
+            layout.supervisor_inbox().display()
+        );
+    }
+    Ok(Code::Ok)
 }
 
 pub fn list(layout: &Layout, args: ListArgs) -> anyhow::Result<Code> {

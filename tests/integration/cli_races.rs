@@ -499,6 +499,7 @@ fn the_supervisor_refuses_an_answer_that_arrives_after_its_case_closed() {
             request: id.parse().unwrap(),
             approve: true,
             note: None,
+            how: None,
         },
     )
     .unwrap();

@@ -76,6 +76,16 @@ alternatives = ["the hero is wounded"]
 
 [[agent.brain.rules]]
 type = "approval_response"
+when = { decision = "overridden" }
+actions = [{ do = "send", to = "orchestrator", type = "story_done", body = { plan = "{{body.override}}", by = "override" } }]
+
+[[agent.brain.rules]]
+type = "approval_response"
+when = { decision = "chosen" }
+actions = [{ do = "send", to = "orchestrator", type = "story_done", body = { plan = "{{body.override}}", by = "choice" } }]
+
+[[agent.brain.rules]]
+type = "approval_response"
 when = { approved = false }
 [[agent.brain.rules.actions]]
 do = "decide"
@@ -340,4 +350,83 @@ fn reviewed_autonomy_is_learned_and_survives_deleting_the_learned_state() {
     // The learned decision joined the similar ones: n = 4 → 0.82.
     assert_eq!(again["scores"]["pattern_confidence"], 0.82);
     assert_eq!(std::fs::read(dir.join("prefs.json")).unwrap(), prefs_before);
+}
+
+/// The outcome recorded for the decision a request was made for.
+fn outcome_of(s: &Society, request: &Value) -> Value {
+    let decision = request["body"]["proposal"]["decision"].clone();
+    wait_until(SOON, "the decision's resolution", || {
+        events(&decisions(s), "resolved")
+            .into_iter()
+            .find(|r| r["decision"] == decision)
+    })
+}
+
+#[test]
+fn the_orchestrator_overrides_chooses_or_asks_for_alternatives() {
+    let mut s = Society::new(BIN, FILM);
+    s.start_supervisor();
+    let story_done = |by: &str| {
+        let by = by.to_string();
+        wait_until(SOON, &format!("story_done by {by}"), || {
+            records(&s.layout().orchestrator_inbox())
+                .into_iter()
+                .find(|r| r["type"] == "story_done" && r["body"]["by"] == by.as_str())
+        })
+    };
+
+    // Override: the orchestrator's plan goes ahead; the brain carries it out.
+    s.ok(&["send", "director", "--type", "story", "one"]);
+    let req = wait_pending(&s, 1);
+    let id = req["id"].as_str().unwrap();
+    let out = s.ok(&[
+        "override",
+        id,
+        "--plan",
+        "the hero sleeps",
+        "--feedback",
+        "keep him",
+    ]);
+    assert!(out.starts_with("overridden"), "{out}");
+    assert_eq!(story_done("override")["body"]["plan"], "the hero sleeps");
+    let r = outcome_of(&s, &req);
+    assert_eq!(r["outcome"], "overridden");
+    assert_eq!(
+        r["approved"], false,
+        "the agent's own plan was not approved"
+    );
+    assert_eq!(r["plan"], "the hero sleeps");
+    assert_eq!(r["feedback"], "keep him");
+
+    // Choose: only an alternative the request lists.
+    s.ok(&["send", "director", "--type", "story", "two"]);
+    let req = wait_pending(&s, 1);
+    let id = req["id"].as_str().unwrap();
+    let bad = s.run(&["choose", id, "--option", "2"]);
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("option 2 is not one of the request's 1 alternatives"),
+        "{err}"
+    );
+    s.ok(&["choose", id, "--option", "1"]);
+    assert_eq!(story_done("choice")["body"]["plan"], "the hero is wounded");
+    let r = outcome_of(&s, &req);
+    assert_eq!(r["outcome"], "chosen");
+    assert_eq!(r["option"], 1);
+
+    // Alternatives: the brain proposes again, a new revision.
+    s.ok(&["send", "director", "--type", "story", "three"]);
+    let req = wait_pending(&s, 1);
+    s.ok(&["alternatives", req["id"].as_str().unwrap()]);
+    let second = wait_pending(&s, 2);
+    assert_eq!(
+        second["body"]["proposal"]["parent"],
+        req["body"]["proposal"]["decision"]
+    );
+    assert_eq!(outcome_of(&s, &req)["outcome"], "alternatives_requested");
+    // A held message can only be approved or rejected: covered by the
+    // client's refusal; a request that was answered cannot be answered again.
+    let again = s.run(&["override", req["id"].as_str().unwrap(), "--plan", "x"]);
+    assert!(!again.status.success());
 }

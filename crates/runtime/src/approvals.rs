@@ -194,6 +194,7 @@ pub fn decisions(layout: &Layout) -> Result<HashMap<MsgId, Decision>, FormatErro
             request,
             approve,
             note,
+            ..
         }) = serde_json::from_value(env.body)
         {
             out.entry(request).or_insert(Decision {
@@ -297,6 +298,7 @@ mod tests {
                 request: a.id,
                 approve: false,
                 note: Some("no".into()),
+                how: None,
             },
         )
         .unwrap();
@@ -307,6 +309,7 @@ mod tests {
                 request: a.id,
                 approve: true,
                 note: None,
+                how: None,
             },
         )
         .unwrap();

@@ -57,7 +57,43 @@ pub enum Request {
         /// The approver's note, or the feedback of a rejection.
         #[serde(default)]
         note: Option<String>,
+        /// More than yes or no (`override`, `choose`, `alternatives`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        how: Option<How>,
     },
+}
+
+/// The orchestrator's answers beyond yes and no (the source's Orchestrator
+/// role): go ahead with another plan, pick one of the alternatives the
+/// request listed, or ask for alternatives first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum How {
+    /// Go ahead with this plan instead of the requester's (`approve`: true).
+    Override { plan: String },
+    /// Go ahead with alternative `option` (1-based) of the request, whose
+    /// text is `plan` (`approve`: true).
+    Choose { option: usize, plan: String },
+    /// Propose alternatives before anything is decided (`approve`: false).
+    Alternatives,
+}
+
+impl How {
+    /// The name the answer carries (`decision` of the response).
+    pub fn decision(&self) -> &'static str {
+        match self {
+            How::Override { .. } => "overridden",
+            How::Choose { .. } => "chosen",
+            How::Alternatives => "alternatives_requested",
+        }
+    }
+    /// The plan to carry out instead, if any.
+    pub fn plan(&self) -> Option<&str> {
+        match self {
+            How::Override { plan } | How::Choose { plan, .. } => Some(plan),
+            How::Alternatives => None,
+        }
+    }
 }
 
 impl Request {

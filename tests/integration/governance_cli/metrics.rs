@@ -25,6 +25,7 @@ fn approval(s: &Society, asked: &str, answered: Option<&str>) {
             request: req.id,
             approve: true,
             note: None,
+            how: None,
         };
         let mut env = Envelope::new(
             Party::Orchestrator,

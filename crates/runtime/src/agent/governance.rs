@@ -535,6 +535,29 @@ impl Agent {
                                   "feedback": note, "quality": body.get("quality"), "collaboration": null,
                                   "request": body.get("request")});
                 let mut line = base;
+                // An override or a chosen alternative: the orchestrator's
+                // plan, not the agent's, goes ahead — the brain carries it
+                // out (its `then` was for its own plan). Learning sees the
+                // agent's plan as not approved.
+                let how = body["how"]["kind"].as_str().unwrap_or("");
+                if matches!(how, "override" | "choose") {
+                    line["approved"] = json!(false);
+                    line["outcome"] = json!(if how == "override" {
+                        "overridden"
+                    } else {
+                        "chosen"
+                    });
+                    line["plan"] = body["override"].clone();
+                    line["option"] = body["how"]["option"].clone();
+                    self.log_decision(line, Some(&decision));
+                    return Ok(None);
+                }
+                if how == "alternatives" {
+                    line["approved"] = json!(false);
+                    line["outcome"] = json!("alternatives_requested");
+                    self.log_decision(line, Some(&decision));
+                    return Ok(None);
+                }
                 if approved {
                     line["approved"] = json!(true);
                     line["outcome"] = json!("executed");

@@ -5,7 +5,7 @@
 
 use super::{cases, ClientError};
 use crate::approvals::{self, Approval};
-use crate::control::{self, Request};
+use crate::control::{self, How, Request};
 use society_core::case::CaseStatus;
 use society_core::{AgentId, CaseId, Layout, MsgId};
 
@@ -16,6 +16,20 @@ pub fn decide(
     id: &MsgId,
     approve: bool,
     note: Option<String>,
+) -> Result<Approval, ClientError> {
+    answer(layout, id, approve, note, None)
+}
+
+/// [`decide`] with more than yes or no: an override, a chosen alternative
+/// (its text filled in from the request), a request for alternatives. A
+/// message held by a routing rule can only be approved or rejected; an
+/// option must be one the request listed.
+pub fn answer(
+    layout: &Layout,
+    id: &MsgId,
+    approve: bool,
+    note: Option<String>,
+    how: Option<How>,
 ) -> Result<Approval, ClientError> {
     let Some(request) = approvals::requests(layout)?
         .into_iter()
@@ -34,6 +48,30 @@ pub fn decide(
             note: d.note.clone(),
         });
     }
+    let how = match how {
+        Some(_) if request.kind == approvals::Kind::Route => {
+            return Err(ClientError::BadAnswer {
+                reason: format!(
+                    "request {id} holds a message for a routing rule: it can only be approved or rejected"
+                ),
+            })
+        }
+        Some(How::Choose { option, .. }) => {
+            let listed = request.alternatives.len();
+            let Some(alt) = option.checked_sub(1).and_then(|i| request.alternatives.get(i)) else {
+                return Err(ClientError::BadAnswer {
+                    reason: if listed == 0 {
+                        format!("request {id} lists no alternatives to choose from")
+                    } else {
+                        format!("option {option} is not one of the request's {listed} alternatives (1 to {listed})")
+                    },
+                });
+            };
+            let plan = alt.as_str().map_or_else(|| alt.to_string(), str::to_string);
+            Some(How::Choose { option, plan })
+        }
+        other => other,
+    };
     if let Some(case) = &request.case {
         if let Some(ended) = ended(layout, case)? {
             return Err(ClientError::CaseEnded {
@@ -50,6 +88,7 @@ pub fn decide(
             request: *id,
             approve,
             note,
+            how,
         },
     )?;
     Ok(request)

@@ -117,6 +117,10 @@ pub enum ClientError {
     NotRetryable { id: MsgId, reason: String },
     #[error("the supervisor refused to remove agent {id}: {reason}")]
     RemoveRefused { id: AgentId, reason: String },
+    /// An answer that does not fit the request (`choose` of an option it
+    /// does not list, an override of a held message).
+    #[error("{reason}")]
+    BadAnswer { reason: String },
     #[error("nothing is named {name:?}: {looked}")]
     Unknown {
         name: String,
@@ -188,6 +192,7 @@ impl ClientError {
             | E::Ambiguous { .. }
             | E::NotReviewable { .. }
             | E::BadQuality { .. }
+            | E::BadAnswer { .. }
             | E::Id(_)
             | E::Config(_) => Code::Invalid,
             E::NotUp { .. }

@@ -158,7 +158,8 @@ impl Planner<'_> {
                 request,
                 approve,
                 note,
-            } => self.decision(plan, env, request, approve, note),
+                how,
+            } => self.decision(plan, env, request, approve, note, how),
             Request::Unblock { agent } => {
                 let sender = agent.to_string();
                 plan.guard.unblock(&sender);
@@ -278,6 +279,7 @@ impl Planner<'_> {
         request: MsgId,
         approve: bool,
         note: Option<String>,
+        how: Option<crate::control::How>,
     ) {
         let known = plan
             .approvals
@@ -309,8 +311,8 @@ impl Planner<'_> {
             case_log::REJECTED
         };
         if let Some(case) = &req.case {
-            let fields =
-                json!({"request": request, "note": note, "revision": req.body.get("revision")});
+            let fields = json!({"request": request, "note": note,
+                                "revision": req.body.get("revision"), "how": how});
             self.case(
                 plan,
                 case,
@@ -350,7 +352,14 @@ impl Planner<'_> {
                     .body
                     .get("proposer_case")
                     .and_then(|c| serde_json::from_value::<CaseId>(c.clone()).ok());
-                self.answer(plan, env, &req, &agent, case, (approve, note.clone()));
+                self.answer(
+                    plan,
+                    env,
+                    &req,
+                    &agent,
+                    case,
+                    (approve, note.clone(), how.as_ref()),
+                );
                 if let Some(debate) = &req.case {
                     let fields =
                         json!({"request": request, "by": "orchestrator", "decision": decision});
@@ -368,7 +377,7 @@ impl Planner<'_> {
             // An agent's own request: the answer carries the parked message back.
             (Party::Agent(agent), _, _) if self.known(&agent) => {
                 let case = req.case.clone();
-                self.answer(plan, env, &req, &agent, case, (approve, note));
+                self.answer(plan, env, &req, &agent, case, (approve, note, how.as_ref()));
             }
             _ => self.reject(
                 plan,
@@ -390,18 +399,25 @@ impl Planner<'_> {
         req: &Envelope,
         agent: &AgentId,
         case: Option<CaseId>,
-        (approve, note): (bool, Option<String>),
+        (approve, note, how): (bool, Option<String>, Option<&crate::control::How>),
     ) {
-        let decision = if approve {
-            case_log::APPROVED
-        } else {
-            case_log::REJECTED
+        let decision = match how {
+            Some(h) => h.decision(),
+            None if approve => case_log::APPROVED,
+            None => case_log::REJECTED,
         };
         let mut body = json!({
             "request": req.id, "decision": decision, "approved": approve, "note": note,
             "revision": req.body.get("revision").cloned().unwrap_or(json!(1)),
             "plan": req.body.get("plan"), "parked": req.body.get("parked"),
         });
+        // An override or a chosen alternative: the plan to carry out instead.
+        if let Some(h) = how {
+            body["how"] = json!(h);
+            if let Some(p) = h.plan() {
+                body["override"] = json!(p);
+            }
+        }
         for key in ["proposal", "then"] {
             if let Some(v) = req.body.get(key) {
                 body[key] = v.clone();

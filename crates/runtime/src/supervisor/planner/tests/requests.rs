@@ -80,6 +80,7 @@ fn a_decision_releases_or_refuses_a_held_message_once() {
             request: request.id,
             approve,
             note: Some("why".into()),
+            how: None,
         })
     };
     let plan = plan_requests(&w, &[decide(true)]);

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use society_core::kinds::{case_log, message};
 use society_core::{CaseId, Envelope, Layout, Party};
 use society_runtime::client::{answers, case_control, supervisor};
+use society_runtime::control::How;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -314,8 +315,8 @@ fn wait_episode(
                     .and_then(|c| cases.get(c.as_str()))
                     .copied()
                     .unwrap_or(e);
-                let (approve, note) = policy(ep, &req.from.to_string(), &req.body);
-                answers::decide(layout, &req.id, approve, note)?;
+                let (approve, note, how) = policy(ep, &req.from.to_string(), &req.body);
+                answers::answer(layout, &req.id, approve, note, how)?;
             }
         }
         let done = society_core::jsonl::read_objects(&layout.orchestrator_inbox(), &mut 0)
@@ -349,25 +350,33 @@ fn wait_episode(
 
 /// The simulated orchestrator: approves most, rejects some with feedback
 /// (the agent revises and the revision is assessed again), denies one
-/// without feedback.
-fn policy(e: u32, from: &str, body: &Value) -> (bool, Option<String>) {
+/// without feedback, overrides one with its own plan.
+fn policy(e: u32, from: &str, body: &Value) -> (bool, Option<String>, Option<How>) {
     let p = &body["proposal"];
     let kind = p["decision_type"].as_str().unwrap_or("");
     let agent = p["agent"].as_str().unwrap_or(from);
     let revision = p["revision"].as_u64().unwrap_or(1);
-    match (e, agent, kind, revision) {
-        (1, "writer", "narrative_change", 1) => {
-            (false, Some("too dark: keep the hero alive".into()))
-        }
-        (2, "arcadian-21", _, 1) => (false, Some("more restraint".into())),
-        (3, "editor", _, 1) => (false, Some("a tighter cut".into())),
-        (6, "writer", "narrative_change", 1) => (false, None),
+    let (approve, note, how) = match (e, agent, kind, revision) {
+        (1, "writer", "narrative_change", 1) => (false, "too dark: keep the hero alive", None),
+        (2, "arcadian-21", _, 1) => (false, "more restraint", None),
+        (3, "editor", _, 1) => (false, "a tighter cut", None),
+        (6, "writer", "narrative_change", 1) => (false, "", None),
+        (8, "writer", "narrative_change", 1) => (
+            true,
+            "the series needs this instead",
+            Some(How::Override {
+                plan: "the hero loses the map, not his life".into(),
+            }),
+        ),
         (1, "director", "visual_style", _) => (
             true,
-            Some("the dp's option: Ethereal should feel dangerous".into()),
+            "the dp's option: Ethereal should feel dangerous",
+            None,
         ),
-        _ => (true, Some("approved".into())),
-    }
+        _ => (true, "approved", None),
+    };
+    let note = (!note.is_empty()).then(|| note.to_string());
+    (approve, note, how)
 }
 
 /// The proposals of episode `e`, by slot (`body.d.<slot>`).

@@ -430,3 +430,24 @@ fn the_orchestrator_overrides_chooses_or_asks_for_alternatives() {
     let again = s.run(&["override", req["id"].as_str().unwrap(), "--plan", "x"]);
     assert!(!again.status.success());
 }
+
+#[test]
+fn a_policy_change_takes_effect_at_the_next_decision_without_a_restart() {
+    let mut s = Society::new(BIN, FILM);
+    s.start_supervisor();
+    assert_eq!(assessed_for(&s, "shot", 1)["level"], "autonomous");
+    let out = s.ok(&[
+        "policy",
+        "set",
+        "autonomy.baselines.shot_composition",
+        "requires_approval",
+    ]);
+    assert!(out.contains("requires_approval"), "{out}");
+    let next = assessed_for(&s, "shot", 2);
+    assert_eq!(next["level"], "requires_approval", "{next}");
+    assert_eq!(next["rule"], "baseline");
+    // A value out of range is refused and changes nothing.
+    let bad = s.run(&["policy", "set", "autonomy.impact_max", "7"]);
+    assert!(!bad.status.success());
+    assert_eq!(assessed_for(&s, "shot", 3)["level"], "requires_approval");
+}

@@ -451,3 +451,60 @@ fn a_policy_change_takes_effect_at_the_next_decision_without_a_restart() {
     assert!(!bad.status.success());
     assert_eq!(assessed_for(&s, "shot", 3)["level"], "requires_approval");
 }
+
+#[test]
+fn decisions_jsonl_replaced_by_a_directory_delays_the_decision_and_loses_nothing() {
+    let toml = FILM.replace(
+        "backoff_initial = \"50ms\"",
+        "backoff_initial = \"50ms\"\nmax_attempts = 10000",
+    );
+    let mut s = Society::new(BIN, &toml);
+    s.start_supervisor();
+    // A first decision, so the file exists and the agent has read it.
+    assessed_for(&s, "shot", 1);
+    let file = s.agent("director").dir.join("decisions.jsonl");
+    let saved = std::fs::read(&file).unwrap();
+    std::fs::remove_file(&file).unwrap();
+    std::fs::create_dir(&file).unwrap();
+    let id = s.ok(&[
+        "send",
+        "director",
+        "--type",
+        "shot",
+        "--json",
+        r#"{"scene": 2}"#,
+    ]);
+    let id = id.trim().to_string();
+    wait_until(SOON, "an attempt failed on the directory", || {
+        records(&s.agent("director").activity())
+            .into_iter()
+            .find(|r| {
+                r["event"] == "message_failed"
+                    && r["id"] == id.as_str()
+                    && r["error"]
+                        .as_str()
+                        .is_some_and(|e| e.contains("decision files"))
+            })
+    });
+    // The file comes back: the decision goes through, once.
+    std::fs::remove_dir(&file).unwrap();
+    std::fs::write(&file, saved).unwrap();
+    wait_answer(&s, "shot_done", &id);
+    let lines = decisions(&s);
+    let mine: Vec<&Value> = lines.iter().filter(|l| l["msg"] == id.as_str()).collect();
+    assert_eq!(mine.len(), 1, "one assessment: {lines:?}");
+    let d = &mine[0]["decision"];
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l["event"] == "resolved" && l["decision"] == *d)
+            .count(),
+        1
+    );
+    let answers = records(&s.layout().orchestrator_inbox())
+        .into_iter()
+        .filter(|r| r["type"] == "shot_done" && r["reply_to"] == id.as_str())
+        .count();
+    assert_eq!(answers, 1);
+    assert!(records(&s.agent("director").deadletter()).is_empty());
+}

@@ -85,6 +85,10 @@ pub enum BrainError {
     /// repeating it cannot help, so the message is dead-lettered at once.
     #[error("{0}")]
     Decision(String),
+    /// The runtime could not read or write a decision's files (a full disk,
+    /// a file replaced by a directory): the attempt fails and is retried.
+    #[error("decision files: {0}")]
+    DecisionIo(String),
     #[error("refused write_file {path:?}: {reason}")]
     WriteRefused { path: String, reason: String },
     #[error("failed to write {} in the workspace: {source}", path.display())]

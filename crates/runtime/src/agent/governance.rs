@@ -68,6 +68,11 @@ fn refuse(e: impl std::fmt::Display) -> BrainError {
     BrainError::Decision(e.to_string())
 }
 
+/// A failure of the files, not of the proposal: retried.
+fn io(e: impl std::fmt::Display) -> BrainError {
+    BrainError::DecisionIo(e.to_string())
+}
+
 impl Agent {
     /// The brain's answer to a message, with decisions carried out: what
     /// the delivery paths call instead of the brain.
@@ -91,7 +96,7 @@ impl Agent {
         if !actions.iter().any(|a| matches!(a, Action::Decide { .. })) {
             return Ok(actions);
         }
-        self.load_gov().map_err(refuse)?;
+        self.load_gov().map_err(io)?;
         let mut out = Vec::new();
         let mut pending = Vec::new();
         for (i, action) in actions.into_iter().enumerate() {
@@ -236,10 +241,7 @@ impl Agent {
         )
         .map_err(Into::into)
         .and_then(|mut a| a.append_batch(&self.gov.unwritten));
-        written.map_err(|e| BrainError::CommandFailed {
-            program: "decisions.jsonl".into(),
-            reason: format!("cannot append: {e}"),
-        })?;
+        written.map_err(|e| io(format!("cannot append to decisions.jsonl: {e}")))?;
         self.gov.unwritten.clear();
         Ok(())
     }
@@ -324,7 +326,7 @@ impl Agent {
         proposal: Value,
         then: Vec<Action>,
     ) -> Result<(Vec<Action>, Vec<Pending>), BrainError> {
-        let policy = self.policy().map_err(|e| refuse(format!("policy: {e}")))?;
+        let policy = self.policy().map_err(|e| io(format!("policy: {e}")))?;
         self.gov.learning_policy = policy.learning.clone();
         let ctx = DecisionContext::parse(&proposal, &[]).map_err(refuse)?;
         let decision = MsgId::derive(&input.id, DECISION_INDEX + index).to_string();
@@ -475,7 +477,7 @@ impl Agent {
         if !ours {
             return Ok(None);
         }
-        self.load_gov().map_err(refuse)?;
+        self.load_gov().map_err(io)?;
         let body = &env.body;
         let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
         match kind {

@@ -34,7 +34,16 @@ pub const GROUPS: &[(&str, &[&str])] = &[
     ),
     (
         "Cases and approvals",
-        &["case", "approvals", "approve", "reject", "unblock"],
+        &[
+            "case",
+            "approvals",
+            "approve",
+            "reject",
+            "override",
+            "choose",
+            "alternatives",
+            "unblock",
+        ],
     ),
     ("Inspection", &["status", "describe", "top", "costs", "llm"]),
     ("Governance", &["policy", "review", "metrics"]),

@@ -96,7 +96,11 @@ tab society completions ''
     assert!(lines[0].ends_with("-F _society society"), "{out}");
     assert_eq!(lines[1], "status", "society sta<TAB>: {out}");
     let a: Vec<&str> = lines[2].split(' ').collect();
-    assert_eq!(a, ["approvals", "approve", "alternatives"], "society a<TAB>: {out}");
+    assert_eq!(
+        a,
+        ["approvals", "approve", "alternatives"],
+        "society a<TAB>: {out}"
+    );
     assert!(
         lines[3].contains("new show list close"),
         "society case <TAB>: {out}"

@@ -243,6 +243,8 @@ impl Agent {
         .and_then(|mut a| a.append_batch(&self.gov.unwritten));
         written.map_err(|e| io(format!("cannot append to decisions.jsonl: {e}")))?;
         self.gov.unwritten.clear();
+        // Tests: a crash after the lines, before the outputs.
+        society_core::fault::point("agent.decisions.written");
         Ok(())
     }
 

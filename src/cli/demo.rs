@@ -30,7 +30,7 @@ pub struct Args {
     /// `film-crew` (governance: decisions, debates, learning over twelve episodes).
     #[arg(value_name = "SCENARIO")]
     scenario: Option<String>,
-    /// film-crew: how many episodes (3 to 50).
+    /// film-crew: how many episodes (6 to 50).
     #[arg(long, default_value_t = 12)]
     episodes: u32,
     /// film-crew: print the per-episode numbers as JSON.

@@ -508,3 +508,118 @@ fn decisions_jsonl_replaced_by_a_directory_delays_the_decision_and_loses_nothing
     assert_eq!(answers, 1);
     assert!(records(&s.agent("director").deadletter()).is_empty());
 }
+
+#[test]
+fn a_crash_between_the_decision_log_and_the_outputs_logs_once_and_answers_once() {
+    let mut s = Society::new(BIN, FILM);
+    // Every agent process aborts right after it writes decision lines; the
+    // replacement finds them, writes nothing new, and commits the outputs.
+    s.start_supervisor_with(&[("SOCIETY_FAULTS", "agent.decisions.written")]);
+    let id = s.ok(&[
+        "send",
+        "director",
+        "--type",
+        "shot",
+        "--json",
+        r#"{"scene": 7}"#,
+    ]);
+    let id = id.trim().to_string();
+    wait_answer(&s, "shot_done", &id);
+    let starts = records(&s.agent("director").activity())
+        .into_iter()
+        .filter(|r| r["event"] == "started")
+        .count();
+    assert!(
+        starts >= 2,
+        "the crash point fired and the agent was replaced ({starts} starts)"
+    );
+    let lines = decisions(&s);
+    assert_eq!(events(&lines, "assessed").len(), 1, "{lines:?}");
+    assert_eq!(events(&lines, "resolved").len(), 1, "{lines:?}");
+    let answers = records(&s.layout().orchestrator_inbox())
+        .into_iter()
+        .filter(|r| r["type"] == "shot_done" && r["reply_to"] == id.as_str())
+        .count();
+    assert_eq!(answers, 1);
+}
+
+#[test]
+fn share_with_lets_an_agent_learn_from_a_related_roles_approved_patterns() {
+    let toml = r#"
+[defaults]
+idle_exit = "2s"
+heartbeat = "100ms"
+backoff_initial = "50ms"
+
+[autonomy.baselines]
+lighting = "autonomous"
+[learning.role.gaffer]
+share_with = ["dp"]
+
+[[agent]]
+id = "dp"
+role = "dp"
+[agent.brain]
+kind = "script"
+[[agent.brain.rules]]
+[[agent.brain.rules.actions]]
+do = "decide"
+then = [{ do = "reply", type = "lit" }]
+[agent.brain.rules.actions.proposal]
+decision_type = "lighting"
+scope = "scene"
+affects_multiple_departments = false
+is_foundational = false
+reversibility = "easy"
+resource_cost = 0
+has_complete_information = true
+features = { key = "soft" }
+plan = "soft key"
+
+[[agent]]
+id = "gaffer"
+role = "gaffer"
+[agent.brain]
+kind = "script"
+[[agent.brain.rules]]
+[[agent.brain.rules.actions]]
+do = "decide"
+then = [{ do = "reply", type = "lit" }]
+[agent.brain.rules.actions.proposal]
+decision_type = "lighting"
+scope = "scene"
+affects_multiple_departments = false
+is_foundational = false
+reversibility = "easy"
+resource_cost = 0
+has_complete_information = true
+features = { key = "soft" }
+plan = "soft key"
+"#;
+    let mut s = Society::new(BIN, toml);
+    s.start_supervisor();
+    for n in 0..3 {
+        let id = s.ok(&["send", "dp", &format!("light {n}")]);
+        wait_answer(&s, "lit", id.trim());
+    }
+    let patterns = s.agent("dp").dir.join("learning/patterns.json");
+    wait_until(SOON, "dp's pattern library with three decisions", || {
+        let v: Value = serde_json::from_slice(&std::fs::read(&patterns).ok()?).ok()?;
+        (v["lighting"].as_array()?.len() == 3).then_some(())
+    });
+    let id = s.ok(&["send", "gaffer", "light it"]);
+    wait_answer(&s, "lit", id.trim());
+    let gaffer = records(&s.agent("gaffer").dir.join("decisions.jsonl"));
+    let a = events(&gaffer, "assessed").pop().unwrap();
+    // Three similar approved decisions, read from the dp's library: 1.0,
+    // where the gaffer's own history alone would give 0.5.
+    assert_eq!(a["scores"]["pattern_match"], 1.0, "{a}");
+    // n = 3, all approved: 0.7 + 0.3 × 0.3.
+    assert_eq!(a["scores"]["pattern_confidence"], 0.79);
+    // The dp does not read the gaffer's.
+    let id = s.ok(&["send", "dp", "light again"]);
+    wait_answer(&s, "lit", id.trim());
+    let dp = records(&s.agent("dp").dir.join("decisions.jsonl"));
+    let last = events(&dp, "assessed").pop().unwrap();
+    assert_eq!(last["scores"]["pattern_match"], 1.0, "its own three");
+}

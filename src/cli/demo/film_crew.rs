@@ -38,10 +38,12 @@ pub struct Options {
 }
 
 pub fn run(opts: Options) -> anyhow::Result<Code> {
-    if !(3..=50).contains(&opts.episodes) {
+    // The agents start deciding alone from episode 4 on: fewer than six
+    // episodes cannot show the fall.
+    if !(6..=50).contains(&opts.episodes) {
         return Err(coded(
             Code::Usage,
-            format!("--episodes {} is out of range (3 to 50)", opts.episodes),
+            format!("--episodes {} is out of range (6 to 50)", opts.episodes),
         ));
     }
     let dir = match opts.dir {

@@ -105,17 +105,18 @@ impl Agent {
                     let base = out.len();
                     let (acts, logs) = match self.decide(env, i as u32, proposal, then) {
                         Ok(x) => x,
-                        Err(e) => {
-                            self.log_decision(
-                                json!({"event": decision_log::REFUSED, "msg": env.id, "error": e.to_string()}),
-                                None,
-                            );
+                        // A refused proposal is logged (once: the message is
+                        // dead-lettered at once); a file failure is retried.
+                        Err(e @ BrainError::Decision(_)) => {
+                            let refused = json!({"event": decision_log::REFUSED, "msg": env.id, "error": e.to_string()});
+                            self.log_decision(refused, Some(&format!("refused-{}", env.id)));
                             self.activity.event(
                                 "decision_refused",
                                 json!({"id": env.id, "error": e.to_string()}),
                             );
                             return Err(e);
                         }
+                        Err(e) => return Err(e),
                     };
                     out.extend(acts);
                     pending.extend(logs.into_iter().map(|mut p| {
@@ -149,6 +150,13 @@ impl Agent {
         let lines =
             read_objects(&self.paths.decisions(), &mut cursor).map_err(|e| e.to_string())?;
         for line in lines {
+            if let (Some(decision_log::REFUSED), Some(msg)) =
+                (line["event"].as_str(), line["msg"].as_str())
+            {
+                gov.logged
+                    .insert(format!("refused-{msg}/{}", decision_log::REFUSED));
+                continue;
+            }
             let (Some(d), Some(ev)) = (line["decision"].as_str(), line["event"].as_str()) else {
                 continue;
             };
@@ -243,6 +251,8 @@ impl Agent {
         .and_then(|mut a| a.append_batch(&self.gov.unwritten));
         written.map_err(|e| io(format!("cannot append to decisions.jsonl: {e}")))?;
         self.gov.unwritten.clear();
+        // Tests: a crash after the lines, before the outputs.
+        society_core::fault::point("agent.decisions.written");
         Ok(())
     }
 

@@ -196,7 +196,7 @@ fn decide(layout: &Layout, id: &str, approve: bool, note: Option<String>) -> any
 fn requester(a: &Approval) -> String {
     match (a.kind, held_route(a), a.proposer()) {
         (Kind::Route, Some(route), _) => route,
-        (Kind::Debate, _, Some(proposer)) => proposer.to_string(),
+        (Kind::Debate | Kind::Gate, _, Some(agent)) => agent.to_string(),
         _ => a.from.to_string(),
     }
 }
@@ -209,6 +209,17 @@ fn effect(a: &Approval, approve: bool) -> String {
         (Kind::Debate, _) => format!(
             "delivers the answer to {}",
             a.proposer().unwrap_or("the debate's proposer")
+        ),
+        (Kind::Gate, _) if approve => format!(
+            "opens the gate: the answer goes to {}",
+            a.proposer().unwrap_or("the agent at the gate")
+        ),
+        (Kind::Gate, _) => format!(
+            "delivers the answer to {} and the notes to {}",
+            a.proposer().unwrap_or("the agent at the gate"),
+            a.body
+                .get("revise_to")
+                .map_or("nobody".into(), |v| v.to_string())
         ),
         _ => format!("delivers the answer to {}", a.from),
     }

@@ -30,6 +30,7 @@ mod faults;
 mod film_crew;
 mod fixtures;
 mod fsck;
+mod gates;
 mod governance_cli;
 mod group_commit;
 mod idle;

@@ -52,6 +52,9 @@ pub mod message {
     /// (`society review`; body `{decision, ok, feedback, quality}`), handled
     /// by the agent's runtime, which logs it in `decisions.jsonl`.
     pub const DECISION_REVIEW: &str = "decision_review";
+    /// The orchestrator's notes on a milestone gate it rejected, to each
+    /// agent the gate names in `revise_to` (body `{gate, notes, request}`).
+    pub const GATE_NOTES: &str = "gate_notes";
 }
 
 /// `event`s of case-log records (`supervisor/cases/case-<id>.jsonl`) that
@@ -91,6 +94,9 @@ pub mod case_log {
     pub const CONSENSUS: &str = "consensus";
     /// The debate's time ran out without consensus; it escalates.
     pub const DEBATE_EXPIRED: &str = "debate_expired";
+    /// A case reached a milestone gate (`[[routing.gate]]`): it waits for
+    /// the orchestrator (`gate`, `agent`, `request`).
+    pub const AWAITING_GATE: &str = "awaiting_gate";
 }
 
 /// `event`s of log records: `registry.jsonl`, `activity.jsonl`,

@@ -31,6 +31,9 @@ pub enum Kind {
     /// A debate expired without consensus; the answer goes to its proposer
     /// (`body.agent`).
     Debate,
+    /// A case reached a milestone gate; the answer goes to the agent that
+    /// reached it (`body.agent`), a rejection's notes to `body.revise_to`.
+    Gate,
 }
 
 /// One approval request, as the orchestrator sees it.
@@ -56,6 +59,7 @@ impl Approval {
         let kind = match body.get("kind").and_then(Value::as_str) {
             Some("route") => Kind::Route,
             Some("debate") => Kind::Debate,
+            Some("gate") => Kind::Gate,
             _ => Kind::Agent,
         };
         let plan = match kind {
@@ -87,7 +91,7 @@ impl Approval {
 
     /// For a debate request: the proposer, who receives the answer.
     pub fn proposer(&self) -> Option<&str> {
-        (self.kind == Kind::Debate)
+        matches!(self.kind, Kind::Debate | Kind::Gate)
             .then(|| self.body.get("agent").and_then(Value::as_str))
             .flatten()
     }

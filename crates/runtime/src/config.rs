@@ -73,6 +73,21 @@ pub struct RoutingConfig {
     pub default: RouteAction,
     #[serde(default, rename = "rule")]
     pub rules: Vec<RouteRule>,
+    /// `[[routing.gate]]`: milestone gates.
+    #[serde(default, rename = "gate")]
+    pub gates: Vec<GateRule>,
+}
+
+/// A milestone gate: a case event of this name holds the case in
+/// `awaiting_gate` and asks the orchestrator; a rejection's notes go to the
+/// `revise_to` parties (agent ids or `role:<r>`), and the answer to the
+/// agent that reached the gate.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateRule {
+    pub event: String,
+    #[serde(default)]
+    pub revise_to: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -171,6 +186,28 @@ impl SocietyConfig {
                 path: path.into(),
                 message,
             })?;
+        for (i, gate) in cfg.routing.gates.iter().enumerate() {
+            let bad = |message: String| ConfigError::Invalid {
+                path: path.into(),
+                message: format!("routing gate {}: {message}", i + 1),
+            };
+            if !society_core::envelope::valid_type(&gate.event) {
+                return Err(bad(format!(
+                    "event {:?} is not a valid event name",
+                    gate.event
+                )));
+            }
+            for p in &gate.revise_to {
+                match p.parse::<society_core::Party>() {
+                    Ok(society_core::Party::Agent(_) | society_core::Party::Role(_)) => {}
+                    _ => {
+                        return Err(bad(format!(
+                            "revise_to {p:?} is not an agent id or role:<name>"
+                        )))
+                    }
+                }
+            }
+        }
         for (i, rule) in cfg.routing.rules.iter().enumerate() {
             for pattern in [&rule.from, &rule.to] {
                 if pattern != "*" && pattern.parse::<society_core::Party>().is_err() {

@@ -228,7 +228,7 @@ fn render(rows: &[Row], format: Format) -> String {
 fn status_colour(s: CaseStatus) -> &'static str {
     match s {
         CaseStatus::Escalated | CaseStatus::Blocked => "31",
-        CaseStatus::Waiting => "33",
+        CaseStatus::Waiting | CaseStatus::AwaitingGate => "33",
         CaseStatus::InProgress => "32",
         CaseStatus::New | CaseStatus::Assigned => "36",
         CaseStatus::Resolved | CaseStatus::Closed | CaseStatus::Cancelled => "2",

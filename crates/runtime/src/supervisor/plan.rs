@@ -18,6 +18,10 @@ use std::path::PathBuf;
 /// (ids are `MsgId::derive(source, index)`), far from brains' output indexes.
 pub(super) const BLOCKED: u32 = 0x7fff_0001;
 pub(super) const HELD: u32 = 0x7fff_0002;
+/// A milestone gate's approval request (from the case event's id).
+pub(super) const GATE: u32 = 0x7fff_0009;
+/// First index of a rejected gate's notes (one per `revise_to` party).
+pub(super) const GATE_NOTES: u32 = 0x7fff_0100;
 pub(super) const ESCALATION: u32 = 0x7fff_0003;
 pub(super) const RESPONSE: u32 = 0x7fff_0004;
 /// Source of the escalation of a sanction or a hop-limit cut (itself turned

@@ -62,6 +62,7 @@ mod tests {
         };
         let cfg = RoutingConfig {
             default: RouteAction::Deny,
+            gates: Vec::new(),
             rules: vec![
                 rule("role:audio", "orchestrator", "result", RouteAction::Approve),
                 rule("*", "role:quality", "*", RouteAction::Allow),

@@ -15,6 +15,35 @@ use std::time::Duration;
 
 impl Planner<'_> {
     /// A routing rule says `approve`: hold the message and ask the orchestrator.
+    /// A case event reached a milestone gate: the case waits in
+    /// `awaiting_gate` and the orchestrator is asked; the answer goes to the
+    /// agent that reached it (see `requests.rs`).
+    pub fn gate(&self, plan: &mut Plan, env: &Envelope, gate: &crate::config::GateRule) {
+        let Some(case) = env.case.clone() else { return };
+        let what = format!("milestone gate {} of case {case}", gate.event);
+        let body = json!({"kind": "gate", "gate": gate.event, "agent": env.from, "plan": what,
+                          "fields": env.body, "revise_to": gate.revise_to});
+        let mut req = Envelope::new(
+            Party::Supervisor,
+            Party::Orchestrator,
+            message::APPROVAL_REQUEST,
+            body,
+        );
+        req.id = MsgId::derive(&env.id, super::super::plan::GATE);
+        req.case = Some(case.clone());
+        self.to_orchestrator(plan, &req);
+        plan.approvals.push(req.clone());
+        let fields = json!({"gate": gate.event, "request": req.id, "revise_to": gate.revise_to});
+        self.case(
+            plan,
+            &case,
+            case_log::AWAITING_GATE,
+            env.from.to_string().as_str(),
+            format!("{}/awaiting_gate", req.id),
+            fields,
+        );
+    }
+
     pub fn hold(&self, plan: &mut Plan, env: &Envelope, rule: Option<usize>) {
         let what = format!("deliver {} from {} to {}", env.kind, env.from, env.to);
         let body = json!({"kind": "route", "plan": what, "rule": rule, "held": env});

@@ -332,6 +332,51 @@ impl Planner<'_> {
             .then(|| req.body.get("agent").and_then(Value::as_str))
             .flatten()
             .and_then(|a| AgentId::new(a).ok());
+        // A milestone gate: the answer to the agent that reached it, a
+        // rejection's notes to every `revise_to` party.
+        let gate = (req.body.get("kind").and_then(Value::as_str) == Some("gate"))
+            .then(|| req.body.get("agent").and_then(Value::as_str))
+            .flatten()
+            .and_then(|a| AgentId::new(a).ok());
+        if let (Party::Supervisor, Some(agent)) = (&req.from, gate) {
+            if self.known(&agent) {
+                self.answer(
+                    plan,
+                    env,
+                    &req,
+                    &agent,
+                    req.case.clone(),
+                    (approve, note.clone(), None),
+                );
+            }
+            if !approve {
+                let parties = req
+                    .body
+                    .get("revise_to")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                let gate_name = req.body.get("gate").cloned().unwrap_or(Value::Null);
+                for (i, p) in parties.iter().enumerate() {
+                    let Some(party) = p.as_str().and_then(|p| p.parse::<Party>().ok()) else {
+                        continue;
+                    };
+                    let mut notes = Envelope::new(
+                        Party::Orchestrator,
+                        party.clone(),
+                        message::GATE_NOTES,
+                        json!({"gate": gate_name, "notes": note, "request": request}),
+                    );
+                    notes.id = MsgId::derive(&env.id, super::super::plan::GATE_NOTES + i as u32);
+                    notes.case = req.case.clone();
+                    match self.recipient(&party, &notes) {
+                        Some(r) => self.delivery(plan, &notes, Some(&r)),
+                        None => self.blocked(plan, &notes, &format!("no agent for {party}")),
+                    }
+                }
+            }
+            return;
+        }
         match (req.from.clone(), held, debate) {
             // A message held by a routing rule.
             (Party::Supervisor, Some(held), _) => {

@@ -183,6 +183,17 @@ impl Planner<'_> {
             let src = format!("{}/{event}", env.id);
             self.case(plan, &case, &event, &agent, src, fields);
         }
+        if env.kind == message::CASE_EVENT {
+            let name = env.body.get("event").and_then(Value::as_str);
+            if let Some(gate) = self
+                .routing
+                .gates
+                .iter()
+                .find(|g| Some(g.event.as_str()) == name)
+            {
+                self.gate(plan, env, gate);
+            }
+        }
     }
 
     /// The case-log side of a message the CLI delivered itself.

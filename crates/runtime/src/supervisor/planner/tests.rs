@@ -94,6 +94,7 @@ impl World {
     fn rules(&mut self, default: RouteAction, rules: &[(&str, &str, &str, RouteAction)]) {
         self.routing = RoutingConfig {
             default,
+            gates: Vec::new(),
             rules: rules
                 .iter()
                 .map(|(from, to, kind, action)| RouteRule {

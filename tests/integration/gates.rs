@@ -174,3 +174,39 @@ fn a_bad_gate_is_refused_at_load() {
         "{err}"
     );
 }
+
+#[test]
+fn governance_values_out_of_range_are_refused_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let init = std::process::Command::new(BIN)
+        .arg("init")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(init.status.success());
+    for (toml, want) in [
+        (
+            "[autonomy]\nimpact_max = 2.0\n",
+            "autonomy.impact_max = 2 is out of range",
+        ),
+        ("[debate]\nthreshold = -0.1\n", "debate.threshold"),
+        (
+            "[autonomy.baselines]\nlighting = \"sometimes\"\n",
+            "sometimes",
+        ),
+        (
+            "[learning.role.dp]\nmin_similar = 0\n",
+            "learning.min_similar",
+        ),
+    ] {
+        std::fs::write(dir.path().join("society.toml"), toml).unwrap();
+        let out = std::process::Command::new(BIN)
+            .args(["check", "--root"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{toml} was accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "{toml}: {err}");
+    }
+}

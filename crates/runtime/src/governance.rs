@@ -409,6 +409,30 @@ mod tests {
     }
 
     #[test]
+    fn stakeholders_are_the_types_then_everyones() {
+        let g = from_tables(
+            &json!({}),
+            &json!({}),
+            &json!({"stakeholders": {"lighting": ["dp", "role:gaffer"], "*": ["producer", "dp"]}}),
+        );
+        let d = g.resolve(None).unwrap().debate;
+        assert_eq!(
+            d.stakeholders_of("lighting"),
+            ["dp", "role:gaffer", "producer"]
+        );
+        assert_eq!(d.stakeholders_of("pacing"), ["producer", "dp"]);
+        let bad = from_tables(
+            &json!({}),
+            &json!({}),
+            &json!({"stakeholders": {"x": ["no body"]}}),
+        );
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .contains("debate.stakeholders.x"));
+    }
+
+    #[test]
     fn set_logs_and_republishes_and_effective_replays() {
         let dir = tempfile::tempdir().unwrap();
         let layout = Layout::at(dir.path());

@@ -10,6 +10,7 @@ use anyhow::Context;
 use serde_json::{json, Value};
 use society_core::kinds::{case_log, message};
 use society_core::{CaseId, Envelope, Layout, Party};
+use society_runtime::client::decisions::Decision;
 use society_runtime::client::{answers, case_control, supervisor};
 use society_runtime::control::How;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -17,7 +18,6 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 const SOCIETY_TOML: &str = include_str!("../../../examples/film-crew/society.toml");
-const AGENTS: [&str; 5] = ["writer", "director", "dp", "arcadian-21", "editor"];
 
 /// One episode's numbers.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -187,7 +187,7 @@ fn produce(layout: &Layout, episodes: u32, quiet: bool) -> anyhow::Result<Vec<Ep
         // The orchestrator looks at what was decided alone, after the fact.
         for d in decisions(layout) {
             if d.case.as_deref() == Some(case.as_str())
-                && d.approver.as_deref() == Some("self")
+                && d.self_resolved()
                 && reviewed.insert(d.id.clone())
             {
                 let mut review = Envelope::new(
@@ -220,58 +220,19 @@ fn produce(layout: &Layout, episodes: u32, quiet: bool) -> anyhow::Result<Vec<Ep
     while Instant::now() < deadline
         && decisions(layout)
             .iter()
-            .any(|d| reviewed.contains(&d.id) && !d.reviewed)
+            .any(|d| reviewed.contains(&d.id) && d.reviewed.is_none())
     {
         std::thread::sleep(Duration::from_millis(20));
     }
     Ok(out)
 }
 
-/// A decision as the demo reads it from `decisions.jsonl`.
-#[derive(Debug, Default, Clone)]
-struct Decision {
-    id: String,
-    agent: String,
-    case: Option<String>,
-    level: String,
-    asked: bool,
-    resolved: bool,
-    approver: Option<String>,
-    reviewed: bool,
-}
-
+/// Every agent's decisions, folded from their `decisions.jsonl` (what
+/// `society review` and `society metrics` read).
 fn decisions(layout: &Layout) -> Vec<Decision> {
-    let mut by_id: BTreeMap<String, Decision> = BTreeMap::new();
-    for agent in AGENTS {
-        let Ok(id) = agent.parse() else { continue };
-        let mut cursor = 0;
-        let lines = society_core::jsonl::read_objects(&layout.agent(&id).decisions(), &mut cursor)
-            .unwrap_or_default();
-        for l in lines {
-            let Some(d) = l["decision"].as_str() else {
-                continue;
-            };
-            let entry = by_id.entry(d.to_string()).or_insert_with(|| Decision {
-                id: d.to_string(),
-                agent: agent.to_string(),
-                ..Decision::default()
-            });
-            match l["event"].as_str() {
-                Some("assessed") => {
-                    entry.case = l["case"].as_str().map(str::to_string);
-                    entry.level = l["level"].as_str().unwrap_or("").to_string();
-                }
-                Some("approval_requested") => entry.asked = true,
-                Some("resolved") => {
-                    entry.resolved = true;
-                    entry.approver = l["approver"].as_str().map(str::to_string);
-                }
-                Some("reviewed") => entry.reviewed = true,
-                _ => {}
-            }
-        }
-    }
-    by_id.into_values().collect()
+    society_runtime::client::decisions::read(layout, None)
+        .map(|log| log.decisions)
+        .unwrap_or_default()
 }
 
 fn tally(layout: &Layout, e: u32, case: &CaseId) -> Episode {
@@ -279,7 +240,7 @@ fn tally(layout: &Layout, e: u32, case: &CaseId) -> Episode {
         .into_iter()
         .filter(|d| d.case.as_deref() == Some(case.as_str()))
         .collect();
-    let asked = mine.iter().filter(|d| d.asked).count();
+    let asked = mine.iter().filter(|d| d.asked_approval).count();
     let mut levels = BTreeMap::new();
     for d in &mine {
         *levels.entry(d.level.clone()).or_insert(0) += 1;
@@ -329,13 +290,13 @@ fn wait_episode(
             .into_iter()
             .filter(|d| d.case.as_deref() == Some(case.as_str()))
             .collect();
-        if done && mine.len() >= 9 && mine.iter().all(|d| d.resolved) {
+        if done && mine.len() >= 9 && mine.iter().all(|d| d.resolved.is_some()) {
             return Ok(());
         }
         if Instant::now() >= deadline {
             let open: Vec<String> = mine
                 .iter()
-                .filter(|d| !d.resolved)
+                .filter(|d| d.resolved.is_none())
                 .map(|d| format!("{} ({})", d.id, d.agent))
                 .collect();
             return Err(coded(

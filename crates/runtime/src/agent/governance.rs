@@ -157,27 +157,9 @@ impl Agent {
                     .insert(format!("refused-{msg}/{}", decision_log::REFUSED));
                 continue;
             }
-            let (Some(d), Some(ev)) = (line["decision"].as_str(), line["event"].as_str()) else {
-                continue;
-            };
-            gov.logged.insert(format!("{d}/{ev}"));
-            match ev {
-                decision_log::ASSESSED => {
-                    gov.assessed.insert(d.to_string(), line.clone());
-                }
-                decision_log::RESOLVED => {
-                    if let Some(r) = record(&gov.assessed, &line) {
-                        gov.learning.log(r, &lp);
-                    }
-                }
-                decision_log::REVIEWED => gov.learning.review(
-                    d,
-                    line["ok"].as_bool().unwrap_or(false),
-                    line["feedback"].as_str().map(str::to_string),
-                    ts_s(line["ts"].as_str().unwrap_or("")),
-                    &lp,
-                ),
-                _ => {}
+            if let (Some(d), Some(ev)) = (line["decision"].as_str(), line["event"].as_str()) {
+                gov.logged.insert(format!("{d}/{ev}"));
+                gov.apply(line, &lp);
             }
         }
         gov.loaded = true;
@@ -206,32 +188,10 @@ impl Agent {
         line["agent"] = json!(self.cfg.id);
         self.gov.unwritten.push(line.to_string().into_bytes());
         let lp = self.gov.learning_policy.clone();
-        match event.as_str() {
-            decision_log::ASSESSED => {
-                if let Some(d) = key {
-                    self.gov.assessed.insert(d.to_string(), line);
-                }
-            }
-            decision_log::RESOLVED => {
-                if let Some(r) = record(&self.gov.assessed, &line) {
-                    self.gov.learning.log(r, &lp);
-                    self.gov.dirty = true;
-                }
-            }
-            decision_log::REVIEWED => {
-                if let Some(d) = key {
-                    self.gov.learning.review(
-                        d,
-                        line["ok"].as_bool().unwrap_or(false),
-                        line["feedback"].as_str().map(str::to_string),
-                        // The logged time, as a replay will see it.
-                        ts_s(line["ts"].as_str().unwrap_or("")),
-                        &lp,
-                    );
-                    self.gov.dirty = true;
-                }
-            }
-            _ => {}
+        // The same fold a replay makes of the file, so the live state and a
+        // rebuilt one cannot drift apart.
+        if self.gov.apply(line, &lp) {
+            self.gov.dirty = true;
         }
     }
 
@@ -600,6 +560,41 @@ impl Agent {
                 self.log_decision(line, Some(&decision));
                 Ok(None)
             }
+        }
+    }
+}
+
+impl Gov {
+    /// Folds one `decisions.jsonl` line into the assessments and the
+    /// learned state — for a replay of the file and for a line just logged
+    /// alike. True if the learned state changed.
+    fn apply(&mut self, line: Value, lp: &society_core::governance::LearningPolicy) -> bool {
+        let Some(d) = line["decision"].as_str().map(str::to_string) else {
+            return false;
+        };
+        match line["event"].as_str() {
+            Some(decision_log::ASSESSED) => {
+                self.assessed.insert(d, line);
+                false
+            }
+            Some(decision_log::RESOLVED) => match record(&self.assessed, &line) {
+                Some(r) => {
+                    self.learning.log(r, lp);
+                    true
+                }
+                None => false,
+            },
+            Some(decision_log::REVIEWED) => {
+                self.learning.review(
+                    &d,
+                    line["ok"].as_bool().unwrap_or(false),
+                    line["feedback"].as_str().map(str::to_string),
+                    ts_s(line["ts"].as_str().unwrap_or("")),
+                    lp,
+                );
+                true
+            }
+            _ => false,
         }
     }
 }

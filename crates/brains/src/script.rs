@@ -143,14 +143,25 @@ fn simple(op: &Op, msg: &Envelope, vars: &template::Vars<'_>) -> Option<Action> 
                 .map(|b| object(vars.render(b)))
                 .unwrap_or_else(|| msg.body.clone()),
         },
-        Op::Send { to, kind, body } => Action::Send {
+        Op::Send {
+            to,
+            kind,
+            body,
+            needs,
+        } => Action::Send {
             to: to.clone(),
             kind: kind.clone().unwrap_or_else(|| msg.kind.clone()),
             body: object(vars.render(body)),
             case: None,
             reply_to: None,
+            needs: needs.clone(),
         },
-        Op::Forward { to, kind, set } => {
+        Op::Forward {
+            to,
+            kind,
+            set,
+            needs,
+        } => {
             let mut body = msg.body.clone();
             if let (Some(obj), Some(set)) = (body.as_object_mut(), set) {
                 for (k, v) in set {
@@ -163,6 +174,7 @@ fn simple(op: &Op, msg: &Envelope, vars: &template::Vars<'_>) -> Option<Action> 
                 body,
                 case: None,
                 reply_to: None,
+                needs: needs.clone(),
             }
         }
         Op::CaseEvent { event, fields } => Action::CaseEvent {

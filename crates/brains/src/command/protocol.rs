@@ -48,6 +48,8 @@ enum Wire {
         body: Value,
         #[serde(default)]
         case: Option<CaseId>,
+        #[serde(default)]
+        needs: Vec<String>,
     },
     Reply {
         #[serde(rename = "type", default)]
@@ -134,13 +136,18 @@ fn to_op(wire: Wire, inbound: &Envelope) -> Result<Option<Op>, String> {
             kind,
             body,
             case,
-        } => Action::Send {
-            to,
-            kind: message_type(kind, &inbound.kind)?,
-            body: object("body", body)?,
-            case,
-            reply_to: None,
-        },
+            needs,
+        } => {
+            society_core::envelope::check_needs(&needs)?;
+            Action::Send {
+                to,
+                kind: message_type(kind, &inbound.kind)?,
+                body: object("body", body)?,
+                case,
+                reply_to: None,
+                needs,
+            }
+        }
         Wire::Reply { kind, body } => Action::Reply {
             kind: message_type(kind, society_core::kinds::message::REPLY)?,
             body: object("body", body)?,

@@ -40,6 +40,9 @@ pub enum Op {
         kind: Option<String>,
         #[serde(default = "empty_object")]
         body: serde_json::Value,
+        /// Capabilities a `role:<r>` recipient must have.
+        #[serde(default)]
+        needs: Vec<String>,
     },
     Forward {
         to: Party,
@@ -47,6 +50,8 @@ pub enum Op {
         kind: Option<String>,
         #[serde(default)]
         set: Option<serde_json::Map<String, serde_json::Value>>,
+        #[serde(default)]
+        needs: Vec<String>,
     },
     CaseEvent {
         event: String,
@@ -150,6 +155,9 @@ impl Rule {
             }
         }
         for step in steps {
+            if let Op::Send { needs, .. } | Op::Forward { needs, .. } = &step.op {
+                society_core::envelope::check_needs(needs).map_err(&bad)?;
+            }
             let (kind, body) = match &step.op {
                 Op::Reply { kind, body } => (kind, body.as_ref()),
                 Op::Send { kind, body, .. } => (kind, Some(body)),

@@ -19,6 +19,10 @@ pub enum ClientError {
     },
     #[error("no agent has role {role}; nothing was sent")]
     NoRole { role: String },
+    #[error("no agent of role {role} has every capability the message needs ({}); nothing was sent", needs.join(", "))]
+    NotCapable { role: String, needs: Vec<String> },
+    #[error("--needs: {reason}; nothing was sent")]
+    BadNeeds { reason: String },
     #[error("{} in {}; nothing was sent", match role { Some(r) => format!("no agent has role {r}"), None => "no agents".into() }, dir.display())]
     NoRecipients { role: Option<String>, dir: PathBuf },
     #[error("cannot send to {to}: send to an agent id or role:<role>")]
@@ -164,6 +168,7 @@ impl ClientError {
         match self {
             E::NoAgent { .. }
             | E::NoRole { .. }
+            | E::NotCapable { .. }
             | E::NoRecipients { .. }
             | E::NoCase { .. }
             | E::NoAssignee { .. }
@@ -180,6 +185,7 @@ impl ClientError {
             | E::RemoveRefused { .. } => Code::Conflict,
             E::NotAnAgent { .. }
             | E::BadType { .. }
+            | E::BadNeeds { .. }
             | E::BadRole { .. }
             | E::Oversize { .. }
             | E::RoleMismatch { .. }

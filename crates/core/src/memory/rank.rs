@@ -131,7 +131,10 @@ pub fn rank(docs: &[DocTerms<'_>], query: &str, k: usize, now_ms: u64) -> Vec<Sc
                     matched.push(t.clone());
                 }
             }
-            (!matched.is_empty()).then(|| Scored {
+            if matched.is_empty() {
+                return None;
+            }
+            Some(Scored {
                 doc: i,
                 score: bm25 * (1.0 + RECENCY_WEIGHT * r),
                 bm25,
@@ -157,7 +160,8 @@ mod tests {
     const DAY: u64 = 24 * 3600 * 1000;
     const NOW: u64 = 1_000 * DAY;
 
-    struct Corpus(Vec<(BTreeMap<String, u32>, BTreeMap<String, u32>, u64)>);
+    type Counts = BTreeMap<String, u32>;
+    struct Corpus(Vec<(Counts, Counts, u64)>);
 
     impl Corpus {
         fn new(docs: &[(&str, &[&str], u64)]) -> Corpus {

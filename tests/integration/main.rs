@@ -38,6 +38,7 @@ mod lifecycle;
 mod llm_brain;
 mod logging;
 mod loops;
+mod memory;
 mod races;
 mod readme_tour;
 mod retention;

@@ -231,6 +231,7 @@ impl Store {
             )
         })?;
         let offset = jsonl::append_one(&self.source, &line, Durability::Durable, MAX_LINE)?;
+        crate::fault::point("memory.stored");
         // Only this process writes memory.jsonl: the index grows by the line
         // just written. A crash before this save leaves it stale: rebuilt.
         let (len, mtime) = index::source_stamp(&self.source)?;

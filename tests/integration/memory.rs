@@ -199,3 +199,62 @@ fn a_memory_over_the_size_limit_is_refused_naming_the_limit() {
         "a refusal is not retried ({attempts} failures)"
     );
 }
+
+/// A command program: `note` remembers (a protocol line), `ask` recalls by
+/// running `society memory "$SOCIETY_AGENT" query ... -o json`.
+const PROGRAM: &str = r#"input=$(cat)
+kind=$(printf '%s' "$input" | jq -r .message.type)
+case "$kind" in
+note)
+  printf '%s' "$input" | jq -c '{action: "remember", text: .message.body.text, tags: [.message.body.topic]}'
+  echo '{"action":"reply","type":"noted","body":{"ok":true}}'
+  ;;
+ask)
+  q=$(printf '%s' "$input" | jq -r .message.body.q)
+  "$SOCIETY_BIN" memory "$SOCIETY_AGENT" query "$q" -o json > "$SOCIETY_AGENT_FOLDER/workspace/temp/hits.json" || exit 3
+  jq -c '{action: "reply", type: "recalled", body: {top: .hits[0].text, n: (.hits | length)}}' "$SOCIETY_AGENT_FOLDER/workspace/temp/hits.json"
+  ;;
+esac
+"#;
+
+#[test]
+fn a_command_agent_remembers_by_a_protocol_line_and_recalls_through_the_cli() {
+    use crate::command_brain::support::{script, society_toml};
+    let toml = society_toml(3, &[("clerk", "tools/clerk.sh", "")]);
+    let mut s = Society::new(BIN, &toml);
+    script(s.root(), "clerk.sh", PROGRAM);
+    // Every agent process aborts right after a memory line is written: the
+    // replacement runs the program again and must store nothing twice.
+    s.start_supervisor_with(&[("SOCIETY_FAULTS", "memory.stored")]);
+    let clerk = |kind: &str, body: &str| {
+        s.ok(&["send", "clerk", "--type", kind, "--json", body])
+            .trim()
+            .to_string()
+    };
+    let first = clerk(
+        "note",
+        r#"{"text": "tides turn twice a day", "topic": "sea"}"#,
+    );
+    wait_reply(&s, &first);
+    let second = clerk(
+        "note",
+        r#"{"text": "bread needs salt", "topic": "kitchen"}"#,
+    );
+    wait_reply(&s, &second);
+    let kept = records(&s.agent("clerk").memory());
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    let starts = records(&s.agent("clerk").activity())
+        .into_iter()
+        .filter(|r| r["event"] == "started")
+        .count();
+    assert!(
+        starts >= 3,
+        "the crash point fired for each note ({starts} starts)"
+    );
+
+    let id = clerk("ask", r#"{"q": "sea"}"#);
+    let reply = wait_reply(&s, &id);
+    assert_eq!(reply["type"], "recalled", "{reply}");
+    assert_eq!(reply["body"]["top"], "tides turn twice a day");
+    assert_eq!(reply["body"]["n"], 1);
+}

@@ -20,8 +20,6 @@ use std::path::Path;
 pub const REMEMBER: &str = "remember";
 pub const RECALL: &str = "recall";
 pub const READ_SHARED: &str = "read_shared";
-/// Reserved: declared tools may not take these names.
-pub const NAMES: [&str; 3] = [REMEMBER, RECALL, READ_SHARED];
 
 /// Does the config offer the tool `name`?
 pub fn offers(cfg: &LlmConfig, name: &str) -> bool {

@@ -55,8 +55,8 @@ impl Toolbox {
     pub fn prepare(&mut self, folder: &Path, hooks: &mut dyn Hooks) -> Result<(), CallError> {
         let taken: Vec<String> = tools::BUILT_IN
             .iter()
-            .chain(&super::memory_tools::NAMES)
             .map(|n| n.to_string())
+            .chain(self.memory.iter().map(|d| d.name.clone()))
             .chain(self.own.iter().map(|t| t.name.clone()))
             .collect();
         self.mcp

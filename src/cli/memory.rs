@@ -20,6 +20,10 @@ pub struct Args {
 enum Command {
     /// What the agent would recall for TEXT: the best memories with their
     /// score, its BM25 and recency parts, and the terms matched.
+    #[command(after_help = examples!(
+        "society memory writer query dragon fire",
+        "society memory writer query \"the bible\" --k 10 -o json | jq '.hits[] | {score, text}'"
+    ))]
     Query {
         /// The query (terms: runs of letters and digits, any case).
         #[arg(required = true, num_args = 1..)]
@@ -31,6 +35,10 @@ enum Command {
         output: OutputArgs,
     },
     /// Every memory of the agent, oldest first.
+    #[command(after_help = examples!(
+        "society memory writer list",
+        "society memory writer list -o jsonl | jq -r .text"
+    ))]
     List {
         #[command(flatten)]
         output: OutputArgs,

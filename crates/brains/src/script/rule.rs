@@ -201,3 +201,34 @@ impl Rule {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(actions: serde_json::Value) -> Result<(), String> {
+        let rule: Rule = serde_json::from_value(serde_json::json!({ "actions": actions }))
+            .map_err(|e| e.to_string())?;
+        rule.check().map_err(|e| e.to_string())
+    }
+
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn memory_steps_parse_and_recall_k_is_bounded() {
+        assert_eq!(
+            rule(serde_json::json!([
+                {"do": "remember", "text": "{{body.text}}", "tags": ["a"]},
+                {"do": "recall", "query": "{{body.q}}"},
+                {"do": "recall", "query": "x", "k": 100}
+            ])),
+            Ok(())
+        );
+        let e = rule(serde_json::json!([{"do": "recall", "query": "x", "k": 0}])).unwrap_err();
+        assert!(
+            e.contains("recall k must be between 1 and 100, not 0"),
+            "{e}"
+        );
+        let e = rule(serde_json::json!([{"do": "remember"}])).unwrap_err();
+        assert!(e.contains("missing field `text`"), "{e}");
+    }
+}

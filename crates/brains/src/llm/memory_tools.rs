@@ -148,7 +148,11 @@ fn recall(args: &Value, folder: &Path) -> Result<String, String> {
                    "ts": h.memory.ts, "score": (h.score * 1000.0).round() / 1000.0})
         })
         .collect();
-    Ok(Value::Array(hits).to_string())
+    // Up to 100 memories of 16 KiB each: bounded like `read_file`.
+    Ok(super::tools::truncate(
+        &Value::Array(hits).to_string(),
+        super::shared::READ_LIMIT,
+    ))
 }
 
 fn str_arg<'a>(args: &'a Value, key: &str) -> Result<&'a str, String> {

@@ -39,6 +39,7 @@ mod lifecycle;
 mod llm_brain;
 mod logging;
 mod loops;
+mod memory;
 mod races;
 mod readme_tour;
 mod retention;

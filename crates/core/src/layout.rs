@@ -22,6 +22,10 @@ pub mod names {
     pub const OUTBOX: &str = "outbox.jsonl";
     pub const DEADLETTER: &str = "deadletter.jsonl";
     pub const AGENT_TO_AGENT: &str = "agent-to-agent.jsonl";
+    /// An agent's memories (a skill: kept when its folder is reused).
+    pub const MEMORY: &str = "memory.jsonl";
+    /// The derived search index of `memory.jsonl`.
+    pub const MEMORY_INDEX: &str = "memory.idx.json";
 }
 
 /// The agent whose folder is named `name` (`agent-<id>`), if it is one.
@@ -232,6 +236,23 @@ impl Layout {
     pub fn archive_dir(&self) -> PathBuf {
         self.state.join(ARCHIVE_DIR)
     }
+    /// Shared context (`shared/`): the bible, style guide, schedules — files
+    /// every agent may read and only `society shared put` writes.
+    pub fn shared_dir(&self) -> PathBuf {
+        self.state.join("shared")
+    }
+    /// Every change to `shared/`, one line per version (`shared put`).
+    pub fn shared_log(&self) -> PathBuf {
+        self.shared_dir().join(".versions.jsonl")
+    }
+    /// Previous versions of the shared files: `shared/.history/<name>.v<n>`.
+    pub fn shared_history_dir(&self) -> PathBuf {
+        self.shared_dir().join(".history")
+    }
+    /// Broadcasts and their acknowledgements (`society broadcast`).
+    pub fn broadcast_log(&self) -> PathBuf {
+        self.messages_dir().join("broadcast.jsonl")
+    }
     pub fn agent(&self, id: &AgentId) -> AgentPaths {
         AgentPaths::new(self.state.join(format!("{}{id}", names::AGENT_DIR_PREFIX)))
     }
@@ -376,6 +397,15 @@ impl AgentPaths {
     /// The learned state: a cache derived from `decisions.jsonl`.
     pub fn learning(&self) -> PathBuf {
         self.dir.join("learning")
+    }
+
+    /// What the agent remembers (`remember`/`recall`, see `society_core::memory`).
+    pub fn memory(&self) -> PathBuf {
+        self.dir.join(names::MEMORY)
+    }
+    /// The derived index of [`Self::memory`], rebuilt when missing or stale.
+    pub fn memory_index(&self) -> PathBuf {
+        self.dir.join(names::MEMORY_INDEX)
     }
 
     /// Creates the folder skeleton; idempotent, never truncates anything.

@@ -152,6 +152,8 @@ pub enum ClientError {
     #[error("--quality {quality} is out of range (0 to 1)")]
     BadQuality { quality: f64 },
     #[error(transparent)]
+    Memory(#[from] society_core::memory::MemoryError),
+    #[error(transparent)]
     Format(#[from] FormatError),
     #[error(transparent)]
     Io(#[from] IoError),
@@ -209,6 +211,8 @@ impl ClientError {
             | E::NotYet { .. } => Code::Timeout,
             E::SupervisorExited { code, .. } => *code,
             E::Signal { .. } | E::Process { .. } | E::BadPointer { .. } | E::Io(_) => Code::Error,
+            E::Memory(e) if e.is_refusal() => Code::Invalid,
+            E::Memory(_) => Code::Error,
             E::Format(e) => crate::exit::format_code(e),
         }
     }

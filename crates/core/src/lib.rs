@@ -34,6 +34,7 @@ pub mod jsonl;
 pub mod kinds;
 pub mod layout;
 pub mod lock;
+pub mod org;
 pub mod segments;
 pub mod state;
 pub mod time;

@@ -28,6 +28,9 @@ pub struct AgentConfig {
     pub keep_alive: bool,
     #[serde(default)]
     pub policy: Policy,
+    /// Where the agent stands in the organisation (`reports_to`, ...).
+    #[serde(default, skip_serializing_if = "crate::org::Org::is_default")]
+    pub org: crate::org::Org,
 }
 
 /// Per-agent timing, retry and durability settings.

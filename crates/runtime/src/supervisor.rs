@@ -10,6 +10,7 @@ mod broken;
 mod cases;
 mod commit;
 mod debate;
+mod escalations;
 mod events;
 pub mod guard;
 mod journal;
@@ -170,6 +171,7 @@ pub fn run_supervisor(layout: &Layout, opts: Options) -> Result<(), SupervisorEr
         debates: debate::Debates::load(layout),
         approvals: HashMap::new(),
         decided: HashSet::new(),
+        items: crate::org::Items::default(),
         stalled: Vec::new(),
         next_stall_id: 0,
         last_retry: Instant::now() - SCAN,
@@ -212,6 +214,7 @@ pub fn run_supervisor(layout: &Layout, opts: Options) -> Result<(), SupervisorEr
     // now.
     sup.process_requests();
     sup.debate_tick();
+    sup.escalation_tick();
     sup.activate_all();
     tracing::info!(
         agents = sup.slots.len(),
@@ -309,6 +312,8 @@ pub(crate) struct Supervisor {
     approvals: HashMap<society_core::MsgId, society_core::Envelope>,
     /// Requests already answered.
     decided: HashSet<society_core::MsgId>,
+    /// Escalations and approvals in the organisation (`crate::org`).
+    items: crate::org::Items,
     /// Batches that could not be written yet (see `commit.rs`).
     stalled: Vec<commit::Stalled>,
     /// Names the next stalled batch.
@@ -344,6 +349,7 @@ impl Supervisor {
             self.reap();
             self.on_deadlines();
             self.debate_tick();
+            self.escalation_tick();
             if !self.removing.is_empty() {
                 self.finish_removals();
             }
@@ -379,6 +385,7 @@ impl Supervisor {
     fn next_wait(&self) -> Duration {
         let now = Instant::now();
         let debate = self.debate_wait().unwrap_or(TICK);
+        let debate = debate.min(self.escalation_wait().unwrap_or(TICK));
         self.slots
             .values()
             .filter_map(|s| match &s.phase {
@@ -495,6 +502,11 @@ impl Supervisor {
         for env in crate::approvals::request_envelopes(&self.layout)? {
             self.approvals.insert(env.id, env);
         }
+        // Items in the organisation: approvals waiting at leads, and those
+        // leads answered (a later answer is refused).
+        self.items = crate::org::Items::load(&self.layout)?;
+        let answered: Vec<_> = self.items.lead_decisions().map(|d| d.request).collect();
+        self.decided.extend(answered);
         // Answers among the requests already consumed: the archived
         // segments of the inbox (rotated fully consumed) and the live file
         // up to the cursor.

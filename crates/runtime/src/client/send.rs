@@ -212,6 +212,7 @@ mod tests {
                     max_record: *max_record,
                     ..Policy::default()
                 },
+                org: Default::default(),
             };
             provision(&layout, &cfg, "test").expect("provision");
         }

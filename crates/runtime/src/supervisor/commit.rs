@@ -201,9 +201,15 @@ impl Supervisor {
             ..
         } = plan;
         let events = self.layout.system_events();
+        let escalations = self.layout.supervisor_escalations();
         for d in &deliveries {
             if d.dest == events {
                 super::journal::system_event(&d.record);
+            }
+            if d.dest == escalations {
+                if let Ok(v) = serde_json::from_slice::<Value>(&d.record) {
+                    self.items.apply(&v);
+                }
             }
             if let Some(case) = self.case_of_log(&d.dest) {
                 if let Ok(v) = serde_json::from_slice::<Value>(&d.record) {

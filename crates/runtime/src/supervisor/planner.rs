@@ -12,6 +12,7 @@
 //! is not delivered, `requests.rs` a line of the supervisor's own inbox.
 
 mod dispose;
+mod org;
 mod requests;
 mod route;
 #[cfg(test)]
@@ -79,6 +80,8 @@ pub(super) struct Planner<'a> {
     /// Approval requests delivered to the orchestrator, and those answered.
     pub approvals: &'a HashMap<MsgId, Envelope>,
     pub decided: &'a HashSet<MsgId>,
+    /// Escalations and approvals waiting in the organisation.
+    pub items: &'a crate::org::Items,
 }
 
 impl Supervisor {
@@ -95,6 +98,7 @@ impl Supervisor {
             inbox_seg: self.ckpt.inbox_seg,
             approvals: &self.approvals,
             decided: &self.decided,
+            items: &self.items,
         }
     }
 }

@@ -54,6 +54,7 @@ struct Sim {
     segs: BTreeMap<AgentId, u64>,
     approvals: HashMap<MsgId, Envelope>,
     decided: HashSet<MsgId>,
+    items: crate::org::Items,
     now: u64,
     /// Every message delivered to an inbox, in order.
     sent: Vec<Envelope>,
@@ -73,6 +74,7 @@ impl Sim {
                 brain: json!({"kind": "echo"}),
                 keep_alive: false,
                 policy: Policy::default(),
+                org: Default::default(),
             };
             dir.0.insert(aid(id), (cfg, layout.agent(&aid(id))));
         }
@@ -86,6 +88,7 @@ impl Sim {
             segs: BTreeMap::new(),
             approvals: HashMap::new(),
             decided: HashSet::new(),
+            items: crate::org::Items::default(),
             now: T0,
             sent: Vec::new(),
             log: Vec::new(),
@@ -105,6 +108,7 @@ impl Sim {
             inbox_seg: 0,
             approvals: &self.approvals,
             decided: &self.decided,
+            items: &self.items,
         }
     }
 

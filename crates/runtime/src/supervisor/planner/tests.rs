@@ -57,6 +57,7 @@ struct World {
     segs: BTreeMap<AgentId, u64>,
     approvals: HashMap<MsgId, Envelope>,
     decided: HashSet<MsgId>,
+    items: crate::org::Items,
 }
 
 impl World {
@@ -71,6 +72,7 @@ impl World {
                 brain: json!({"kind": "echo"}),
                 keep_alive: false,
                 policy: Policy::default(),
+                org: Default::default(),
             };
             dir.0.insert(aid(id), (cfg, layout.agent(&aid(id))));
         }
@@ -84,6 +86,7 @@ impl World {
             segs: BTreeMap::new(),
             approvals: HashMap::new(),
             decided: HashSet::new(),
+            items: crate::org::Items::default(),
         }
     }
 
@@ -124,6 +127,7 @@ impl World {
             inbox_seg: 0,
             approvals: &self.approvals,
             decided: &self.decided,
+            items: &self.items,
         }
     }
 

@@ -9,6 +9,7 @@
 
 mod cases;
 mod mirrors;
+mod org;
 mod refusals;
 mod requests;
 mod routing;
@@ -181,6 +182,13 @@ impl World {
         }
         if dest == l.supervisor_inbox() {
             return format!("supervisor:{}", field("type"));
+        }
+        if dest == l.supervisor_escalations() {
+            return format!(
+                "org:{}:{}",
+                field("event"),
+                field("at").replace('?', &field("to"))
+            );
         }
         if dest == l.supervisor_deadletter() {
             return format!("supervisor-deadletter:{}", field("event"));

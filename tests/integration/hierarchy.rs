@@ -482,3 +482,41 @@ fn an_item_waiting_at_a_lead_survives_a_supervisor_sigkill_once() {
         .count();
     assert_eq!(at_lead, 1);
 }
+
+/// A crash between a batch's appends and its checkpoint — the item opened
+/// at the lead, then the lead's answer — is resumed at the restart against
+/// the state before the batch: nothing doubled, no answer refused as late.
+#[test]
+fn a_crash_mid_batch_neither_doubles_nor_refuses_an_item() {
+    for point in ["opened", "answered"] {
+        let mut s = Society::new(BIN, &org_toml("1m"));
+        let fault = format!("supervisor.escalations.{point}");
+        s.start_supervisor_with(&[("SOCIETY_FAULTS", fault.as_str())]);
+        send(
+            &s,
+            "a1",
+            "complain",
+            r#"{"reason": "a2 again", "with": "a2"}"#,
+        );
+        wait_until(SOON, "the supervisor aborts at the crash point", || {
+            s.supervisor_exited().then_some(())
+        });
+        assert!(
+            escalations(&s).iter().any(|r| r["event"] == point),
+            "{point}: the record landed before the crash"
+        );
+        s.start_supervisor();
+        wait_until(SOON, "lead-a's answer is recorded", || {
+            escalations(&s)
+                .into_iter()
+                .find(|r| r["event"] == "answered")
+        });
+        let count = |e: &str| escalations(&s).iter().filter(|r| r["event"] == e).count();
+        assert_eq!((count("opened"), count("answered")), (1, 1), "{point}");
+        let inbox = records(&s.agent("lead-a").inbox());
+        let kinds = |k: &str| inbox.iter().filter(|m| m["type"] == k).count();
+        assert_eq!(kinds("escalation"), 1, "{point}: {inbox:?}");
+        assert_eq!(kinds("message_blocked"), 0, "{point}: {inbox:?}");
+        assert!(orchestrator_inbox(&s, "escalation").is_empty(), "{point}");
+    }
+}

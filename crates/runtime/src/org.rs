@@ -98,6 +98,13 @@ pub struct Items(pub BTreeMap<MsgId, Item>);
 impl Items {
     /// Folds the log; a missing log is empty, a bad line is skipped.
     pub fn load(layout: &Layout) -> Result<Items, FormatError> {
+        Items::load_upto(layout, None)
+    }
+
+    /// Folds the log's records that end at or before `limit` bytes: the
+    /// state before a batch a crash interrupted, which the supervisor
+    /// re-plans against it (so the re-plan decides as the first plan did).
+    pub fn load_upto(layout: &Layout, limit: Option<u64>) -> Result<Items, FormatError> {
         let mut items = Items::default();
         let path = layout.supervisor_escalations();
         let mut cursor = 0;
@@ -107,6 +114,9 @@ impl Items {
                 return Ok(items);
             }
             for line in &batch.lines {
+                if limit.is_some_and(|l| line.end > l) {
+                    return Ok(items);
+                }
                 if let Ok(v) = serde_json::from_slice::<Value>(&line.bytes) {
                     items.apply(&v);
                 }

@@ -206,6 +206,7 @@ pub fn run_supervisor(layout: &Layout, opts: Options) -> Result<(), SupervisorEr
     // made while it was down (a message the orchestrator delivered, a case
     // opened) are recorded before the agents' answers to them.
     sup.recover_pending();
+    sup.refold_items();
     sup.archive_closed();
     sup.process_requests();
     sup.route_all();
@@ -502,11 +503,40 @@ impl Supervisor {
         for env in crate::approvals::request_envelopes(&self.layout)? {
             self.approvals.insert(env.id, env);
         }
+        self.load_answers()?;
         // Items in the organisation: approvals waiting at leads, and those
-        // leads answered (a later answer is refused).
-        self.items = crate::org::Items::load(&self.layout)?;
+        // leads answered (a later answer is refused) — as they were before
+        // any batch left half-written, which is re-planned against that
+        // state; the whole log is folded again once it landed.
+        let log = self.layout.supervisor_escalations();
+        let limit = self
+            .ckpt
+            .pending
+            .iter()
+            .chain(self.ckpt.stalled.iter())
+            .filter_map(|p| p.sizes.get(&log).copied())
+            .min();
+        self.load_items(limit)
+    }
+
+    /// Folds `supervisor/escalations.jsonl` (up to `limit` bytes).
+    fn load_items(&mut self, limit: Option<u64>) -> Result<(), FormatError> {
+        self.items = crate::org::Items::load_upto(&self.layout, limit)?;
         let answered: Vec<_> = self.items.lead_decisions().map(|d| d.request).collect();
         self.decided.extend(answered);
+        Ok(())
+    }
+
+    /// After the recovery at start: the whole log (what the recovered
+    /// batches wrote included).
+    fn refold_items(&mut self) {
+        if let Err(e) = self.load_items(None) {
+            tracing::error!(error = %e, "cannot read supervisor/escalations.jsonl");
+        }
+    }
+
+    /// The orchestrator's answers, as far as they were consumed.
+    fn load_answers(&mut self) -> Result<(), FormatError> {
         // Answers among the requests already consumed: the archived
         // segments of the inbox (rotated fully consumed) and the live file
         // up to the cursor.

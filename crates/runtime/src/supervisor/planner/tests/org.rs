@@ -197,3 +197,99 @@ fn a_lead_approves_within_its_scope_only() {
         assert_eq!(opened["chain"][0]["outcome"], "out_of_scope");
     }
 }
+
+#[test]
+fn dead_letter_reports_and_held_messages_go_to_the_parties_lead() {
+    let mut w = org();
+    // w2 dead-lettered a message from w1: their lead hears of it.
+    let report = msg(
+        "w2",
+        "supervisor",
+        "dead_letter",
+        json!({"agent": "w2", "message_id": "x", "from": "w1", "type": "task", "reason": "bad"}),
+    );
+    let plan = plan_requests(&w, &[report]);
+    assert_eq!(w.labels(&plan)[1], "inbox:lead:escalation");
+    let opened = &w.records(&plan, "org:opened:lead")[0];
+    assert_eq!(opened["parties"], json!(["w2", "w1"]));
+    // A message from w3 dead-lettered by w2: different teams, the orchestrator.
+    let report = msg(
+        "w2",
+        "supervisor",
+        "dead_letter",
+        json!({"agent": "w2", "message_id": "y", "from": "w3", "type": "task", "reason": "bad"}),
+    );
+    let plan = plan_requests(&w, &[report]);
+    assert!(w
+        .labels(&plan)
+        .contains(&"orchestrator:escalation".to_string()));
+
+    // A routing hold between w1 and w2: their lead, if its scope has `route`.
+    w.rules(
+        RouteAction::Allow,
+        &[("w1", "w2", "*", RouteAction::Approve)],
+    );
+    let (_, plan) = w.route(&msg("w1", "w2", "task", json!({})));
+    assert!(
+        w.labels(&plan)
+            .contains(&"orchestrator:approval_request".to_string()),
+        "plans only: out of scope"
+    );
+    w.agents.0.get_mut(&aid("lead")).unwrap().0.org.approve = Some(Scope {
+        kinds: vec!["route".into()],
+        ..Scope::default()
+    });
+    let (_, plan) = w.route(&msg("w1", "w2", "task", json!({})));
+    assert_eq!(w.labels(&plan)[0], "inbox:lead:approval_request");
+    assert_eq!(plan.approvals.len(), 1);
+}
+
+#[test]
+fn the_orchestrator_may_answer_first_and_the_lead_is_then_refused() {
+    let mut w = org();
+    let ask = msg(
+        "w1",
+        "orchestrator",
+        "approval_request",
+        json!({"plan": "p"}),
+    );
+    let (_, plan) = w.route(&ask);
+    land(&mut w, &plan);
+    let item = w.items.get(&ask.id).unwrap().clone();
+    let decide = msg(
+        "orchestrator",
+        "supervisor",
+        "control",
+        json!({"op": "decide", "request": ask.id, "approve": false, "note": "no"}),
+    );
+    let plan = plan_requests(&w, &[decide]);
+    let answer = &w.records(&plan, "inbox:w1:approval_response")[0];
+    assert_eq!(answer["from"], "orchestrator");
+    let closed = &w.records(&plan, "org:answered:?")[0];
+    assert_eq!(
+        (closed["by"].as_str(), closed["how"].as_str()),
+        (Some("orchestrator"), Some("rejected"))
+    );
+    land(&mut w, &plan);
+    let mut yes = msg(
+        "lead",
+        "supervisor",
+        "approval_decision",
+        json!({"approve": true}),
+    );
+    yes.reply_to = Some(item.msg);
+    let plan = plan_requests(&w, &[yes]);
+    assert_eq!(
+        w.labels(&plan),
+        strs(&[
+            "inbox:lead:message_blocked",
+            "mirror:message_blocked",
+            "events:message_blocked"
+        ])
+    );
+    let notice = &w.records(&plan, "inbox:lead:message_blocked")[0];
+    assert!(notice["body"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("already answered by orchestrator"));
+}

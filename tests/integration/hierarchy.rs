@@ -378,6 +378,23 @@ reports_to = "x"
     let (rc, _, err) = code(&s, &["supervise"]);
     assert_ne!(rc, 0);
     assert!(err.contains("reports_to cycle"), "{err}");
+
+    // A running society refuses it at `config reload` and keeps its organisation.
+    let mut s = Society::new(BIN, &org_toml("1m"));
+    s.start_supervisor();
+    let toml = org_toml("1m").replace(
+        "id = \"lead-a\"\nrole = \"lead\"\n",
+        "id = \"lead-a\"\nrole = \"lead\"\nreports_to = \"a1\"\n",
+    );
+    std::fs::write(s.root().join("society.toml"), toml).unwrap();
+    let (rc, _, err) = code(&s, &["config", "reload"]);
+    assert_ne!(rc, 0);
+    assert!(
+        err.contains("reports_to cycle: lead-a → a1 → lead-a"),
+        "{err}"
+    );
+    let tree = json_of(&s, &["tree", "-o", "json"]);
+    assert_eq!(tree["members"][0]["id"], "lead-a", "{tree}");
 }
 
 #[test]

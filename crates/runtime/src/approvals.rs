@@ -51,10 +51,8 @@ pub struct Approval {
     /// The request's whole body (the parked or held envelope included).
     pub body: Value,
     /// Where it waits in the organisation (a lead's id, or `orchestrator`),
-    /// and the chain it went through; absent outside any hierarchy.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// and the chain it went through; null and empty outside any hierarchy.
     pub at: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub chain: Vec<Value>,
 }
 

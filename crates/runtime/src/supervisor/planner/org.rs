@@ -414,8 +414,12 @@ impl Planner<'_> {
         } else {
             case_log::REJECTED
         };
-        self.close_item(plan, &item, lead.as_str(), how, note.as_deref());
+        let kept = note.clone();
         self.decide_as(plan, env, item.item, approve, note, None, lead.as_str());
+        // Settled only if the answer was taken (not, say, for a closed case).
+        if plan.decided.contains(&item.item) {
+            self.close_item(plan, &item, lead.as_str(), how, kept.as_deref());
+        }
         true
     }
 

@@ -303,6 +303,8 @@ fn a_lead_answering_beyond_its_scope_is_refused_and_the_request_goes_up() {
             .into_iter()
             .find(|r| r["event"] == "opened" && r["at"] == "lead-a")
     });
+    let table = s.ok(&["approvals"]);
+    assert!(table.contains("at: lead-a"), "{table}");
     let narrowed = toml.replace(
         r#"approve = { kinds = ["plan"], max_usd = 5.0 }"#,
         r#"approve = { kinds = ["route"] }"#,
@@ -536,4 +538,39 @@ fn a_crash_mid_batch_neither_doubles_nor_refuses_an_item() {
         assert_eq!(kinds("message_blocked"), 0, "{point}: {inbox:?}");
         assert!(orchestrator_inbox(&s, "escalation").is_empty(), "{point}");
     }
+}
+
+/// A lead that escalates while handling an item passes it up, chain kept.
+#[test]
+fn a_lead_escalating_passes_the_item_up_with_its_chain() {
+    let toml = org_toml("1m").replace(
+        "answer_within = \"1m\"\nbrain = { kind = \"script\" }",
+        "answer_within = \"1m\"\n[agent.brain]\nkind = \"script\"\n[[agent.brain.rules]]\ntype = \"escalation\"\nactions = [{ do = \"escalate\", reason = \"beyond me: {{body.reason}}\" }]",
+    );
+    assert!(toml.contains("beyond me"), "{toml}");
+    let mut s = Society::new(BIN, &toml);
+    s.start_supervisor();
+    send(
+        &s,
+        "b1",
+        "complain",
+        r#"{"reason": "b2 sings", "with": "b2"}"#,
+    );
+    let esc = wait_until(SOON, "the escalation reaches the orchestrator", || {
+        orchestrator_inbox(&s, "escalation").into_iter().next()
+    });
+    assert_eq!(
+        nodes(&esc["body"]["chain"]),
+        [
+            ("lead-b".into(), "escalated".into()),
+            ("orchestrator".into(), String::new())
+        ]
+    );
+    assert_eq!(esc["body"]["chain"][0]["reason"], "beyond me: b2 sings");
+    assert_eq!(esc["body"]["reason"], "b2 sings", "the original reason");
+    assert_eq!(
+        orchestrator_inbox(&s, "escalation").len(),
+        1,
+        "not a second, new escalation"
+    );
 }

@@ -375,6 +375,31 @@ reports_to = "x"
     assert_ne!(rc, 0);
     assert!(err.contains("role w") && err.contains("nobody"), "{err}");
 
+    // Bad values of the other keys, named.
+    for (toml, want) in [
+        (
+            "[[agent]]\nid = \"x\"\nanswer_within = \"soon\"\n",
+            "answer_within \"soon\"",
+        ),
+        (
+            "[[agent]]\nid = \"x\"\napprove = { kinds = [\"all\"] }\n",
+            "approve.kinds: \"all\"",
+        ),
+        (
+            "[[agent]]\nid = \"x\"\napprove = { max_usd = -1.0 }\n",
+            "approve.max_usd",
+        ),
+        (
+            "[[agent]]\nid = \"x\"\napprove = { budget = 1 }\n",
+            "budget",
+        ),
+    ] {
+        let s = Society::new(BIN, toml);
+        let (rc, _, err) = code(&s, &["check"]);
+        assert_ne!(rc, 0, "{toml}");
+        assert!(err.contains(want), "{toml}: {err}");
+    }
+
     // And the supervisor refuses to start on it.
     let s = Society::new(BIN, cyc);
     let (rc, _, err) = code(&s, &["supervise"]);

@@ -34,6 +34,7 @@ mod fsck;
 mod gates;
 mod governance_cli;
 mod group_commit;
+mod hierarchy;
 mod idle;
 mod lifecycle;
 mod llm_brain;

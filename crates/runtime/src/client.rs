@@ -25,5 +25,6 @@ pub mod send;
 pub mod status;
 pub mod supervisor;
 pub mod top;
+pub mod tree;
 
 pub use error::ClientError;

@@ -41,6 +41,7 @@ mod loops;
 mod races;
 mod readme_tour;
 mod retention;
+mod reuse;
 mod roundtrip;
 mod routing_policy;
 mod scale;

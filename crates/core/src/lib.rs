@@ -17,6 +17,9 @@
 //!   zstd-compressed segments under `archive/`, and reads them back in order.
 //! * [`lock`] is the `flock`-based "one process per folder" guarantee; liveness
 //!   is "the lock is held", never "the pid exists".
+//! * [`reuse`] splits an agent folder into skills (kept) and state (reset
+//!   on reuse), summarises its experience (`metadata.json`) and scores it
+//!   against a new purpose.
 //! * [`state`] holds the JSON state documents shared by processes
 //!   (`config.json`, `checkpoint.json`, `status.json`).
 //!
@@ -34,6 +37,7 @@ pub mod jsonl;
 pub mod kinds;
 pub mod layout;
 pub mod lock;
+pub mod reuse;
 pub mod segments;
 pub mod state;
 pub mod time;

@@ -121,6 +121,8 @@ pub fn reuse_best(
     candidates: &[Candidate],
     q: &Query,
 ) -> Result<Option<Reused>, ClientError> {
+    // Tests: let concurrent spawns all choose before any claims.
+    society_core::fault::pause("reuse_before_claim", Duration::from_millis(300));
     for c in candidates.iter().filter(|c| c.eligible()) {
         let paths = layout.agent(&c.agent);
         let Some(lock) = try_lock(&paths.lock())? else {
@@ -230,6 +232,7 @@ fn reset_and_claim(layout: &Layout, id: &AgentId, q: &Query) -> Result<Reused, C
     }
     sync_dir(&target)?;
     sync_dir(&paths.dir)?;
+    society_core::fault::point("reuse_after_archive");
     paths.create()?;
     let archive = format!("{}/{name}", core_reuse::ARCHIVE);
     meta.begin_purpose(&q.purpose, &q.tags, &now, Some(archive.clone()));

@@ -9,6 +9,10 @@ use society_runtime::client::{agents, skills};
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
     /// An agent's skills (the entries of its skills/ folder).
+    #[command(after_help = examples!(
+        "society skills list writer-1",
+        "society skills list writer-1 -o json | jq -r '.[].name'"
+    ))]
     List {
         /// Agent id.
         agent: String,
@@ -16,6 +20,11 @@ pub enum Command {
         output: OutputArgs,
     },
     /// Copy skills/ (or one skill in it) from one agent to another; each file atomically.
+    #[command(after_help = examples!(
+        "society skills copy writer-1 writer-3                  # all of skills/",
+        "society skills copy writer-1 writer-3 prompts/review.md",
+        "society skills copy writer-1 writer-3 tone.md --force  # replace writer-3's tone.md"
+    ))]
     Copy {
         /// The agent to copy from.
         from: String,

@@ -609,3 +609,82 @@ fn skills_are_copied_between_agents_and_bad_names_refused() {
     assert!(err.contains("symbolic link"), "{err}");
     assert!(!dst.join("etc").exists());
 }
+
+#[test]
+fn a_spawn_killed_mid_reset_loses_nothing_and_the_next_one_finishes() {
+    let s = Society::new(crate::support::BIN, TOML);
+    fixture(&s, "writer-1", "legal review", &["legal"]);
+    let w1 = s.agent("writer-1").dir;
+    std::fs::write(w1.join("workspace/output/a.txt"), "first").unwrap();
+    std::fs::write(w1.join("skills/legal.md"), "kept").unwrap();
+    // Aborted (as by SIGKILL) once the state is moved, before the metadata,
+    // the activity record and the claim.
+    let out = s
+        .command(&[
+            "spawn",
+            "writer",
+            "--purpose",
+            "legal review",
+            "--tag",
+            "legal",
+            "--no-start",
+        ])
+        .env("SOCIETY_FAULTS", "reuse_after_archive")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(crate::support::lock_free(&s.agent("writer-1").lock()));
+    let first = std::fs::read_dir(w1.join("archive"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect::<Vec<_>>();
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(
+        std::fs::read_to_string(first[0].join("workspace/output/a.txt")).unwrap(),
+        "first"
+    );
+    assert_eq!(
+        meta(&s, "writer-1")["total_purposes_served"],
+        1,
+        "no metadata written"
+    );
+    // Not claimed, so still dormant: the next spawn reuses it into a new archive folder.
+    std::fs::write(w1.join("workspace/output/b.txt"), "second").unwrap();
+    let out = json_of(
+        &s,
+        &[
+            "spawn",
+            "writer",
+            "--purpose",
+            "legal review",
+            "--tag",
+            "legal",
+            "--no-start",
+            "-o",
+            "json",
+        ],
+    );
+    assert_eq!(out["id"], "writer-1", "{out:#}");
+    let second = w1.join(out["archive"].as_str().unwrap());
+    assert_ne!(second, first[0]);
+    assert_eq!(
+        std::fs::read_to_string(second.join("workspace/output/b.txt")).unwrap(),
+        "second"
+    );
+    assert_eq!(
+        std::fs::read_to_string(first[0].join("workspace/output/a.txt")).unwrap(),
+        "first"
+    );
+    assert_eq!(
+        std::fs::read_to_string(w1.join("skills/legal.md")).unwrap(),
+        "kept"
+    );
+    let m = meta(&s, "writer-1");
+    assert_eq!(m["total_purposes_served"], 2);
+    let transitions = records(&s.agent("writer-1").activity())
+        .into_iter()
+        .filter(|r| r["event"] == "purpose_transition")
+        .count();
+    assert_eq!(transitions, 1);
+}

@@ -230,10 +230,10 @@ fn reset_and_claim(layout: &Layout, id: &AgentId, q: &Query) -> Result<Reused, C
             }
         }
     }
+    paths.create()?;
     sync_dir(&target)?;
     sync_dir(&paths.dir)?;
     society_core::fault::point("reuse_after_archive");
-    paths.create()?;
     let archive = format!("{}/{name}", core_reuse::ARCHIVE);
     meta.begin_purpose(&q.purpose, &q.tags, &now, Some(archive.clone()));
     let ckpt = read_ckpt(&paths).unwrap_or_default();

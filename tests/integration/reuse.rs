@@ -487,6 +487,7 @@ fn retire_archives_the_folder_and_it_is_never_reused() {
         "project over"
     );
     assert!(!s.agent("writer-1").dir.exists());
+    s.wait_state("writer-2", "dormant", SOON);
     let r = json_of(&s, &["retire", "writer-2", "-o", "json"]);
     let to = Path::new(r["archive"].as_str().unwrap());
     assert!(
@@ -687,4 +688,56 @@ fn a_spawn_killed_mid_reset_loses_nothing_and_the_next_one_finishes() {
         .filter(|r| r["event"] == "purpose_transition")
         .count();
     assert_eq!(transitions, 1);
+}
+
+#[test]
+fn a_folder_that_owns_an_open_case_is_not_dormant() {
+    let mut s = Society::new(crate::support::BIN, TOML);
+    fixture(&s, "writer-1", "legal review", &["legal"]);
+    fixture(&s, "writer-2", "legal review", &["legal"]);
+    s.start_supervisor();
+    let case = s.ok(&[
+        "case",
+        "new",
+        "the supplier contract",
+        "--assign",
+        "writer-1",
+    ]);
+    // The fixtures' own spawns asked for a start: let them go idle and exit.
+    for id in ["writer-1", "writer-2"] {
+        s.wait_state(id, "dormant", SOON);
+    }
+    let spawn = |s: &Society| {
+        json_of(
+            s,
+            &[
+                "spawn",
+                "writer",
+                "--purpose",
+                "legal review",
+                "--tag",
+                "legal",
+                "-o",
+                "json",
+            ],
+        )
+    };
+    let out = spawn(&s);
+    assert_eq!(out["id"], "writer-2", "{out:#}");
+    let w1 = out["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["agent"] == "writer-1")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        w1["not_dormant"],
+        format!("owns open case {case}"),
+        "{w1:#}"
+    );
+    // Closed, the case no longer holds it.
+    s.ok(&["case", "close", &case]);
+    let out = spawn(&s);
+    assert_eq!(out["id"], "writer-1", "{out:#}");
 }

@@ -29,7 +29,7 @@ pub struct Args {
     #[arg(long, value_name = "TEXT")]
     purpose: Option<String>,
     /// A domain of the purpose (repeatable); a shared tag weighs most.
-    #[arg(long = "tag", value_name = "TAG", requires = "purpose")]
+    #[arg(long = "tag", value_name = "TAG", requires = "purpose", value_parser = tag)]
     tags: Vec<String>,
     /// A new folder even if a dormant one matches.
     #[arg(long, requires = "purpose")]
@@ -47,6 +47,22 @@ pub struct Args {
     start: NoStart,
     #[command(flatten)]
     output: OutputArgs,
+}
+
+/// A tag is one word: letters, digits, `-`, `_`, `.`; compared lowercased.
+fn tag(text: &str) -> Result<String, String> {
+    let ok = !text.is_empty()
+        && text.chars().count() <= 64
+        && text
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(text.to_lowercase())
+    } else {
+        Err(format!(
+            "invalid tag {text:?}: a tag is one word of letters, digits, '-', '_' or '.' (at most 64)"
+        ))
+    }
 }
 
 /// `-o json`: what the spawn did.

@@ -297,6 +297,22 @@ fn explain_prints_every_candidate_term_by_term() {
         "the id comes last: {out}"
     );
     assert!(err.contains("reused writer-a"), "{err}");
+
+    // Bad input: said clearly, nothing spawned.
+    for (args, says) in [
+        (vec!["--purpose", "  "], "--purpose is empty"),
+        (vec!["--tag", "legal"], "--purpose"),
+        (vec!["--fresh"], "--purpose"),
+        (vec!["--purpose", "x", "--id", "w"], "cannot be used with"),
+        (vec!["--purpose", "x", "--tag", "Bad Tag!"], "invalid tag"),
+    ] {
+        let mut full = vec!["spawn", "writer", "--no-start"];
+        full.extend(args.iter().copied());
+        let (c, _, err) = code(&s, &full);
+        assert_eq!(c, 2, "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    assert!(!s.agent("writer-1").dir.exists() && !s.agent("w").dir.exists());
 }
 
 #[test]

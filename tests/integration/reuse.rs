@@ -213,7 +213,10 @@ fn spawn_by_purpose_reuses_the_experienced_folder_and_keeps_its_skills() {
     let d = json_of(&s, &["describe", "writer-2", "-o", "json"]);
     assert_eq!(d["metadata"]["current_purpose"], "review the NDA contracts");
     let text = s.ok(&["describe", "writer-2"]);
-    assert!(text.contains("review the NDA contracts (2 served)"), "{text}");
+    assert!(
+        text.contains("review the NDA contracts (2 served)"),
+        "{text}"
+    );
     assert!(text.contains("approval rate 50%; tags legal"), "{text}");
     // The agent takes up its new purpose (consumes the claim) and goes idle.
     wait_dormant_with(&s, "writer-2", 8);

@@ -47,9 +47,13 @@ pub fn refresh(
     cfg: &AgentConfig,
     ckpt: &AgentCheckpoint,
 ) -> Result<bool, FormatError> {
-    let mut meta = load_or_new(paths, cfg);
     let exp = ExperienceSummary::of(ckpt);
     let exists = path(paths).exists();
+    if !exists && exp == ExperienceSummary::default() {
+        // Nothing to say yet: 1,000 idle agents starting write nothing.
+        return Ok(false);
+    }
+    let mut meta = load_or_new(paths, cfg);
     if exists && meta.experience == exp && meta.role == cfg.role {
         return Ok(false);
     }
@@ -58,6 +62,9 @@ pub fn refresh(
     }
     meta.experience = exp;
     meta.role = cfg.role.clone();
-    write(paths, &meta)?;
+    // Not fsynced: the counts are copies of the checkpoint's, and a power
+    // cut that undoes the rename brings back a whole older summary (the
+    // purposes the CLI recorded were fsynced when it wrote them).
+    atomic::write_json(&path(paths), &meta, false)?;
     Ok(true)
 }

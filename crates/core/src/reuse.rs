@@ -111,6 +111,11 @@ pub struct Experience {
     pub approval_responses: u64,
 }
 
+/// Distinct message types counted by name; the rest under [`OTHER_TYPES`].
+pub const MAX_TYPES: usize = 128;
+/// The count of types past [`MAX_TYPES`] (not a valid type name).
+pub const OTHER_TYPES: &str = "(other)";
+
 fn is_zero(n: &u64) -> bool {
     *n == 0
 }
@@ -125,7 +130,16 @@ impl Experience {
         if env.kind == crate::kinds::message::PURPOSE {
             return;
         }
-        *self.types.entry(env.kind.clone()).or_default() += 1;
+        let full = self.types.len() >= MAX_TYPES;
+        match self.types.get_mut(&env.kind) {
+            Some(n) => *n += 1,
+            // Types are an open set: the checkpoint is rewritten with every
+            // message, so past a bound the rest are counted together.
+            None if full => *self.types.entry(OTHER_TYPES.to_string()).or_default() += 1,
+            None => {
+                self.types.insert(env.kind.clone(), 1);
+            }
+        }
         if env.case.is_some() {
             self.case_messages += 1;
         }
@@ -328,6 +342,30 @@ mod tests {
         for eng in ["workspace", "conversations", "cases", "notes.txt", "memory"] {
             assert_eq!(class_of(eng), Class::Engagement, "{eng}");
         }
+    }
+
+    #[test]
+    fn experience_counts_types_within_a_bound() {
+        use crate::{Envelope, Party};
+        let mut e = Experience::default();
+        let env =
+            |kind: &str, body| Envelope::new(Party::Orchestrator, Party::Orchestrator, kind, body);
+        e.note(&env("purpose", serde_json::json!({})));
+        assert!(e.is_empty(), "the claim is not experience");
+        for ok in [true, true, false] {
+            e.note(&env(
+                "approval_response",
+                serde_json::json!({"approved": ok}),
+            ));
+        }
+        e.note(&env("approval_response", serde_json::json!({})));
+        assert_eq!((e.approved, e.approval_responses), (2, 3));
+        for i in 0..MAX_TYPES + 5 {
+            e.note(&env(&format!("t{i}"), serde_json::json!({})));
+        }
+        assert_eq!(e.types.len(), MAX_TYPES + 1);
+        assert_eq!(e.types[OTHER_TYPES], 6);
+        assert_eq!(e.types["approval_response"], 4);
     }
 
     #[test]

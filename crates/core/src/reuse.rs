@@ -210,6 +210,28 @@ impl ExperienceSummary {
         }
     }
 
+    /// Counts never go down: a checkpoint rebuilt by `fsck --repair` counts
+    /// only its live inbox, so each count is the larger of the two (and the
+    /// rate is recomputed).
+    pub fn at_least(mut self, other: &ExperienceSummary) -> ExperienceSummary {
+        if other.total_cases <= self.total_cases {
+            return self;
+        }
+        self.total_cases = other.total_cases;
+        self.successful = self.successful.max(other.successful);
+        self.failed = self.failed.max(other.failed);
+        for (t, n) in &other.message_types {
+            let mine = self.message_types.entry(t.clone()).or_default();
+            *mine = (*mine).max(*n);
+        }
+        self.case_messages = self.case_messages.max(other.case_messages);
+        self.approval_responses = self.approval_responses.max(other.approval_responses);
+        self.approved = self.approved.max(other.approved);
+        self.approval_rate = (self.approval_responses > 0)
+            .then(|| self.approved as f64 / self.approval_responses as f64);
+        self
+    }
+
     /// `successful / total_cases`, 0 before the first.
     pub fn success_rate(&self) -> f64 {
         if self.total_cases == 0 {
@@ -366,6 +388,36 @@ mod tests {
         assert_eq!(e.types.len(), MAX_TYPES + 1);
         assert_eq!(e.types[OTHER_TYPES], 6);
         assert_eq!(e.types["approval_response"], 4);
+    }
+
+    #[test]
+    fn counts_never_go_down() {
+        let mut big = ExperienceSummary {
+            total_cases: 10,
+            successful: 9,
+            failed: 1,
+            approval_responses: 4,
+            approved: 3,
+            ..ExperienceSummary::default()
+        };
+        big.message_types.insert("draft".into(), 9);
+        // A rebuilt checkpoint that counts only its live inbox.
+        let mut small = ExperienceSummary {
+            total_cases: 2,
+            successful: 2,
+            ..ExperienceSummary::default()
+        };
+        small.message_types.insert("review".into(), 2);
+        let merged = small.clone().at_least(&big);
+        assert_eq!(
+            (merged.total_cases, merged.successful, merged.failed),
+            (10, 9, 1)
+        );
+        assert_eq!(merged.message_types["draft"], 9);
+        assert_eq!(merged.message_types["review"], 2);
+        assert_eq!(merged.approval_rate, Some(0.75));
+        // The larger one stands as it is.
+        assert_eq!(big.clone().at_least(&small), big);
     }
 
     #[test]

@@ -54,6 +54,7 @@ pub fn refresh(
         return Ok(false);
     }
     let mut meta = load_or_new(paths, cfg);
+    let exp = exp.at_least(&meta.experience);
     if exists && meta.experience == exp && meta.role == cfg.role {
         return Ok(false);
     }

@@ -237,7 +237,7 @@ fn reset_and_claim(layout: &Layout, id: &AgentId, q: &Query) -> Result<Reused, C
     let archive = format!("{}/{name}", core_reuse::ARCHIVE);
     meta.begin_purpose(&q.purpose, &q.tags, &now, Some(archive.clone()));
     let ckpt = read_ckpt(&paths).unwrap_or_default();
-    meta.experience = core_reuse::ExperienceSummary::of(&ckpt);
+    meta.experience = core_reuse::ExperienceSummary::of(&ckpt).at_least(&meta.experience);
     metadata::write(&paths, &meta)?;
     let n = meta.next_purpose_n() - 1;
     let rec = crate::activity::record(
@@ -348,7 +348,8 @@ fn awaiting_answers(layout: &Layout) -> BTreeMap<AgentId, String> {
 fn profile(paths: &AgentPaths, meta: Option<&Metadata>, ckpt: Option<&AgentCheckpoint>) -> Profile {
     let summary = ckpt
         .map(core_reuse::ExperienceSummary::of)
-        .unwrap_or_default();
+        .unwrap_or_default()
+        .at_least(&meta.map(|m| m.experience.clone()).unwrap_or_default());
     let last = meta
         .and_then(|m| m.last_active.as_deref())
         .and_then(society_core::time::parse_rfc3339)

@@ -765,3 +765,42 @@ fn a_folder_that_owns_an_open_case_is_not_dormant() {
     let out = spawn(&s);
     assert_eq!(out["id"], "writer-1", "{out:#}");
 }
+
+#[test]
+fn a_folder_awaiting_an_approval_is_not_dormant() {
+    let s = Society::new(crate::support::BIN, TOML);
+    fixture(&s, "writer-1", "legal review", &["legal"]);
+    // writer-1 asked the orchestrator for approval; no answer yet.
+    let req = society_core::Envelope::new(
+        society_core::Party::Agent(society_core::AgentId::new("writer-1").unwrap()),
+        society_core::Party::Orchestrator,
+        "approval_request",
+        json!({"plan": "sign the contract"}),
+    );
+    society_core::jsonl::append_one(
+        &s.layout().orchestrator_inbox(),
+        &req.to_line(),
+        society_core::jsonl::Durability::Flushed,
+        usize::MAX,
+    )
+    .unwrap();
+    let out = json_of(
+        &s,
+        &[
+            "spawn",
+            "writer",
+            "--purpose",
+            "legal review",
+            "--tag",
+            "legal",
+            "--no-start",
+            "-o",
+            "json",
+        ],
+    );
+    assert_eq!(out["id"], "writer-2", "{out:#}");
+    assert_eq!(
+        out["candidates"][0]["not_dormant"],
+        format!("awaits the answer to approval request {}", req.id)
+    );
+}

@@ -128,9 +128,13 @@ pub fn reuse_best(
         let Some(lock) = try_lock(&paths.lock())? else {
             continue;
         };
+        // Again under the lock: another spawn may have claimed it since,
+        // or a case or an approval request made it busy.
         let meta = metadata::read(&paths).ok().flatten();
         if meta.as_ref().is_some_and(|m| m.retired.is_some())
             || state_not_dormant(layout, &paths, read_ckpt(&paths).as_ref()).is_some()
+            || open_case_owners(layout)?.contains_key(&c.agent)
+            || awaiting_answers(layout).contains_key(&c.agent)
         {
             continue;
         }

@@ -220,6 +220,16 @@ fn spawn_by_purpose_reuses_the_experienced_folder_and_keeps_its_skills() {
     assert!(text.contains("approval rate 50%; tags legal"), "{text}");
     // The agent takes up its new purpose (consumes the claim) and goes idle.
     wait_dormant_with(&s, "writer-2", 8);
+    // The claim is the runtime's: the (echo) brain never saw it.
+    let answers = records(&s.layout().orchestrator_inbox());
+    assert!(
+        !answers.iter().any(|r| r["body"]["purpose"].is_string()),
+        "a brain answered a purpose message: {answers:#?}"
+    );
+    assert!(
+        answers.iter().any(|r| r["from"] == "writer-2"),
+        "echoes of the work arrived"
+    );
 
     // --fresh: a new folder, though writer-2 matches.
     let fresh = json_of(

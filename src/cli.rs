@@ -72,10 +72,12 @@ mod output;
 mod policy;
 mod progress;
 mod render;
+mod retire;
 mod review;
 mod rm;
 mod selftest;
 mod send;
+mod skills;
 mod spawn;
 mod status;
 mod stop;
@@ -155,7 +157,9 @@ enum Command {
     /// Create (or reuse) an agent folder and start it; prints the id.
     #[command(after_help = examples!(
         "society spawn helper --brain echo         # prints helper-1",
-        "society spawn research --id researcher --keep-alive --wait"
+        "society spawn research --id researcher --keep-alive --wait",
+        "society spawn writer --purpose \"review supplier contracts\" --tag legal --explain",
+        "society spawn writer --purpose \"draft the launch post\" --fresh"
     ))]
     Spawn(spawn::Args),
     /// One row per agent (a table, or -o json|jsonl).
@@ -311,6 +315,19 @@ enum Command {
         after_help = "Examples:\n  society rm worker-1                 # refused while it runs\n  society rm worker-1 --force         # stop it gracefully first\n  ls .society-agent/archive/          # agent-worker-1-<time>/ holds everything it had"
     )]
     Rm(rm::Args),
+    /// Retire an agent: never reused again; its folder moves into .society-agent/archive/.
+    #[command(after_help = examples!(
+        "society retire writer-2 --reason \"project over\"",
+        "society retire writer-2 --force        # stop it gracefully first"
+    ))]
+    Retire(retire::Args),
+    /// List an agent's skills, or copy them to another agent.
+    #[command(subcommand, after_help = examples!(
+        "society skills list writer-1",
+        "society skills copy writer-1 writer-3                  # all of skills/",
+        "society skills copy writer-1 writer-3 style-guide.md"
+    ))]
+    Skills(skills::Command),
     /// Live CPU, memory, messages per second, queue and spend of every agent.
     #[command(
         after_help = "Examples:\n  society top                         # refreshes every second\n  society top --once                  # one sample (taken over one interval)\n  society top --once -o json | jq '.agents[] | {id, msgs_per_sec}'\n  society top -o jsonl --interval 5s  # one document a line, for a log"
@@ -499,6 +516,8 @@ fn run(cli: Cli, root_from_env: bool) -> anyhow::Result<Code> {
         Command::Unblock(args) => unblock::run(&layout()?, args),
         Command::Describe(args) => describe::run(&layout()?, args),
         Command::Rm(args) => rm::run(&layout()?, args),
+        Command::Retire(args) => retire::run(&layout()?, args),
+        Command::Skills(cmd) => skills::run(&layout()?, cmd),
         Command::Top(args) => top::run(&layout()?, args),
         Command::Tree(args) => tree::run(&layout()?, args),
         Command::Demo(args) => demo::run(args),

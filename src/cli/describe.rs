@@ -220,6 +220,45 @@ fn agent(s: &mut Sheet, a: &AgentView) {
             .map_or("-".into(), |e| event_line(e, &[])),
     );
     s.field("Case", dash(r.case.as_ref()));
+    if let Some(m) = &a.metadata {
+        s.field(
+            "Purpose",
+            format!(
+                "{} ({} served{})",
+                m.current_purpose.as_deref().unwrap_or("-"),
+                m.total_purposes_served,
+                m.retired
+                    .as_ref()
+                    .map_or(String::new(), |r| format!(", retired {}", r.at))
+            ),
+        );
+        let e = &m.experience;
+        let types: Vec<String> = e
+            .message_types
+            .iter()
+            .map(|(t, n)| format!("{t} {n}"))
+            .collect();
+        s.field(
+            "Experience",
+            format!(
+                "{} handled, {} failed; approval rate {}; tags {}; {}",
+                e.successful,
+                e.failed,
+                e.approval_rate
+                    .map_or("-".into(), |r| format!("{:.0}%", r * 100.0)),
+                if m.tags.is_empty() {
+                    "-".into()
+                } else {
+                    m.tags.join(",")
+                },
+                if types.is_empty() {
+                    "no types yet".into()
+                } else {
+                    types.join(", ")
+                }
+            ),
+        );
+    }
     if let Some(x) = &r.sanction {
         s.field(
             "Sanction",

@@ -25,6 +25,8 @@ pub const GROUPS: &[(&str, &[&str])] = &[
             "stop",
             "restart",
             "rm",
+            "retire",
+            "skills",
             "config",
         ],
     ),

@@ -44,6 +44,7 @@ mod memory;
 mod races;
 mod readme_tour;
 mod retention;
+mod reuse;
 mod roundtrip;
 mod routing_policy;
 mod scale;

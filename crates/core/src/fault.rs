@@ -23,3 +23,12 @@ pub fn point(name: &str) {
         std::process::abort();
     }
 }
+
+/// Sleeps for `d` if the point `name` is armed: widens a race window that a
+/// test must hit every time (concurrent `spawn --purpose` choosing before
+/// any of them claims).
+pub fn pause(name: &str, d: std::time::Duration) {
+    if armed().iter().any(|a| a == name) {
+        std::thread::sleep(d);
+    }
+}

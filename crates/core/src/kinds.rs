@@ -55,6 +55,11 @@ pub mod message {
     /// The orchestrator's notes on a milestone gate it rejected, to each
     /// agent the gate names in `revise_to` (body `{gate, notes, request}`).
     pub const GATE_NOTES: &str = "gate_notes";
+    /// The orchestrator assigns a reused or new folder its purpose (`society
+    /// spawn --purpose`; body `{purpose, tags, n}`). Consumed by the agent's
+    /// runtime, not its brain; its unconsumed line is what makes a folder
+    /// just claimed no longer dormant.
+    pub const PURPOSE: &str = "purpose";
 }
 
 /// `event`s of case-log records (`supervisor/cases/case-<id>.jsonl`) that
@@ -109,6 +114,11 @@ pub mod event {
     pub const REMOVED: &str = "removed";
     /// The system event of a removal.
     pub const AGENT_REMOVED: &str = "agent_removed";
+    /// In an agent's activity log: `society spawn --purpose` reused the
+    /// folder (`previous`, `new`, `skills_preserved`, `state_reset`, `archive`).
+    pub const PURPOSE_TRANSITION: &str = "purpose_transition";
+    /// In the registry: `society retire` retired the agent (with `reason`).
+    pub const RETIRED: &str = "retired";
     pub const MESSAGE_RECEIVED: &str = "message_received";
     pub const MESSAGE_HANDLED: &str = "message_handled";
     /// A message whose id the agent had already handled.

@@ -19,6 +19,9 @@
 //!   is "the lock is held", never "the pid exists".
 //! * [`memory`] is an agent's `memory.jsonl`: remember once per key, recall
 //!   by BM25 over text and tags with recency, through a derived index.
+//! * [`reuse`] splits an agent folder into skills (kept) and state (reset
+//!   on reuse), summarises its experience (`metadata.json`) and scores it
+//!   against a new purpose.
 //! * [`state`] holds the JSON state documents shared by processes
 //!   (`config.json`, `checkpoint.json`, `status.json`).
 //!
@@ -38,6 +41,7 @@ pub mod layout;
 pub mod lock;
 pub mod memory;
 pub mod org;
+pub mod reuse;
 pub mod segments;
 pub mod state;
 pub mod time;

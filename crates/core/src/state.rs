@@ -208,6 +208,10 @@ pub struct AgentCheckpoint {
     /// has moved the cursor to what the files prove was handled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incident: Option<Incident>,
+    /// What the agent has handled, by type (`society_core::reuse`): counted
+    /// in the same write that consumes each message, never reset by reuse.
+    #[serde(default, skip_serializing_if = "crate::reuse::Experience::is_empty")]
+    pub experience: crate::reuse::Experience,
 }
 
 /// A file found not to match a consumer's cursor into it.

@@ -12,6 +12,7 @@ mod delivery;
 mod governance;
 mod incident;
 mod leftover;
+mod metadata;
 mod outputs;
 mod redrive;
 mod retention;
@@ -177,6 +178,7 @@ pub fn run_agent(folder: &Path) -> Result<AgentExit, AgentError> {
         ckpt,
         brain,
         gov: governance::Gov::default(),
+        meta_dirty: true,
         _lock: lock,
     };
     agent.activity.event(
@@ -322,6 +324,8 @@ pub(crate) struct Agent {
     stop: Arc<AtomicBool>,
     /// Decisions and learned state (loaded at the first decision).
     gov: governance::Gov,
+    /// `metadata.json` lags the checkpoint's counts (written when caught up).
+    meta_dirty: bool,
     _lock: HeldLock,
 }
 
@@ -344,6 +348,7 @@ impl Agent {
                     // Caught up: the moment to bring `learning/` up to date
                     // and to rotate what has grown.
                     self.flush_learning();
+                    self.flush_metadata();
                     match self.rotate_due() {
                         Ok(()) => {}
                         Err(e) if e.is_io() => {

@@ -31,6 +31,7 @@ pub mod control;
 pub mod exit;
 pub mod fsck;
 pub mod governance;
+pub mod metadata;
 pub mod org;
 pub mod provision;
 pub mod registry;

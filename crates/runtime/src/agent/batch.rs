@@ -122,6 +122,8 @@ impl Agent {
                 json!({"id": env.id, "attempt": 1, "outputs": records.len(), "ms": t.elapsed().as_millis() as u64, "batch": true}),
             ));
             outputs.extend(records.into_iter().map(|(_, r)| r));
+            self.ckpt.experience.note(&env);
+            self.meta_dirty = true;
             handled.push(env.id);
             consumed += 1;
         }

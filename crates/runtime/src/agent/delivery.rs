@@ -126,6 +126,8 @@ impl Agent {
                         event::MESSAGE_HANDLED,
                         json!({"id": env.id, "attempt": attempt, "outputs": outputs, "ms": started.elapsed().as_millis() as u64}),
                     );
+                    self.ckpt.experience.note(&env);
+                    self.meta_dirty = true;
                     self.advance(line, Some(env.id))?;
                     Outcome::Advanced
                 }

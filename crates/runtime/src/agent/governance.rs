@@ -89,6 +89,11 @@ impl Agent {
     }
 
     fn think_inner(&mut self, env: &Envelope, attempt: u32) -> Result<Vec<Action>, BrainError> {
+        if env.kind == society_core::kinds::message::PURPOSE {
+            // The runtime's: `society spawn --purpose` recorded it in
+            // `metadata.json` already; the line only marked the claim.
+            return Ok(Vec::new());
+        }
         if let Some(actions) = self.governance_message(env)? {
             return Ok(actions);
         }

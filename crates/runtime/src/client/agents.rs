@@ -3,7 +3,7 @@
 //! through its inbox (`control.rs`), so the request stands even if the
 //! supervisor is down when it is made.
 
-use super::{supervisor, ClientError};
+use super::{reuse, supervisor, ClientError};
 use crate::config::SocietyConfig;
 use crate::control::{self, Request};
 use crate::provision::{provision, Provisioned};
@@ -23,6 +23,13 @@ pub struct Spawn {
     /// A brain kind overriding the role template.
     pub brain: Option<String>,
     pub keep_alive: bool,
+    /// `--purpose`: reuse the dormant folder of the role whose experience
+    /// matches best (`client::reuse`), else make a new one with this purpose.
+    pub purpose: Option<String>,
+    /// `--tag`: the purpose's domains.
+    pub tags: Vec<String>,
+    /// `--fresh`: a new folder even if one could be reused.
+    pub fresh: bool,
 }
 
 /// What [`spawn`] did.
@@ -31,6 +38,10 @@ pub struct Spawned {
     pub id: AgentId,
     /// An existing agent's config was rewritten (a new brain or keep_alive).
     pub updated: bool,
+    /// The folder reused for the purpose, if one was.
+    pub reused: Option<reuse::Reused>,
+    /// With a purpose: every folder of the role, scored, best first.
+    pub candidates: Vec<reuse::Candidate>,
 }
 
 /// Creates (or reuses) an agent folder and asks the supervisor to start it.
@@ -40,11 +51,59 @@ pub fn spawn(layout: &Layout, req: &Spawn) -> Result<Spawned, ClientError> {
         role: req.role.clone(),
     })?;
     let config = SocietyConfig::load(&layout.society_toml())?;
+    let Some(purpose) = &req.purpose else {
+        return spawn_plain(layout, &config, req);
+    };
+    let q = reuse::Query {
+        purpose: purpose.clone(),
+        tags: req.tags.clone(),
+    };
+    let candidates = reuse::candidates(layout, &req.role, &q)?;
+    if !req.fresh {
+        if let Some(reused) = reuse::reuse_best(layout, &candidates, &q)? {
+            let id = reused.agent.clone();
+            let updated = configure(layout, &config, &id, req)?;
+            control::send(layout, &Request::Start { agent: id.clone() })?;
+            return Ok(Spawned {
+                id,
+                updated,
+                reused: Some(reused),
+                candidates,
+            });
+        }
+    }
+    let id = claim_free_id(layout, &req.role)?;
+    let made = reuse::begin_fresh(layout, &id, &req.role, &q)
+        .and_then(|()| configure(layout, &config, &id, req));
+    if let Err(e) = made {
+        // Give the number back if the config was not written.
+        if !layout.agent(&id).config().exists() {
+            let _ = std::fs::remove_file(layout.agent(&id).dir.join(society_core::reuse::METADATA));
+            let _ = std::fs::remove_dir(&layout.agent(&id).dir);
+        }
+        return Err(e);
+    }
+    reuse::send_purpose(layout, &id, &q, 1)?;
+    control::send(layout, &Request::Start { agent: id.clone() })?;
+    Ok(Spawned {
+        id,
+        updated: false,
+        reused: None,
+        candidates,
+    })
+}
+
+/// `spawn` without a purpose: the named folder, or the next `ROLE-N`.
+fn spawn_plain(
+    layout: &Layout,
+    config: &SocietyConfig,
+    req: &Spawn,
+) -> Result<Spawned, ClientError> {
     let (id, claimed) = match &req.id {
         Some(id) => (AgentId::new(id.as_str())?, false),
         None => (claim_free_id(layout, &req.role)?, true),
     };
-    let updated = match configure(layout, &config, &id, req) {
+    let updated = match configure(layout, config, &id, req) {
         Ok(u) => u,
         Err(e) => {
             if claimed {
@@ -56,7 +115,12 @@ pub fn spawn(layout: &Layout, req: &Spawn) -> Result<Spawned, ClientError> {
         }
     };
     control::send(layout, &Request::Start { agent: id.clone() })?;
-    Ok(Spawned { id, updated })
+    Ok(Spawned {
+        id,
+        updated,
+        reused: None,
+        candidates: Vec::new(),
+    })
 }
 
 /// Writes the agent's config unless it exists and nothing asks to change

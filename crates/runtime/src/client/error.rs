@@ -152,6 +152,16 @@ pub enum ClientError {
     NotReviewable { id: String, reason: String },
     #[error("--quality {quality} is out of range (0 to 1)")]
     BadQuality { quality: f64 },
+    #[error("agent {agent} has no skill {name:?}{}", if have.is_empty() { "; its skills/ is empty".to_string() } else { format!("; it has {}", have.join(", ")) })]
+    NoSkill {
+        agent: AgentId,
+        name: String,
+        have: Vec<String>,
+    },
+    #[error("cannot copy skill {name:?}: {reason}")]
+    BadSkill { name: String, reason: String },
+    #[error("agent {agent} already has a different skills/{name}")]
+    SkillExists { agent: AgentId, name: String },
     #[error(transparent)]
     Memory(#[from] society_core::memory::MemoryError),
     #[error(transparent)]
@@ -178,6 +188,7 @@ impl ClientError {
             | E::NoRequest { .. }
             | E::NoDeadLetter { .. }
             | E::NoDecision { .. }
+            | E::NoSkill { .. }
             | E::Unknown { .. } => Code::NotFound,
             E::AlreadyClosed { .. }
             | E::AlreadyHandled { .. }
@@ -185,6 +196,7 @@ impl ClientError {
             | E::CaseEnded { .. }
             | E::Running { .. }
             | E::AlreadyReviewed { .. }
+            | E::SkillExists { .. }
             | E::RemoveRefused { .. } => Code::Conflict,
             E::NotAnAgent { .. }
             | E::BadType { .. }
@@ -201,6 +213,7 @@ impl ClientError {
             | E::Ambiguous { .. }
             | E::NotReviewable { .. }
             | E::BadQuality { .. }
+            | E::BadSkill { .. }
             | E::BadAnswer { .. }
             | E::Id(_)
             | E::Config(_) => Code::Invalid,
@@ -246,6 +259,10 @@ impl ClientError {
                 "`society case show {case}` shows its timeline; open a new case for new work"
             )),
             E::NoRequest { .. } => Some("`society approvals` lists pending requests".into()),
+            E::NoSkill { agent, .. } => Some(format!("`society skills list {agent}` lists them")),
+            E::SkillExists { .. } => {
+                Some("`--force` replaces it (each file atomically)".into())
+            }
             E::NoDecision { .. } | E::NotReviewable { .. } | E::AlreadyReviewed { .. } => {
                 Some("`society review` lists the autonomous decisions awaiting review".into())
             }

@@ -133,6 +133,7 @@ pub(crate) fn agent_checkpoint(
                     if done && !dead_here {
                         ckpt.remember(env.id);
                         ckpt.handled += 1;
+                        ckpt.experience.note(env);
                     }
                     done
                 }

@@ -38,6 +38,9 @@ pub struct AgentView {
     pub recent_events: Vec<Value>,
     /// Spend and budgets, for an agent on an `llm` brain.
     pub costs: Option<CostsView>,
+    /// Its `metadata.json`: purposes served, experience (absent until its
+    /// agent first ran, for a folder older than the file).
+    pub metadata: Option<society_core::reuse::Metadata>,
 }
 
 #[derive(Debug, Serialize)]
@@ -200,6 +203,7 @@ pub(super) fn view(layout: &Layout, id: &AgentId) -> Result<AgentView, ClientErr
         dead_letters,
         recent_events,
         costs,
+        metadata: crate::metadata::read(&paths).ok().flatten(),
         status: row,
     })
 }

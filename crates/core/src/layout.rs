@@ -232,6 +232,23 @@ impl Layout {
     pub fn archive_dir(&self) -> PathBuf {
         self.state.join(ARCHIVE_DIR)
     }
+    /// Shared context (`shared/`): the bible, style guide, schedules — files
+    /// every agent may read and only `society shared put` writes.
+    pub fn shared_dir(&self) -> PathBuf {
+        self.state.join("shared")
+    }
+    /// Every change to `shared/`, one line per version (`shared put`).
+    pub fn shared_log(&self) -> PathBuf {
+        self.shared_dir().join(".versions.jsonl")
+    }
+    /// Previous versions of the shared files: `shared/.history/<name>.v<n>`.
+    pub fn shared_history_dir(&self) -> PathBuf {
+        self.shared_dir().join(".history")
+    }
+    /// Broadcasts and their acknowledgements (`society broadcast`).
+    pub fn broadcast_log(&self) -> PathBuf {
+        self.messages_dir().join("broadcast.jsonl")
+    }
     pub fn agent(&self, id: &AgentId) -> AgentPaths {
         AgentPaths::new(self.state.join(format!("{}{id}", names::AGENT_DIR_PREFIX)))
     }

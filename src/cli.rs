@@ -75,6 +75,7 @@ mod review;
 mod rm;
 mod selftest;
 mod send;
+mod shared;
 mod spawn;
 mod status;
 mod stop;
@@ -214,6 +215,13 @@ enum Command {
         "society broadcast hello | cut -d' ' -f2   # the message ids"
     ))]
     Broadcast(broadcast::Args),
+    /// Shared context every agent reads (bible, style guide, schedules): put a new version, list, show, log.
+    #[command(subcommand, after_help = examples!(
+        "society shared put bible.md",
+        "society shared list",
+        "society shared show bible.md --version 1"
+    ))]
+    Shared(shared::Command),
     /// List dead letters; put them back into their agent's inbox once the cause is fixed.
     #[command(subcommand, after_help = examples!(
         "society deadletter list",
@@ -477,6 +485,7 @@ fn run(cli: Cli, root_from_env: bool) -> anyhow::Result<Code> {
         Command::Choose(args) => approvals::choose(&layout()?, args),
         Command::Alternatives(args) => approvals::alternatives(&layout()?, args),
         Command::Policy(cmd) => policy::run(&layout()?, cmd),
+        Command::Shared(cmd) => shared::run(&layout()?, cmd),
         Command::Review(args) => review::run(&layout()?, args),
         Command::Metrics(args) => metrics::run(&layout()?, args),
         Command::Unblock(args) => unblock::run(&layout()?, args),

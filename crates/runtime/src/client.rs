@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod remove;
 pub mod review;
 pub mod send;
+pub mod shared;
 pub mod status;
 pub mod supervisor;
 pub mod top;

@@ -148,6 +148,8 @@ pub enum ClientError {
     #[error("--quality {quality} is out of range (0 to 1)")]
     BadQuality { quality: f64 },
     #[error(transparent)]
+    Shared(#[from] super::shared::SharedError),
+    #[error(transparent)]
     Format(#[from] FormatError),
     #[error(transparent)]
     Io(#[from] IoError),
@@ -204,6 +206,7 @@ impl ClientError {
             E::SupervisorExited { code, .. } => *code,
             E::Signal { .. } | E::Process { .. } | E::BadPointer { .. } | E::Io(_) => Code::Error,
             E::Format(e) => crate::exit::format_code(e),
+            E::Shared(e) => e.exit_code(),
         }
     }
 
@@ -257,6 +260,7 @@ impl ClientError {
                  supervisor reads it; see supervisor/daemon.log and messages/system-events.jsonl"
                     .into(),
             ),
+            E::Shared(e) => e.hint(),
             _ => None,
         }
     }

@@ -8,6 +8,7 @@
 mod support;
 
 mod bad_input;
+mod broadcast_ack;
 mod cases_approvals;
 mod cli_cases;
 mod cli_describe;

@@ -9,6 +9,7 @@
 
 pub mod agents;
 pub mod answers;
+pub mod broadcast;
 pub mod case_control;
 pub mod cases;
 pub mod config;

@@ -25,6 +25,7 @@
 pub mod activity;
 pub mod agent;
 pub mod approvals;
+pub mod broadcast;
 pub mod client;
 pub mod config;
 pub mod control;

@@ -6,6 +6,7 @@
 //! makes inotify a pure optimisation: if an event is lost, the scan finds the
 //! grown file within a second.
 
+mod broadcast;
 mod broken;
 mod cases;
 mod commit;
@@ -168,6 +169,7 @@ pub fn run_supervisor(layout: &Layout, opts: Options) -> Result<(), SupervisorEr
         guard_dirty: false,
         cases: cases::Cases::load(layout),
         debates: debate::Debates::load(layout),
+        broadcasts: broadcast::Broadcasts::default(),
         approvals: HashMap::new(),
         decided: HashSet::new(),
         stalled: Vec::new(),
@@ -212,6 +214,7 @@ pub fn run_supervisor(layout: &Layout, opts: Options) -> Result<(), SupervisorEr
     // now.
     sup.process_requests();
     sup.debate_tick();
+    sup.broadcast_tick();
     sup.activate_all();
     tracing::info!(
         agents = sup.slots.len(),
@@ -305,6 +308,8 @@ pub(crate) struct Supervisor {
     cases: cases::Cases,
     /// Open debates, folded from their case logs (see `debate.rs`).
     debates: debate::Debates,
+    /// Broadcasts waiting for acknowledgements (see `broadcast.rs`).
+    broadcasts: broadcast::Broadcasts,
     /// Approval requests delivered to the orchestrator, by id.
     approvals: HashMap<society_core::MsgId, society_core::Envelope>,
     /// Requests already answered.
@@ -344,6 +349,7 @@ impl Supervisor {
             self.reap();
             self.on_deadlines();
             self.debate_tick();
+            self.broadcast_tick();
             if !self.removing.is_empty() {
                 self.finish_removals();
             }

@@ -147,6 +147,10 @@ pub enum ClientError {
     NotReviewable { id: String, reason: String },
     #[error("--quality {quality} is out of range (0 to 1)")]
     BadQuality { quality: f64 },
+    #[error(
+        "the body may not have a {field:?} field: a broadcast's copies carry it; nothing was sent"
+    )]
+    ReservedField { field: &'static str },
     #[error(transparent)]
     Shared(#[from] super::shared::SharedError),
     #[error(transparent)]
@@ -194,6 +198,7 @@ impl ClientError {
             | E::Ambiguous { .. }
             | E::NotReviewable { .. }
             | E::BadQuality { .. }
+            | E::ReservedField { .. }
             | E::BadAnswer { .. }
             | E::Id(_)
             | E::Config(_) => Code::Invalid,

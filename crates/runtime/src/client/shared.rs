@@ -109,9 +109,9 @@ impl SharedError {
                  only published from inside it"
                     .into(),
             ),
-            SharedError::NoName { .. } | SharedError::NoVersion { .. } => {
-                Some("`society shared list` lists the files, `society shared log` every version".into())
-            }
+            SharedError::NoName { .. } | SharedError::NoVersion { .. } => Some(
+                "`society shared list` lists the files, `society shared log` every version".into(),
+            ),
             _ => None,
         }
     }
@@ -358,7 +358,15 @@ mod tests {
     #[test]
     fn names_that_are_paths_or_store_files_are_refused() {
         for bad in [
-            "", "../x", "a/b", "/etc/passwd", "..", ".versions.jsonl", "-x", "a b", "a..b",
+            "",
+            "../x",
+            "a/b",
+            "/etc/passwd",
+            "..",
+            ".versions.jsonl",
+            "-x",
+            "a b",
+            "a..b",
         ] {
             assert!(validate_name(bad).is_err(), "{bad:?} accepted");
         }

@@ -138,6 +138,10 @@ impl Supervisor {
             self.ckpt.pending = None;
             return Err(self.stall(pending, Some(plan), e.into()));
         }
+        if !pending.records.is_empty() {
+            // A direct batch's write-ahead record is saved, nothing appended.
+            society_core::fault::point("supervisor.direct.ahead");
+        }
         match self.deliver(&pending, &plan, resumed) {
             Ok(()) => {
                 self.finish(pending, plan);

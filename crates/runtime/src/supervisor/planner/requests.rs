@@ -52,6 +52,9 @@ impl Planner<'_> {
             }
             return;
         }
+        if self.broadcast_ack(plan, &env) {
+            return;
+        }
         let agent = env.from.to_string();
         match env.kind.as_str() {
             message::DEBATE_REQUEST => self.debate_request(plan, &env),

@@ -1,0 +1,69 @@
+//! Acknowledging broadcasts (`society broadcast`, SOCIETY.md O8).
+//!
+//! A broadcast's copy carries `body.broadcast = {id, ack}`. With `ack:
+//! auto` the runtime adds an `ack` message to the supervisor to the outputs
+//! of handling the copy, whatever the brain did (even nothing), so it is
+//! committed with them: one append, id `derive(copy, ACK_INDEX)`, and a
+//! replay of the copy derives the same id, which the outbox already holds.
+//! With `ack: explicit` only the brain can acknowledge, by replying with
+//! type `ack`: that reply is readdressed to the supervisor (same derived id)
+//! with the broadcast named, its body kept as `note`. A copy that fails and
+//! is dead-lettered is never acknowledged: the deadline escalates it.
+
+use serde_json::{json, Value};
+use society_core::kinds::broadcast as bc;
+use society_core::{Envelope, MsgId, Party};
+
+/// The output index of an automatic acknowledgement (far from brains'
+/// indexes and from the runtime's reports).
+const ACK_INDEX: u32 = u32::MAX - 2;
+
+/// The broadcast a message is a copy of, and whether its ack is explicit.
+fn broadcast_of(input: &Envelope) -> Option<(&Value, bool)> {
+    if input.from != Party::Orchestrator {
+        return None;
+    }
+    let field = input.body.get(bc::BODY_FIELD)?;
+    let id = field.get("id").filter(|v| v.is_string())?;
+    let explicit = field.get("ack").and_then(Value::as_str) == Some(bc::EXPLICIT);
+    Some((id, explicit))
+}
+
+/// The body of an acknowledgement.
+fn ack_body(broadcast: &Value, input: &Envelope, how: &str, note: Option<Value>) -> Value {
+    let mut body = json!({"broadcast": broadcast, "message": input.id, "how": how});
+    if let Some(note) = note {
+        body["note"] = note;
+    }
+    body
+}
+
+/// A brain's reply `env` to `input`: when it is the `ack` an explicit
+/// broadcast asks for, it goes to the supervisor instead of the sender.
+pub(super) fn readdress(input: &Envelope, env: &mut Envelope) {
+    let Some((id, true)) = broadcast_of(input) else {
+        return;
+    };
+    if env.kind != bc::ACK_TYPE {
+        return;
+    }
+    let note = std::mem::take(&mut env.body);
+    env.body = ack_body(id, input, bc::EXPLICIT, Some(note));
+    env.to = Party::Supervisor;
+}
+
+/// The automatic acknowledgement of `input`, if it is a copy of an
+/// `ack: auto` broadcast. `template` carries the sender, generation, case
+/// and hops of the outputs.
+pub(super) fn auto(input: &Envelope, template: &Envelope) -> Option<Envelope> {
+    let (id, false) = broadcast_of(input)? else {
+        return None;
+    };
+    let mut ack = template.clone();
+    ack.id = MsgId::derive(&input.id, ACK_INDEX);
+    ack.to = Party::Supervisor;
+    ack.kind = bc::ACK_TYPE.into();
+    ack.reply_to = Some(input.id);
+    ack.body = ack_body(id, input, bc::AUTO, None);
+    Some(ack)
+}

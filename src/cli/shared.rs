@@ -7,7 +7,8 @@ use super::exit::Code;
 use super::output::{self, OutputArgs, Table};
 use super::{table, when};
 use society_core::Layout;
-use society_runtime::client::shared::{self, Version};
+use society_runtime::client::shared::{self, SharedError, Version};
+use society_runtime::client::ClientError;
 use std::io::Write as _;
 use std::path::PathBuf;
 
@@ -71,17 +72,22 @@ pub struct ShowArgs {
 pub fn run(layout: &Layout, cmd: Command) -> anyhow::Result<Code> {
     match cmd {
         Command::Put(args) => {
-            let v = shared::put(layout, &args.file, args.name.as_deref(), "orchestrator")?;
+            let v = coded(shared::put(
+                layout,
+                &args.file,
+                args.name.as_deref(),
+                "orchestrator",
+            ))?;
             if args.output.is_json() {
                 output::report(&v, args.output.format())?;
             } else {
                 outln!("{} v{}", v.name, v.version);
             }
         }
-        Command::List(args) => versions(&shared::list(layout)?, args, "no shared files")?,
-        Command::Log(args) => versions(&shared::log(layout)?, args, "no shared versions")?,
+        Command::List(args) => versions(&coded(shared::list(layout))?, args, "no shared files")?,
+        Command::Log(args) => versions(&coded(shared::log(layout))?, args, "no shared versions")?,
         Command::Show(args) => {
-            let (v, content) = shared::show(layout, &args.name, args.version)?;
+            let (v, content) = coded(shared::show(layout, &args.name, args.version))?;
             if args.output.is_json() {
                 let mut doc = serde_json::to_value(&v)?;
                 doc["content"] = String::from_utf8_lossy(&content).into_owned().into();
@@ -97,6 +103,11 @@ pub fn run(layout: &Layout, cmd: Command) -> anyhow::Result<Code> {
         }
     }
     Ok(Code::Ok)
+}
+
+/// The error as the client's, which carries its exit code and hint.
+fn coded<T>(r: Result<T, SharedError>) -> Result<T, ClientError> {
+    r.map_err(ClientError::from)
 }
 
 fn versions(items: &[Version], args: ListArgs, none: &str) -> anyhow::Result<()> {

@@ -46,3 +46,4 @@ mod roundtrip;
 mod routing_policy;
 mod scale;
 mod selftest;
+mod shared_context;

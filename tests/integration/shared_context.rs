@@ -182,3 +182,36 @@ fn put_here(s: &Society, args: &[&str]) -> (i32, String, String) {
         text(&out.stderr),
     )
 }
+
+const PUBLISHER: &str = r#"
+[defaults]
+idle_exit = "2s"
+heartbeat = "100ms"
+
+[[agent]]
+id = "writer"
+[agent.brain]
+kind = "script"
+[[agent.brain.rules]]
+type = "publish"
+actions = [{ do = "send", to = "supervisor", type = "shared_put", body = { name = "bible.md", path = "workspace/output/bible.md" } }]
+"#;
+
+#[test]
+fn an_agent_asking_to_write_shared_context_is_told_why_not() {
+    let mut s = Society::new(BIN, PUBLISHER);
+    s.start_supervisor();
+    s.ok(&["send", "writer", "--type", "publish", "go"]);
+    let notice = society_testkit::wait_until(crate::support::SOON, "the refusal", || {
+        records(&s.agent("writer").inbox())
+            .into_iter()
+            .find(|r| r["type"] == "message_blocked")
+    });
+    let reason = notice["body"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("only the orchestrator's `society shared put`"),
+        "{reason}"
+    );
+    assert_eq!(notice["body"]["type"], "shared_put");
+    assert!(records(&s.layout().shared_log()).is_empty());
+}

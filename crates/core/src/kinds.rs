@@ -223,3 +223,11 @@ pub mod broadcast {
     pub const ACK: &str = "ack";
     pub const ESCALATED: &str = "escalated";
 }
+
+/// Shared context (`society shared`).
+pub mod shared {
+    /// An agent asks to publish a shared file (body `{name, path}`). Not
+    /// applied in this version: the supervisor refuses it with a
+    /// `message_blocked` notice naming the reason.
+    pub const PUT_TYPE: &str = "shared_put";
+}

@@ -24,6 +24,7 @@ mod remove;
 mod requests;
 mod retention;
 mod router;
+mod shared;
 pub mod state;
 
 pub(crate) use plan::position_key;

@@ -52,7 +52,7 @@ impl Planner<'_> {
             }
             return;
         }
-        if self.broadcast_ack(plan, &env) {
+        if self.broadcast_ack(plan, &env) || self.shared_put(plan, &env) {
             return;
         }
         let agent = env.from.to_string();

@@ -183,35 +183,137 @@ fn put_here(s: &Society, args: &[&str]) -> (i32, String, String) {
     )
 }
 
-const PUBLISHER: &str = r#"
+const PUBLISHERS: &str = r#"
 [defaults]
 idle_exit = "2s"
 heartbeat = "100ms"
 
 [[agent]]
 id = "writer"
+policy = { shared_write = true }
 [agent.brain]
 kind = "script"
 [[agent.brain.rules]]
 type = "publish"
-actions = [{ do = "send", to = "supervisor", type = "shared_put", body = { name = "bible.md", path = "workspace/output/bible.md" } }]
+actions = [{ do = "send", to = "supervisor", type = "shared_put", body = { name = "{{body.name}}", path = "{{body.path}}" } }]
+
+[[agent]]
+id = "intern"
+[agent.brain]
+kind = "script"
+[[agent.brain.rules]]
+type = "publish"
+actions = [{ do = "send", to = "supervisor", type = "shared_put", body = { name = "{{body.name}}", path = "{{body.path}}" } }]
 "#;
 
-#[test]
-fn an_agent_asking_to_write_shared_context_is_told_why_not() {
-    let mut s = Society::new(BIN, PUBLISHER);
-    s.start_supervisor();
-    s.ok(&["send", "writer", "--type", "publish", "go"]);
-    let notice = society_testkit::wait_until(crate::support::SOON, "the refusal", || {
-        records(&s.agent("writer").inbox())
+/// Asks `agent` to publish `path` (in its folder) as `name`.
+fn publish(s: &Society, agent: &str, name: &str, path: &str) {
+    let body = serde_json::json!({"name": name, "path": path}).to_string();
+    s.ok(&["send", agent, "--type", "publish", "--json", &body]);
+}
+
+/// The first message of `kind` in `agent`'s inbox whose body says `name`.
+fn answer(s: &Society, agent: &str, kind: &str, needle: &str) -> serde_json::Value {
+    society_testkit::wait_until(crate::support::SOON, &format!("{kind} for {agent}"), || {
+        records(&s.agent(agent).inbox())
             .into_iter()
-            .find(|r| r["type"] == "message_blocked")
-    });
-    let reason = notice["body"]["reason"].as_str().unwrap();
-    assert!(
-        reason.contains("only the orchestrator's `society shared put`"),
-        "{reason}"
+            .find(|r| r["type"] == kind && r["body"].to_string().contains(needle))
+    })
+}
+
+#[test]
+fn an_agent_whose_policy_allows_it_publishes_and_others_are_told_why_not() {
+    let mut s = Society::new(BIN, PUBLISHERS);
+    s.start_supervisor();
+    let out = s
+        .agent("writer")
+        .inbox()
+        .parent()
+        .unwrap()
+        .join("workspace/output");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("bible.md"), "from the writer").unwrap();
+    publish(&s, "writer", "bible.md", "workspace/output/bible.md");
+    let done = answer(&s, "writer", "shared_put_done", "bible.md");
+    assert_eq!(done["body"]["version"], 1);
+    assert_eq!(
+        std::fs::read_to_string(s.layout().shared_dir().join("bible.md")).unwrap(),
+        "from the writer"
     );
-    assert_eq!(notice["body"]["type"], "shared_put");
-    assert!(records(&s.layout().shared_log()).is_empty());
+    let log = records(&s.layout().shared_log());
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0]["by"], "writer");
+    // Not allowed by its policy.
+    publish(&s, "intern", "bible.md", "workspace/output/bible.md");
+    let no = answer(&s, "intern", "message_blocked", "shared_put");
+    let reason = no["body"]["reason"].as_str().unwrap();
+    assert!(reason.contains("may not write shared context"), "{reason}");
+    // Out of its folder, a bad name, a missing file.
+    publish(&s, "writer", "x.md", "../agent-intern/config.json");
+    let bad = answer(&s, "writer", "message_blocked", "config.json");
+    assert!(bad["body"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("may not contain `..`"));
+    publish(&s, "writer", "../x", "workspace/output/bible.md");
+    answer(&s, "writer", "message_blocked", "invalid shared name");
+    publish(&s, "writer", "gone.md", "workspace/output/gone.md");
+    let failed = answer(&s, "writer", "shared_put_failed", "gone.md");
+    assert!(failed["body"]["error"]
+        .as_str()
+        .unwrap()
+        .contains("does not exist"));
+    assert_eq!(
+        records(&s.layout().shared_log()).len(),
+        1,
+        "nothing else put"
+    );
+}
+
+#[test]
+fn an_agents_put_is_applied_and_answered_once_across_a_supervisor_crash() {
+    let mut s = Society::new(BIN, PUBLISHERS);
+    // The supervisor aborts after the put, before its answer is written.
+    s.start_supervisor_with(&[("SOCIETY_FAULTS", "supervisor.shared.put")]);
+    let out = s
+        .agent("writer")
+        .inbox()
+        .parent()
+        .unwrap()
+        .join("workspace/output");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("plan.txt"), "day one").unwrap();
+    publish(&s, "writer", "plan.txt", "workspace/output/plan.txt");
+    society_testkit::wait_until(crate::support::SOON, "the crash after the put", || {
+        s.supervisor_exited().then_some(())
+    });
+    assert_eq!(
+        records(&s.layout().shared_log()).len(),
+        1,
+        "put before the crash"
+    );
+    s.start_supervisor();
+    let done = answer(&s, "writer", "shared_put_done", "plan.txt");
+    assert_eq!(done["body"]["version"], 1);
+    // A later request's answer shows the new supervisor is past the first.
+    std::fs::write(out.join("plan.txt"), "day two").unwrap();
+    publish(&s, "writer", "plan.txt", "workspace/output/plan.txt");
+    society_testkit::wait_until(crate::support::SOON, "the second answer", || {
+        let n = records(&s.agent("writer").inbox())
+            .into_iter()
+            .filter(|r| r["type"] == "shared_put_done")
+            .count();
+        (n == 2).then_some(())
+    });
+    let versions: Vec<u64> = records(&s.layout().shared_log())
+        .iter()
+        .map(|v| v["version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(versions, [1, 2], "one version per request");
+    let answers: Vec<_> = records(&s.agent("writer").inbox())
+        .into_iter()
+        .filter(|r| r["type"] == "shared_put_done")
+        .map(|r| r["body"]["version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(answers, [1, 2], "one answer per request");
 }

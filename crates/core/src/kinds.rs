@@ -226,8 +226,13 @@ pub mod broadcast {
 
 /// Shared context (`society shared`).
 pub mod shared {
-    /// An agent asks to publish a shared file (body `{name, path}`). Not
-    /// applied in this version: the supervisor refuses it with a
-    /// `message_blocked` notice naming the reason.
+    /// An agent asks to publish a shared file (body `{name, path}`, the
+    /// path relative to its folder); allowed by its policy's `shared_write`.
     pub const PUT_TYPE: &str = "shared_put";
+    /// The supervisor's answer: `{name, version, sha256}` or `{name, error}`.
+    pub const DONE_TYPE: &str = "shared_put_done";
+    pub const FAILED_TYPE: &str = "shared_put_failed";
+    /// `event`s of `shared/.requests.jsonl`.
+    pub const REQUEST: &str = "request";
+    pub const ANSWERED: &str = "answered";
 }

@@ -171,6 +171,7 @@ pub fn run_supervisor(layout: &Layout, opts: Options) -> Result<(), SupervisorEr
         cases: cases::Cases::load(layout),
         debates: debate::Debates::load(layout),
         broadcasts: broadcast::Broadcasts::default(),
+        shared: shared::SharedRequests::default(),
         approvals: HashMap::new(),
         decided: HashSet::new(),
         stalled: Vec::new(),
@@ -216,6 +217,7 @@ pub fn run_supervisor(layout: &Layout, opts: Options) -> Result<(), SupervisorEr
     sup.process_requests();
     sup.debate_tick();
     sup.broadcast_tick();
+    sup.shared_tick();
     sup.activate_all();
     tracing::info!(
         agents = sup.slots.len(),
@@ -311,6 +313,8 @@ pub(crate) struct Supervisor {
     debates: debate::Debates,
     /// Broadcasts waiting for acknowledgements (see `broadcast.rs`).
     broadcasts: broadcast::Broadcasts,
+    /// Agents' shared-context puts to apply (see `shared.rs`).
+    shared: shared::SharedRequests,
     /// Approval requests delivered to the orchestrator, by id.
     approvals: HashMap<society_core::MsgId, society_core::Envelope>,
     /// Requests already answered.
@@ -351,6 +355,7 @@ impl Supervisor {
             self.on_deadlines();
             self.debate_tick();
             self.broadcast_tick();
+            self.shared_tick();
             if !self.removing.is_empty() {
                 self.finish_removals();
             }

@@ -230,3 +230,36 @@ fn a_missing_explicit_ack_escalates_once_across_supervisor_crashes() {
         .count();
     assert_eq!(lines, 1);
 }
+
+#[test]
+fn a_stopped_agent_is_escalated_and_its_late_ack_still_counts() {
+    let mut s = Society::new(BIN, CREW);
+    s.start_supervisor();
+    s.ok(&["stop", "e3"]);
+    let (id, copies) = broadcast(&s, &["all hands", "--deadline", "1s"]);
+    assert_eq!(
+        copies.len(),
+        5,
+        "the stopped agent's copy waits in its inbox"
+    );
+    let esc = wait_until(SOON, "the escalation", || {
+        escalations(&s, &id).into_iter().next()
+    });
+    assert_eq!(esc["body"]["context"]["missing"], serde_json::json!(["e3"]));
+    let v = status(&s, &id);
+    assert_eq!(
+        (v["state"].as_str(), v["acked"].as_u64()),
+        (Some("escalated"), Some(4))
+    );
+    // Started again, it handles the copy and acknowledges, late.
+    s.ok(&["restart", "e3"]);
+    let v = wait_until(SOON, "the late ack", || {
+        let v = status(&s, &id);
+        (v["state"] == "complete").then_some(v)
+    });
+    assert!(
+        v["escalated"].is_object(),
+        "the escalation stays on record: {v}"
+    );
+    assert_eq!(escalations(&s, &id).len(), 1);
+}

@@ -263,3 +263,36 @@ fn a_stopped_agent_is_escalated_and_its_late_ack_still_counts() {
     );
     assert_eq!(escalations(&s, &id).len(), 1);
 }
+
+#[test]
+fn an_agent_killed_after_writing_its_ack_replays_the_copy_without_a_second_ack() {
+    let mut s = Society::new(BIN, CREW);
+    // Each agent aborts right after appending a message's outputs (the ack
+    // among them), before its checkpoint says the copy was handled.
+    s.start_supervisor_with(&[("SOCIETY_FAULTS", "agent.outputs.written")]);
+    let (id, _) = broadcast(&s, &["once only", "--role", "e1", "--deadline", "1m"]);
+    let done = wait_until(SOON, "the ack", || {
+        let v = status(&s, &id);
+        (v["state"] == "complete").then_some(v)
+    });
+    assert_eq!(done["acked"], 1);
+    let handled = wait_until(SOON, "the copy handled", || {
+        let a = records(&s.agent("e1").activity());
+        let n = a.iter().filter(|r| r["event"] == "message_handled").count();
+        (n >= 1).then_some(a)
+    });
+    assert!(
+        handled.iter().filter(|r| r["event"] == "started").count() >= 2,
+        "the agent crashed after its outputs and was restarted"
+    );
+    let acks: Vec<_> = records(&s.agent("e1").outbox())
+        .into_iter()
+        .filter(|r| r["type"] == "ack")
+        .collect();
+    assert_eq!(acks.len(), 1, "{acks:?}");
+    let logged = records(&s.layout().broadcast_log())
+        .into_iter()
+        .filter(|r| r["event"] == "ack")
+        .count();
+    assert_eq!(logged, 1);
+}

@@ -37,6 +37,12 @@ impl Broadcasts {
     /// need nothing more (every ack in, or escalated).
     fn refresh(&mut self, path: &std::path::Path) {
         let len = std::fs::metadata(path).map_or(0, |m| m.len());
+        if len < self.cursor {
+            // Replaced or cut by hand: the fold of what is there now is the
+            // truth (every line is idempotent to fold).
+            tracing::warn!(path = %path.display(), "the broadcast log shrank; folding it again");
+            *self = Broadcasts::default();
+        }
         if len <= self.cursor {
             return;
         }

@@ -50,6 +50,10 @@ pub(super) struct SharedRequests {
 impl SharedRequests {
     fn refresh(&mut self, path: &Path) {
         let len = std::fs::metadata(path).map_or(0, |m| m.len());
+        if len < self.cursor {
+            // Replaced or cut by hand: fold what is there now again.
+            *self = SharedRequests::default();
+        }
         if len <= self.cursor {
             return;
         }

@@ -31,8 +31,6 @@ impl Agent {
                     env.kind = kind;
                     env.body = body;
                     env.reply_to = Some(input.id);
-                    // The `ack` an explicit broadcast asks for goes to the supervisor.
-                    super::ack::readdress(input, &mut env);
                 }
                 Action::Send {
                     to,
@@ -85,6 +83,8 @@ impl Agent {
                     continue;
                 }
             }
+            // The `ack` an explicit broadcast asks for goes to the supervisor.
+            super::ack::readdress(input, &mut env);
             let line = env.to_line();
             if line.len() + 1 > self.cfg.policy.max_record {
                 return Err(FormatError::RecordTooLarge {

@@ -257,6 +257,17 @@ fn an_agent_whose_policy_allows_it_publishes_and_others_are_told_why_not() {
         .contains("may not contain `..`"));
     publish(&s, "writer", "../x", "workspace/output/bible.md");
     answer(&s, "writer", "message_blocked", "invalid shared name");
+    // A symlink out of its folder (to the society's own config) fails.
+    std::os::unix::fs::symlink(s.root().join("society.toml"), out.join("cfg.md")).unwrap();
+    publish(&s, "writer", "cfg.md", "workspace/output/cfg.md");
+    let out_of = answer(&s, "writer", "shared_put_failed", "cfg.md");
+    assert!(
+        out_of["body"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("is outside agent writer's folder"),
+        "{out_of}"
+    );
     publish(&s, "writer", "gone.md", "workspace/output/gone.md");
     let failed = answer(&s, "writer", "shared_put_failed", "gone.md");
     assert!(failed["body"]["error"]

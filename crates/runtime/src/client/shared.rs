@@ -62,6 +62,12 @@ pub enum SharedError {
         resolved: PathBuf,
         root: PathBuf,
     },
+    #[error("{} is outside agent {agent}'s folder (it resolves to {}); nothing was put", path.display(), resolved.display())]
+    OutsideFolder {
+        path: PathBuf,
+        resolved: PathBuf,
+        agent: String,
+    },
     #[error("{} has {bytes} bytes, over the {max} bytes a shared file may have; nothing was put", path.display())]
     TooBig { path: PathBuf, bytes: u64, max: u64 },
     #[error("no shared file {name} in {}", dir.display())]
@@ -95,6 +101,7 @@ impl SharedError {
             SharedError::BadName { .. }
             | SharedError::NotAFile { .. }
             | SharedError::Outside { .. }
+            | SharedError::OutsideFolder { .. }
             | SharedError::TooBig { .. }
             | SharedError::NotAllowed { .. } => Code::Invalid,
             SharedError::LostVersion { .. } | SharedError::Io(_) => Code::Error,

@@ -235,10 +235,10 @@ impl Supervisor {
             path: dir.to_path_buf(),
         })?;
         if !resolved.starts_with(&root) {
-            return Err(SharedError::Outside {
+            return Err(SharedError::OutsideFolder {
                 path: file,
                 resolved,
-                root,
+                agent: req.agent.to_string(),
             });
         }
         if !resolved.is_file() {

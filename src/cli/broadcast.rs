@@ -19,6 +19,9 @@ use society_runtime::client::broadcast::{self as status, Status};
 use society_runtime::client::send::{self, BroadcastOptions};
 use std::time::Duration;
 
+/// The longest `--deadline`: an acknowledgement due later is no deadline.
+const MAX_DEADLINE: Duration = Duration::from_secs(366 * 24 * 3600);
+
 #[derive(Debug, clap::Args)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct Args {
@@ -93,8 +96,14 @@ pub fn run(layout: &Layout, args: Args) -> anyhow::Result<Code> {
 
 fn send_all(layout: &Layout, args: SendArgs) -> anyhow::Result<Code> {
     let body = args.body.value()?;
-    if args.deadline.is_zero() {
-        return Err(coded(Code::Usage, "--deadline must be longer than 0"));
+    if args.deadline.is_zero() || args.deadline > MAX_DEADLINE {
+        return Err(coded(
+            Code::Usage,
+            format!(
+                "--deadline {} is out of range: more than 0, at most a year",
+                humantime::format_duration(args.deadline)
+            ),
+        ));
     }
     let opts = BroadcastOptions {
         explicit: args.ack == AckMode::Explicit,

@@ -140,6 +140,11 @@ fn bad_broadcasts_are_refused_with_the_reason() {
     assert!(err.contains("no broadcast with that id"), "{err}");
     let (rc, _, err) = code(&s, &["broadcast", "x", "--deadline", "soon"]);
     assert_eq!(rc, 2, "{err}");
+    for out_of_range in ["0s", "2years"] {
+        let (rc, _, err) = code(&s, &["broadcast", "x", "--deadline", out_of_range]);
+        assert_eq!(rc, 2, "{err}");
+        assert!(err.contains("is out of range"), "{err}");
+    }
     assert!(
         records(&s.layout().broadcast_log()).is_empty(),
         "nothing recorded"

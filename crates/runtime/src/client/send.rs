@@ -220,7 +220,11 @@ pub fn broadcast_with(
     } else {
         names::AUTO
     };
-    let due = std::time::SystemTime::now() + opts.deadline;
+    let now = std::time::SystemTime::now();
+    // A deadline past what the clock can say is as good as none.
+    let due = now
+        .checked_add(opts.deadline)
+        .unwrap_or(now + std::time::Duration::from_secs(100 * 366 * 24 * 3600));
     let body_json = serde_json::to_vec(body).unwrap_or_default();
     let record = bc::Record {
         id,

@@ -66,6 +66,7 @@ mod llm;
 mod logging;
 mod logs;
 mod man;
+mod memory;
 mod metrics;
 mod output;
 mod policy;
@@ -234,6 +235,13 @@ enum Command {
         "society deadletter retry --all writer"
     ))]
     Deadletter(deadletter::Command),
+    /// What an agent remembers, and what it would recall for a query (scores explained).
+    #[command(after_help = examples!(
+        "society memory writer query dragon fire",
+        "society memory writer query \"the bible\" --k 10 -o json | jq '.hits[].text'",
+        "society memory writer list"
+    ))]
+    Memory(memory::Args),
     /// The llm agents' circuit breakers: refused keys counted, open circuits, reset.
     #[command(subcommand, after_help = examples!(
         "society llm status",
@@ -482,6 +490,7 @@ fn run(cli: Cli, root_from_env: bool) -> anyhow::Result<Code> {
         Command::Broadcast(args) => broadcast::run(&layout()?, args),
         Command::Deadletter(cmd) => deadletter::run(&layout()?, cmd),
         Command::Llm(cmd) => llm::run(&layout()?, cmd),
+        Command::Memory(args) => memory::run(&layout()?, args),
         Command::Costs(args) => costs::run(&layout()?, args),
         Command::Approvals(args) => approvals::list(&layout()?, args),
         Command::Approve(args) => approvals::approve(&layout()?, args),

@@ -45,7 +45,10 @@ pub const GROUPS: &[(&str, &[&str])] = &[
             "unblock",
         ],
     ),
-    ("Inspection", &["status", "describe", "top", "costs", "llm"]),
+    (
+        "Inspection",
+        &["status", "describe", "top", "costs", "llm", "memory"],
+    ),
     ("Governance", &["policy", "review", "metrics"]),
     (
         "Maintenance",

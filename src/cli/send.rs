@@ -1,4 +1,4 @@
-//! `society send TO [TEXT | --json BODY | --body-file FILE] [--type T] [--case C]`.
+//! `society send TO [TEXT | --json BODY | --body-file FILE] [--type T] [--case C] [--needs CAP,..]`.
 //!
 //! The CLI delivers human messages itself (DESIGN.md) through
 //! `society_runtime::client::send`, then makes sure a supervisor runs so a
@@ -23,6 +23,10 @@ pub struct Args {
     /// Case id the message belongs to.
     #[arg(long, value_name = "C")]
     case: Option<String>,
+    /// For role:<role>: capabilities the recipient must have (comma-separated
+    /// or repeated); the least loaded agent of the role that has them all.
+    #[arg(long, value_name = "CAP", value_delimiter = ',')]
+    needs: Vec<String>,
     /// Do not start the supervisor (the message waits until one runs).
     #[arg(long)]
     no_start: bool,
@@ -43,5 +47,7 @@ fn build(args: &Args) -> anyhow::Result<Envelope> {
     send::check_type(&args.kind)?;
     let mut env = Envelope::new(Party::Orchestrator, to, args.kind.clone(), body);
     env.case = args.case.as_deref().map(CaseId::new).transpose()?;
+    send::check_needs(&args.needs)?;
+    env.needs = args.needs.clone();
     Ok(env)
 }

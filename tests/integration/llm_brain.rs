@@ -12,6 +12,7 @@ mod decide;
 mod estimated;
 mod fallback;
 mod mcp;
+mod memory;
 mod own_tools;
 mod plumbing;
 mod resilience;

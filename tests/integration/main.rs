@@ -9,6 +9,7 @@ mod support;
 
 mod bad_input;
 mod broadcast_ack;
+mod capability_routing;
 mod cases_approvals;
 mod cli_cases;
 mod cli_describe;
@@ -39,6 +40,7 @@ mod lifecycle;
 mod llm_brain;
 mod logging;
 mod loops;
+mod memory;
 mod races;
 mod readme_tour;
 mod retention;

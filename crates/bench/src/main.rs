@@ -293,6 +293,43 @@ fn main() -> anyhow::Result<()> {
         );
     }
 
+    if want("B4h") {
+        step("B4h start-up in an organisation");
+        let h = society::b4_hierarchy(&bin, z.agents, z.idle);
+        row(
+            "B4h",
+            format!(
+                "{} keep-alive agents in a 3-level hierarchy: start to all idle",
+                z.agents
+            ),
+            format!("{:.2} s", h.ready.as_secs_f64()),
+            "-".into(),
+            "-".into(),
+        );
+        row(
+            "B4h",
+            "memory per idle agent in the hierarchy: RSS (PSS)".into(),
+            format!(
+                "{:.1} MiB ({:.1} MiB)",
+                h.rss_kib_per_agent / 1024.0,
+                h.pss_kib_per_agent / 1024.0
+            ),
+            "-".into(),
+            "-".into(),
+        );
+        row(
+            "B4h",
+            format!(
+                "CPU of supervisor + {} idle agents in the hierarchy ({}s window)",
+                z.agents,
+                z.idle.as_secs()
+            ),
+            format!("{:.1} % of one core", h.idle_cpu_percent),
+            "-".into(),
+            "-".into(),
+        );
+    }
+
     if want("B5") {
         step("B5 status");
         for n in z.folders {

@@ -278,7 +278,28 @@ pub struct Startup {
 
 /// B4: `n` keep-alive agents to ready; memory per idle agent; CPU while idle.
 pub fn b4(bin: &Path, n: usize, idle_window: Duration) -> Startup {
-    let mut s = echo_society(bin, "durable", n, "");
+    startup(echo_society(bin, "durable", n, ""), n, idle_window)
+}
+
+/// B4 in an organisation: the same `n` agents, three levels deep — `a0`
+/// reports to the orchestrator, `a1`..`a10` lead teams under it, and every
+/// other agent reports to one of those ten.
+pub fn b4_hierarchy(bin: &Path, n: usize, idle_window: Duration) -> Startup {
+    let mut toml = "[defaults]\ndurability = \"durable\"\nidle_exit = \"10m\"\n".to_string();
+    for i in 0..n {
+        let lead = match i {
+            0 => String::new(),
+            1..=10 => "reports_to = \"a0\"\n".into(),
+            _ => format!("reports_to = \"a{}\"\n", 1 + i % 10),
+        };
+        toml.push_str(&format!(
+            "[[agent]]\nid = \"a{i}\"\nbrain = \"echo\"\nkeep_alive = true\n{lead}"
+        ));
+    }
+    startup(Society::new(bin, &toml), n, idle_window)
+}
+
+fn startup(mut s: Society, n: usize, idle_window: Duration) -> Startup {
     let t = Instant::now();
     let sup = s.start_supervisor();
     all_idle(&s, n);

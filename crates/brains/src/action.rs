@@ -17,6 +17,9 @@ pub enum Action {
         /// The message this answers, when it is not the inbound one (a reply
         /// to a parked message, sent while handling its approval).
         reply_to: Option<MsgId>,
+        /// Capabilities a `role:<r>` recipient must have (`Envelope::needs`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        needs: Vec<String>,
     },
     /// Reply to the inbound message's sender (sets `reply_to`).
     Reply {

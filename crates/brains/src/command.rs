@@ -36,6 +36,12 @@ use std::time::Duration;
 /// members carries this marker, so a reused group id is never killed.
 pub const FOLDER_ENV: &str = "SOCIETY_AGENT_FOLDER";
 
+/// Set in the program's environment to the agent's id, so that it can run
+/// `"$SOCIETY_BIN" memory "$SOCIETY_AGENT" query TEXT -o json` (recall).
+pub const AGENT_ENV: &str = "SOCIETY_AGENT";
+/// Set in the program's environment to the `society` binary running the agent.
+pub const BIN_ENV: &str = "SOCIETY_BIN";
+
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The `command` brain, as configured.
@@ -157,11 +163,16 @@ impl Brain for Command {
         let mut stdin = input.to_string().into_bytes();
         stdin.push(b'\n');
         let program = self.resolve(&root);
+        let mut env = self.env.clone();
+        env.insert(AGENT_ENV.into(), ctx.agent.to_string());
+        if let Ok(bin) = std::env::current_exe() {
+            env.insert(BIN_ENV.into(), bin.to_string_lossy().into_owned());
+        }
         let spec = run::Spec {
             name: &self.program,
             program: &program,
             args: &self.args,
-            env: &self.env,
+            env: &env,
             folder: &folder,
             workspace: &workspace,
             input: stdin,
@@ -211,7 +222,9 @@ impl Brain for Command {
     }
 }
 
-/// Validates every `write_file`, then performs them, then returns the rest.
+/// Validates every `write_file`, then performs them and the `remember`s
+/// (the n-th `remember` of a message gets the memory id derived from the
+/// message and n, so a retry stores nothing twice), then returns the rest.
 fn perform(
     ctx: &mut Context<'_>,
     msg: &Envelope,
@@ -226,9 +239,24 @@ fn perform(
     }
     let mut targets = targets.into_iter();
     let mut actions = Vec::new();
+    let mut remembered = 0;
     for op in ops {
         match op {
             protocol::Op::Act(action) => actions.push(action),
+            protocol::Op::Remember(note) => {
+                let id = society_core::memory::derive_id(&msg.id, &format!("command-{remembered}"));
+                remembered += 1;
+                let done = society_core::memory::Store::new(ctx.folder).remember(
+                    &id,
+                    &note,
+                    Some(msg.id),
+                )?;
+                ctx.hooks.log(
+                    "remembered",
+                    json!({"id": msg.id, "memory": id,
+                        "stored": done == society_core::memory::Remembered::Stored}),
+                );
+            }
             protocol::Op::Write { path, content } => {
                 let target = targets.next().expect("one target per write, checked above");
                 target.write(content.as_bytes())?;

@@ -89,6 +89,10 @@ pub enum BrainError {
     /// a file replaced by a directory): the attempt fails and is retried.
     #[error("decision files: {0}")]
     DecisionIo(String),
+    /// A remember over the limits (permanent), or memory files that could
+    /// not be read or written (retried).
+    #[error("memory: {0}")]
+    Memory(#[from] society_core::memory::MemoryError),
     #[error("refused write_file {path:?}: {reason}")]
     WriteRefused { path: String, reason: String },
     #[error("failed to write {} in the workspace: {source}", path.display())]
@@ -104,6 +108,7 @@ impl BrainError {
     /// request): the runtime dead-letters it at once.
     pub fn is_permanent(&self) -> bool {
         matches!(self, BrainError::Decision(_))
+            || matches!(self, BrainError::Memory(e) if e.is_refusal())
             || matches!(self, BrainError::Llm(e) if e.is_permanent())
     }
 

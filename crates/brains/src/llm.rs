@@ -43,10 +43,12 @@ mod inbound;
 mod inflight;
 mod ledger;
 mod mcp;
+mod memory_tools;
 mod openai;
 mod own_tools;
 mod retry;
 mod session;
+mod shared;
 mod stream;
 mod toolbox;
 mod tools;
@@ -139,6 +141,10 @@ impl Llm {
         if let Some(own) = own.filter(|o| !o.trim().is_empty()) {
             text.push_str("\n\n");
             text.push_str(own.trim_end());
+        }
+        if self.cfg.shared_in_prompt {
+            text.push_str("\n\n");
+            text.push_str(&shared::prompt_section(&shared::dir(ctx.folder)));
         }
         Ok(text)
     }

@@ -12,6 +12,11 @@
 //!     {"do": "case_event", "event": "drafted"}]}]}
 //! ```
 //!
+//! `remember` and `recall` steps use the agent's memory
+//! (`society_core::memory`): a remember's id is derived from the message and
+//! the step's place in the rule, so a retried message remembers nothing twice;
+//! a recall's hits are `{{recall}}` for the steps after it.
+//!
 //! The first rule whose `type` (if given) equals the message type and whose
 //! `when` fields all equal the body's fields wins. No match: handled, no output.
 
@@ -21,8 +26,8 @@ mod template;
 pub use rule::{Op, Rule, Step};
 
 use crate::{Action, Brain, BrainError, Context};
-use society_core::Envelope;
-use std::time::{Duration, Instant};
+use society_core::{memory, CaseId, Envelope};
+use std::time::{Duration, Instant, SystemTime};
 
 pub struct Script {
     rules: Vec<Rule>,
@@ -52,14 +57,15 @@ impl Brain for Script {
                 message: format!("no script rule matches type {:?}", msg.kind),
             }]);
         };
-        let vars = template::Vars {
+        let mut vars = template::Vars {
             msg,
             ctx_agent: ctx.agent.as_str(),
             role: ctx.role,
             attempt: ctx.attempt,
+            recall: None,
         };
         let mut actions = Vec::new();
-        for step in &rule.actions {
+        for (index, step) in rule.actions.iter().enumerate() {
             if step.until_attempt.is_some_and(|n| ctx.attempt > n) {
                 continue;
             }
@@ -92,6 +98,15 @@ impl Brain for Script {
                         .map(|c| vars.render(c))
                         .unwrap_or_else(|| serde_json::json!({})),
                 }),
+                Op::Remember { text, tags, case } => {
+                    remember(ctx, msg, &vars, index, text, tags, case.as_deref())?
+                }
+                Op::Recall { query, k } => {
+                    let store = memory::Store::new(ctx.folder);
+                    let found =
+                        store.recall(&vars.render_str(query), *k, SystemTime::now(), true)?;
+                    vars.recall = Some(serde_json::to_value(&found.hits).unwrap_or_default());
+                }
                 Op::Fail { times } => {
                     if ctx.attempt <= *times {
                         return Err(BrainError::Scripted {
@@ -121,6 +136,39 @@ impl Brain for Script {
     }
 }
 
+/// A `remember` step: its id is `derive_id(message, "script-<step>")`.
+fn remember(
+    ctx: &mut Context<'_>,
+    msg: &Envelope,
+    vars: &template::Vars<'_>,
+    index: usize,
+    text: &str,
+    tags: &[String],
+    case: Option<&str>,
+) -> Result<(), BrainError> {
+    let case = match case.map(|c| vars.render_str(c)) {
+        Some(c) if c.is_empty() => None,
+        Some(c) => Some(CaseId::new(c.as_str()).map_err(|e| BrainError::Config {
+            kind: "script".into(),
+            reason: format!("remember case {c:?}: {e}"),
+        })?),
+        None => msg.case.clone(),
+    };
+    let note = memory::Note {
+        text: vars.render_str(text),
+        tags: tags.iter().map(|t| vars.render_str(t)).collect(),
+        case,
+    };
+    let id = memory::derive_id(&msg.id, &format!("script-{index}"));
+    let done = memory::Store::new(ctx.folder).remember(&id, &note, Some(msg.id))?;
+    ctx.hooks.log(
+        "remembered",
+        serde_json::json!({"id": msg.id, "memory": id,
+            "stored": done == memory::Remembered::Stored}),
+    );
+    Ok(())
+}
+
 /// A body is an object: a placeholder that rendered to anything else is
 /// wrapped as `{"value": ...}`.
 fn object(v: serde_json::Value) -> serde_json::Value {
@@ -143,14 +191,25 @@ fn simple(op: &Op, msg: &Envelope, vars: &template::Vars<'_>) -> Option<Action> 
                 .map(|b| object(vars.render(b)))
                 .unwrap_or_else(|| msg.body.clone()),
         },
-        Op::Send { to, kind, body } => Action::Send {
+        Op::Send {
+            to,
+            kind,
+            body,
+            needs,
+        } => Action::Send {
             to: to.clone(),
             kind: kind.clone().unwrap_or_else(|| msg.kind.clone()),
             body: object(vars.render(body)),
             case: None,
             reply_to: None,
+            needs: needs.clone(),
         },
-        Op::Forward { to, kind, set } => {
+        Op::Forward {
+            to,
+            kind,
+            set,
+            needs,
+        } => {
             let mut body = msg.body.clone();
             if let (Some(obj), Some(set)) = (body.as_object_mut(), set) {
                 for (k, v) in set {
@@ -163,6 +222,7 @@ fn simple(op: &Op, msg: &Envelope, vars: &template::Vars<'_>) -> Option<Action> 
                 body,
                 case: None,
                 reply_to: None,
+                needs: needs.clone(),
             }
         }
         Op::CaseEvent { event, fields } => Action::CaseEvent {

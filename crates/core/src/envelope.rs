@@ -31,6 +31,11 @@ pub struct Envelope {
     /// any loop, however its bodies vary. Absent means 0.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub hops: u32,
+    /// Capabilities the recipient must declare (`capabilities` in its
+    /// config) when the message is addressed to `role:<r>`: the router picks
+    /// among the agents of the role that have all of them. Absent: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub needs: Vec<String>,
     pub body: serde_json::Value,
 }
 
@@ -51,6 +56,8 @@ pub enum EnvelopeError {
     Type(String),
     #[error("invalid ts {0:?}: expected RFC 3339 UTC")]
     Ts(String),
+    #[error("invalid need {0:?}: capabilities match [a-z0-9_.-]{{1,64}}")]
+    Need(String),
     #[error("body must be a JSON object")]
     Body,
 }
@@ -69,6 +76,7 @@ impl Envelope {
             reply_to: None,
             gen: 0,
             hops: 0,
+            needs: Vec::new(),
             body,
         }
     }
@@ -96,12 +104,25 @@ impl Envelope {
         if !self.body.is_object() {
             return Err(EnvelopeError::Body);
         }
+        if let Some(bad) = self.needs.iter().find(|n| !valid_type(n)) {
+            return Err(EnvelopeError::Need(bad.clone()));
+        }
         Ok(())
     }
 
     /// The record bytes as written to a file, without the trailing newline.
     pub fn to_line(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("an Envelope always serialises: all fields are plain data")
+    }
+}
+
+/// A message's `needs` (capability names, like types): the first bad one, said.
+pub fn check_needs(needs: &[String]) -> Result<(), String> {
+    match needs.iter().find(|n| !valid_type(n)) {
+        Some(bad) => Err(format!(
+            "need {bad:?} is not a capability name: use [a-z0-9_.-], at most 64"
+        )),
+        None => Ok(()),
     }
 }
 

@@ -22,6 +22,10 @@ pub mod names {
     pub const OUTBOX: &str = "outbox.jsonl";
     pub const DEADLETTER: &str = "deadletter.jsonl";
     pub const AGENT_TO_AGENT: &str = "agent-to-agent.jsonl";
+    /// An agent's memories (a skill: kept when its folder is reused).
+    pub const MEMORY: &str = "memory.jsonl";
+    /// The derived search index of `memory.jsonl`.
+    pub const MEMORY_INDEX: &str = "memory.idx.json";
 }
 
 /// The agent whose folder is named `name` (`agent-<id>`), if it is one.
@@ -397,6 +401,15 @@ impl AgentPaths {
     /// The learned state: a cache derived from `decisions.jsonl`.
     pub fn learning(&self) -> PathBuf {
         self.dir.join("learning")
+    }
+
+    /// What the agent remembers (`remember`/`recall`, see `society_core::memory`).
+    pub fn memory(&self) -> PathBuf {
+        self.dir.join(names::MEMORY)
+    }
+    /// The derived index of [`Self::memory`], rebuilt when missing or stale.
+    pub fn memory_index(&self) -> PathBuf {
+        self.dir.join(names::MEMORY_INDEX)
     }
 
     /// Creates the folder skeleton; idempotent, never truncates anything.

@@ -17,6 +17,8 @@
 //!   zstd-compressed segments under `archive/`, and reads them back in order.
 //! * [`lock`] is the `flock`-based "one process per folder" guarantee; liveness
 //!   is "the lock is held", never "the pid exists".
+//! * [`memory`] is an agent's `memory.jsonl`: remember once per key, recall
+//!   by BM25 over text and tags with recency, through a derived index.
 //! * [`state`] holds the JSON state documents shared by processes
 //!   (`config.json`, `checkpoint.json`, `status.json`).
 //!
@@ -34,6 +36,7 @@ pub mod jsonl;
 pub mod kinds;
 pub mod layout;
 pub mod lock;
+pub mod memory;
 pub mod segments;
 pub mod state;
 pub mod time;

@@ -28,6 +28,10 @@ pub struct AgentConfig {
     pub keep_alive: bool,
     #[serde(default)]
     pub policy: Policy,
+    /// What the agent can do (`capabilities = [...]`): a `role:<r>` message
+    /// that `needs` some goes only to an agent of the role that has them all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capabilities: Vec<String>,
 }
 
 /// Per-agent timing, retry and durability settings.

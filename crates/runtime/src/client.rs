@@ -18,6 +18,7 @@ pub mod deadletter;
 pub mod decisions;
 pub mod describe;
 mod error;
+pub mod memory;
 pub mod metrics;
 pub mod remove;
 pub mod review;

@@ -146,6 +146,9 @@ pub struct AgentDecl {
     pub keep_alive: bool,
     #[serde(default)]
     pub policy: serde_json::Map<String, serde_json::Value>,
+    /// What this agent can do; replaces its role's `capabilities`.
+    #[serde(default)]
+    pub capabilities: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -157,6 +160,9 @@ pub struct RoleDecl {
     pub keep_alive: bool,
     #[serde(default)]
     pub policy: serde_json::Map<String, serde_json::Value>,
+    /// What the agents of the role can do (matched against a message's `needs`).
+    #[serde(default)]
+    pub capabilities: Vec<String>,
 }
 
 impl SocietyConfig {
@@ -180,6 +186,9 @@ impl SocietyConfig {
         })?;
         // Resolve everything once so a bad key is reported at load, with its agent.
         cfg.resolve_all(path)?;
+        for (name, role) in &cfg.roles {
+            checked_capabilities(path, &format!("role {name}"), &role.capabilities)?;
+        }
         cfg.governance()
             .validate()
             .map_err(|message| ConfigError::Invalid {
@@ -240,7 +249,11 @@ impl SocietyConfig {
             .map(|a| {
                 let brain = a.brain.clone().unwrap_or_else(default_brain);
                 let role = a.role.clone().unwrap_or_else(|| a.id.clone());
-                self.resolve(path, &a.id, &role, brain, a.keep_alive, &a.policy)
+                let mut cfg = self.resolve(path, &a.id, &role, brain, a.keep_alive, &a.policy)?;
+                if let Some(own) = &a.capabilities {
+                    cfg.capabilities = checked_capabilities(path, &format!("agent {}", a.id), own)?;
+                }
+                Ok(cfg)
             })
             .collect()
     }
@@ -300,14 +313,40 @@ impl SocietyConfig {
         };
         let brain = self.inject_llm(brain);
         society_brains::build(&brain).map_err(|e| invalid(format!("agent {id}: {e}")))?;
+        let capabilities = match self.roles.get(role) {
+            Some(r) => checked_capabilities(path, &format!("agent {id}"), &r.capabilities)?,
+            None => Vec::new(),
+        };
         Ok(AgentConfig {
             id,
             role: role.to_string(),
             brain,
             keep_alive,
             policy,
+            capabilities,
         })
     }
+}
+
+/// Capabilities are names like message types (`[a-z0-9_.-]{1,64}`), kept
+/// sorted and once each.
+fn checked_capabilities(
+    path: &Path,
+    id: &str,
+    list: &[String],
+) -> Result<Vec<String>, ConfigError> {
+    if let Some(bad) = list.iter().find(|c| !society_core::envelope::valid_type(c)) {
+        return Err(ConfigError::Invalid {
+            path: path.into(),
+            message: format!(
+                "{id}: capability {bad:?} is not a valid name (lowercase letters, digits, '_', '.', '-'; at most 64)"
+            ),
+        });
+    }
+    let mut out = list.to_vec();
+    out.sort();
+    out.dedup();
+    Ok(out)
 }
 
 impl SocietyConfig {

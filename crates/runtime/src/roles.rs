@@ -1,18 +1,247 @@
-//! Which agent of a role receives a `role:<role>` message.
+//! Which agent of a role receives a `role:<role>` message: by capability,
+//! by case, then by load.
+//!
+//! 1. **Capability.** Only agents whose `capabilities` include every one of
+//!    the message's `needs` can take it.
+//! 2. **The case sticks.** A case message goes to the agent of the role that
+//!    already works on the case (its owner first, then whoever joined it
+//!    last), as long as that agent is alive (not `failed` or `broken`).
+//! 3. **Load.** Otherwise the capable agent with the fewest inbox bytes
+//!    waiting (alive ones first); among equals, the one the case (or, without
+//!    a case, the message id) hashes to, so equal agents share the work.
+//!
+//! Load changes from one moment to the next, so the same message may be
+//! placed differently twice: the router therefore records every pick in its
+//! write-ahead record and a re-planned batch reuses it (`Plan::picks`).
 
 use society_core::{AgentId, Envelope};
 
-/// Among `candidates` (sorted), the one a case (or, without a case, the
-/// message id) hashes to: the same choice every time, so a case stays with one
-/// agent and a re-routed message after a crash lands where it landed before.
-pub fn pick<'a>(candidates: &[&'a AgentId], env: &Envelope) -> Option<&'a AgentId> {
-    if candidates.is_empty() {
-        return None;
+/// One agent of the role, as the pick sees it.
+#[derive(Debug, Clone)]
+pub struct Candidate<'a> {
+    pub id: &'a AgentId,
+    pub capabilities: &'a [String],
+    /// Not `failed` or `broken`: it will take its mail (now or when started).
+    pub alive: bool,
+}
+
+/// Why no agent of the role can take the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoPick {
+    /// The role has no agents.
+    NoRole,
+    /// No agent of the role has all of `needs`.
+    NotCapable { needs: Vec<String> },
+}
+
+impl NoPick {
+    pub fn describe(&self, role: &str) -> String {
+        match self {
+            NoPick::NoRole => format!("no agent has role {role}"),
+            NoPick::NotCapable { needs } => format!(
+                "no agent of role {role} has every capability the message needs ({})",
+                needs.join(", ")
+            ),
+        }
     }
+}
+
+/// Can this candidate take a message that needs `needs`?
+pub fn capable(capabilities: &[String], needs: &[String]) -> bool {
+    needs.iter().all(|n| capabilities.contains(n))
+}
+
+/// Inbox bytes past the agent's checkpointed offset (its load); an
+/// unreadable checkpoint counts the whole live file.
+pub fn inbox_depth(paths: &society_core::AgentPaths) -> u64 {
+    let len = std::fs::metadata(paths.inbox()).map_or(0, |m| m.len());
+    let offset = society_core::atomic::read_json::<society_core::state::AgentCheckpoint>(
+        &paths.checkpoint(),
+        "checkpoint",
+    )
+    .ok()
+    .flatten()
+    .map_or(0, |c| c.inbox_offset);
+    len.saturating_sub(offset)
+}
+
+/// The pick, in the order of the module docs. `case_agents`: the agents
+/// already on the message's case, the preferred first (owner, then latest).
+/// `depth`: inbox bytes not yet consumed (with what this batch already
+/// placed there), asked only when load decides, as it reads files.
+pub fn pick(
+    candidates: &[Candidate<'_>],
+    env: &Envelope,
+    case_agents: &[&str],
+    mut depth: impl FnMut(&AgentId) -> u64,
+) -> Result<AgentId, NoPick> {
+    if candidates.is_empty() {
+        return Err(NoPick::NoRole);
+    }
+    let able: Vec<&Candidate<'_>> = candidates
+        .iter()
+        .filter(|c| capable(c.capabilities, &env.needs))
+        .collect();
+    if able.is_empty() {
+        return Err(NoPick::NotCapable {
+            needs: env.needs.clone(),
+        });
+    }
+    for agent in case_agents {
+        if let Some(c) = able.iter().find(|c| c.alive && c.id.as_str() == *agent) {
+            return Ok(c.id.clone());
+        }
+    }
+    let alive: Vec<&Candidate<'_>> = able.iter().copied().filter(|c| c.alive).collect();
+    let pool = if alive.is_empty() { able } else { alive };
+    if pool.len() == 1 {
+        return Ok(pool[0].id.clone());
+    }
+    let depths: Vec<u64> = pool.iter().map(|c| depth(c.id)).collect();
+    let least = depths.iter().copied().min().unwrap_or(0);
+    let mut tied: Vec<&AgentId> = pool
+        .iter()
+        .zip(&depths)
+        .filter(|(_, d)| **d == least)
+        .map(|(c, _)| c.id)
+        .collect();
+    tied.sort();
     let key = env
         .case
         .as_ref()
         .map_or_else(|| env.id.to_string(), |c| c.to_string());
-    let pick = society_core::id::stable_hash(key.as_bytes()) % candidates.len() as u64;
-    Some(candidates[pick as usize])
+    let at = society_core::id::stable_hash(key.as_bytes()) % tied.len() as u64;
+    Ok(tied[at as usize].clone())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use society_core::Party;
+    use std::collections::HashMap;
+
+    fn ids(names: &[&str]) -> Vec<AgentId> {
+        names.iter().map(|n| AgentId::new(*n).unwrap()).collect()
+    }
+
+    fn env(case: Option<&str>, needs: &[&str]) -> Envelope {
+        let mut e = Envelope::new(
+            Party::Orchestrator,
+            Party::Role("w".into()),
+            "task",
+            json!({}),
+        );
+        e.case = case.map(|c| c.parse().unwrap());
+        e.needs = needs.iter().map(|n| n.to_string()).collect();
+        e
+    }
+
+    struct World {
+        ids: Vec<AgentId>,
+        caps: Vec<Vec<String>>,
+        alive: Vec<bool>,
+        depth: HashMap<String, u64>,
+    }
+
+    impl World {
+        fn new(names: &[&str]) -> World {
+            World {
+                ids: ids(names),
+                caps: vec![Vec::new(); names.len()],
+                alive: vec![true; names.len()],
+                depth: HashMap::new(),
+            }
+        }
+        fn pick(&self, env: &Envelope, case_agents: &[&str]) -> Result<String, NoPick> {
+            let cands: Vec<Candidate<'_>> = self
+                .ids
+                .iter()
+                .enumerate()
+                .map(|(i, id)| Candidate {
+                    id,
+                    capabilities: &self.caps[i],
+                    alive: self.alive[i],
+                })
+                .collect();
+            pick(&cands, env, case_agents, |id| {
+                self.depth.get(id.as_str()).copied().unwrap_or(0)
+            })
+            .map(|a| a.to_string())
+        }
+    }
+
+    #[test]
+    fn only_agents_with_every_need_are_picked() {
+        let mut w = World::new(&["a", "b", "c"]);
+        w.caps[0] = vec!["rust".into()];
+        w.caps[1] = vec!["rust".into(), "sql".into()];
+        w.caps[2] = vec!["sql".into()];
+        // b is the only one with both, however loaded.
+        w.depth.insert("b".into(), 10_000);
+        assert_eq!(w.pick(&env(None, &["rust", "sql"]), &[]).unwrap(), "b");
+        let none = w.pick(&env(None, &["go"]), &[]).unwrap_err();
+        assert_eq!(
+            none,
+            NoPick::NotCapable {
+                needs: vec!["go".into()]
+            }
+        );
+        assert!(none.describe("w").contains("(go)"));
+        assert_eq!(
+            World::new(&[]).pick(&env(None, &[]), &[]),
+            Err(NoPick::NoRole)
+        );
+    }
+
+    #[test]
+    fn the_least_loaded_capable_agent_wins() {
+        let mut w = World::new(&["a", "b", "c"]);
+        w.depth.insert("a".into(), 300);
+        w.depth.insert("b".into(), 20);
+        w.depth.insert("c".into(), 90);
+        for _ in 0..20 {
+            assert_eq!(w.pick(&env(None, &[]), &[]).unwrap(), "b");
+        }
+        // A failed agent is passed over even when idle.
+        w.depth.insert("c".into(), 0);
+        w.alive[2] = false;
+        assert_eq!(w.pick(&env(None, &[]), &[]).unwrap(), "b");
+    }
+
+    #[test]
+    fn a_case_sticks_to_its_agent_while_it_is_alive() {
+        let mut w = World::new(&["a", "b", "c"]);
+        w.depth.insert("a".into(), 5_000);
+        let e = env(Some("c-1"), &[]);
+        // "a" is on the case: it keeps it although it is the busiest.
+        assert_eq!(w.pick(&e, &["zz", "a"]).unwrap(), "a");
+        // It failed: the case moves to the least loaded of the others.
+        w.alive[0] = false;
+        w.depth.insert("b".into(), 7);
+        assert_eq!(w.pick(&e, &["a"]).unwrap(), "c");
+        // An agent on the case without the capability needed is not kept.
+        w.alive[0] = true;
+        w.caps[1] = vec!["x".into()];
+        w.caps[2] = vec!["x".into()];
+        assert_eq!(w.pick(&env(Some("c-1"), &["x"]), &["a"]).unwrap(), "c");
+    }
+
+    #[test]
+    fn equal_agents_share_by_hash_and_the_choice_is_repeatable() {
+        let w = World::new(&["a", "b", "c", "d"]);
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..200 {
+            let e = env(None, &[]);
+            let first = w.pick(&e, &[]).unwrap();
+            assert_eq!(w.pick(&e, &[]).unwrap(), first);
+            seen.insert(first);
+        }
+        assert_eq!(seen.len(), 4, "ties spread over every agent");
+        // Only dead agents: mail still goes somewhere (it waits for a restart).
+        let mut dead = World::new(&["a", "b"]);
+        dead.alive = vec![false, false];
+        assert!(dead.pick(&env(None, &[]), &[]).is_ok());
+    }
 }

@@ -17,6 +17,8 @@ pub(crate) enum Op {
         path: String,
         content: String,
     },
+    /// Performed by the brain itself, in the agent's `memory.jsonl`.
+    Remember(society_core::memory::Note),
 }
 
 /// Why a line was refused (1-based line number).
@@ -31,6 +33,7 @@ const ACTIONS: &[&str] = &[
     "reply",
     "case_event",
     "write_file",
+    "remember",
     "request_approval",
     "escalate",
     "log",
@@ -48,6 +51,8 @@ enum Wire {
         body: Value,
         #[serde(default)]
         case: Option<CaseId>,
+        #[serde(default)]
+        needs: Vec<String>,
     },
     Reply {
         #[serde(rename = "type", default)]
@@ -62,6 +67,14 @@ enum Wire {
     WriteFile {
         path: String,
         content: String,
+    },
+    /// `{"action":"remember","text":"…","tags":["…"],"case":"…"}`.
+    Remember {
+        text: String,
+        #[serde(default)]
+        tags: Vec<String>,
+        #[serde(default)]
+        case: Option<CaseId>,
     },
     RequestApproval {
         plan: String,
@@ -134,13 +147,18 @@ fn to_op(wire: Wire, inbound: &Envelope) -> Result<Option<Op>, String> {
             kind,
             body,
             case,
-        } => Action::Send {
-            to,
-            kind: message_type(kind, &inbound.kind)?,
-            body: object("body", body)?,
-            case,
-            reply_to: None,
-        },
+            needs,
+        } => {
+            society_core::envelope::check_needs(&needs)?;
+            Action::Send {
+                to,
+                kind: message_type(kind, &inbound.kind)?,
+                body: object("body", body)?,
+                case,
+                reply_to: None,
+                needs,
+            }
+        }
         Wire::Reply { kind, body } => Action::Reply {
             kind: message_type(kind, society_core::kinds::message::REPLY)?,
             body: object("body", body)?,
@@ -155,6 +173,15 @@ fn to_op(wire: Wire, inbound: &Envelope) -> Result<Option<Op>, String> {
             }
         }
         Wire::WriteFile { path, content } => return Ok(Some(Op::Write { path, content })),
+        Wire::Remember { text, tags, case } => {
+            let note = society_core::memory::Note {
+                text,
+                tags,
+                case: case.or_else(|| inbound.case.clone()),
+            };
+            society_core::memory::check(&note).map_err(|e| e.to_string())?;
+            return Ok(Some(Op::Remember(note)));
+        }
         Wire::RequestApproval {
             plan,
             rationale,
@@ -241,6 +268,7 @@ mod tests {
 {"action":"reply","body":{"text":"hi"}}
 {"action":"case_event","event":"drafted","fields":{"n":2}}
 {"action":"write_file","path":"output/x.md","content":"# x"}
+{"action":"remember","text":"tides turn","tags":["sea"]}
 {"action":"request_approval","plan":"p","alternatives":["q"]}
 {"action":"escalate","reason":"stuck"}
 {"action":"log","message":"m"}
@@ -248,7 +276,7 @@ mod tests {
 this is ignored
 "##;
         let ops = parse(out.as_bytes(), &inbound()).unwrap();
-        assert_eq!(ops.len(), 7);
+        assert_eq!(ops.len(), 8);
         let Op::Act(Action::Send { kind, case, .. }) = &ops[0] else {
             panic!("send first")
         };
@@ -259,6 +287,7 @@ this is ignored
         };
         assert_eq!(kind, "reply");
         assert!(matches!(&ops[3], Op::Write { path, .. } if path == "output/x.md"));
+        assert!(matches!(&ops[4], Op::Remember(n) if n.text == "tides turn" && n.tags == ["sea"]));
     }
 
     #[test]
@@ -282,6 +311,14 @@ this is ignored
         );
         let e = err(r#"{"action":"send","to":"../x","body":{}}"#);
         assert!(e.reason.starts_with("invalid send action"), "{}", e.reason);
+        let big = "x".repeat(society_core::memory::MAX_TEXT + 1);
+        let e = err(&format!(r#"{{"action":"remember","text":"{big}"}}"#));
+        assert!(
+            e.reason
+                .contains("over the limit of 16384 bytes per memory"),
+            "{}",
+            e.reason
+        );
         let e = err(r#"[1]"#);
         assert!(e.reason.starts_with("not a JSON object"), "{}", e.reason);
         let e = err(r#"{"text":"hi"}"#);

@@ -316,6 +316,16 @@ pub struct LlmConfig {
     /// Offer the `decide` tool (propose a decision the runtime assesses).
     #[serde(default)]
     pub decide: bool,
+    /// Offer the `remember` and `recall` tools (the agent's `memory.jsonl`).
+    #[serde(default)]
+    pub memory: bool,
+    /// Offer the `read_shared` tool (`.society-agent/shared/`).
+    #[serde(default)]
+    pub shared: bool,
+    /// List the shared files (names, sizes) in the system prompt; offers
+    /// `read_shared` too.
+    #[serde(default)]
+    pub shared_in_prompt: bool,
     /// Models to move to, in order, when this one keeps failing: tables of
     /// brain keys that override this config's (see [`Self::fallback_configs`]).
     #[serde(default)]
@@ -412,6 +422,11 @@ fn default_retry_max() -> Duration {
 }
 
 impl LlmConfig {
+    /// Is `read_shared` offered?
+    pub fn offers_shared(&self) -> bool {
+        self.shared || self.shared_in_prompt
+    }
+
     pub fn parse(config: &serde_json::Value) -> Result<LlmConfig, BrainError> {
         let invalid = |reason: String| BrainError::Config {
             kind: "llm".into(),
@@ -429,6 +444,16 @@ impl LlmConfig {
         cfg.check_compaction().map_err(invalid)?;
         cfg.check_stream().map_err(invalid)?;
         super::own_tools::check(&cfg.tools).map_err(invalid)?;
+        if let Some(t) = cfg
+            .tools
+            .iter()
+            .find(|t| super::memory_tools::offers(&cfg, &t.name))
+        {
+            return Err(invalid(format!(
+                "own tool {:?} takes the name of a tool this brain offers (memory/shared): rename it",
+                t.name
+            )));
+        }
         super::mcp::check(&cfg.mcp).map_err(invalid)?;
         if cfg.system_prompt.is_some() && cfg.system_prompt_file.is_some() {
             return Err(invalid(

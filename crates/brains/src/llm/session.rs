@@ -10,6 +10,7 @@ use super::http::{self, CallError};
 use super::inbound::{render, Inbound};
 use super::inflight;
 use super::ledger::{self, Ledger};
+use super::memory_tools;
 use super::own_tools::OnInterrupt;
 use super::toolbox::{self, Invocation};
 use super::tools::{self, ReplyTo};
@@ -66,7 +67,7 @@ pub fn run(llm: &mut Llm, ctx: &mut Context<'_>, msg: &Envelope) -> Result<Vec<A
             Next::Done => break,
             Next::Execute(calls) => {
                 for call in calls {
-                    execute(llm, ctx, &mut conv, msg.id, &call, &inbound.reply_to)?;
+                    execute(llm, ctx, &mut conv, msg, &call, &inbound.reply_to)?;
                 }
             }
             Next::Call => {
@@ -411,10 +412,11 @@ fn execute(
     llm: &mut Llm,
     ctx: &mut Context<'_>,
     conv: &mut Conversation,
-    msg: MsgId,
+    inbound: &Envelope,
     call: &ToolCall,
     reply_to: &ReplyTo,
 ) -> Result<(), CallError> {
+    let msg = inbound.id;
     let step = conv.steps(msg);
     let started = Instant::now();
     let log_path = society_core::AgentPaths::new(ctx.folder.to_path_buf()).tools();
@@ -425,6 +427,15 @@ fn execute(
             result: "answer recorded".into(),
             ok: true,
         },
+        None if memory_tools::offers(&llm.cfg, &call.name) => {
+            let at = memory_tools::Place {
+                folder: ctx.folder,
+                msg,
+                case: inbound.case.as_ref(),
+                step,
+            };
+            memory_tools::execute(call, &at)
+        }
         None => tools::execute(call, ctx.folder, reply_to),
         Some(tool) => {
             extend(&mut fields, llm.toolbox.describe(&tool));

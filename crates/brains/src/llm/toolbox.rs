@@ -16,6 +16,8 @@ use std::path::Path;
 pub struct Toolbox {
     /// Offer `decide` (brain key `decide = true`).
     decide: bool,
+    /// `remember`, `recall`, `read_shared`, as the config offers them.
+    memory: Vec<Definition>,
     own: Vec<OwnTool>,
     mcp: Mcp,
 }
@@ -43,6 +45,7 @@ impl Toolbox {
     pub fn new(cfg: &LlmConfig) -> Toolbox {
         Toolbox {
             decide: cfg.decide,
+            memory: super::memory_tools::definitions(cfg),
             own: cfg.tools.clone(),
             mcp: Mcp::new(&cfg.mcp),
         }
@@ -53,6 +56,7 @@ impl Toolbox {
         let taken: Vec<String> = tools::BUILT_IN
             .iter()
             .map(|n| n.to_string())
+            .chain(self.memory.iter().map(|d| d.name.clone()))
             .chain(self.own.iter().map(|t| t.name.clone()))
             .collect();
         self.mcp
@@ -68,9 +72,10 @@ impl Toolbox {
     /// Every tool offered to the model: built-in, own, then MCP tools.
     pub fn definitions(&self) -> Vec<Definition> {
         let extra: Vec<Definition> = self
-            .own
+            .memory
             .iter()
-            .map(OwnTool::definition)
+            .cloned()
+            .chain(self.own.iter().map(OwnTool::definition))
             .chain(self.mcp.tools().iter().map(|e| e.definition.clone()))
             .collect();
         let mut all = tools::definitions(&extra);

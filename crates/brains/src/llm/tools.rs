@@ -88,7 +88,7 @@ fn built_in() -> Vec<(&'static str, &'static str, Value)> {
     let obj = |props: Value, required: &[&str]| json!({"type": "object", "properties": props, "required": required});
     vec![
         ("send_message", "Send a message to another party: an agent id, role:<role>, supervisor or orchestrator (the human).",
-         obj(json!({"to": {"type": "string"}, "type": {"type": "string", "description": "message type, [a-z0-9_.-]"}, "body": {"type": "object"}}), &["to", "type", "body"])),
+         obj(json!({"to": {"type": "string"}, "type": {"type": "string", "description": "message type, [a-z0-9_.-]"}, "body": {"type": "object"}, "needs": {"type": "array", "items": {"type": "string"}, "description": "for role:<role>: capabilities the recipient must have"}}), &["to", "type", "body"])),
         ("reply", "Reply to the sender of the message you are handling.",
          obj(json!({"body": {"type": "object", "description": "e.g. {\"text\": \"...\"}"}}), &["body"])),
         ("read_file", "Read a file of your workspace (path relative to workspace/).",
@@ -179,6 +179,7 @@ fn action_for(
                     "invalid message type {kind:?}: use [a-z0-9_.-], at most 64"
                 ));
             }
+            let needs = needs_arg(args)?;
             let result = format!("sent a {kind} message to {to}");
             (
                 Action::Send {
@@ -187,6 +188,7 @@ fn action_for(
                     body: body_arg(args, "body"),
                     case: None,
                     reply_to: None,
+                    needs,
                 },
                 result,
             )
@@ -208,6 +210,7 @@ fn action_for(
                         body,
                         case: case.clone(),
                         reply_to: Some(*id),
+                        needs: Vec::new(),
                     },
                     format!("reply sent to {to}"),
                 ),
@@ -303,6 +306,17 @@ fn str_arg<'a>(args: &'a Value, key: &str) -> Result<&'a str, String> {
 }
 
 /// A body is an object; a bare string or other value is wrapped as `{"text": ..}`.
+/// `needs`: capability names a `role:<r>` recipient must have.
+fn needs_arg(args: &Value) -> Result<Vec<String>, String> {
+    let needs: Vec<String> = match args.get("needs") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(v) => serde_json::from_value(v.clone())
+            .map_err(|_| "`needs` must be a list of capability names".to_string())?,
+    };
+    society_core::envelope::check_needs(&needs)?;
+    Ok(needs)
+}
+
 fn body_arg(args: &Value, key: &str) -> Value {
     match args.get(key) {
         Some(Value::Object(o)) => Value::Object(o.clone()),
@@ -351,6 +365,7 @@ mod tests {
             body: json!({"text": "text"}),
             case: None,
             reply_to: None,
+            needs: Vec::new(),
         };
         assert_eq!(rebuild(&c.name, &c.args, &ReplyTo::Sender), Some(expected));
         let id = MsgId::generate();

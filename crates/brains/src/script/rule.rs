@@ -40,6 +40,9 @@ pub enum Op {
         kind: Option<String>,
         #[serde(default = "empty_object")]
         body: serde_json::Value,
+        /// Capabilities a `role:<r>` recipient must have.
+        #[serde(default)]
+        needs: Vec<String>,
     },
     Forward {
         to: Party,
@@ -47,6 +50,8 @@ pub enum Op {
         kind: Option<String>,
         #[serde(default)]
         set: Option<serde_json::Map<String, serde_json::Value>>,
+        #[serde(default)]
+        needs: Vec<String>,
     },
     CaseEvent {
         event: String,
@@ -75,6 +80,23 @@ pub enum Op {
         #[serde(default)]
         then: Vec<Step>,
     },
+    /// Append to the agent's `memory.jsonl` (templated `text` and `tags`;
+    /// the message's case unless `case` is given). Once per message: a
+    /// retry finds the memory already there.
+    Remember {
+        text: String,
+        #[serde(default)]
+        tags: Vec<String>,
+        #[serde(default)]
+        case: Option<String>,
+    },
+    /// Rank the agent's memories for `query` (templated); the following
+    /// steps see the hits as `{{recall}}` (`{{recall.0.text}}`, ...).
+    Recall {
+        query: String,
+        #[serde(default = "default_k")]
+        k: usize,
+    },
     /// Fail attempts `1..=times`, succeed after.
     Fail {
         times: u32,
@@ -101,6 +123,9 @@ fn is_placeholder(v: &serde_json::Value) -> bool {
 fn empty_object() -> serde_json::Value {
     serde_json::json!({})
 }
+fn default_k() -> usize {
+    society_core::memory::DEFAULT_K
+}
 fn crash_code() -> i32 {
     101
 }
@@ -125,6 +150,14 @@ impl Rule {
         }
         let mut steps: Vec<&Step> = self.actions.iter().collect();
         for step in &self.actions {
+            if let Op::Recall { k, .. } = step.op {
+                if k == 0 || k > society_core::memory::MAX_K {
+                    return Err(bad(format!(
+                        "recall k must be between 1 and {}, not {k}",
+                        society_core::memory::MAX_K
+                    )));
+                }
+            }
             if let Op::Decide { proposal, then } = &step.op {
                 if !proposal.is_object() && !is_placeholder(proposal) {
                     return Err(bad(
@@ -150,6 +183,9 @@ impl Rule {
             }
         }
         for step in steps {
+            if let Op::Send { needs, .. } | Op::Forward { needs, .. } = &step.op {
+                society_core::envelope::check_needs(needs).map_err(&bad)?;
+            }
             let (kind, body) = match &step.op {
                 Op::Reply { kind, body } => (kind, body.as_ref()),
                 Op::Send { kind, body, .. } => (kind, Some(body)),
@@ -171,5 +207,36 @@ impl Rule {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(actions: serde_json::Value) -> Result<(), String> {
+        let rule: Rule = serde_json::from_value(serde_json::json!({ "actions": actions }))
+            .map_err(|e| e.to_string())?;
+        rule.check().map_err(|e| e.to_string())
+    }
+
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn memory_steps_parse_and_recall_k_is_bounded() {
+        assert_eq!(
+            rule(serde_json::json!([
+                {"do": "remember", "text": "{{body.text}}", "tags": ["a"]},
+                {"do": "recall", "query": "{{body.q}}"},
+                {"do": "recall", "query": "x", "k": 100}
+            ])),
+            Ok(())
+        );
+        let e = rule(serde_json::json!([{"do": "recall", "query": "x", "k": 0}])).unwrap_err();
+        assert!(
+            e.contains("recall k must be between 1 and 100, not 0"),
+            "{e}"
+        );
+        let e = rule(serde_json::json!([{"do": "remember"}])).unwrap_err();
+        assert!(e.contains("missing field `text`"), "{e}");
     }
 }

@@ -1,5 +1,8 @@
 //! `{{...}}` placeholders in script bodies: `{{body.<field>}}`, `{{from}}`,
-//! `{{id}}`, `{{case}}`, `{{type}}`, `{{agent}}`, `{{role}}`, `{{attempt}}`.
+//! `{{id}}`, `{{case}}`, `{{type}}`, `{{agent}}`, `{{role}}`, `{{attempt}}`,
+//! and after a `recall` step `{{recall}}` (the hits, best first) and
+//! `{{recall.<n>.<field>}}` (`text`, `tags`, `id`, `score`, ...). A number in
+//! a path indexes an array.
 //! A string that is exactly one placeholder takes the value's JSON type.
 
 use serde_json::Value;
@@ -10,6 +13,8 @@ pub struct Vars<'a> {
     pub ctx_agent: &'a str,
     pub role: &'a str,
     pub attempt: u32,
+    /// The hits of the last `recall` step, once one ran.
+    pub recall: Option<Value>,
 }
 
 impl Vars<'_> {
@@ -74,9 +79,19 @@ impl Vars<'_> {
             "role" => Value::String(self.role.to_string()),
             "attempt" => Value::from(self.attempt),
             "body" => m.body.clone(),
+            "recall" => self.recall.clone()?,
             _ => {
-                let field = name.strip_prefix("body.")?;
-                field.split('.').try_fold(&m.body, |v, k| v.get(k))?.clone()
+                let (root, path) = match name.split_once('.')? {
+                    ("body", path) => (&m.body, path),
+                    ("recall", path) => (self.recall.as_ref()?, path),
+                    _ => return None,
+                };
+                path.split('.')
+                    .try_fold(root, |v, k| match v {
+                        Value::Array(a) => a.get(k.parse::<usize>().ok()?),
+                        _ => v.get(k),
+                    })?
+                    .clone()
             }
         })
     }
@@ -101,7 +116,11 @@ mod tests {
             ctx_agent: "a1",
             role: "r",
             attempt: 2,
+            recall: Some(json!([{"text": "bees sting", "tags": ["bees"]}])),
         };
+        assert_eq!(vars.render_str("{{recall.0.text}}!"), "bees sting!");
+        assert_eq!(vars.render(&json!("{{recall.0.tags}}")), json!(["bees"]));
+        assert_eq!(vars.render_str("{{recall.1.text}}"), "{{recall.1.text}}");
         assert_eq!(vars.render(&json!("{{body.n}}")), json!(3));
         assert_eq!(
             vars.render(

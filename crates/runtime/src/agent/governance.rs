@@ -390,6 +390,7 @@ impl Agent {
                     }),
                     case: None,
                     reply_to: None,
+                    needs: Vec::new(),
                 }]
             }
             Level::Collaborative => {
@@ -429,6 +430,7 @@ impl Agent {
                     }),
                     case: None,
                     reply_to: None,
+                    needs: Vec::new(),
                 }]
             }
         };
@@ -625,6 +627,7 @@ fn rebase(then: Vec<Action>, parked: &Value, input: &Envelope) -> Vec<Action> {
                 body,
                 case: parked.case.clone(),
                 reply_to: Some(parked.id),
+                needs: Vec::new(),
             },
             Action::Send {
                 to,
@@ -632,12 +635,14 @@ fn rebase(then: Vec<Action>, parked: &Value, input: &Envelope) -> Vec<Action> {
                 body,
                 case,
                 reply_to,
+                needs,
             } => Action::Send {
                 to,
                 kind,
                 body,
                 case: case.or_else(|| parked.case.clone()),
                 reply_to,
+                needs,
             },
             other => other,
         })

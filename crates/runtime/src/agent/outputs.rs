@@ -38,12 +38,14 @@ impl Agent {
                     body,
                     case,
                     reply_to,
+                    needs,
                 } => {
                     env.to = to;
                     env.kind = kind;
                     env.body = body;
                     env.case = case.or(env.case);
                     env.reply_to = reply_to;
+                    env.needs = needs;
                 }
                 Action::CaseEvent { event, fields } => {
                     env.to = Party::Supervisor;

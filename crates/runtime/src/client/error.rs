@@ -19,6 +19,10 @@ pub enum ClientError {
     },
     #[error("no agent has role {role}; nothing was sent")]
     NoRole { role: String },
+    #[error("no agent of role {role} has every capability the message needs ({}); nothing was sent", needs.join(", "))]
+    NotCapable { role: String, needs: Vec<String> },
+    #[error("--needs: {reason}; nothing was sent")]
+    BadNeeds { reason: String },
     #[error("{} in {}; nothing was sent", match role { Some(r) => format!("no agent has role {r}"), None => "no agents".into() }, dir.display())]
     NoRecipients { role: Option<String>, dir: PathBuf },
     #[error("cannot send to {to}: send to an agent id or role:<role>")]
@@ -154,6 +158,8 @@ pub enum ClientError {
     #[error(transparent)]
     Shared(#[from] super::shared::SharedError),
     #[error(transparent)]
+    Memory(#[from] society_core::memory::MemoryError),
+    #[error(transparent)]
     Format(#[from] FormatError),
     #[error(transparent)]
     Io(#[from] IoError),
@@ -170,6 +176,7 @@ impl ClientError {
         match self {
             E::NoAgent { .. }
             | E::NoRole { .. }
+            | E::NotCapable { .. }
             | E::NoRecipients { .. }
             | E::NoCase { .. }
             | E::NoAssignee { .. }
@@ -186,6 +193,7 @@ impl ClientError {
             | E::RemoveRefused { .. } => Code::Conflict,
             E::NotAnAgent { .. }
             | E::BadType { .. }
+            | E::BadNeeds { .. }
             | E::BadRole { .. }
             | E::Oversize { .. }
             | E::RoleMismatch { .. }
@@ -210,6 +218,8 @@ impl ClientError {
             | E::NotYet { .. } => Code::Timeout,
             E::SupervisorExited { code, .. } => *code,
             E::Signal { .. } | E::Process { .. } | E::BadPointer { .. } | E::Io(_) => Code::Error,
+            E::Memory(e) if e.is_refusal() => Code::Invalid,
+            E::Memory(_) => Code::Error,
             E::Format(e) => crate::exit::format_code(e),
             E::Shared(e) => e.exit_code(),
         }

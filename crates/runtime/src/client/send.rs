@@ -42,6 +42,11 @@ pub fn check_type(kind: &str) -> Result<(), ClientError> {
     }
 }
 
+/// Refuses a capability name outside `[a-z0-9_.-]{1,64}` in `--needs`.
+pub fn check_needs(needs: &[String]) -> Result<(), ClientError> {
+    society_core::envelope::check_needs(needs).map_err(|reason| ClientError::BadNeeds { reason })
+}
+
 /// Resolves the recipient and appends the message to its inbox.
 pub fn deliver(layout: &Layout, env: &Envelope) -> Result<Delivered, ClientError> {
     let id = resolve(layout, env)?;
@@ -120,21 +125,58 @@ pub fn resolve(layout: &Layout, env: &Envelope) -> Result<AgentId, ClientError> 
             }
         }
         Party::Role(role) => {
-            let mut candidates = Vec::new();
+            let mut configs = Vec::new();
             for id in layout.agent_ids()? {
                 // An unreadable config (a broken agent) is no candidate.
                 let cfg: Option<AgentConfig> =
                     atomic::read_json(&layout.agent(&id).config(), "agent config")
                         .ok()
                         .flatten();
-                if cfg.is_some_and(|c| c.role == *role) {
-                    candidates.push(id);
+                if let Some(cfg) = cfg.filter(|c| c.role == *role) {
+                    configs.push(cfg);
                 }
             }
-            let refs: Vec<&AgentId> = candidates.iter().collect();
-            crate::roles::pick(&refs, env)
-                .cloned()
-                .ok_or_else(|| ClientError::NoRole { role: role.clone() })
+            // Failed or broken agents, as the supervisor last saw them.
+            let status: Option<crate::supervisor::state::SupervisorStatus> =
+                atomic::read_json(&layout.supervisor_status(), "supervisor status")
+                    .ok()
+                    .flatten();
+            let dead = |id: &AgentId| {
+                status
+                    .as_ref()
+                    .and_then(|s| s.agents.get(id))
+                    .is_some_and(|a| a.phase == "failed" || a.phase == "broken")
+            };
+            let candidates: Vec<crate::roles::Candidate<'_>> = configs
+                .iter()
+                .map(|c| crate::roles::Candidate {
+                    id: &c.id,
+                    capabilities: &c.capabilities,
+                    alive: !dead(&c.id),
+                })
+                .collect();
+            let on_case: Vec<String> = match &env.case {
+                Some(case) => super::cases::load(layout, case)?
+                    .map(|l| {
+                        let mut on = Vec::new();
+                        on.extend(l.summary.owner.clone());
+                        on.extend(l.summary.agents.iter().rev().cloned());
+                        on
+                    })
+                    .unwrap_or_default(),
+                None => Vec::new(),
+            };
+            let on_case: Vec<&str> = on_case.iter().map(String::as_str).collect();
+            crate::roles::pick(&candidates, env, &on_case, |id| {
+                crate::roles::inbox_depth(&layout.agent(id))
+            })
+            .map_err(|why| match why {
+                crate::roles::NoPick::NoRole => ClientError::NoRole { role: role.clone() },
+                crate::roles::NoPick::NotCapable { needs } => ClientError::NotCapable {
+                    role: role.clone(),
+                    needs,
+                },
+            })
         }
         to @ (Party::Orchestrator | Party::Supervisor) => {
             Err(ClientError::NotAnAgent { to: to.clone() })
@@ -318,6 +360,7 @@ mod tests {
                     max_record: *max_record,
                     ..Policy::default()
                 },
+                capabilities: Vec::new(),
             };
             provision(&layout, &cfg, "test").expect("provision");
         }

@@ -44,6 +44,7 @@ pub(super) fn placeholder(layout: &Layout, id: &AgentId) -> AgentConfig {
         brain: json!({"kind": "echo"}),
         keep_alive: false,
         policy: Policy::default(),
+        capabilities: Vec::new(),
     }
 }
 

@@ -92,6 +92,7 @@ impl Supervisor {
                 .unwrap_or_else(|| destination_sizes(&plan.deliveries)),
             at: Some(plan.now),
             records: Vec::new(),
+            picks: plan.picks.clone(),
         };
         self.land(pending, plan, recovered.is_some())
     }
@@ -119,6 +120,7 @@ impl Supervisor {
                     record: String::from_utf8_lossy(&d.record).into_owned(),
                 })
                 .collect(),
+            picks: plan.picks.clone(),
         };
         if let Err(e) = self.land(pending, plan, false) {
             tracing::error!(error = %e, "supervisor records wait for a retry");
@@ -141,6 +143,10 @@ impl Supervisor {
         if !pending.records.is_empty() {
             // A direct batch's write-ahead record is saved, nothing appended.
             society_core::fault::point("supervisor.direct.ahead");
+        }
+        if !pending.picks.is_empty() {
+            // A batch that placed role messages by load, saved but not written.
+            society_core::fault::point("supervisor.role_batch.saved");
         }
         match self.deliver(&pending, &plan, resumed) {
             Ok(()) => {
@@ -375,15 +381,13 @@ impl Supervisor {
         match Source::of(&pending) {
             Source::Outbox(agent) if self.slots.contains_key(&agent) => {
                 self.ckpt.cursors.insert(agent.clone(), pending.from);
-                self.route_batch(&agent, Some(pending.to), Some(&pending.sizes), pending.at)
-                    .map(drop)
+                self.route_batch(&agent, Some(&pending)).map(drop)
             }
             // Its folder is gone: nothing left to deliver it from.
             Source::Outbox(_) => Ok(()),
             Source::Inbox => {
                 self.ckpt.inbox_offset = pending.from;
-                self.request_batch(Some(pending.to), Some(&pending.sizes), pending.at)
-                    .map(drop)
+                self.request_batch(Some(&pending)).map(drop)
             }
             Source::Direct => {
                 let mut plan = Plan::at(pending.at.unwrap_or_else(now_ms));

@@ -11,7 +11,7 @@ use super::guard::GuardTxn;
 use society_core::case::CaseSummary;
 use society_core::jsonl::{read_lines, read_lines_checked, CursorCheck, Line};
 use society_core::{AgentId, CaseId, Envelope, FormatError, MsgId};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 
 /// Output indexes for messages the supervisor derives from a source message
@@ -81,6 +81,12 @@ pub(super) struct Plan {
     /// that already landed. A message already in its recipient's inbox was
     /// admitted and is admitted again, whatever the guard says now.
     pub present: Option<HashSet<(PathBuf, String)>>,
+    /// The agent each `role:<r>` message of the batch goes to, by message
+    /// id: saved with the write-ahead record, so that a re-planned batch
+    /// places every message where the interrupted one did (load changes).
+    pub picks: BTreeMap<String, AgentId>,
+    /// Inbox bytes this batch adds per agent (load for the later picks).
+    pub load: HashMap<AgentId, u64>,
 }
 
 impl Plan {

@@ -44,6 +44,15 @@ pub(super) trait Directory {
     fn gen(&self, _id: &AgentId) -> u64 {
         0
     }
+    /// Will the agent take its mail (it is not `failed` or `broken`)?
+    fn alive(&self, _id: &AgentId) -> bool {
+        true
+    }
+    /// Inbox bytes the agent has not consumed yet (its load).
+    fn depth(&self, id: &AgentId) -> u64 {
+        self.get(id)
+            .map_or(0, |(_, paths)| crate::roles::inbox_depth(paths))
+    }
 }
 
 impl Directory for BTreeMap<AgentId, Slot> {
@@ -60,6 +69,11 @@ impl Directory for BTreeMap<AgentId, Slot> {
 
     fn gen(&self, id: &AgentId) -> u64 {
         BTreeMap::get(self, id).map_or(0, |s| s.gen)
+    }
+
+    fn alive(&self, id: &AgentId) -> bool {
+        BTreeMap::get(self, id)
+            .is_some_and(|s| !matches!(s.phase, super::Phase::Failed | super::Phase::Broken { .. }))
     }
 }
 
@@ -120,16 +134,59 @@ impl Planner<'_> {
 
     /// The agent a message to `to` goes to: a known agent, or the one of a
     /// role `roles::pick` chooses; `None` for anyone else.
-    fn recipient(&self, to: &Party, env: &Envelope) -> Option<AgentId> {
+    fn recipient(&self, plan: &mut Plan, to: &Party, env: &Envelope) -> Option<AgentId> {
         match to {
             Party::Agent(a) if self.known(a) => Some(a.clone()),
-            Party::Role(r) => self.pick_role(r, env),
+            Party::Role(r) => self.pick_role(plan, r, env).ok(),
             _ => None,
         }
     }
 
-    fn pick_role(&self, role: &str, env: &Envelope) -> Option<AgentId> {
-        crate::roles::pick(&self.agents.with_role(role), env).cloned()
+    /// The agent of `role` that takes `env` (see `roles.rs`). A pick made
+    /// before — by this batch, or by the interrupted commit of the same batch
+    /// (its write-ahead record keeps the picks) — stands; a new one is kept in
+    /// the plan, and the bytes it adds to that inbox count as load for the
+    /// rest of the batch.
+    fn pick_role(
+        &self,
+        plan: &mut Plan,
+        role: &str,
+        env: &Envelope,
+    ) -> Result<AgentId, crate::roles::NoPick> {
+        let key = env.id.to_string();
+        if let Some(id) = plan.picks.get(&key).filter(|id| self.known(id)) {
+            return Ok(id.clone());
+        }
+        let ids = self.agents.with_role(role);
+        let candidates: Vec<crate::roles::Candidate<'_>> = ids
+            .iter()
+            .filter_map(|id| {
+                self.agents.get(id).map(|(cfg, _)| crate::roles::Candidate {
+                    id,
+                    capabilities: &cfg.capabilities,
+                    alive: self.agents.alive(id),
+                })
+            })
+            .collect();
+        let case_agents: Vec<String> = env
+            .case
+            .as_ref()
+            .and_then(|c| self.case_view(plan, c))
+            .map(|c| {
+                let mut on = Vec::new();
+                on.extend(c.owner.clone());
+                on.extend(c.agents.iter().rev().cloned());
+                on
+            })
+            .unwrap_or_default();
+        let case_agents: Vec<&str> = case_agents.iter().map(String::as_str).collect();
+        let added = &plan.load;
+        let picked = crate::roles::pick(&candidates, env, &case_agents, |id| {
+            self.agents.depth(id) + added.get(id).copied().unwrap_or(0)
+        })?;
+        *plan.load.entry(picked.clone()).or_default() += env.to_line().len() as u64 + 1;
+        plan.picks.insert(key, picked.clone());
+        Ok(picked)
     }
 
     /// A case as the batch being planned sees it.

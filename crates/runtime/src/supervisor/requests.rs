@@ -8,12 +8,11 @@
 
 use super::commit::{present_keys, Source};
 use super::plan::{now_ms, read_range, After, Plan, INBOX_KEY};
+use super::state::PendingBatch;
 use super::{Phase, Supervisor};
 use crate::control::Request;
 use serde_json::json;
 use society_core::{Envelope, FormatError, Party};
-use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 impl Supervisor {
     pub(super) fn process_requests(&mut self) {
@@ -27,7 +26,7 @@ impl Supervisor {
             }
         }
         loop {
-            match self.request_batch(None, None, None) {
+            match self.request_batch(None) {
                 Ok(true) => continue,
                 Ok(false) => return,
                 Err(e) => {
@@ -40,10 +39,10 @@ impl Supervisor {
 
     pub(super) fn request_batch(
         &mut self,
-        limit: Option<u64>,
-        recovered: Option<&BTreeMap<PathBuf, u64>>,
-        at: Option<u64>,
+        recovered: Option<&PendingBatch>,
     ) -> Result<bool, FormatError> {
+        let limit = recovered.map(|p| p.to);
+        let at = recovered.and_then(|p| p.at);
         let from = self.ckpt.inbox_offset;
         let inbox = self.layout.supervisor_inbox();
         let lines = match read_range(&inbox, from, limit)? {
@@ -57,8 +56,9 @@ impl Supervisor {
             return Ok(false);
         };
         let mut plan = Plan::at(at.unwrap_or_else(now_ms));
-        if let Some(sizes) = recovered {
-            plan.present = Some(present_keys(sizes)?);
+        if let Some(p) = recovered {
+            plan.present = Some(present_keys(&p.sizes)?);
+            plan.picks = p.picks.clone();
         }
         plan.lines = lines.len() as u64;
         for line in &lines {
@@ -72,7 +72,7 @@ impl Supervisor {
                 Err(e) => planner.bad_line(&mut plan, line, &e.to_string()),
             }
         }
-        self.commit(None, from, next, plan, recovered)?;
+        self.commit(None, from, next, plan, recovered.map(|p| &p.sizes))?;
         Ok(true)
     }
 

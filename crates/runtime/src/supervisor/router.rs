@@ -11,14 +11,12 @@
 use super::commit::{present_keys, Source};
 use super::plan::{now_ms, read_range, Plan};
 use super::planner::LineOutcome;
-use super::state::Incident;
+use super::state::{Incident, PendingBatch};
 use super::{file_len, Supervisor};
 use serde_json::json;
 use society_core::jsonl::CursorCheck;
 use society_core::kinds::event;
 use society_core::{AgentId, FormatError, MsgId};
-use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 impl Supervisor {
@@ -68,7 +66,7 @@ impl Supervisor {
             }
         }
         loop {
-            match self.route_batch(owner, None, None, None) {
+            match self.route_batch(owner, None) {
                 Ok(true) => continue,
                 Ok(false) => return,
                 Err(e) => {
@@ -80,15 +78,16 @@ impl Supervisor {
     }
 
     /// Routes one batch; returns whether it routed anything. `recovered`:
-    /// the range `[cursor, limit)` is a batch a crash or a failed write
-    /// interrupted, planned at `at`, with the destination lengths recorded.
+    /// the range `[cursor, to)` is a batch a crash or a failed write
+    /// interrupted, re-planned at the instant it was planned, with the
+    /// destination lengths and role picks it recorded.
     pub(super) fn route_batch(
         &mut self,
         owner: &AgentId,
-        limit: Option<u64>,
-        recovered: Option<&BTreeMap<PathBuf, u64>>,
-        at: Option<u64>,
+        recovered: Option<&PendingBatch>,
     ) -> Result<bool, FormatError> {
+        let limit = recovered.map(|p| p.to);
+        let at = recovered.and_then(|p| p.at);
         let outbox = self.slots[owner].paths.outbox();
         let from = self.ckpt.cursors.get(owner).copied().unwrap_or(0);
         let lines = match read_range(&outbox, from, limit)? {
@@ -102,8 +101,9 @@ impl Supervisor {
             return Ok(false);
         }
         let mut plan = Plan::at(at.unwrap_or_else(now_ms));
-        if let Some(sizes) = recovered {
-            plan.present = Some(present_keys(sizes)?);
+        if let Some(p) = recovered {
+            plan.present = Some(present_keys(&p.sizes)?);
+            plan.picks = p.picks.clone();
         }
         let mut next = from;
         let mut paced = None;
@@ -127,7 +127,7 @@ impl Supervisor {
         if next == from {
             return Ok(false);
         }
-        self.commit(Some(owner), from, next, plan, recovered)?;
+        self.commit(Some(owner), from, next, plan, recovered.map(|p| &p.sizes))?;
         Ok(next == lines.last().map_or(from, |l| l.end))
     }
 

@@ -75,6 +75,10 @@ pub struct PendingBatch {
     /// writes the rest and repeats none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub records: Vec<Redo>,
+    /// The agent each `role:<r>` message went to (by message id): a
+    /// re-planned batch keeps them, whatever the load is by then.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub picks: BTreeMap<String, AgentId>,
 }
 
 /// One record of a batch without source lines.

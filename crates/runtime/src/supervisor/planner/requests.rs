@@ -256,7 +256,7 @@ impl Planner<'_> {
         );
         msg.id = MsgId::derive(&env.id, 0);
         msg.case = Some(case.clone());
-        let Some(agent) = self.recipient(to, &msg) else {
+        let Some(agent) = self.recipient(plan, to, &msg) else {
             return self.reject(
                 plan,
                 env,
@@ -372,7 +372,7 @@ impl Planner<'_> {
                     );
                     notes.id = MsgId::derive(&env.id, super::super::plan::GATE_NOTES + i as u32);
                     notes.case = req.case.clone();
-                    match self.recipient(&party, &notes) {
+                    match self.recipient(plan, &party, &notes) {
                         Some(r) => self.delivery(plan, &notes, Some(&r)),
                         None => self.blocked(plan, &notes, &format!("no agent for {party}")),
                     }
@@ -384,7 +384,7 @@ impl Planner<'_> {
             // A message held by a routing rule.
             (Party::Supervisor, Some(held), _) => {
                 if approve {
-                    let recipient = self.recipient(&held.to, &held);
+                    let recipient = self.recipient(plan, &held.to, &held);
                     self.delivery(plan, &held, recipient.as_ref());
                 } else {
                     let why = format!(

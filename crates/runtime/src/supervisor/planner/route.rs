@@ -62,10 +62,10 @@ impl Planner<'_> {
                 self.undeliverable(plan, owner, line, Some(&env), &reason, true);
                 return LineOutcome::Planned;
             }
-            Party::Role(role) => match self.pick_role(role, &env) {
-                Some(id) => Some(id),
-                None => {
-                    let reason = format!("no agent has role {role}");
+            Party::Role(role) => match self.pick_role(plan, role, &env) {
+                Ok(id) => Some(id),
+                Err(why) => {
+                    let reason = why.describe(role);
                     self.undeliverable(plan, owner, line, Some(&env), &reason, true);
                     return LineOutcome::Planned;
                 }

@@ -71,6 +71,7 @@ impl World {
                 brain: json!({"kind": "echo"}),
                 keep_alive: false,
                 policy: Policy::default(),
+                capabilities: Vec::new(),
             };
             dir.0.insert(aid(id), (cfg, layout.agent(&aid(id))));
         }

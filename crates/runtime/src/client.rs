@@ -1,4 +1,5 @@
-//! The client library: what a command *does* — send, broadcast, spawn,
+//! The client library: what a command *does* — send, broadcast (and read
+//! acknowledgements back), publish shared context, spawn,
 //! stop, restart, wait, control the supervisor, reload `society.toml`,
 //! collect status, read cases and costs — with typed inputs and outputs and one error type whose
 //! variants carry their exit code. The CLI (`src/cli/`) parses arguments and

@@ -21,8 +21,9 @@ use serde_json::{json, Value};
 use society_core::kinds::broadcast as kind;
 use society_core::{time, AgentId, Envelope, MsgId, Party};
 
-/// The source id of a broadcast's escalation: `derive(broadcast, this)`.
-const BROADCAST_ESCALATION: u32 = 0x7fff_0010;
+/// The source id of a broadcast's escalation: `derive(broadcast, this)`
+/// (apart from `plan.rs`'s indexes, which derive from other sources).
+const BROADCAST_ESCALATION: u32 = 0x7fff_0b01;
 
 /// What the supervisor follows: the fold of `messages/broadcast.jsonl`
 /// (only broadcasts still waiting) and how far it has read.

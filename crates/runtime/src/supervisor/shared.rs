@@ -28,7 +28,7 @@ use std::collections::BTreeMap;
 use std::path::{Component, Path};
 
 /// The answer's id: `derive(request, this)`.
-const ANSWER: u32 = 0x7fff_0011;
+const ANSWER: u32 = 0x7fff_0b02;
 
 /// A `request` line.
 #[derive(Debug, Clone)]

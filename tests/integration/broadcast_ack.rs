@@ -301,3 +301,44 @@ fn an_agent_killed_after_writing_its_ack_replays_the_copy_without_a_second_ack()
         .count();
     assert_eq!(logged, 1);
 }
+
+#[test]
+fn a_deadline_that_passed_while_no_supervisor_ran_escalates_when_one_starts() {
+    let mut s = Society::new(BIN, CREW);
+    // The supervisor provisions the agents of society.toml, then is gone.
+    s.start_supervisor();
+    s.stop_supervisor();
+    let (id, copies) = broadcast(
+        &s,
+        &[
+            "call",
+            "--type",
+            "call",
+            "--role",
+            "crew",
+            "--ack",
+            "explicit",
+            "--deadline",
+            "1s",
+            "--no-start",
+        ],
+    );
+    assert_eq!(copies.len(), 2);
+    let due = status(&s, &id)["deadline"].as_str().unwrap().to_string();
+    let due = society_core::time::parse_rfc3339(&due).unwrap();
+    wait_until(SOON, "the deadline to pass", || {
+        (std::time::SystemTime::now() > due).then_some(())
+    });
+    assert!(
+        escalations(&s, &id).is_empty(),
+        "no supervisor, nothing escalated yet"
+    );
+    s.start_supervisor();
+    let esc = wait_until(SOON, "the escalation at start", || {
+        escalations(&s, &id).into_iter().next()
+    });
+    // Both were missing when it started: their agents had not run yet.
+    let missing = esc["body"]["context"]["missing"].as_array().unwrap().len();
+    assert!(missing >= 1, "{esc}");
+    assert_eq!(escalations(&s, &id).len(), 1);
+}

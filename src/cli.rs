@@ -83,6 +83,7 @@ mod stop;
 mod table;
 mod timespec;
 mod top;
+mod tree;
 mod unblock;
 mod when;
 
@@ -163,6 +164,7 @@ enum Command {
         "society status",
         "society status helper-1",
         "society status --watch",
+        "society status --team lead-a",
         "society status --json | jq -r '.agents[] | select(.state == \"failed\") | .id'"
     ))]
     Status(status::Args),
@@ -327,6 +329,12 @@ enum Command {
         after_help = "Examples:\n  society top                         # refreshes every second\n  society top --once                  # one sample (taken over one interval)\n  society top --once -o json | jq '.agents[] | {id, msgs_per_sec}'\n  society top -o jsonl --interval 5s  # one document a line, for a log"
     )]
     Top(top::Args),
+    /// The organisation: leads and their teams, states, what waits at each.
+    #[command(after_help = examples!(
+        "society tree",
+        "society tree -o json | jq '.members[].pending'"
+    ))]
+    Tree(tree::Args),
     /// Validate society.toml and the agent folders without starting anything.
     #[command(after_help = examples!("society check", "society check && society up"))]
     Check,
@@ -506,6 +514,7 @@ fn run(cli: Cli, root_from_env: bool) -> anyhow::Result<Code> {
         Command::Describe(args) => describe::run(&layout()?, args),
         Command::Rm(args) => rm::run(&layout()?, args),
         Command::Top(args) => top::run(&layout()?, args),
+        Command::Tree(args) => tree::run(&layout()?, args),
         Command::Demo(args) => demo::run(args),
         Command::Check => check::run(&layout()?),
         Command::Config(cmd) => config::run(&layout()?, cmd),

@@ -142,19 +142,37 @@ pub fn list(layout: &Layout, args: ListArgs) -> anyhow::Result<Code> {
         outln!("no pending approvals");
         return Ok(Code::Ok);
     }
-    let mut t = Table::new(&["ID", "AGE", "FROM", "CASE", "REV", "PLAN"], format);
+    // In an organisation, where each request waits (a lead, or the orchestrator).
+    let org = pending.iter().any(|a| a.at.is_some());
+    let mut heads = vec!["ID", "AGE", "FROM", "CASE", "REV", "PLAN"];
+    if org {
+        heads.insert(3, "AT");
+    }
+    let mut t = Table::new(&heads, format);
     // The id is what `approve` and `reject` take: never cut. A case id
     // (28 characters) and the revision show with `-o wide`.
-    t.keep(0, 26).keep(2, 20).wide_only(&[3, 4]);
+    t.keep(0, 26).keep(2, 20);
+    if org {
+        t.wide_only(&[4, 5]);
+    } else {
+        t.wide_only(&[3, 4]);
+    }
     for a in &pending {
-        t.row(vec![
+        let mut row = vec![
             a.id.to_string(),
             table::age(&a.ts),
             requester(a),
             a.case.as_ref().map_or("-".into(), ToString::to_string),
             a.revision.map_or("-".into(), |r| r.to_string()),
             a.plan.clone(),
-        ]);
+        ];
+        if org {
+            row.insert(
+                3,
+                format!("at: {}", a.at.as_deref().unwrap_or("orchestrator")),
+            );
+        }
+        t.row(row);
     }
     out!("{}", t.render());
     Ok(Code::Ok)

@@ -47,7 +47,9 @@ pub const GROUPS: &[(&str, &[&str])] = &[
     ),
     (
         "Inspection",
-        &["status", "describe", "top", "costs", "llm", "memory"],
+        &[
+            "status", "tree", "describe", "top", "costs", "llm", "memory",
+        ],
     ),
     ("Governance", &["policy", "review", "metrics"]),
     (

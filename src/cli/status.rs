@@ -24,6 +24,9 @@ pub struct Args {
     /// only on a terminal).
     #[arg(long)]
     watch: bool,
+    /// Only this lead and everyone under it (transitively).
+    #[arg(long, value_name = "LEAD", conflicts_with = "id")]
+    team: Option<String>,
 }
 
 pub fn run(layout: &Layout, args: Args) -> anyhow::Result<Code> {
@@ -31,10 +34,20 @@ pub fn run(layout: &Layout, args: Args) -> anyhow::Result<Code> {
         Some(id) => Some(agents::existing(layout, id)?),
         None => None,
     };
+    let team = match &args.team {
+        Some(lead) => Some(society_runtime::client::tree::team(
+            layout,
+            &agents::existing(layout, lead)?,
+        )?),
+        None => None,
+    };
     let terminal = std::io::stdout().is_terminal();
     let format = args.output.format();
     loop {
-        let report = status::collect(layout, only.as_ref())?;
+        let mut report = status::collect(layout, only.as_ref())?;
+        if let Some(team) = &team {
+            report.agents.retain(|r| team.contains(&r.id));
+        }
         if args.output.is_json() && args.watch {
             output::stream(&report)?;
         } else if args.output.is_json() {

@@ -35,6 +35,7 @@ mod fsck;
 mod gates;
 mod governance_cli;
 mod group_commit;
+mod hierarchy;
 mod idle;
 mod lifecycle;
 mod llm_brain;

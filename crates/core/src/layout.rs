@@ -143,6 +143,11 @@ impl Layout {
     pub fn supervisor_checkpoint(&self) -> PathBuf {
         self.supervisor_dir().join("checkpoint.json")
     }
+    /// Escalations and approval requests travelling up the organisation:
+    /// where each waits, its chain, its answer (`society_runtime::org`).
+    pub fn supervisor_escalations(&self) -> PathBuf {
+        self.supervisor_dir().join("escalations.jsonl")
+    }
     pub fn supervisor_activity(&self) -> PathBuf {
         self.supervisor_dir().join("activity.jsonl")
     }

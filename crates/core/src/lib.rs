@@ -37,6 +37,7 @@ pub mod kinds;
 pub mod layout;
 pub mod lock;
 pub mod memory;
+pub mod org;
 pub mod segments;
 pub mod state;
 pub mod time;

@@ -32,6 +32,9 @@ pub struct AgentConfig {
     /// that `needs` some goes only to an agent of the role that has them all.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub capabilities: Vec<String>,
+    /// Where the agent stands in the organisation (`reports_to`, ...).
+    #[serde(default, skip_serializing_if = "crate::org::Org::is_default")]
+    pub org: crate::org::Org,
 }
 
 /// Per-agent timing, retry and durability settings.

@@ -50,6 +50,10 @@ pub struct Approval {
     pub revision: Option<u64>,
     /// The request's whole body (the parked or held envelope included).
     pub body: Value,
+    /// Where it waits in the organisation (a lead's id, or `orchestrator`),
+    /// and the chain it went through; null and empty outside any hierarchy.
+    pub at: Option<String>,
+    pub chain: Vec<Value>,
 }
 
 impl Approval {
@@ -81,6 +85,8 @@ impl Approval {
                 .unwrap_or_default(),
             revision: body.get("revision").and_then(Value::as_u64),
             body,
+            at: None,
+            chain: Vec::new(),
         }
     }
 
@@ -121,22 +127,34 @@ fn debate_plan(body: &Value) -> String {
     }
 }
 
-/// The orchestrator's answer to one request.
+/// The orchestrator's (or a lead's) answer to one request.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Decision {
     pub approve: bool,
     pub note: Option<String>,
     /// When it was made (the control envelope's `ts`).
     pub ts: String,
+    /// A lead that answered within its scope; `None`: the orchestrator.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
 }
 
 /// Every approval request in the orchestrator inbox, in file order —
 /// its archived segments too, each through its sidecar of requests (see
 /// `supervisor/retention.rs`), so the history is never decompressed.
 pub fn requests(layout: &Layout) -> Result<Vec<Approval>, FormatError> {
+    let items = crate::org::Items::load(layout)?;
     Ok(request_envelopes(layout)?
         .into_iter()
-        .map(Approval::from_envelope)
+        .map(|env| {
+            let item = items.get(&env.id).cloned();
+            let mut a = Approval::from_envelope(env);
+            if let Some(item) = item {
+                a.at = Some(item.at);
+                a.chain = item.chain;
+            }
+            a
+        })
         .collect())
 }
 
@@ -174,6 +192,14 @@ pub fn request_envelopes(layout: &Layout) -> Result<Vec<Envelope>, FormatError> 
         }
     }
     for_each_envelope(&live, &mut keep)?;
+    // Requests waiting at a lead are not in the orchestrator's inbox (yet).
+    let items = crate::org::Items::load(layout)?;
+    let known: std::collections::HashSet<MsgId> = out.iter().map(|e| e.id).collect();
+    for item in items.0.values() {
+        if item.kind == crate::org::APPROVAL && !known.contains(&item.item) {
+            out.push(item.request.clone());
+        }
+    }
     Ok(out)
 }
 
@@ -205,8 +231,22 @@ pub fn decisions(layout: &Layout) -> Result<HashMap<MsgId, Decision>, FormatErro
                 approve,
                 note,
                 ts: env.ts,
+                by: None,
             });
         }
+    }
+    // A lead's answer is in the escalation log only if it came first (the
+    // supervisor refuses a later one and any later `decide`).
+    for d in crate::org::Items::load(layout)?.lead_decisions() {
+        out.insert(
+            d.request,
+            Decision {
+                approve: d.approved,
+                note: d.note,
+                ts: d.ts,
+                by: Some(d.by),
+            },
+        );
     }
     Ok(out)
 }

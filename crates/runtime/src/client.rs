@@ -28,5 +28,6 @@ pub mod shared;
 pub mod status;
 pub mod supervisor;
 pub mod top;
+pub mod tree;
 
 pub use error::ClientError;

@@ -149,6 +149,13 @@ pub struct AgentDecl {
     /// What this agent can do; replaces its role's `capabilities`.
     #[serde(default)]
     pub capabilities: Option<Vec<String>>,
+    /// The organisation keys (see `org_decl`); the agent's own win over its role's.
+    #[serde(default)]
+    pub reports_to: Option<String>,
+    #[serde(default)]
+    pub answer_within: Option<String>,
+    #[serde(default)]
+    pub approve: Option<society_core::org::Scope>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -163,6 +170,12 @@ pub struct RoleDecl {
     /// What the agents of the role can do (matched against a message's `needs`).
     #[serde(default)]
     pub capabilities: Vec<String>,
+    #[serde(default)]
+    pub reports_to: Option<String>,
+    #[serde(default)]
+    pub answer_within: Option<String>,
+    #[serde(default)]
+    pub approve: Option<society_core::org::Scope>,
 }
 
 impl SocietyConfig {
@@ -185,10 +198,11 @@ impl SocietyConfig {
             message: e.to_string(),
         })?;
         // Resolve everything once so a bad key is reported at load, with its agent.
-        cfg.resolve_all(path)?;
+        let agents = cfg.resolve_all(path)?;
         for (name, role) in &cfg.roles {
             checked_capabilities(path, &format!("role {name}"), &role.capabilities)?;
         }
+        cfg.check_org(path, &agents)?;
         cfg.governance()
             .validate()
             .map_err(|message| ConfigError::Invalid {
@@ -253,9 +267,47 @@ impl SocietyConfig {
                 if let Some(own) = &a.capabilities {
                     cfg.capabilities = checked_capabilities(path, &format!("agent {}", a.id), own)?;
                 }
+                let template = self.roles.get(&role);
+                cfg.org = org_decl(
+                    path,
+                    &a.id,
+                    [
+                        (&a.reports_to, &a.answer_within, &a.approve),
+                        template.map_or((&None, &None, &None), |t| {
+                            (&t.reports_to, &t.answer_within, &t.approve)
+                        }),
+                    ],
+                )?;
                 Ok(cfg)
             })
             .collect()
+    }
+
+    /// Refuses a `reports_to` naming a missing agent, something outside the
+    /// society, or a cycle, with the chain printed.
+    fn check_org(&self, path: &Path, agents: &[AgentConfig]) -> Result<(), ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.into(),
+            message,
+        };
+        let pairs: Vec<(String, Option<String>)> = agents
+            .iter()
+            .map(|a| (a.id.to_string(), a.org.reports_to.clone()))
+            .collect();
+        society_core::org::validate(&pairs).map_err(invalid)?;
+        // A role's lead must be declared too (agents spawned later report to it).
+        for (role, t) in &self.roles {
+            if let Some(up) = &t.reports_to {
+                let ok =
+                    up == society_core::org::ORCHESTRATOR || pairs.iter().any(|(id, _)| id == up);
+                if !ok {
+                    return Err(invalid(format!(
+                        "role {role}: reports_to {up:?} names no declared agent (chain: role:{role} → {up} → ?)"
+                    )));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The fully resolved configs of the agents declared with `[[agent]]`.
@@ -274,14 +326,27 @@ impl SocietyConfig {
     ) -> Result<AgentConfig, ConfigError> {
         let template = self.roles.get(role).cloned().unwrap_or_default();
         let brain = brain.or(template.brain).unwrap_or_else(default_brain);
-        self.resolve(
+        let mut cfg = self.resolve(
             path,
             id,
             role,
             brain,
             keep_alive || template.keep_alive,
             &template.policy,
-        )
+        )?;
+        cfg.org = org_decl(
+            path,
+            id,
+            [
+                (
+                    &template.reports_to,
+                    &template.answer_within,
+                    &template.approve,
+                ),
+                (&None, &None, &None),
+            ],
+        )?;
+        Ok(cfg)
     }
 
     fn resolve(
@@ -324,6 +389,7 @@ impl SocietyConfig {
             keep_alive,
             policy,
             capabilities,
+            org: Default::default(),
         })
     }
 }
@@ -388,6 +454,37 @@ impl SocietyConfig {
         }
         brain
     }
+}
+
+type OrgKeys<'a> = (
+    &'a Option<String>,
+    &'a Option<String>,
+    &'a Option<society_core::org::Scope>,
+);
+
+/// The organisation keys of an agent: its own, else its role's.
+fn org_decl(
+    path: &Path,
+    id: &str,
+    [own, role]: [OrgKeys<'_>; 2],
+) -> Result<society_core::org::Org, ConfigError> {
+    let invalid = |message: String| ConfigError::Invalid {
+        path: path.into(),
+        message: format!("agent {id}: {message}"),
+    };
+    let mut org = society_core::org::Org {
+        reports_to: own.0.clone().or_else(|| role.0.clone()),
+        approve: own.2.clone().or_else(|| role.2.clone()),
+        ..Default::default()
+    };
+    if let Some(text) = own.1.as_ref().or(role.1.as_ref()) {
+        org.answer_within = humantime::parse_duration(text)
+            .map_err(|e| invalid(format!("answer_within {text:?}: {e}")))?;
+    }
+    if let Some(scope) = &org.approve {
+        scope.check().map_err(invalid)?;
+    }
+    Ok(org)
 }
 
 fn default_brain() -> serde_json::Value {

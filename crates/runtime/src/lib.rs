@@ -35,6 +35,7 @@ pub mod control;
 pub mod exit;
 pub mod fsck;
 pub mod governance;
+pub mod org;
 pub mod provision;
 pub mod registry;
 pub mod restart;

@@ -11,6 +11,7 @@ mod broken;
 mod cases;
 mod commit;
 mod debate;
+mod escalations;
 mod events;
 pub mod guard;
 mod journal;
@@ -174,6 +175,7 @@ pub fn run_supervisor(layout: &Layout, opts: Options) -> Result<(), SupervisorEr
         shared: shared::SharedRequests::default(),
         approvals: HashMap::new(),
         decided: HashSet::new(),
+        items: crate::org::Items::default(),
         stalled: Vec::new(),
         next_stall_id: 0,
         last_retry: Instant::now() - SCAN,
@@ -208,6 +210,7 @@ pub fn run_supervisor(layout: &Layout, opts: Options) -> Result<(), SupervisorEr
     // made while it was down (a message the orchestrator delivered, a case
     // opened) are recorded before the agents' answers to them.
     sup.recover_pending();
+    sup.refold_items();
     sup.archive_closed();
     sup.process_requests();
     sup.route_all();
@@ -216,6 +219,7 @@ pub fn run_supervisor(layout: &Layout, opts: Options) -> Result<(), SupervisorEr
     // now.
     sup.process_requests();
     sup.debate_tick();
+    sup.escalation_tick();
     sup.broadcast_tick();
     sup.shared_tick();
     sup.activate_all();
@@ -319,6 +323,8 @@ pub(crate) struct Supervisor {
     approvals: HashMap<society_core::MsgId, society_core::Envelope>,
     /// Requests already answered.
     decided: HashSet<society_core::MsgId>,
+    /// Escalations and approvals in the organisation (`crate::org`).
+    items: crate::org::Items,
     /// Batches that could not be written yet (see `commit.rs`).
     stalled: Vec<commit::Stalled>,
     /// Names the next stalled batch.
@@ -354,6 +360,7 @@ impl Supervisor {
             self.reap();
             self.on_deadlines();
             self.debate_tick();
+            self.escalation_tick();
             self.broadcast_tick();
             self.shared_tick();
             if !self.removing.is_empty() {
@@ -391,6 +398,7 @@ impl Supervisor {
     fn next_wait(&self) -> Duration {
         let now = Instant::now();
         let debate = self.debate_wait().unwrap_or(TICK);
+        let debate = debate.min(self.escalation_wait().unwrap_or(TICK));
         self.slots
             .values()
             .filter_map(|s| match &s.phase {
@@ -507,6 +515,40 @@ impl Supervisor {
         for env in crate::approvals::request_envelopes(&self.layout)? {
             self.approvals.insert(env.id, env);
         }
+        self.load_answers()?;
+        // Items in the organisation: approvals waiting at leads, and those
+        // leads answered (a later answer is refused) — as they were before
+        // any batch left half-written, which is re-planned against that
+        // state; the whole log is folded again once it landed.
+        let log = self.layout.supervisor_escalations();
+        let limit = self
+            .ckpt
+            .pending
+            .iter()
+            .chain(self.ckpt.stalled.iter())
+            .filter_map(|p| p.sizes.get(&log).copied())
+            .min();
+        self.load_items(limit)
+    }
+
+    /// Folds `supervisor/escalations.jsonl` (up to `limit` bytes).
+    fn load_items(&mut self, limit: Option<u64>) -> Result<(), FormatError> {
+        self.items = crate::org::Items::load_upto(&self.layout, limit)?;
+        let answered: Vec<_> = self.items.lead_decisions().map(|d| d.request).collect();
+        self.decided.extend(answered);
+        Ok(())
+    }
+
+    /// After the recovery at start: the whole log (what the recovered
+    /// batches wrote included).
+    fn refold_items(&mut self) {
+        if let Err(e) = self.load_items(None) {
+            tracing::error!(error = %e, "cannot read supervisor/escalations.jsonl");
+        }
+    }
+
+    /// The orchestrator's answers, as far as they were consumed.
+    fn load_answers(&mut self) -> Result<(), FormatError> {
         // Answers among the requests already consumed: the archived
         // segments of the inbox (rotated fully consumed) and the live file
         // up to the cursor.

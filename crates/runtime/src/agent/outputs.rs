@@ -70,6 +70,9 @@ impl Agent {
                     env.to = Party::Supervisor;
                     env.kind = message::ESCALATE.into();
                     env.body = json!({"reason": reason, "context": context});
+                    // Escalated while handling this message: a lead passing
+                    // an item up names it (see `supervisor/planner/org.rs`).
+                    env.reply_to = Some(input.id);
                 }
                 // `think` turns every decision into outputs first.
                 Action::Decide { .. } => {

@@ -44,6 +44,7 @@ pub fn answer(
         return Err(ClientError::AlreadyDecided {
             id: *id,
             approved: d.approve,
+            by: d.by.clone(),
             ts: d.ts.clone(),
             note: d.note.clone(),
         });

@@ -97,10 +97,11 @@ pub enum ClientError {
     NotYet { what: String, timeout: Duration },
     #[error("no approval request {id} in {}", inbox.display())]
     NoRequest { id: MsgId, inbox: PathBuf },
-    #[error("request {id} was already {} at {ts}{}", if *approved { "approved" } else { "rejected" }, note.as_ref().map_or(String::new(), |n| format!(" with the note {n:?}")))]
+    #[error("request {id} was already {}{} at {ts}{}", if *approved { "approved" } else { "rejected" }, by.as_ref().map_or(String::new(), |b| format!(" by lead {b}")), note.as_ref().map_or(String::new(), |n| format!(" with the note {n:?}")))]
     AlreadyDecided {
         id: MsgId,
         approved: bool,
+        by: Option<String>,
         ts: String,
         note: Option<String>,
     },

@@ -361,6 +361,7 @@ mod tests {
                     ..Policy::default()
                 },
                 capabilities: Vec::new(),
+                org: Default::default(),
             };
             provision(&layout, &cfg, "test").expect("provision");
         }

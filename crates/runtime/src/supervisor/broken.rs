@@ -45,6 +45,7 @@ pub(super) fn placeholder(layout: &Layout, id: &AgentId) -> AgentConfig {
         keep_alive: false,
         policy: Policy::default(),
         capabilities: Vec::new(),
+        org: Default::default(),
     }
 }
 

@@ -150,6 +150,9 @@ impl Supervisor {
         }
         match self.deliver(&pending, &plan, resumed) {
             Ok(()) => {
+                if !resumed {
+                    self.escalations_fault(&plan);
+                }
                 self.finish(pending, plan);
                 Ok(())
             }
@@ -211,9 +214,15 @@ impl Supervisor {
             ..
         } = plan;
         let events = self.layout.system_events();
+        let escalations = self.layout.supervisor_escalations();
         for d in &deliveries {
             if d.dest == events {
                 super::journal::system_event(&d.record);
+            }
+            if d.dest == escalations {
+                if let Ok(v) = serde_json::from_slice::<Value>(&d.record) {
+                    self.items.apply(&v);
+                }
             }
             if let Some(case) = self.case_of_log(&d.dest) {
                 if let Ok(v) = serde_json::from_slice::<Value>(&d.record) {
@@ -247,6 +256,19 @@ impl Supervisor {
         }
         for a in after {
             self.run_after(a);
+        }
+    }
+
+    /// Crash points between a batch's appends and its checkpoint, named by
+    /// the organisation record it wrote (`supervisor.escalations.opened`,
+    /// `.moved`, `.answered`), for the crash tests.
+    fn escalations_fault(&self, plan: &Plan) {
+        let log = self.layout.supervisor_escalations();
+        for d in plan.deliveries.iter().filter(|d| d.dest == log) {
+            if let Ok(v) = serde_json::from_slice::<Value>(&d.record) {
+                let event = v.get("event").and_then(Value::as_str).unwrap_or("");
+                society_core::fault::point(&format!("supervisor.escalations.{event}"));
+            }
         }
     }
 

@@ -34,6 +34,9 @@ pub(super) const HOP_LIMIT: u32 = 0x7fff_0006;
 pub(super) const DEBATE_RESULT: u32 = 0x7fff_0007;
 pub(super) const DEBATE_APPROVAL: u32 = 0x7fff_0008;
 pub(super) const DEBATE_ROUND: u32 = 0x7ff0_0000;
+/// An escalation's or approval request's message to the n-th node of its
+/// chain (`ORG_HOP + n`, from the item's id).
+pub(super) const ORG_HOP: u32 = 0x7fe0_0000;
 
 #[derive(Debug, Clone)]
 pub(super) struct Delivery {
@@ -75,6 +78,9 @@ pub(super) struct Plan {
     /// Approval requests this batch delivers, and requests it answers.
     pub approvals: Vec<Envelope>,
     pub decided: Vec<MsgId>,
+    /// Escalations and approvals in the organisation as this batch leaves
+    /// them (applied from their log records once the batch landed).
+    pub items: HashMap<MsgId, crate::org::Item>,
     /// What the guard decided.
     pub guard: GuardTxn,
     /// Re-planning a batch a crash interrupted: `(dest, key)` of the records

@@ -12,6 +12,7 @@
 //! is not delivered, `requests.rs` a line of the supervisor's own inbox.
 
 mod dispose;
+mod org;
 mod requests;
 mod route;
 #[cfg(test)]
@@ -93,6 +94,8 @@ pub(super) struct Planner<'a> {
     /// Approval requests delivered to the orchestrator, and those answered.
     pub approvals: &'a HashMap<MsgId, Envelope>,
     pub decided: &'a HashSet<MsgId>,
+    /// Escalations and approvals waiting in the organisation.
+    pub items: &'a crate::org::Items,
 }
 
 impl Supervisor {
@@ -109,6 +112,7 @@ impl Supervisor {
             inbox_seg: self.ckpt.inbox_seg,
             approvals: &self.approvals,
             decided: &self.decided,
+            items: &self.items,
         }
     }
 }

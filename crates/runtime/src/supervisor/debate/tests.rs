@@ -54,6 +54,7 @@ struct Sim {
     segs: BTreeMap<AgentId, u64>,
     approvals: HashMap<MsgId, Envelope>,
     decided: HashSet<MsgId>,
+    items: crate::org::Items,
     now: u64,
     /// Every message delivered to an inbox, in order.
     sent: Vec<Envelope>,
@@ -74,6 +75,7 @@ impl Sim {
                 keep_alive: false,
                 policy: Policy::default(),
                 capabilities: Vec::new(),
+                org: Default::default(),
             };
             dir.0.insert(aid(id), (cfg, layout.agent(&aid(id))));
         }
@@ -87,6 +89,7 @@ impl Sim {
             segs: BTreeMap::new(),
             approvals: HashMap::new(),
             decided: HashSet::new(),
+            items: crate::org::Items::default(),
             now: T0,
             sent: Vec::new(),
             log: Vec::new(),
@@ -106,6 +109,7 @@ impl Sim {
             inbox_seg: 0,
             approvals: &self.approvals,
             decided: &self.decided,
+            items: &self.items,
         }
     }
 

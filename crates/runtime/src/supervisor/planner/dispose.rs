@@ -44,7 +44,13 @@ impl Planner<'_> {
         );
     }
 
-    pub fn hold(&self, plan: &mut Plan, env: &Envelope, rule: Option<usize>) {
+    pub fn hold(
+        &self,
+        plan: &mut Plan,
+        env: &Envelope,
+        rule: Option<usize>,
+        recipient: Option<&AgentId>,
+    ) {
         let what = format!("deliver {} from {} to {}", env.kind, env.from, env.to);
         let body = json!({"kind": "route", "plan": what, "rule": rule, "held": env});
         let mut req = Envelope::new(
@@ -55,7 +61,14 @@ impl Planner<'_> {
         );
         req.id = MsgId::derive(&env.id, HELD);
         req.case = env.case.clone();
-        self.to_orchestrator(plan, &req);
+        // Sender and receiver are the parties: their lowest common supervisor decides.
+        let parties: Vec<String> = [Some(env.from.to_string()), recipient.map(|r| r.to_string())]
+            .into_iter()
+            .flatten()
+            .collect();
+        if !self.approval_up(plan, &req, parties) {
+            self.to_orchestrator(plan, &req);
+        }
         plan.approvals.push(req.clone());
         if let Some(case) = &env.case {
             let fields = json!({"request": req.id, "plan": what, "rule": rule});

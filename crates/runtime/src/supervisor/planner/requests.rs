@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use society_core::jsonl::Line;
 use society_core::kinds::{case_log, event, message};
 use society_core::layout::names;
+use society_core::org::ORCHESTRATOR;
 use society_core::{AgentId, CaseId, Envelope, MsgId, Party};
 
 impl Planner<'_> {
@@ -56,6 +57,10 @@ impl Planner<'_> {
             return;
         }
         let agent = env.from.to_string();
+        // A lead answering (or escalating) an item that waits at it.
+        if self.lead_message(plan, &env) {
+            return;
+        }
         match env.kind.as_str() {
             message::DEBATE_REQUEST => self.debate_request(plan, &env),
             message::PERSPECTIVE => self.perspective(plan, &env),
@@ -67,7 +72,20 @@ impl Planner<'_> {
                     .unwrap_or("no reason given")
                     .to_string();
                 let context = env.body.get("context").cloned().unwrap_or(Value::Null);
-                self.escalation(plan, env.id, &agent, env.case.as_ref(), &reason, context);
+                let mut parties = vec![agent.clone()];
+                for p in [env.body.get("parties"), context.get("parties")]
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_array)
+                    .flatten()
+                    .filter_map(Value::as_str)
+                {
+                    if !parties.iter().any(|q| q == p) {
+                        parties.push(p.to_string());
+                    }
+                }
+                let case = env.case.as_ref();
+                self.escalate_up(plan, env.id, &agent, parties, case, &reason, context);
             }
             message::DEAD_LETTER => {
                 let reason = format!(
@@ -88,14 +106,16 @@ impl Planner<'_> {
                     format!("{}/report", env.id),
                     json!({"id": env.id, "case": env.case, "body": env.body}),
                 );
-                self.escalation(
-                    plan,
-                    env.id,
-                    &agent,
-                    env.case.as_ref(),
-                    &reason,
-                    env.body.clone(),
-                );
+                // The sender of the dead-lettered message is a party too.
+                let mut parties = vec![agent.clone()];
+                if let Some(from) = env.body.get("from").and_then(Value::as_str) {
+                    let is_agent = matches!(from.parse::<Party>(), Ok(Party::Agent(_)));
+                    if from != agent && is_agent {
+                        parties.push(from.to_string());
+                    }
+                }
+                let (case, body) = (env.case.as_ref(), env.body.clone());
+                self.escalate_up(plan, env.id, &agent, parties, case, &reason, body);
             }
             other => {
                 let event = format!("report_{other}");
@@ -284,6 +304,23 @@ impl Planner<'_> {
         note: Option<String>,
         how: Option<crate::control::How>,
     ) {
+        self.decide_as(plan, env, request, approve, note, how, ORCHESTRATOR);
+    }
+
+    /// Answers an approval request, once: for the orchestrator (`by`
+    /// `orchestrator`) or a lead within its scope (`by` its id; `env` is
+    /// then the lead's reply, from which the answer's id is derived).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn decide_as(
+        &self,
+        plan: &mut Plan,
+        env: &Envelope,
+        request: MsgId,
+        approve: bool,
+        note: Option<String>,
+        how: Option<crate::control::How>,
+        by: &str,
+    ) {
         let known = plan
             .approvals
             .iter()
@@ -308,6 +345,9 @@ impl Planner<'_> {
             );
         }
         plan.decided.push(request);
+        if by == ORCHESTRATOR {
+            self.orchestrator_answered(plan, request, approve, note.as_deref());
+        }
         let decision = if approve {
             case_log::APPROVED
         } else {
@@ -320,7 +360,7 @@ impl Planner<'_> {
                 plan,
                 case,
                 decision,
-                "orchestrator",
+                by,
                 format!("{}/{decision}", env.id),
                 fields,
             );
@@ -387,8 +427,13 @@ impl Planner<'_> {
                     let recipient = self.recipient(plan, &held.to, &held);
                     self.delivery(plan, &held, recipient.as_ref());
                 } else {
+                    let by = if by == ORCHESTRATOR {
+                        "the orchestrator".to_string()
+                    } else {
+                        format!("lead {by}")
+                    };
                     let why = format!(
-                        "rejected by the orchestrator: {}",
+                        "rejected by {by}: {}",
                         note.as_deref().unwrap_or("no feedback")
                     );
                     self.blocked(plan, &held, &why);
@@ -425,7 +470,8 @@ impl Planner<'_> {
             // An agent's own request: the answer carries the parked message back.
             (Party::Agent(agent), _, _) if self.known(&agent) => {
                 let case = req.case.clone();
-                self.answer(plan, env, &req, &agent, case, (approve, note, how.as_ref()));
+                let answer = (approve, note, how.as_ref());
+                self.answer_by(plan, env, &req, &agent, case, answer, by);
             }
             _ => self.reject(
                 plan,
@@ -447,7 +493,22 @@ impl Planner<'_> {
         req: &Envelope,
         agent: &AgentId,
         case: Option<CaseId>,
+        answer: (bool, Option<String>, Option<&crate::control::How>),
+    ) {
+        self.answer_by(plan, env, req, agent, case, answer, ORCHESTRATOR);
+    }
+
+    /// The answer, from the orchestrator or from the lead that gave it.
+    #[allow(clippy::too_many_arguments)]
+    fn answer_by(
+        &self,
+        plan: &mut Plan,
+        env: &Envelope,
+        req: &Envelope,
+        agent: &AgentId,
+        case: Option<CaseId>,
         (approve, note, how): (bool, Option<String>, Option<&crate::control::How>),
+        by: &str,
     ) {
         let decision = match how {
             Some(h) => h.decision(),
@@ -471,8 +532,15 @@ impl Planner<'_> {
                 body[key] = v.clone();
             }
         }
+        if by != ORCHESTRATOR {
+            body["by"] = json!(by);
+        }
+        let from = match AgentId::new(by) {
+            Ok(lead) if by != ORCHESTRATOR => Party::Agent(lead),
+            _ => Party::Orchestrator,
+        };
         let mut answer = Envelope::new(
-            Party::Orchestrator,
+            from,
             Party::Agent(agent.clone()),
             message::APPROVAL_RESPONSE,
             body,

@@ -104,7 +104,7 @@ impl Planner<'_> {
                     return LineOutcome::Planned;
                 }
                 (RouteAction::Approve, rule) => {
-                    self.hold(plan, &env, rule);
+                    self.hold(plan, &env, rule, recipient.as_ref());
                     return LineOutcome::Planned;
                 }
             }
@@ -161,9 +161,15 @@ impl Planner<'_> {
         match (recipient, &env.to) {
             (Some(r), _) => self.to_agent(plan, r, env),
             (None, Party::Orchestrator) => {
-                self.to_orchestrator(plan, env);
                 if env.kind == message::APPROVAL_REQUEST {
+                    // An agent's request waits at its lead if it has one.
+                    let parties = vec![env.from.to_string()];
+                    if !self.approval_up(plan, env, parties) {
+                        self.to_orchestrator(plan, env);
+                    }
                     plan.approvals.push(env.clone());
+                } else {
+                    self.to_orchestrator(plan, env);
                 }
             }
             (None, _) => {

@@ -9,6 +9,7 @@
 
 mod cases;
 mod mirrors;
+mod org;
 mod refusals;
 mod requests;
 mod routing;
@@ -57,6 +58,7 @@ struct World {
     segs: BTreeMap<AgentId, u64>,
     approvals: HashMap<MsgId, Envelope>,
     decided: HashSet<MsgId>,
+    items: crate::org::Items,
 }
 
 impl World {
@@ -72,6 +74,7 @@ impl World {
                 keep_alive: false,
                 policy: Policy::default(),
                 capabilities: Vec::new(),
+                org: Default::default(),
             };
             dir.0.insert(aid(id), (cfg, layout.agent(&aid(id))));
         }
@@ -85,6 +88,7 @@ impl World {
             segs: BTreeMap::new(),
             approvals: HashMap::new(),
             decided: HashSet::new(),
+            items: crate::org::Items::default(),
         }
     }
 
@@ -125,6 +129,7 @@ impl World {
             inbox_seg: 0,
             approvals: &self.approvals,
             decided: &self.decided,
+            items: &self.items,
         }
     }
 
@@ -178,6 +183,13 @@ impl World {
         }
         if dest == l.supervisor_inbox() {
             return format!("supervisor:{}", field("type"));
+        }
+        if dest == l.supervisor_escalations() {
+            return format!(
+                "org:{}:{}",
+                field("event"),
+                field("at").replace('?', &field("to"))
+            );
         }
         if dest == l.supervisor_deadletter() {
             return format!("supervisor-deadletter:{}", field("event"));

@@ -77,6 +77,7 @@ mod review;
 mod rm;
 mod selftest;
 mod send;
+mod shared;
 mod skills;
 mod spawn;
 mod status;
@@ -209,18 +210,30 @@ enum Command {
         "society inbox -o jsonl | jq -c 'select(.type == \"approval_request\")'"
     ))]
     Inbox(inbox::Args),
-    /// Send one message to every agent (or every agent of a role); prints
-    /// each recipient and message id.
+    /// Send one message to every agent (or every agent of a role) that each acknowledges; `status ID`, `list`.
     ///
     /// Each recipient gets its own copy, with its own id: stdout has one
-    /// `AGENT MESSAGE_ID` line per copy delivered, and a copy that could not
-    /// be delivered is named on stderr (and fails the command).
+    /// `AGENT MESSAGE_ID` line per copy delivered; the broadcast's id, and a
+    /// copy that could not be delivered (which fails the command), are said
+    /// on stderr. Recipients acknowledge on handling their copy (`--ack
+    /// explicit`: only when their brain replies with type `ack`); whoever has
+    /// not by `--deadline` is escalated to you once. `society broadcast status
+    /// ID` shows who has; `society broadcast list` every broadcast.
     #[command(after_help = examples!(
         "society broadcast \"wrap up by five\"",
         "society broadcast \"pause new work\" --role research --type pause",
-        "society broadcast hello | cut -d' ' -f2   # the message ids"
+        "society broadcast \"read shared/bible.md\" --ack explicit --deadline 30m",
+        "society broadcast hello | cut -d' ' -f2   # the message ids",
+        "society broadcast status 01J... -o json | jq -r '.missing[]'"
     ))]
     Broadcast(broadcast::Args),
+    /// Shared context every agent reads (bible, style guide, schedules): put a new version, list, show, log.
+    #[command(subcommand, after_help = examples!(
+        "society shared put bible.md",
+        "society shared list",
+        "society shared show bible.md --version 1"
+    ))]
+    Shared(shared::Command),
     /// List dead letters; put them back into their agent's inbox once the cause is fixed.
     #[command(subcommand, after_help = examples!(
         "society deadletter list",
@@ -511,6 +524,7 @@ fn run(cli: Cli, root_from_env: bool) -> anyhow::Result<Code> {
         Command::Choose(args) => approvals::choose(&layout()?, args),
         Command::Alternatives(args) => approvals::alternatives(&layout()?, args),
         Command::Policy(cmd) => policy::run(&layout()?, cmd),
+        Command::Shared(cmd) => shared::run(&layout()?, cmd),
         Command::Review(args) => review::run(&layout()?, args),
         Command::Metrics(args) => metrics::run(&layout()?, args),
         Command::Unblock(args) => unblock::run(&layout()?, args),

@@ -32,7 +32,7 @@ pub const GROUPS: &[(&str, &[&str])] = &[
     ),
     (
         "Messages",
-        &["send", "broadcast", "inbox", "logs", "deadletter"],
+        &["send", "broadcast", "shared", "inbox", "logs", "deadletter"],
     ),
     (
         "Cases and approvals",

@@ -368,7 +368,9 @@ fn broadcast_reaches_every_agent_of_a_role() {
         assert_eq!(got.len(), 1);
         assert_eq!(got[0]["id"], *msg, "{out}");
         assert_eq!(got[0]["type"], "broadcast");
-        assert_eq!(got[0]["body"], json!({"text": "all hands"}));
+        // The body, and the broadcast the copy belongs to (its ack).
+        assert_eq!(got[0]["body"]["text"], "all hands");
+        assert_eq!(got[0]["body"]["broadcast"]["ack"], "auto");
     }
     assert!(records(&s.agent("ops").inbox()).is_empty());
     let inbox = s.layout().orchestrator_inbox();

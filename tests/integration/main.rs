@@ -8,6 +8,7 @@
 mod support;
 
 mod bad_input;
+mod broadcast_ack;
 mod capability_routing;
 mod cases_approvals;
 mod cli_cases;
@@ -49,3 +50,4 @@ mod roundtrip;
 mod routing_policy;
 mod scale;
 mod selftest;
+mod shared_context;

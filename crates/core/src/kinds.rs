@@ -211,3 +211,38 @@ pub mod tool_log {
     /// Written before an own or MCP tool runs; the `tool_call` follows.
     pub const TOOL_STARTED: &str = "tool_started";
 }
+
+/// Broadcasts with acknowledgement (`society broadcast`): the records of
+/// `messages/broadcast.jsonl` and the names the agent runtime and the
+/// supervisor share.
+pub mod broadcast {
+    /// The body field of each copy: `{"id": <broadcast id>, "ack": "auto"|"explicit"}`.
+    pub const BODY_FIELD: &str = "broadcast";
+    /// The message type of an acknowledgement (an agent to the supervisor;
+    /// also what an explicit-ack brain replies with).
+    pub const ACK_TYPE: &str = "ack";
+    /// `ack` modes of a broadcast: the runtime acknowledges on handling, or
+    /// the brain must reply with type [`ACK_TYPE`].
+    pub const AUTO: &str = "auto";
+    pub const EXPLICIT: &str = "explicit";
+    /// `event`s of `messages/broadcast.jsonl`: the broadcast (written before
+    /// its copies), the copies delivered, one agent's acknowledgement, the
+    /// escalation of the missing ones after the deadline.
+    pub const BROADCAST: &str = "broadcast";
+    pub const SENT: &str = "sent";
+    pub const ACK: &str = "ack";
+    pub const ESCALATED: &str = "escalated";
+}
+
+/// Shared context (`society shared`).
+pub mod shared {
+    /// An agent asks to publish a shared file (body `{name, path}`, the
+    /// path relative to its folder); allowed by its policy's `shared_write`.
+    pub const PUT_TYPE: &str = "shared_put";
+    /// The supervisor's answer: `{name, version, sha256}` or `{name, error}`.
+    pub const DONE_TYPE: &str = "shared_put_done";
+    pub const FAILED_TYPE: &str = "shared_put_failed";
+    /// `event`s of `shared/.requests.jsonl`.
+    pub const REQUEST: &str = "request";
+    pub const ANSWERED: &str = "answered";
+}

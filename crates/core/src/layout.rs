@@ -250,6 +250,10 @@ impl Layout {
     pub fn shared_log(&self) -> PathBuf {
         self.shared_dir().join(".versions.jsonl")
     }
+    /// Agents' `shared_put` requests the supervisor accepted, and their answers.
+    pub fn shared_requests(&self) -> PathBuf {
+        self.shared_dir().join(".requests.jsonl")
+    }
     /// Previous versions of the shared files: `shared/.history/<name>.v<n>`.
     pub fn shared_history_dir(&self) -> PathBuf {
         self.shared_dir().join(".history")

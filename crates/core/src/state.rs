@@ -102,6 +102,10 @@ pub struct Policy {
     /// bytes or `rotate_lines` lines (logs without a consumer: bytes).
     pub rotate_bytes: u64,
     pub rotate_lines: u64,
+    /// The agent may publish shared context (a `shared_put` message to the
+    /// supervisor); otherwise only the orchestrator's `society shared put`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub shared_write: bool,
 }
 
 impl Default for Policy {
@@ -130,6 +134,7 @@ impl Default for Policy {
             flood_window: Duration::from_secs(300),
             rotate_bytes: 64 << 20,
             rotate_lines: 1_000_000,
+            shared_write: false,
         }
     }
 }

@@ -7,6 +7,7 @@
 //! thread, waking at least every `heartbeat` to rewrite `status.json` — from
 //! this loop, not a side thread, so a stuck loop shows as a stale heartbeat.
 
+mod ack;
 mod batch;
 mod delivery;
 mod governance;

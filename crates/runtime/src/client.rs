@@ -1,4 +1,5 @@
-//! The client library: what a command *does* — send, broadcast, spawn,
+//! The client library: what a command *does* — send, broadcast (and read
+//! acknowledgements back), publish shared context, spawn,
 //! stop, restart, wait, control the supervisor, reload `society.toml`,
 //! collect status, read cases and costs — with typed inputs and outputs and one error type whose
 //! variants carry their exit code. The CLI (`src/cli/`) parses arguments and
@@ -9,6 +10,7 @@
 
 pub mod agents;
 pub mod answers;
+pub mod broadcast;
 pub mod case_control;
 pub mod cases;
 pub mod config;
@@ -24,6 +26,7 @@ pub mod retire;
 pub mod reuse;
 pub mod review;
 pub mod send;
+pub mod shared;
 pub mod skills;
 pub mod status;
 pub mod supervisor;

@@ -16,6 +16,9 @@
 //!   hung ones, adopts live ones after its own restart, and routes outboxes.
 //! * [`approvals`] reads the pending approval requests back from the logs
 //!   (requests in the orchestrator's inbox, answers in the supervisor's).
+//! * [`broadcast`] is the record format and fold of `messages/broadcast.jsonl`
+//!   (broadcasts, acknowledgements, escalations), read by the CLI and the
+//!   supervisor alike.
 //! * [`provision`] creates agent folders from `society.toml` or `society spawn`;
 //!   [`config`] reads `society.toml`.
 //!
@@ -25,6 +28,7 @@
 pub mod activity;
 pub mod agent;
 pub mod approvals;
+pub mod broadcast;
 pub mod client;
 pub mod config;
 pub mod control;

@@ -6,6 +6,7 @@
 //! makes inotify a pure optimisation: if an event is lost, the scan finds the
 //! grown file within a second.
 
+mod broadcast;
 mod broken;
 mod cases;
 mod commit;
@@ -24,6 +25,7 @@ mod remove;
 mod requests;
 mod retention;
 mod router;
+mod shared;
 pub mod state;
 
 pub(crate) use plan::position_key;
@@ -169,6 +171,8 @@ pub fn run_supervisor(layout: &Layout, opts: Options) -> Result<(), SupervisorEr
         guard_dirty: false,
         cases: cases::Cases::load(layout),
         debates: debate::Debates::load(layout),
+        broadcasts: broadcast::Broadcasts::default(),
+        shared: shared::SharedRequests::default(),
         approvals: HashMap::new(),
         decided: HashSet::new(),
         items: crate::org::Items::default(),
@@ -216,6 +220,8 @@ pub fn run_supervisor(layout: &Layout, opts: Options) -> Result<(), SupervisorEr
     sup.process_requests();
     sup.debate_tick();
     sup.escalation_tick();
+    sup.broadcast_tick();
+    sup.shared_tick();
     sup.activate_all();
     tracing::info!(
         agents = sup.slots.len(),
@@ -309,6 +315,10 @@ pub(crate) struct Supervisor {
     cases: cases::Cases,
     /// Open debates, folded from their case logs (see `debate.rs`).
     debates: debate::Debates,
+    /// Broadcasts waiting for acknowledgements (see `broadcast.rs`).
+    broadcasts: broadcast::Broadcasts,
+    /// Agents' shared-context puts to apply (see `shared.rs`).
+    shared: shared::SharedRequests,
     /// Approval requests delivered to the orchestrator, by id.
     approvals: HashMap<society_core::MsgId, society_core::Envelope>,
     /// Requests already answered.
@@ -351,6 +361,8 @@ impl Supervisor {
             self.on_deadlines();
             self.debate_tick();
             self.escalation_tick();
+            self.broadcast_tick();
+            self.shared_tick();
             if !self.removing.is_empty() {
                 self.finish_removals();
             }

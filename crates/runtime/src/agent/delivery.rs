@@ -276,6 +276,9 @@ impl Agent {
             .collect();
         if !records.is_empty() {
             self.outbox.append_batch(&records)?;
+            // Outputs written, the message not yet marked handled: its
+            // replay must find them (the tests' worst moment).
+            society_core::fault::point("agent.outputs.written");
         }
         Ok(count)
     }

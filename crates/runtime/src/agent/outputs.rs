@@ -88,6 +88,8 @@ impl Agent {
                     continue;
                 }
             }
+            // The `ack` an explicit broadcast asks for goes to the supervisor.
+            super::ack::readdress(input, &mut env);
             let line = env.to_line();
             if line.len() + 1 > self.cfg.policy.max_record {
                 return Err(FormatError::RecordTooLarge {
@@ -97,6 +99,15 @@ impl Agent {
                 });
             }
             records.push((id, line));
+        }
+        // Handling a copy of an `ack: auto` broadcast acknowledges it, in
+        // the same append as the outputs (see `ack.rs`).
+        let mut template = Envelope::new(me, Party::Supervisor, message::REPLY, json!({}));
+        template.gen = self.status.gen;
+        template.case = input.case.clone();
+        template.hops = input.hops.saturating_add(1);
+        if let Some(ack) = super::ack::auto(input, &template) {
+            records.push((ack.id, ack.to_line()));
         }
         Ok(records)
     }

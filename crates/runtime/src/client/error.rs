@@ -162,6 +162,12 @@ pub enum ClientError {
     BadSkill { name: String, reason: String },
     #[error("agent {agent} already has a different skills/{name}")]
     SkillExists { agent: AgentId, name: String },
+    #[error(
+        "the body may not have a {field:?} field: a broadcast's copies carry it; nothing was sent"
+    )]
+    ReservedField { field: &'static str },
+    #[error(transparent)]
+    Shared(#[from] super::shared::SharedError),
     #[error(transparent)]
     Memory(#[from] society_core::memory::MemoryError),
     #[error(transparent)]
@@ -214,6 +220,7 @@ impl ClientError {
             | E::NotReviewable { .. }
             | E::BadQuality { .. }
             | E::BadSkill { .. }
+            | E::ReservedField { .. }
             | E::BadAnswer { .. }
             | E::Id(_)
             | E::Config(_) => Code::Invalid,
@@ -228,6 +235,7 @@ impl ClientError {
             E::Memory(e) if e.is_refusal() => Code::Invalid,
             E::Memory(_) => Code::Error,
             E::Format(e) => crate::exit::format_code(e),
+            E::Shared(e) => e.exit_code(),
         }
     }
 
@@ -285,6 +293,7 @@ impl ClientError {
                  supervisor reads it; see supervisor/daemon.log and messages/system-events.jsonl"
                     .into(),
             ),
+            E::Shared(e) => e.hint(),
             _ => None,
         }
     }

@@ -25,8 +25,12 @@ pub struct Delivered {
 /// recipient's refusal costs the others nothing.
 #[derive(Debug)]
 pub struct Broadcast {
+    /// The broadcast's id (`society broadcast status ID`).
+    pub id: MsgId,
     pub sent: Vec<Delivered>,
     pub failed: Vec<(AgentId, ClientError)>,
+    /// Things to know that undo nothing (the `sent` record is missing).
+    pub warnings: Vec<String>,
 }
 
 /// Refuses a message type outside `[a-z0-9_.-]{1,64}`.
@@ -193,18 +197,58 @@ pub fn agents(layout: &Layout, role: Option<&str>) -> Result<Vec<AgentId>, Clien
     Ok(out)
 }
 
+/// How recipients acknowledge a broadcast, and by when.
+#[derive(Debug, Clone)]
+pub struct BroadcastOptions {
+    /// Only the brain acknowledges, by replying with type `ack`.
+    pub explicit: bool,
+    /// Unacknowledged after this long escalates to the orchestrator once.
+    pub deadline: std::time::Duration,
+}
+
+impl Default for BroadcastOptions {
+    fn default() -> Self {
+        BroadcastOptions {
+            explicit: false,
+            deadline: crate::broadcast::DEFAULT_DEADLINE,
+        }
+    }
+}
+
 /// One message from the orchestrator to every agent (or every agent of
-/// `role`), each copy an ordinary message with its own id.
+/// `role`), each copy an ordinary message with its own id, acknowledged
+/// automatically (see [`broadcast_with`]).
 pub fn broadcast(
     layout: &Layout,
     role: Option<&str>,
     kind: &str,
     body: &Value,
 ) -> Result<Broadcast, ClientError> {
+    broadcast_with(layout, role, kind, body, &BroadcastOptions::default())
+}
+
+/// A broadcast with acknowledgement: its record in
+/// `messages/broadcast.jsonl` (written before any copy), then one copy per
+/// recipient — id `derive(broadcast, index)`, body with
+/// `broadcast: {id, ack}` added — and a `sent` record of what was delivered.
+pub fn broadcast_with(
+    layout: &Layout,
+    role: Option<&str>,
+    kind: &str,
+    body: &Value,
+    opts: &BroadcastOptions,
+) -> Result<Broadcast, ClientError> {
+    use crate::broadcast as bc;
+    use society_core::kinds::broadcast as names;
     if let Some(role) = role {
         society_core::id::validate_role(role)?;
     }
     check_type(kind)?;
+    if body.get(names::BODY_FIELD).is_some() {
+        return Err(ClientError::ReservedField {
+            field: names::BODY_FIELD,
+        });
+    }
     let targets = agents(layout, role)?;
     if targets.is_empty() {
         return Err(ClientError::NoRecipients {
@@ -212,21 +256,83 @@ pub fn broadcast(
             dir: layout.state_dir().to_path_buf(),
         });
     }
+    let id = MsgId::generate();
+    let ack = if opts.explicit {
+        names::EXPLICIT
+    } else {
+        names::AUTO
+    };
+    let now = std::time::SystemTime::now();
+    // A deadline past what the clock can say is as good as none.
+    let due = now
+        .checked_add(opts.deadline)
+        .unwrap_or(now + std::time::Duration::from_secs(100 * 366 * 24 * 3600));
+    let body_json = serde_json::to_vec(body).unwrap_or_default();
+    let record = bc::Record {
+        id,
+        ts: society_core::time::now_rfc3339(),
+        by: "orchestrator".into(),
+        kind: kind.into(),
+        role: role.map(String::from),
+        ack: ack.into(),
+        recipients: targets.clone(),
+        deadline: society_core::time::format_rfc3339(due),
+        deadline_ms: society_core::time::unix_ms(due),
+        body_sha256: super::shared::sha256_hex(&body_json),
+        body: (body_json.len() <= bc::BODY_KEPT).then(|| body.clone()),
+    };
+    append_one(
+        &layout.broadcast_log(),
+        &bc::record_line(&record),
+        Durability::Durable,
+        usize::MAX,
+    )?;
     let mut out = Broadcast {
+        id,
         sent: Vec::new(),
         failed: Vec::new(),
+        warnings: Vec::new(),
     };
-    for id in targets {
-        let env = Envelope::new(
-            Party::Orchestrator,
-            Party::Agent(id.clone()),
-            kind,
-            body.clone(),
+    let mut copy_body = body.clone();
+    if let Some(b) = copy_body.as_object_mut() {
+        b.insert(
+            names::BODY_FIELD.into(),
+            serde_json::json!({"id": id, "ack": ack}),
         );
+    }
+    for (index, agent) in targets.into_iter().enumerate() {
+        let mut env = Envelope::new(
+            Party::Orchestrator,
+            Party::Agent(agent.clone()),
+            kind,
+            copy_body.clone(),
+        );
+        env.id = MsgId::derive(&id, index as u32);
         match deliver(layout, &env) {
             Ok(d) => out.sent.push(d),
-            Err(e) => out.failed.push((id, e)),
+            Err(e) => out.failed.push((agent, e)),
         }
+    }
+    let copies = out
+        .sent
+        .iter()
+        .map(|d| (d.agent.clone(), d.message))
+        .collect();
+    let failed = out
+        .failed
+        .iter()
+        .map(|(a, e)| (a.clone(), e.to_string()))
+        .collect();
+    if let Err(e) = append_one(
+        &layout.broadcast_log(),
+        &bc::sent_line(&id, &copies, &failed),
+        Durability::Flushed,
+        usize::MAX,
+    ) {
+        out.warnings.push(format!(
+            "the copies of broadcast {id} are delivered, but their record is missing from {}: {e}",
+            layout.broadcast_log().display()
+        ));
     }
     Ok(out)
 }

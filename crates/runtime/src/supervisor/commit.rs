@@ -140,6 +140,10 @@ impl Supervisor {
             self.ckpt.pending = None;
             return Err(self.stall(pending, Some(plan), e.into()));
         }
+        if !pending.records.is_empty() {
+            // A direct batch's write-ahead record is saved, nothing appended.
+            society_core::fault::point("supervisor.direct.ahead");
+        }
         if !pending.picks.is_empty() {
             // A batch that placed role messages by load, saved but not written.
             society_core::fault::point("supervisor.role_batch.saved");

@@ -53,6 +53,9 @@ impl Planner<'_> {
             }
             return;
         }
+        if self.broadcast_ack(plan, &env) || self.shared_put(plan, &env) {
+            return;
+        }
         let agent = env.from.to_string();
         // A lead answering (or escalating) an item that waits at it.
         if self.lead_message(plan, &env) {

@@ -43,6 +43,7 @@ mod logging;
 mod loops;
 mod memory;
 mod races;
+mod readme_teams;
 mod readme_tour;
 mod retention;
 mod reuse;

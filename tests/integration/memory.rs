@@ -258,3 +258,36 @@ fn a_command_agent_remembers_by_a_protocol_line_and_recalls_through_the_cli() {
     assert_eq!(reply["body"]["top"], "tides turn twice a day");
     assert_eq!(reply["body"]["n"], 1);
 }
+
+/// `memory.jsonl` replaced by a directory for a while (a write that fails
+/// for seconds): the message waits and is tried again without using up its
+/// attempts — with `max_attempts = 1` a counted failure would dead-letter
+/// it — and once the file is back it is remembered once and answered.
+#[test]
+fn a_memory_file_that_cannot_be_written_for_a_while_delays_the_message_and_loses_nothing() {
+    let toml = KEEPER.replace(
+        "backoff_initial = \"50ms\"",
+        "backoff_initial = \"50ms\"\nmax_attempts = 1",
+    );
+    let mut s = Society::new(BIN, &toml);
+    let file = s.agent("keeper").memory();
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::create_dir(&file).unwrap();
+    s.start_supervisor();
+    let id = send(
+        &s,
+        "note",
+        r#"{"text": "the bridge is out", "topic": "roads"}"#,
+    );
+    wait_until(SOON, "the message deferred twice", || {
+        let deferred = records(&s.agent("keeper").activity())
+            .into_iter()
+            .filter(|r| r["event"] == "message_deferred" && r["id"] == id.as_str())
+            .count();
+        (deferred >= 2).then_some(())
+    });
+    std::fs::remove_dir(&file).unwrap();
+    assert_eq!(wait_reply(&s, &id)["type"], "noted");
+    assert_eq!(memories(&s).len(), 1, "{:?}", memories(&s));
+    assert!(records(&s.agent("keeper").deadletter()).is_empty());
+}

@@ -103,6 +103,9 @@ pub enum BrainError {
     },
 }
 
+/// How long a message waits after its agent's own files failed to write.
+pub const STORAGE_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl BrainError {
     /// Repeating the message cannot help (a refused key, a rejected
     /// request): the runtime dead-letters it at once.
@@ -114,9 +117,16 @@ impl BrainError {
 
     /// The message must not be tried again for this long (a provider's
     /// `Retry-After`): the runtime defers it without counting an attempt.
+    ///
+    /// The agent's own decision and memory files failing to read or write (a
+    /// full disk, a file replaced by a directory) say nothing about the
+    /// message: it waits and is tried again, as long as the fault lasts,
+    /// without using up its attempts — like a failed outbox write.
     pub fn wait(&self) -> Option<std::time::Duration> {
         match self {
             BrainError::Llm(e) => e.wait(),
+            BrainError::DecisionIo(_) => Some(STORAGE_RETRY),
+            BrainError::Memory(society_core::memory::MemoryError::Io(_)) => Some(STORAGE_RETRY),
             _ => None,
         }
     }

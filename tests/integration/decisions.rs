@@ -475,17 +475,23 @@ fn decisions_jsonl_replaced_by_a_directory_delays_the_decision_and_loses_nothing
         r#"{"scene": 2}"#,
     ]);
     let id = id.trim().to_string();
-    wait_until(SOON, "an attempt failed on the directory", || {
-        records(&s.agent("director").activity())
+    // The message waits (without using up an attempt) while the fault lasts.
+    wait_until(SOON, "the message deferred twice on the directory", || {
+        let deferred = records(&s.agent("director").activity())
             .into_iter()
-            .find(|r| {
-                r["event"] == "message_failed"
+            .filter(|r| {
+                r["event"] == "message_deferred"
                     && r["id"] == id.as_str()
-                    && r["error"]
+                    && r["reason"]
                         .as_str()
                         .is_some_and(|e| e.contains("decision files"))
             })
+            .count();
+        (deferred >= 2).then_some(())
     });
+    assert!(!records(&s.agent("director").activity())
+        .iter()
+        .any(|r| r["event"] == "message_failed" && r["id"] == id.as_str()));
     // The file comes back: the decision goes through, once.
     std::fs::remove_dir(&file).unwrap();
     std::fs::write(&file, saved).unwrap();

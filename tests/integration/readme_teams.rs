@@ -7,34 +7,15 @@
 //! shot reached `cam-3`, `mic-2` remembered its note, every agent
 //! acknowledged the broadcast, and the shared file has its version.
 
-use crate::support::{BIN, SOON};
+use crate::support::{readme_block, BIN, SOON};
 use serde_json::Value;
 use society_testkit::{records, wait_until};
 use std::path::Path;
 use std::process::Command;
 
-/// The fenced block after the "### Teams and leads" heading.
-fn walk_through() -> Vec<String> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
-    let mut lines = readme
-        .lines()
-        .skip_while(|l| !l.starts_with("### Teams and leads"))
-        .skip_while(|l| !l.starts_with("```"))
-        .skip(1);
-    let mut out = Vec::new();
-    for l in lines.by_ref() {
-        if l.starts_with("```") {
-            return out;
-        }
-        out.push(l.to_string());
-    }
-    panic!("the walk-through's code block is not closed");
-}
-
 #[test]
 fn the_teams_walk_through_works_pasted_line_by_line() {
-    let lines = walk_through();
+    let lines = readme_block("### Teams and leads");
     for cmd in [
         "society tree",
         "society status --team",

@@ -3,32 +3,13 @@
 //! not run (the binary under test is put first on PATH instead), and the
 //! tour's directory is a scratch one.
 
-use crate::support::BIN;
+use crate::support::{readme_block, BIN};
 use std::path::Path;
 use std::process::Command;
 
-/// The fenced block after the "## Five-minute tour" heading.
-fn tour() -> Vec<String> {
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
-        .expect("README.md");
-    let mut lines = readme
-        .lines()
-        .skip_while(|l| !l.starts_with("## Five-minute tour"))
-        .skip_while(|l| !l.starts_with("```"))
-        .skip(1);
-    let mut out = Vec::new();
-    for l in lines.by_ref() {
-        if l.starts_with("```") {
-            return out;
-        }
-        out.push(l.to_string());
-    }
-    panic!("the tour's code block is not closed");
-}
-
 #[test]
 fn the_five_minute_tour_works_pasted_line_by_line() {
-    let lines = tour();
+    let lines = readme_block("## Five-minute tour");
     assert!(
         lines.iter().any(|l| l.starts_with("society describe"))
             && lines.iter().any(|l| l.starts_with("society top"))

@@ -409,6 +409,17 @@ pub fn main() -> i32 {
     if std::env::var_os("SOCIETY_ROOT").is_some_and(|v| v.is_empty()) {
         std::env::remove_var("SOCIETY_ROOT");
     }
+    // The supervisor starts every agent as exactly `agent-run --folder DIR`.
+    // Building the whole CLI to parse that would leave each of a thousand
+    // idle agents about 1 MiB of heap it never uses again (clap's command
+    // tree): the agent process skips it.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let [_, cmd, flag, folder] = args.as_slice() {
+        if cmd == "agent-run" && flag == "--folder" {
+            logging::install("warn");
+            return finish(agent_run::run(std::path::Path::new(folder)));
+        }
+    }
     let (cli, root_from_env) = match parse() {
         Ok(c) => c,
         Err(e) if hidden_suggested(&e) => {
@@ -435,7 +446,12 @@ pub fn main() -> i32 {
     };
     init_tracing(&cli);
     when::set_utc(cli.utc);
-    match run(cli, root_from_env) {
+    finish(run(cli, root_from_env))
+}
+
+/// A command's result as the process's exit code, its error said on stderr.
+fn finish(result: anyhow::Result<Code>) -> i32 {
+    match result {
         Ok(code) => code.code(),
         // The reader has gone (`| head`): what it wanted it has; the rest
         // is nobody's. Exit quietly, as `head` expects of a producer.

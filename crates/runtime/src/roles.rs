@@ -54,14 +54,18 @@ pub fn capable(capabilities: &[String], needs: &[String]) -> bool {
 /// Inbox bytes past the agent's checkpointed offset (its load); an
 /// unreadable checkpoint counts the whole live file.
 pub fn inbox_depth(paths: &society_core::AgentPaths) -> u64 {
+    /// Only the cursor: the rest of the checkpoint (its recent ids) is not
+    /// built.
+    #[derive(serde::Deserialize)]
+    struct Cursor {
+        #[serde(default)]
+        inbox_offset: u64,
+    }
     let len = std::fs::metadata(paths.inbox()).map_or(0, |m| m.len());
-    let offset = society_core::atomic::read_json::<society_core::state::AgentCheckpoint>(
-        &paths.checkpoint(),
-        "checkpoint",
-    )
-    .ok()
-    .flatten()
-    .map_or(0, |c| c.inbox_offset);
+    let offset = society_core::atomic::read_json::<Cursor>(&paths.checkpoint(), "checkpoint")
+        .ok()
+        .flatten()
+        .map_or(0, |c| c.inbox_offset);
     len.saturating_sub(offset)
 }
 

@@ -93,6 +93,9 @@ pub(super) struct Plan {
     pub picks: BTreeMap<String, AgentId>,
     /// Inbox bytes this batch adds per agent (load for the later picks).
     pub load: HashMap<AgentId, u64>,
+    /// Each agent's inbox depth, read once per batch when a pick first
+    /// needs it.
+    pub depths: HashMap<AgentId, u64>,
 }
 
 impl Plan {

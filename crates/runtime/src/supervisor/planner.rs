@@ -184,9 +184,14 @@ impl Planner<'_> {
             })
             .unwrap_or_default();
         let case_agents: Vec<&str> = case_agents.iter().map(String::as_str).collect();
-        let added = &plan.load;
+        // Each inbox's depth is read once per batch; what the batch places
+        // is added to it as it goes.
+        let (depths, added) = (&mut plan.depths, &plan.load);
         let picked = crate::roles::pick(&candidates, env, &case_agents, |id| {
-            self.agents.depth(id) + added.get(id).copied().unwrap_or(0)
+            let base = *depths
+                .entry(id.clone())
+                .or_insert_with(|| self.agents.depth(id));
+            base + added.get(id).copied().unwrap_or(0)
         })?;
         *plan.load.entry(picked.clone()).or_default() += env.to_line().len() as u64 + 1;
         plan.picks.insert(key, picked.clone());

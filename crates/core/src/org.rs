@@ -127,11 +127,14 @@ pub fn request_kind(body: &Value) -> &'static str {
     }
 }
 
-/// The amount a request names, if any.
+/// The amount a request names, if any: the largest of those it names. An
+/// amount that is not a number counts as unbounded, so no scope admits it.
 pub fn amount(body: &Value) -> Option<f64> {
     ["/usd", "/cost_usd", "/proposal/context/resource_cost"]
         .iter()
-        .find_map(|p| body.pointer(p).and_then(Value::as_f64))
+        .filter_map(|p| body.pointer(p).filter(|v| !v.is_null()))
+        .map(|v| v.as_f64().unwrap_or(f64::INFINITY))
+        .reduce(f64::max)
 }
 
 /// The supervisors above `id`, nearest first, ending before the orchestrator.

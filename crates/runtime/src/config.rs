@@ -480,6 +480,12 @@ fn org_decl(
     if let Some(text) = own.1.as_ref().or(role.1.as_ref()) {
         org.answer_within = humantime::parse_duration(text)
             .map_err(|e| invalid(format!("answer_within {text:?}: {e}")))?;
+        let year = std::time::Duration::from_secs(365 * 24 * 3600);
+        if org.answer_within.is_zero() || org.answer_within > year {
+            return Err(invalid(format!(
+                "answer_within {text:?}: must be more than 0 and at most a year"
+            )));
+        }
     }
     if let Some(scope) = &org.approve {
         scope.check().map_err(invalid)?;

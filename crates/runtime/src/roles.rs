@@ -51,6 +51,9 @@ pub fn capable(capabilities: &[String], needs: &[String]) -> bool {
     needs.iter().all(|n| capabilities.contains(n))
 }
 
+/// How many agents of a role a pick by load compares at most.
+pub const SAMPLE: usize = 8;
+
 /// Inbox bytes past the agent's checkpointed offset (its load); an
 /// unreadable checkpoint counts the whole live file.
 pub fn inbox_depth(paths: &society_core::AgentPaths) -> u64 {
@@ -62,11 +65,19 @@ pub fn inbox_depth(paths: &society_core::AgentPaths) -> u64 {
         inbox_offset: u64,
     }
     let len = std::fs::metadata(paths.inbox()).map_or(0, |m| m.len());
-    let offset = society_core::atomic::read_json::<Cursor>(&paths.checkpoint(), "checkpoint")
+    let Some(c) = society_core::atomic::read_json::<Cursor>(&paths.checkpoint(), "checkpoint")
         .ok()
         .flatten()
-        .map_or(0, |c| c.inbox_offset);
-    len.saturating_sub(offset)
+    else {
+        return len;
+    };
+    // A live file shorter than the cursor was rotated after the checkpoint
+    // (an agent killed in between): all of it is unread. (Listing the
+    // segments to be sure would cost a directory read per pick.)
+    if len < c.inbox_offset {
+        return len;
+    }
+    len - c.inbox_offset
 }
 
 /// The pick, in the order of the module docs. `case_agents`: the agents
@@ -97,9 +108,23 @@ pub fn pick(
         }
     }
     let alive: Vec<&Candidate<'_>> = able.iter().copied().filter(|c| c.alive).collect();
-    let pool = if alive.is_empty() { able } else { alive };
+    let mut pool = if alive.is_empty() { able } else { alive };
     if pool.len() == 1 {
         return Ok(pool[0].id.clone());
+    }
+    let key = env
+        .case
+        .as_ref()
+        .map_or_else(|| env.id.to_string(), |c| c.to_string());
+    let hash = society_core::id::stable_hash(key.as_bytes());
+    if pool.len() > SAMPLE {
+        // A large role: the load of SAMPLE agents, a window the message's
+        // hash chooses, not of every one (each depth is a file read).
+        pool.sort_by(|a, b| a.id.cmp(b.id));
+        let start = (hash % pool.len() as u64) as usize;
+        pool = (0..SAMPLE)
+            .map(|i| pool[(start + i) % pool.len()])
+            .collect();
     }
     let depths: Vec<u64> = pool.iter().map(|c| depth(c.id)).collect();
     let least = depths.iter().copied().min().unwrap_or(0);
@@ -110,11 +135,7 @@ pub fn pick(
         .map(|(c, _)| c.id)
         .collect();
     tied.sort();
-    let key = env
-        .case
-        .as_ref()
-        .map_or_else(|| env.id.to_string(), |c| c.to_string());
-    let at = society_core::id::stable_hash(key.as_bytes()) % tied.len() as u64;
+    let at = hash % tied.len() as u64;
     Ok(tied[at as usize].clone())
 }
 
@@ -230,6 +251,33 @@ mod tests {
         w.caps[1] = vec!["x".into()];
         w.caps[2] = vec!["x".into()];
         assert_eq!(w.pick(&env(Some("c-1"), &["x"]), &["a"]).unwrap(), "c");
+    }
+
+    #[test]
+    fn a_large_role_reads_the_load_of_a_window_of_agents_only() {
+        let names: Vec<String> = (0..100).map(|i| format!("w{i:03}")).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let w = World::new(&refs);
+        for _ in 0..50 {
+            let e = env(None, &[]);
+            let mut asked = Vec::new();
+            let cands: Vec<Candidate<'_>> = w
+                .ids
+                .iter()
+                .map(|id| Candidate {
+                    id,
+                    capabilities: &[],
+                    alive: true,
+                })
+                .collect();
+            let got = pick(&cands, &e, &[], |id| {
+                asked.push(id.to_string());
+                0
+            })
+            .unwrap();
+            assert_eq!(asked.len(), SAMPLE, "{asked:?}");
+            assert!(asked.contains(&got.to_string()));
+        }
     }
 
     #[test]

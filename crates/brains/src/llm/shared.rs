@@ -31,7 +31,16 @@ pub fn dir(folder: &Path) -> PathBuf {
 /// The text of shared file `name`, or why not.
 pub fn read(shared: &Path, name: &str) -> Result<String, String> {
     let path = resolve(shared, name)?;
-    let bytes = std::fs::read(&path).map_err(|e| format!("cannot read shared {name}: {e}"))?;
+    // At most what is shown: a huge file is not read whole.
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(
+            std::fs::File::open(&path).map_err(|e| format!("cannot read shared {name}: {e}"))?,
+            READ_LIMIT as u64 + 4,
+        ),
+        &mut bytes,
+    )
+    .map_err(|e| format!("cannot read shared {name}: {e}"))?;
     Ok(super::tools::truncate(
         &String::from_utf8_lossy(&bytes),
         READ_LIMIT,

@@ -110,7 +110,9 @@ pub fn load(path: &Path, source: &Path) -> Result<Result<Index, IndexState>, IoE
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Err(IndexState::Missing)),
-        Err(e) => return Err(IoError::new("read", path, e)),
+        // The index is only a cache: one that cannot be read (a directory,
+        // no permission) is rebuilt from memory.jsonl, never a reason to wait.
+        Err(_) => return Ok(Err(IndexState::Corrupt)),
     };
     let Ok(index) = serde_json::from_slice::<Index>(&bytes) else {
         return Ok(Err(IndexState::Corrupt));

@@ -66,8 +66,9 @@ impl DocTerms<'_> {
             + TAG_WEIGHT * f64::from(self.tags.get(term).copied().unwrap_or(0))
     }
     fn len(&self) -> f64 {
-        f64::from(self.text.values().sum::<u32>())
-            + TAG_WEIGHT * f64::from(self.tags.values().sum::<u32>())
+        // Summed as f64: counts come from a file (the index) and may be huge.
+        self.text.values().map(|n| f64::from(*n)).sum::<f64>()
+            + TAG_WEIGHT * self.tags.values().map(|n| f64::from(*n)).sum::<f64>()
     }
 }
 

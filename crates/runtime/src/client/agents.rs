@@ -73,6 +73,10 @@ pub fn spawn(layout: &Layout, req: &Spawn) -> Result<Spawned, ClientError> {
         }
     }
     let id = claim_free_id(layout, &req.role)?;
+    // Held until the claim is in its inbox: until then the new folder looks
+    // dormant (config written, inbox consumed), and a concurrent spawn by
+    // purpose must not take it.
+    let claim = reuse::try_lock(&layout.agent(&id).lock())?;
     let made = reuse::begin_fresh(layout, &id, &req.role, &q)
         .and_then(|()| configure(layout, &config, &id, req));
     if let Err(e) = made {
@@ -84,6 +88,7 @@ pub fn spawn(layout: &Layout, req: &Spawn) -> Result<Spawned, ClientError> {
         return Err(e);
     }
     reuse::send_purpose(layout, &id, &q, 1)?;
+    drop(claim);
     control::send(layout, &Request::Start { agent: id.clone() })?;
     Ok(Spawned {
         id,

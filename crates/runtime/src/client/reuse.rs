@@ -177,7 +177,7 @@ pub fn send_purpose(layout: &Layout, id: &AgentId, q: &Query, n: u64) -> Result<
 /// Takes a folder's lock without waiting long: a lock held for a moment by
 /// a probe is retried for 100 ms; one held longer is a running agent or
 /// another spawn's claim.
-fn try_lock(path: &Path) -> Result<Option<HeldLock>, ClientError> {
+pub(crate) fn try_lock(path: &Path) -> Result<Option<HeldLock>, ClientError> {
     for _ in 0..10 {
         match HeldLock::try_acquire(path) {
             Ok(l) => return Ok(Some(l)),

@@ -188,8 +188,12 @@ pub fn resolve(layout: &Layout, env: &Envelope) -> Result<AgentId, ClientError> 
 pub fn agents(layout: &Layout, role: Option<&str>) -> Result<Vec<AgentId>, ClientError> {
     let mut out = Vec::new();
     for id in layout.agent_ids()? {
+        // An unreadable config (a broken agent) is no recipient; it does not
+        // stop the others from getting theirs.
         let cfg: Option<AgentConfig> =
-            atomic::read_json(&layout.agent(&id).config(), "agent config")?;
+            atomic::read_json(&layout.agent(&id).config(), "agent config")
+                .ok()
+                .flatten();
         if cfg.is_some_and(|c| role.is_none_or(|r| c.role == r)) {
             out.push(id);
         }

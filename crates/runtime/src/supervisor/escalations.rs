@@ -34,7 +34,9 @@ impl Supervisor {
 
     /// How long until an item's time at its lead is up; `None` without any.
     pub(super) fn escalation_wait(&self) -> Option<Duration> {
-        if self.shutting_down {
+        // While a batch that writes the log is stalled the tick waits too:
+        // an overdue item must not make the loop spin.
+        if self.shutting_down || self.stalled_touches(&self.layout.supervisor_escalations()) {
             return None;
         }
         let now = now_ms();

@@ -91,8 +91,22 @@ impl Planner<'_> {
         start: Option<String>,
         chain: &mut Vec<Value>,
     ) -> Option<String> {
+        // A lead met twice is a `reports_to` cycle (a `config.json` edited
+        // by hand: `society.toml` refuses them): the item goes to the top.
+        let mut seen: std::collections::HashSet<String> = chain
+            .iter()
+            .filter_map(|n| n.get("node").and_then(Value::as_str).map(str::to_string))
+            .collect();
         let mut at = start;
         while let Some(lead) = at {
+            if !seen.insert(lead.clone()) {
+                chain.push(node(
+                    &lead,
+                    Some(outcome::OUT_OF_SCOPE),
+                    Some("reports_to cycle"),
+                ));
+                return None;
+            }
             let Some(cfg) = AgentId::new(&lead)
                 .ok()
                 .and_then(|id| self.agents.get(&id))
@@ -164,7 +178,8 @@ impl Planner<'_> {
                 }
                 env.body = body;
                 self.to_agent(plan, &id, &env);
-                (lead.clone(), env.id, plan.now + within.as_millis() as u64)
+                let within = u64::try_from(within.as_millis()).unwrap_or(u64::MAX);
+                (lead.clone(), env.id, plan.now.saturating_add(within))
             }
             None => {
                 chain.push(node(ORCHESTRATOR, None, None));

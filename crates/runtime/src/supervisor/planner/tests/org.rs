@@ -293,3 +293,37 @@ fn the_orchestrator_may_answer_first_and_the_lead_is_then_refused() {
         .unwrap()
         .contains("already answered by orchestrator"));
 }
+
+#[test]
+fn a_reports_to_cycle_edited_into_config_json_ends_at_the_orchestrator() {
+    // `society.toml` refuses cycles; folders edited by hand may still hold
+    // one. Planning must end, and the item reach the top.
+    let mut w = org();
+    for (id, up) in [("lead", "other"), ("other", "lead")] {
+        w.agents.0.get_mut(&aid(id)).unwrap().0.org.reports_to = Some(up.into());
+    }
+    w.agents.0.get_mut(&aid("lead")).unwrap().0.org.approve = None;
+    let (_, plan) = w.route(&msg(
+        "w1",
+        "orchestrator",
+        "approval_request",
+        json!({"plan": "p"}),
+    ));
+    let labels = w.labels(&plan);
+    assert!(
+        labels.iter().any(|l| l == "orchestrator:approval_request"),
+        "{labels:?}"
+    );
+    let item = plan.items.values().next().expect("an item");
+    let nodes: Vec<&str> = item
+        .chain
+        .iter()
+        .filter_map(|n| n["node"].as_str())
+        .collect();
+    assert_eq!(
+        nodes,
+        ["lead", "other", "lead", "orchestrator"],
+        "{:?}",
+        item.chain
+    );
+}

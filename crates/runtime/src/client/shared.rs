@@ -245,19 +245,59 @@ pub fn put(
             .to_string(),
     };
     validate_name(&name)?;
-    let bytes = std::fs::read(&resolved).map_err(io("read", &resolved))?;
+    let root = root(layout)?;
+    let rel = resolved
+        .strip_prefix(&root)
+        .unwrap_or(&resolved)
+        .to_path_buf();
+    let bytes = read_beneath(&root, &rel, file)?;
+    let src = Some(rel.display().to_string());
+    put_bytes(layout, &name, &bytes, by, src.as_deref(), false)
+}
+
+/// Reads `rel`, a path below the directory `base`, opened in one step with
+/// `openat2(RESOLVE_BENEATH)`: no component may lead outside `base`, even
+/// one swapped for a symlink after the checks that named the file (and a
+/// FIFO swapped in does not block: `O_NONBLOCK`). Only a regular file of at
+/// most [`MAX_SHARED_BYTES`], read from the descriptor that was checked.
+pub(crate) fn read_beneath(base: &Path, rel: &Path, shown: &Path) -> Result<Vec<u8>, SharedError> {
+    use nix::errno::Errno;
+    use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
+    use std::io::Read;
+    let dir = std::fs::File::open(base).map_err(io("open", base))?;
+    let how = OpenHow::new()
+        .flags(OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC | OFlag::O_NOCTTY)
+        .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    let fd = openat2(&dir, rel, how).map_err(|e| match e {
+        Errno::ENOENT => SharedError::Missing {
+            path: shown.to_path_buf(),
+        },
+        Errno::EXDEV | Errno::ELOOP => SharedError::Outside {
+            path: shown.to_path_buf(),
+            resolved: base.join(rel),
+            root: base.to_path_buf(),
+        },
+        other => IoError::new("open", shown, std::io::Error::from(other)).into(),
+    })?;
+    let file = std::fs::File::from(fd);
+    let meta = file.metadata().map_err(io("stat", shown))?;
+    if !meta.is_file() {
+        return Err(SharedError::NotAFile {
+            path: shown.to_path_buf(),
+        });
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_SHARED_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io("read", shown))?;
     if bytes.len() as u64 > MAX_SHARED_BYTES {
         return Err(SharedError::TooBig {
-            path: file.to_path_buf(),
-            bytes: bytes.len() as u64,
+            path: shown.to_path_buf(),
+            bytes: meta.len().max(bytes.len() as u64),
             max: MAX_SHARED_BYTES,
         });
     }
-    let src = resolved
-        .strip_prefix(root(layout)?)
-        .map(|p| p.display().to_string())
-        .ok();
-    put_bytes(layout, &name, &bytes, by, src.as_deref(), false)
+    Ok(bytes)
 }
 
 /// The society's root, symlinks resolved.
@@ -361,6 +401,39 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reading_beneath_refuses_a_way_out_and_does_not_block_on_a_fifo() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let base = dir.path().join("agent");
+        std::fs::create_dir_all(base.join("workspace")).expect("mkdir");
+        std::fs::write(base.join("workspace/ok.md"), "fine").expect("write");
+        let outside = dir.path().join("secret");
+        std::fs::create_dir(&outside).expect("mkdir");
+        std::fs::write(outside.join("key"), "secret").expect("write");
+        // What a swap after the checks would leave: a symlink leading out.
+        std::os::unix::fs::symlink(&outside, base.join("workspace/d")).expect("symlink");
+        nix::unistd::mkfifo(&base.join("workspace/pipe"), nix::sys::stat::Mode::S_IRWXU)
+            .expect("mkfifo");
+        let read = |rel: &str| read_beneath(&base, Path::new(rel), Path::new(rel));
+        assert_eq!(read("workspace/ok.md").expect("inside"), b"fine");
+        assert!(matches!(
+            read("workspace/d/key"),
+            Err(SharedError::Outside { .. })
+        ));
+        assert!(matches!(
+            read("../secret/key"),
+            Err(SharedError::Outside { .. })
+        ));
+        assert!(matches!(
+            read("workspace/pipe"),
+            Err(SharedError::NotAFile { .. })
+        ));
+        assert!(matches!(
+            read("workspace/none"),
+            Err(SharedError::Missing { .. })
+        ));
+    }
 
     #[test]
     fn names_that_are_paths_or_store_files_are_refused() {

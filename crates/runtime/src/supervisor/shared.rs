@@ -20,7 +20,7 @@
 use super::plan::Plan;
 use super::planner::Planner;
 use super::Supervisor;
-use crate::client::shared::{put_bytes, validate_name, SharedError, MAX_SHARED_BYTES};
+use crate::client::shared::{put_bytes, validate_name, SharedError};
 use serde_json::{json, Value};
 use society_core::kinds::shared;
 use society_core::{time, AgentId, Envelope, MsgId, Party};
@@ -244,16 +244,21 @@ impl Supervisor {
         if !resolved.is_file() {
             return Err(SharedError::NotAFile { path: file });
         }
-        let size = std::fs::metadata(&resolved).map_or(0, |m| m.len());
-        if size > MAX_SHARED_BYTES {
-            return Err(SharedError::TooBig {
-                path: file,
-                bytes: size,
-                max: MAX_SHARED_BYTES,
-            });
-        }
-        let bytes = std::fs::read(&resolved)
-            .map_err(|e| SharedError::Io(society_core::IoError::new("read", &resolved, e)))?;
+        // Opened once, below the agent's folder, from the checked path: a
+        // symlink swapped in meanwhile cannot lead out, a FIFO cannot block.
+        let rel = resolved
+            .strip_prefix(&root)
+            .unwrap_or(&resolved)
+            .to_path_buf();
+        let bytes =
+            crate::client::shared::read_beneath(&root, &rel, &file).map_err(|e| match e {
+                SharedError::Outside { resolved, .. } => SharedError::OutsideFolder {
+                    path: file.clone(),
+                    resolved,
+                    agent: req.agent.to_string(),
+                },
+                other => other,
+            })?;
         put_bytes(
             &self.layout,
             &req.name,

@@ -814,3 +814,65 @@ fn a_folder_awaiting_an_approval_is_not_dormant() {
         format!("awaits the answer to approval request {}", req.id)
     );
 }
+
+/// Two spawns for the same purpose one after the other: the first folder
+/// consumes its claim and goes idle (dormant as far as its files go), but its
+/// purpose has had no work yet, so the second spawn must not take it.
+#[test]
+fn a_folder_just_claimed_is_not_taken_by_the_next_spawn_before_it_has_worked() {
+    let mut s = Society::new(crate::support::BIN, TOML);
+    s.start_supervisor();
+    let spawn = |s: &Society| {
+        s.ok(&[
+            "spawn",
+            "writer",
+            "--purpose",
+            "review contracts",
+            "--tag",
+            "legal",
+        ])
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_string()
+    };
+    let first = spawn(&s);
+    // Its claim consumed, its process gone: only the claim keeps it.
+    wait_until(SOON, "the first folder idle and unlocked", || {
+        let handled = read(&s.agent(&first).checkpoint())["handled"] == 1;
+        (handled && crate::support::lock_free(&s.agent(&first).lock())).then_some(())
+    });
+    let second = spawn(&s);
+    assert_ne!(
+        second, first,
+        "the second spawn took the first one's folder"
+    );
+    let out = s.ok(&[
+        "spawn",
+        "writer",
+        "--purpose",
+        "review contracts",
+        "--tag",
+        "legal",
+        "--explain",
+        "--fresh",
+    ]);
+    assert!(out.contains("given no work since"), "{out}");
+    // Once it has worked and is idle again, it is reusable.
+    s.ok(&["send", &first, "--type", "contract_review", "nda"]);
+    wait_until(SOON, "the first folder worked and idle", || {
+        let handled = read(&s.agent(&first).checkpoint())["handled"] == 2;
+        (handled && crate::support::lock_free(&s.agent(&first).lock())).then_some(())
+    });
+    let out = s.ok(&[
+        "spawn",
+        "writer",
+        "--purpose",
+        "review contracts",
+        "--tag",
+        "legal",
+        "--explain",
+    ]);
+    assert_eq!(out.lines().last().unwrap().trim(), first, "{out}");
+}

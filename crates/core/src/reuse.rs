@@ -171,6 +171,12 @@ pub struct Purpose {
     /// agent's folder); `None` while current.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub archive: Option<String>,
+    /// The checkpoint's `handled` once the claim (the `purpose` message) is
+    /// consumed: until the agent has handled more, the purpose has had no
+    /// work yet and the folder is not dormant — a spawn right after another
+    /// must not take the folder the first one was just given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handled_at_claim: Option<u64>,
 }
 
 /// The counts, as `metadata.json` shows them.
@@ -297,6 +303,14 @@ impl Metadata {
 
     /// Begins a new purpose. The current one (if any) is closed with
     /// `archive`, where its state went.
+    /// Why the current purpose keeps the folder although it is idle: it was
+    /// claimed and has had no work since (`handled` is the checkpoint's).
+    pub fn unworked_claim(&self, handled: u64) -> Option<String> {
+        let p = self.purposes.last().filter(|p| p.archive.is_none())?;
+        let at = p.handled_at_claim?;
+        (handled <= at).then(|| format!("claimed for {:?} and given no work since", p.purpose))
+    }
+
     pub fn begin_purpose(
         &mut self,
         purpose: &str,
@@ -317,6 +331,7 @@ impl Metadata {
             tags: tags.to_vec(),
             started: now.to_string(),
             archive: None,
+            handled_at_claim: None,
         });
         for t in tags {
             if !self.tags.contains(t) {

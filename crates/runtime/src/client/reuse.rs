@@ -92,6 +92,10 @@ pub fn candidates(layout: &Layout, role: &str, q: &Query) -> Result<Vec<Candidat
         };
         if not_dormant.is_none() {
             not_dormant = state_not_dormant(layout, &paths, ckpt.as_ref())
+                .or_else(|| {
+                    let handled = ckpt.as_ref().map_or(0, |c| c.handled);
+                    meta.as_ref().and_then(|m| m.unworked_claim(handled))
+                })
                 .or_else(|| owners.get(&id).map(|c| format!("owns open case {c}")))
                 .or_else(|| {
                     waiting
@@ -131,8 +135,14 @@ pub fn reuse_best(
         // Again under the lock: another spawn may have claimed it since,
         // or a case or an approval request made it busy.
         let meta = metadata::read(&paths).ok().flatten();
+        let ckpt = read_ckpt(&paths);
+        let handled = ckpt.as_ref().map_or(0, |c| c.handled);
         if meta.as_ref().is_some_and(|m| m.retired.is_some())
-            || state_not_dormant(layout, &paths, read_ckpt(&paths).as_ref()).is_some()
+            || meta
+                .as_ref()
+                .and_then(|m| m.unworked_claim(handled))
+                .is_some()
+            || state_not_dormant(layout, &paths, ckpt.as_ref()).is_some()
             || open_case_owners(layout)?.contains_key(&c.agent)
             || awaiting_answers(layout).contains_key(&c.agent)
         {
@@ -157,6 +167,10 @@ pub fn begin_fresh(
     let now = society_core::time::now_rfc3339();
     let mut meta = Metadata::new(id.as_str(), role, &now);
     meta.begin_purpose(&q.purpose, &q.tags, &now, None);
+    if let Some(p) = meta.purposes.last_mut() {
+        // Its claim will be the first message it handles.
+        p.handled_at_claim = Some(1);
+    }
     metadata::write(&paths, &meta)?;
     Ok(())
 }
@@ -240,6 +254,10 @@ fn reset_and_claim(layout: &Layout, id: &AgentId, q: &Query) -> Result<Reused, C
     society_core::fault::point("reuse_after_archive");
     let archive = format!("{}/{name}", core_reuse::ARCHIVE);
     meta.begin_purpose(&q.purpose, &q.tags, &now, Some(archive.clone()));
+    if let Some(p) = meta.purposes.last_mut() {
+        let handled = read_ckpt(&paths).map_or(0, |c| c.handled);
+        p.handled_at_claim = Some(handled + 1);
+    }
     let ckpt = read_ckpt(&paths).unwrap_or_default();
     meta.experience = core_reuse::ExperienceSummary::of(&ckpt).at_least(&meta.experience);
     metadata::write(&paths, &meta)?;

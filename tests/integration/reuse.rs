@@ -643,6 +643,22 @@ fn skills_are_copied_between_agents_and_bad_names_refused() {
     assert_eq!(c, 5, "{err}");
     assert!(err.contains("symbolic link"), "{err}");
     assert!(!dst.join("etc").exists());
+    // Nor through a linked directory on the way to a named file…
+    let (c, _, err) = code(
+        &s,
+        &["skills", "copy", "writer-1", "writer-2", "etc/hostname"],
+    );
+    assert_eq!(c, 5, "{err}");
+    assert!(err.contains("symbolic link"), "{err}");
+    // …nor into a target whose skills/ leads out.
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::fs::remove_dir_all(&dst).unwrap();
+    std::os::unix::fs::symlink(elsewhere.path(), &dst).unwrap();
+    std::fs::remove_file(src.join("etc")).unwrap();
+    let (c, _, err) = code(&s, &["skills", "copy", "writer-1", "writer-2"]);
+    assert_eq!(c, 5, "{err}");
+    assert!(err.contains("symbolic link"), "{err}");
+    assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0);
 }
 
 #[test]

@@ -91,10 +91,13 @@ pub fn copy(
     }
     let src = layout.agent(from).dir.join(SKILLS);
     let dst = layout.agent(to).dir.join(SKILLS);
+    no_links(&src, Path::new(""))?;
+    no_links(&dst, Path::new(""))?;
     let mut files = Vec::new();
     match name {
         Some(n) => {
             let rel = checked_name(n)?;
+            no_links(&src, &rel)?;
             let path = src.join(&rel);
             if std::fs::symlink_metadata(&path).is_err() {
                 return Err(ClientError::NoSkill {
@@ -114,6 +117,7 @@ pub fn copy(
     // Check everything before writing anything: a refusal copies nothing.
     let mut plan = Vec::new();
     for f in files {
+        no_links(&dst, &f)?;
         let bytes =
             std::fs::read(src.join(&f)).map_err(|e| IoError::new("read", src.join(&f), e))?;
         let same = match std::fs::read(dst.join(&f)) {
@@ -148,6 +152,35 @@ pub fn copy(
         out.copied.push(shown);
     }
     Ok(out)
+}
+
+/// Refuses a symbolic link at `root` or at any existing component of `rel`
+/// below it: through one, a copy would read or write outside the folders
+/// (an agent can plant a link in its own `skills/`).
+fn no_links(root: &Path, rel: &Path) -> Result<(), ClientError> {
+    let mut at = root.to_path_buf();
+    let mut parts = vec![at.clone()];
+    for c in rel.components() {
+        at.push(c);
+        parts.push(at.clone());
+    }
+    for p in parts {
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(ClientError::BadSkill {
+                    name: rel.display().to_string(),
+                    reason: format!(
+                        "{} is a symbolic link; skills are copied between plain folders only",
+                        p.display()
+                    ),
+                })
+            }
+            Ok(_) => {}
+            // Not there yet (a target's new directory): nothing to follow.
+            Err(_) => break,
+        }
+    }
+    Ok(())
 }
 
 /// A skill name as a path inside `skills/`: relative, no `..`, no `.` at

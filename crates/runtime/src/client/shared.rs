@@ -5,11 +5,13 @@
 //! Theory of operation: every change is a *version*. Under an exclusive
 //! lock on `shared/.lock`, a put reads the log (`shared/.versions.jsonl`)
 //! for the name's last version `n`, writes the content to
-//! `shared/.history/<name>.v<n+1>` (atomic, fsynced), replaces
-//! `shared/<name>` atomically, and appends the log line — the commit point.
+//! `shared/.history/<name>.v<n+1>` (atomic, fsynced), appends the log line
+//! — the commit point — and then replaces `shared/<name>` atomically.
 //! So concurrent puts (several processes) get distinct, consecutive
 //! versions; a crash before the log line leaves no version (the next put
-//! reuses the number and overwrites the orphan history file); a reader of
+//! reuses the number and overwrites the orphan history file), one after it
+//! a live file behind its log, which the next put (of any name) brings up
+//! to its latest version from the history first; a reader of
 //! `shared/<name>` sees the old or the new content, never a mix. `show`
 //! reads the history file of a logged version, so it always agrees with the
 //! log. Names starting with `.` are the store's own files and never a
@@ -372,8 +374,10 @@ pub fn put_bytes(
         .max()
         .unwrap_or(0)
         + 1;
+    // A put cut short by a crash after its log line left the live file
+    // behind: make every live file its latest logged version first.
+    repair_live(layout, &versions)?;
     atomic::write_bytes(&history_path(layout, name, version), bytes, true)?;
-    atomic::write_bytes(&dir.join(name), bytes, true)?;
     let record = Version {
         name: name.into(),
         version,
@@ -385,9 +389,33 @@ pub fn put_bytes(
     };
     let line = serde_json::to_vec(&record)
         .map_err(|e| IoError::new("serialise", layout.shared_log(), std::io::Error::other(e)))?;
+    // The log line is the commit point; the live file follows it (a crash
+    // in between is repaired by the next put).
     append_one(&layout.shared_log(), &line, Durability::Durable, usize::MAX)?;
+    atomic::write_bytes(&dir.join(name), bytes, true)?;
     drop(lock);
     Ok(record)
+}
+
+/// Every live shared file whose content is not its latest logged version
+/// gets it again from the history (called under the store's lock).
+fn repair_live(layout: &Layout, versions: &[Version]) -> Result<(), SharedError> {
+    let mut latest: std::collections::BTreeMap<&str, &Version> = Default::default();
+    for v in versions {
+        latest.insert(v.name.as_str(), v);
+    }
+    for (name, v) in latest {
+        let live = layout.shared_dir().join(name);
+        let current = std::fs::read(&live).ok();
+        if current.as_deref().map(sha256_hex).as_deref() == Some(v.sha256.as_str()) {
+            continue;
+        }
+        let path = history_path(layout, name, v.version);
+        if let Ok(bytes) = std::fs::read(&path) {
+            atomic::write_bytes(&live, &bytes, true)?;
+        }
+    }
+    Ok(())
 }
 
 /// Lowercase hex SHA-256.
@@ -433,6 +461,20 @@ mod tests {
             read("workspace/none"),
             Err(SharedError::Missing { .. })
         ));
+    }
+
+    #[test]
+    fn a_put_cut_after_its_log_line_is_finished_by_the_next_put() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let layout = Layout::at(dir.path());
+        layout.create().expect("layout");
+        put_bytes(&layout, "bible.md", b"one", "orchestrator", None, false).expect("v1");
+        put_bytes(&layout, "bible.md", b"two", "orchestrator", None, false).expect("v2");
+        // As if v2 was logged and the process died before the live file.
+        let live = layout.shared_dir().join("bible.md");
+        std::fs::write(&live, "one").expect("write");
+        put_bytes(&layout, "style.md", b"terse", "orchestrator", None, false).expect("other");
+        assert_eq!(std::fs::read(&live).expect("read"), b"two");
     }
 
     #[test]

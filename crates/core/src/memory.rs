@@ -34,8 +34,10 @@ pub const MAX_TAG: usize = 64;
 pub const MAX_K: usize = 100;
 /// The recall size when none is given.
 pub const DEFAULT_K: usize = 5;
-/// Longest line `memory.jsonl` accepts (text and tags at their limits fit).
-const MAX_LINE: usize = 64 * 1024;
+/// Longest line `memory.jsonl` accepts: text and tags at their limits fit
+/// even when every byte is a control character JSON writes as `\u00XX`
+/// (6 bytes), so a memory within the limits is never refused for its line.
+const MAX_LINE: usize = 6 * (MAX_TEXT + MAX_TAGS * MAX_TAG) + 4096;
 
 /// One line of `memory.jsonl`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -126,6 +126,15 @@ fn over_the_limits_is_refused_naming_the_limit() {
     store
         .remember("ok", &note(&"x".repeat(MAX_TEXT), &["t"; MAX_TAGS]), None)
         .unwrap();
+    // At the limits and all escaped by JSON (6 bytes a character): still stored.
+    let tag = "\u{1}".repeat(MAX_TAG);
+    store
+        .remember(
+            "escaped",
+            &note(&"\u{1}".repeat(MAX_TEXT), &[tag.as_str(); MAX_TAGS]),
+            None,
+        )
+        .unwrap();
     let many = vec!["t"; MAX_TAGS + 1];
     let e = store.remember("b", &note("x", &many), None).unwrap_err();
     assert!(
@@ -145,7 +154,7 @@ fn over_the_limits_is_refused_naming_the_limit() {
     assert!(e.to_string().contains("between 1 and 100"), "{e}");
     assert_eq!(
         store.list().unwrap().len(),
-        1,
+        2,
         "nothing refused was written"
     );
 }

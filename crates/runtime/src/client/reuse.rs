@@ -80,11 +80,15 @@ pub fn candidates(layout: &Layout, role: &str, q: &Query) -> Result<Vec<Candidat
         if cfg.role != role {
             continue;
         }
-        let meta = metadata::read(&paths).ok().flatten();
+        let read = metadata::read(&paths);
+        let unreadable = read.is_err();
+        let meta = read.ok().flatten();
         let ckpt = read_ckpt(&paths);
         let profile = profile(&paths, meta.as_ref(), ckpt.as_ref());
         let mut not_dormant = match meta.as_ref().and_then(|m| m.retired.as_ref()) {
             Some(r) => Some(format!("retired at {}", r.at)),
+            // It may say "retired": not reused on a guess.
+            None if unreadable => Some("its metadata.json cannot be read".into()),
             None => match lock::probe(&paths.lock())? {
                 LockState::Held(_) => Some("running (its process.lock is held)".into()),
                 _ => None,
@@ -134,7 +138,9 @@ pub fn reuse_best(
         };
         // Again under the lock: another spawn may have claimed it since,
         // or a case or an approval request made it busy.
-        let meta = metadata::read(&paths).ok().flatten();
+        let Ok(meta) = metadata::read(&paths) else {
+            continue;
+        };
         let ckpt = read_ckpt(&paths);
         let handled = ckpt.as_ref().map_or(0, |c| c.handled);
         if meta.as_ref().is_some_and(|m| m.retired.is_some())

@@ -15,6 +15,9 @@ use society_core::layout::names;
 use society_core::org::ORCHESTRATOR;
 use society_core::{AgentId, CaseId, Envelope, MsgId, Party};
 
+/// Most parties an escalation names (the escalating agent included).
+const MAX_PARTIES: usize = 64;
+
 impl Planner<'_> {
     /// A line of the supervisor's inbox that is not a valid envelope: dead-
     /// lettered in `supervisor/deadletter.jsonl` (so `fsck` knows it was
@@ -80,6 +83,11 @@ impl Planner<'_> {
                     .flatten()
                     .filter_map(Value::as_str)
                 {
+                    // At most MAX_PARTIES: a brain naming thousands must not
+                    // make every record and lead message that long.
+                    if parties.len() >= MAX_PARTIES {
+                        break;
+                    }
                     if !parties.iter().any(|q| q == p) {
                         parties.push(p.to_string());
                     }

@@ -7,7 +7,7 @@
 //! shot reached `cam-3`, `mic-2` remembered its note, every agent
 //! acknowledged the broadcast, and the shared file has its version.
 
-use crate::support::{readme_block, BIN, SOON};
+use crate::support::{paste, readme_block, BIN, SOON};
 use serde_json::Value;
 use society_testkit::{records, wait_until};
 use std::path::Path;
@@ -37,27 +37,13 @@ fn the_teams_walk_through_works_pasted_line_by_line() {
     );
     let scratch = tempfile::tempdir().unwrap();
     let dir = scratch.path().join("teams");
-    let bin_dir = Path::new(BIN).parent().unwrap();
-    let mut script = String::from("set -e\n");
     // Everything but the final `down`: the files are checked first.
-    for line in &lines[..lines.len() - 1] {
-        let line = line.replace("/tmp/teams", &dir.display().to_string());
-        script.push_str(&format!(
-            "echo \"+ {}\" >&2\n{line}\n",
-            line.replace('"', "\\\"")
-        ));
-    }
-    let out = Command::new("bash")
-        .arg("-c")
-        .arg(&script)
-        .env(
-            "PATH",
-            format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap()),
-        )
-        .env_remove("SOCIETY_ROOT")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
+    let out = paste(
+        &lines[..lines.len() - 1],
+        "/tmp/teams",
+        &dir,
+        Path::new(env!("CARGO_MANIFEST_DIR")),
+    );
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let down = || {

@@ -3,8 +3,7 @@
 //! not run (the binary under test is put first on PATH instead), and the
 //! tour's directory is a scratch one.
 
-use crate::support::{readme_block, BIN};
-use std::path::Path;
+use crate::support::{paste, readme_block, BIN};
 use std::process::Command;
 
 #[test]
@@ -18,30 +17,12 @@ fn the_five_minute_tour_works_pasted_line_by_line() {
     );
     let scratch = tempfile::tempdir().unwrap();
     let team = scratch.path().join("team");
-    let bin_dir = Path::new(BIN).parent().unwrap();
-    let mut script = String::from("set -e\n");
-    for line in &lines {
-        if line.starts_with("cargo install") {
-            continue;
-        }
-        let line = line.replace("/tmp/team", &team.display().to_string());
-        // Echo each line first, so a failure names it.
-        script.push_str(&format!(
-            "echo \"+ {}\" >&2\n{line}\n",
-            line.replace('"', "\\\"")
-        ));
-    }
-    let out = Command::new("bash")
-        .arg("-c")
-        .arg(&script)
-        .env(
-            "PATH",
-            format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap()),
-        )
-        .env_remove("SOCIETY_ROOT")
-        .current_dir(scratch.path())
-        .output()
-        .unwrap();
+    // `cargo install` is not run: the binary under test is first on PATH.
+    let lines: Vec<String> = lines
+        .into_iter()
+        .filter(|l| !l.starts_with("cargo install"))
+        .collect();
+    let out = paste(&lines, "/tmp/team", &team, scratch.path());
     let err = String::from_utf8_lossy(&out.stderr);
     let stdout = String::from_utf8_lossy(&out.stdout);
     // Whatever happened, nothing of the tour keeps running.

@@ -49,6 +49,24 @@ fn fixture(s: &Society, id: &str, purpose: &str, tags: &[&str]) {
     .unwrap();
 }
 
+/// `spawn writer --purpose "legal review" --tag legal --no-start -o json`.
+fn spawn_legal(s: &Society) -> Value {
+    json_of(
+        s,
+        &[
+            "spawn",
+            "writer",
+            "--purpose",
+            "legal review",
+            "--tag",
+            "legal",
+            "--no-start",
+            "-o",
+            "json",
+        ],
+    )
+}
+
 fn send_n(s: &Society, to: &str, kind: &str, n: usize) {
     for i in 0..n {
         s.ok(&["send", to, "--type", kind, &format!("item {i}")]);
@@ -478,20 +496,7 @@ fn retire_archives_the_folder_and_it_is_never_reused() {
         "--no-start",
     ]);
     assert_eq!(meta(&s, "writer-1")["retired"]["reason"], "project over");
-    let out = json_of(
-        &s,
-        &[
-            "spawn",
-            "writer",
-            "--purpose",
-            "legal review",
-            "--tag",
-            "legal",
-            "--no-start",
-            "-o",
-            "json",
-        ],
-    );
+    let out = spawn_legal(&s);
     assert_eq!(out["id"], "writer-2", "{out:#}");
     let w1 = &out["candidates"]
         .as_array()
@@ -702,20 +707,7 @@ fn a_spawn_killed_mid_reset_loses_nothing_and_the_next_one_finishes() {
     );
     // Not claimed, so still dormant: the next spawn reuses it into a new archive folder.
     std::fs::write(w1.join("workspace/output/b.txt"), "second").unwrap();
-    let out = json_of(
-        &s,
-        &[
-            "spawn",
-            "writer",
-            "--purpose",
-            "legal review",
-            "--tag",
-            "legal",
-            "--no-start",
-            "-o",
-            "json",
-        ],
-    );
+    let out = spawn_legal(&s);
     assert_eq!(out["id"], "writer-1", "{out:#}");
     let second = w1.join(out["archive"].as_str().unwrap());
     assert_ne!(second, first[0]);
@@ -810,20 +802,7 @@ fn a_folder_awaiting_an_approval_is_not_dormant() {
         usize::MAX,
     )
     .unwrap();
-    let out = json_of(
-        &s,
-        &[
-            "spawn",
-            "writer",
-            "--purpose",
-            "legal review",
-            "--tag",
-            "legal",
-            "--no-start",
-            "-o",
-            "json",
-        ],
-    );
+    let out = spawn_legal(&s);
     assert_eq!(out["id"], "writer-2", "{out:#}");
     assert_eq!(
         out["candidates"][0]["not_dormant"],

@@ -38,3 +38,41 @@ pub fn readme_block(heading: &str) -> Vec<String> {
     }
     panic!("README.md: the code block after {heading:?} is not closed");
 }
+
+/// Runs `lines` in one `bash -c` with `set -e`, as a user pasting them
+/// would, in `cwd`, with the binary under test first on PATH and `from`
+/// (a README's scratch path) replaced by `to`. Each line is echoed on stderr
+/// first, so a failure names it.
+pub fn paste(
+    lines: &[String],
+    from: &str,
+    to: &std::path::Path,
+    cwd: &std::path::Path,
+) -> std::process::Output {
+    let bin_dir = std::path::Path::new(super::BIN)
+        .parent()
+        .expect("the binary's directory");
+    let mut script = String::from("set -e\n");
+    for line in lines {
+        let line = line.replace(from, &to.display().to_string());
+        script.push_str(&format!(
+            "echo \"+ {}\" >&2\n{line}\n",
+            line.replace('"', "\\\"")
+        ));
+    }
+    std::process::Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                bin_dir.display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .env_remove("SOCIETY_ROOT")
+        .current_dir(cwd)
+        .output()
+        .expect("bash runs")
+}

@@ -80,6 +80,14 @@ pub fn inbox_depth(paths: &society_core::AgentPaths) -> u64 {
     len - c.inbox_offset
 }
 
+/// The agents already on a case, in the order a case message prefers them:
+/// its owner, then whoever joined it last.
+pub fn on_case(case: &society_core::case::CaseSummary) -> Vec<String> {
+    let mut on: Vec<String> = case.owner.iter().cloned().collect();
+    on.extend(case.agents.iter().rev().cloned());
+    on
+}
+
 /// The pick, in the order of the module docs. `case_agents`: the agents
 /// already on the message's case, the preferred first (owner, then latest).
 /// `depth`: inbox bytes not yet consumed (with what this batch already

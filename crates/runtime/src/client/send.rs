@@ -157,12 +157,7 @@ pub fn resolve(layout: &Layout, env: &Envelope) -> Result<AgentId, ClientError> 
                 .collect();
             let on_case: Vec<String> = match &env.case {
                 Some(case) => super::cases::load(layout, case)?
-                    .map(|l| {
-                        let mut on = Vec::new();
-                        on.extend(l.summary.owner.clone());
-                        on.extend(l.summary.agents.iter().rev().cloned());
-                        on
-                    })
+                    .map(|l| crate::roles::on_case(&l.summary))
                     .unwrap_or_default(),
                 None => Vec::new(),
             };

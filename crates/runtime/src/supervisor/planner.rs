@@ -176,12 +176,7 @@ impl Planner<'_> {
             .case
             .as_ref()
             .and_then(|c| self.case_view(plan, c))
-            .map(|c| {
-                let mut on = Vec::new();
-                on.extend(c.owner.clone());
-                on.extend(c.agents.iter().rev().cloned());
-                on
-            })
+            .map(crate::roles::on_case)
             .unwrap_or_default();
         let case_agents: Vec<&str> = case_agents.iter().map(String::as_str).collect();
         // Each inbox's depth is read once per batch; what the batch places

@@ -86,11 +86,12 @@ pub enum BrainError {
     #[error("{0}")]
     Decision(String),
     /// The runtime could not read or write a decision's files (a full disk,
-    /// a file replaced by a directory): the attempt fails and is retried.
+    /// a file replaced by a directory): the message waits and is tried again
+    /// (see [`BrainError::wait`]).
     #[error("decision files: {0}")]
     DecisionIo(String),
     /// A remember over the limits (permanent), or memory files that could
-    /// not be read or written (retried).
+    /// not be read or written (the message waits, see [`BrainError::wait`]).
     #[error("memory: {0}")]
     Memory(#[from] society_core::memory::MemoryError),
     #[error("refused write_file {path:?}: {reason}")]

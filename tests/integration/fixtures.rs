@@ -36,6 +36,12 @@ fn v1_basic_fixture_loads_and_resumes() {
         2,
         "the already-handled message is not handled again"
     );
+    let format: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(s.layout().format_json()).unwrap()).unwrap();
+    assert_eq!(
+        format["format"], 2,
+        "opened for writing, the tree is upgraded"
+    );
     let row = s.status("echo");
     assert_eq!(row["generation"], 2);
     assert_eq!(row["handled"], 2);
@@ -44,4 +50,16 @@ fn v1_basic_fixture_loads_and_resumes() {
         "missing directories are recreated"
     );
     s.stop_supervisor();
+}
+
+#[test]
+fn a_tree_of_a_newer_format_is_refused_by_name() {
+    let s = Society::new(BIN, "[[agent]]\nid = \"e1\"\nbrain = \"echo\"\n");
+    std::fs::write(s.layout().format_json(), br#"{"format": 3}"#).unwrap();
+    let (code, _, err) = crate::support::code(&s, &["status"]);
+    assert_eq!(code, 5, "invalid state");
+    assert!(
+        err.contains("format.json has format 3") && err.contains("reads formats 1 to 2"),
+        "{err}"
+    );
 }

@@ -44,19 +44,17 @@ fn bursts_survive_sigkill_mid_batch_exactly_once() {
         let pid = wait_until(Duration::from_secs(20), "the agent up", || {
             s.agent_pid("echo")
         });
-        let ckpt_path = s.agent("echo").checkpoint();
-        let outbox_path = s.agent("echo").outbox();
+        let agent = s.agent("echo");
+        let outbox_path = agent.outbox();
         let deadline = std::time::Instant::now() + Duration::from_millis(500);
         while std::time::Instant::now() < deadline {
-            let ckpt: Value = std::fs::read(&ckpt_path)
+            // As the next process reads it: `inflight.json` merged in.
+            let flight = society_core::state::AgentCheckpoint::read(&agent)
                 .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok())
-                .unwrap_or_default();
-            let flight = &ckpt["in_flight"];
+                .flatten()
+                .and_then(|c| c.in_flight);
             let outbox_len = std::fs::metadata(&outbox_path).map_or(0, |m| m.len());
-            if !flight["batch_end"].is_null()
-                && outbox_len > flight["outbox_offset"].as_u64().unwrap_or(u64::MAX)
-            {
+            if flight.is_some_and(|f| f.batch_end.is_some() && outbox_len > f.outbox_offset) {
                 window += 1;
                 break;
             }

@@ -40,7 +40,7 @@ pub enum FormatError {
         size: usize,
         max: usize,
     },
-    #[error("{} has format {found}, this society binary understands format {supported}", path.display())]
+    #[error("{} has format {found}; this society binary reads formats {} to {supported} (a newer society wrote it: use that binary)", path.display(), crate::OLDEST_FORMAT)]
     UnsupportedFormat {
         path: PathBuf,
         found: u32,

@@ -317,7 +317,13 @@ impl Layout {
         ] {
             std::fs::create_dir_all(&dir).map_err(io("create directory", &dir))?;
         }
-        self.check_format()?;
+        if self.check_format()? < FORMAT_VERSION {
+            crate::atomic::write_json(
+                &self.format_json(),
+                &serde_json::json!({"format": FORMAT_VERSION}),
+                true,
+            )?;
+        }
         if !self.format_json().exists() {
             crate::atomic::write_json(
                 &self.format_json(),
@@ -338,19 +344,23 @@ impl Layout {
         Ok(())
     }
 
-    /// Fails if `format.json` names a format this binary does not read.
-    pub fn check_format(&self) -> Result<(), FormatError> {
+    /// Fails if `format.json` names a format this binary does not read;
+    /// otherwise the tree's format (this binary's if there is no file yet).
+    pub fn check_format(&self) -> Result<u32, FormatError> {
         #[derive(serde::Deserialize)]
         struct Format {
             format: u32,
         }
         match crate::atomic::read_json::<Format>(&self.format_json(), "format.json")? {
-            Some(f) if f.format != FORMAT_VERSION => Err(FormatError::UnsupportedFormat {
-                path: self.format_json(),
-                found: f.format,
-                supported: FORMAT_VERSION,
-            }),
-            _ => Ok(()),
+            Some(f) if !(crate::OLDEST_FORMAT..=FORMAT_VERSION).contains(&f.format) => {
+                Err(FormatError::UnsupportedFormat {
+                    path: self.format_json(),
+                    found: f.format,
+                    supported: FORMAT_VERSION,
+                })
+            }
+            Some(f) => Ok(f.format),
+            None => Ok(FORMAT_VERSION),
         }
     }
 }
@@ -376,6 +386,11 @@ impl AgentPaths {
     }
     pub fn checkpoint(&self) -> PathBuf {
         self.dir.join("checkpoint.json")
+    }
+    /// The in-flight record of the message being handled (format 2): written
+    /// before each message without fsync, merged into the checkpoint on read.
+    pub fn in_flight(&self) -> PathBuf {
+        self.dir.join("inflight.json")
     }
     pub fn inbox(&self) -> PathBuf {
         self.dir.join(names::INBOX)

@@ -52,7 +52,12 @@ pub use id::{AgentId, CaseId, MsgId, Party};
 pub use layout::{AgentPaths, Layout};
 
 /// The on-disk format version written to `.society-agent/format.json`.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format this binary reads: a format-1 tree is upgraded in
+/// place (its `format.json` rewritten) the first time it is opened for
+/// writing. Format 2 keeps the in-flight record in `inflight.json`, which
+/// a format-1 binary would not see.
+pub const OLDEST_FORMAT: u32 = 1;
 
 /// The envelope version carried in every message (`"v":1`).
 pub const ENVELOPE_VERSION: u32 = 1;

@@ -217,6 +217,12 @@ pub struct AgentCheckpoint {
     /// in the same write that consumes each message, never reset by reuse.
     #[serde(default, skip_serializing_if = "crate::reuse::Experience::is_empty")]
     pub experience: crate::reuse::Experience,
+    /// The outbox's length when this checkpoint was written: outputs found
+    /// after it belong to a message this checkpoint does not count handled
+    /// (an attempt whose in-flight record a power cut lost), and a new
+    /// attempt skips them. Absent in format 1: nothing is skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outbox_end: Option<u64>,
 }
 
 /// A file found not to match a consumer's cursor into it.
@@ -264,6 +270,32 @@ pub struct Replay {
 }
 
 impl AgentCheckpoint {
+    /// Reads `checkpoint.json` with the in-flight record of `inflight.json`
+    /// merged in; `Ok(None)` if there is no checkpoint.
+    ///
+    /// The agent records a message in flight in `inflight.json` (not
+    /// fsynced: an attempt a power cut forgets is only counted once less)
+    /// and writes `checkpoint.json` when the message is done. The record
+    /// counts only while it names the line at the cursor. It is the newer
+    /// of the two: a checkpoint saved with a record in flight (a failed
+    /// attempt's error, a deferral) writes `inflight.json` first.
+    pub fn read(paths: &crate::AgentPaths) -> Result<Option<AgentCheckpoint>, crate::FormatError> {
+        let Some(mut ckpt) =
+            crate::atomic::read_json::<AgentCheckpoint>(&paths.checkpoint(), "agent checkpoint")?
+        else {
+            return Ok(None);
+        };
+        // Unreadable (a power cut while it was written): no record.
+        let loose = crate::atomic::read_json::<InFlight>(&paths.in_flight(), "in-flight record")
+            .ok()
+            .flatten()
+            .filter(|f| f.offset == ckpt.inbox_offset && f.seg == ckpt.inbox_seg);
+        if loose.is_some() {
+            ckpt.in_flight = loose;
+        }
+        Ok(Some(ckpt))
+    }
+
     pub fn remember(&mut self, id: MsgId) {
         self.recent.push_back(id);
         while self.recent.len() > RECENT_IDS {
@@ -296,6 +328,10 @@ pub struct InFlight {
     /// starts before this time (RFC 3339), in this process or the next.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_before: Option<String>,
+    /// The inbox segment `offset` is in (absent: 0), so a record left from
+    /// before a rotation never names a line of the new file.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub seg: u64,
 }
 
 /// What a live agent process says it is doing.

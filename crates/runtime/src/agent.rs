@@ -145,6 +145,8 @@ pub fn run_agent(folder: &Path) -> Result<AgentExit, AgentError> {
     if let Err(e) = lock.write_info(&LockInfo::me(started.clone(), gen)) {
         tracing::error!(error = %e, "cannot describe this process in process.lock");
     }
+    // A record the previous process left may name the cursor line.
+    let loose = Some((ckpt.inbox_seg, ckpt.inbox_offset));
     let mut agent = Agent {
         layout: retention::layout_of(&paths),
         attempt_on_disk: None,
@@ -180,6 +182,7 @@ pub fn run_agent(folder: &Path) -> Result<AgentExit, AgentError> {
         brain,
         gov: governance::Gov::default(),
         meta_dirty: true,
+        loose_in_flight: loose,
         _lock: lock,
     };
     agent.activity.event(
@@ -214,8 +217,7 @@ pub fn run_agent(folder: &Path) -> Result<AgentExit, AgentError> {
 /// passes it). A corrupt checkpoint is refused: `society fsck --repair`
 /// rebuilds it from the logs.
 fn load_checkpoint(paths: &AgentPaths) -> Result<AgentCheckpoint, AgentError> {
-    let mut ckpt: AgentCheckpoint = match atomic::read_json(&paths.checkpoint(), "agent checkpoint")
-    {
+    let mut ckpt: AgentCheckpoint = match AgentCheckpoint::read(paths) {
         Ok(c) => c.unwrap_or_default(),
         Err(e @ FormatError::Json { .. }) => {
             return Err(AgentError::State {
@@ -327,6 +329,10 @@ pub(crate) struct Agent {
     gov: governance::Gov,
     /// `metadata.json` lags the checkpoint's counts (written when caught up).
     meta_dirty: bool,
+    /// The inbox line (segment, offset) `inflight.json` names, if this
+    /// process wrote it: removed when that line stops being in flight
+    /// without the cursor moving past it.
+    loose_in_flight: Option<(u64, u64)>,
     _lock: HeldLock,
 }
 
@@ -436,6 +442,7 @@ impl Agent {
             f.attempt = f.attempt.saturating_sub(1);
         }
         self.resume_offset = ckpt.inbox_offset;
+        self.loose_in_flight = Some((ckpt.inbox_seg, ckpt.inbox_offset));
         self.ckpt = ckpt;
         self.beat(true);
         Ok(())

@@ -357,6 +357,11 @@ impl Supervisor {
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => self.begin_shutdown(),
             }
+            // Cursors of batches landed since the last save (see `finish`);
+            // while writes fail, the scan retries instead.
+            if self.ckpt_dirty && self.trouble.is_none() {
+                self.save_state();
+            }
             self.reap();
             self.on_deadlines();
             self.debate_tick();

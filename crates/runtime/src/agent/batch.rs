@@ -51,8 +51,9 @@ impl Agent {
                 last_error: None,
                 batch_end: Some(lines[lines.len() - 1].end),
                 not_before: None,
+                seg: agent.ckpt.inbox_seg,
             });
-            agent.save().map_err(Into::into)
+            agent.save_in_flight().map_err(Into::into)
         })?;
         let current = CurrentMessage {
             id: first.id,
@@ -62,6 +63,16 @@ impl Agent {
         };
         self.set_state(LiveState::Running, Some(current));
         let started = Instant::now();
+        // Outputs after the checkpoint's outbox length belong to an attempt
+        // whose in-flight record a power cut lost: not written twice.
+        let outbox = self.paths.outbox();
+        let already = match self.ckpt.outbox_end {
+            // Not after a rotation of the outbox: then it was all routed.
+            Some(end) if end <= super::delivery::file_len(&outbox)? => {
+                super::delivery::ids_since(&self.layout, &outbox, end)?
+            }
+            _ => Default::default(),
+        };
         let mut outputs: Vec<Vec<u8>> = Vec::new();
         let mut dead: Vec<Vec<u8>> = Vec::new();
         let mut handled: Vec<MsgId> = Vec::new();
@@ -121,7 +132,12 @@ impl Agent {
                 json!({"id": env.id, "from": env.from, "type": env.kind, "case": env.case, "attempt": 1, "offset": line.offset}),
                 json!({"id": env.id, "attempt": 1, "outputs": records.len(), "ms": t.elapsed().as_millis() as u64, "batch": true}),
             ));
-            outputs.extend(records.into_iter().map(|(_, r)| r));
+            outputs.extend(
+                records
+                    .into_iter()
+                    .filter(|(id, _)| !already.contains(id))
+                    .map(|(_, r)| r),
+            );
             self.ckpt.experience.note(&env);
             self.meta_dirty = true;
             handled.push(env.id);
@@ -162,8 +178,9 @@ impl Agent {
                 last_error: None,
                 batch_end: None,
                 not_before: None,
+                seg: agent.ckpt.inbox_seg,
             });
-            agent.save().map_err(Into::into)
+            agent.save_in_flight().map_err(Into::into)
         })?;
         self.attempt_on_disk = Some((env.id, 1));
         self.activity.event(

@@ -90,6 +90,10 @@ impl Agent {
             (None, None) => None,
         };
         let outbox_offset = self.at_outbox_end(|agent, end| {
+            // An attempt whose in-flight record a power cut lost may have
+            // written outputs after the checkpoint's outbox length (unless
+            // the outbox was rotated since: then it was all routed).
+            let known = known.or(agent.ckpt.outbox_end.filter(|e| *e <= end));
             agent.ckpt.in_flight = Some(InFlight {
                 id: env.id,
                 attempt,
@@ -99,8 +103,9 @@ impl Agent {
                 last_error: None,
                 batch_end: None,
                 not_before: None,
+                seg: agent.ckpt.inbox_seg,
             });
-            agent.save()?;
+            agent.save_in_flight()?;
             Ok(known.unwrap_or(end))
         })?;
         self.attempt_on_disk = Some((env.id, attempt));
@@ -419,8 +424,40 @@ impl Agent {
         Ok(())
     }
 
+    /// Writes `checkpoint.json` (fsynced when durable), with the outbox's
+    /// length as it is now.
     pub(crate) fn save(&mut self) -> Result<(), FormatError> {
+        self.ckpt.outbox_end = Some(file_len(&self.paths.outbox())?);
+        // `inflight.json` wins over the checkpoint's record while it names
+        // the line at the cursor: keep the two the same.
+        let at_cursor = Some((self.ckpt.inbox_seg, self.ckpt.inbox_offset));
+        if self.ckpt.in_flight.is_some() {
+            self.save_in_flight()?;
+        } else if self.loose_in_flight == at_cursor {
+            match std::fs::remove_file(self.paths.in_flight()) {
+                Ok(()) => self.loose_in_flight = None,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => self.loose_in_flight = None,
+                Err(e) => {
+                    return Err(
+                        society_core::IoError::new("remove", self.paths.in_flight(), e).into(),
+                    )
+                }
+            }
+        }
         atomic::write_json(&self.paths.checkpoint(), &self.ckpt, self.durable).map_err(Into::into)
+    }
+
+    /// Writes the in-flight record alone, into `inflight.json`, without
+    /// fsync: it only counts attempts and remembers where the attempt's
+    /// outputs begin, which `checkpoint.json`'s outbox length also tells
+    /// after a power cut (see `AgentCheckpoint::read`).
+    pub(crate) fn save_in_flight(&mut self) -> Result<(), FormatError> {
+        let Some(f) = &self.ckpt.in_flight else {
+            return Ok(());
+        };
+        atomic::write_json(&self.paths.in_flight(), f, false)?;
+        self.loose_in_flight = Some((f.seg, f.offset));
+        Ok(())
     }
 }
 

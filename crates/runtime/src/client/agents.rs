@@ -259,12 +259,10 @@ pub fn stop(layout: &Layout, id: &AgentId, wait: Option<Duration>) -> Result<(),
 /// The generation an agent's checkpoint records (0 if none), read before a
 /// restart so that [`wait_up`] waits for a newer one.
 pub fn generation(layout: &Layout, id: &AgentId) -> Result<u64, ClientError> {
-    let ckpt =
-        atomic::read_json::<AgentCheckpoint>(&layout.agent(id).checkpoint(), "agent checkpoint")
-            .map_err(|e| ClientError::Unusable {
-                id: id.clone(),
-                reason: e.to_string(),
-            })?;
+    let ckpt = AgentCheckpoint::read(&layout.agent(id)).map_err(|e| ClientError::Unusable {
+        id: id.clone(),
+        reason: e.to_string(),
+    })?;
     Ok(ckpt.unwrap_or_default().generation)
 }
 

@@ -300,9 +300,7 @@ fn sync_dir(dir: &Path) -> Result<(), ClientError> {
 }
 
 fn read_ckpt(paths: &AgentPaths) -> Option<AgentCheckpoint> {
-    atomic::read_json(&paths.checkpoint(), "agent checkpoint")
-        .ok()
-        .flatten()
+    AgentCheckpoint::read(paths).ok().flatten()
 }
 
 /// Why the folder's delivery state is not at rest, if it is not.

@@ -217,8 +217,7 @@ fn agent_row(layout: &Layout, id: &AgentId, ctx: &Ctx) -> Result<Row, ClientErro
         }
         LockState::Free => (LockState::Free, None),
     };
-    let ckpt: AgentCheckpoint =
-        atomic::read_json(&paths.checkpoint(), "agent checkpoint")?.unwrap_or_default();
+    let ckpt: AgentCheckpoint = AgentCheckpoint::read(&paths)?.unwrap_or_default();
     let record = ctx.sup_ckpt.agents.get(id).cloned().unwrap_or_default();
     let slot = ctx.sup_status.and_then(|s| s.agents.get(id));
     let pending = count_pending(&paths.inbox(), ckpt.inbox_offset);

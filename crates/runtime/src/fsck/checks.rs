@@ -57,8 +57,7 @@ fn agent_state(
         }
     }
     let ckpt_path = paths.checkpoint();
-    let (ckpt, trouble) = match atomic::read_json::<AgentCheckpoint>(&ckpt_path, "agent checkpoint")
-    {
+    let (ckpt, trouble) = match AgentCheckpoint::read(&paths) {
         Ok(None) => return Ok(()),
         Ok(Some(c)) => {
             let trouble = match &c.incident {

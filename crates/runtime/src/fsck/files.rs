@@ -166,12 +166,7 @@ fn consumer_cursors(layout: &Layout) -> Result<HashMap<PathBuf, Option<u64>>, Fo
     let mut out = HashMap::new();
     for id in layout.agent_ids()? {
         let paths = layout.agent(&id);
-        let c = society_core::atomic::read_json::<AgentCheckpoint>(
-            &paths.checkpoint(),
-            "agent checkpoint",
-        )
-        .ok()
-        .flatten();
+        let c = AgentCheckpoint::read(&paths).ok().flatten();
         let cursor = match c {
             Some(c) if c.incident.is_none() => Some(c.inbox_offset),
             Some(_) => None,

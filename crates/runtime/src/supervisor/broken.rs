@@ -19,7 +19,7 @@ pub(super) fn folder_problem(paths: &AgentPaths) -> Option<String> {
     if let Err(e) = atomic::read_json::<AgentConfig>(&paths.config(), "agent config") {
         return Some(e.to_string());
     }
-    match atomic::read_json::<AgentCheckpoint>(&paths.checkpoint(), "agent checkpoint") {
+    match AgentCheckpoint::read(&paths) {
         Err(e) => Some(e.to_string()),
         Ok(Some(c)) => c.incident.map(|i| i.describe()),
         Ok(None) => None,
@@ -145,7 +145,7 @@ pub(super) fn new_slot(
         (None, true) => Phase::Failed,
         (None, false) => Phase::Down,
     };
-    let gen = atomic::read_json::<AgentCheckpoint>(&paths.checkpoint(), "agent checkpoint")
+    let gen = AgentCheckpoint::read(&paths)
         .ok()
         .flatten()
         .map_or(0, |c| c.generation);

@@ -244,10 +244,14 @@ impl Supervisor {
             }
         }
         self.ckpt.pending = None;
-        if let Err(e) = self.save_checkpoint() {
-            // The records landed; the cursor is saved with the next
-            // checkpoint. A crash before that resumes this batch from its
-            // write-ahead record, which skips everything present.
+        // The records landed; the cursor is saved with the next batch's
+        // write-ahead record, or when the loop comes round — after the
+        // receiver can already read them. A crash before that resumes this
+        // batch from its write-ahead record, which skips everything present.
+        // A batch that asks for more afterwards saves it first.
+        if after.is_empty() {
+            self.ckpt_dirty = true;
+        } else if let Err(e) = self.save_checkpoint() {
             tracing::error!(error = %e, "failed to save the supervisor checkpoint after a batch");
             self.ckpt_dirty = true;
         }

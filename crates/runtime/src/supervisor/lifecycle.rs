@@ -11,7 +11,7 @@ use serde_json::json;
 use society_core::kinds::event;
 use society_core::lock::{self, LockState};
 use society_core::state::AgentCheckpoint;
-use society_core::{atomic, AgentId};
+use society_core::AgentId;
 use std::collections::HashMap;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
@@ -456,7 +456,7 @@ impl Supervisor {
 /// The agent's checkpoint (a default one if it has none or it cannot be
 /// read): how many messages it handled, its generation.
 fn checkpoint(slot: &Slot) -> AgentCheckpoint {
-    atomic::read_json::<AgentCheckpoint>(&slot.paths.checkpoint(), "agent checkpoint")
+    AgentCheckpoint::read(&slot.paths)
         .ok()
         .flatten()
         .unwrap_or_default()
@@ -476,7 +476,7 @@ pub(super) fn pending(slot: &Slot) -> bool {
     if len == 0 {
         return false;
     }
-    let ckpt: AgentCheckpoint = atomic::read_json(&slot.paths.checkpoint(), "agent checkpoint")
+    let ckpt: AgentCheckpoint = AgentCheckpoint::read(&slot.paths)
         .ok()
         .flatten()
         .unwrap_or_default();

@@ -195,14 +195,14 @@ impl Supervisor {
         {
             return Ok(());
         }
-        let ckpt_path = slot.paths.checkpoint();
+        let paths = slot.paths.clone();
         // `rotate` needs the cursor durable.
         self.save_checkpoint()?;
         // The agent keeps outbox positions while a message is in flight (to
         // find its earlier attempt's outputs): not while one is. Asked under
         // the outbox's lock, which the agent holds while it records one.
         let idle = || {
-            atomic::read_json::<AgentCheckpoint>(&ckpt_path, "agent checkpoint")
+            AgentCheckpoint::read(&paths)
                 .ok()
                 .flatten()
                 .is_some_and(|c| c.in_flight.is_none() && c.replay.is_none())

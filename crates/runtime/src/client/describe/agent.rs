@@ -87,7 +87,7 @@ pub(super) fn view(layout: &Layout, id: &AgentId) -> Result<AgentView, ClientErr
     let cfg = atomic::read_json::<AgentConfig>(&paths.config(), "agent config")
         .ok()
         .flatten();
-    let ckpt = atomic::read_json::<AgentCheckpoint>(&paths.checkpoint(), "agent checkpoint")
+    let ckpt = AgentCheckpoint::read(&paths)
         .ok()
         .flatten()
         .unwrap_or_default();

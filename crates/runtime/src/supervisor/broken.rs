@@ -19,7 +19,7 @@ pub(super) fn folder_problem(paths: &AgentPaths) -> Option<String> {
     if let Err(e) = atomic::read_json::<AgentConfig>(&paths.config(), "agent config") {
         return Some(e.to_string());
     }
-    match AgentCheckpoint::read(&paths) {
+    match AgentCheckpoint::read(paths) {
         Err(e) => Some(e.to_string()),
         Ok(Some(c)) => c.incident.map(|i| i.describe()),
         Ok(None) => None,

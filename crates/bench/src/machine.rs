@@ -17,7 +17,8 @@ fn cmd(program: &str, args: &[&str]) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-pub fn facts() -> Vec<(String, String)> {
+/// `nats_server`: the binary of the JetStream peer, asked for its version.
+pub fn facts(nats_server: &std::path::Path) -> Vec<(String, String)> {
     let tmp = std::env::temp_dir();
     let fs = cmd(
         "df",
@@ -51,6 +52,14 @@ pub fn facts() -> Vec<(String, String)> {
         ),
         ("rustc".into(), cmd("rustc", &["--version"])),
         ("redis".into(), cmd("redis-server", &["--version"])),
+        (
+            "nats-server".into(),
+            format!(
+                "{} (JetStream, `sync_interval: always`)",
+                cmd(&nats_server.to_string_lossy(), &["--version"])
+                    .trim_start_matches("nats-server: ")
+            ),
+        ),
         (
             "s6".into(),
             if cmd("sh", &["-c", "command -v s6-supervise"]) == "unknown" {

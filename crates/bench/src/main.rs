@@ -1,6 +1,6 @@
 //! `society-bench`: measures society against peers on the same machine in
 //! the same run, and writes BENCHMARKS.md. Run through `scripts/bench.sh`,
-//! which installs the peers (Redis, s6) and builds in release mode.
+//! which installs the peers (Redis, s6, NATS) and builds in release mode.
 
 mod machine;
 mod peers;
@@ -8,6 +8,7 @@ mod society;
 mod stats;
 
 use clap::Parser;
+use peers::Worker;
 use stats::{ms, rate, Summary};
 use std::fmt::Write;
 use std::path::PathBuf;
@@ -30,6 +31,9 @@ struct Args {
     /// Run only these benchmarks (`B1,B2,...,R1`); the report then holds only them.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// The `nats-server` binary of the JetStream peer.
+    #[arg(long, env = "NATS_SERVER", default_value = "nats-server")]
+    nats_server: PathBuf,
 }
 
 struct Sizes {
@@ -84,8 +88,8 @@ fn main() -> anyhow::Result<()> {
         }
     };
     let step = |name: &str| eprintln!("· {name}");
-    // (target, measured, met?)
-    let mut targets: Vec<(String, String, bool)> = Vec::new();
+    // (target, measured, met? — None when a peer it compares with is missing)
+    let mut targets: Vec<(String, String, Option<bool>)> = Vec::new();
     let ms_of = |d: Duration| d.as_secs_f64() * 1000.0;
     let mut rows: Vec<[String; 5]> = Vec::new();
     let mut row = |id: &str, what: String, durable: String, fast: String, peer: String| {
@@ -95,37 +99,48 @@ fn main() -> anyhow::Result<()> {
     let want =
         |id: &str| args.only.is_empty() || args.only.iter().any(|o| o.eq_ignore_ascii_case(id));
     let pp = |s: Summary| format!("p50 {} · p99 {}", ms(s.p50), ms(s.p99));
-    let peer2 = |a: Option<String>, d: Option<String>| {
-        format!(
-            "Redis always: {} / default: {}",
-            a.unwrap_or_else(|| "n/a".into()),
-            d.unwrap_or_else(|| "n/a".into())
-        )
-    };
-    let (r_always, r_default) = if want("B1") || want("B2") {
-        (peers::Redis::start(true), peers::Redis::start(false))
+    // The peers of B1 and B2, started once for both. Err holds why one is
+    // missing; the report shows it in place of the peer's figures.
+    let peers_on = want("B1") || want("B2");
+    let redis_always = if peers_on {
+        available("Redis always", peers::Redis::start("always"))
     } else {
-        (None, None)
+        Err("not run".into())
     };
+    let redis_everysec = if peers_on {
+        available("Redis everysec", peers::Redis::start("everysec"))
+    } else {
+        Err("not run".into())
+    };
+    let nats = if peers_on {
+        available("NATS JetStream", peers::Nats::start(&args.nats_server))
+    } else {
+        Err("not run".into())
+    };
+    let secs = |x: f64| ms(Duration::from_secs_f64(x));
 
     if want("B1") {
         step("B1 round-trip latency");
         let b1d = society::b1(&bin, "durable", z.latency);
         let b1f = society::b1(&bin, "flushed", z.latency);
-        for (name, s) in [("durable", b1d), ("flushed", b1f)] {
-            targets.push((
-                format!("B1 p50 ≤ 1 ms ({name})"),
-                ms(s.p50),
-                ms_of(s.p50) <= 1.0,
-            ));
-            targets.push((
-                format!("B1 p99 ≤ 5 ms ({name})"),
-                ms(s.p99),
-                ms_of(s.p99) <= 5.0,
-            ));
-        }
-        let peer_lat = |r: &Option<peers::Redis>| r.as_ref().map(|r| r.latency(z.latency));
-        let (ra, rd) = (peer_lat(&r_always), peer_lat(&r_default));
+        let ra = measure(&redis_always, |r| r.latency(z.latency));
+        let re = measure(&redis_everysec, |r| r.latency(z.latency));
+        let js = measure(&nats, |n| n.latency(z.latency));
+        targets.push(versus(
+            "B1 durable p50 ≤ Redis always round trip",
+            b1d.p50.as_secs_f64(),
+            &ra.as_ref()
+                .map(|s| s.p50.as_secs_f64())
+                .map_err(Clone::clone),
+            secs,
+            Goal::NoSlowerThan,
+        ));
+        targets.push((
+            "B1 durable p99 ≤ 2 ms".into(),
+            ms(b1d.p99),
+            Some(ms_of(b1d.p99) <= 2.0),
+        ));
+        let peer = |r: &Result<Summary, String>| r.as_ref().map_or_else(Clone::clone, |s| pp(*s));
         row(
             "B1",
             format!(
@@ -134,7 +149,12 @@ fn main() -> anyhow::Result<()> {
             ),
             pp(b1d),
             pp(b1f),
-            peer2(ra.map(pp), rd.map(pp)),
+            format!(
+                "Redis always: {} · Redis everysec: {} · NATS JetStream: {}",
+                peer(&ra),
+                peer(&re),
+                peer(&js)
+            ),
         );
     }
 
@@ -145,7 +165,7 @@ fn main() -> anyhow::Result<()> {
         targets.push((
             "G1 autonomous decision ≤ 2× a plain message (p50)".into(),
             format!("{ratio:.2}×"),
-            ratio <= 2.0,
+            Some(ratio <= 2.0),
         ));
         row(
             "G1",
@@ -163,28 +183,36 @@ fn main() -> anyhow::Result<()> {
         step("B2 throughput");
         let b2d = society::b2(&bin, "durable", 1, z.burst, z.runs);
         let b2f = society::b2(&bin, "flushed", 1, z.burst, z.runs);
-        let peer_tp = |r: &Option<peers::Redis>| {
-            r.as_ref()
-                .map(|r| stats::median((0..z.runs).map(|_| r.throughput(z.burst)).collect()))
-        };
-        let (ta, td) = (peer_tp(&r_always), peer_tp(&r_default));
-        targets.push((
-            "B2 ≥ 50,000 msg/s to one agent, durable".into(),
-            rate(b2d),
-            b2d >= 50_000.0,
-        ));
-        targets.push((
-            "B2 ≥ 50,000 msg/s to one agent, flushed".into(),
-            rate(b2f),
-            b2f >= 50_000.0,
-        ));
-        if let Some(a) = ta {
-            targets.push((
-                "B2 durable ≥ Redis appendfsync always".into(),
-                format!("{} vs {}", rate(b2d), rate(a)),
-                b2d >= a,
+        let runs = z.runs;
+        let single = measure(&redis_always, |r| {
+            median_of(runs, || r.throughput(z.burst, Worker::OneAtATime))
+        });
+        let batching = measure(&redis_always, |r| {
+            median_of(runs, || r.throughput(z.burst, Worker::Batching))
+        });
+        let everysec_batching = measure(&redis_everysec, |r| {
+            median_of(runs, || r.throughput(z.burst, Worker::Batching))
+        });
+        let js = measure(&nats, |n| median_of(runs, || n.throughput(z.burst)));
+        let b2d100 = society::b2(&bin, "durable", 100, z.burst, z.runs);
+        let b2f100 = society::b2(&bin, "flushed", 100, z.burst, z.runs);
+        for (agents, ours, factor) in [("one agent", b2d, 1.0), ("100 agents", b2d100, 1.5)] {
+            targets.push(versus(
+                format!("B2 durable, {agents} ≥ {factor:.1}× Redis always (batching worker)"),
+                ours,
+                &batching,
+                rate,
+                Goal::AtLeastTimes(factor),
+            ));
+            targets.push(versus(
+                format!("B2 durable, {agents} ≥ {factor:.1}× NATS JetStream (batching worker)"),
+                ours,
+                &js,
+                rate,
+                Goal::AtLeastTimes(factor),
             ));
         }
+        let peer = |r: &Result<f64, String>| r.as_ref().map_or_else(Clone::clone, |x| rate(*x));
         row(
             "B2",
             format!(
@@ -193,10 +221,14 @@ fn main() -> anyhow::Result<()> {
             ),
             rate(b2d),
             rate(b2f),
-            peer2(ta.map(rate), td.map(rate)),
+            format!(
+                "Redis always, one at a time: {} · Redis always, batching: {} · Redis everysec, batching: {} · NATS JetStream, batching: {}",
+                peer(&single),
+                peer(&batching),
+                peer(&everysec_batching),
+                peer(&js)
+            ),
         );
-        let b2d100 = society::b2(&bin, "durable", 100, z.burst, z.runs);
-        let b2f100 = society::b2(&bin, "flushed", 100, z.burst, z.runs);
         row(
             "B2",
             format!(
@@ -205,11 +237,11 @@ fn main() -> anyhow::Result<()> {
             ),
             rate(b2d100),
             rate(b2f100),
-            "-".into(),
+            "compared with the single batching worker above".into(),
         );
     }
 
-    drop((r_always, r_default));
+    drop((redis_always, redis_everysec, nats));
 
     if want("B3") {
         step("B3 recovery");
@@ -219,7 +251,7 @@ fn main() -> anyhow::Result<()> {
             targets.push((
                 format!("B3 p50 ≤ 20 ms ({name})"),
                 ms(s.p50),
-                ms_of(s.p50) <= 20.0,
+                Some(ms_of(s.p50) <= 20.0),
             ));
         }
         let s6 = peers::s6_restart(z.s6_kills);
@@ -246,7 +278,7 @@ fn main() -> anyhow::Result<()> {
         targets.push((
             format!("B4 {} agents ready ≤ 5 s", z.agents),
             format!("{:.2} s", b4.ready.as_secs_f64()),
-            b4.ready <= Duration::from_secs(5),
+            Some(b4.ready <= Duration::from_secs(5)),
         ));
         targets.push((
             "B4 ≤ 5 MiB RSS per idle agent".into(),
@@ -255,12 +287,12 @@ fn main() -> anyhow::Result<()> {
                 b4.rss_kib_per_agent / 1024.0,
                 b4.pss_kib_per_agent / 1024.0
             ),
-            b4.rss_kib_per_agent <= 5.0 * 1024.0,
+            Some(b4.rss_kib_per_agent <= 5.0 * 1024.0),
         ));
         targets.push((
             format!("B4 ≤ 2 % of one core with {} idle agents", z.agents),
             format!("{:.1} %", b4.idle_cpu_percent),
-            b4.idle_cpu_percent <= 2.0,
+            Some(b4.idle_cpu_percent <= 2.0),
         ));
         row(
             "B4",
@@ -338,7 +370,7 @@ fn main() -> anyhow::Result<()> {
             targets.push((
                 format!("B5 status ≤ {limit} ms at {n} folders"),
                 ms(b5.p50),
-                ms_of(b5.p50) <= limit,
+                Some(ms_of(b5.p50) <= limit),
             ));
             row(
                 "B5",
@@ -370,7 +402,7 @@ fn main() -> anyhow::Result<()> {
             targets.push((
                 "B6 flat (p50 with the large inbox ≤ 1.25 × the small)".into(),
                 format!("× {ratio:.2}"),
-                ratio <= 1.25,
+                Some(ratio <= 1.25),
             ));
         }
     }
@@ -405,7 +437,7 @@ fn main() -> anyhow::Result<()> {
                 z.retention
             ),
             format!("largest {} ({})", mib(on.largest.1), on.largest.0),
-            on.largest.1 < 100 << 20,
+            Some(on.largest.1 < 100 << 20),
         ));
     }
 
@@ -418,7 +450,7 @@ fn main() -> anyhow::Result<()> {
         if args.quick { " (quick sizes)" } else { "" }
     )?;
     writeln!(md, "## Machine\n")?;
-    for (k, v) in machine::facts() {
+    for (k, v) in machine::facts(&args.nats_server) {
         writeln!(md, "- {k}: {v}")?;
     }
     writeln!(md, "\n## Results\n")?;
@@ -437,16 +469,18 @@ fn main() -> anyhow::Result<()> {
     writeln!(md, "\n## Targets\n")?;
     writeln!(md, "| target | measured | |\n|---|---|---|")?;
     for (t, m, ok) in &targets {
-        writeln!(
-            md,
-            "| {t} | {m} | {} |",
-            if *ok { "met" } else { "**missed**" }
-        )?;
+        let verdict = match ok {
+            Some(true) => "met",
+            Some(false) => "**missed**",
+            None => "not measured",
+        };
+        writeln!(md, "| {t} | {m} | {verdict} |")?;
     }
-    writeln!(md, "\nWhy the misses: one durable round trip pays about ten fsyncs in sequence (the inbox append; the agent's in-flight and done checkpoints, each file plus directory; its outbox append; the router's write-ahead record, the orchestrator inbox and its cursor), where Redis `always` pays one per command; the gap between the durable and flushed columns of B1 is their cost. Group commit amortises them under load (B2) but not for one message at a time. RSS counts the pages of the shared binary in every process; PSS, which splits them, is what each of 1,000 agents really costs.")?;
+    writeln!(md, "\nWhy the misses: one durable round trip pays about ten fsyncs in sequence (the inbox append; the agent's in-flight and done checkpoints, each file plus directory; its outbox append; the router's write-ahead record, the orchestrator inbox and its cursor), where Redis `always` pays one per pass of its event loop (one per command one at a time, one per pipeline under load) and JetStream with `sync_interval: always` one per stored message; the gap between the durable and flushed columns of B1 is their cost. Group commit amortises them under load (B2) but not for one message at a time. RSS counts the pages of the shared binary in every process; PSS, which splits them, is what each of 1,000 agents really costs.")?;
     writeln!(md, "\n## Method\n")?;
-    writeln!(md, "- B1/B6: the client appends one envelope to the agent's inbox (as `society send` does) and polls the orchestrator inbox's length every 20 µs; the first 20 round trips are warm-up. Redis: LPUSH to `req`, a worker thread BRPOPs it and LPUSHes to `resp`, the client BRPOPs `resp` (one connection each, loopback).")?;
-    writeln!(md, "- B2: the messages are appended to the inbox(es) in one write; the clock stops when every reply is in the orchestrator inbox. Redis: one pipelined batch of LPUSH, the same single worker, the client BRPOPs every reply.")?;
+    writeln!(md, "- Peers, each started by the bench on a free 127.0.0.1 port with a temp dir, removed afterwards. Redis: `redis-server` with the append-only file on and `appendfsync always` (fsync before replying, once per pass of the event loop) or `appendfsync everysec`; requests on the list `req`, replies on `resp`; client and worker each on one connection (crate `redis`). NATS: `nats-server -c` with JetStream on, `store_dir` in the temp dir and `sync_interval: always` (the bench checks `/varz` reports `sync_always`); requests on subject `req` stored in stream `REQ`, replies on `resp` stored in stream `RESP`, both file storage, so that both directions are on disk before they are acknowledged, as society keeps the request in the agent's inbox and the reply in the orchestrator inbox. The NATS worker is a durable pull consumer on `REQ` (ack policy all) pulling up to 256 at a time; it takes what has arrived (blocking for the first, up to 256), publishes every reply with a JetStream publish, awaits their acks, then acks the batch's last request; the client reads `RESP` with an ordered consumer (ephemeral, no acks; a reply is delivered only once stored). Client and worker each have their own connection (crate `async-nats`, one two-thread tokio runtime); the streams are created empty for each run.")?;
+    writeln!(md, "- B1/B6: the client appends one envelope to the agent's inbox (as `society send` does) and polls the orchestrator inbox's length every 20 µs; the first 20 round trips are warm-up. Redis: the client LPUSHes one request to `req` and BRPOPs `resp`; the worker BRPOPs `req` and LPUSHes the reply to `resp`. NATS: the client publishes one request and awaits its ack, the worker handles it (a batch of one), the client receives the reply. Same count and warm-up for the peers.")?;
+    writeln!(md, "- B2: the messages are appended to the inbox(es) in one write; the clock stops when every reply is in the orchestrator inbox. Redis: the client sends every request as one pipeline of LPUSH. \"One at a time\": the B1 worker, and the client BRPOPs the replies one by one. \"Batching\": the worker BLMPOPs `req` (RIGHT, COUNT 256, blocking for the first) and LPUSHes the batch's replies in one pipeline; the client drains `resp` with BLMPOP COUNT 256. NATS: the client publishes every request back to back with all of their acks in flight (`max_ack_inflight` = the burst), awaits the acks while it reads every reply, and the clock stops at the last reply. The 100-agent society figures are compared with the same single-worker peer figures (one Redis list or one JetStream consumer, one batching worker), not with 100 peer workers.")?;
     writeln!(md, "- B3: a keep-alive agent whose brain takes 2 ms per message, 30 messages queued before each kill; SIGKILL while it reports `running`; the clock stops at the first `message_handled` of a newer generation (restart + resume of the in-flight message). Restart policy for the run: `backoff_initial = 1ms`, `burst = 100000` (a measurement of restart speed, not of the crash-loop rule). s6: `s6-supervise` on a `sleep` service, from SIGKILL to the new pid in `s6-svstat`.")?;
     writeln!(md, "- B4: RSS is the sum of `VmRSS` of the agent processes divided by their number (PSS from `smaps_rollup`, which splits the pages of the shared binary between the processes that share them); CPU is utime+stime of the supervisor and every agent over the window, after a 2 s settle.")?;
     writeln!(md, "- B5: dormant folders (config + checkpoint); wall time of the whole `society status --json` process.")?;
@@ -454,6 +488,67 @@ fn main() -> anyhow::Result<()> {
     std::fs::write(&args.out, md)?;
     eprintln!("wrote {}", args.out.display());
     Ok(())
+}
+
+/// A started peer, or why it is missing (also said on stderr at once).
+fn available<P>(name: &str, started: anyhow::Result<P>) -> Result<P, String> {
+    started.map_err(|e| {
+        eprintln!("  {name} unavailable: {e:#}");
+        format!("n/a ({e:#})")
+    })
+}
+
+/// One figure from a peer, or why there is none.
+fn measure<P, T>(
+    peer: &Result<P, String>,
+    run: impl FnOnce(&P) -> anyhow::Result<T>,
+) -> Result<T, String> {
+    let peer = peer.as_ref().map_err(Clone::clone)?;
+    run(peer).map_err(|e| {
+        eprintln!("  peer measurement failed: {e:#}");
+        format!("failed ({e:#})")
+    })
+}
+
+/// Median of `runs` throughput measurements.
+fn median_of(runs: usize, mut run: impl FnMut() -> anyhow::Result<f64>) -> anyhow::Result<f64> {
+    Ok(stats::median(
+        (0..runs).map(|_| run()).collect::<anyhow::Result<_>>()?,
+    ))
+}
+
+/// What a target asks of society's figure against a peer's.
+enum Goal {
+    /// A time no longer than the peer's.
+    NoSlowerThan,
+    /// A rate at least this many times the peer's.
+    AtLeastTimes(f64),
+}
+
+/// A target row comparing society (`ours`) with a peer: both figures and
+/// their ratio, ours / theirs; "not measured" when the peer is missing.
+fn versus(
+    target: impl Into<String>,
+    ours: f64,
+    theirs: &Result<f64, String>,
+    unit: impl Fn(f64) -> String,
+    goal: Goal,
+) -> (String, String, Option<bool>) {
+    match theirs {
+        Ok(theirs) => {
+            let ratio = ours / theirs;
+            let met = match goal {
+                Goal::NoSlowerThan => ours <= *theirs,
+                Goal::AtLeastTimes(factor) => ratio >= factor,
+            };
+            (
+                target.into(),
+                format!("{} vs {} ({ratio:.2}×)", unit(ours), unit(*theirs)),
+                Some(met),
+            )
+        }
+        Err(why) => (target.into(), format!("{} vs {why}", unit(ours)), None),
+    }
 }
 
 /// `a / b` of two durations.

@@ -414,11 +414,8 @@ fn verify(
         }
     }
     report.push("every case was approved by the orchestrator and is resolved".into());
-    let ckpt: society_core::state::AgentCheckpoint = atomic::read_json(
-        &layout.agent(&AgentId::new(VICTIM)?).checkpoint(),
-        "checkpoint",
-    )?
-    .unwrap_or_default();
+    let ckpt = society_core::state::AgentCheckpoint::read(&layout.agent(&AgentId::new(VICTIM)?))?
+        .unwrap_or_default();
     if ckpt.generation <= killed_gen {
         return Err(coded(
             Code::CheckFailed,

@@ -3,7 +3,7 @@
 //! documented exit code before anything is written, and outputs the router
 //! cannot deliver are dead-lettered in the sender's folder.
 
-use crate::support::{read_json, system_events, wait_reply, BIN, ECHO_TOML};
+use crate::support::{agent_state, read_json, system_events, wait_reply, BIN, ECHO_TOML};
 use serde_json::{json, Value};
 use society_core::lock::{self, LockState};
 use society_testkit::{records, wait_until, Society};
@@ -75,7 +75,7 @@ fn malformed_inbox_lines_are_dead_lettered_and_skipped() {
     // (The reply can be routed before the agent saves its cursor: wait for it.)
     assert_eq!(s.agent_pid("echo"), Some(pid));
     let ck = wait_until(Duration::from_secs(10), "echo's cursor at the end", || {
-        let ck = read_json(&echo.checkpoint())?;
+        let ck = agent_state(&echo)?;
         let len = std::fs::metadata(echo.inbox()).ok()?.len();
         (ck["inbox_offset"] == len).then_some(ck)
     });
@@ -373,7 +373,7 @@ fn torn_inbox_tail_does_not_start_a_dormant_agent() {
         0,
         "a torn tail is not mail: no agent_started after it"
     );
-    assert_eq!(read_json(&lazy.checkpoint()).unwrap()["generation"], 1);
+    assert_eq!(agent_state(&lazy).unwrap()["generation"], 1);
 
     // Once another writer completes the line it is real (bad) mail.
     let second = s.ok(&["send", "lazy", "again"]);

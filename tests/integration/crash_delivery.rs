@@ -2,7 +2,7 @@
 //! are SIGKILLed at the worst moments, and the logs must still hold every
 //! message exactly once.
 
-use crate::support::{read_json, wait_reply, BIN, ECHO_TOML};
+use crate::support::{agent_state, read_json, wait_reply, BIN, ECHO_TOML, SOON};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::{json, Value};
@@ -111,7 +111,7 @@ fn alive(pid: u32) -> bool {
 }
 
 fn handled(agent: &AgentPaths) -> u64 {
-    read_json(&agent.checkpoint()).map_or(0, |c| c["handled"].as_u64().unwrap_or(0))
+    agent_state(&agent).map_or(0, |c| c["handled"].as_u64().unwrap_or(0))
 }
 
 /// Does the outbox hold a reply to `id`?
@@ -330,7 +330,7 @@ fn exactly_one_reply_under_repeated_sigkill() {
     // The checkpoint, final now that the worker stopped: one generation per
     // process, nothing in flight, every message handled once, nothing
     // dead-lettered, cursor at the end.
-    let ck = read_json(&worker.checkpoint()).unwrap();
+    let ck = agent_state(&worker).unwrap();
     let gens = ck["generation"].as_u64().unwrap();
     assert_eq!(
         gens,
@@ -610,7 +610,7 @@ fn supervisor_sigkill_adoption() {
         "the new supervisor started a twin: {restarted:?}"
     );
     for paths in [&steady, &slow] {
-        assert_eq!(read_json(&paths.checkpoint()).unwrap()["generation"], 1);
+        assert_eq!(agent_state(&paths).unwrap()["generation"], 1);
     }
 
     assert!(s.stop_supervisor().success());
@@ -637,10 +637,12 @@ brain = "echo"
 keep_alive = true
 "#;
 
-/// At least this many supervisor kills, and more until two of them
+/// At least this many supervisor kills, and more until one of them
 /// interrupted a routing batch (seen as `batch_recovery` on restart).
 const MIN_ROUTER_KILLS: usize = 5;
 const MAX_ROUTER_ROUNDS: usize = 25;
+/// Messages per round: enough that routing their replies takes a while.
+const ROUND: usize = 150;
 
 #[test]
 fn supervisor_sigkill_mid_routing() {
@@ -656,28 +658,38 @@ fn supervisor_sigkill_mid_routing() {
     };
     let mut sent = Vec::new();
     let (mut rounds, mut kills) = (0, 0);
-    while kills < MIN_ROUTER_KILLS || recoveries(&s) < 2 {
+    // One recovery at least: a kill that interrupted a batch (the narrow
+    // window right after a batch landed ahead of its checkpoint has its own
+    // test, `supervisor_killed_after_a_batch_landed_ahead_of_its_checkpoint`).
+    while kills < MIN_ROUTER_KILLS || recoveries(&s) < 1 {
         assert!(
             rounds < MAX_ROUTER_ROUNDS,
             "{rounds} rounds, {kills} supervisor kills, and only {} interrupted a batch",
             recoveries(&s)
         );
         rounds += 1;
-        for n in 0..60 {
+        for n in 0..ROUND {
             let to = if n % 2 == 0 { "left" } else { "right" };
             sent.push(append_message(&s, to, json!({ "n": n, "round": rounds })));
         }
         // Kill while a batch is written ahead (`pending` in the router's
-        // checkpoint) but not yet committed. The window is a few appends
-        // with fsyncs long, so poll fast; if this round's replies all got
-        // through first, try again with the next round.
+        // checkpoint) but not yet committed, or while this round's replies
+        // are being routed (most batches land without a write-ahead record
+        // of their own, found after the checkpoint's `ahead` lengths). The
+        // window is a few appends with fsyncs long, so poll fast; if this
+        // round's replies all got through first, try again with the next.
         let deadline = Instant::now() + Duration::from_secs(30);
+        let before = sent.len() - ROUND;
         let in_batch = loop {
             if read_json(&checkpoint).is_some_and(|c| !c["pending"].is_null()) {
                 break true;
             }
-            if records(&orchestrator).len() >= sent.len() {
+            let routed = records(&orchestrator).len();
+            if routed >= sent.len() {
                 break false;
+            }
+            if routed > before {
+                break true;
             }
             assert!(
                 Instant::now() < deadline,
@@ -704,7 +716,7 @@ fn supervisor_sigkill_mid_routing() {
     assert!(s.stop_supervisor().success());
     // Final now that everything stopped.
     for id in ["left", "right"] {
-        let ck = read_json(&s.agent(id).checkpoint()).unwrap();
+        let ck = agent_state(&s.agent(id)).unwrap();
         assert_eq!(ck["generation"], 1, "{id} was never restarted");
         assert_eq!(ck["handled"], (sent.len() / 2) as u64);
     }
@@ -799,7 +811,7 @@ fn dead_letter_written_once_under_sigkill() {
         // Between a dead letter and the cursor advance past its line.
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let cursor = read_json(&sink.checkpoint()).and_then(|c| c["inbox_offset"].as_u64());
+            let cursor = agent_state(&sink).and_then(|c| c["inbox_offset"].as_u64());
             let last = last_record(&sink.deadletter()).and_then(|r| r["offset"].as_u64());
             if let (Some(cursor), Some(last)) = (cursor, last) {
                 if last >= cursor {
@@ -821,7 +833,7 @@ fn dead_letter_written_once_under_sigkill() {
         );
         // The rest of the burst is consumed before the next round.
         wait_until(Duration::from_secs(30), "the burst to be consumed", || {
-            let ck = read_json(&sink.checkpoint())?;
+            let ck = agent_state(&sink)?;
             (ck["inbox_offset"].as_u64()? == std::fs::metadata(sink.inbox()).ok()?.len())
                 .then_some(())
         });
@@ -835,7 +847,7 @@ fn dead_letter_written_once_under_sigkill() {
     let twice: Vec<_> = per_offset.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "lines dead-lettered twice: {twice:?}");
     assert_eq!(dead.len(), bad, "one record per bad line");
-    let ck = read_json(&sink.checkpoint()).unwrap();
+    let ck = agent_state(&sink).unwrap();
     assert_eq!(ck["dead_lettered"], bad as u64);
     assert_eq!(ck["generation"], kills as u64 + 1);
     let orchestrator = s.layout().orchestrator_inbox();
@@ -872,9 +884,8 @@ fn a_lost_in_flight_record_writes_no_output_twice() {
     s.start_supervisor();
     wait_reply(&s, &second);
     s.stop_supervisor();
-    assert!(echo.in_flight().exists(), "the record the cut will lose");
     std::fs::write(echo.checkpoint(), &before).unwrap();
-    std::fs::remove_file(echo.in_flight()).unwrap();
+    std::fs::remove_file(echo.live_checkpoint()).unwrap();
 
     s.start_supervisor();
     wait_until(Duration::from_secs(20), "the message handled again", || {
@@ -887,4 +898,51 @@ fn a_lost_in_flight_record_writes_no_output_twice() {
         &[first.clone(), second.clone()],
     );
     assert_exactly_one_reply_each(&replies_by_input(&inbox), &[first, second]);
+}
+
+/// A batch whose destinations' lengths are in the saved checkpoint (`ahead`)
+/// is routed without a write-ahead record of its own. A supervisor killed
+/// right after such a batch landed, before its cursor was saved: the next
+/// one finds the records after those lengths and routes every line once.
+#[test]
+fn supervisor_killed_after_a_batch_landed_ahead_of_its_checkpoint() {
+    let mut s = Society::new(BIN, ECHO_TOML);
+    s.start_supervisor();
+    let first = cli_send(&s, "echo", json!({"n": 0}), &[]);
+    wait_reply(&s, &first);
+    let checkpoint = s.layout().supervisor_checkpoint();
+    let inbox = s.layout().orchestrator_inbox();
+    wait_until(SOON, "the reply's destinations recorded ahead", || {
+        let ck = read_json(&checkpoint)?;
+        let ahead = ck["ahead"].as_object()?;
+        ahead.contains_key(inbox.to_str().unwrap()).then_some(())
+    });
+    s.stop_supervisor();
+    s.start_supervisor_with(&[("SOCIETY_FAULTS", "supervisor.batch.landed_ahead")]);
+    let mut sent = vec![first];
+    sent.extend((1..=5).map(|n| append_message(&s, "echo", json!({ "n": n }))));
+    wait_until(SOON, "the supervisor to die after a batch landed", || {
+        s.supervisor_exited().then_some(())
+    });
+    let landed = replies_by_input(&inbox).len();
+    assert!(landed >= 2, "a reply landed before the crash: {landed}");
+    s.start_supervisor();
+    wait_until(SOON, "a reply to every message", || {
+        (replies_by_input(&inbox).len() >= sent.len()).then_some(())
+    });
+    assert!(s.stop_supervisor().success());
+    assert_exactly_one_reply_each(&replies_by_input(&inbox), &sent);
+    assert_eq!(assert_unique_ids(&inbox), sent.len());
+    assert_eq!(
+        assert_unique_ids(&s.layout().agent_to_agent()),
+        2 * sent.len(),
+        "the mirror holds each input and each reply once"
+    );
+    let recovered = records(&s.layout().supervisor_activity())
+        .into_iter()
+        .any(|r| r["event"] == "batch_recovery" && r["sources"] == 1);
+    assert!(
+        recovered,
+        "the second supervisor routed the outbox against what landed"
+    );
 }

@@ -169,6 +169,11 @@ brain = "echo"
     fsck_clean(&s);
 }
 
+/// While `checkpoint.json` cannot be written (a directory in its place), a
+/// batch to a destination the saved checkpoint knows (`ahead`) still lands,
+/// and `status` says what is wrong; a batch that needs its write-ahead
+/// record (a new case log) waits. After a crash with the checkpoint of
+/// before the fault, everything is routed once.
 #[test]
 fn a_write_ahead_that_fails_stops_its_batch() {
     let mut s = Society::new(BIN, "[[agent]]\nid = \"e1\"\nbrain = \"echo\"\n");
@@ -178,8 +183,15 @@ fn a_write_ahead_that_fails_stops_its_batch() {
     wait_until(SOON, "the warm-up reply", || {
         (replies_to(&inbox, &warm) == 1).then_some(())
     });
-    // checkpoint.json cannot be replaced while it is a directory.
     let ckpt = s.layout().supervisor_checkpoint();
+    wait_until(SOON, "the orchestrator's inbox recorded ahead", || {
+        let v: Value = serde_json::from_slice(&std::fs::read(&ckpt).ok()?).ok()?;
+        v["ahead"]
+            .get(inbox.to_str().unwrap())
+            .is_some()
+            .then_some(())
+    });
+    // checkpoint.json cannot be replaced while it is a directory.
     let aside = ckpt.with_extension("aside");
     // The supervisor may write a new checkpoint between the rename and the
     // mkdir: then set the newer one aside and try again.
@@ -191,32 +203,48 @@ fn a_write_ahead_that_fails_stops_its_batch() {
             Err(e) => panic!("mkdir {}: {e}", ckpt.display()),
         }
     });
-    let id = s.ok(&["send", "e1", "during the fault"]);
-    wait_until(SOON, "e1's reply in its outbox", || {
-        (replies_to(&s.agent("e1").outbox(), &id) == 1).then_some(())
+    let plain = s.ok(&["send", "e1", "during the fault"]);
+    wait_until(SOON, "the reply routed ahead of its checkpoint", || {
+        (replies_to(&inbox, &plain) == 1).then_some(())
     });
-    wait_until(SOON, "the supervisor to report the failing writes", || {
+    let trouble = wait_until(SOON, "the supervisor to report the failing writes", || {
+        let t = supervisor_status(&s)["trouble"].clone();
+        t.is_object().then_some(t)
+    });
+    assert!(
+        trouble["error"]
+            .as_str()
+            .unwrap()
+            .contains("checkpoint.json"),
+        "{trouble}"
+    );
+    let cased = s.ok(&["send", "e1", "on a new case", "--case", "c-fault"]);
+    wait_until(SOON, "e1's reply in its outbox", || {
+        (replies_to(&s.agent("e1").outbox(), &cased) == 1).then_some(())
+    });
+    wait_until(SOON, "the batch waiting for its write-ahead record", || {
         supervisor_status(&s)["trouble"]["stalled"]
             .as_u64()
             .filter(|n| *n > 0)
     });
     assert_eq!(
-        replies_to(&inbox, &id),
+        replies_to(&inbox, &cased),
         0,
         "without its write-ahead record the batch must not be appended"
     );
     // A crash now, with the checkpoint back as it was before the fault:
-    // the batch is routed from the old cursor, once.
+    // both replies are routed from the old cursor, once.
     s.kill_supervisor();
     std::fs::remove_dir(&ckpt).unwrap();
     std::fs::rename(&aside, &ckpt).unwrap();
     s.start_supervisor();
     wait_until(SOON, "the reply", || {
-        (replies_to(&inbox, &id) == 1).then_some(())
+        (replies_to(&inbox, &cased) == 1).then_some(())
     });
     s.stop_supervisor();
-    assert_eq!(replies_to(&inbox, &id), 1);
     assert_eq!(replies_to(&inbox, &warm), 1);
+    assert_eq!(replies_to(&inbox, &plain), 1);
+    assert_eq!(replies_to(&inbox, &cased), 1);
     fsck_clean(&s);
 }
 

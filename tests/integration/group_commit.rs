@@ -5,7 +5,7 @@
 //! line against what the batch already wrote.
 
 use crate::support::BIN;
-use serde_json::{json, Value};
+use serde_json::json;
 use society_core::jsonl::{Appender, Durability};
 use society_core::{Envelope, Party};
 use society_testkit::{records, wait_until, Society};
@@ -123,9 +123,7 @@ fn bursts_survive_sigkill_mid_batch_exactly_once() {
         window >= 1,
         "no kill landed between a batch's outbox write and its checkpoint"
     );
-    let ckpt: Value =
-        serde_json::from_slice(&std::fs::read(s.agent("echo").checkpoint()).expect("ckpt"))
-            .expect("json");
+    let ckpt = crate::support::agent_state(&s.agent("echo")).expect("ckpt");
     assert!(ckpt.get("replay").is_none(), "replay finished: {ckpt}");
     eprintln!("{} messages, {kills} kills ({window} after the batch's outbox write), {resumed} resumed mid-batch, {batched} handled in batches", sent.len());
     s.stop_supervisor();

@@ -51,10 +51,9 @@ fn matching(path: &Path, event: Option<&str>, field: &str, value: &str) -> Vec<V
 /// Has the agent consumed its whole inbox (cursor at the end of the file)?
 fn inbox_consumed(s: &Society, agent: &str) -> bool {
     let paths = s.agent(agent);
-    let Ok(bytes) = std::fs::read(paths.checkpoint()) else {
+    let Some(ckpt) = crate::support::agent_state(&paths) else {
         return false;
     };
-    let ckpt: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     let len = std::fs::metadata(paths.inbox()).map_or(0, |m| m.len());
     ckpt["inbox_offset"].as_u64() == Some(len)
 }

@@ -835,7 +835,8 @@ fn a_folder_just_claimed_is_not_taken_by_the_next_spawn_before_it_has_worked() {
     let first = spawn(&s);
     // Its claim consumed, its process gone: only the claim keeps it.
     wait_until(SOON, "the first folder idle and unlocked", || {
-        let handled = read(&s.agent(&first).checkpoint())["handled"] == 1;
+        let handled =
+            crate::support::agent_state(&s.agent(&first)).unwrap_or_default()["handled"] == 1;
         (handled && crate::support::lock_free(&s.agent(&first).lock())).then_some(())
     });
     let second = spawn(&s);
@@ -857,7 +858,8 @@ fn a_folder_just_claimed_is_not_taken_by_the_next_spawn_before_it_has_worked() {
     // Once it has worked and is idle again, it is reusable.
     s.ok(&["send", &first, "--type", "contract_review", "nda"]);
     wait_until(SOON, "the first folder worked and idle", || {
-        let handled = read(&s.agent(&first).checkpoint())["handled"] == 2;
+        let handled =
+            crate::support::agent_state(&s.agent(&first)).unwrap_or_default()["handled"] == 2;
         (handled && crate::support::lock_free(&s.agent(&first).lock())).then_some(())
     });
     let out = s.ok(&[

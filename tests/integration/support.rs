@@ -11,7 +11,7 @@ mod waits;
 use std::time::Duration;
 
 pub use cli::{code, json_of, paste, readme_block};
-pub use logs::{read_json, replies_to, system_events, wait_reply};
+pub use logs::{agent_state, read_json, replies_to, system_events, wait_reply};
 pub use processes::{lock_free, wait_exit, Reaped};
 pub use societies::ECHO_TOML;
 pub use waits::wait_quiet;

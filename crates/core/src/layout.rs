@@ -387,10 +387,11 @@ impl AgentPaths {
     pub fn checkpoint(&self) -> PathBuf {
         self.dir.join("checkpoint.json")
     }
-    /// The in-flight record of the message being handled (format 2): written
-    /// before each message without fsync, merged into the checkpoint on read.
-    pub fn in_flight(&self) -> PathBuf {
-        self.dir.join("inflight.json")
+    /// The live checkpoint (format 2): the agent's state after every step,
+    /// written without fsync; `checkpoint.json` is the fsynced copy, written
+    /// when the agent settles. Readers take the newer (`seq`).
+    pub fn live_checkpoint(&self) -> PathBuf {
+        self.dir.join("checkpoint.live.json")
     }
     pub fn inbox(&self) -> PathBuf {
         self.dir.join(names::INBOX)

@@ -55,8 +55,8 @@ pub use layout::{AgentPaths, Layout};
 pub const FORMAT_VERSION: u32 = 2;
 /// The oldest format this binary reads: a format-1 tree is upgraded in
 /// place (its `format.json` rewritten) the first time it is opened for
-/// writing. Format 2 keeps the in-flight record in `inflight.json`, which
-/// a format-1 binary would not see.
+/// writing. In format 2 an agent's current state is in
+/// `checkpoint.live.json`, which a format-1 binary would not see.
 pub const OLDEST_FORMAT: u32 = 1;
 
 /// The envelope version carried in every message (`"v":1`).

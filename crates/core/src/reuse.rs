@@ -59,6 +59,7 @@ const KEPT_PREFIXES: &[&str] = &["memory."];
 const CONTINUED: &[&str] = &[
     "process.lock",
     "checkpoint.json",
+    "checkpoint.live.json",
     "status.json",
     "inbox.jsonl",
     "outbox.jsonl",
@@ -81,11 +82,17 @@ pub enum Class {
 pub fn class_of(name: &str) -> Class {
     if KEPT.contains(&name) || KEPT_PREFIXES.iter().any(|p| name.starts_with(p)) {
         Class::Kept
-    } else if CONTINUED.contains(&name) {
+    } else if CONTINUED.contains(&name) || is_scratch(name) {
         Class::Continued
     } else {
         Class::Engagement
     }
+}
+
+/// A state file's scratch file (`.<name>.tmp`, see `atomic`): it goes with
+/// its file.
+fn is_scratch(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(".tmp")
 }
 
 /// The name of the archive of engagement `n`, ended on `date` (`yyyy-mm-dd`).
@@ -371,6 +378,8 @@ mod tests {
         for cont in [
             "inbox.jsonl",
             "checkpoint.json",
+            "checkpoint.live.json",
+            ".checkpoint.json.tmp",
             "process.lock",
             "costs.jsonl",
         ] {

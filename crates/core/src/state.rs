@@ -217,9 +217,13 @@ pub struct AgentCheckpoint {
     /// in the same write that consumes each message, never reset by reuse.
     #[serde(default, skip_serializing_if = "crate::reuse::Experience::is_empty")]
     pub experience: crate::reuse::Experience,
+    /// Counts every write of the agent's state (live or fsynced): the
+    /// newer of the two files has the greater `seq`. Absent in format 1.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub seq: u64,
     /// The outbox's length when this checkpoint was written: outputs found
-    /// after it belong to a message this checkpoint does not count handled
-    /// (an attempt whose in-flight record a power cut lost), and a new
+    /// after it belong to messages this checkpoint does not count handled
+    /// (by a process whose live checkpoint a power cut lost), and a new
     /// attempt skips them. Absent in format 1: nothing is skipped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outbox_end: Option<u64>,
@@ -270,30 +274,45 @@ pub struct Replay {
 }
 
 impl AgentCheckpoint {
-    /// Reads `checkpoint.json` with the in-flight record of `inflight.json`
-    /// merged in; `Ok(None)` if there is no checkpoint.
+    /// The agent's state as its next process would resume it: the newer
+    /// (by `seq`) of `checkpoint.json` and `checkpoint.live.json`; `Ok(None)`
+    /// if there is no `checkpoint.json`.
     ///
-    /// The agent records a message in flight in `inflight.json` (not
-    /// fsynced: an attempt a power cut forgets is only counted once less)
-    /// and writes `checkpoint.json` when the message is done. The record
-    /// counts only while it names the line at the cursor. It is the newer
-    /// of the two: a checkpoint saved with a record in flight (a failed
-    /// attempt's error, a deferral) writes `inflight.json` first.
+    /// The agent writes its state after every step into the live file,
+    /// without fsync (it survives a killed process, not a power cut), and
+    /// the fsynced `checkpoint.json` when it settles: caught up for a moment,
+    /// after a second of continuous work, and when it stops. After a power
+    /// cut the live file may be older than `checkpoint.json`, or unreadable:
+    /// then `checkpoint.json` stands, the messages after its cursor are
+    /// handled again, and their outputs, already in the outbox after
+    /// `outbox_end`, are not written twice.
     pub fn read(paths: &crate::AgentPaths) -> Result<Option<AgentCheckpoint>, crate::FormatError> {
-        let Some(mut ckpt) =
+        let Some(durable) =
             crate::atomic::read_json::<AgentCheckpoint>(&paths.checkpoint(), "agent checkpoint")?
         else {
             return Ok(None);
         };
-        // Unreadable (a power cut while it was written): no record.
-        let loose = crate::atomic::read_json::<InFlight>(&paths.in_flight(), "in-flight record")
-            .ok()
-            .flatten()
-            .filter(|f| f.offset == ckpt.inbox_offset && f.seg == ckpt.inbox_seg);
-        if loose.is_some() {
-            ckpt.in_flight = loose;
+        let live = crate::atomic::read_json::<AgentCheckpoint>(
+            &paths.live_checkpoint(),
+            "live agent checkpoint",
+        )
+        .ok()
+        .flatten()
+        .filter(|l| l.seq > durable.seq);
+        Ok(Some(live.unwrap_or(durable)))
+    }
+
+    /// Writes `checkpoint.json` (fsynced) for a writer other than the agent
+    /// (`spawn`, `fsck --repair`), and removes the live file, which would
+    /// otherwise stand over it.
+    pub fn write_durable(&self, paths: &crate::AgentPaths) -> Result<(), crate::IoError> {
+        crate::atomic::write_json(&paths.checkpoint(), self, true)?;
+        match std::fs::remove_file(paths.live_checkpoint()) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(crate::IoError::new("remove", paths.live_checkpoint(), e))
+            }
+            _ => Ok(()),
         }
-        Ok(Some(ckpt))
     }
 
     pub fn remember(&mut self, id: MsgId) {
@@ -328,10 +347,6 @@ pub struct InFlight {
     /// starts before this time (RFC 3339), in this process or the next.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_before: Option<String>,
-    /// The inbox segment `offset` is in (absent: 0), so a record left from
-    /// before a rotation never names a line of the new file.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub seg: u64,
 }
 
 /// What a live agent process says it is doing.

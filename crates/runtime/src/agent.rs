@@ -33,6 +33,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Caught up for this long: the live checkpoint is copied to the fsynced
+/// `checkpoint.json` (see `AgentCheckpoint::read`).
+const SETTLE_IDLE: Duration = Duration::from_millis(20);
+/// Working without a pause for this long: settled all the same.
+const SETTLE_BUSY: Duration = Duration::from_secs(1);
+
 /// Why an agent process could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
@@ -131,6 +137,8 @@ pub fn run_agent(folder: &Path) -> Result<AgentExit, AgentError> {
     })?;
     let mut ckpt = load_checkpoint(&paths)?;
     ckpt.generation += 1;
+    // Written fsynced, so it is the newer of the two files.
+    ckpt.seq += 1;
     let gen = ckpt.generation;
     let durable = cfg.policy.durability == society_core::jsonl::Durability::Durable;
     // A full disk at startup: wait for room (holding the folder) rather than
@@ -145,12 +153,12 @@ pub fn run_agent(folder: &Path) -> Result<AgentExit, AgentError> {
     if let Err(e) = lock.write_info(&LockInfo::me(started.clone(), gen)) {
         tracing::error!(error = %e, "cannot describe this process in process.lock");
     }
-    // A record the previous process left may name the cursor line.
-    let loose = Some((ckpt.inbox_seg, ckpt.inbox_offset));
     let mut agent = Agent {
         layout: retention::layout_of(&paths),
         attempt_on_disk: None,
-        resume_offset: ckpt.inbox_offset,
+        seen_before: (ckpt.inbox_seg, delivery::file_len(&paths.inbox())?),
+        unsettled: false,
+        last_settle: Instant::now(),
         activity: Log::open(&paths.activity(), cfg.id.as_str(), gen)?,
         outbox: Appender::open(
             &paths.outbox(),
@@ -182,7 +190,6 @@ pub fn run_agent(folder: &Path) -> Result<AgentExit, AgentError> {
         brain,
         gov: governance::Gov::default(),
         meta_dirty: true,
-        loose_in_flight: loose,
         _lock: lock,
     };
     agent.activity.event(
@@ -197,6 +204,12 @@ pub fn run_agent(folder: &Path) -> Result<AgentExit, AgentError> {
     }
     agent.beat(true);
     let how = agent.run(&signals.wake)?;
+    if agent.unsettled {
+        if let Err(e) = agent.settle() {
+            // The live file holds the state: nothing is lost, unless power is.
+            tracing::error!(error = %e, "cannot write checkpoint.json on the way out");
+        }
+    }
     agent.set_state(LiveState::Stopping, None);
     let reason = match how {
         AgentExit::Idle => {
@@ -311,9 +324,14 @@ pub(crate) struct Agent {
     /// The attempt this process last recorded in flight (to give it back
     /// if a failed write, not the message, ends it).
     attempt_on_disk: Option<(society_core::MsgId, u32)>,
-    /// The inbox cursor this process started from: the only line whose
-    /// dead letter an earlier generation may already have written.
-    resume_offset: u64,
+    /// The inbox (segment, length) when this process started: lines after
+    /// its cursor and before that length may have been handled, and their
+    /// dead letters written, by an earlier generation whose last steps a
+    /// power cut took from the checkpoint.
+    seen_before: (u64, u64),
+    /// The live checkpoint is ahead of `checkpoint.json`.
+    unsettled: bool,
+    last_settle: Instant,
     cfg: AgentConfig,
     paths: AgentPaths,
     ckpt: AgentCheckpoint,
@@ -329,10 +347,7 @@ pub(crate) struct Agent {
     gov: governance::Gov,
     /// `metadata.json` lags the checkpoint's counts (written when caught up).
     meta_dirty: bool,
-    /// The inbox line (segment, offset) `inflight.json` names, if this
-    /// process wrote it: removed when that line stops being in flight
-    /// without the cursor moving past it.
-    loose_in_flight: Option<(u64, u64)>,
+
     _lock: HeldLock,
 }
 
@@ -348,6 +363,12 @@ impl Agent {
                 Ok(Work::Done) => {
                     pause = IoPause::default();
                     last_work = Instant::now();
+                    // Busy for a while: bound what a power cut takes back.
+                    if self.unsettled && self.last_settle.elapsed() >= SETTLE_BUSY {
+                        if let Err(e) = self.settle() {
+                            self.settle_failed(e.into(), &mut pause)?;
+                        }
+                    }
                     continue;
                 }
                 Ok(Work::Nothing) => {
@@ -381,9 +402,20 @@ impl Agent {
             if !self.cfg.keep_alive {
                 wait = wait.min(self.cfg.policy.idle_exit - idle_for);
             }
+            // Caught up: settle once nothing more has come for a moment (a
+            // message every millisecond keeps it unsettled, and the fsync
+            // off the messages' path).
+            if self.unsettled {
+                wait = wait.min(SETTLE_IDLE);
+            }
             // Any outcome — a wake-up, a timeout, a stop — leads back to the checks above.
-            let _ = wake.recv_timeout(wait);
+            let woke = wake.recv_timeout(wait).is_ok();
             while wake.try_recv().is_ok() {}
+            if !woke && self.unsettled {
+                if let Err(e) = self.settle() {
+                    self.settle_failed(e.into(), &mut pause)?;
+                }
+            }
             self.beat(false);
         }
     }
@@ -441,11 +473,20 @@ impl Agent {
         {
             f.attempt = f.attempt.saturating_sub(1);
         }
-        self.resume_offset = ckpt.inbox_offset;
-        self.loose_in_flight = Some((ckpt.inbox_seg, ckpt.inbox_offset));
+        self.seen_before = (ckpt.inbox_seg, delivery::file_len(&self.paths.inbox())?);
         self.ckpt = ckpt;
         self.beat(true);
         Ok(())
+    }
+
+    /// `checkpoint.json` could not be written: an I/O failure waits like
+    /// any other (the live file still holds the state); anything else ends
+    /// the process.
+    fn settle_failed(&mut self, err: AgentError, pause: &mut IoPause) -> Result<(), AgentError> {
+        if err.is_io() {
+            return self.recover_from_io(&err, pause);
+        }
+        Err(err)
     }
 
     fn stopping(&self) -> bool {

@@ -32,7 +32,7 @@ pub fn provision(
     };
     paths.create()?;
     if !paths.checkpoint().exists() {
-        atomic::write_json(&paths.checkpoint(), &AgentCheckpoint::default(), true)?;
+        AgentCheckpoint::default().write_durable(&paths)?;
     }
     if outcome != Provisioned::Unchanged {
         atomic::write_json(&paths.config(), cfg, true)?;

@@ -63,14 +63,22 @@ pub fn inbox_depth(paths: &society_core::AgentPaths) -> u64 {
     struct Cursor {
         #[serde(default)]
         inbox_offset: u64,
+        #[serde(default)]
+        seq: u64,
     }
+    let read = |path: &std::path::Path| {
+        society_core::atomic::read_json::<Cursor>(path, "checkpoint")
+            .ok()
+            .flatten()
+    };
     let len = std::fs::metadata(paths.inbox()).map_or(0, |m| m.len());
-    let Some(c) = society_core::atomic::read_json::<Cursor>(&paths.checkpoint(), "checkpoint")
-        .ok()
-        .flatten()
-    else {
+    let Some(durable) = read(&paths.checkpoint()) else {
         return len;
     };
+    // The newer of the two (see `AgentCheckpoint::read`).
+    let c = read(&paths.live_checkpoint())
+        .filter(|l| l.seq > durable.seq)
+        .unwrap_or(durable);
     // A live file shorter than the cursor was rotated after the checkpoint
     // (an agent killed in between): all of it is unread. (Listing the
     // segments to be sure would cost a directory read per pick.)

@@ -183,6 +183,10 @@ pub fn run_supervisor(layout: &Layout, opts: Options) -> Result<(), SupervisorEr
         paced: HashMap::new(),
         removing: BTreeMap::new(),
         ckpt_dirty: false,
+        recent_dests: Default::default(),
+        recovery: Default::default(),
+        recovered_present: Default::default(),
+        recovery_ahead: Default::default(),
         _lock: lock,
     };
     sup.watch.add(&layout.registry());
@@ -339,6 +343,20 @@ pub(crate) struct Supervisor {
     removing: BTreeMap<AgentId, String>,
     /// `checkpoint.json` could not be saved outside a batch: retry.
     ckpt_dirty: bool,
+    /// Destinations written since the last checkpoint, whose lengths the
+    /// next one records as `ahead`.
+    recent_dests: std::collections::BTreeSet<PathBuf>,
+    /// At startup, each outbox's length past its cursor: lines that batches
+    /// without a write-ahead record of their own may have delivered before
+    /// the last process died. Routed once more against
+    /// `recovered_present`, then forgotten.
+    recovery: BTreeMap<AgentId, u64>,
+    /// `(destination, key)` of every record after the `ahead` lengths of
+    /// the checkpoint this process started from.
+    recovered_present: std::collections::HashSet<(PathBuf, String)>,
+    /// The `ahead` lengths `recovered_present` was read from: saved again
+    /// unchanged while `recovery` lasts, so a second crash reads the same.
+    recovery_ahead: BTreeMap<PathBuf, u64>,
     _lock: HeldLock,
 }
 

@@ -11,6 +11,13 @@ pub fn read_json(path: &Path) -> Option<Value> {
     serde_json::from_slice(&std::fs::read(path).ok()?).ok()
 }
 
+/// An agent's state as its next process would resume it: the newer of
+/// `checkpoint.json` and `checkpoint.live.json` (FORMAT.md).
+pub fn agent_state(agent: &society_core::AgentPaths) -> Option<Value> {
+    let ckpt = society_core::state::AgentCheckpoint::read(agent).ok()??;
+    serde_json::to_value(ckpt).ok()
+}
+
 /// Records of `messages/system-events.jsonl` whose `event` is `event`, in order.
 pub fn system_events(s: &Society, event: &str) -> Vec<Value> {
     records(&s.layout().system_events())

@@ -51,9 +51,8 @@ impl Agent {
                 last_error: None,
                 batch_end: Some(lines[lines.len() - 1].end),
                 not_before: None,
-                seg: agent.ckpt.inbox_seg,
             });
-            agent.save_in_flight().map_err(Into::into)
+            agent.save().map_err(Into::into)
         })?;
         let current = CurrentMessage {
             id: first.id,
@@ -89,7 +88,7 @@ impl Agent {
                 Err(reason) => {
                     let rec = self.dead_letter_record(line, None, &reason.to_string());
                     // The process before us may have written it just before dying.
-                    let recorded = line.offset == self.resume_offset
+                    let recorded = self.maybe_seen(line.offset)
                         && super::delivery::inbox_dead_letter_exists(
                             &self.paths.deadletter(),
                             self.ckpt.inbox_seg,
@@ -178,9 +177,8 @@ impl Agent {
                 last_error: None,
                 batch_end: None,
                 not_before: None,
-                seg: agent.ckpt.inbox_seg,
             });
-            agent.save_in_flight().map_err(Into::into)
+            agent.save().map_err(Into::into)
         })?;
         self.attempt_on_disk = Some((env.id, 1));
         self.activity.event(

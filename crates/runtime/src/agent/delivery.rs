@@ -103,9 +103,8 @@ impl Agent {
                 last_error: None,
                 batch_end: None,
                 not_before: None,
-                seg: agent.ckpt.inbox_seg,
             });
-            agent.save_in_flight()?;
+            agent.save()?;
             Ok(known.unwrap_or(end))
         })?;
         self.attempt_on_disk = Some((env.id, attempt));
@@ -379,8 +378,7 @@ impl Agent {
         let rec = self.dead_letter_record(line, env, reason);
         // A generation killed after writing this record but before moving
         // its cursor leaves the line first in our inbox: write it only once.
-        let recorded = (line.offset == self.resume_offset
-            || self.recovering(line.offset).is_some())
+        let recorded = (self.maybe_seen(line.offset) || self.recovering(line.offset).is_some())
             && inbox_dead_letter_exists(
                 &self.paths.deadletter(),
                 self.ckpt.inbox_seg,
@@ -424,40 +422,39 @@ impl Agent {
         Ok(())
     }
 
-    /// Writes `checkpoint.json` (fsynced when durable), with the outbox's
-    /// length as it is now.
+    /// Writes the live checkpoint (`checkpoint.live.json`, no fsync): the
+    /// state after every step. The fsynced `checkpoint.json` follows when
+    /// the agent settles (see `AgentCheckpoint::read`).
     pub(crate) fn save(&mut self) -> Result<(), FormatError> {
-        self.ckpt.outbox_end = Some(file_len(&self.paths.outbox())?);
-        // `inflight.json` wins over the checkpoint's record while it names
-        // the line at the cursor: keep the two the same.
-        let at_cursor = Some((self.ckpt.inbox_seg, self.ckpt.inbox_offset));
-        if self.ckpt.in_flight.is_some() {
-            self.save_in_flight()?;
-        } else if self.loose_in_flight == at_cursor {
-            match std::fs::remove_file(self.paths.in_flight()) {
-                Ok(()) => self.loose_in_flight = None,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => self.loose_in_flight = None,
-                Err(e) => {
-                    return Err(
-                        society_core::IoError::new("remove", self.paths.in_flight(), e).into(),
-                    )
-                }
-            }
-        }
-        atomic::write_json(&self.paths.checkpoint(), &self.ckpt, self.durable).map_err(Into::into)
+        self.stamp()?;
+        atomic::write_json(&self.paths.live_checkpoint(), &self.ckpt, false)?;
+        self.unsettled = true;
+        Ok(())
     }
 
-    /// Writes the in-flight record alone, into `inflight.json`, without
-    /// fsync: it only counts attempts and remembers where the attempt's
-    /// outputs begin, which `checkpoint.json`'s outbox length also tells
-    /// after a power cut (see `AgentCheckpoint::read`).
-    pub(crate) fn save_in_flight(&mut self) -> Result<(), FormatError> {
-        let Some(f) = &self.ckpt.in_flight else {
-            return Ok(());
-        };
-        atomic::write_json(&self.paths.in_flight(), f, false)?;
-        self.loose_in_flight = Some((f.seg, f.offset));
+    /// Writes `checkpoint.json`, fsynced when durable: what a power cut
+    /// brings the agent back to.
+    pub(crate) fn settle(&mut self) -> Result<(), FormatError> {
+        self.stamp()?;
+        atomic::write_json(&self.paths.checkpoint(), &self.ckpt, self.durable)?;
+        self.unsettled = false;
+        self.last_settle = Instant::now();
         Ok(())
+    }
+
+    /// A new `seq` (the newer file wins) and the outbox's length now.
+    fn stamp(&mut self) -> Result<(), FormatError> {
+        self.ckpt.seq += 1;
+        self.ckpt.outbox_end = Some(file_len(&self.paths.outbox())?);
+        Ok(())
+    }
+
+    /// Might a process before this one have handled the inbox line at
+    /// `offset` (and written its dead letter) without this process's
+    /// checkpoint saying so? Any line that was in the inbox when this
+    /// process started, after the cursor it started from.
+    pub(crate) fn maybe_seen(&self, offset: u64) -> bool {
+        self.seen_before.0 == self.ckpt.inbox_seg && offset < self.seen_before.1
     }
 }
 

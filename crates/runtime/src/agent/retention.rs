@@ -47,8 +47,10 @@ impl Agent {
         let big = self.ckpt.inbox_offset >= policy.rotate_bytes
             || self.ckpt.inbox_lines >= policy.rotate_lines;
         if quiet && big && self.ckpt.inbox_offset > 0 && !self.router_writing(&self.paths.inbox()) {
-            // The checkpoint on disk holds this cursor (saved when the last
-            // line was consumed), as `rotate` requires.
+            // `rotate` requires the cursor in the fsynced checkpoint.
+            if self.unsettled {
+                self.settle()?;
+            }
             if let Some(seg) =
                 segments::rotate(&self.layout, &self.paths.inbox(), self.ckpt.inbox_offset)?
             {
@@ -57,8 +59,7 @@ impl Agent {
                 self.ckpt.inbox_seg = seg.seq + 1;
                 self.ckpt.inbox_offset = 0;
                 self.ckpt.inbox_lines = 0;
-                self.resume_offset = 0;
-                self.save()?;
+                self.settle()?;
                 society_core::fault::point("agent.inbox.rotation_saved");
                 // A live file for the supervisor to watch again at once.
                 let _ = std::fs::OpenOptions::new()

@@ -149,7 +149,7 @@ fn rebuild_agent(
         Err(e) => return Err(e.to_string()),
     };
     let ckpt = rebuild::agent_checkpoint(layout, id, old).map_err(|e| e.to_string())?;
-    atomic::write_json(&paths.checkpoint(), &ckpt, true).map_err(|e| e.to_string())?;
+    ckpt.write_durable(&paths).map_err(|e| e.to_string())?;
     Ok(format!(
         "rebuilt the checkpoint from the activity log, outbox and dead letters: cursor at byte {} ({} handled, {} dead-lettered); what follows is handled again, ids already seen are dropped",
         ckpt.inbox_offset, ckpt.handled, ckpt.dead_lettered

@@ -133,6 +133,18 @@ impl Supervisor {
         plan: Plan,
         resumed: bool,
     ) -> Result<(), FormatError> {
+        if !resumed && self.covered_ahead(&pending, &plan) {
+            return match self.append_all(&plan.deliveries, &self.plan_present(&plan)) {
+                Ok(()) => {
+                    // Landed; the saved checkpoint still has the cursor before
+                    // it, and no record of the batch.
+                    society_core::fault::point("supervisor.batch.landed_ahead");
+                    self.finish(pending, plan);
+                    Ok(())
+                }
+                Err(e) => Err(self.stall(pending, Some(plan), e)),
+            };
+        }
         self.ckpt.pending = Some(pending.clone());
         if let Err(e) = self.save_checkpoint() {
             // Nothing was appended: the batch waits, and writes its
@@ -161,6 +173,30 @@ impl Supervisor {
                 Err(self.stall(pending, Some(plan), e))
             }
         }
+    }
+
+    /// Can the batch land without a write-ahead record of its own? Yes if
+    /// it comes from an agent's outbox, every record goes to a destination
+    /// whose length the saved checkpoint records (`ahead`), it placed no
+    /// role message by load (a re-plan could place it elsewhere) and asks
+    /// for nothing afterwards. A crash then finds its records after those
+    /// lengths and routes the lines again from the saved cursor, skipping
+    /// them (`recover_ahead`).
+    fn covered_ahead(&self, pending: &PendingBatch, plan: &Plan) -> bool {
+        pending.agent.is_some()
+            && pending.records.is_empty()
+            && plan.picks.is_empty()
+            && plan.after.is_empty()
+            && !plan.deliveries.is_empty()
+            && plan
+                .deliveries
+                .iter()
+                .all(|d| self.ckpt.ahead.contains_key(&d.dest))
+    }
+
+    /// Keys a plan says already landed (a re-plan after a crash).
+    fn plan_present(&self, plan: &Plan) -> HashSet<(PathBuf, String)> {
+        plan.present.clone().unwrap_or_default()
     }
 
     /// Appends the batch's records, skipping those already present after the
@@ -215,6 +251,12 @@ impl Supervisor {
         } = plan;
         let events = self.layout.system_events();
         let escalations = self.layout.supervisor_escalations();
+        if self.recent_dests.len() > MAX_AHEAD {
+            // A wide fan-out: batches write ahead again until the next saves.
+            self.recent_dests.clear();
+        }
+        self.recent_dests
+            .extend(deliveries.iter().map(|d| d.dest.clone()));
         for d in &deliveries {
             if d.dest == events {
                 super::journal::system_event(&d.record);
@@ -433,6 +475,7 @@ impl Supervisor {
     /// At startup: every batch the last process left behind, pending or
     /// stalled, is resumed before anything new is read.
     pub(super) fn recover_pending(&mut self) {
+        self.recover_ahead();
         let mut on_disk: Vec<PendingBatch> = std::mem::take(&mut self.ckpt.stalled);
         on_disk.extend(self.ckpt.pending.take());
         for pending in on_disk {
@@ -444,6 +487,48 @@ impl Supervisor {
             });
         }
         self.retry_stalled(None);
+    }
+
+    /// At startup: batches that landed without a write-ahead record of
+    /// their own since the checkpoint was saved are found after its `ahead`
+    /// lengths. Every outbox's lines past its cursor, as far as the outbox
+    /// goes now, are routed against those records (`recovery`), once.
+    fn recover_ahead(&mut self) {
+        if self.ckpt.ahead.is_empty() {
+            return;
+        }
+        // A destination shorter than its recorded length was rotated since:
+        // its new live file is read whole.
+        let from: BTreeMap<PathBuf, u64> = self
+            .ckpt
+            .ahead
+            .iter()
+            .map(|(d, len)| (d.clone(), if file_len(d) < *len { 0 } else { *len }))
+            .collect();
+        // Written ahead from the start, to the same destinations.
+        self.recent_dests.extend(from.keys().cloned());
+        self.recovery_ahead = from.clone();
+        match present_keys(&from) {
+            Ok(present) => self.recovered_present = present,
+            Err(e) => {
+                // Unreadable now: nothing counts as present, so nothing is
+                // skipped — a record may be delivered twice, never lost.
+                tracing::error!(error = %e, "cannot read what landed after the checkpoint");
+            }
+        }
+        for (id, slot) in &self.slots {
+            let cursor = self.ckpt.cursors.get(id).copied().unwrap_or(0);
+            let len = file_len(&slot.paths.outbox());
+            if len > cursor {
+                self.recovery.insert(id.clone(), len);
+            }
+        }
+        if !self.recovery.is_empty() {
+            self.activity.event(
+                "batch_recovery",
+                json!({"ahead": self.ckpt.ahead.len(), "present": self.recovered_present.len(), "sources": self.recovery.len()}),
+            );
+        }
     }
 
     /// Raises one escalation per episode of failing writes, delivered when
@@ -509,8 +594,27 @@ impl Supervisor {
     /// Saves `checkpoint.json` with every waiting batch listed in it.
     pub(super) fn save_checkpoint(&mut self) -> Result<(), IoError> {
         self.ckpt.stalled = self.stalled.iter().map(|s| s.pending().clone()).collect();
+        // Every batch landed so far is behind the cursors saved here: what
+        // lands without a write-ahead record from now on is after these.
+        // Batches rely on the saved lengths only: an unsaved set is undone.
+        let mut ahead: BTreeMap<PathBuf, u64> = self
+            .recent_dests
+            .iter()
+            .map(|d| (d.clone(), file_len(d)))
+            .collect();
+        // While lines the last process may have delivered are routed again,
+        // the lengths they are found after stay as they were.
+        if !self.recovery.is_empty() {
+            ahead.extend(self.recovery_ahead.iter().map(|(d, n)| (d.clone(), *n)));
+        }
+        let saved = std::mem::replace(&mut self.ckpt.ahead, ahead);
         let durable = self.router_durability == Durability::Durable;
-        atomic::write_json(&self.layout.supervisor_checkpoint(), &self.ckpt, durable)?;
+        if let Err(e) =
+            atomic::write_json(&self.layout.supervisor_checkpoint(), &self.ckpt, durable)
+        {
+            self.ckpt.ahead = saved;
+            return Err(e);
+        }
         self.ckpt_dirty = false;
         Ok(())
     }
@@ -518,9 +622,38 @@ impl Supervisor {
     /// Saves `checkpoint.json` outside a batch (a hold, a failure, a restart
     /// count); a failure is retried at the next scan.
     pub(super) fn save_state(&mut self) {
-        if let Err(e) = self.save_checkpoint() {
-            tracing::error!(error = %e, "failed to save the supervisor checkpoint; retrying at the next scan");
-            self.ckpt_dirty = true;
+        match self.save_checkpoint() {
+            Ok(()) => {
+                // A failing checkpoint alone was the trouble: it is over.
+                if self.stalled.is_empty() {
+                    if let Some(t) = self.trouble.take() {
+                        self.system_event(
+                            "writes_resumed",
+                            "supervisor",
+                            json!({"since": t.since, "error": t.error}),
+                        );
+                        self.status_dirty = true;
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "failed to save the supervisor checkpoint; retrying at the next scan");
+                self.ckpt_dirty = true;
+                // Batches covered by `ahead` keep landing meanwhile; `status`
+                // shows the trouble and the orchestrator is told once.
+                let error = e.to_string();
+                match &mut self.trouble {
+                    Some(t) => t.error = error,
+                    None => {
+                        self.trouble = Some(WriteTrouble {
+                            since: society_core::time::now_rfc3339(),
+                            error,
+                            escalated: false,
+                        })
+                    }
+                }
+                self.status_dirty = true;
+            }
         }
     }
 
@@ -531,6 +664,9 @@ impl Supervisor {
         society_core::layout::case_of_log_name(path.file_name()?.to_str()?)
     }
 }
+
+/// Most destinations `ahead` records; past it, batches write ahead again.
+const MAX_AHEAD: usize = 256;
 
 fn destination_sizes(deliveries: &[Delivery]) -> BTreeMap<PathBuf, u64> {
     let mut sizes = BTreeMap::new();

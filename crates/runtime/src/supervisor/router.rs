@@ -86,10 +86,24 @@ impl Supervisor {
         owner: &AgentId,
         recovered: Option<&PendingBatch>,
     ) -> Result<bool, FormatError> {
-        let limit = recovered.map(|p| p.to);
-        let at = recovered.and_then(|p| p.at);
         let outbox = self.slots[owner].paths.outbox();
         let from = self.ckpt.cursors.get(owner).copied().unwrap_or(0);
+        // Lines a batch without a write-ahead record may have delivered
+        // before the last process died (`recover_ahead`).
+        let ahead = match self.recovery.get(owner) {
+            Some(to) if recovered.is_none() && from < *to => Some(*to),
+            Some(_) => {
+                self.recovery.remove(owner);
+                if self.recovery.is_empty() {
+                    self.recovered_present.clear();
+                    self.recovery_ahead.clear();
+                }
+                None
+            }
+            None => None,
+        };
+        let limit = recovered.map(|p| p.to).or(ahead);
+        let at = recovered.and_then(|p| p.at);
         let lines = match read_range(&outbox, from, limit)? {
             Ok(lines) => lines,
             Err(check) => {
@@ -104,6 +118,8 @@ impl Supervisor {
         if let Some(p) = recovered {
             plan.present = Some(present_keys(&p.sizes)?);
             plan.picks = p.picks.clone();
+        } else if ahead.is_some() {
+            plan.present = Some(self.recovered_present.clone());
         }
         let mut next = from;
         let mut paced = None;

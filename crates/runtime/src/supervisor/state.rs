@@ -46,6 +46,13 @@ pub struct SupervisorCheckpoint {
     /// for its inbox), for `rotate_lines`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub lines: BTreeMap<String, u64>,
+    /// The length, when this checkpoint was saved, of every destination the
+    /// router wrote lately. A batch from an agent's outbox whose records all
+    /// go to these needs no write-ahead record of its own: they land after
+    /// these lengths, where the next process looks for them (see
+    /// `commit.rs`). Format 2.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ahead: BTreeMap<std::path::PathBuf, u64>,
 }
 
 fn is_zero(n: &u64) -> bool {

@@ -111,7 +111,7 @@ fn alive(pid: u32) -> bool {
 }
 
 fn handled(agent: &AgentPaths) -> u64 {
-    agent_state(&agent).map_or(0, |c| c["handled"].as_u64().unwrap_or(0))
+    agent_state(agent).map_or(0, |c| c["handled"].as_u64().unwrap_or(0))
 }
 
 /// Does the outbox hold a reply to `id`?
@@ -610,7 +610,7 @@ fn supervisor_sigkill_adoption() {
         "the new supervisor started a twin: {restarted:?}"
     );
     for paths in [&steady, &slow] {
-        assert_eq!(agent_state(&paths).unwrap()["generation"], 1);
+        assert_eq!(agent_state(paths).unwrap()["generation"], 1);
     }
 
     assert!(s.stop_supervisor().success());

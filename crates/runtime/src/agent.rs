@@ -18,6 +18,7 @@ mod outputs;
 mod redrive;
 mod retention;
 mod signals;
+mod trim;
 
 pub use retention::layout_of;
 
@@ -158,6 +159,7 @@ pub fn run_agent(folder: &Path) -> Result<AgentExit, AgentError> {
         attempt_on_disk: None,
         seen_before: (ckpt.inbox_seg, delivery::file_len(&paths.inbox())?),
         unsettled: false,
+        trimmed: false,
         last_settle: Instant::now(),
         activity: Log::open(&paths.activity(), cfg.id.as_str(), gen)?,
         outbox: Appender::open(
@@ -331,6 +333,8 @@ pub(crate) struct Agent {
     seen_before: (u64, u64),
     /// The live checkpoint is ahead of `checkpoint.json`.
     unsettled: bool,
+    /// Idle, and the code pages given back (`trim.rs`).
+    trimmed: bool,
     last_settle: Instant,
     cfg: AgentConfig,
     paths: AgentPaths,
@@ -363,6 +367,7 @@ impl Agent {
                 Ok(Work::Done) => {
                     pause = IoPause::default();
                     last_work = Instant::now();
+                    self.trimmed = false;
                     // Busy for a while: bound what a power cut takes back.
                     if self.unsettled && self.last_settle.elapsed() >= SETTLE_BUSY {
                         if let Err(e) = self.settle() {
@@ -405,7 +410,7 @@ impl Agent {
             // Caught up: settle once nothing more has come for a moment (a
             // message every millisecond keeps it unsettled, and the fsync
             // off the messages' path).
-            if self.unsettled {
+            if self.unsettled || !self.trimmed {
                 wait = wait.min(SETTLE_IDLE);
             }
             // Any outcome — a wake-up, a timeout, a stop — leads back to the checks above.
@@ -415,6 +420,10 @@ impl Agent {
                 if let Err(e) = self.settle() {
                     self.settle_failed(e.into(), &mut pause)?;
                 }
+            }
+            if !woke && !self.trimmed {
+                trim::code_pages();
+                self.trimmed = true;
             }
             self.beat(false);
         }

@@ -104,6 +104,9 @@ pub struct Options {
 const TICK: Duration = Duration::from_millis(50);
 /// Period of the full scan that backs up the file watcher, and of hang checks.
 const SCAN: Duration = Duration::from_millis(1000);
+/// Longest a landed batch's cursor waits to be saved. A crash in between
+/// routes those lines again, skipping what landed (`commit.rs`, `ahead`).
+const SAVE_EVERY: Duration = Duration::from_millis(50);
 /// Hang timeouts are seconds to minutes; a finer check only costs a stat of
 /// every live agent's heartbeat file, every time.
 const HANG_CHECK: Duration = Duration::from_millis(1000);
@@ -179,6 +182,7 @@ pub fn run_supervisor(layout: &Layout, opts: Options) -> Result<(), SupervisorEr
         stalled: Vec::new(),
         next_stall_id: 0,
         last_retry: Instant::now() - SCAN,
+        last_save: Instant::now(),
         trouble: None,
         paced: HashMap::new(),
         removing: BTreeMap::new(),
@@ -335,6 +339,8 @@ pub(crate) struct Supervisor {
     next_stall_id: u64,
     /// When stalled batches were last tried.
     last_retry: Instant,
+    /// When `checkpoint.json` was last saved (see `SAVE_EVERY`).
+    last_save: Instant,
     trouble: Option<commit::WriteTrouble>,
     /// Senders over their rate: their outbox waits until then.
     paced: HashMap<AgentId, Instant>,
@@ -375,9 +381,10 @@ impl Supervisor {
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => self.begin_shutdown(),
             }
-            // Cursors of batches landed since the last save (see `finish`);
-            // while writes fail, the scan retries instead.
-            if self.ckpt_dirty && self.trouble.is_none() {
+            // Cursors of batches landed since the last save (see `finish`),
+            // at most every SAVE_EVERY: batches in between need no save
+            // (`ahead`). While writes fail, the scan retries instead.
+            if self.ckpt_dirty && self.trouble.is_none() && self.last_save.elapsed() >= SAVE_EVERY {
                 self.save_state();
             }
             self.reap();
@@ -420,7 +427,12 @@ impl Supervisor {
     /// the end of an iteration).
     fn next_wait(&self) -> Duration {
         let now = Instant::now();
-        let debate = self.debate_wait().unwrap_or(TICK);
+        let save = if self.ckpt_dirty {
+            SAVE_EVERY.saturating_sub(self.last_save.elapsed())
+        } else {
+            TICK
+        };
+        let debate = self.debate_wait().unwrap_or(TICK).min(save);
         let debate = debate.min(self.escalation_wait().unwrap_or(TICK));
         self.slots
             .values()

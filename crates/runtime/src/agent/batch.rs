@@ -145,10 +145,17 @@ impl Agent {
         if !outputs.is_empty() {
             self.outbox.append_batch(&outputs)?;
         }
-        for (received, handled) in events {
-            self.activity.event(event::MESSAGE_RECEIVED, received);
-            self.activity.event(event::MESSAGE_HANDLED, handled);
-        }
+        self.activity.events(
+            events
+                .into_iter()
+                .flat_map(|(received, handled)| {
+                    [
+                        (event::MESSAGE_RECEIVED, received),
+                        (event::MESSAGE_HANDLED, handled),
+                    ]
+                })
+                .collect(),
+        );
         if !dead.is_empty() {
             self.deadletter.append_batch(&dead)?;
         }

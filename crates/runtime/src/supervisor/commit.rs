@@ -287,8 +287,8 @@ impl Supervisor {
         }
         self.ckpt.pending = None;
         // The records landed; the cursor is saved with the next batch's
-        // write-ahead record, or when the loop comes round — after the
-        // receiver can already read them. A crash before that resumes this
+        // write-ahead record, or within SAVE_EVERY — after the receiver can
+        // already read them. A crash before that resumes this
         // batch from its write-ahead record, which skips everything present.
         // A batch that asks for more afterwards saves it first.
         if after.is_empty() {
@@ -615,6 +615,7 @@ impl Supervisor {
             self.ckpt.ahead = saved;
             return Err(e);
         }
+        self.last_save = std::time::Instant::now();
         self.ckpt_dirty = false;
         Ok(())
     }

@@ -9,6 +9,8 @@
 //! target, or an `O_TRUNC` of the scratch file, makes ext4 (`auto_da_alloc`)
 //! flush the file's data on the spot: about 130 µs per write, where the swap
 //! costs about 15 µs — and state files are written several times per message.
+//! A reader that opened the old version may see the next write into it in
+//! progress; `read_json` reads again when the file it read was swapped out.
 //! Writers of one file take the scratch file's lock (and check it still is
 //! the scratch file after waiting). `durable` adds an `fdatasync` of the
 //! scratch file before the swap and an fsync of the directory after.
@@ -65,14 +67,25 @@ pub fn write_bytes(path: &Path, bytes: &[u8], durable: bool) -> Result<(), IoErr
 /// waited for the lock (our descriptor then names the live document): open
 /// the scratch name again.
 fn open_scratch(tmp: &Path) -> Result<File, IoError> {
-    loop {
-        let file = OpenOptions::new()
+    use std::os::unix::fs::OpenOptionsExt;
+    for _ in 0..SCRATCH_TRIES {
+        let opened = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
-            .open(tmp)
-            .map_err(io("create temp file", tmp))?;
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(tmp);
+        let file = match opened {
+            Ok(f) => f,
+            // A symlink in the scratch file's place (a state file that was
+            // one, swapped out): never written through; removed.
+            Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => {
+                std::fs::remove_file(tmp).map_err(io("remove symlink", tmp))?;
+                continue;
+            }
+            Err(e) => return Err(IoError::new("create temp file", tmp, e)),
+        };
         file.lock().map_err(io("lock", tmp))?;
         let ours = file.metadata().map_err(io("stat", tmp))?;
         match std::fs::symlink_metadata(tmp) {
@@ -82,7 +95,15 @@ fn open_scratch(tmp: &Path) -> Result<File, IoError> {
             Err(e) => return Err(IoError::new("stat", tmp, e)),
         }
     }
+    Err(IoError::new(
+        "lock temp file",
+        tmp,
+        std::io::Error::other("it kept being replaced while waiting for its lock"),
+    ))
 }
+
+/// Times a writer opens the scratch file again after finding it replaced.
+const SCRATCH_TRIES: u32 = 100;
 
 /// Puts `tmp` in place of `path`: swapped when `path` exists (the old
 /// document goes to `tmp`), renamed when it does not.
@@ -122,12 +143,16 @@ pub fn read_json<T: DeserializeOwned>(
 ) -> Result<Option<T>, FormatError> {
     let mut tries = 0;
     loop {
-        let bytes = match std::fs::read(path) {
+        let (bytes, swapped) = match read_whole(path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(IoError::new("read", path, e).into()),
         };
         match serde_json::from_slice(&bytes) {
+            // Read from a file swapped out meanwhile: it may have become the
+            // scratch file and been rewritten under the read (a mix of two
+            // versions can parse). Read the new one.
+            Ok(_) if swapped && tries < READ_RETRIES => tries += 1,
             Ok(v) => return Ok(Some(v)),
             // A reader that opened the file just before a swap and read it
             // after the next write began may see that write in progress (the
@@ -149,6 +174,19 @@ pub fn read_json<T: DeserializeOwned>(
 
 /// Reads of a document that does not parse, before it is called corrupt.
 const READ_RETRIES: u32 = 3;
+
+/// The file's bytes, and whether the path named another file once they were
+/// read (a writer swapped a new version in meanwhile).
+fn read_whole(path: &Path) -> std::io::Result<(Vec<u8>, bool)> {
+    use std::io::Read;
+    let mut file = File::open(path)?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    let ours = file.metadata()?;
+    let swapped =
+        std::fs::metadata(path).map_or(true, |m| m.ino() != ours.ino() || m.dev() != ours.dev());
+    Ok((bytes, swapped))
+}
 
 #[cfg(test)]
 mod tests {
@@ -175,6 +213,22 @@ mod tests {
             "8",
             "the scratch file holds the previous document"
         );
+    }
+
+    #[test]
+    fn a_symlinked_document_is_replaced_not_written_through() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let outside = dir.path().join("outside.json");
+        std::fs::write(&outside, b"1\n").expect("outside");
+        let p = dir.path().join("x.json");
+        std::os::unix::fs::symlink(&outside, &p).expect("symlink");
+        // The first write swaps the link out to the scratch name; the
+        // second must not follow it (nor spin on it).
+        write_json(&p, &2u32, false).expect("write");
+        write_json(&p, &3u32, false).expect("write again");
+        assert_eq!(read_json::<u32>(&p, "x").expect("read"), Some(3));
+        assert!(!std::fs::symlink_metadata(&p).expect("stat").is_symlink());
+        assert_eq!(std::fs::read(&outside).expect("outside"), b"1\n");
     }
 
     #[test]

@@ -179,6 +179,37 @@ impl Policy {
     }
 }
 
+/// Counts of the ids in `AgentCheckpoint::recent`, kept by `remember`.
+/// Equal to any other: it is derived, not state.
+#[derive(Debug, Clone, Default)]
+pub struct RecentIndex {
+    counts: std::collections::HashMap<MsgId, u32>,
+    total: usize,
+}
+
+impl RecentIndex {
+    fn add(&mut self, id: MsgId) {
+        *self.counts.entry(id).or_default() += 1;
+        self.total += 1;
+    }
+
+    fn remove(&mut self, id: MsgId) {
+        if let std::collections::hash_map::Entry::Occupied(mut e) = self.counts.entry(id) {
+            *e.get_mut() -= 1;
+            if *e.get() == 0 {
+                e.remove();
+            }
+            self.total -= 1;
+        }
+    }
+}
+
+impl PartialEq for RecentIndex {
+    fn eq(&self, _: &RecentIndex) -> bool {
+        true
+    }
+}
+
 /// `agent-<id>/checkpoint.json`: where the agent is in its inbox.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AgentCheckpoint {
@@ -198,6 +229,10 @@ pub struct AgentCheckpoint {
     /// Recently handled ids, newest last, at most [`RECENT_IDS`].
     #[serde(default)]
     pub recent: VecDeque<MsgId>,
+    /// `recent` as counts by id, for `seen` (a message at a time, against
+    /// 1,024 ids). Not written.
+    #[serde(skip)]
+    pub recent_index: RecentIndex,
     /// Messages handled successfully.
     #[serde(default)]
     pub handled: u64,
@@ -306,7 +341,21 @@ impl AgentCheckpoint {
     /// (`spawn`, `fsck --repair`), and removes the live file, which would
     /// otherwise stand over it.
     pub fn write_durable(&self, paths: &crate::AgentPaths) -> Result<(), crate::IoError> {
-        crate::atomic::write_json(&paths.checkpoint(), self, true)?;
+        // Newer than either file, so a live file left behind (a crash
+        // before its removal) cannot stand over it.
+        let seq_of = |path: &std::path::Path| {
+            crate::atomic::read_json::<AgentCheckpoint>(path, "agent checkpoint")
+                .ok()
+                .flatten()
+                .map_or(0, |c| c.seq)
+        };
+        let mut ckpt = self.clone();
+        ckpt.seq = ckpt
+            .seq
+            .max(seq_of(&paths.checkpoint()))
+            .max(seq_of(&paths.live_checkpoint()))
+            + 1;
+        crate::atomic::write_json(&paths.checkpoint(), &ckpt, true)?;
         match std::fs::remove_file(paths.live_checkpoint()) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 Err(crate::IoError::new("remove", paths.live_checkpoint(), e))
@@ -316,13 +365,32 @@ impl AgentCheckpoint {
     }
 
     pub fn remember(&mut self, id: MsgId) {
+        if !self.index_current() {
+            self.recent_index = RecentIndex::default();
+            for id in self.recent.clone() {
+                self.recent_index.add(id);
+            }
+        }
         self.recent.push_back(id);
+        self.recent_index.add(id);
         while self.recent.len() > RECENT_IDS {
-            self.recent.pop_front();
+            if let Some(old) = self.recent.pop_front() {
+                self.recent_index.remove(old);
+            }
         }
     }
     pub fn seen(&self, id: &MsgId) -> bool {
-        self.recent.contains(id)
+        if self.index_current() {
+            self.recent_index.counts.contains_key(id)
+        } else {
+            self.recent.contains(id)
+        }
+    }
+
+    /// Does `recent_index` count exactly `recent`? (Not after `recent` was
+    /// read from disk or built directly: then `remember` rebuilds it.)
+    fn index_current(&self) -> bool {
+        self.recent_index.total == self.recent.len() && !self.recent.is_empty()
     }
 }
 
@@ -402,6 +470,51 @@ mod tests {
         assert!(
             serde_json::from_value::<Policy>(serde_json::json!({"hang_timeot": "1s"})).is_err()
         );
+    }
+
+    #[test]
+    fn seen_agrees_with_recent_through_rollover_and_repeats() {
+        let mut c = AgentCheckpoint::default();
+        let ids: Vec<MsgId> = (0..RECENT_IDS + 10).map(|_| MsgId::generate()).collect();
+        c.remember(ids[0]);
+        c.remember(ids[0]);
+        for id in &ids[1..] {
+            c.remember(*id);
+        }
+        for id in &ids {
+            assert_eq!(c.seen(id), c.recent.contains(id), "{id}");
+        }
+        assert!(!c.seen(&ids[0]), "rolled out, both copies");
+        assert!(c.seen(ids.last().unwrap()));
+        // Read back from disk: the index is rebuilt, the answers the same.
+        let mut back: AgentCheckpoint =
+            serde_json::from_slice(&serde_json::to_vec(&c).unwrap()).unwrap();
+        assert!(back.seen(&ids[20]));
+        back.remember(MsgId::generate());
+        assert!(back.seen(&ids[20]) && !back.seen(&ids[0]));
+    }
+
+    #[test]
+    fn a_checkpoint_written_by_another_writer_stands_over_the_live_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = crate::AgentPaths::new(dir.path().to_path_buf());
+        let live = AgentCheckpoint {
+            seq: 7,
+            inbox_offset: 99,
+            ..AgentCheckpoint::default()
+        };
+        crate::atomic::write_json(&paths.checkpoint(), &AgentCheckpoint::default(), false).unwrap();
+        crate::atomic::write_json(&paths.live_checkpoint(), &live, false).unwrap();
+        assert_eq!(
+            AgentCheckpoint::read(&paths).unwrap().unwrap().inbox_offset,
+            99
+        );
+        // A rebuilt checkpoint (seq 0) is written newer than both.
+        AgentCheckpoint::default().write_durable(&paths).unwrap();
+        let back = AgentCheckpoint::read(&paths).unwrap().unwrap();
+        assert_eq!(back.inbox_offset, 0);
+        assert!(back.seq > 7, "{}", back.seq);
+        assert!(!paths.live_checkpoint().exists());
     }
 
     #[test]

@@ -39,6 +39,9 @@ use std::time::{Duration, Instant};
 const SETTLE_IDLE: Duration = Duration::from_millis(20);
 /// Working without a pause for this long: settled all the same.
 const SETTLE_BUSY: Duration = Duration::from_secs(1);
+/// Idle for this long: the code pages are given back (`trim.rs`). Not
+/// sooner, so an agent with a message every few milliseconds keeps them.
+const TRIM_IDLE: Duration = Duration::from_secs(1);
 
 /// Why an agent process could not run.
 #[derive(Debug, thiserror::Error)]
@@ -160,6 +163,7 @@ pub fn run_agent(folder: &Path) -> Result<AgentExit, AgentError> {
         seen_before: (ckpt.inbox_seg, delivery::file_len(&paths.inbox())?),
         unsettled: false,
         trimmed: false,
+        lost_outputs: Default::default(),
         last_settle: Instant::now(),
         activity: Log::open(&paths.activity(), cfg.id.as_str(), gen)?,
         outbox: Appender::open(
@@ -194,6 +198,7 @@ pub fn run_agent(folder: &Path) -> Result<AgentExit, AgentError> {
         meta_dirty: true,
         _lock: lock,
     };
+    agent.find_lost_outputs()?;
     agent.activity.event(
         "started",
         serde_json::json!({"pid": std::process::id(), "resumes": agent.ckpt.in_flight.as_ref().map(|f| f.id)}),
@@ -335,6 +340,9 @@ pub(crate) struct Agent {
     unsettled: bool,
     /// Idle, and the code pages given back (`trim.rs`).
     trimmed: bool,
+    /// Output ids after the checkpoint's `outbox_end` when this process
+    /// started (`find_lost_outputs`).
+    lost_outputs: std::collections::HashSet<society_core::MsgId>,
     last_settle: Instant,
     cfg: AgentConfig,
     paths: AgentPaths,
@@ -410,8 +418,15 @@ impl Agent {
             // Caught up: settle once nothing more has come for a moment (a
             // message every millisecond keeps it unsettled, and the fsync
             // off the messages' path).
-            if self.unsettled || !self.trimmed {
+            if self.unsettled {
                 wait = wait.min(SETTLE_IDLE);
+            }
+            if !self.trimmed {
+                wait = wait.min(
+                    TRIM_IDLE
+                        .saturating_sub(idle_for)
+                        .max(Duration::from_millis(1)),
+                );
             }
             // Any outcome — a wake-up, a timeout, a stop — leads back to the checks above.
             let woke = wake.recv_timeout(wait).is_ok();
@@ -421,7 +436,7 @@ impl Agent {
                     self.settle_failed(e.into(), &mut pause)?;
                 }
             }
-            if !woke && !self.trimmed {
+            if !woke && !self.trimmed && last_work.elapsed() >= TRIM_IDLE {
                 trim::code_pages();
                 self.trimmed = true;
             }
@@ -484,6 +499,7 @@ impl Agent {
         }
         self.seen_before = (ckpt.inbox_seg, delivery::file_len(&self.paths.inbox())?);
         self.ckpt = ckpt;
+        self.find_lost_outputs()?;
         self.beat(true);
         Ok(())
     }

@@ -62,16 +62,6 @@ impl Agent {
         };
         self.set_state(LiveState::Running, Some(current));
         let started = Instant::now();
-        // Outputs after the checkpoint's outbox length belong to an attempt
-        // whose in-flight record a power cut lost: not written twice.
-        let outbox = self.paths.outbox();
-        let already = match self.ckpt.outbox_end {
-            // Not after a rotation of the outbox: then it was all routed.
-            Some(end) if end <= super::delivery::file_len(&outbox)? => {
-                super::delivery::ids_since(&self.layout, &outbox, end)?
-            }
-            _ => Default::default(),
-        };
         let mut outputs: Vec<Vec<u8>> = Vec::new();
         let mut dead: Vec<Vec<u8>> = Vec::new();
         let mut handled: Vec<MsgId> = Vec::new();
@@ -134,7 +124,8 @@ impl Agent {
             outputs.extend(
                 records
                     .into_iter()
-                    .filter(|(id, _)| !already.contains(id))
+                    // Written before a power cut took the checkpoint back.
+                    .filter(|(id, _)| !self.lost_outputs.contains(id))
                     .map(|(_, r)| r),
             );
             self.ckpt.experience.note(&env);

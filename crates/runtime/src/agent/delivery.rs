@@ -90,10 +90,6 @@ impl Agent {
             (None, None) => None,
         };
         let outbox_offset = self.at_outbox_end(|agent, end| {
-            // An attempt whose in-flight record a power cut lost may have
-            // written outputs after the checkpoint's outbox length (unless
-            // the outbox was rotated since: then it was all routed).
-            let known = known.or(agent.ckpt.outbox_end.filter(|e| *e <= end));
             agent.ckpt.in_flight = Some(InFlight {
                 id: env.id,
                 attempt,
@@ -275,7 +271,7 @@ impl Agent {
         let already = ids_since(&self.layout, &self.paths.outbox(), outbox_offset)?;
         let records: Vec<Vec<u8>> = outputs
             .into_iter()
-            .filter(|(id, _)| !already.contains(id))
+            .filter(|(id, _)| !already.contains(id) && !self.lost_outputs.contains(id))
             .map(|(_, r)| r)
             .collect();
         if !records.is_empty() {
@@ -439,6 +435,18 @@ impl Agent {
         atomic::write_json(&self.paths.checkpoint(), &self.ckpt, self.durable)?;
         self.unsettled = false;
         self.last_settle = Instant::now();
+        Ok(())
+    }
+
+    /// Outputs in the outbox after the checkpoint's `outbox_end`: written
+    /// by a process whose live checkpoint a power cut lost (after a crash,
+    /// only the last message's, which its in-flight record covers too). A
+    /// message handled again does not write them twice.
+    pub(crate) fn find_lost_outputs(&mut self) -> Result<(), FormatError> {
+        self.lost_outputs = match self.ckpt.outbox_end {
+            Some(end) => ids_since(&self.layout, &self.paths.outbox(), end)?,
+            None => HashSet::new(),
+        };
         Ok(())
     }
 

@@ -92,11 +92,18 @@ impl Agent {
             "supervisor checkpoint",
         );
         match ckpt {
-            Ok(Some(c)) => c
-                .pending
-                .iter()
-                .chain(c.stalled.iter())
-                .any(|b| b.sizes.contains_key(file)),
+            Ok(Some(c)) => {
+                c.pending
+                    .iter()
+                    .chain(c.stalled.iter())
+                    .any(|b| b.sizes.contains_key(file))
+                    // Records landed after the saved length without a
+                    // write-ahead record: a restarted supervisor looks for
+                    // them there (`ahead`), until its next save.
+                    || c.ahead.get(file).is_some_and(|n| {
+                        std::fs::metadata(file).is_ok_and(|m| m.len() > *n)
+                    })
+            }
             Ok(None) => false,
             Err(_) => true,
         }

@@ -603,7 +603,19 @@ impl Supervisor {
             .map(|d| (d.clone(), file_len(d)))
             .collect();
         // While lines the last process may have delivered are routed again,
-        // the lengths they are found after stay as they were.
+        // the lengths they are found after stay as they were — for sources
+        // still read (not removed, not stopped by an incident).
+        let gone: Vec<AgentId> = self
+            .recovery
+            .keys()
+            .filter(|id| {
+                !self.slots.contains_key(*id) || self.ckpt.incidents.contains_key(id.as_str())
+            })
+            .cloned()
+            .collect();
+        for id in gone {
+            self.recovered(&id);
+        }
         if !self.recovery.is_empty() {
             ahead.extend(self.recovery_ahead.iter().map(|(d, n)| (d.clone(), *n)));
         }

@@ -87,6 +87,11 @@ pub(super) struct Plan {
     /// that already landed. A message already in its recipient's inbox was
     /// admitted and is admitted again, whatever the guard says now.
     pub present: Option<HashSet<(PathBuf, String)>>,
+    /// Re-planning lines that batches without a write-ahead record may have
+    /// delivered (`recover_ahead`), not a recorded batch: a line that did
+    /// not land is judged as usual, pacing included (its range is routed
+    /// on later).
+    pub may_pace: bool,
     /// The agent each `role:<r>` message of the batch goes to, by message
     /// id: saved with the write-ahead record, so that a re-planned batch
     /// places every message where the interrupted one did (load changes).

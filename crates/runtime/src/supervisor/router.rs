@@ -90,14 +90,12 @@ impl Supervisor {
         let from = self.ckpt.cursors.get(owner).copied().unwrap_or(0);
         // Lines a batch without a write-ahead record may have delivered
         // before the last process died (`recover_ahead`).
+        // A recorded batch of this outbox is resumed first, on its own terms.
         let ahead = match self.recovery.get(owner) {
-            Some(to) if recovered.is_none() && from < *to => Some(*to),
+            _ if recovered.is_some() => None,
+            Some(to) if from < *to => Some(*to),
             Some(_) => {
-                self.recovery.remove(owner);
-                if self.recovery.is_empty() {
-                    self.recovered_present.clear();
-                    self.recovery_ahead.clear();
-                }
+                self.recovered(owner);
                 None
             }
             None => None,
@@ -112,6 +110,12 @@ impl Supervisor {
             }
         };
         if lines.is_empty() {
+            if ahead.is_some() {
+                // What is left before the recovery's end is part of a line
+                // (written while this process started): routed as usual.
+                self.recovered(owner);
+                return Ok(true);
+            }
             return Ok(false);
         }
         let mut plan = Plan::at(at.unwrap_or_else(now_ms));
@@ -120,6 +124,7 @@ impl Supervisor {
             plan.picks = p.picks.clone();
         } else if ahead.is_some() {
             plan.present = Some(self.recovered_present.clone());
+            plan.may_pace = true;
         }
         let mut next = from;
         let mut paced = None;
@@ -145,6 +150,16 @@ impl Supervisor {
         }
         self.commit(Some(owner), from, next, plan, recovered.map(|p| &p.sizes))?;
         Ok(next == lines.last().map_or(from, |l| l.end))
+    }
+
+    /// `owner`'s outbox is routed past what the last process may have
+    /// delivered without a write-ahead record (`recover_ahead`).
+    pub(super) fn recovered(&mut self, owner: &AgentId) {
+        self.recovery.remove(owner);
+        if self.recovery.is_empty() {
+            self.recovered_present.clear();
+            self.recovery_ahead.clear();
+        }
     }
 
     /// The file no longer matches the cursor: an incident. The source is not

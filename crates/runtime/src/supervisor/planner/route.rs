@@ -151,7 +151,7 @@ impl Planner<'_> {
             .guard
             .check(&mut plan.guard, plan.now, r, policy, env, Some(role));
         match verdict {
-            Verdict::Pace { .. } if plan.present.is_some() => Verdict::Admit,
+            Verdict::Pace { .. } if plan.present.is_some() && !plan.may_pace => Verdict::Admit,
             v => v,
         }
     }

@@ -457,6 +457,7 @@ pub struct CurrentMessage {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

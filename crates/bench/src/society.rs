@@ -307,8 +307,6 @@ fn startup(mut s: Society, n: usize, idle_window: Duration) -> Startup {
     let pids: Vec<u32> = (0..n)
         .filter_map(|i| s.agent_pid(&format!("a{i}")))
         .collect();
-    let rss: u64 = pids.iter().map(|p| status_kib(*p, "VmRSS:")).sum();
-    let pss: u64 = pids.iter().map(|p| pss_kib(*p)).sum();
     let mut all = pids.clone();
     all.push(sup);
     std::thread::sleep(Duration::from_secs(2)); // settle after start-up before sampling idle CPU
@@ -316,6 +314,9 @@ fn startup(mut s: Society, n: usize, idle_window: Duration) -> Startup {
     let t0 = Instant::now();
     std::thread::sleep(idle_window);
     let after: u64 = all.iter().map(|p| cpu_ticks(*p)).sum();
+    // Memory once they have been idle a while (the settle and the window).
+    let rss: u64 = pids.iter().map(|p| status_kib(*p, "VmRSS:")).sum();
+    let pss: u64 = pids.iter().map(|p| pss_kib(*p)).sum();
     // USER_HZ, the unit of utime/stime in /proc/PID/stat.
     let tck: f64 = std::process::Command::new("getconf")
         .arg("CLK_TCK")

@@ -893,9 +893,11 @@ fn a_lost_in_flight_record_writes_no_output_twice() {
     std::fs::remove_file(echo.live_checkpoint()).unwrap();
 
     s.start_supervisor();
-    wait_until(Duration::from_secs(20), "the messages handled again", || {
-        (handled(&echo) == 4).then_some(())
-    });
+    wait_until(
+        Duration::from_secs(20),
+        "the messages handled again",
+        || (handled(&echo) == 4).then_some(()),
+    );
     s.stop_supervisor();
     assert_unique_ids(&echo.outbox());
     assert_exactly_one_reply_each(&replies_by_input(&echo.outbox()), &sent);

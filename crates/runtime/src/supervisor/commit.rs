@@ -326,16 +326,7 @@ impl Supervisor {
     ) -> FormatError {
         let error = err.to_string();
         tracing::error!(error = %error, source = ?Source::of(&pending), "a batch could not be written; it waits and is resumed");
-        match &mut self.trouble {
-            Some(t) => t.error = error,
-            None => {
-                self.trouble = Some(WriteTrouble {
-                    since: society_core::time::now_rfc3339(),
-                    error,
-                    escalated: false,
-                })
-            }
-        }
+        self.troubled(error);
         self.next_stall_id += 1;
         self.stalled.push(Stalled {
             id: self.next_stall_id,
@@ -427,16 +418,39 @@ impl Supervisor {
                 tracing::error!(error = %e, "cannot resume a batch yet");
             }
         }
-        if self.stalled.is_empty() {
-            if let Some(t) = self.trouble.take() {
-                self.system_event(
-                    "writes_resumed",
-                    "supervisor",
-                    json!({"since": t.since, "error": t.error}),
-                );
+        self.trouble_over();
+        self.status_dirty = true;
+    }
+
+    /// Writes fail: `status` says so (`trouble`), and the orchestrator is
+    /// told once (`escalate_trouble`).
+    fn troubled(&mut self, error: String) {
+        match &mut self.trouble {
+            Some(t) => t.error = error,
+            None => {
+                self.trouble = Some(WriteTrouble {
+                    since: society_core::time::now_rfc3339(),
+                    error,
+                    escalated: false,
+                })
             }
         }
         self.status_dirty = true;
+    }
+
+    /// Writes work again, if no batch still waits: `writes_resumed`.
+    fn trouble_over(&mut self) {
+        if !self.stalled.is_empty() {
+            return;
+        }
+        if let Some(t) = self.trouble.take() {
+            self.system_event(
+                "writes_resumed",
+                "supervisor",
+                json!({"since": t.since, "error": t.error}),
+            );
+            self.status_dirty = true;
+        }
     }
 
     /// Resumes a batch found on disk: re-planned from its source range
@@ -636,36 +650,13 @@ impl Supervisor {
     /// count); a failure is retried at the next scan.
     pub(super) fn save_state(&mut self) {
         match self.save_checkpoint() {
-            Ok(()) => {
-                // A failing checkpoint alone was the trouble: it is over.
-                if self.stalled.is_empty() {
-                    if let Some(t) = self.trouble.take() {
-                        self.system_event(
-                            "writes_resumed",
-                            "supervisor",
-                            json!({"since": t.since, "error": t.error}),
-                        );
-                        self.status_dirty = true;
-                    }
-                }
-            }
+            // A failing checkpoint alone was the trouble: it is over.
+            Ok(()) => self.trouble_over(),
             Err(e) => {
                 tracing::error!(error = %e, "failed to save the supervisor checkpoint; retrying at the next scan");
                 self.ckpt_dirty = true;
-                // Batches covered by `ahead` keep landing meanwhile; `status`
-                // shows the trouble and the orchestrator is told once.
-                let error = e.to_string();
-                match &mut self.trouble {
-                    Some(t) => t.error = error,
-                    None => {
-                        self.trouble = Some(WriteTrouble {
-                            since: society_core::time::now_rfc3339(),
-                            error,
-                            escalated: false,
-                        })
-                    }
-                }
-                self.status_dirty = true;
+                // Batches covered by `ahead` keep landing meanwhile.
+                self.troubled(e.to_string());
             }
         }
     }

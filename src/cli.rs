@@ -409,6 +409,11 @@ pub fn main() -> i32 {
     if std::env::var_os("SOCIETY_ROOT").is_some_and(|v| v.is_empty()) {
         std::env::remove_var("SOCIETY_ROOT");
     }
+    // Society's files hold messages, conversations and costs: the owner's
+    // alone, whatever umask it was started with (0600 files, 0700
+    // directories; `fsck` reports and repairs looser ones). Agents' programs
+    // inherit it.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     // The supervisor starts every agent as exactly `agent-run --folder DIR`.
     // Building the whole CLI to parse that would leave each of a thousand
     // idle agents about 1 MiB of heap it never uses again (clap's command

@@ -65,6 +65,33 @@ fn clean_society_then_problems_then_safe_repairs() {
     assert!(!status.exists());
     assert_eq!(fsck(&s, &[]).0, 0);
 
+    // A file others may read (an inbox written under umask 022 by an older
+    // society) and a directory others may enter: reported, then made the
+    // owner's alone.
+    use std::os::unix::fs::PermissionsExt;
+    let inbox = s.agent("echo").inbox();
+    let dir = s.agent("echo").dir.clone();
+    std::fs::set_permissions(&inbox, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let (code, v) = fsck(&s, &[]);
+    assert_eq!(
+        (code, checks(&v)),
+        (9, vec!["mode:open".to_string(), "mode:open".to_string()]),
+        "{v}"
+    );
+    let (code, v) = fsck(&s, &["--repair"]);
+    assert_eq!(
+        (code, checks(&v)),
+        (
+            8,
+            vec!["mode:repaired".to_string(), "mode:repaired".to_string()]
+        ),
+        "{v}"
+    );
+    let mode = |p: &Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+    assert_eq!((mode(&inbox), mode(&dir)), (0o600, 0o700));
+    assert_eq!(fsck(&s, &[]).0, 0);
+
     // A torn tail is terminated (it becomes one bad line, never deleted);
     // a cursor that no longer fits the inbox is rebuilt from the logs; a bad
     // line the router has not read yet is only a note (it dead-letters it).

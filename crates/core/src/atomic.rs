@@ -74,6 +74,7 @@ fn open_scratch(tmp: &Path) -> Result<File, IoError> {
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(crate::layout::FILE_MODE)
             .custom_flags(nix::libc::O_NOFOLLOW)
             .open(tmp);
         let file = match opened {

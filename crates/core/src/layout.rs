@@ -315,7 +315,7 @@ impl Layout {
             self.messages_dir(),
             self.archive_dir(),
         ] {
-            std::fs::create_dir_all(&dir).map_err(io("create directory", &dir))?;
+            create_private_dir(&dir)?;
         }
         if self.check_format()? < FORMAT_VERSION {
             crate::atomic::write_json(
@@ -363,6 +363,22 @@ impl Layout {
             None => Ok(FORMAT_VERSION),
         }
     }
+}
+
+/// Mode of every file society creates: the owner's alone, whatever the
+/// umask (messages, conversations and costs are private).
+pub const FILE_MODE: u32 = 0o600;
+/// Mode of every directory society creates.
+pub const DIR_MODE: u32 = 0o700;
+
+/// `create_dir_all` with [`DIR_MODE`] for what it creates.
+pub fn create_private_dir(dir: &Path) -> Result<(), IoError> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(dir)
+        .map_err(io("create directory", dir))
 }
 
 /// Paths inside one `agent-<id>/` folder.
@@ -443,7 +459,7 @@ impl AgentPaths {
             "workspace/temp",
         ] {
             let d = self.dir.join(sub);
-            std::fs::create_dir_all(&d).map_err(io("create directory", &d))?;
+            create_private_dir(&d)?;
         }
         for f in [
             self.inbox(),
@@ -460,9 +476,11 @@ impl AgentPaths {
 }
 
 fn touch(path: &Path) -> Result<(), IoError> {
+    use std::os::unix::fs::OpenOptionsExt;
     std::fs::OpenOptions::new()
         .append(true)
         .create(true)
+        .mode(FILE_MODE)
         .open(path)
         .map(drop)
         .map_err(io("create", path))

@@ -14,6 +14,7 @@
 
 mod checks;
 mod files;
+mod modes;
 mod processes;
 mod rebuild;
 
@@ -33,7 +34,7 @@ pub enum Severity {
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {
     pub severity: Severity,
-    /// Which check found it (`jsonl`, `envelope`, `torn_tail`, `duplicate`, `cursor`, `in_flight`, `status`, `lock`, `approval`, `process`).
+    /// Which check found it (`jsonl`, `envelope`, `torn_tail`, `duplicate`, `cursor`, `in_flight`, `status`, `lock`, `approval`, `process`, `mode`).
     pub check: &'static str,
     pub file: Option<PathBuf>,
     pub offset: Option<u64>,
@@ -134,5 +135,7 @@ pub fn run_with(
     checks::approvals(layout, &mut report)?;
     progress(Progress::Phase("processes"));
     processes::check(layout, repair, &mut report)?;
+    progress(Progress::Phase("modes"));
+    modes::check(layout, repair, &mut report);
     Ok(report)
 }

@@ -295,7 +295,7 @@ fn verdict(cfg: &LlmConfig, key: Option<&str>, raw: Raw) -> Verdict {
             }),
         };
     }
-    let detail = scrub(&error_detail(&raw.body), key);
+    let detail = safe_detail(&raw.body, key);
     let lower = raw.body.to_ascii_lowercase();
     match status {
         401 | 403 => Verdict::Fail(LlmError::Unauthorized {
@@ -345,6 +345,13 @@ fn verdict(cfg: &LlmConfig, key: Option<&str>, raw: Raw) -> Verdict {
     }
 }
 
+/// The provider's error text as society writes it: the key scrubbed from
+/// the whole body first, then cut — cut first, a key echoed near the cut
+/// would be left without its last characters, unrecognisable to the scrub.
+fn safe_detail(body: &str, key: Option<&str>) -> String {
+    error_detail(&scrub(body, key))
+}
+
 /// The provider's own error message (both protocols use `error.message`),
 /// else the start of the body.
 fn error_detail(body: &str) -> String {
@@ -367,5 +374,30 @@ fn scrub(text: &str, key: Option<&str>) -> String {
     match key {
         Some(k) if k.len() >= 4 => text.replace(k, "[redacted]"),
         _ => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_anywhere_in_a_long_error_never_reaches_the_detail() {
+        let key = "sk-test-0123456789abcdefghijklmnopqrstuvwxyz";
+        let filler = "x".repeat(600);
+        for at in 0..=filler.len() {
+            let message = format!("{}{key}{}", &filler[..at], &filler[at..]);
+            for body in [
+                serde_json::json!({"error": {"message": message}}).to_string(),
+                message.clone(),
+            ] {
+                let detail = safe_detail(&body, Some(key));
+                // No 8 characters of the key in a row survive, wherever the cut.
+                for w in key.as_bytes().windows(8) {
+                    let w = std::str::from_utf8(w).expect("ascii");
+                    assert!(!detail.contains(w), "at {at}: {detail}");
+                }
+            }
+        }
     }
 }

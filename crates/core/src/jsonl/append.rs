@@ -158,10 +158,13 @@ impl Appender {
 }
 
 fn open_append(path: &Path) -> Result<File, IoError> {
+    use std::os::unix::fs::OpenOptionsExt;
     OpenOptions::new()
         .append(true)
         .read(true)
         .create(true)
+        // The owner's alone, whatever the umask (FORMAT.md, private files).
+        .mode(crate::layout::FILE_MODE)
         .open(path)
         .map_err(io("open for append", path))
 }

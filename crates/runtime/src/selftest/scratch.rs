@@ -42,6 +42,9 @@ impl Scratch {
 
     /// An empty scratch directory named `PREFIX` and a unique suffix.
     pub fn empty(exe: impl Into<PathBuf>, prefix: &str) -> Result<Scratch, Failed> {
+        // What this process writes into the society is society's, as its own
+        // processes make it: the owner's alone (`society` sets the same umask).
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
         Ok(Scratch {
             root: unique_dir(prefix)?,
             exe: exe.into(),
@@ -296,8 +299,10 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), Failed> {
         if is_dir {
             copy_tree(&entry.path(), &target)?;
         } else {
-            std::fs::copy(entry.path(), &target)
-                .map_err(|e| Failed::io("copy", &entry.path(), e))?;
+            // Content only: `copy` would keep the source's (checked-out) mode.
+            let bytes =
+                std::fs::read(entry.path()).map_err(|e| Failed::io("read", &entry.path(), e))?;
+            std::fs::write(&target, bytes).map_err(|e| Failed::io("write", &target, e))?;
         }
     }
     Ok(())

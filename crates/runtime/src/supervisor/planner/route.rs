@@ -38,11 +38,20 @@ impl Planner<'_> {
         let env = match Envelope::parse(&line.bytes) {
             Ok(env) if env.from == Party::Agent(owner.clone()) => env,
             Ok(env) => {
+                // A forged sender: a line in `owner`'s outbox speaks for
+                // someone else. Never delivered, never told to the party it
+                // claims to be; the orchestrator is told.
                 let reason = format!(
                     "from {:?} does not match the outbox owner {owner}",
                     env.from.to_string()
                 );
-                self.undeliverable(plan, owner, line, Some(&env), &reason, true);
+                self.undeliverable(plan, owner, line, Some(&env), &reason, false);
+                let why = format!(
+                    "a line in agent {owner}'s outbox claims to be from {}: dead-lettered, not delivered",
+                    env.from
+                );
+                let context = serde_json::json!({"claimed": env.from, "to": env.to, "type": env.kind, "id": env.id, "offset": line.offset});
+                self.escalation(plan, env.id, owner.as_str(), None, &why, context);
                 return LineOutcome::Planned;
             }
             Err(e) => {

@@ -359,7 +359,6 @@ pub(crate) struct Agent {
     gov: governance::Gov,
     /// `metadata.json` lags the checkpoint's counts (written when caught up).
     meta_dirty: bool,
-
     _lock: HeldLock,
 }
 

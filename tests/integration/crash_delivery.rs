@@ -378,14 +378,18 @@ fn exactly_one_reply_under_repeated_sigkill() {
         mid >= 2 && after >= 2,
         "mid-message {mid}, after-reply {after}"
     );
-    // Every message was received, and the retried ones more than once.
+    // Every message was received. A message killed on the single path is
+    // received again; one killed inside a group-committed batch logged no
+    // receipt (a batch logs its receipts with its outputs), so its retry
+    // shows as a generation that `resumes` it — counted by `kill_landings`
+    // above, not always as a second receipt.
     let received = activity
         .iter()
         .filter(|r| r["event"] == "message_received")
         .count();
     assert!(
-        received > MESSAGES,
-        "some messages were retried ({received} receipts)"
+        received >= MESSAGES,
+        "every message received ({received} receipts)"
     );
 
     assert!(s.processes().is_empty(), "orphans: {:?}", s.processes());

@@ -414,11 +414,23 @@ pub fn main() -> i32 {
     // directories; `fsck` reports and repairs looser ones). Agents' programs
     // inherit it.
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    // Not readable through /proc by the programs agents run (same user):
+    // this process's environment holds the API keys. `exec` of a program
+    // makes it dumpable again.
+    let _ = nix::sys::prctl::set_dumpable(false);
     // The supervisor starts every agent as exactly `agent-run --folder DIR`.
     // Building the whole CLI to parse that would leave each of a thousand
     // idle agents about 1 MiB of heap it never uses again (clap's command
     // tree): the agent process skips it.
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // An agent's program starts as `sandbox-exec -- PROGRAM ARGS…`: the
+    // process confines itself and becomes the program.
+    if args
+        .get(1)
+        .is_some_and(|c| c == society_brains::sandbox::LAUNCHER_COMMAND)
+    {
+        return society_brains::sandbox::launcher_main(&args[2..]);
+    }
     if let [_, cmd, flag, folder] = args.as_slice() {
         if cmd == "agent-run" && flag == "--folder" {
             logging::install("warn");

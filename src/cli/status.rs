@@ -90,6 +90,9 @@ fn render(report: &Report, format: Format) -> String {
     for p in &report.problems {
         line(format!("problem: {p}"));
     }
+    if let Some(missing) = report.sandbox.shortfall() {
+        line(format!("note: sandbox: {missing}"));
+    }
     if report.agents.is_empty() {
         line("no agents yet: `society spawn ROLE` creates one".into());
         return out;

@@ -49,6 +49,7 @@ mod retention;
 mod reuse;
 mod roundtrip;
 mod routing_policy;
+mod sandbox;
 mod scale;
 mod selftest;
 mod shared_context;

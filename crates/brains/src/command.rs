@@ -51,6 +51,8 @@ pub struct Command {
     args: Vec<String>,
     timeout: Duration,
     env: BTreeMap<String, String>,
+    pass_env: Vec<String>,
+    sandbox: crate::sandbox::Settings,
 }
 
 #[derive(Deserialize)]
@@ -66,6 +68,16 @@ struct Config {
     timeout: Option<String>,
     #[serde(default)]
     env: BTreeMap<String, String>,
+    /// Variables passed through from the runtime's environment.
+    #[serde(default)]
+    pass_env: Vec<String>,
+    /// The program's sandbox (see [`crate::sandbox`]); read by `Settings::from_brain`.
+    #[serde(default)]
+    #[allow(dead_code)]
+    sandbox: Option<serde_json::Value>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    society_sandbox: Option<serde_json::Value>,
 }
 
 impl Command {
@@ -89,20 +101,16 @@ impl Command {
         if timeout.is_zero() {
             return Err(invalid("timeout must be longer than zero".into()));
         }
-        if let Some(key) = cfg
-            .env
-            .keys()
-            .find(|k| k.is_empty() || k.contains(['=', '\0']))
-        {
-            return Err(invalid(format!(
-                "invalid environment variable name {key:?}"
-            )));
-        }
+        crate::sandbox::check_names("env", cfg.env.keys()).map_err(invalid)?;
+        crate::sandbox::check_names("pass_env", &cfg.pass_env).map_err(invalid)?;
+        let sandbox = crate::sandbox::Settings::from_brain(config).map_err(invalid)?;
         Ok(Command {
             program: cfg.program,
             args: cfg.args,
             timeout,
             env: cfg.env,
+            pass_env: cfg.pass_env,
+            sandbox,
         })
     }
 
@@ -169,12 +177,17 @@ impl Brain for Command {
             env.insert(BIN_ENV.into(), bin.to_string_lossy().into_owned());
         }
         let spec = run::Spec {
-            name: &self.program,
-            program: &program,
-            args: &self.args,
-            env: &env,
-            folder: &folder,
-            workspace: &workspace,
+            program: run::Program {
+                name: &self.program,
+                program: &program,
+                args: &self.args,
+                env: &env,
+                pass_env: &self.pass_env,
+                folder: &folder,
+                workspace: &workspace,
+                root: &root,
+                sandbox: &self.sandbox,
+            },
             input: stdin,
             timeout: self.timeout,
             stdout_max: run::STDOUT_MAX,
@@ -185,6 +198,7 @@ impl Brain for Command {
                 program: self.program.clone(),
                 source,
             },
+            run::RunError::Refused(reason) => self.failed(reason),
             run::RunError::OutputHeld => self.failed(
                 "its stdout or stderr stayed open after it exited: a process it \
                  started outside its process group still holds them"

@@ -20,6 +20,7 @@ pub mod action;
 pub mod command;
 pub mod echo;
 pub mod llm;
+pub mod sandbox;
 pub mod script;
 
 pub use action::Action;

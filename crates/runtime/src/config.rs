@@ -62,6 +62,11 @@ pub struct SocietyConfig {
     pub learning: Option<serde_json::Value>,
     #[serde(default)]
     pub debate: Option<serde_json::Value>,
+    /// `[sandbox]`: how the programs agents run are confined (see
+    /// `society_brains::sandbox`), injected into every `command` and `llm`
+    /// brain config; a brain's own `sandbox` table wins key by key.
+    #[serde(default)]
+    pub sandbox: Option<serde_json::Value>,
 }
 
 /// `[routing]`: rules on (from, to, type); the first match wins.
@@ -426,9 +431,19 @@ impl SocietyConfig {
         )
     }
 
-    /// An `llm` brain also needs its model's price and the society budget.
+    /// An `llm` brain also needs its model's price and the society budget;
+    /// both brains that run programs, the society's sandbox settings.
     fn inject_llm(&self, mut brain: serde_json::Value) -> serde_json::Value {
-        if brain.get("kind").and_then(|k| k.as_str()) != Some("llm") {
+        let kind = brain
+            .get("kind")
+            .and_then(|k| k.as_str())
+            .map(str::to_string);
+        if let Some(sandbox) = self.sandbox.clone() {
+            if matches!(kind.as_deref(), Some("llm" | "command")) {
+                brain["society_sandbox"] = sandbox;
+            }
+        }
+        if kind.as_deref() != Some("llm") {
             return brain;
         }
         let model = brain.get("model").and_then(|m| m.as_str()).unwrap_or("");

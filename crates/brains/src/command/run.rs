@@ -10,14 +10,13 @@
 //! SIGKILL the group, which we always do, to take down anything the program
 //! left running.
 
-use crate::Hooks;
+use crate::{sandbox, Hooks};
 use nix::sys::signal::{killpg, Signal};
 use nix::sys::wait::{waitid, Id, WaitPidFlag};
 use nix::unistd::Pid;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
@@ -34,13 +33,7 @@ const OUTPUT_GRACE: Duration = Duration::from_secs(2);
 const THREAD_STACK: usize = 64 << 10;
 
 pub(crate) struct Spec<'a> {
-    /// The program as configured, for the log records.
-    pub name: &'a str,
-    pub program: &'a Path,
-    pub args: &'a [String],
-    pub env: &'a BTreeMap<String, String>,
-    pub folder: &'a Path,
-    pub workspace: &'a Path,
+    pub program: Program<'a>,
     pub input: Vec<u8>,
     pub timeout: Duration,
     /// Most stdout kept ([`Captured::total`] still counts all of it).
@@ -51,23 +44,46 @@ pub(crate) struct Spec<'a> {
 
 /// Every program the brains start — a `command` brain's program, an `llm`
 /// brain's own tools and MCP servers — is built here: its working directory
-/// (the agent's `workspace/`), its environment (what the config adds, and
-/// the folder marker the startup sweep looks for). How it is wired (pipes,
-/// process group) is the caller's. One place, so that sandboxing and
-/// environment rules apply to all of them alike.
+/// (the agent's `workspace/`), its environment (rebuilt from nothing: what
+/// the config adds and passes, and the folder marker the sweeps look for),
+/// its sandbox ([`crate::sandbox`]). How it is wired (pipes) is the
+/// caller's. One place, so that the sandbox and the environment rules apply
+/// to all of them alike. `Err`: the program must not run, and why.
 pub(crate) fn program_command(
-    program: &Path,
-    args: &[String],
-    env: &BTreeMap<String, String>,
-    folder: &Path,
-    workspace: &Path,
-) -> std::process::Command {
-    let mut cmd = std::process::Command::new(program);
-    cmd.args(args)
-        .current_dir(workspace)
-        .envs(env)
-        .env(super::FOLDER_ENV, folder);
-    cmd
+    p: &Program<'_>,
+) -> Result<(std::process::Command, sandbox::Jail), String> {
+    let mut pass_env = p.sandbox.pass_env.clone();
+    pass_env.extend(p.pass_env.iter().cloned());
+    let mut env = sandbox::environment(p.workspace, &pass_env, p.env);
+    env.insert(
+        super::FOLDER_ENV.into(),
+        p.folder.to_string_lossy().into_owned(),
+    );
+    let place = sandbox::Place {
+        program: p.program,
+        args: p.args,
+        folder: p.folder,
+        workspace: p.workspace,
+        root: p.root,
+    };
+    sandbox::command(p.sandbox, &place, env, p.name)
+}
+
+/// One program to start, as configured and resolved.
+pub(crate) struct Program<'a> {
+    /// As written in the config, for messages.
+    pub name: &'a str,
+    pub program: &'a Path,
+    pub args: &'a [String],
+    /// The config's `env` and the runtime's own variables.
+    pub env: &'a BTreeMap<String, String>,
+    /// The config's `pass_env` (the sandbox's are added).
+    pub pass_env: &'a [String],
+    pub folder: &'a Path,
+    pub workspace: &'a Path,
+    /// The society root: relative sandbox paths are relative to it.
+    pub root: &'a Path,
+    pub sandbox: &'a sandbox::Settings,
 }
 
 pub(crate) enum Ending {
@@ -93,31 +109,28 @@ pub(crate) struct Finished {
 
 pub(crate) enum RunError {
     Spawn(std::io::Error),
+    /// The sandbox refused to start it (`mode = "required"` without Landlock).
+    Refused(String),
     /// The group is dead but something (outside it) still holds a pipe.
     OutputHeld,
 }
 
 pub(crate) fn run(spec: &Spec<'_>, hooks: &mut dyn Hooks) -> Result<Finished, RunError> {
-    let mut child = program_command(
-        spec.program,
-        spec.args,
-        spec.env,
-        spec.folder,
-        spec.workspace,
-    )
-    .stdin(Stdio::piped())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .process_group(0)
-    .spawn()
-    .map_err(RunError::Spawn)?;
+    let (mut cmd, jail) = program_command(&spec.program).map_err(RunError::Refused)?;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(RunError::Spawn)?;
     let started = Instant::now();
     let pid = child.id() as i32;
     // Before anything else can fail: from here on the group must not outlive us.
     hooks.child_group(Some(pid));
     hooks.log(
         "command_started",
-        json!({"id": spec.id, "program": spec.name, "path": spec.program, "pid": pid}),
+        json!({"id": spec.id, "program": spec.program.name, "path": spec.program.program,
+               "pid": pid, "sandbox": jail.summary}),
     );
     let pipes = match start_threads(&mut child, spec.input.clone(), spec.stdout_max) {
         Ok(p) => p,
@@ -153,6 +166,17 @@ pub(crate) fn run(spec: &Spec<'_>, hooks: &mut dyn Hooks) -> Result<Finished, Ru
     // The leader is dead or dying: the waiter reports and hangs up.
     while pipes.exited.recv().is_ok() {}
     let status = child.wait();
+    // Whatever it started that left the group (`setsid`): the cgroup's
+    // members, or the processes carrying the agent's marker.
+    let contained = jail.end();
+    if contained.any() {
+        hooks.log(
+            "sandbox_contained",
+            json!({"id": spec.id, "program": spec.program.name, "pid": pid,
+                   "killed": contained.leftovers,
+                   "process_limit_hits": contained.process_limit_hits}),
+        );
+    }
     hooks.child_group(None);
     let status = status.map_err(RunError::Spawn)?;
     let grace = Instant::now() + OUTPUT_GRACE;

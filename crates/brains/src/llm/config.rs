@@ -347,6 +347,15 @@ pub struct LlmConfig {
     /// MCP servers: `[[agent.brain.mcp]]` (see `mcp.rs`).
     #[serde(default)]
     pub mcp: Vec<McpServer>,
+    /// The sandbox of its tools and MCP servers (see `sandbox.rs`); the
+    /// merged settings are in [`Self::sandbox_settings`].
+    #[serde(default, rename = "sandbox")]
+    _sandbox: Option<serde_json::Value>,
+    /// Injected by the runtime from `[sandbox]`.
+    #[serde(default, rename = "society_sandbox")]
+    _society_sandbox: Option<serde_json::Value>,
+    #[serde(skip)]
+    pub sandbox_settings: crate::sandbox::Settings,
     /// Compaction (see `compact.rs`): the model's context window in tokens;
     /// without it only a provider's "context too long" compacts.
     #[serde(default)]
@@ -473,6 +482,13 @@ impl LlmConfig {
             )));
         }
         let mut cfg = cfg;
+        cfg.sandbox_settings = crate::sandbox::Settings::from_brain(config).map_err(invalid)?;
+        for tool in &mut cfg.tools {
+            tool.sandbox = cfg.sandbox_settings.clone();
+        }
+        for server in &mut cfg.mcp {
+            server.sandbox = cfg.sandbox_settings.clone();
+        }
         cfg.fallbacks = Self::fallback_configs(config, &cfg.fallback)?;
         Ok(cfg)
     }

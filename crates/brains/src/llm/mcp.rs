@@ -26,7 +26,7 @@
 use super::conversation::ToolCall;
 use super::own_tools::{check_env, default_max_output, valid_name, OnInterrupt};
 use super::tools::{truncate, Definition, Outcome};
-use crate::command::run::program_command;
+use crate::command::run::{program_command, Program};
 use crate::Hooks;
 use rmcp::model::CallToolRequestParams;
 use rmcp::service::{RoleClient, RunningService, ServiceError};
@@ -57,6 +57,9 @@ pub struct McpServer {
     pub command: Vec<String>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Variables passed through from the runtime's environment.
+    #[serde(default)]
+    pub pass_env: Vec<String>,
     /// Longest one call may take.
     #[serde(default = "default_timeout", with = "duration_str")]
     pub timeout: Duration,
@@ -68,6 +71,9 @@ pub struct McpServer {
     pub max_output: usize,
     #[serde(default = "report")]
     pub on_interrupt: OnInterrupt,
+    /// The brain's sandbox settings (filled in by `LlmConfig::parse`).
+    #[serde(skip)]
+    pub sandbox: crate::sandbox::Settings,
 }
 
 fn default_timeout() -> Duration {
@@ -106,7 +112,7 @@ pub fn check(servers: &[McpServer]) -> Result<(), String> {
         if s.max_output == 0 {
             return Err(format!("{what}: `max_output` must be at least 1 byte"));
         }
-        check_env(&what, &s.env)?;
+        check_env(&what, &s.env, &s.pass_env)?;
     }
     Ok(())
 }
@@ -124,6 +130,8 @@ struct Live {
     client: RunningService<RoleClient, ()>,
     child: tokio::process::Child,
     pid: Option<u32>,
+    /// Dropped last: kills what the server left in its cgroup.
+    _jail: crate::sandbox::Jail,
 }
 
 struct Server {
@@ -260,13 +268,20 @@ impl Mcp {
             .map_err(|e| fail(format!("cannot resolve the agent folder: {e}")))?;
         let cfg = self.servers[i].cfg.clone();
         let program = crate::command::resolve_program(&cfg.command[0], &root);
-        let mut cmd = tokio::process::Command::from(program_command(
-            &program,
-            &cfg.command[1..],
-            &cfg.env,
-            &folder,
-            &folder.join("workspace"),
-        ));
+        let workspace = folder.join("workspace");
+        let (cmd, jail) = program_command(&Program {
+            name: &cfg.command[0],
+            program: &program,
+            args: &cfg.command[1..],
+            env: &cfg.env,
+            pass_env: &cfg.pass_env,
+            folder: &folder,
+            workspace: &workspace,
+            root: &root,
+            sandbox: &cfg.sandbox,
+        })
+        .map_err(fail)?;
+        let mut cmd = tokio::process::Command::from(cmd);
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -277,6 +292,10 @@ impl Mcp {
                 .spawn()
                 .map_err(|e| format!("could not start {}: {e}", cfg.command[0]))?;
             let pid = child.id();
+            let mut jail = jail;
+            if let Some(pid) = pid {
+                jail.keep_session(pid as i32);
+            }
             let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
                 return Err("its pipes were not set up".to_string());
             };
@@ -292,7 +311,15 @@ impl Mcp {
             } else {
                 Vec::new()
             };
-            Ok((Live { client, child, pid }, tools))
+            Ok((
+                Live {
+                    client,
+                    child,
+                    pid,
+                    _jail: jail,
+                },
+                tools,
+            ))
         };
         let limit = self.servers[i].cfg.startup_timeout;
         let outcome = wait(rt, hooks, limit, started);

@@ -80,8 +80,14 @@ pub struct OwnTool {
     pub max_output: usize,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Variables passed through from the runtime's environment.
+    #[serde(default)]
+    pub pass_env: Vec<String>,
     #[serde(default = "rerun")]
     pub on_interrupt: OnInterrupt,
+    /// The brain's sandbox settings (filled in by `LlmConfig::parse`).
+    #[serde(skip)]
+    pub sandbox: crate::sandbox::Settings,
 }
 
 fn empty_schema() -> Value {
@@ -106,12 +112,14 @@ pub(super) fn valid_name(name: &str, max: usize) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-/// Environment variable names a program can be given.
-pub(super) fn check_env(what: &str, env: &BTreeMap<String, String>) -> Result<(), String> {
-    match env.keys().find(|k| k.is_empty() || k.contains(['=', '\0'])) {
-        Some(key) => Err(format!("{what}: invalid environment variable name {key:?}")),
-        None => Ok(()),
-    }
+/// Environment variable names a program can be given or passed.
+pub(super) fn check_env(
+    what: &str,
+    env: &BTreeMap<String, String>,
+    pass_env: &[String],
+) -> Result<(), String> {
+    crate::sandbox::check_names(&format!("{what}: env"), env.keys())?;
+    crate::sandbox::check_names(&format!("{what}: pass_env"), pass_env)
 }
 
 /// Validates every declared tool; says which one and why when one is wrong.
@@ -160,7 +168,7 @@ pub fn check(tools: &[OwnTool]) -> Result<(), String> {
         if t.max_output == 0 {
             return Err(format!("{what}: `max_output` must be at least 1 byte"));
         }
-        check_env(&what, &t.env)?;
+        check_env(&what, &t.env, &t.pass_env)?;
     }
     Ok(())
 }
@@ -201,12 +209,17 @@ impl OwnTool {
         let mut input = serde_json::to_vec(&call.args).expect("a JSON value always serialises");
         input.push(b'\n');
         let spec = run::Spec {
-            name: configured,
-            program: &program,
-            args: &self.command[1..],
-            env: &env,
-            folder: &folder,
-            workspace: &workspace,
+            program: run::Program {
+                name: configured,
+                program: &program,
+                args: &self.command[1..],
+                env: &env,
+                pass_env: &self.pass_env,
+                folder: &folder,
+                workspace: &workspace,
+                root: &root,
+                sandbox: &self.sandbox,
+            },
             input,
             timeout: self.timeout,
             stdout_max: self.max_output,
@@ -217,6 +230,7 @@ impl OwnTool {
             Err(run::RunError::Spawn(e)) => {
                 return failed(format!("could not start {configured}: {e}"))
             }
+            Err(run::RunError::Refused(reason)) => return failed(reason),
             Err(run::RunError::OutputHeld) => {
                 return failed(
                     "its stdout or stderr stayed open after it exited: a process it started \

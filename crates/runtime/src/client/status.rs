@@ -59,6 +59,9 @@ pub struct Report {
     pub supervisor: Option<SupervisorRow>,
     /// Society-wide problems: failing writes, a corrupt supervisor checkpoint.
     pub problems: Vec<String>,
+    /// What the kernel offers the sandbox of agents' programs (see
+    /// `society_brains::sandbox::Probe`).
+    pub sandbox: society_brains::sandbox::Probe,
     pub agents: Vec<Row>,
 }
 
@@ -134,6 +137,7 @@ pub fn collect(layout: &Layout, only: Option<&AgentId>) -> Result<Report, Client
                 .map(|t| time::age(t).as_millis() as u64),
         }),
         problems,
+        sandbox: society_brains::sandbox::probe().clone(),
         agents,
     })
 }

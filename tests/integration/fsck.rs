@@ -175,3 +175,58 @@ fn an_agent_folder_replaced_by_a_file_is_a_problem_everywhere() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Runs `society --root ROOT ARGS` from a shell whose umask is 000.
+fn under_umask_000(s: &Society, args: &[&str]) -> std::process::Output {
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg("umask 000 && exec \"$@\"")
+        .arg("sh")
+        .arg(BIN)
+        .arg("--root")
+        .arg(s.root())
+        .args(args)
+        .output()
+        .expect("run society under sh")
+}
+
+#[test]
+fn every_file_is_private_even_under_umask_000() {
+    use std::os::unix::fs::PermissionsExt;
+    let toml = "[defaults]\nidle_exit = \"30s\"\n\n[[agent]]\nid = \"helper\"\nbrain = { kind = \"echo\" }\n";
+    let s = Society::new(BIN, toml);
+    // The supervisor (detached), the agent it starts, the CLI's writers:
+    // every one of them started by a shell that would create 0666 files.
+    let out = under_umask_000(&s, &["up"]);
+    assert!(out.status.success(), "{out:?}");
+    let out = under_umask_000(&s, &["case", "new", "private", "--assign", "helper"]);
+    assert!(out.status.success(), "{out:?}");
+    let id = String::from_utf8(under_umask_000(&s, &["send", "helper", "hello"]).stdout).unwrap();
+    crate::support::wait_reply(&s, id.trim());
+    let out = under_umask_000(&s, &["down"]);
+    assert!(out.status.success(), "{out:?}");
+
+    let mut loose = Vec::new();
+    let mut seen = 0;
+    let mut stack = vec![s.layout().state_dir().to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read_dir") {
+            let path = entry.expect("entry").path();
+            let meta = std::fs::symlink_metadata(&path).expect("stat");
+            let mode = meta.permissions().mode() & 0o777;
+            seen += 1;
+            if meta.is_dir() {
+                if mode != 0o700 {
+                    loose.push(format!("{} {mode:o}", path.display()));
+                }
+                stack.push(path);
+            } else if mode & 0o077 != 0 {
+                loose.push(format!("{} {mode:o}", path.display()));
+            }
+        }
+    }
+    assert!(seen > 20, "the society wrote its files ({seen} seen)");
+    assert!(loose.is_empty(), "open to others: {loose:#?}");
+    let (code, report) = fsck(&s, &[]);
+    assert_eq!(code, 0, "{report:#}");
+}

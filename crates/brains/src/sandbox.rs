@@ -466,6 +466,8 @@ fn readable(settings: &Settings, place: &Place<'_>) -> Vec<PathBuf> {
     out.push(place.folder.to_path_buf());
     let state = place.root.join(society_core::layout::STATE_DIR);
     out.push(state.join("shared"));
+    // `"$SOCIETY_BIN" memory "$SOCIETY_AGENT" query …` checks the format.
+    out.push(state.join("format.json"));
     let program = if place.program.is_absolute() || place.program.components().count() > 1 {
         Some(place.program.to_path_buf())
     } else {
@@ -589,7 +591,10 @@ mod tests {
         let err = command(&settings, &place, BTreeMap::new(), "tools/x.sh")
             .err()
             .unwrap();
-        assert!(err.contains("sandbox mode \"required\": tools/x.sh not started"), "{err}");
+        assert!(
+            err.contains("sandbox mode \"required\": tools/x.sh not started"),
+            "{err}"
+        );
         // `on` runs it, with the environment rebuilt and no sandbox.
         let on = Settings::default();
         let (_, jail) = command(&on, &place, BTreeMap::new(), "tools/x.sh").unwrap();

@@ -49,10 +49,38 @@ pub(super) fn base() -> Option<&'static Path> {
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
                 Err(_) => return None,
             }
-            base.join("pids.max").exists().then_some(base)
+            if !base.join("pids.max").exists() {
+                return None;
+            }
+            sweep_dead(&base);
+            Some(base)
         })
     })
     .as_deref()
+}
+
+/// Kills and removes the run cgroups of agent processes that are gone (an
+/// agent SIGKILLed while a program ran, or while its MCP servers lived).
+fn sweep_dead(base: &Path) {
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("run-"))
+            .and_then(|n| n.split('-').next())
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let cg = Cgroup { dir: entry.path() };
+            cg.kill_all();
+            cg.remove();
+        }
+    }
 }
 
 pub(super) struct Cgroup {

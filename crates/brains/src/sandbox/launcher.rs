@@ -52,6 +52,10 @@ fn confine(plan: &Plan) -> Result<(), String> {
     // A session of its own: the program leads its process group, and has no
     // controlling terminal to reach the agent's through.
     nix::unistd::setsid().map_err(|e| format!("setsid: {e}"))?;
+    // Out of the agent's process group, so the supervisor's kill of a hung
+    // agent does not reach it: it dies with the agent instead.
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+        .map_err(|e| format!("prctl(PR_SET_PDEATHSIG): {e}"))?;
     if let Some(procs) = &plan.cgroup_procs {
         std::fs::write(procs, std::process::id().to_string())
             .map_err(|e| format!("cannot join the cgroup {}: {e}", procs.display()))?;

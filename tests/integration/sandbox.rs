@@ -64,6 +64,10 @@ request = json.load(sys.stdin)
 text = request["message"]["body"].get("text", "") if "message" in request else request.get("text", "")
 if text == "fork":
     out = {"fork": fork_bomb()}
+elif text == "echo key":
+    key = os.environ.get("OPENAI_API_KEY", "")
+    print("my key is " + key, file=sys.stderr)
+    out = {"key": key}
 elif text == "hi":
     out = {"hello": "still here"}
 else:
@@ -236,6 +240,26 @@ fn the_key_is_scrubbed_from_the_environment_unless_named() {
     assert_eq!(
         reply["body"]["env_key"],
         serde_json::json!(["OPENAI_API_KEY"])
+    );
+    // Passed on purpose, it is still a secret: what the program prints of
+    // it is redacted before it is written anywhere.
+    let id = set.s.ok(&["send", "hostile", "echo key"]);
+    let reply = wait_reply(&set.s, &id);
+    assert_eq!(reply["body"]["key"], "[redacted]");
+    let stderr = events(&set.s, "hostile", "command_stderr");
+    assert!(
+        stderr.iter().any(|r| r["text"] == "my key is [redacted]\n"),
+        "{stderr:#?}"
+    );
+    let all = std::process::Command::new("grep")
+        .args(["-r", "-l", KEY])
+        .arg(set.s.root())
+        .output()
+        .unwrap();
+    assert!(
+        all.stdout.is_empty(),
+        "the key is in {}",
+        String::from_utf8_lossy(&all.stdout)
     );
     assert!(set.s.stop_supervisor().success());
 }

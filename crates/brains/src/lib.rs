@@ -22,6 +22,7 @@ pub mod echo;
 pub mod llm;
 pub mod sandbox;
 pub mod script;
+mod secrets;
 
 pub use action::Action;
 

@@ -305,6 +305,9 @@ pub(crate) fn environment(
         .chain(pass_env.iter().map(String::as_str))
     {
         if let Ok(v) = std::env::var(name) {
+            if crate::secrets::secret_name(name) {
+                crate::secrets::remember(&v);
+            }
             out.insert(name.to_string(), v);
         }
     }

@@ -180,8 +180,10 @@ pub(crate) fn run(spec: &Spec<'_>, hooks: &mut dyn Hooks) -> Result<Finished, Ru
     hooks.child_group(None);
     let status = status.map_err(RunError::Spawn)?;
     let grace = Instant::now() + OUTPUT_GRACE;
-    let stdout = collect(&pipes.stdout, grace)?;
-    let stderr = collect(&pipes.stderr, grace)?;
+    // No secret the agent knows (keys, secret-named `pass_env` values)
+    // goes from a program's output into a file or to a model.
+    let stdout = collect(&pipes.stdout, grace)?.scrubbed();
+    let stderr = collect(&pipes.stderr, grace)?.scrubbed();
     Ok(Finished {
         pid,
         ending,
@@ -269,6 +271,18 @@ fn capture(
         let _ = tx.send(got);
     })?;
     Ok(rx)
+}
+
+impl Captured {
+    /// Known secrets redacted; `total` counts the bytes as redacted.
+    fn scrubbed(self) -> Captured {
+        let kept = self.bytes.len() as u64;
+        let bytes = crate::secrets::scrub_bytes(self.bytes);
+        Captured {
+            total: self.total - kept + bytes.len() as u64,
+            bytes,
+        }
+    }
 }
 
 fn collect(rx: &Receiver<Captured>, until: Instant) -> Result<Captured, RunError> {

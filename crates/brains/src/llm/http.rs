@@ -64,7 +64,7 @@ pub fn call(
                 return Err(bad_key(cfg).into())
             }
             Ok(k) if !k.is_empty() => {
-                remember_secret(&k);
+                crate::secrets::remember(&k);
                 Some(k)
             }
             _ => {
@@ -248,7 +248,7 @@ fn extra_headers(
             }
             .into());
         };
-        remember_secret(&value);
+        crate::secrets::remember(&value);
         let Ok(mut value) = reqwest::header::HeaderValue::from_str(&value) else {
             return Err(LlmError::BadKey {
                 provider: cfg.provider.name(),
@@ -374,30 +374,12 @@ fn error_detail(body: &str) -> String {
     super::tools::truncate(&text, 300)
 }
 
-/// Every secret this process has sent (API keys of every model it called,
-/// `headers_env` values): each is scrubbed from every provider text.
-static SECRETS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-
-fn remember_secret(value: &str) {
-    let mut known = SECRETS.lock().unwrap_or_else(|e| e.into_inner());
-    if value.len() >= 4 && !known.iter().any(|k| k == value) {
-        known.push(value.to_string());
-        // Longest first: a secret containing another is replaced whole.
-        known.sort_by_key(|k| std::cmp::Reverse(k.len()));
-    }
-}
-
 fn scrub(text: &str, key: Option<&str>) -> String {
-    let mut out = match key {
+    let out = match key {
         Some(k) if k.len() >= 4 => text.replace(k, "[redacted]"),
         _ => text.to_string(),
     };
-    for secret in SECRETS.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-        if out.contains(secret.as_str()) {
-            out = out.replace(secret.as_str(), "[redacted]");
-        }
-    }
-    out
+    crate::secrets::scrub(&out)
 }
 
 #[cfg(test)]
@@ -406,8 +388,8 @@ mod tests {
 
     #[test]
     fn every_secret_sent_is_scrubbed_not_only_this_calls_key() {
-        remember_secret("hdr-secret-azure-0123456789");
-        remember_secret("sk-fallback-key-abcdefghij");
+        crate::secrets::remember("hdr-secret-azure-0123456789");
+        crate::secrets::remember("sk-fallback-key-abcdefghij");
         let body = r#"{"error": {"message": "bad header hdr-secret-azure-0123456789 and key sk-fallback-key-abcdefghij"}}"#;
         let detail = safe_detail(body, Some("sk-this-call"));
         assert_eq!(detail, "bad header [redacted] and key [redacted]");

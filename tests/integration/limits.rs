@@ -201,6 +201,13 @@ brain = { kind = "script" }
 policy = { max_record = 4096 }
 "#;
 
+/// Is `env` in the orchestrator's inbox?
+fn in_orchestrator_inbox(s: &Society, env: &Envelope) -> bool {
+    records(&s.layout().orchestrator_inbox())
+        .iter()
+        .any(|r| r["id"] == json!(env.id))
+}
+
 /// (b) Outbox lines the router must not write: one over its sender's
 /// `max_record` (200 MB, appended by hand: the router reads a bounded head
 /// of it), one within the sender's but over its recipient's. Both are
@@ -225,13 +232,20 @@ fn outbox_lines_over_max_record_are_dead_lettered_and_the_rest_flow() {
     let (second, _, _) = append_envelope(&outbox, "writer", "small", 10);
 
     let small = s.agent("small");
-    wait_until(SOON, "the line after them delivered", || {
-        records(&small.inbox())
-            .iter()
-            .any(|r| r["id"] == json!(second.id))
-            .then_some(())
-    });
-    let dead = records(&writer.deadletter());
+    // A batch's destinations are appended one after another: wait for all.
+    let dead = wait_until(
+        SOON,
+        "the lines dead-lettered and the rest delivered",
+        || {
+            let delivered = records(&small.inbox())
+                .iter()
+                .any(|r| r["id"] == json!(second.id))
+                && in_orchestrator_inbox(&s, &first);
+            let dead = records(&writer.deadletter());
+            (delivered && dead.len() >= 2 && system_events(&s, "undeliverable").len() >= 2)
+                .then_some(dead)
+        },
+    );
     assert_eq!(dead.len(), 2, "{dead:#?}");
     assert_eq!(dead[0]["event"], "undeliverable");
     assert_eq!(dead[0]["offset"], huge_at);

@@ -46,13 +46,16 @@ impl Body {
             return Ok(serde_json::json!({ "text": t }));
         }
         let (what, text) = match (&self.json, &self.body_file) {
-            (Some(j), _) => ("--json".to_string(), j.clone()),
+            (Some(j), _) => ("--json".to_string(), j.clone().into_bytes()),
             (None, Some(path)) => {
-                let mut text = String::new();
+                // No agent takes a record over MAX_RECORD_LIMIT: read no
+                // more than that (a body file of any size costs a bounded read).
+                let limit = society_core::MAX_RECORD_LIMIT as u64;
+                let mut text = Vec::new();
                 let read = if path.as_os_str() == "-" {
-                    std::io::stdin().read_to_string(&mut text)
+                    std::io::stdin().take(limit + 1).read_to_end(&mut text)
                 } else {
-                    std::fs::File::open(path).and_then(|mut f| f.read_to_string(&mut text))
+                    std::fs::File::open(path).and_then(|f| f.take(limit + 1).read_to_end(&mut text))
                 };
                 read.map_err(|e| {
                     coded(
@@ -60,11 +63,20 @@ impl Body {
                         format!("cannot read --body-file {}: {e}", path.display()),
                     )
                 })?;
+                if text.len() as u64 > limit {
+                    return Err(coded(
+                        Code::Invalid,
+                        format!(
+                            "--body-file {} holds more than {limit} bytes, over any agent's max_record; nothing was sent (write the payload to a file in the agent's workspace/ and send its path)",
+                            path.display()
+                        ),
+                    ));
+                }
                 (format!("--body-file {}", path.display()), text)
             }
             (None, None) => unreachable!("one source was given"),
         };
-        let v: Value = serde_json::from_str(&text)
+        let v: Value = serde_json::from_slice(&text)
             .map_err(|e| coded(Code::Invalid, format!("{what} is not valid JSON: {e}")))?;
         if !v.is_object() {
             return Err(coded(

@@ -38,6 +38,7 @@ mod group_commit;
 mod hierarchy;
 mod idle;
 mod lifecycle;
+mod limits;
 mod llm_brain;
 mod logging;
 mod loops;

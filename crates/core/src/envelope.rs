@@ -83,10 +83,13 @@ impl Envelope {
 
     /// Parses and validates one line (without its trailing newline).
     pub fn parse(line: &[u8]) -> Result<Envelope, EnvelopeError> {
-        let value: serde_json::Value =
-            serde_json::from_slice(line).map_err(|e| EnvelopeError::Json(e.to_string()))?;
-        let env: Envelope =
-            serde_json::from_value(value).map_err(|e| EnvelopeError::Shape(e.to_string()))?;
+        // Nesting is bounded here: `from_slice` refuses a document nested
+        // deeper than serde_json's recursion limit (128) before it can use
+        // much stack, so every `Value` in the runtime is at most that deep.
+        let value: serde_json::Value = serde_json::from_slice(line)
+            .map_err(|e| EnvelopeError::Json(excerpt(&e.to_string(), REASON_MAX)))?;
+        let env: Envelope = serde_json::from_value(value)
+            .map_err(|e| EnvelopeError::Shape(excerpt(&e.to_string(), REASON_MAX)))?;
         env.validate()?;
         Ok(env)
     }
@@ -96,16 +99,16 @@ impl Envelope {
             return Err(EnvelopeError::Version(self.v));
         }
         if !valid_type(&self.kind) {
-            return Err(EnvelopeError::Type(self.kind.clone()));
+            return Err(EnvelopeError::Type(excerpt(&self.kind, VALUE_MAX)));
         }
         if crate::time::parse_rfc3339(&self.ts).is_none() {
-            return Err(EnvelopeError::Ts(self.ts.clone()));
+            return Err(EnvelopeError::Ts(excerpt(&self.ts, VALUE_MAX)));
         }
         if !self.body.is_object() {
             return Err(EnvelopeError::Body);
         }
         if let Some(bad) = self.needs.iter().find(|n| !valid_type(n)) {
-            return Err(EnvelopeError::Need(bad.clone()));
+            return Err(EnvelopeError::Need(excerpt(bad, VALUE_MAX)));
         }
         Ok(())
     }
@@ -114,6 +117,26 @@ impl Envelope {
     pub fn to_line(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("an Envelope always serialises: all fields are plain data")
     }
+}
+
+/// Longest bad value quoted in an [`EnvelopeError`].
+const VALUE_MAX: usize = 128;
+/// Longest parser message kept in an [`EnvelopeError`] (serde quotes the
+/// offending value: a megabyte-long `type` must not make a megabyte-long
+/// reason, and a dead-letter record over `max_record`).
+const REASON_MAX: usize = 512;
+
+/// At most `max` bytes of `text`, cut at a character boundary and marked
+/// with `…`: for reasons and excerpts of hostile input put into records.
+pub fn excerpt(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
 }
 
 /// A message's `needs` (capability names, like types): the first bad one, said.
@@ -173,5 +196,56 @@ mod tests {
             Envelope::parse(&env.to_line()),
             Err(EnvelopeError::Body)
         ));
+    }
+
+    /// Hostile values make short reasons: a dead-letter record quoting one
+    /// stays far below `max_record`.
+    #[test]
+    fn reasons_quote_at_most_an_excerpt_of_a_bad_value() {
+        let mut env = Envelope::new(Party::Orchestrator, Party::Supervisor, "t", json!({}));
+        env.kind = "A".repeat(1 << 20);
+        let reason = Envelope::parse(&env.to_line())
+            .expect_err("bad type")
+            .to_string();
+        assert!(reason.len() < 300, "{} bytes", reason.len());
+        env.kind = "t".into();
+        env.ts = "é".repeat(1 << 19);
+        let reason = Envelope::parse(&env.to_line())
+            .expect_err("bad ts")
+            .to_string();
+        assert!(reason.len() < 300 && reason.contains('…'), "{reason}");
+        // serde quotes a wrong-typed value whole.
+        let line = format!("{{\"v\":\"{}\"}}", "9".repeat(1 << 20));
+        let reason = Envelope::parse(line.as_bytes())
+            .expect_err("bad v")
+            .to_string();
+        assert!(reason.len() < 600, "{} bytes", reason.len());
+    }
+
+    /// A document nested deeper than serde_json's recursion limit is refused
+    /// by the parser — quickly, and without exhausting the stack — however
+    /// deep it goes: every `Value` the runtime walks is at most that deep.
+    #[test]
+    fn nesting_is_bounded_by_the_parser() {
+        for deep in [
+            format!("{}{}", "[".repeat(100_000), "]".repeat(100_000)),
+            format!("{}1{}", "{\"a\":".repeat(100_000), "}".repeat(100_000)),
+        ] {
+            let line = format!(
+                r#"{{"v":1,"id":"01J00000000000000000000000","ts":"2025-01-01T00:00:00.000Z","from":"orchestrator","to":"supervisor","type":"t","body":{{"deep":{deep}}}}}"#
+            );
+            let err = Envelope::parse(line.as_bytes()).expect_err("too deep");
+            assert!(
+                err.to_string().contains("recursion limit exceeded"),
+                "{err}"
+            );
+        }
+        // 120 levels under the body still parse.
+        let ok = format!(
+            r#"{{"v":1,"id":"01J00000000000000000000000","ts":"2025-01-01T00:00:00.000Z","from":"orchestrator","to":"supervisor","type":"t","body":{{"deep":{}{}}}}}"#,
+            "[".repeat(120),
+            "]".repeat(120)
+        );
+        assert!(Envelope::parse(ok.as_bytes()).is_ok());
     }
 }

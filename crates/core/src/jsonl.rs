@@ -11,5 +11,6 @@ mod reader;
 
 pub use append::{append_one, Appender, Durability};
 pub use reader::{
-    check_cursor, read_lines, read_lines_checked, read_objects, CursorCheck, Line, ReadBatch,
+    check_cursor, read_lines, read_lines_bounded, read_lines_checked, read_objects, CursorCheck,
+    Line, ReadBatch,
 };

@@ -143,6 +143,9 @@ pub mod event {
     pub const UNDELIVERABLE: &str = "undeliverable";
     /// A message the routing policy blocked.
     pub const MESSAGE_BLOCKED: &str = "message_blocked";
+    /// A log record over `max_record` was refused; this short one says so
+    /// in its place (`refused`: the event's name, `bytes`, `max`).
+    pub const RECORD_REFUSED: &str = "record_refused";
     /// An agent's last words before exiting on an error: the supervisor
     /// reads them back to tell a broken agent from a crashing one.
     pub const EXIT_ERROR: &str = "exit_error";

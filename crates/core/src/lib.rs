@@ -64,3 +64,9 @@ pub const ENVELOPE_VERSION: u32 = 1;
 
 /// Default largest record a writer accepts, in bytes (1 MiB).
 pub const DEFAULT_MAX_RECORD: usize = 1024 * 1024;
+
+/// The largest `max_record` a policy may set (64 MiB). No writer accepts a
+/// longer record, so a reader that knows no better bound holds at most this
+/// much of any line (see [`jsonl::read_lines`]): a line of any length
+/// appended by hand costs a bounded read, never a load of the whole line.
+pub const MAX_RECORD_LIMIT: usize = 64 << 20;

@@ -154,7 +154,8 @@ impl Policy {
     }
 
     /// Values a policy cannot hold: a rate that would stall a sender for
-    /// ever, a hop limit that would refuse every agent message.
+    /// ever, a hop limit that would refuse every agent message, a record
+    /// limit past what every reader bounds a line at.
     pub fn check(&self) -> Result<(), String> {
         if self.rate_limit == Some(0) {
             return Err("rate_limit must be at least 1 (messages per minute)".into());
@@ -171,6 +172,13 @@ impl Policy {
         }
         if self.max_hops == 0 {
             return Err("max_hops must be at least 1".into());
+        }
+        if self.max_record == 0 || self.max_record > crate::MAX_RECORD_LIMIT {
+            return Err(format!(
+                "max_record must be between 1 and {} bytes (64 MiB), not {}; bigger payloads go to files in workspace/",
+                crate::MAX_RECORD_LIMIT,
+                self.max_record
+            ));
         }
         if self.rotate_bytes == 0 || self.rotate_lines == 0 {
             return Err("rotate_bytes and rotate_lines must be at least 1".into());

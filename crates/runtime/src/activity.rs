@@ -44,10 +44,20 @@ impl Log {
     }
 
     /// Appends an event. Logging must never take the process down, so a
-    /// failure is reported through tracing and otherwise ignored.
+    /// failure is reported through tracing and otherwise ignored — but an
+    /// event over `max_record` leaves a short `record_refused` in its place.
     pub fn event(&mut self, event: &str, fields: Value) {
         if let Err(e) = self.try_event(event, fields) {
             tracing::error!(error = %e, event, "failed to write log record");
+            self.refused(event, &e);
+        }
+    }
+
+    /// Says in the log that the record of `event` was refused as too large.
+    fn refused(&mut self, event: &str, err: &FormatError) {
+        if let FormatError::RecordTooLarge { size, max, .. } = err {
+            let fields = serde_json::json!({"refused": event, "bytes": size, "max": max});
+            let _ = self.try_event(society_core::kinds::event::RECORD_REFUSED, fields);
         }
     }
 
@@ -56,12 +66,21 @@ impl Log {
         if events.is_empty() {
             return;
         }
+        let names: Vec<&str> = events.iter().map(|(e, _)| *e).collect();
         let records: Vec<Vec<u8>> = events
             .into_iter()
             .map(|(event, fields)| record(event, &self.agent, self.gen, fields))
             .collect();
         if let Err(e) = self.appender.append_batch(&records) {
             tracing::error!(error = %e, records = records.len(), "failed to write log records");
+            if let FormatError::RecordTooLarge { .. } = e {
+                // One record spoilt the batch: write the others one by one.
+                for (event, rec) in names.iter().zip(&records) {
+                    if let Err(e) = self.appender.append(rec) {
+                        self.refused(event, &e);
+                    }
+                }
+            }
         }
     }
 

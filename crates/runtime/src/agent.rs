@@ -450,8 +450,14 @@ impl Agent {
             self.escalate_incident()?;
             return Ok(Work::Incident);
         }
-        let (check, batch) =
-            read_lines_checked(&self.paths.inbox(), self.ckpt.inbox_offset, 256 * 1024)?;
+        // At most `max_record` bytes of any line are held: a longer one is
+        // dead-lettered by its size (`delivery.rs`), never loaded whole.
+        let (check, batch) = read_lines_checked(
+            &self.paths.inbox(),
+            self.ckpt.inbox_offset,
+            256 * 1024,
+            self.cfg.policy.max_record,
+        )?;
         if check != society_core::jsonl::CursorCheck::Ok {
             self.inbox_incident(check)?;
             return Ok(Work::Incident);

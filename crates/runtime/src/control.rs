@@ -127,11 +127,13 @@ pub fn send(layout: &Layout, request: &Request) -> Result<Envelope, FormatError>
         Request::Reflect { message, .. } => message.case.clone(),
         _ => None,
     };
+    // What the supervisor's inbox reader holds: a `Reflect` carries a
+    // message its recipient's `max_record` allowed, which may be over 1 MiB.
     append_one(
         &layout.supervisor_inbox(),
         &env.to_line(),
         Durability::Durable,
-        society_core::DEFAULT_MAX_RECORD,
+        society_core::MAX_RECORD_LIMIT,
     )?;
     Ok(env)
 }

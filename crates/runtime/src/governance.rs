@@ -311,8 +311,13 @@ pub fn set(layout: &Layout, key: &str, value: &str) -> Result<Change, String> {
         previous,
     };
     let line = serde_json::to_vec(&change).map_err(|e| e.to_string())?;
-    append_one(&layout.policy_log(), &line, Durability::Durable, usize::MAX)
-        .map_err(|e| e.to_string())?;
+    append_one(
+        &layout.policy_log(),
+        &line,
+        Durability::Durable,
+        society_core::DEFAULT_MAX_RECORD,
+    )
+    .map_err(|e| e.to_string())?;
     publish(layout, &g).map_err(|e| e.to_string())?;
     Ok(change)
 }

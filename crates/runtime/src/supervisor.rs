@@ -643,7 +643,7 @@ fn envelopes(
         if batch.lines.is_empty() {
             break;
         }
-        for line in batch.lines.iter().filter(|l| l.end <= limit) {
+        for line in batch.lines.iter().filter(|l| l.end <= limit && !l.is_cut()) {
             if let Ok(env) = society_core::Envelope::parse(&line.bytes) {
                 out.push(env);
             }

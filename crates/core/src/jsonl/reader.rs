@@ -1,4 +1,11 @@
 //! Byte-cursor reading of complete lines.
+//!
+//! Every read holds a bounded amount of any one line: a line longer than
+//! the reader's `max_line` comes back *cut* — its first `max_line` bytes, with
+//! its real extent in `offset..end` — and the rest of it is only scanned for
+//! its newline, a chunk at a time. A 200 MB line appended by hand costs a
+//! consumer `max_line` bytes of memory, and is dead-lettered (or skipped) by
+//! its size ([`Line::oversize`]), never parsed.
 
 use crate::error::{io, IoError};
 use std::fs::File;
@@ -12,8 +19,39 @@ pub struct Line {
     pub offset: u64,
     /// Byte offset just past its `\n`: the cursor after consuming it.
     pub end: u64,
+    /// The line's bytes, or only the first `max_line` of them if it is longer
+    /// (see [`Line::is_cut`]).
     pub bytes: Vec<u8>,
 }
+
+impl Line {
+    /// Bytes the line takes in the file, its newline included (what a
+    /// writer compares with `max_record`).
+    pub fn size(&self) -> u64 {
+        self.end - self.offset
+    }
+
+    /// Is `bytes` only the head of a line longer than the reader's bound?
+    pub fn is_cut(&self) -> bool {
+        (self.bytes.len() as u64) < self.size().saturating_sub(1)
+    }
+
+    /// Why the line is refused if it is over `max_record` (newline
+    /// included, as writers count): its consumer dead-letters it without
+    /// parsing it.
+    pub fn oversize(&self, max_record: usize) -> Option<String> {
+        (self.size() > max_record as u64 || self.is_cut()).then(|| {
+            format!(
+                "line of {} bytes exceeds max_record ({max_record} bytes)",
+                self.size()
+            )
+        })
+    }
+}
+
+/// How much of an oversized line's tail is read at once while looking for
+/// its newline (the buffer is reused: the tail is never held).
+const SKIP_CHUNK: usize = 256 * 1024;
 
 /// The complete lines found after a cursor.
 #[derive(Debug, Default)]
@@ -26,12 +64,26 @@ pub struct ReadBatch {
 }
 
 /// Reads complete lines from `offset`, at most about `max_bytes` of them (always
-/// at least one whole line if one is complete, however long). A trailing line
+/// at least one line if one is complete, however long). A trailing line
 /// without `\n` is not yet written and is left for a later read. A missing file
-/// reads as empty.
+/// reads as empty. A line longer than [`MAX_RECORD_LIMIT`](crate::MAX_RECORD_LIMIT),
+/// which no writer accepts, comes back cut (see [`read_lines_bounded`]).
 pub fn read_lines(path: &Path, offset: u64, max_bytes: usize) -> Result<ReadBatch, IoError> {
+    read_lines_bounded(path, offset, max_bytes, crate::MAX_RECORD_LIMIT)
+}
+
+/// [`read_lines`] holding at most `max_line` bytes of any line: a longer one
+/// comes back cut ([`Line::is_cut`]) after a scan for its end that reads its
+/// tail in chunks and keeps none of it. Consumers that know their file's
+/// `max_record` pass it, and refuse what [`Line::oversize`] says.
+pub fn read_lines_bounded(
+    path: &Path,
+    offset: u64,
+    max_bytes: usize,
+    max_line: usize,
+) -> Result<ReadBatch, IoError> {
     match File::open(path) {
-        Ok(f) => read_from(&f, path, offset, max_bytes),
+        Ok(f) => read_from(&f, path, offset, max_bytes, max_line),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ReadBatch {
             lines: Vec::new(),
             next: offset,
@@ -41,12 +93,13 @@ pub fn read_lines(path: &Path, offset: u64, max_bytes: usize) -> Result<ReadBatc
     }
 }
 
-/// [`read_lines`] for a consumer whose cursor must still fit the file (see
-/// [`check_cursor`]): one open for both. Lines are read only when it fits.
+/// [`read_lines_bounded`] for a consumer whose cursor must still fit the file
+/// (see [`check_cursor`]): one open for both. Lines are read only when it fits.
 pub fn read_lines_checked(
     path: &Path,
     offset: u64,
     max_bytes: usize,
+    max_line: usize,
 ) -> Result<(CursorCheck, ReadBatch), IoError> {
     let empty = |len| ReadBatch {
         lines: Vec::new(),
@@ -72,7 +125,7 @@ pub fn read_lines_checked(
             empty(file.metadata().map_err(io("stat", path))?.len()),
         ));
     }
-    Ok((check, read_from(&file, path, offset, max_bytes)?))
+    Ok((check, read_from(&file, path, offset, max_bytes, max_line)?))
 }
 
 fn read_from(
@@ -80,6 +133,7 @@ fn read_from(
     path: &Path,
     offset: u64,
     max_bytes: usize,
+    max_line: usize,
 ) -> Result<ReadBatch, IoError> {
     let len = file.metadata().map_err(io("stat", path))?.len();
     let mut batch = ReadBatch {
@@ -90,7 +144,9 @@ fn read_from(
     if len <= offset {
         return Ok(batch);
     }
-    let mut want = ((len - offset) as usize).min(max_bytes.max(4096));
+    let max_line = max_line.max(1);
+    let avail = usize::try_from(len - offset).unwrap_or(usize::MAX);
+    let mut want = avail.min(max_bytes.max(4096));
     loop {
         let mut buf = vec![0u8; want];
         let n = read_full_at(file, &mut buf, offset).map_err(io("read", path))?;
@@ -98,25 +154,60 @@ fn read_from(
         let mut start = 0usize;
         while let Some(pos) = buf[start..].iter().position(|b| *b == b'\n') {
             let end = start + pos;
+            // A line longer than the bound is kept as its head only.
+            let keep = (end - start).min(max_line);
             batch.lines.push(Line {
                 offset: offset + start as u64,
                 end: offset + end as u64 + 1,
-                bytes: buf[start..end].to_vec(),
+                bytes: buf[start..start + keep].to_vec(),
             });
             start = end + 1;
         }
         batch.next = offset + start as u64;
-        // One line longer than the window: widen until it fits or the file ends.
-        if batch.lines.is_empty() && (offset + n as u64) < len {
-            want = (want * 2).min((len - offset) as usize);
-            continue;
+        // Lines found, the file's end reached, or the file shrank under us.
+        if !batch.lines.is_empty() || n < want || want == avail {
+            return Ok(batch);
         }
-        return Ok(batch);
+        if n >= max_line {
+            // No newline in the first `max_line` bytes: the line is over the
+            // bound whatever follows. Keep its head; find its end without
+            // holding the rest. Not complete yet: it waits, as any partial line.
+            buf.truncate(max_line);
+            if let Some(newline) = find_newline(file, path, offset + n as u64)? {
+                batch.lines.push(Line {
+                    offset,
+                    end: newline + 1,
+                    bytes: buf,
+                });
+                batch.next = newline + 1;
+            }
+            return Ok(batch);
+        }
+        // One line longer than the window: widen, up to the bound.
+        want = (want * 2).min(avail).min(max_line);
+    }
+}
+
+/// The offset of the first newline at or after `from`, reading a chunk at a
+/// time into one reused buffer; `None` if the file ends first.
+fn find_newline(file: &File, path: &Path, from: u64) -> Result<Option<u64>, IoError> {
+    let mut chunk = vec![0u8; SKIP_CHUNK];
+    let mut at = from;
+    loop {
+        let n = read_full_at(file, &mut chunk, at).map_err(io("read", path))?;
+        if let Some(pos) = chunk[..n].iter().position(|b| *b == b'\n') {
+            return Ok(Some(at + pos as u64));
+        }
+        if n < chunk.len() {
+            return Ok(None);
+        }
+        at += n as u64;
     }
 }
 
 /// Every complete line after `*cursor` that is a JSON object, in order, and
-/// the cursor moved past them. Other lines are skipped: consumers of message
+/// the cursor moved past them. Other lines — a line too long to have been
+/// written by any writer among them — are skipped: consumers of message
 /// files dead-letter them and `fsck` reports them; readers of logs move on.
 pub fn read_objects(path: &Path, cursor: &mut u64) -> Result<Vec<serde_json::Value>, IoError> {
     let mut out = Vec::new();
@@ -129,6 +220,7 @@ pub fn read_objects(path: &Path, cursor: &mut u64) -> Result<Vec<serde_json::Val
             batch
                 .lines
                 .iter()
+                .filter(|l| !l.is_cut())
                 .filter_map(|l| serde_json::from_slice::<serde_json::Value>(&l.bytes).ok())
                 .filter(serde_json::Value::is_object),
         );

@@ -7,4 +7,5 @@
 
 mod concurrent_append;
 mod jsonl_props;
+mod oversized_lines;
 mod segments;

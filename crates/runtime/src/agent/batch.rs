@@ -21,7 +21,7 @@ use society_brains::BrainError;
 use society_core::jsonl::Line;
 use society_core::kinds::event;
 use society_core::state::{CurrentMessage, InFlight, LiveState};
-use society_core::{time, Envelope, MsgId};
+use society_core::{time, MsgId};
 use std::time::{Duration, Instant};
 
 /// Most lines in one batch.
@@ -37,7 +37,7 @@ impl Agent {
         if lines.len() < 2 || self.ckpt.in_flight.is_some() || self.ckpt.replay.is_some() {
             return Ok((0, false));
         }
-        let Ok(first) = Envelope::parse(&lines[0].bytes) else {
+        let Ok(first) = self.envelope(&lines[0]) else {
             return Ok((0, false));
         };
         let lines = &lines[..lines.len().min(BATCH_LINES)];
@@ -73,10 +73,10 @@ impl Agent {
             if self.stopping() || (consumed > 0 && started.elapsed() >= BATCH_WINDOW) {
                 break;
             }
-            let env = match Envelope::parse(&line.bytes) {
+            let env = match self.envelope(line) {
                 Ok(env) => env,
                 Err(reason) => {
-                    let rec = self.dead_letter_record(line, None, &reason.to_string());
+                    let rec = self.dead_letter_record(line, None, &reason);
                     // The process before us may have written it just before dying.
                     let recorded = self.maybe_seen(line.offset)
                         && super::delivery::inbox_dead_letter_exists(

@@ -210,7 +210,7 @@ impl Agent {
         let written: Result<u64, society_core::FormatError> = society_core::jsonl::Appender::open(
             &self.paths.decisions(),
             self.cfg.policy.durability,
-            usize::MAX,
+            self.cfg.policy.max_record,
         )
         .map_err(Into::into)
         .and_then(|mut a| a.append_batch(&self.gov.unwritten));

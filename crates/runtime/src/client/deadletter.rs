@@ -192,13 +192,30 @@ fn reinject(layout: &Layout, agent: &AgentId, env: &Envelope) -> Result<Retried,
     let rec = json!({"ts": time::now_rfc3339(), "event": event::DEAD_LETTER_RETRIED, "agent": agent,
         "gen": 0, "id": env.id, "from": env.from, "type": env.kind, "by": "orchestrator"});
     let bytes = serde_json::to_vec(&rec).expect("a JSON map always serialises");
-    append_one(&paths.deadletter(), &bytes, Durability::Durable, usize::MAX)?;
+    // Measured before either write: the record must not say "retried" of a
+    // line the inbox then refuses.
+    let max = society_core::atomic::read_json::<society_core::state::AgentConfig>(
+        &paths.config(),
+        "agent config",
+    )
+    .ok()
+    .flatten()
+    .map_or(society_core::DEFAULT_MAX_RECORD, |c| c.policy.max_record);
+    let line = env.to_line();
+    if line.len() + 1 > max {
+        return Err(ClientError::Oversize {
+            id: agent.clone(),
+            bytes: line.len() + 1,
+            max,
+        });
+    }
     append_one(
-        &paths.inbox(),
-        &env.to_line(),
+        &paths.deadletter(),
+        &bytes,
         Durability::Durable,
-        usize::MAX,
+        society_core::DEFAULT_MAX_RECORD,
     )?;
+    append_one(&paths.inbox(), &line, Durability::Durable, max)?;
     Ok(Retried {
         agent: agent.clone(),
         id: env.id,

@@ -84,7 +84,7 @@ pub fn deliver(layout: &Layout, env: &Envelope) -> Result<Delivered, ClientError
         &layout.agent_to_agent(),
         &line,
         Durability::Flushed,
-        usize::MAX,
+        max_record,
     ) {
         warnings.push(format!(
             "message {} is delivered to {id}, but it is missing from {}: {e}",
@@ -284,7 +284,7 @@ pub fn broadcast_with(
         &layout.broadcast_log(),
         &bc::record_line(&record),
         Durability::Durable,
-        usize::MAX,
+        society_core::MAX_RECORD_LIMIT,
     )?;
     let mut out = Broadcast {
         id,
@@ -326,7 +326,7 @@ pub fn broadcast_with(
         &layout.broadcast_log(),
         &bc::sent_line(&id, &copies, &failed),
         Durability::Flushed,
-        usize::MAX,
+        society_core::MAX_RECORD_LIMIT,
     ) {
         out.warnings.push(format!(
             "the copies of broadcast {id} are delivered, but their record is missing from {}: {e}",

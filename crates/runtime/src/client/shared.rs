@@ -391,7 +391,12 @@ pub fn put_bytes(
         .map_err(|e| IoError::new("serialise", layout.shared_log(), std::io::Error::other(e)))?;
     // The log line is the commit point; the live file follows it (a crash
     // in between is repaired by the next put).
-    append_one(&layout.shared_log(), &line, Durability::Durable, usize::MAX)?;
+    append_one(
+        &layout.shared_log(),
+        &line,
+        Durability::Durable,
+        society_core::DEFAULT_MAX_RECORD,
+    )?;
     atomic::write_bytes(&dir.join(name), bytes, true)?;
     drop(lock);
     Ok(record)

@@ -309,7 +309,8 @@ fn agent_row(layout: &Layout, id: &AgentId, ctx: &Ctx) -> Result<Row, ClientErro
 fn count_pending(inbox: &std::path::Path, offset: u64) -> u64 {
     let mut count = 0;
     let mut cursor = offset;
-    while let Ok(batch) = society_core::jsonl::read_lines(inbox, cursor, 1 << 20) {
+    // Counted, not read: a line is held to a few bytes, however long.
+    while let Ok(batch) = society_core::jsonl::read_lines_bounded(inbox, cursor, 1 << 20, 256) {
         if batch.lines.is_empty() {
             break;
         }

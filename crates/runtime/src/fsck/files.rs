@@ -125,7 +125,11 @@ pub(super) fn scan(
                     if repair {
                         // An empty append runs the writer's protocol: under
                         // the lock, end the fragment with a newline.
-                        let mut a = Appender::open(&path, Durability::Durable, usize::MAX)?;
+                        let mut a = Appender::open(
+                            &path,
+                            Durability::Durable,
+                            society_core::DEFAULT_MAX_RECORD,
+                        )?;
                         a.append_batch::<&[u8]>(&[])?;
                         let mut done =
                             "terminated the fragment with a newline; it is now one bad line"
@@ -229,7 +233,7 @@ fn quarantine(
         serde_json::json!({"src": format!("{file}@{seg}:{}", line.offset), "file": file, "seg": seg,
             "offset": line.offset, "reason": reason, "line": excerpt, "by": "fsck --repair"}),
     );
-    Appender::open(&dl, Durability::Durable, usize::MAX)?.append(&rec)?;
+    Appender::open(&dl, Durability::Durable, society_core::DEFAULT_MAX_RECORD)?.append(&rec)?;
     Ok(dl)
 }
 

@@ -600,9 +600,23 @@ impl Supervisor {
             } else {
                 Durability::Flushed
             };
-            Appender::open(dest, class, usize::MAX)?.append_batch(&records)?;
+            Appender::open(dest, class, self.record_limit(dest))?.append_batch(&records)?;
         }
         Ok(())
+    }
+
+    /// The longest record the router may append to `dest`: an agent's
+    /// inbox takes what that agent's `max_record` allows (what its reader
+    /// holds); every other file what any reader holds. Planning keeps to
+    /// both (`Planner::too_big`, `Planner::to_agent`), so a refusal here
+    /// means a planning bug, and the batch waits with the error said.
+    fn record_limit(&self, dest: &std::path::Path) -> usize {
+        super::agent_of(dest)
+            .and_then(|id| self.slots.get(&id))
+            .filter(|slot| slot.paths.inbox() == dest)
+            .map_or(society_core::MAX_RECORD_LIMIT, |slot| {
+                slot.cfg.policy.max_record
+            })
     }
 
     /// Saves `checkpoint.json` with every waiting batch listed in it.
@@ -695,7 +709,8 @@ pub(super) fn present_keys(
             if batch.lines.is_empty() {
                 break;
             }
-            for line in &batch.lines {
+            // A cut line (longer than any writer writes) is no record of ours.
+            for line in batch.lines.iter().filter(|l| !l.is_cut()) {
                 if let Ok(v) = serde_json::from_slice::<Value>(&line.bytes) {
                     if let Some(k) = v.get("src").or_else(|| v.get("id")).and_then(Value::as_str) {
                         present.insert((dest.clone(), k.to_string()));

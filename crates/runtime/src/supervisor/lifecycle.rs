@@ -490,7 +490,8 @@ pub(super) fn pending(slot: &Slot) -> bool {
             .is_ok_and(|live| live > ckpt.inbox_seg);
     let offset = if rotated { 0 } else { ckpt.inbox_offset };
     len > offset
-        && society_core::jsonl::read_lines(&slot.paths.inbox(), offset, 4096)
+        // Any complete line is mail, however long: hold little of it.
+        && society_core::jsonl::read_lines_bounded(&slot.paths.inbox(), offset, 4096, 4096)
             .is_ok_and(|b| !b.lines.is_empty())
 }
 

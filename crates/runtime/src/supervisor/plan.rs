@@ -9,7 +9,7 @@
 
 use super::guard::GuardTxn;
 use society_core::case::CaseSummary;
-use society_core::jsonl::{read_lines, read_lines_checked, CursorCheck, Line};
+use society_core::jsonl::{read_lines_bounded, read_lines_checked, CursorCheck, Line};
 use society_core::{AgentId, CaseId, Envelope, FormatError, MsgId};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
@@ -150,15 +150,17 @@ pub(crate) fn position_key(source: &str, seg: u64, offset: u64) -> String {
 
 /// Complete lines from `from`, up to (not past) `limit` — a batch being
 /// resumed, whose range is known. Otherwise the cursor must still fit the
-/// file (checked in the same open): `Err(check)` when it does not.
+/// file (checked in the same open): `Err(check)` when it does not. At most
+/// `max_line` bytes of any line are held (see `Line::oversize`).
 pub(super) fn read_range(
     path: &std::path::Path,
     from: u64,
     limit: Option<u64>,
+    max_line: usize,
 ) -> Result<Result<Vec<Line>, CursorCheck>, FormatError> {
     let mut batch = match limit {
-        Some(_) => read_lines(path, from, BATCH_BYTES)?,
-        None => match read_lines_checked(path, from, BATCH_BYTES)? {
+        Some(_) => read_lines_bounded(path, from, BATCH_BYTES, max_line)?,
+        None => match read_lines_checked(path, from, BATCH_BYTES, max_line)? {
             (CursorCheck::Ok, batch) => batch,
             (check, _) => return Ok(Err(check)),
         },

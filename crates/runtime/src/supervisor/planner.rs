@@ -29,11 +29,16 @@ use crate::activity;
 use crate::config::RoutingConfig;
 use serde_json::Value;
 use society_core::case::CaseSummary;
+use society_core::jsonl::Line;
 use society_core::kinds::{case_log, event, message};
 use society_core::state::AgentConfig;
 use society_core::{AgentId, AgentPaths, CaseId, Envelope, Layout, MsgId, Party};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
+
+/// How many times longer serde_json's serialisation of a parsed message can
+/// be than the line it was parsed from (a number written `1e15`).
+const GROWTH: u64 = 5;
 
 /// The agents planning may address: their config (role, policy) and files.
 pub(super) trait Directory {
@@ -209,7 +214,11 @@ impl Planner<'_> {
     /// A message into `dest` (none: the mirror only) and the mirror,
     /// both keyed by the message id.
     pub fn message(&self, plan: &mut Plan, dest: Option<PathBuf>, env: &Envelope) {
-        let line = env.to_line();
+        self.message_line(plan, dest, env, env.to_line());
+    }
+
+    /// [`Planner::message`] with the message's line already serialised.
+    fn message_line(&self, plan: &mut Plan, dest: Option<PathBuf>, env: &Envelope, line: Vec<u8>) {
         if let Some(dest) = dest {
             plan.push(dest, true, env.id.to_string(), line.clone());
         }
@@ -222,9 +231,48 @@ impl Planner<'_> {
     }
 
     /// A message into an agent's inbox (and the mirror); wakes the agent.
+    ///
+    /// One over the agent's `max_record` — a message the supervisor wrapped
+    /// around a big one (an approval's answer carrying its parked message),
+    /// or a routed one `route.rs` did not stop — is refused into the agent's
+    /// dead letters instead: the inbox's appender would refuse it, and the
+    /// batch would never land.
     pub fn to_agent(&self, plan: &mut Plan, id: &AgentId, env: &Envelope) {
-        self.message(plan, Some(self.paths(id).inbox()), env);
+        let line = env.to_line();
+        let max = self.config(id).policy.max_record;
+        if line.len() + 1 > max {
+            let reason = format!(
+                "message of {} bytes exceeds agent {id}'s max_record ({max} bytes)",
+                line.len() + 1
+            );
+            self.refused(plan, id, env, &reason, false, None);
+            return;
+        }
+        self.message_line(plan, Some(self.paths(id).inbox()), env, line);
         plan.wake.push(id.clone());
+    }
+
+    /// Why `env`, read from `line`, cannot be written where it goes: over
+    /// its recipient's `max_record`, or — to the orchestrator or the
+    /// supervisor — over [`MAX_RECORD_LIMIT`](society_core::MAX_RECORD_LIMIT).
+    /// The router writes its own serialisation of a message, which can be
+    /// longer than the sender's (`1e15` becomes `1000000000000000.0`): at most
+    /// [`GROWTH`] times plus the fields a sender may omit, so only a line
+    /// that close to the limit is serialised to be measured.
+    pub fn too_big(&self, line: &Line, env: &Envelope, to: Option<&AgentId>) -> Option<String> {
+        let max = to.map_or(society_core::MAX_RECORD_LIMIT, |r| {
+            self.config(r).policy.max_record
+        });
+        if line.size().saturating_mul(GROWTH).saturating_add(1024) <= max as u64 {
+            return None;
+        }
+        let size = env.to_line().len() + 1;
+        (size > max).then(|| match to {
+            Some(r) => {
+                format!("message of {size} bytes exceeds agent {r}'s max_record ({max} bytes)")
+            }
+            None => format!("message of {size} bytes exceeds the largest record ({max} bytes)"),
+        })
     }
 
     /// A message into the orchestrator's inbox (and the mirror).

@@ -45,7 +45,9 @@ impl Supervisor {
         let at = recovered.and_then(|p| p.at);
         let from = self.ckpt.inbox_offset;
         let inbox = self.layout.supervisor_inbox();
-        let lines = match read_range(&inbox, from, limit)? {
+        // Its writers (the router, the CLI) write nothing longer.
+        let max = society_core::MAX_RECORD_LIMIT;
+        let lines = match read_range(&inbox, from, limit, max)? {
             Ok(lines) => lines,
             Err(check) => {
                 self.incident(INBOX_KEY, &inbox, from, check);
@@ -62,14 +64,17 @@ impl Supervisor {
         }
         plan.lines = lines.len() as u64;
         for line in &lines {
-            let parsed = Envelope::parse(&line.bytes);
+            let parsed = match line.oversize(max) {
+                Some(reason) => Err(reason),
+                None => Envelope::parse(&line.bytes).map_err(|e| e.to_string()),
+            };
             if let Ok(env) = &parsed {
                 self.before_request(env);
             }
             let planner = self.planner();
             match parsed {
                 Ok(env) => planner.request(&mut plan, env),
-                Err(e) => planner.bad_line(&mut plan, line, &e.to_string()),
+                Err(reason) => planner.bad_line(&mut plan, line, &reason),
             }
         }
         self.commit(None, from, next, plan, recovered.map(|p| &p.sizes))?;

@@ -87,6 +87,7 @@ impl Supervisor {
         recovered: Option<&PendingBatch>,
     ) -> Result<bool, FormatError> {
         let outbox = self.slots[owner].paths.outbox();
+        let max_record = self.slots[owner].cfg.policy.max_record;
         let from = self.ckpt.cursors.get(owner).copied().unwrap_or(0);
         // Lines a batch without a write-ahead record may have delivered
         // before the last process died (`recover_ahead`).
@@ -102,7 +103,7 @@ impl Supervisor {
         };
         let limit = recovered.map(|p| p.to).or(ahead);
         let at = recovered.and_then(|p| p.at);
-        let lines = match read_range(&outbox, from, limit)? {
+        let lines = match read_range(&outbox, from, limit, max_record)? {
             Ok(lines) => lines,
             Err(check) => {
                 self.incident(owner.as_str(), &outbox, from, check);

@@ -28,7 +28,7 @@ impl Planner<'_> {
         let excerpt =
             String::from_utf8_lossy(&line.bytes[..line.bytes.len().min(64 * 1024)]).into_owned();
         let mut fields = json!({"src": src, "file": names::INBOX, "offset": line.offset, "reason": reason,
-            "line": excerpt, "truncated": line.bytes.len() > 64 * 1024});
+            "line": excerpt, "truncated": line.bytes.len() > 64 * 1024 || line.is_cut()});
         if seg > 0 {
             fields["seg"] = json!(seg);
         }

@@ -35,6 +35,13 @@ pub(in crate::supervisor) enum LineOutcome {
 impl Planner<'_> {
     /// Plans one line of `owner`'s outbox.
     pub fn line(&self, plan: &mut Plan, owner: &AgentId, line: &Line) -> LineOutcome {
+        // Over the sender's own limit: written by hand, or by a program
+        // with a hand on the agent's files. The reader kept only its head;
+        // it is refused by its size, unparsed, as a line that is not JSON is.
+        if let Some(reason) = line.oversize(self.config(owner).policy.max_record) {
+            self.undeliverable(plan, owner, line, None, &reason, true);
+            return LineOutcome::Planned;
+        }
         let env = match Envelope::parse(&line.bytes) {
             Ok(env) if env.from == Party::Agent(owner.clone()) => env,
             Ok(env) => {
@@ -81,6 +88,10 @@ impl Planner<'_> {
             },
             Party::Orchestrator | Party::Supervisor => None,
         };
+        if let Some(reason) = self.too_big(line, &env, recipient.as_ref()) {
+            self.undeliverable(plan, owner, line, Some(&env), &reason, true);
+            return LineOutcome::Planned;
+        }
         let sender = self.config(owner);
         let max_hops = sender.policy.max_hops;
         if recipient.is_some() && env.hops > max_hops {

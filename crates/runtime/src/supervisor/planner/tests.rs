@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod cases;
+mod limits;
 mod mirrors;
 mod org;
 mod refusals;

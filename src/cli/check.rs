@@ -13,6 +13,10 @@ pub fn run(layout: &Layout) -> anyhow::Result<Code> {
     let mut broken = Vec::new();
     let ids = layout.agent_ids()?;
     for id in &ids {
+        if let Err(link) = society_core::confine::check_folder(&layout.agent(id)) {
+            broken.push(format!("  agent {id}: {link}"));
+            continue;
+        }
         if let Err(e) = atomic::read_json::<AgentConfig>(&layout.agent(id).config(), "agent config")
         {
             broken.push(format!("  agent {id}: {e}"));
@@ -20,6 +24,9 @@ pub fn run(layout: &Layout) -> anyhow::Result<Code> {
     }
     for path in layout.agent_entries_not_folders()? {
         broken.push(format!("  {}: not a folder", path.display()));
+    }
+    for link in layout.agent_links()? {
+        broken.push(format!("  {link}"));
     }
     if !broken.is_empty() {
         return Err(coded(

@@ -82,8 +82,13 @@ pub fn classify(err: &anyhow::Error) -> Code {
             // A corrupt state file (format.json, a checkpoint) is invalid state.
             return society_runtime::exit::format_code(e);
         }
-        if cause.downcast_ref::<IoError>().is_some() {
-            return Code::Error;
+        if let Some(e) = cause.downcast_ref::<IoError>() {
+            // A symbolic link refused (`confine`) is invalid state.
+            return if e.symlinked().is_some() {
+                Code::Invalid
+            } else {
+                Code::Error
+            };
         }
     }
     Code::Error

@@ -54,3 +54,4 @@ mod sandbox;
 mod scale;
 mod selftest;
 mod shared_context;
+mod symlinks;

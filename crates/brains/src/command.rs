@@ -158,6 +158,10 @@ impl Brain for Command {
         let (folder, root) = folder_and_root(ctx.folder)
             .map_err(|e| self.failed(format!("cannot resolve the agent folder: {e}")))?;
         let workspace = folder.join("workspace");
+        // A program started in a linked workspace would work outside the
+        // society (the agent does not start with one; this is one swapped in
+        // since).
+        society_core::confine::check(&workspace).map_err(BrainError::Workspace)?;
         let input = json!({
             "message": msg,
             "agent": ctx.agent,

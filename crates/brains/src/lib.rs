@@ -96,6 +96,10 @@ pub enum BrainError {
     /// not be read or written (the message waits, see [`BrainError::wait`]).
     #[error("memory: {0}")]
     Memory(#[from] society_core::memory::MemoryError),
+    /// The agent's `workspace/` is a symbolic link: no program is run in
+    /// it (`society_core::confine`).
+    #[error("workspace/ cannot be used: {0}")]
+    Workspace(society_core::confine::Symlinked),
     #[error("refused write_file {path:?}: {reason}")]
     WriteRefused { path: String, reason: String },
     #[error("failed to write {} in the workspace: {source}", path.display())]

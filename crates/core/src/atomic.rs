@@ -17,10 +17,19 @@
 //!
 //! Where the swap is not supported (another filesystem, another libc), a
 //! plain rename does the same job more slowly.
+//!
+//! All of it happens in the target's directory, opened once through
+//! `confine` (never through a symbolic link below the state directory) and
+//! addressed by descriptor; a document that is itself a link is replaced,
+//! never written through, and never read (`read_json` refuses it).
 
 use crate::error::{io, FormatError, IoError};
+use nix::errno::Errno;
+use nix::fcntl::{openat, AtFlags, OFlag};
+use nix::sys::stat::{fstatat, Mode, SFlag};
+use nix::unistd::{unlinkat, UnlinkatFlags};
 use serde::{de::DeserializeOwned, Serialize};
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 
@@ -35,10 +44,15 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T, durable: bool) -> Result
 }
 
 pub fn write_bytes(path: &Path, bytes: &[u8], durable: bool) -> Result<(), IoError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    let dir_path = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("state");
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let scratch = open_scratch(&tmp)?;
+    let tmp_name = format!(".{name}.tmp");
+    let tmp = dir_path.join(&tmp_name);
+    // Everything below happens in this directory, opened once and never
+    // through a symbolic link below the state directory (`confine`).
+    let dir = crate::confine::open(dir_path, OFlag::O_RDONLY | OFlag::O_DIRECTORY, 0)
+        .map_err(io("open directory", dir_path))?;
+    let scratch = open_scratch(&dir, &tmp_name, &tmp)?;
     let written = (|| {
         scratch.write_all_at(bytes, 0).map_err(io("write", &tmp))?;
         scratch
@@ -47,53 +61,48 @@ pub fn write_bytes(path: &Path, bytes: &[u8], durable: bool) -> Result<(), IoErr
         if durable {
             scratch.sync_data().map_err(io("fsync", &tmp))?;
         }
-        swap(&tmp, path)
+        swap(&dir, &tmp_name, name, path)
     })();
     if let Err(e) = written {
         // A full disk: leave no half-written scratch file taking space.
-        let _ = std::fs::remove_file(&tmp);
+        let _ = unlinkat(&dir, tmp_name.as_str(), UnlinkatFlags::NoRemoveDir);
         return Err(e);
     }
     drop(scratch);
     if durable {
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io("fsync directory", dir))?;
+        dir.sync_all().map_err(io("fsync directory", dir_path))?;
     }
     Ok(())
 }
 
-/// The scratch file, locked. Another writer may have swapped it in while we
-/// waited for the lock (our descriptor then names the live document): open
-/// the scratch name again.
-fn open_scratch(tmp: &Path) -> Result<File, IoError> {
-    use std::os::unix::fs::OpenOptionsExt;
+/// The scratch file `name` in `dir`, locked. Another writer may have
+/// swapped it in while we waited for the lock (our descriptor then names
+/// the live document): open the scratch name again.
+fn open_scratch(dir: &File, name: &str, tmp: &Path) -> Result<File, IoError> {
     for _ in 0..SCRATCH_TRIES {
-        let opened = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(crate::layout::FILE_MODE)
-            .custom_flags(nix::libc::O_NOFOLLOW)
-            .open(tmp);
+        let opened = openat(
+            dir,
+            name,
+            OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(crate::layout::FILE_MODE),
+        );
         let file = match opened {
-            Ok(f) => f,
+            Ok(fd) => File::from(fd),
             // A symlink in the scratch file's place (a state file that was
             // one, swapped out): never written through; removed.
-            Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => {
-                std::fs::remove_file(tmp).map_err(io("remove symlink", tmp))?;
+            Err(Errno::ELOOP) => {
+                unlinkat(dir, name, UnlinkatFlags::NoRemoveDir)
+                    .map_err(|e| IoError::new("remove symlink", tmp, e.into()))?;
                 continue;
             }
-            Err(e) => return Err(IoError::new("create temp file", tmp, e)),
+            Err(e) => return Err(IoError::new("create temp file", tmp, e.into())),
         };
         file.lock().map_err(io("lock", tmp))?;
         let ours = file.metadata().map_err(io("stat", tmp))?;
-        match std::fs::symlink_metadata(tmp) {
-            Ok(m) if m.ino() == ours.ino() && m.dev() == ours.dev() => return Ok(file),
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(IoError::new("stat", tmp, e)),
+        match fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(m) if m.st_ino == ours.ino() && m.st_dev == ours.dev() => return Ok(file),
+            Ok(_) | Err(Errno::ENOENT) => {}
+            Err(e) => return Err(IoError::new("stat", tmp, e.into())),
         }
     }
     Err(IoError::new(
@@ -106,11 +115,14 @@ fn open_scratch(tmp: &Path) -> Result<File, IoError> {
 /// Times a writer opens the scratch file again after finding it replaced.
 const SCRATCH_TRIES: u32 = 100;
 
-/// Puts `tmp` in place of `path`: swapped when `path` exists (the old
-/// document goes to `tmp`), renamed when it does not.
-fn swap(tmp: &Path, path: &Path) -> Result<(), IoError> {
+/// Puts `tmp` in place of `name` in `dir` (`path`, for errors): swapped
+/// when it exists (the old document goes to `tmp`), renamed when it does
+/// not.
+fn swap(dir: &File, tmp: &str, name: &str, path: &Path) -> Result<(), IoError> {
     // A swap would trade places with a directory where `rename` refuses.
-    if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
+    let is_dir = fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW)
+        .is_ok_and(|m| SFlag::from_bits_truncate(m.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR);
+    if is_dir {
         return Err(IoError::new(
             "replace",
             path,
@@ -119,9 +131,8 @@ fn swap(tmp: &Path, path: &Path) -> Result<(), IoError> {
     }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
-        use nix::errno::Errno;
-        use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
-        match renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RenameFlags::RENAME_EXCHANGE) {
+        use nix::fcntl::{renameat2, RenameFlags};
+        match renameat2(dir, tmp, dir, name, RenameFlags::RENAME_EXCHANGE) {
             Ok(()) => return Ok(()),
             // No target yet, or a filesystem without the swap: rename.
             Err(Errno::ENOENT | Errno::EINVAL | Errno::ENOSYS) => {}
@@ -134,7 +145,8 @@ fn swap(tmp: &Path, path: &Path) -> Result<(), IoError> {
             }
         }
     }
-    std::fs::rename(tmp, path).map_err(io("rename temp file onto", path))
+    nix::fcntl::renameat(dir, tmp, dir, name)
+        .map_err(|e| IoError::new("rename temp file onto", path, e.into()))
 }
 
 /// Reads a JSON document; `Ok(None)` if the file does not exist.
@@ -180,7 +192,8 @@ const READ_RETRIES: u32 = 3;
 /// read (a writer swapped a new version in meanwhile).
 fn read_whole(path: &Path) -> std::io::Result<(Vec<u8>, bool)> {
     use std::io::Read;
-    let mut file = File::open(path)?;
+    // Never through a symbolic link below the state directory (`confine`).
+    let mut file = crate::confine::open(path, OFlag::O_RDONLY, 0)?;
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes)?;
     let ours = file.metadata()?;
@@ -230,6 +243,34 @@ mod tests {
         assert_eq!(read_json::<u32>(&p, "x").expect("read"), Some(3));
         assert!(!std::fs::symlink_metadata(&p).expect("stat").is_symlink());
         assert_eq!(std::fs::read(&outside).expect("outside"), b"1\n");
+    }
+
+    #[test]
+    fn no_document_is_written_or_read_through_a_linked_folder() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let outside = dir.path().join("outside");
+        std::fs::create_dir(&outside).expect("outside");
+        std::fs::write(outside.join("status.json"), b"1\n").expect("outside doc");
+        let state = dir.path().join(crate::layout::STATE_DIR);
+        std::fs::create_dir(&state).expect("state");
+        std::os::unix::fs::symlink(&outside, state.join("agent-ghost")).expect("symlink");
+        let doc = state.join("agent-ghost/status.json");
+        let e = write_json(&doc, &2u32, true).expect_err("written through a link");
+        assert_eq!(
+            e.symlinked().map(|l| l.link.clone()),
+            Some(state.join("agent-ghost")),
+            "{e}"
+        );
+        assert!(read_json::<u32>(&doc, "x")
+            .expect_err("read through a link")
+            .symlinked()
+            .is_some());
+        let names: Vec<_> = std::fs::read_dir(&outside).expect("ls").flatten().collect();
+        assert_eq!(names.len(), 1, "no scratch file outside");
+        assert_eq!(
+            std::fs::read(outside.join("status.json")).expect("outside"),
+            b"1\n"
+        );
     }
 
     #[test]

@@ -3,12 +3,16 @@
 use std::path::PathBuf;
 
 /// An I/O operation on a society file failed.
-#[derive(Debug, thiserror::Error)]
-#[error("failed to {op} {}", path.display())]
+///
+/// Its message is "failed to {op} {path}", the cause in its source — except
+/// for a symbolic link refused ([`crate::confine::Symlinked`]): that reason
+/// is said in the message itself, since it is what the reader must act on
+/// and the texts the runtime records (escalations, `status`, dead letters)
+/// carry only the message.
+#[derive(Debug)]
 pub struct IoError {
     pub op: &'static str,
     pub path: PathBuf,
-    #[source]
     pub source: std::io::Error,
 }
 
@@ -18,6 +22,32 @@ impl IoError {
             op,
             path: path.into(),
             source,
+        }
+    }
+
+    /// The symbolic link this failure is the refusal of, if it is one.
+    pub fn symlinked(&self) -> Option<&crate::confine::Symlinked> {
+        crate::confine::Symlinked::of(&self.source)
+    }
+}
+
+impl std::fmt::Display for IoError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "failed to {} {}", self.op, self.path.display())?;
+        match self.symlinked() {
+            Some(link) if link.link == self.path => write!(f, ": it is {}", link.reason()),
+            Some(link) => write!(f, ": {link}"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl std::error::Error for IoError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        // A refused link is said in the message already.
+        match self.symlinked() {
+            Some(_) => None,
+            None => Some(&self.source),
         }
     }
 }
@@ -56,6 +86,16 @@ pub enum FormatError {
         /// The path given is a `.society-agent/` itself.
         is_state_dir: bool,
     },
+}
+
+impl FormatError {
+    /// The symbolic link this failure is the refusal of, if it is one.
+    pub fn symlinked(&self) -> Option<&crate::confine::Symlinked> {
+        match self {
+            FormatError::Io(e) => e.symlinked(),
+            _ => None,
+        }
+    }
 }
 
 /// Shorthand used throughout the crate.

@@ -274,8 +274,11 @@ impl Layout {
         for entry in entries {
             let entry = entry.map_err(io("list", &self.state))?;
             let name = entry.file_name();
+            // A link in a folder's place is never followed (see `confine`):
+            // it is no agent, and `agent_links` names it.
+            let is_link = entry.file_type().is_ok_and(|t| t.is_symlink());
             if let Some(id) = name.to_str().and_then(agent_of_dir_name) {
-                if entry.path().join("config.json").is_file() {
+                if !is_link && entry.path().join("config.json").is_file() {
                     ids.push(id);
                 }
             }
@@ -286,8 +289,32 @@ impl Layout {
 
     /// Entries named like an agent's folder (`agent-<id>`) that are not
     /// folders: an agent whose folder was replaced by a file, which
-    /// [`Layout::agent_ids`] cannot list and nothing can run.
+    /// [`Layout::agent_ids`] cannot list and nothing can run. (Symbolic
+    /// links are [`Layout::agent_links`].)
     pub fn agent_entries_not_folders(&self) -> Result<Vec<PathBuf>, IoError> {
+        Ok(self
+            .agent_entries()?
+            .into_iter()
+            .filter(|(_, t)| !t.is_dir() && !t.is_symlink())
+            .map(|(p, _)| p)
+            .collect())
+    }
+
+    /// Entries named like an agent's folder that are symbolic links, as the
+    /// refusals they are: society never follows them (see `confine`), so
+    /// [`Layout::agent_ids`] does not list them and nothing is delivered
+    /// through them.
+    pub fn agent_links(&self) -> Result<Vec<crate::confine::Symlinked>, IoError> {
+        Ok(self
+            .agent_entries()?
+            .into_iter()
+            .filter(|(_, t)| t.is_symlink())
+            .map(|(p, _)| crate::confine::Symlinked::at(&p, Some(&self.state)))
+            .collect())
+    }
+
+    /// Every entry named `agent-<id>`, sorted, with its type (links not followed).
+    fn agent_entries(&self) -> Result<Vec<(PathBuf, std::fs::FileType)>, IoError> {
         let mut out = Vec::new();
         let entries = std::fs::read_dir(&self.state).map_err(io("list", &self.state))?;
         for entry in entries {
@@ -297,11 +324,12 @@ impl Layout {
                 .to_str()
                 .and_then(agent_of_dir_name)
                 .is_some();
-            if is_agent_name && !entry.path().is_dir() {
-                out.push(entry.path());
+            if is_agent_name {
+                let kind = entry.file_type().map_err(io("stat", &entry.path()))?;
+                out.push((entry.path(), kind));
             }
         }
-        out.sort();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
     }
 
@@ -371,14 +399,10 @@ pub const FILE_MODE: u32 = 0o600;
 /// Mode of every directory society creates.
 pub const DIR_MODE: u32 = 0o700;
 
-/// `create_dir_all` with [`DIR_MODE`] for what it creates.
+/// `create_dir_all` with [`DIR_MODE`] for what it creates, never through a
+/// symbolic link below the state directory (see `confine`).
 pub fn create_private_dir(dir: &Path) -> Result<(), IoError> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(DIR_MODE)
-        .create(dir)
-        .map_err(io("create directory", dir))
+    crate::confine::create_dir_all(dir, DIR_MODE).map_err(io("create directory", dir))
 }
 
 /// Paths inside one `agent-<id>/` folder.
@@ -431,6 +455,14 @@ impl AgentPaths {
     pub fn workspace(&self) -> PathBuf {
         self.dir.join("workspace")
     }
+    /// The agent's own case notes.
+    pub fn cases(&self) -> PathBuf {
+        self.dir.join("cases")
+    }
+    /// What the agent knows how to do (kept when the folder is reused).
+    pub fn skills(&self) -> PathBuf {
+        self.dir.join("skills")
+    }
     /// Every decision the agent proposed, how it was assessed and resolved.
     pub fn decisions(&self) -> PathBuf {
         self.dir.join("decisions.jsonl")
@@ -447,6 +479,31 @@ impl AgentPaths {
     /// The derived index of [`Self::memory`], rebuilt when missing or stale.
     pub fn memory_index(&self) -> PathBuf {
         self.dir.join(names::MEMORY_INDEX)
+    }
+
+    /// Every file and folder of the folder that society reads or writes
+    /// (none may be a symbolic link, see `confine::check_folder`).
+    pub fn own_entries(&self) -> Vec<PathBuf> {
+        vec![
+            self.config(),
+            self.lock(),
+            self.status(),
+            self.checkpoint(),
+            self.live_checkpoint(),
+            self.inbox(),
+            self.outbox(),
+            self.activity(),
+            self.tools(),
+            self.costs(),
+            self.deadletter(),
+            self.decisions(),
+            self.learning(),
+            self.memory(),
+            self.memory_index(),
+            self.cases(),
+            self.skills(),
+            self.workspace(),
+        ]
     }
 
     /// Creates the folder skeleton; idempotent, never truncates anything.
@@ -476,12 +533,12 @@ impl AgentPaths {
 }
 
 fn touch(path: &Path) -> Result<(), IoError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(FILE_MODE)
-        .open(path)
-        .map(drop)
-        .map_err(io("create", path))
+    use nix::fcntl::OFlag;
+    crate::confine::open(
+        path,
+        OFlag::O_WRONLY | OFlag::O_APPEND | OFlag::O_CREAT,
+        FILE_MODE,
+    )
+    .map(drop)
+    .map_err(io("create", path))
 }

@@ -12,6 +12,9 @@
 //! * [`jsonl`] is the append protocol (flock, torn-tail repair, one `write(2)`
 //!   per batch, fsync by durability class) and byte-cursor reading that never
 //!   returns a half-written line.
+//! * [`confine`] keeps every open inside the society: no symbolic link is
+//!   followed among its own files, and a workspace's links only while they
+//!   stay inside it.
 //! * [`atomic`] replaces JSON state files atomically (temp, fsync, rename, fsync dir).
 //! * [`segments`] rotates fully consumed live JSONL files into numbered,
 //!   zstd-compressed segments under `archive/`, and reads them back in order.
@@ -30,6 +33,7 @@
 
 pub mod atomic;
 pub mod case;
+pub mod confine;
 pub mod envelope;
 pub mod error;
 pub mod fault;

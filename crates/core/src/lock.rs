@@ -8,7 +8,7 @@
 
 use crate::error::{io, IoError};
 use serde::{Deserialize, Serialize};
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, TryLockError};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -87,13 +87,14 @@ pub enum LockError {
 impl HeldLock {
     /// Takes the lock without blocking or fails with [`LockError::Held`].
     pub fn try_acquire(path: &Path) -> Result<HeldLock, LockError> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(io("open lock file", path))?;
+        // Never through a symbolic link (`confine`): the lock info would be
+        // written into whatever it points at.
+        let file = crate::confine::open(
+            path,
+            nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_CREAT,
+            crate::layout::FILE_MODE,
+        )
+        .map_err(io("open lock file", path))?;
         match file.try_lock() {
             Ok(()) => Ok(HeldLock {
                 file,
@@ -138,7 +139,7 @@ pub enum LockState {
 /// process starting in that instant may see it busy for a few microseconds;
 /// [`HeldLock::try_acquire`] callers that must win retry briefly.
 pub fn probe(path: &Path) -> Result<LockState, IoError> {
-    let file = match File::open(path) {
+    let file = match crate::confine::open(path, nix::fcntl::OFlag::O_RDONLY, 0) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(LockState::Free),
         Err(e) => return Err(IoError::new("open lock file", path, e)),
@@ -155,7 +156,10 @@ pub fn probe(path: &Path) -> Result<LockState, IoError> {
 
 pub fn read_info(path: &Path) -> Option<LockInfo> {
     let mut s = String::new();
-    File::open(path).ok()?.read_to_string(&mut s).ok()?;
+    crate::confine::open(path, nix::fcntl::OFlag::O_RDONLY, 0)
+        .ok()?
+        .read_to_string(&mut s)
+        .ok()?;
     serde_json::from_str(s.trim()).ok()
 }
 

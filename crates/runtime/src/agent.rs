@@ -77,15 +77,29 @@ impl AgentError {
     /// A failed read or write of the folder's files (a full disk, an I/O
     /// error), which waiting may cure — not a corrupt file or a bad config.
     fn is_io(&self) -> bool {
-        matches!(
-            self,
-            AgentError::Io(_) | AgentError::Format(FormatError::Io(_))
-        )
+        match self {
+            // A symbolic link refused (`confine`): waiting cures nothing;
+            // the folder must be repaired (the supervisor marks it broken).
+            AgentError::Io(e) | AgentError::Format(FormatError::Io(e)) => e.symlinked().is_none(),
+            _ => false,
+        }
+    }
+
+    /// The symbolic link this failure is the refusal of, if it is one.
+    fn symlinked(&self) -> Option<&society_core::confine::Symlinked> {
+        match self {
+            AgentError::Io(e) => e.symlinked(),
+            AgentError::Format(e) | AgentError::Config { source: e, .. } => e.symlinked(),
+            _ => None,
+        }
     }
 }
 
 impl AgentError {
     pub fn exit_code(&self) -> Code {
+        if self.symlinked().is_some() {
+            return Code::Invalid;
+        }
         match self {
             AgentError::Locked { .. } => Code::Locked,
             AgentError::Config { .. } | AgentError::Brain { .. } | AgentError::State { .. } => {
@@ -107,6 +121,10 @@ pub enum AgentExit {
 pub fn run_agent(folder: &Path) -> Result<AgentExit, AgentError> {
     let signals = signals::install()?;
     let paths = AgentPaths::new(folder.to_path_buf());
+    // Nothing of the folder is followed out of the society (`confine`):
+    // refused before the lock, the config or the brain are touched.
+    society_core::confine::check_folder(&paths)
+        .map_err(|link| IoError::new("start an agent in", folder, link.into_io()))?;
     let cfg: AgentConfig = match atomic::read_json(&paths.config(), "agent config") {
         Ok(Some(c)) => c,
         Ok(None) => {

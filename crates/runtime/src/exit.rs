@@ -80,12 +80,15 @@ impl Code {
 }
 
 /// The code of a format error: no society is "not found"; a corrupt or
-/// oversize state file is invalid state; the rest (I/O) is an error.
+/// oversize state file, or a symbolic link refused, is invalid state; the
+/// rest (I/O) is an error.
 pub fn format_code(e: &society_core::FormatError) -> Code {
     use society_core::FormatError as F;
     match e {
         F::NoSociety { .. } | F::NoSocietyAt { .. } => Code::NotFound,
         F::RecordTooLarge { .. } | F::UnsupportedFormat { .. } | F::Json { .. } => Code::Invalid,
+        // A symbolic link where society keeps its own file: invalid state.
+        F::Io(e) if e.symlinked().is_some() => Code::Invalid,
         _ => Code::Error,
     }
 }

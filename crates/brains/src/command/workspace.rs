@@ -2,24 +2,26 @@
 //! only inside the agent's `workspace/`.
 //!
 //! A path is refused if it is absolute, holds `..`, or reaches outside the
-//! workspace through a symlink (the deepest existing parent is canonicalised
-//! and must lie inside the canonical workspace). The file is written to a
-//! fresh temp file beside the target and renamed over it: a rename replaces
-//! a symlink at the target instead of following it, so the last component
-//! cannot escape either. The program has exited (and its group was killed)
-//! before we write, so it cannot race these checks.
+//! workspace through a symlink; `workspace/` itself must be no symlink (it
+//! is one of society's own folders). Every path is checked before any file
+//! is written (the deepest folder on the way that exists is opened below
+//! the workspace), and each write is again opened below the workspace in
+//! one step (`society_core::confine`): a symlink is followed only while it
+//! stays inside. The file is written to a fresh temp file beside the target
+//! and renamed over it: a rename replaces a symlink at the target instead of
+//! following it, so the last component cannot escape either.
 
 use crate::BrainError;
-use std::io::Write;
+use society_core::confine::{self, BeneathError, Symlinked};
+use std::fs::File;
 use std::path::{Component, Path, PathBuf};
 
 /// A checked destination.
 pub(crate) struct Target {
     /// As the program wrote it, for messages.
     given: String,
-    /// The canonical workspace.
-    root: PathBuf,
-    /// Normal components only, relative to `root`.
+    workspace: PathBuf,
+    /// Normal components only, relative to the workspace.
     rel: PathBuf,
 }
 
@@ -55,79 +57,75 @@ impl Target {
         if rel.file_name().is_none() {
             return Err(refuse("the path names the workspace itself"));
         }
-        let root = workspace
-            .canonicalize()
-            .map_err(|source| BrainError::WriteFailed {
-                path: workspace.to_path_buf(),
-                source,
-            })?;
         let target = Target {
             given: given.to_string(),
-            root,
+            workspace: workspace.to_path_buf(),
             rel,
         };
-        // The deepest directory on the way that already exists.
-        let mut existing = target.root.join(&target.rel);
-        existing.pop();
-        while !existing.exists() {
-            existing.pop();
+        // The deepest folder on the way that already exists must lie inside.
+        let base = target.base()?;
+        let mut existing = target.rel.parent().unwrap_or(Path::new(""));
+        loop {
+            let flags = nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY;
+            match confine::open_beneath(&base, workspace, existing, flags, existing) {
+                Ok(_) => return Ok(target),
+                Err(BeneathError::Missing { .. }) if !existing.as_os_str().is_empty() => {
+                    existing = existing.parent().unwrap_or(Path::new(""));
+                }
+                Err(e) => return Err(target.refusal(e)),
+            }
         }
-        target.inside(&existing)?;
-        Ok(target)
     }
 
-    /// Canonicalises `dir` and refuses it unless it lies inside the workspace.
-    fn inside(&self, dir: &Path) -> Result<PathBuf, BrainError> {
-        let real = dir
-            .canonicalize()
-            .map_err(|source| BrainError::WriteFailed {
-                path: dir.to_path_buf(),
-                source,
-            })?;
-        if !real.starts_with(&self.root) {
-            return Err(BrainError::WriteRefused {
+    /// The workspace, opened: refused if it is a symlink.
+    fn base(&self) -> Result<File, BrainError> {
+        confine::open(
+            &self.workspace,
+            nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY,
+            0,
+        )
+        .map_err(|e| match Symlinked::of(&e) {
+            Some(link) => BrainError::WriteRefused {
                 path: self.given.clone(),
-                reason: format!(
-                    "it leads outside the workspace through a symlink (to {})",
-                    real.display()
-                ),
-            });
+                reason: format!("workspace/ cannot be used: {link}"),
+            },
+            None => BrainError::WriteFailed {
+                path: self.workspace.clone(),
+                source: e,
+            },
+        })
+    }
+
+    fn refusal(&self, e: BeneathError) -> BrainError {
+        let refused = |reason: String| BrainError::WriteRefused {
+            path: self.given.clone(),
+            reason,
+        };
+        match e {
+            BeneathError::Outside { resolved, .. } => refused(format!(
+                "it leads outside the workspace through a symlink{}",
+                resolved
+                    .map(|r| format!(" (to {})", r.display()))
+                    .unwrap_or_default()
+            )),
+            BeneathError::IsADirectory { .. } => refused("the path names a folder".into()),
+            BeneathError::NotAFile { .. } => refused("the path names no regular file".into()),
+            BeneathError::Missing { .. } => BrainError::WriteFailed {
+                path: self.workspace.join(&self.rel),
+                source: std::io::ErrorKind::NotFound.into(),
+            },
+            BeneathError::TooBig { .. } => refused("the file is too big".into()),
+            BeneathError::Io { source, .. } => BrainError::WriteFailed {
+                path: self.workspace.join(&self.rel),
+                source,
+            },
         }
-        Ok(real)
     }
 
     pub(crate) fn write(&self, content: &[u8]) -> Result<(), BrainError> {
-        let full = self.root.join(&self.rel);
-        let (Some(parent), Some(name)) = (full.parent(), full.file_name()) else {
-            return Err(BrainError::WriteRefused {
-                path: self.given.clone(),
-                reason: "the path names the workspace itself".into(),
-            });
-        };
-        let failed = |path: &Path, source| BrainError::WriteFailed {
-            path: path.to_path_buf(),
-            source,
-        };
-        std::fs::create_dir_all(parent).map_err(|e| failed(parent, e))?;
-        let dir = self.inside(parent)?;
-        let target = dir.join(name);
-        let mut tmp_name = std::ffi::OsString::from(".");
-        tmp_name.push(name);
-        tmp_name.push(format!(".society-tmp-{}", std::process::id()));
-        let tmp = dir.join(tmp_name);
-        // `create_new` never follows a symlink planted at the temp name.
-        let _ = std::fs::remove_file(&tmp);
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .map_err(|e| failed(&tmp, e))?;
-        file.write_all(content).map_err(|e| failed(&tmp, e))?;
-        drop(file);
-        std::fs::rename(&tmp, &target).map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            failed(&target, e)
-        })
+        let base = self.base()?;
+        confine::write_beneath(&base, &self.workspace, &self.rel, content, &self.rel)
+            .map_err(|e| self.refusal(e))
     }
 }
 
@@ -159,6 +157,17 @@ mod tests {
         assert!(refused(&ws, ".").contains("workspace itself"));
         assert!(refused(&ws, "link/x").contains("symlink"));
         assert!(refused(&ws, "link/deeper/x").contains("symlink"));
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_workspace_that_is_a_symlink_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        let ws = dir.path().join("workspace");
+        std::os::unix::fs::symlink(&outside, &ws).unwrap();
+        assert!(refused(&ws, "x").contains("is a symbolic link"));
         assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
     }
 

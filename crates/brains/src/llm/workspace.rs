@@ -1,50 +1,38 @@
 //! File tools confined to the agent's `workspace/`.
 //!
-//! A path must be relative, without `..`, and every part of it that exists
-//! must resolve (symlinks followed) inside the workspace. Writes go through a
-//! temp file and a rename, which replaces a symlink at the last component
-//! instead of following it. The workspace belongs to this agent alone, so
-//! the check-then-use window is not a concern between cooperating writers.
+//! A path must be relative and without `..`. It is opened below the
+//! workspace in one step (`society_core::confine`): a symbolic link in it is
+//! followed only while it stays inside the workspace, and `workspace/`
+//! itself must be no link (it is one of society's own folders). Writes go
+//! through a temp file and a rename, which replaces a link at the last
+//! component instead of following it. The check is the open itself, so a
+//! link swapped in meanwhile (by a tool or server running beside the
+//! brain) cannot lead out either.
 
-use std::path::{Component, Path, PathBuf};
+use society_core::confine::{self, BeneathError, Symlinked};
+use std::fs::File;
+use std::path::{Component, Path};
 
 /// Largest file `read_file` opens.
 const MAX_READ: u64 = 16 * 1024 * 1024;
 
 pub fn read(ws: &Path, rel: &str) -> Result<String, String> {
-    let path = resolve(ws, rel)?;
-    let meta = std::fs::metadata(&path).map_err(|e| format!("cannot read {rel}: {e}"))?;
-    if !meta.is_file() {
-        return Err(format!("{rel} is not a file"));
-    }
-    if meta.len() > MAX_READ {
-        return Err(format!(
-            "{rel} is {} bytes, more than read_file opens ({MAX_READ})",
-            meta.len()
-        ));
-    }
-    let bytes = std::fs::read(&path).map_err(|e| format!("cannot read {rel}: {e}"))?;
+    let path = check(rel)?;
+    let base = open(ws)?;
+    let bytes = confine::read_beneath(&base, ws, path, MAX_READ, path)
+        .map_err(|e| refusal(rel, "read", e))?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 pub fn write(ws: &Path, rel: &str, content: &str) -> Result<(), String> {
-    let path = resolve(ws, rel)?;
-    if path.is_dir() {
-        return Err(format!("{rel} is a directory"));
-    }
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| format!("cannot create the folder of {rel}: {e}"))?;
-        // The parent was checked part by part, but create_dir_all may have
-        // created parts: check again before writing into it.
-        inside(ws, parent, rel)?;
-    }
-    society_core::atomic::write_bytes(&path, content.as_bytes(), false)
-        .map_err(|e| format!("cannot write {rel}: {e}"))
+    let path = check(rel)?;
+    let base = open(ws)?;
+    confine::write_beneath(&base, ws, path, content.as_bytes(), path)
+        .map_err(|e| refusal(rel, "write", e))
 }
 
-/// The absolute path of `rel` inside `ws`, or why it is refused.
-pub fn resolve(ws: &Path, rel: &str) -> Result<PathBuf, String> {
+/// `rel` as a path, if it may name a file of the workspace at all.
+fn check(rel: &str) -> Result<&Path, String> {
     let p = Path::new(rel);
     if rel.trim().is_empty() {
         return Err("empty path".into());
@@ -65,28 +53,44 @@ pub fn resolve(ws: &Path, rel: &str) -> Result<PathBuf, String> {
             }
         }
     }
-    std::fs::create_dir_all(ws).map_err(|e| format!("cannot create workspace/: {e}"))?;
-    let mut probe = ws.to_path_buf();
-    for c in p.components() {
-        probe.push(c);
-        if std::fs::symlink_metadata(&probe).is_ok() {
-            inside(ws, &probe, rel)?;
-        }
+    if p.file_name().is_none() {
+        return Err(format!("{rel}: names workspace/ itself, not a file"));
     }
-    Ok(ws.join(p))
+    Ok(p)
 }
 
-fn inside(ws: &Path, path: &Path, rel: &str) -> Result<(), String> {
-    let root = ws
-        .canonicalize()
-        .map_err(|e| format!("cannot resolve workspace/: {e}"))?;
-    match path.canonicalize() {
-        Ok(real) if real.starts_with(&root) => Ok(()),
-        Ok(_) => Err(format!(
-            "{rel}: leads outside workspace/ through a symlink; refused"
-        )),
-        // A dangling symlink: where it points is outside anything we can check.
-        Err(_) => Err(format!("{rel}: a dangling symlink; refused")),
+/// The workspace, created if missing; refused if it (or the agent's
+/// folder) is a symbolic link.
+fn open(ws: &Path) -> Result<File, String> {
+    let said = |e: std::io::Error| match Symlinked::of(&e) {
+        Some(link) => format!("workspace/ refused: {link}"),
+        None => format!("cannot open workspace/: {e}"),
+    };
+    confine::create_dir_all(ws, society_core::layout::DIR_MODE).map_err(said)?;
+    confine::open(
+        ws,
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY,
+        0,
+    )
+    .map_err(said)
+}
+
+/// What the model is told.
+fn refusal(rel: &str, op: &str, e: BeneathError) -> String {
+    match e {
+        BeneathError::Outside { resolved, .. } => format!(
+            "{rel}: leads outside workspace/{}; refused",
+            resolved
+                .map(|r| format!(" (to {})", r.display()))
+                .unwrap_or_default()
+        ),
+        BeneathError::Missing { .. } => format!("cannot {op} {rel}: it does not exist"),
+        BeneathError::NotAFile { .. } => format!("{rel} is not a file"),
+        BeneathError::IsADirectory { .. } => format!("{rel} is a directory"),
+        BeneathError::TooBig { bytes, max, .. } => {
+            format!("{rel} is {bytes} bytes, more than read_file opens ({max})")
+        }
+        BeneathError::Io { source, .. } => format!("cannot {op} {rel}: {source}"),
     }
 }
 
@@ -106,7 +110,9 @@ mod tests {
         assert_eq!(read(&ws, "./output/a.md").expect("read"), "hello");
         std::os::unix::fs::symlink(&outside, ws.join("out")).expect("symlink");
         std::os::unix::fs::symlink(ws.join("output"), ws.join("in")).expect("symlink");
+        std::os::unix::fs::symlink("output", ws.join("rel")).expect("symlink");
         assert_eq!(read(&ws, "in/a.md").expect("symlink inside"), "hello");
+        assert_eq!(read(&ws, "rel/a.md").expect("relative symlink"), "hello");
         for bad in [
             "/etc/passwd",
             "../outside/secret",
@@ -117,11 +123,29 @@ mod tests {
             assert!(read(&ws, bad).is_err(), "read {bad}");
             assert!(write(&ws, bad, "x").is_err(), "write {bad}");
         }
+        assert!(read(&ws, "out/secret")
+            .expect_err("out")
+            .contains("leads outside workspace/"));
         assert!(write(&ws, "out/new", "x").is_err());
         assert!(!outside.join("new").exists());
         assert_eq!(
             std::fs::read_to_string(outside.join("secret")).expect("read"),
             "s"
         );
+    }
+
+    #[test]
+    fn a_workspace_that_is_a_link_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let outside = dir.path().join("outside");
+        std::fs::create_dir_all(&outside).expect("mkdir");
+        std::fs::write(outside.join("secret"), "s").expect("write");
+        let ws = dir.path().join("workspace");
+        std::os::unix::fs::symlink(&outside, &ws).expect("symlink");
+        let e = write(&ws, "new.md", "x").expect_err("linked workspace");
+        assert!(e.contains("is a symbolic link"), "{e}");
+        let e = read(&ws, "secret").expect_err("linked workspace");
+        assert!(e.contains("is a symbolic link"), "{e}");
+        assert_eq!(std::fs::read_dir(&outside).expect("ls").count(), 1);
     }
 }

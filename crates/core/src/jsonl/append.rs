@@ -1,7 +1,7 @@
 //! The multi-writer-safe append protocol.
 
 use crate::error::{io, FormatError, IoError};
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -158,15 +158,16 @@ impl Appender {
 }
 
 fn open_append(path: &Path) -> Result<File, IoError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    OpenOptions::new()
-        .append(true)
-        .read(true)
-        .create(true)
+    use nix::fcntl::OFlag;
+    // Never through a symbolic link (`confine`): an inbox linked to a file
+    // outside the society is refused, not appended to.
+    crate::confine::open(
+        path,
+        OFlag::O_RDWR | OFlag::O_APPEND | OFlag::O_CREAT,
         // The owner's alone, whatever the umask (FORMAT.md, private files).
-        .mode(crate::layout::FILE_MODE)
-        .open(path)
-        .map_err(io("open for append", path))
+        crate::layout::FILE_MODE,
+    )
+    .map_err(io("open for append", path))
 }
 
 /// Opens, appends one record, closes. For occasional writers (CLI, registry).

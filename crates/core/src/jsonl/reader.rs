@@ -12,6 +12,13 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
+/// Opens a JSONL file for reading, never through a symbolic link below the
+/// state directory (`confine`): lines of a file outside the society never
+/// enter it as messages or dead letters.
+fn open(path: &Path) -> std::io::Result<File> {
+    crate::confine::open(path, nix::fcntl::OFlag::O_RDONLY, 0)
+}
+
 /// One complete line: its bytes (without `\n`) and where it sits in the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Line {
@@ -82,7 +89,7 @@ pub fn read_lines_bounded(
     max_bytes: usize,
     max_line: usize,
 ) -> Result<ReadBatch, IoError> {
-    match File::open(path) {
+    match open(path) {
         Ok(f) => read_from(&f, path, offset, max_bytes, max_line),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ReadBatch {
             lines: Vec::new(),
@@ -106,7 +113,7 @@ pub fn read_lines_checked(
         next: offset,
         len,
     };
-    let file = match File::open(path) {
+    let file = match open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let check = if offset == 0 {
@@ -247,7 +254,7 @@ pub enum CursorCheck {
 /// after a newline (consumers only ever stop after one). Costs a `stat` and
 /// a one-byte read. A missing file fits only a cursor of 0.
 pub fn check_cursor(path: &Path, cursor: u64) -> Result<CursorCheck, IoError> {
-    match File::open(path) {
+    match open(path) {
         Ok(f) => fits(&f, path, cursor),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(if cursor == 0 {
             CursorCheck::Ok

@@ -109,7 +109,7 @@ fn push_object(out: &mut Vec<serde_json::Value>, line: &[u8]) {
 /// The complete lines of the live file, read through one descriptor (a
 /// rotation between two reads of the path would mix two files).
 fn read_live(live: &Path) -> Result<Vec<u8>, IoError> {
-    let mut file = match File::open(live) {
+    let mut file = match crate::confine::open(live, nix::fcntl::OFlag::O_RDONLY, 0) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(IoError::new("open", live, e)),

@@ -36,7 +36,7 @@ pub fn rotate_if(
     expected_len: u64,
     may: impl FnOnce() -> bool,
 ) -> Result<Option<Segment>, IoError> {
-    let file = match File::open(live) {
+    let file = match crate::confine::open(live, nix::fcntl::OFlag::O_RDONLY, 0) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(IoError::new("open", live, e)),

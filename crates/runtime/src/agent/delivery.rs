@@ -565,12 +565,15 @@ impl Agent {
         use std::os::unix::fs::MetadataExt;
         let path = self.paths.outbox();
         let file = loop {
-            let file = std::fs::OpenOptions::new()
-                .read(true)
-                .append(true)
-                .create(true)
-                .open(&path)
-                .map_err(|e| society_core::IoError::new("open", &path, e))?;
+            // Never through a symbolic link (`confine`).
+            let file = society_core::confine::open(
+                &path,
+                nix::fcntl::OFlag::O_RDWR
+                    | nix::fcntl::OFlag::O_APPEND
+                    | nix::fcntl::OFlag::O_CREAT,
+                society_core::layout::FILE_MODE,
+            )
+            .map_err(|e| society_core::IoError::new("open", &path, e))?;
             file.lock()
                 .map_err(|e| society_core::IoError::new("lock", &path, e))?;
             let ours = file

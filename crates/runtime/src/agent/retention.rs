@@ -62,10 +62,13 @@ impl Agent {
                 self.settle()?;
                 society_core::fault::point("agent.inbox.rotation_saved");
                 // A live file for the supervisor to watch again at once.
-                let _ = std::fs::OpenOptions::new()
-                    .append(true)
-                    .create(true)
-                    .open(self.paths.inbox());
+                let _ = society_core::confine::open(
+                    &self.paths.inbox(),
+                    nix::fcntl::OFlag::O_WRONLY
+                        | nix::fcntl::OFlag::O_APPEND
+                        | nix::fcntl::OFlag::O_CREAT,
+                    society_core::layout::FILE_MODE,
+                );
                 self.archived(&seg, bytes);
             }
         }

@@ -17,6 +17,13 @@ pub enum ClientError {
         /// Said while sending (then nothing was sent).
         sending: bool,
     },
+    /// The agent's folder, or its inbox, is a symbolic link: never followed.
+    #[error("agent {id}'s folder cannot be used: {link}{}", if *.sending { "; nothing was sent" } else { "" })]
+    Symlinked {
+        id: AgentId,
+        link: society_core::confine::Symlinked,
+        sending: bool,
+    },
     #[error("no agent has role {role}; nothing was sent")]
     NoRole { role: String },
     #[error("no agent of role {role} has every capability the message needs ({}); nothing was sent", needs.join(", "))]
@@ -222,6 +229,7 @@ impl ClientError {
             | E::BadSkill { .. }
             | E::ReservedField { .. }
             | E::BadAnswer { .. }
+            | E::Symlinked { .. }
             | E::Id(_)
             | E::Config(_) => Code::Invalid,
             E::NotUp { .. }
@@ -231,6 +239,8 @@ impl ClientError {
             | E::SupervisorStillRunning { .. }
             | E::NotYet { .. } => Code::Timeout,
             E::SupervisorExited { code, .. } => *code,
+            // A symbolic link refused (`confine`) is invalid state.
+            E::Io(e) if e.symlinked().is_some() => Code::Invalid,
             E::Signal { .. } | E::Process { .. } | E::BadPointer { .. } | E::Io(_) => Code::Error,
             E::Memory(e) if e.is_refusal() => Code::Invalid,
             E::Memory(_) => Code::Error,
@@ -251,6 +261,11 @@ impl ClientError {
             }
             E::Oversize { .. } => Some(
                 "write the payload to a file in the agent's workspace/ and send its path".into(),
+            ),
+            E::Symlinked { .. } => Some(
+                "put the agent's folder (or file) itself in place of the link, or remove the \
+                 link; `society fsck` lists every symbolic link society refuses"
+                    .into(),
             ),
             E::Unusable { .. } => Some("`society fsck --repair` rebuilds its checkpoint from the logs; the restart request is recorded".into()),
             E::AgentsStillRunning { .. } => Some(

@@ -52,6 +52,13 @@ pub fn deliver(layout: &Layout, env: &Envelope) -> Result<Delivered, ClientError
     let id = resolve(layout, env)?;
     let paths = layout.agent(&id);
     let mut warnings = Vec::new();
+    if let Err(link) = society_core::confine::check_folder(&paths) {
+        // Its inbox is whole (checked by `resolve`, refused again by the
+        // append if it changed meanwhile): the message waits there.
+        warnings.push(format!(
+            "agent {id} cannot run until repaired ({link}); the message waits in its inbox"
+        ));
+    }
     let max_record = match atomic::read_json::<AgentConfig>(&paths.config(), "agent config") {
         Ok(Some(cfg)) => cfg.policy.max_record,
         Ok(None) => {
@@ -114,6 +121,15 @@ pub fn deliver(layout: &Layout, env: &Envelope) -> Result<Delivered, ClientError
 pub fn resolve(layout: &Layout, env: &Envelope) -> Result<AgentId, ClientError> {
     match &env.to {
         Party::Agent(id) => {
+            // Never followed (`confine`): a linked folder or inbox would
+            // deliver into whatever it points at.
+            if let Err(link) = society_core::confine::check(&layout.agent(id).inbox()) {
+                return Err(ClientError::Symlinked {
+                    id: id.clone(),
+                    link,
+                    sending: true,
+                });
+            }
             if layout.agent(id).config().exists() {
                 Ok(id.clone())
             } else {

@@ -257,49 +257,36 @@ pub fn put(
     put_bytes(layout, &name, &bytes, by, src.as_deref(), false)
 }
 
-/// Reads `rel`, a path below the directory `base`, opened in one step with
-/// `openat2(RESOLVE_BENEATH)`: no component may lead outside `base`, even
-/// one swapped for a symlink after the checks that named the file (and a
-/// FIFO swapped in does not block: `O_NONBLOCK`). Only a regular file of at
-/// most [`MAX_SHARED_BYTES`], read from the descriptor that was checked.
+/// Reads `rel`, a path below the directory `base`, opened in one step below
+/// it (`society_core::confine::read_beneath`, `openat2(RESOLVE_BENEATH)`):
+/// no component may lead outside `base`, even one swapped for a symlink
+/// after the checks that named the file, and a FIFO swapped in does not
+/// block. Only a regular file of at most [`MAX_SHARED_BYTES`], read from the
+/// descriptor that was checked.
 pub(crate) fn read_beneath(base: &Path, rel: &Path, shown: &Path) -> Result<Vec<u8>, SharedError> {
-    use nix::errno::Errno;
-    use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
-    use std::io::Read;
+    use society_core::confine::BeneathError as B;
     let dir = std::fs::File::open(base).map_err(io("open", base))?;
-    let how = OpenHow::new()
-        .flags(OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC | OFlag::O_NOCTTY)
-        .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-    let fd = openat2(&dir, rel, how).map_err(|e| match e {
-        Errno::ENOENT => SharedError::Missing {
-            path: shown.to_path_buf(),
-        },
-        Errno::EXDEV | Errno::ELOOP => SharedError::Outside {
-            path: shown.to_path_buf(),
-            resolved: base.join(rel),
-            root: base.to_path_buf(),
-        },
-        other => IoError::new("open", shown, std::io::Error::from(other)).into(),
-    })?;
-    let file = std::fs::File::from(fd);
-    let meta = file.metadata().map_err(io("stat", shown))?;
-    if !meta.is_file() {
-        return Err(SharedError::NotAFile {
-            path: shown.to_path_buf(),
-        });
-    }
-    let mut bytes = Vec::new();
-    file.take(MAX_SHARED_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(io("read", shown))?;
-    if bytes.len() as u64 > MAX_SHARED_BYTES {
-        return Err(SharedError::TooBig {
-            path: shown.to_path_buf(),
-            bytes: meta.len().max(bytes.len() as u64),
-            max: MAX_SHARED_BYTES,
-        });
-    }
-    Ok(bytes)
+    society_core::confine::read_beneath(&dir, base, rel, MAX_SHARED_BYTES, shown).map_err(|e| {
+        match e {
+            B::Missing { .. } => SharedError::Missing {
+                path: shown.to_path_buf(),
+            },
+            B::Outside { resolved, .. } => SharedError::Outside {
+                path: shown.to_path_buf(),
+                resolved: resolved.unwrap_or_else(|| base.join(rel)),
+                root: base.to_path_buf(),
+            },
+            B::NotAFile { .. } | B::IsADirectory { .. } => SharedError::NotAFile {
+                path: shown.to_path_buf(),
+            },
+            B::TooBig { bytes, max, .. } => SharedError::TooBig {
+                path: shown.to_path_buf(),
+                bytes,
+                max,
+            },
+            B::Io { op, source, .. } => IoError::new(op, shown, source).into(),
+        }
+    })
 }
 
 /// The society's root, symlinks resolved.

@@ -105,6 +105,9 @@ pub fn collect(layout: &Layout, only: Option<&AgentId>) -> Result<Report, Client
                 path.display()
             ));
         }
+        for link in layout.agent_links()? {
+            problems.push(agent_link_problem(&link));
+        }
     }
     let ctx = Ctx {
         sup_status: sup_status.as_ref(),
@@ -140,6 +143,14 @@ pub fn collect(layout: &Layout, only: Option<&AgentId>) -> Result<Report, Client
         sandbox: society_brains::sandbox::probe().clone(),
         agents,
     })
+}
+
+/// What `status` says of an `agent-<id>` that is a symbolic link.
+fn agent_link_problem(link: &society_core::confine::Symlinked) -> String {
+    format!(
+        "{link}: it is no agent — not listed, never started, and nothing is delivered \
+         through it (put the folder itself in place of the link, or remove the link)"
+    )
 }
 
 /// What every row is read against.

@@ -18,6 +18,11 @@ pub(super) fn cursors(
     report: &mut Report,
 ) -> Result<(), FormatError> {
     for id in layout.agent_ids()? {
+        // A folder with a symbolic link among its files is reported by the
+        // `symlink` check, and never repaired through the link.
+        if society_core::confine::check_folder(&layout.agent(&id)).is_err() {
+            continue;
+        }
         agent_state(layout, &id, scan, repair, report)?;
     }
     for path in layout.agent_entries_not_folders()? {
@@ -355,7 +360,10 @@ pub(super) fn approvals(layout: &Layout, report: &mut Report) -> Result<(), Form
     };
     for entry in entries.flatten() {
         let path = entry.path();
-        if path.extension().is_none_or(|e| e != "jsonl") {
+        // A link is never read (the `symlink` check reports it).
+        if path.extension().is_none_or(|e| e != "jsonl")
+            || entry.file_type().is_ok_and(|t| t.is_symlink())
+        {
             continue;
         }
         let mut cursor = 0;

@@ -280,7 +280,8 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), IoError> {
             .map_err(|e| IoError::new("stat", &path, e))?;
         if kind.is_dir() {
             collect(&path, out)?;
-        } else if path.extension().is_some_and(|e| e == "jsonl") {
+        } else if kind.is_file() && path.extension().is_some_and(|e| e == "jsonl") {
+            // A link is never read (the `symlink` check reports it).
             out.push(path);
         }
     }

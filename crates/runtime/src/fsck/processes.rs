@@ -16,6 +16,10 @@ pub(super) fn check(layout: &Layout, repair: bool, report: &mut Report) -> Resul
     let mut live_agents = 0;
     for id in layout.agent_ids()? {
         let paths = layout.agent(&id);
+        // Reported by the `symlink` check; nothing is read through a link.
+        if society_core::confine::check_folder(&paths).is_err() {
+            continue;
+        }
         let status: Option<AgentStatus> = atomic::read_json(&paths.status(), "agent status")
             .ok()
             .flatten();

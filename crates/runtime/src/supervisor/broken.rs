@@ -1,6 +1,6 @@
 //! Agents that cannot run until someone repairs their folder: a corrupt
 //! `config.json` or `checkpoint.json`, an inbox that no longer matches its
-//! cursor. One bad folder never takes the society down: the agent is shown
+//! cursor, a symbolic link among its files. One bad folder never takes the society down: the agent is shown
 //! `broken` with the reason, escalated once, not restarted in a loop, and
 //! still receives its mail (which waits in its inbox); the scan notices when
 //! the folder is whole again (`society fsck --repair`, or a fix by hand) and
@@ -16,6 +16,10 @@ use society_core::{atomic, AgentId, AgentPaths, Layout, MsgId};
 
 /// Why the folder cannot run now, if it cannot.
 pub(super) fn folder_problem(paths: &AgentPaths) -> Option<String> {
+    // A symbolic link among its files is never followed (`confine`).
+    if let Err(link) = society_core::confine::check_folder(paths) {
+        return Some(link.to_string());
+    }
     if let Err(e) = atomic::read_json::<AgentConfig>(&paths.config(), "agent config") {
         return Some(e.to_string());
     }

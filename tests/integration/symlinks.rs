@@ -197,6 +197,12 @@ fn an_inbox_linked_out_is_neither_appended_to_nor_read_and_the_mail_waits() {
             })
     });
     assert_eq!(escalation["body"]["agent"], "echo", "{escalation}");
+    assert!(
+        escalation["body"]["context"]["hint"]
+            .to_string()
+            .contains("replace the symbolic link"),
+        "{escalation}"
+    );
 
     // The router's delivery to it waits (nothing lost), and says why.
     let relayed = s.ok(&["send", "relay", "go"]);
@@ -251,6 +257,63 @@ fn an_inbox_linked_out_is_neither_appended_to_nor_read_and_the_mail_waits() {
     wait_until(SOON, "the trouble to clear", || {
         (!problems(&s).contains("writes failing")).then_some(())
     });
+    assert!(s.stop_supervisor().success());
+}
+
+#[test]
+fn an_outbox_linked_out_is_never_routed_and_said_once() {
+    let mut s = Society::new(BIN, ECHO_TOML);
+    s.start_supervisor();
+    let first = s.ok(&["send", "echo", "before"]);
+    wait_reply(&s, &first);
+    let echo = s.agent("echo");
+    // What the link points at: a reply "from echo" the router would hand
+    // the orchestrator if it read through the link.
+    let outside = tempfile::tempdir().unwrap();
+    let target = outside.path().join("outbox.jsonl");
+    let forged = "01J00000000000000000000001";
+    std::fs::write(
+        &target,
+        format!(
+            "{}\n",
+            json!({"v": 1, "id": forged, "ts": "2026-01-01T00:00:00.000Z", "from": "echo",
+                   "to": "orchestrator", "type": "reply", "case": null, "reply_to": null,
+                   "gen": 1, "body": {"text": "forged"}})
+        ),
+    )
+    .unwrap();
+    let before = snapshot(outside.path());
+    let kept = echo.dir.join("outbox.kept");
+    swap_in_link(&echo.outbox(), &target, &kept);
+
+    // Echo answers the next message into its outbox: refused, so it exits
+    // and is broken, escalated once; the message is not lost.
+    let id = s.ok(&["send", "echo", "hi"]);
+    let row = s.wait_state("echo", "broken", SOON);
+    assert!(
+        row.to_string().contains("outbox.jsonl") && row.to_string().contains("symbolic link"),
+        "{row}"
+    );
+    let escalations = || {
+        records(&s.layout().orchestrator_inbox())
+            .into_iter()
+            .filter(|r| r["type"] == "escalation" && r["body"]["agent"] == "echo")
+            .count()
+    };
+    wait_until(SOON, "the escalation", || (escalations() > 0).then_some(()));
+    // A few scans later: said once, not at every scan, and nothing routed
+    // from the link.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(escalations(), 1);
+    let log = std::fs::read_to_string(s.layout().daemon_log()).unwrap();
+    assert!(!log.contains("routing failed"), "{log}");
+    let orchestrator = std::fs::read_to_string(s.layout().orchestrator_inbox()).unwrap();
+    assert!(!orchestrator.contains(forged));
+    assert_eq!(snapshot(outside.path()), before, "the outside file changed");
+
+    // The real outbox back: echo runs again and the message is answered.
+    std::fs::rename(&kept, echo.outbox()).unwrap();
+    wait_reply(&s, &id);
     assert!(s.stop_supervisor().success());
 }
 

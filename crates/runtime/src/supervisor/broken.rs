@@ -80,15 +80,26 @@ impl Supervisor {
         slot.phase = Phase::Broken {
             reason: reason.clone(),
         };
+        // A link is not what `--repair` mends (see `fsck/symlinks.rs`).
+        let linked = society_core::confine::check_folder(&slot.paths).is_err();
         self.status_dirty = true;
+        let hint = if linked {
+            "replace the symbolic link with the file or folder it stands for, or remove it"
+        } else {
+            "`society fsck --repair` rebuilds what the logs can prove"
+        };
         self.system_event(
             event::AGENT_BROKEN,
             id.as_str(),
-            json!({"reason": reason, "hint": "`society fsck --repair` rebuilds what the logs can prove"}),
+            json!({"reason": reason, "hint": hint}),
         );
         let mut plan = Plan::at(now_ms());
         let why = format!("agent {id} cannot run: {reason}");
-        let context = json!({"hint": "`society fsck` shows the problem; `society fsck --repair` rebuilds a checkpoint from the logs, a config from society.toml"});
+        let context = if linked {
+            json!({"hint": "replace the symbolic link with the file or folder it stands for, or remove it; `society fsck` lists every link society refuses"})
+        } else {
+            json!({"hint": "`society fsck` shows the problem; `society fsck --repair` rebuilds a checkpoint from the logs, a config from society.toml"})
+        };
         self.planner().escalation(
             &mut plan,
             MsgId::generate(),

@@ -69,6 +69,25 @@ impl Supervisor {
             match self.route_batch(owner, None) {
                 Ok(true) => continue,
                 Ok(false) => return,
+                // A link in the sender's folder (`confine`): never read
+                // through, and said once — the agent is broken until the
+                // link is replaced — not at every scan. A running process
+                // of the agent meets the link itself, exits and is marked
+                // then; a broken one was told already.
+                Err(e) if e.symlinked().is_some() => {
+                    let said = matches!(
+                        self.slots.get(owner).map(|s| &s.phase),
+                        Some(
+                            super::Phase::Up(_)
+                                | super::Phase::Stopping { .. }
+                                | super::Phase::Broken { .. }
+                        )
+                    );
+                    if !said {
+                        self.mark_broken(owner, e.to_string());
+                    }
+                    return;
+                }
                 Err(e) => {
                     tracing::error!(agent = %owner, error = %e, "routing failed; will retry on the next scan");
                     return;

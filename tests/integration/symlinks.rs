@@ -310,6 +310,24 @@ fn an_outbox_linked_out_is_never_routed_and_said_once() {
     let orchestrator = std::fs::read_to_string(s.layout().orchestrator_inbox()).unwrap();
     assert!(!orchestrator.contains(forged));
     assert_eq!(snapshot(outside.path()), before, "the outside file changed");
+    // fsck names the link, and judges no cursor against a file it never reads.
+    let out = s.run(&["fsck", "--json"]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let problems: Vec<(String, String)> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["severity"] == "problem")
+        .map(|f| (f["check"].to_string(), f["file"].to_string()))
+        .collect();
+    assert_eq!(
+        problems,
+        [(
+            "\"symlink\"".to_string(),
+            Value::from(echo.outbox().display().to_string()).to_string()
+        )],
+        "{report:#}"
+    );
 
     // The real outbox back: echo runs again and the message is answered.
     std::fs::rename(&kept, echo.outbox()).unwrap();

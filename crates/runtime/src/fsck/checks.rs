@@ -258,7 +258,11 @@ fn supervisor_state(
         ));
     }
     for (id, cursor) in &sup.cursors {
-        if sup.incidents.contains_key(id.as_str()) {
+        // An outbox that is a link is never read: its cursor is not judged
+        // against it (the `symlink` check reports the link).
+        if sup.incidents.contains_key(id.as_str())
+            || society_core::confine::check_folder(&layout.agent(id)).is_err()
+        {
             continue;
         }
         let seg = sup.segs.get(id).copied().unwrap_or(0);
@@ -270,7 +274,9 @@ fn supervisor_state(
             ));
         }
     }
-    if !sup.incidents.contains_key("supervisor") {
+    if !sup.incidents.contains_key("supervisor")
+        && society_core::confine::check(&layout.supervisor_inbox()).is_ok()
+    {
         let inbox = layout.supervisor_inbox();
         let cursor = in_live(layout, &inbox, sup.inbox_seg, sup.inbox_offset);
         if let Some(why) = cursor_problem(scan, &inbox, cursor) {

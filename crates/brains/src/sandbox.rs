@@ -361,6 +361,13 @@ pub(crate) fn command(
 ) -> Result<(std::process::Command, Jail), String> {
     let mut marker = format!("{}=", crate::command::FOLDER_ENV).into_bytes();
     marker.extend_from_slice(place.folder.as_os_str().as_encoded_bytes());
+    // Landlock's rules name paths: a `workspace/` that is a link would
+    // open the sandbox on wherever it points.
+    if let Err(link) = society_core::confine::check(place.workspace) {
+        return Err(format!(
+            "{name} not started: workspace/ cannot be used: {link}"
+        ));
+    }
     let launcher = LAUNCHER.get().filter(|_| settings.mode != Mode::Off);
     let probe = probe();
     if settings.mode == Mode::Required && (launcher.is_none() || probe.landlock_abi.is_none()) {

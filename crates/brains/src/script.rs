@@ -21,7 +21,7 @@
 //! `when` fields all equal the body's fields wins. No match: handled, no output.
 
 mod rule;
-mod template;
+pub(crate) mod template;
 
 pub use rule::{Op, Rule, Step};
 

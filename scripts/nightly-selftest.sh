@@ -11,6 +11,10 @@
 #   SOCIETY_ROOT   a society whose supervisor/selftest.jsonl receives the history line
 #   REPORT_DIR     where JSON reports go (default: ~/.local/state/society/selftest)
 #   MAILTO         on failure, mail the summary here (needs `mail` / `sendmail`)
+#   SOCIETY_FUZZ_SECONDS
+#                  also fuzz every parser this long each (scripts/fuzz.sh, which
+#                  needs rustup's nightly toolchain, looked for in
+#                  ${CARGO_HOME:-~/.cargo}/bin); unset: no fuzzing
 #
 # Exit status: 0 when every check passed, 7 when one failed, other values when
 # the self-test could not run. On failure it prints the failing checks with
@@ -46,8 +50,24 @@ report="$dir/selftest-$(date -u +%Y-%m-%dT%H%M%SZ).json"
 
 "$bin" selftest --report "$report" >"$dir/last.txt" 2>&1
 status=$?
+
+fuzz_status=0
+if [ -n "${SOCIETY_FUZZ_SECONDS:-}" ]; then
+    PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH" "$here/scripts/fuzz.sh" "$SOCIETY_FUZZ_SECONDS" \
+        >"$dir/fuzz.txt" 2>&1
+    fuzz_status=$?
+    if [ "$fuzz_status" -ne 0 ]; then
+        fuzz_summary=$(grep -E 'CRASHED|^scripts/fuzz.sh' "$dir/fuzz.txt" | head -n 20)
+        printf 'society fuzzing FAILED on %s (scripts/fuzz.sh exit %s)\n%s\nfull output: %s\n' \
+            "$(hostname)" "$fuzz_status" "$fuzz_summary" "$dir/fuzz.txt"
+        if [ -n "${MAILTO:-}" ] && command -v mail >/dev/null 2>&1; then
+            printf '%s\n' "$fuzz_summary" | mail -s "society fuzzing FAILED on $(hostname)" "$MAILTO"
+        fi
+    fi
+fi
 if [ "$status" -eq 0 ]; then
     tail -n 1 "$dir/last.txt"
+    [ "$fuzz_status" -eq 0 ] || exit 7
     exit 0
 fi
 

@@ -19,7 +19,7 @@
 //! program wrote itself. The protocol is specified in FORMAT.md ("The
 //! command brain protocol").
 
-mod protocol;
+pub(crate) mod protocol;
 pub(crate) mod run;
 mod workspace;
 

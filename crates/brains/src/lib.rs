@@ -19,6 +19,8 @@
 pub mod action;
 pub mod command;
 pub mod echo;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod llm;
 pub mod sandbox;
 pub mod script;

@@ -30,12 +30,12 @@
 //! a call that began and has no result, and re-runs it with the same call
 //! id or tells the model it was interrupted (`on_interrupt`).
 
-mod anthropic;
+pub(crate) mod anthropic;
 mod budget;
 pub mod circuit;
 mod compact;
 mod config;
-mod conversation;
+pub(crate) mod conversation;
 mod error;
 mod extension;
 mod http;
@@ -44,12 +44,12 @@ mod inflight;
 mod ledger;
 mod mcp;
 mod memory_tools;
-mod openai;
+pub(crate) mod openai;
 mod own_tools;
 mod retry;
 mod session;
 mod shared;
-mod stream;
+pub(crate) mod stream;
 mod toolbox;
 mod tools;
 mod wire;

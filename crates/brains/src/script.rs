@@ -21,7 +21,7 @@
 //! `when` fields all equal the body's fields wins. No match: handled, no output.
 
 mod rule;
-mod template;
+pub(crate) mod template;
 
 pub use rule::{Op, Rule, Step};
 
@@ -39,6 +39,10 @@ impl Script {
             .get("rules")
             .cloned()
             .unwrap_or(serde_json::Value::Array(vec![]));
+        rule::check_op_names(&rules).map_err(|reason| BrainError::Config {
+            kind: "script".into(),
+            reason,
+        })?;
         let rules: Vec<Rule> = serde_json::from_value(rules).map_err(|e| BrainError::Config {
             kind: "script".into(),
             reason: e.to_string(),

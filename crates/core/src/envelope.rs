@@ -175,6 +175,15 @@ mod tests {
     }
 
     #[test]
+    fn numbers_in_a_body_survive_a_hop() {
+        // Without serde_json's float_roundtrip the second parse lands one
+        // ULP off (3.7373699999999996e-35).
+        let line = br#"{"v":1,"id":"01JF0000000000000000000003","ts":"2026-11-01T10:00:02.123Z","from":"orchestrator","to":"research","type":"task","body":{"x":373737E-40}}"#;
+        let env = Envelope::parse(line).expect("valid");
+        assert_eq!(Envelope::parse(&env.to_line()).expect("valid"), env);
+    }
+
+    #[test]
     fn rejects_bad_lines_with_reasons() {
         assert!(matches!(
             Envelope::parse(b"{not json"),

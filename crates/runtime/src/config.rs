@@ -198,7 +198,14 @@ impl SocietyConfig {
                 })
             }
         };
-        let cfg: SocietyConfig = toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+        Self::parse(&text, path)
+    }
+
+    /// Reads the text of `society.toml` (`path` names it in errors) and
+    /// checks it as a whole: every agent resolves, routing rules and gates
+    /// name real parties and types.
+    pub fn parse(text: &str, path: &Path) -> Result<SocietyConfig, ConfigError> {
+        let cfg: SocietyConfig = toml::from_str(text).map_err(|e| ConfigError::Invalid {
             path: path.into(),
             message: e.to_string(),
         })?;

@@ -2,10 +2,14 @@
 //! polling waits with deadlines, JSONL readers, and cleanup that leaves no
 //! process behind even when a test panics (every process whose command line
 //! mentions the temp root is SIGKILLed on drop).
+//!
+//! [`fuzz`] holds what the fuzz targets in `fuzz/` check, shared with the
+//! stable test that replays their seeds and regressions.
 
 #![allow(clippy::unwrap_used)]
 
 pub mod fake_llm;
+pub mod fuzz;
 
 use serde_json::Value;
 use society_core::Layout;

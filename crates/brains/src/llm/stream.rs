@@ -26,9 +26,9 @@
 //! is a 2xx answer that is not `text/event-stream` (a server that ignored
 //! `stream`).
 
-mod anthropic;
-mod openai;
-mod sse;
+pub(crate) mod anthropic;
+pub(crate) mod openai;
+pub(crate) mod sse;
 
 use super::config::{LlmConfig, Provider};
 use super::error::LlmError;
@@ -108,7 +108,7 @@ enum Piece {
 }
 
 /// Sends `req` and waits for its streamed answer (see the module notes).
-pub fn exchange(
+pub(super) fn exchange(
     req: reqwest::blocking::RequestBuilder,
     cfg: &LlmConfig,
     hooks: &mut dyn Hooks,

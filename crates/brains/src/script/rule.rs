@@ -113,6 +113,26 @@ pub enum Op {
     },
 }
 
+/// Every step's `do` is a name. serde reads a number in the tag of an
+/// internally tagged enum as the index of a variant, so without this
+/// `{"do": 12}` would be a `hang` and `{"do": 13}` an `exit`.
+pub(crate) fn check_op_names(rules: &serde_json::Value) -> Result<(), String> {
+    fn steps(list: Option<&serde_json::Value>) -> Result<(), String> {
+        for step in list.and_then(|l| l.as_array()).into_iter().flatten() {
+            match step.get("do") {
+                Some(serde_json::Value::String(_)) | None => {}
+                Some(other) => return Err(format!("a step's \"do\" must be a name, not {other}")),
+            }
+            steps(step.get("then"))?;
+        }
+        Ok(())
+    }
+    for rule in rules.as_array().into_iter().flatten() {
+        steps(rule.get("actions"))?;
+    }
+    Ok(())
+}
+
 /// A string that is exactly one `{{...}}` placeholder (it renders to the
 /// value's own JSON type).
 fn is_placeholder(v: &serde_json::Value) -> bool {
@@ -238,5 +258,21 @@ mod tests {
         );
         let e = rule(serde_json::json!([{"do": "remember"}])).unwrap_err();
         assert!(e.contains("missing field `text`"), "{e}");
+    }
+
+    #[test]
+    fn an_op_is_named_never_numbered() {
+        // serde alone would take 12 as the index of `hang`.
+        let numbered = serde_json::json!([{"actions": [{"do": 12}]}]);
+        assert!(serde_json::from_value::<Vec<Rule>>(numbered.clone()).is_ok());
+        assert_eq!(
+            check_op_names(&numbered),
+            Err("a step's \"do\" must be a name, not 12".into())
+        );
+        let nested = serde_json::json!([{"actions": [
+            {"do": "decide", "proposal": {}, "then": [{"do": 13}]}]}]);
+        assert!(check_op_names(&nested).is_err());
+        let named = serde_json::json!([{"actions": [{"do": "log", "message": "m"}]}]);
+        assert_eq!(check_op_names(&named), Ok(()));
     }
 }

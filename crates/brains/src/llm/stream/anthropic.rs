@@ -44,9 +44,11 @@ impl Answer {
                 }
             }
             "content_block_start" => {
-                let (Some(i), Some(block)) = (index(), v.get("content_block")) else {
+                // Deltas extend the block's fields: it must be an object.
+                let block = v.get("content_block").filter(|b| b.is_object());
+                let (Some(i), Some(block)) = (index(), block) else {
                     return Err(Broken::Malformed(
-                        "a content_block_start without index or content_block".into(),
+                        "a content_block_start without index or content_block object".into(),
                     ));
                 };
                 self.blocks.insert(i, block.clone());
@@ -220,6 +222,12 @@ mod tests {
             json!({"type": "content_block_delta", "index": 5, "delta": {"type": "text_delta", "text": "x"}}),
         );
         assert!(matches!(a.event(&e), Err(Broken::Malformed(w)) if w.contains("block 5")));
+        // A block that is not an object: its deltas would have nowhere to go.
+        let e = ev(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0, "content_block": 5}),
+        );
+        assert!(matches!(a.event(&e), Err(Broken::Malformed(w)) if w.contains("object")));
         let e = ev("future_event", json!({"type": "future_event"}));
         assert!(matches!(a.event(&e), Ok(Step::More)));
     }

@@ -1,0 +1,3 @@
+#![no_main]
+// The check is society_testkit::fuzz::jsonl_reader (see there).
+libfuzzer_sys::fuzz_target!(|data: &[u8]| society_testkit::fuzz::jsonl_reader(data));

@@ -39,8 +39,28 @@ pub fn check(data: &[u8]) {
             jsonl::check_cursor(path, start).expect("check"),
         );
         let (fits, checked) =
-            jsonl::read_lines_checked(path, start, max_bytes).expect("read_lines_checked");
+            jsonl::read_lines_checked(path, start, max_bytes, society_core::MAX_RECORD_LIMIT)
+                .expect("read_lines_checked");
         assert_cursor(written, start, fits);
+        // Holding at most `max_line` bytes of a line: the same lines, cut.
+        let max_line = 1 + usize::from(byte(5)) % 64;
+        let bounded = jsonl::read_lines_bounded(path, start, max_bytes, max_line)
+            .expect("read_lines_bounded");
+        for (cut, whole) in bounded.lines.iter().zip(&batch.lines) {
+            assert!(
+                cut.bytes.len() <= max_line,
+                "a line held whole past max_line"
+            );
+            assert_eq!(
+                (cut.offset, cut.end),
+                (whole.offset, whole.end),
+                "bounded read moved"
+            );
+            assert!(
+                whole.bytes.starts_with(&cut.bytes),
+                "bounded read changed bytes"
+            );
+        }
         if fits == CursorCheck::Ok {
             assert_eq!(checked.lines, batch.lines, "read_lines_checked differs");
         }

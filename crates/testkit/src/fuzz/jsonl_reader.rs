@@ -12,7 +12,6 @@
 use society_core::jsonl::{self, CursorCheck, Line};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
 
 /// Expanded content stops growing here: a few lines past any window.
 const MAX_CONTENT: usize = 64 << 10;
@@ -95,15 +94,17 @@ pub fn check(data: &[u8]) {
 thread_local! {
     /// An anonymous in-memory file per thread, reached by its /proc path:
     /// nothing is left on disk, and `cargo test` threads do not share it.
-    static SCRATCH: (File, PathBuf) = {
-        let fd = nix::sys::memfd::memfd_create(
-            "society-fuzz-jsonl",
-            nix::sys::memfd::MFdFlags::MFD_CLOEXEC,
-        )
-        .expect("memfd_create");
-        let file = File::from(fd);
-        let path = PathBuf::from(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&file)));
-        (file, path)
+    // A real file (the reader refuses symbolic links, `/proc/self/fd/N`
+    // included), in memory where there is a tmpfs; removed with the thread.
+    static SCRATCH: (File, tempfile::TempPath) = {
+        let shm = std::path::Path::new("/dev/shm");
+        let named = if shm.is_dir() {
+            tempfile::Builder::new().prefix("society-fuzz-jsonl").tempfile_in(shm)
+        } else {
+            tempfile::Builder::new().prefix("society-fuzz-jsonl").tempfile()
+        }
+        .expect("a scratch file");
+        named.into_parts()
     };
 }
 

@@ -130,6 +130,30 @@ fn setup(brain: &str) -> Setup {
     }
 }
 
+/// Waits until no process carries the hostile agent's folder marker: all
+/// the program started — its group, its cgroup, its escapees — is gone.
+fn no_process_left(s: &Society) {
+    let folder = s.agent("hostile").dir.canonicalize().unwrap();
+    let marker = format!("SOCIETY_AGENT_FOLDER={}", folder.display()).into_bytes();
+    let marked = || -> Vec<i32> {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|pid| alive(*pid))
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/environ"))
+                    .is_ok_and(|env| env.split(|b| *b == 0).any(|v| v == marker.as_slice()))
+            })
+            .collect()
+    };
+    wait_until(
+        Duration::from_secs(5),
+        "every process of the run gone",
+        || marked().is_empty().then_some(()),
+    );
+}
+
 fn refused(report: &Value, what: &str) {
     let v = report[what].as_str().unwrap_or_default();
     assert!(
@@ -173,16 +197,16 @@ fn assert_contained(set: &Setup, report: &Value) {
         "the lingering process to be gone",
         || (!alive(pid)).then_some(()),
     );
-    let contained = wait_until(SOON, "the sandbox_contained record", || {
-        events(s, "hostile", "sandbox_contained").pop()
+    // Recorded as contained by the run that started it.
+    wait_until(SOON, "the sandbox_contained record naming it", || {
+        events(s, "hostile", "sandbox_contained")
+            .into_iter()
+            .find(|r| {
+                r["killed"]
+                    .as_array()
+                    .is_some_and(|k| k.contains(&pid.into()))
+            })
     });
-    let killed: Vec<i64> = contained["killed"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(Value::as_i64)
-        .collect();
-    assert!(killed.contains(&(pid as i64)), "{contained}");
 }
 
 #[test]
@@ -216,10 +240,7 @@ fn a_command_brain_program_is_confined_and_the_agent_stays_healthy() {
         contained["process_limit_hits"].as_u64().unwrap() > 0,
         "{contained}"
     );
-    assert!(
-        contained["killed"].as_array().unwrap().len() >= 10,
-        "{contained}"
-    );
+    no_process_left(&set.s);
 
     // And the agent goes on.
     let id = set.s.ok(&["send", "hostile", "hi"]);
@@ -314,6 +335,7 @@ fn a_declared_tool_is_confined_like_a_command_program() {
             &[("c1", "probe", json!({"text": "try everything"}))],
             (10, 5),
         ),
+        openai::tool_calls(&[("c2", "probe", json!({"text": "fork"}))], (10, 5)),
         openai::text("probed", (20, 5)),
     ]);
     let id = set.s.ok(&["send", "hostile", "probe the sandbox"]);
@@ -323,6 +345,19 @@ fn a_declared_tool_is_confined_like_a_command_program() {
             .find(|r| r["reply_to"] == id.as_str())
     });
     let reqs = fake.requests();
+    // The fork bomb stops at the process limit; what it left is killed.
+    let forked = tool_message(&reqs[2], "c2");
+    let first = forked["content"].as_str().unwrap().lines().next().unwrap();
+    let fork = &serde_json::from_str::<Value>(first).unwrap()["body"]["fork"];
+    assert!(fork["children"].as_u64().unwrap() < 64, "{fork}");
+    assert!(fork["refused"].as_u64().unwrap() > 0, "{fork}");
+    let contained = wait_until(SOON, "the fork bomb's containment record", || {
+        events(&set.s, "hostile", "sandbox_contained")
+            .into_iter()
+            .find(|r| r["process_limit_hits"].as_u64() > Some(0))
+    });
+    let _ = contained;
+    no_process_left(&set.s);
     let result = tool_message(&reqs[1], "c1");
     let content = result["content"].as_str().unwrap();
     let first: Value = serde_json::from_str(content.lines().next().unwrap()).unwrap();

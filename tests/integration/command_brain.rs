@@ -322,3 +322,29 @@ fn a_new_generation_kills_the_tool_group_a_killed_agent_left_behind() {
     assert_eq!(handled[0]["attempt"], 2);
     assert!(s.stop_supervisor().success());
 }
+
+#[test]
+fn a_case_event_field_named_event_cannot_rename_the_checked_event() {
+    let toml = society_toml(1, &[("c", "tools/c.sh", "")]);
+    let mut s = Society::new(BIN, &toml);
+    script(
+        s.root(),
+        "c.sh",
+        "cat > /dev/null\n\
+         echo '{\"action\":\"case_event\",\"event\":\"progress\",\"fields\":{\"event\":\"Not A Name!\",\"n\":1}}'\n\
+         echo '{\"action\":\"reply\",\"body\":{\"ok\":true}}'\n",
+    );
+    s.start_supervisor();
+    let case = s.ok(&["case", "new", "names", "--assign", "c"]);
+    let id = s.ok(&["send", "c", "go", "--case", &case]);
+    wait_reply(&s, &id);
+    let log = s.layout().case_log(&CaseId::new(case.as_str()).unwrap());
+    let report = wait_until(SOON, "the case event in the case log", || {
+        records(&log)
+            .into_iter()
+            .find(|r| r["event"] == "agent_report")
+    });
+    assert_eq!(report["report"], "progress", "{report}");
+    assert_eq!(report["n"], 1, "{report}");
+    assert!(s.stop_supervisor().success());
+}

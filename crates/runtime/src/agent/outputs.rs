@@ -50,12 +50,13 @@ impl Agent {
                 Action::CaseEvent { event, fields } => {
                     env.to = Party::Supervisor;
                     env.kind = message::CASE_EVENT.into();
-                    let mut body = json!({"event": event});
-                    if let (Some(b), serde_json::Value::Object(f)) = (body.as_object_mut(), fields)
-                    {
-                        b.extend(f);
-                    }
-                    env.body = body;
+                    // The checked name last: a field named `event` cannot replace it.
+                    let mut body = match fields {
+                        serde_json::Value::Object(f) => f,
+                        _ => serde_json::Map::new(),
+                    };
+                    body.insert("event".into(), json!(event));
+                    env.body = serde_json::Value::Object(body);
                 }
                 Action::RequestApproval {
                     plan,

@@ -199,6 +199,9 @@ fn parse_size(text: &str) -> Option<u64> {
     n.checked_mul(1u64 << shift)
 }
 
+/// `cpu` for a program that lives as long as the agent (an MCP server).
+pub(crate) const NO_CPU_LIMIT: Duration = Duration::MAX;
+
 /// What the launcher applies: everything resolved to absolute paths.
 #[derive(Debug, Serialize, Deserialize)]
 struct Plan {
@@ -406,7 +409,11 @@ pub(crate) fn command(
         write: writable(settings, place),
         read: readable(settings, place),
         memory: settings.memory,
-        cpu_secs: settings.cpu.as_secs(),
+        cpu_secs: if settings.cpu == NO_CPU_LIMIT {
+            nix::sys::resource::RLIM_INFINITY
+        } else {
+            settings.cpu.as_secs()
+        },
         processes: settings.processes,
         open_files: settings.open_files,
         file_size: settings.file_size,

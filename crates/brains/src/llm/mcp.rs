@@ -86,6 +86,16 @@ fn report() -> OnInterrupt {
     OnInterrupt::Report
 }
 
+/// A server lives as long as the agent process: RLIMIT_CPU, which counts
+/// CPU time over a process's whole life, would end a healthy one that has
+/// simply run for long. Everything else of the sandbox applies.
+fn long_lived(settings: &crate::sandbox::Settings) -> crate::sandbox::Settings {
+    crate::sandbox::Settings {
+        cpu: crate::sandbox::NO_CPU_LIMIT,
+        ..settings.clone()
+    }
+}
+
 /// Validates every server entry; says which one and why when one is wrong.
 pub fn check(servers: &[McpServer]) -> Result<(), String> {
     let mut seen = std::collections::HashSet::new();
@@ -278,7 +288,7 @@ impl Mcp {
             folder: &folder,
             workspace: &workspace,
             root: &root,
-            sandbox: &cfg.sandbox,
+            sandbox: &long_lived(&cfg.sandbox),
         })
         .map_err(fail)?;
         let mut cmd = tokio::process::Command::from(cmd);

@@ -43,6 +43,7 @@ use std::time::{Duration, Instant};
 
 mod cgroup;
 mod launcher;
+pub mod procfs;
 
 pub use launcher::launcher_main;
 

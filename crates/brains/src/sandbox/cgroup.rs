@@ -158,29 +158,10 @@ impl Cgroup {
 /// Live processes whose environment holds `marker` (`NAME=value`), except
 /// those in the sessions led by `keep`.
 pub(super) fn carrying(marker: &[u8], keep: &[i32]) -> Vec<i32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/environ"))
-                .is_ok_and(|env| env.split(|b| *b == 0).any(|var| var == marker))
-        })
-        .filter(|pid| live_session(*pid).is_some_and(|sid| !keep.contains(&sid)))
+    use super::procfs;
+    procfs::pids()
+        .into_iter()
+        .filter(|pid| procfs::carries(*pid, marker))
+        .filter(|pid| procfs::stat(*pid).is_some_and(|s| !s.zombie() && !keep.contains(&s.session)))
         .collect()
-}
-
-/// The session id of a process that is not a zombie.
-fn live_session(pid: i32) -> Option<i32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let mut rest = stat.get(stat.rfind(')')? + 1..)?.split_whitespace();
-    let state = rest.next()?;
-    if matches!(state, "Z" | "X") {
-        return None;
-    }
-    let _ppid = rest.next()?;
-    let _pgrp = rest.next()?;
-    rest.next()?.parse().ok()
 }

@@ -13,6 +13,7 @@
 
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
+use society_brains::sandbox::procfs;
 use society_core::state::AgentStatus;
 use society_core::{atomic, AgentPaths};
 use std::time::{Duration, Instant};
@@ -31,7 +32,7 @@ pub(crate) fn sweep(paths: &AgentPaths) -> Option<Swept> {
     let mut marker = format!("{}=", society_brains::command::FOLDER_ENV).into_bytes();
     marker.extend_from_slice(folder.as_os_str().as_encoded_bytes());
     let pids = members(pgid);
-    if !pids.iter().any(|pid| carries(*pid, &marker)) {
+    if !pids.iter().any(|pid| procfs::carries(*pid, &marker)) {
         return None;
     }
     tracing::warn!(
@@ -49,34 +50,14 @@ pub(crate) fn sweep(paths: &AgentPaths) -> Option<Swept> {
     Some(Swept { pgid, pids })
 }
 
-/// Live pids whose process group is `pgid`, from `/proc/<pid>/stat`.
+/// Live pids whose process group is `pgid`.
 fn members(pgid: i32) -> Vec<i32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| stat_fields(*pid).is_some_and(|(_, group)| group == pgid))
+    procfs::pids()
+        .into_iter()
+        .filter(|pid| procfs::stat(*pid).is_some_and(|s| s.pgrp == pgid))
         .collect()
 }
 
-/// `(state, pgrp)` of a process. `comm` may hold spaces and parentheses, so
-/// fields are counted after its closing parenthesis.
-fn stat_fields(pid: i32) -> Option<(char, i32)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let mut rest = stat.get(stat.rfind(')')? + 1..)?.split_whitespace();
-    let state = rest.next()?.chars().next()?;
-    let _ppid = rest.next()?;
-    let pgrp = rest.next()?.parse().ok()?;
-    Some((state, pgrp))
-}
-
 fn zombie(pid: i32) -> bool {
-    stat_fields(pid).is_none_or(|(state, _)| matches!(state, 'Z' | 'X'))
-}
-
-fn carries(pid: i32, marker: &[u8]) -> bool {
-    std::fs::read(format!("/proc/{pid}/environ"))
-        .is_ok_and(|env| env.split(|b| *b == 0).any(|var| var == marker))
+    procfs::stat(pid).is_none_or(|s| s.zombie())
 }

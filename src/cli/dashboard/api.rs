@@ -93,22 +93,35 @@ pub async fn agent(State(app): State<Arc<App>>, Path(id): Path<String>) -> Respo
         let id = client::agents::existing(layout, id.as_str())?;
         let described = client::describe::describe(layout, id.as_str())?;
         let paths = layout.agent(&id);
-        let tail = |p: std::path::PathBuf| -> Result<Vec<Value>, Failure> {
-            let mut v = client::describe::tail(&p, TAIL_BYTES)?;
-            let cut = v.len().saturating_sub(TAIL_RECORDS);
-            v.drain(..cut);
-            Ok(v)
+        // A log that cannot be read (a link out of the society, a damaged
+        // file) is named in its section; the others still show.
+        let tail = |p: std::path::PathBuf| -> Value {
+            match client::describe::tail(&p, TAIL_BYTES) {
+                Ok(mut v) => {
+                    let cut = v.len().saturating_sub(TAIL_RECORDS);
+                    v.drain(..cut);
+                    Value::Array(v)
+                }
+                Err(e) => json!({"error": e.to_string()}),
+            }
         };
-        let conversation = latest_conversation(&paths.dir)
-            .map(|p| tail(p.clone()).map(|records| json!({"file": p.file_name().map(|n| n.to_string_lossy().to_string()), "records": records})))
-            .transpose()?;
+        let conversation = latest_conversation(&paths.dir).map(|p| {
+            json!({
+                "file": p.file_name().map(|n| n.to_string_lossy().to_string()),
+                "records": tail(p),
+            })
+        });
+        let deadletters = match client::deadletter::list(layout, Some(&id)) {
+            Ok(d) => to_value(d)?,
+            Err(e) => json!({"error": e.to_string()}),
+        };
         Ok(json!({
             "agent": to_value(described)?,
-            "activity": tail(paths.activity())?,
-            "inbox": tail(paths.inbox())?,
-            "outbox": tail(paths.outbox())?,
-            "decisions": tail(paths.decisions())?,
-            "deadletters": to_value(client::deadletter::list(layout, Some(&id))?)?,
+            "activity": tail(paths.activity()),
+            "inbox": tail(paths.inbox()),
+            "outbox": tail(paths.outbox()),
+            "decisions": tail(paths.decisions()),
+            "deadletters": deadletters,
             "conversation": conversation,
         }))
     })

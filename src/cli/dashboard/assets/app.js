@@ -110,6 +110,9 @@ function recordLine(r) {
 }
 
 function recordList(id, title, records) {
+  if (records && records.error) {
+    return h('section', {id}, h('h3', {}, title), h('p.error', {}, records.error));
+  }
   const list = (records || []).slice(-LOG_LIMIT);
   return h('section', {id}, h('h3', {}, title, ' ', h('span.muted', {}, `(${list.length})`)),
     list.length ? h('ol.log', {}, list.map(recordLine)) : h('p.muted', {}, 'nothing yet'));

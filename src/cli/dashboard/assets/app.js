@@ -104,6 +104,9 @@ function badge(state) { return h('span.badge', {dataset: {state}}, state); }
 function recordLine(r) {
   const rest = Object.assign({}, r);
   const ts = rest.ts; delete rest.ts;
+  // Plumbing a reader does not need on every line.
+  delete rest.src; delete rest.v;
+  if (current && current.name === 'case') delete rest.case;
   const what = rest.event || rest.type || ''; delete rest.event;
   return h('li', {}, h('time', {}, ts ? ts.slice(11, 23) : ''), ' ',
     h('b', {}, what), ' ', h('code', {}, JSON.stringify(rest)));

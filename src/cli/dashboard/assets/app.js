@@ -354,7 +354,12 @@ views.approvals = () => {
     const plan = h('input', {name: 'plan', placeholder: 'a plan to carry out instead'});
     async function answer(path, body, button) {
       const r = await act(path, Object.assign({id: a.id, note: note.value}, body), button);
-      if (r.ok || r.replayed) el.classList.add('answered');
+      if (r.ok) {
+        // Answered: nothing more to click (it leaves the queue when the
+        // decision is in the files).
+        el.classList.add('answered');
+        el.querySelectorAll('button').forEach((b) => { b.disabled = true; });
+      }
       return r;
     }
     // A button stays clickable while its answer is on the way: a second

@@ -6,6 +6,7 @@
 #
 #   scripts/bench.sh            # full run (several minutes)
 #   scripts/bench.sh --quick    # a quick look
+#   scripts/bench.sh --only D1  # one benchmark (the report then holds only it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,4 +38,6 @@ fi
 export NATS_SERVER="$nats_server"
 
 cargo build --release --quiet -p society -p society-bench
-target/release/society-bench --bin target/release/society --out BENCHMARKS.md --command "scripts/bench.sh${*:+ $*}" "$@"
+# Where cargo put them: $CARGO_TARGET_DIR when it is set.
+bin=${CARGO_TARGET_DIR:-target}/release
+"$bin"/society-bench --bin "$bin"/society --out BENCHMARKS.md --command "scripts/bench.sh${*:+ $*}" "$@"

@@ -1,7 +1,11 @@
 //! `society-bench`: measures society against peers on the same machine in
 //! the same run, and writes BENCHMARKS.md. Run through `scripts/bench.sh`,
 //! which installs the peers (Redis, s6, NATS) and builds in release mode.
+//! D1 (the dashboard) needs Chromium and chromedriver; without them its
+//! rows say why.
 
+mod browser;
+mod dashboard;
 mod machine;
 mod peers;
 mod society;
@@ -28,7 +32,7 @@ struct Args {
     /// The command line to print in the report.
     #[arg(long, default_value = "scripts/bench.sh")]
     command: String,
-    /// Run only these benchmarks (`B1,B2,...,R1`); the report then holds only them.
+    /// Run only these benchmarks (`B1,B2,...,R1,D1`); the report then holds only them.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// The `nats-server` binary of the JetStream peer.
@@ -47,6 +51,8 @@ struct Sizes {
     folders: [usize; 2],
     growth: [usize; 2],
     retention: usize,
+    /// D1's soak: how long the page watches the inboxes grow.
+    soak: Duration,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -72,6 +78,7 @@ fn main() -> anyhow::Result<()> {
             folders: [1_000, 10_000],
             growth: [1_000, 100_000],
             retention: 100_000,
+            soak: Duration::from_secs(30),
         }
     } else {
         Sizes {
@@ -85,6 +92,7 @@ fn main() -> anyhow::Result<()> {
             folders: [1_000, 10_000],
             growth: [1_000, 1_000_000],
             retention: 1_000_000,
+            soak: Duration::from_secs(180),
         }
     };
     let step = |name: &str| eprintln!("· {name}");
@@ -441,6 +449,34 @@ fn main() -> anyhow::Result<()> {
         ));
     }
 
+    if want("D1") {
+        step("D1 dashboard");
+        let d = dashboard::Sizes {
+            agents: 1_000,
+            loads: 10,
+            events: 100,
+            soak: z.soak,
+            soak_rate: 50.0,
+        };
+        match dashboard::d1(&bin, &d) {
+            Ok(m) => {
+                rows.extend(dashboard::rows(&m, &d));
+                targets.extend(dashboard::targets(&m, &d));
+            }
+            Err(e) => {
+                eprintln!("  D1 failed: {e:#}");
+                row(
+                    "D1",
+                    "dashboard in headless Chromium".into(),
+                    format!("n/a ({e:#})"),
+                    "-".into(),
+                    "-".into(),
+                );
+                targets.push(("D1 dashboard".into(), format!("n/a ({e:#})"), None));
+            }
+        }
+    }
+
     let mut md = String::new();
     writeln!(md, "# Benchmarks\n")?;
     writeln!(
@@ -485,6 +521,7 @@ fn main() -> anyhow::Result<()> {
     writeln!(md, "- B4: CPU is utime+stime of the supervisor and every agent over the window, after a 2 s settle. Memory is sampled at the end of the window, every agent idle since start-up (well over the second after which it gives back its mapped file pages): RSS is the sum of `VmRSS` of the agent processes divided by their number, PSS from `smaps_rollup` (which splits the shared pages between the processes that share them). Before format 2 it was sampled as the last agent turned idle.")?;
     writeln!(md, "- B5: dormant folders (config + checkpoint); wall time of the whole `society status --json` process.")?;
     writeln!(md, "- R1: bursts of 20,000 envelopes appended to one echo agent's inbox, each waited for in the orchestrator inbox (followed across its rotations); after the last, 2.5 s for the supervisor's scans, then the apparent size of every file under `.society-agent/` outside `archive/` (live) and inside it (segments, zstd level 3). \"Off\" sets `rotate_bytes` and `rotate_lines` out of reach. B6 runs with retention off, since it measures reading past a long consumed prefix.")?;
+    writeln!(md, "{}", dashboard::METHOD)?;
     std::fs::write(&args.out, md)?;
     eprintln!("wrote {}", args.out.display());
     Ok(())

@@ -13,6 +13,8 @@ mod sandbox;
 pub use nats::Nats;
 pub use redis::{Redis, Worker};
 pub use s6::s6_restart;
+// The browser of D1 runs the same way: free port, temp dir, wait until up.
+pub use sandbox::{free_port, temp_dir, wait_ready};
 
 /// The most requests a batching worker takes at once (Redis `COUNT`, the
 /// JetStream pull batch): the figure the issue sets for a fair peer.

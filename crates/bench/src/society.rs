@@ -335,7 +335,8 @@ fn startup(mut s: Society, n: usize, idle_window: Duration) -> Startup {
     }
 }
 
-fn status_kib(pid: u32, key: &str) -> u64 {
+/// A `KiB` field of /proc/PID/status (`VmRSS:`), 0 when unreadable.
+pub fn status_kib(pid: u32, key: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|t| {
@@ -370,6 +371,12 @@ fn cpu_ticks(pid: u32) -> u64 {
 
 /// B5: `society status --json` with `n` dormant agent folders.
 pub fn b5(bin: &Path, n: usize, runs: usize) -> Summary {
+    status_times(&dormant_society(bin, n), runs)
+}
+
+/// A society of `n` dormant agent folders `a0`.. (config + checkpoint, no
+/// supervisor): B5's, and the one D1 shows in the dashboard.
+pub fn dormant_society(bin: &Path, n: usize) -> Society {
     let s = echo_society(bin, "durable", 0, "");
     let template = serde_json::json!({"id": "x", "role": "echo", "brain": {"kind": "echo"}, "keep_alive": false});
     for i in 0..n {
@@ -385,6 +392,11 @@ pub fn b5(bin: &Path, n: usize, runs: usize) -> Summary {
         )
         .expect("ckpt");
     }
+    s
+}
+
+/// Wall time of whole `society status --json` processes, `runs` of them.
+pub fn status_times(s: &Society, runs: usize) -> Summary {
     let mut samples = Vec::new();
     for _ in 0..runs {
         let t = Instant::now();

@@ -582,6 +582,7 @@ async function load() {
       if (current !== v) return;
       v.render(data, document.getElementById('view'));
       document.body.dataset.ready = v.name;
+      performance.mark('view-ready');
     } while (dirty && current === v && !v.minGap);
   } catch (e) {
     if (current === v) fill(document.getElementById('view'), h('p.error', {}, e.message));

@@ -16,8 +16,9 @@
 //! - `{"topic":"resync"}` (from the server) — this page fell more than the
 //!   channel's 4,096 events behind: refetch the view.
 //!
-//! Events are coalesced over [`SETTLE`]: a burst of writes to one agent's
-//! files is one row. Nothing here polls; a quiet society sends nothing (the
+//! The first change after a quiet spell is sent at once; the changes that
+//! follow are coalesced over [`SETTLE`]: a burst of writes to one agent's
+//! files is one row or two. Nothing here polls; a quiet society sends nothing (the
 //! stream's keep-alive comments aside).
 
 use serde_json::{json, Value};
@@ -76,6 +77,8 @@ struct Live {
 /// What one burst of changes touched.
 #[derive(Default)]
 struct Touched {
+    /// Any change at all was seen.
+    any: bool,
     agents: BTreeSet<AgentId>,
     agent_list: bool,
     supervisor: bool,
@@ -146,25 +149,44 @@ impl Live {
             .collect()
     }
 
+    /// The first change after a quiet spell goes out at once (with what
+    /// is already queued behind it); what follows within [`SETTLE`] is
+    /// gathered and goes out at its end, and so on while changes keep
+    /// coming: a lone change costs no wait, a storm costs one publish per
+    /// window.
     fn run(mut self, paths: mpsc::Receiver<PathBuf>) {
         loop {
             // Block until something changes (no timeout: nothing to poll).
             let Ok(first) = paths.recv() else { return };
             let mut touched = Touched::default();
             self.classify(&first, &mut touched);
-            let until = Instant::now() + SETTLE;
-            while let Some(left) = until.checked_duration_since(Instant::now()) {
-                match paths.recv_timeout(left) {
-                    Ok(p) => self.classify(&p, &mut touched),
-                    Err(mpsc::RecvTimeoutError::Timeout) => break,
-                    Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            while let Ok(p) = paths.try_recv() {
+                self.classify(&p, &mut touched);
+            }
+            self.flush(touched);
+            loop {
+                let mut touched = Touched::default();
+                let until = Instant::now() + SETTLE;
+                while let Some(left) = until.checked_duration_since(Instant::now()) {
+                    match paths.recv_timeout(left) {
+                        Ok(p) => self.classify(&p, &mut touched),
+                        Err(mpsc::RecvTimeoutError::Timeout) => break,
+                        Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                    }
                 }
+                if !touched.any {
+                    break;
+                }
+                self.flush(touched);
             }
-            for d in std::mem::take(&mut touched.new_dirs) {
-                self.rewatch(d);
-            }
-            self.publish(touched);
         }
+    }
+
+    fn flush(&mut self, mut touched: Touched) {
+        for d in std::mem::take(&mut touched.new_dirs) {
+            self.rewatch(d);
+        }
+        self.publish(touched);
     }
 
     fn classify(&self, path: &Path, t: &mut Touched) {
@@ -172,6 +194,7 @@ impl Live {
         let Ok(rel) = path.strip_prefix(l.state_dir()) else {
             return;
         };
+        t.any = true;
         let mut parts = rel.components().map(|c| c.as_os_str().to_string_lossy());
         let Some(top) = parts.next() else { return };
         let second = parts.next();

@@ -52,6 +52,7 @@ mod completions;
 mod config;
 mod costs;
 mod daemon;
+mod dashboard;
 mod deadletter;
 mod demo;
 mod describe;
@@ -352,6 +353,14 @@ enum Command {
         "society tree -o json | jq '.members[].pending'"
     ))]
     Tree(tree::Args),
+    /// A web page over the society: agents, cases, approvals, messages,
+    /// costs — live, with the controls to steer.
+    #[command(after_help = examples!(
+        "society dashboard                            # http://127.0.0.1:7878/",
+        "society dashboard --listen 127.0.0.1:0 --open",
+        "society dashboard --listen 0.0.0.0:7878      # needs its token (printed once)"
+    ))]
+    Dashboard(dashboard::Args),
     /// Validate society.toml and the agent folders without starting anything.
     #[command(after_help = examples!("society check", "society check && society up"))]
     Check,
@@ -567,6 +576,7 @@ fn run(cli: Cli, root_from_env: bool) -> anyhow::Result<Code> {
         Command::Skills(cmd) => skills::run(&layout()?, cmd),
         Command::Top(args) => top::run(&layout()?, args),
         Command::Tree(args) => tree::run(&layout()?, args),
+        Command::Dashboard(args) => dashboard::run(&layout()?, args),
         Command::Demo(args) => demo::run(args),
         Command::Check => check::run(&layout()?),
         Command::Config(cmd) => config::run(&layout()?, cmd),

@@ -50,7 +50,14 @@ pub const GROUPS: &[(&str, &[&str])] = &[
     (
         "Inspection",
         &[
-            "status", "tree", "describe", "top", "costs", "llm", "memory",
+            "status",
+            "tree",
+            "describe",
+            "top",
+            "dashboard",
+            "costs",
+            "llm",
+            "memory",
         ],
     ),
     ("Governance", &["policy", "review", "metrics"]),

@@ -25,6 +25,7 @@ mod config_reload;
 mod corruption;
 mod crash_delivery;
 mod dashboard;
+mod dashboard_http;
 mod deadletter;
 mod debate;
 mod decisions;

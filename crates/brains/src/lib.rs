@@ -24,7 +24,7 @@ pub mod fuzzing;
 pub mod llm;
 pub mod sandbox;
 pub mod script;
-mod secrets;
+pub mod secrets;
 
 pub use action::Action;
 

@@ -31,7 +31,22 @@ pub(crate) fn secret_name(name: &str) -> bool {
         .any(|w| upper.contains(w))
 }
 
-pub(crate) fn scrub(text: &str) -> String {
+/// Remembers every value of this process's environment whose name says
+/// it holds a secret ([`secret_name`]): for a process that shows the
+/// society's files to people (the dashboard), which scrubs them from every
+/// answer.
+pub fn remember_environment() {
+    for (name, value) in std::env::vars_os() {
+        if let (Some(name), Some(value)) = (name.to_str(), value.to_str()) {
+            if secret_name(name) {
+                remember(value);
+            }
+        }
+    }
+}
+
+/// `text` with every known secret replaced by `[redacted]`.
+pub fn scrub(text: &str) -> String {
     let known = KNOWN.lock().unwrap_or_else(|e| e.into_inner());
     let mut out = text.to_string();
     for secret in known.iter() {

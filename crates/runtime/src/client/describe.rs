@@ -7,7 +7,7 @@
 
 mod agent;
 
-pub use agent::{AgentView, DeadLetters, InboxView};
+pub use agent::{tail, AgentView, DeadLetters, InboxView};
 
 use super::{cases, ClientError};
 use crate::approvals::{self, Approval, Decision, Kind};

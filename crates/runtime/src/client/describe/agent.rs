@@ -244,7 +244,7 @@ fn pick(record: &Value, keys: &[&str]) -> Value {
 
 /// The complete JSON objects among the last `max` bytes of a log, in order
 /// (a line cut by the window's start is skipped).
-pub(crate) fn tail(path: &Path, max: u64) -> Result<Vec<Value>, ClientError> {
+pub fn tail(path: &Path, max: u64) -> Result<Vec<Value>, ClientError> {
     let len = std::fs::metadata(path).map_or(0, |m| m.len());
     let start = len.saturating_sub(max);
     let mut out = Vec::new();

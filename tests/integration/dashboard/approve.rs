@@ -41,6 +41,15 @@ fn case_events(s: &Society, case: &str) -> Vec<String> {
         .collect()
 }
 
+/// How many POSTs to `/api/approve` the page has made (the browser's
+/// resource timing). Both clicks of a double click reach the server, with
+/// one request id: it is the server that answers once.
+async fn approve_posts(c: &fantoccini::Client) -> u64 {
+    let script = "return performance.getEntriesByType('resource')\
+        .filter((e) => new URL(e.name).pathname === '/api/approve').length;";
+    c.execute(script, vec![]).await.unwrap().as_u64().unwrap()
+}
+
 fn approval(id: &str) -> String {
     format!(r#"div.approval[data-approval="{id}"]"#)
 }
@@ -100,7 +109,17 @@ fn approving_in_the_page_decides_once_and_the_case_completes() {
             .then(PointerAction::Up {
                 button: MOUSE_BUTTON_LEFT,
             });
+        clear_flash(c).await;
         c.perform_actions(twice).await.unwrap();
+        let (kind, text) = wait_flash(c).await;
+        assert_eq!(
+            kind, "ok",
+            "a double click is one approval, not an error: {text}"
+        );
+        wait_for(PAGE_SOON, "both clicks' POSTs to be sent", async || {
+            (approve_posts(c).await == 3).then_some(())
+        })
+        .await;
         wait_for(
             PAGE_SOON,
             "the double-clicked request to leave the list",

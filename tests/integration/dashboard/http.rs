@@ -63,7 +63,9 @@ impl<'a> Request<'a> {
         }
     }
 
+    /// Sets header `name` (replacing the `Host` every request starts with).
     pub fn header(mut self, name: &str, value: &str) -> Request<'a> {
+        self.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
         self.headers.push((name.into(), value.into()));
         self
     }

@@ -197,33 +197,54 @@ fn free_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
-/// Polls `check` (an async closure over the page or the files) until it
-/// returns `Some`, or fails the test after `timeout` naming `what`.
-pub async fn wait_for<T>(
-    timeout: Duration,
-    what: &str,
-    mut check: impl AsyncFnMut() -> Option<T>,
-) -> T {
-    let deadline = Instant::now() + timeout;
+/// Polls `check` (an async closure over the page, or the files) until it
+/// returns `Some`, or fails the test after [`PAGE_SOON`] naming `what` and
+/// saying what the page showed then.
+pub async fn wait_for<T>(c: &Client, what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + PAGE_SOON;
     loop {
         if let Some(v) = check().await {
             return v;
         }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
+        if Instant::now() >= deadline {
+            panic!(
+                "timed out after {PAGE_SOON:?} waiting for {what}; {}",
+                page_state(c).await
+            );
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// What the page shows, for a failure's message: its address, the view
+/// that says it is ready, the event stream's state, the flash, and the
+/// start of the view's text.
+async fn page_state(c: &Client) -> String {
+    let script =
+        "const t = (s) => { const e = document.querySelector(s); return e ? e.innerText : null; };
+        return JSON.stringify({url: location.href, ready: document.body.dataset.ready || null,
+          live: (document.getElementById('live') || {dataset: {}}).dataset.state || null,
+          flash: t('#flash'), view: (t('#view') || '').slice(0, 2000)});";
+    match c.execute(script, vec![]).await {
+        Ok(Value::String(s)) => format!("the page: {s}"),
+        other => format!("the page could not be read: {other:?}"),
     }
 }
 
 /// Waits until `css` matches an element.
 pub async fn wait_css(c: &Client, css: &str) -> fantoccini::elements::Element {
-    c.wait()
+    match c
+        .wait()
         .at_most(PAGE_SOON)
         .for_element(Locator::Css(css))
         .await
-        .unwrap_or_else(|e| panic!("no element {css} within {PAGE_SOON:?}: {e}"))
+    {
+        Ok(el) => el,
+        Err(e) => panic!(
+            "no element {css} within {PAGE_SOON:?} ({e}); {}",
+            page_state(c).await
+        ),
+    }
 }
 
 /// Waits until the current view says it has rendered its data

@@ -3,7 +3,7 @@
 //! sent from the send view, an agent stopped and restarted from its view.
 
 use super::browser::{
-    clear_flash, count, open, text_of, wait_css, wait_flash, wait_for, wait_view, Driver, PAGE_SOON,
+    clear_flash, count, open, text_of, wait_css, wait_flash, wait_for, wait_view, Driver,
 };
 use super::server::Dashboard;
 use super::{demo_society, running_pid};
@@ -63,10 +63,7 @@ fn forms_and_buttons_write_what_the_cli_writes() {
         )
         .await;
         act(c, "form#case-open button[type=submit]", "open a case").await;
-        let case = wait_for(PAGE_SOON, "the new case's row", async || {
-            case_rows(c).await.pop()
-        })
-        .await;
+        let case = wait_for(c, "the new case's row", async || case_rows(c).await.pop()).await;
         let listed = json_of(&s, &["case", "list", "--json"]);
         let listed = listed.as_array().unwrap();
         assert_eq!(listed.len(), 1, "{listed:?}");
@@ -135,7 +132,7 @@ fn forms_and_buttons_write_what_the_cli_writes() {
             .unwrap();
         wait_view(c, "cases").await;
         let status = format!(r#"table#cases tr[data-case="{case}"] td[data-col="status"]"#);
-        wait_for(PAGE_SOON, "the cases view to show it closed", async || {
+        wait_for(c, "the cases view to show it closed", async || {
             (text_of(c, &status).await? == "closed").then_some(())
         })
         .await;

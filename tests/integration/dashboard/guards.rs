@@ -34,7 +34,12 @@ fn a_non_loopback_listener_answers_only_with_its_token() {
     let token = token.to_string();
     assert_eq!(std::fs::read_to_string(&path).unwrap().trim(), token);
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode, 0o600, "{} is private", path.display());
+    assert_eq!(
+        format!("{mode:o}"),
+        "600",
+        "{} is the owner's alone",
+        path.display()
+    );
     let port = dash.port;
     let bearer = format!("Bearer {token}");
 

@@ -3,7 +3,7 @@
 //! its new pid and one more restart, and the page was never reloaded (a
 //! value left on `window` survives).
 
-use super::browser::{attr_of, count, open, text_of, wait_for, Driver, PAGE_SOON};
+use super::browser::{attr_of, count, open, text_of, wait_for, Driver};
 use super::server::Dashboard;
 use super::{demo_society, running_pid};
 use nix::sys::signal::{kill, Signal};
@@ -29,7 +29,7 @@ fn the_agents_view_follows_a_sigkilled_agent_without_a_reload() {
             assert_eq!(count(c, &row).await, 1, "one row for {id}");
         }
         let pid_cell = cell("research", "pid");
-        wait_for(PAGE_SOON, "research's pid in its row", async || {
+        wait_for(c, "research's pid in its row", async || {
             (text_of(c, &pid_cell).await? == pid.to_string()).then_some(())
         })
         .await;
@@ -44,7 +44,7 @@ fn the_agents_view_follows_a_sigkilled_agent_without_a_reload() {
         assert_eq!(marker, json!(42));
 
         kill(Pid::from_raw(pid as i32), Signal::SIGKILL).unwrap();
-        let new_pid = wait_for(PAGE_SOON, "a new pid in research's row", async || {
+        let new_pid = wait_for(c, "a new pid in research's row", async || {
             let shown: u32 = text_of(c, &pid_cell).await?.parse().ok()?;
             (shown != pid).then_some(shown)
         })
@@ -54,22 +54,16 @@ fn the_agents_view_follows_a_sigkilled_agent_without_a_reload() {
             Some(new_pid),
             "the row shows the process that holds research's lock"
         );
-        wait_for(
-            PAGE_SOON,
-            "one more restart in research's row",
-            async || (restarts(text_of(c, &restarts_cell).await)? > before).then_some(()),
-        )
+        wait_for(c, "one more restart in research's row", async || {
+            (restarts(text_of(c, &restarts_cell).await)? > before).then_some(())
+        })
         .await;
         // The row's state is the one the CLI reports, once both agree.
         let row = r#"table#agents tr[data-agent="research"]"#;
-        wait_for(
-            PAGE_SOON,
-            "the row's state to match `society status`",
-            async || {
-                let shown = attr_of(c, row, "data-state").await?;
-                (s.status("research")["state"] == shown.as_str()).then_some(())
-            },
-        )
+        wait_for(c, "the row's state to match `society status`", async || {
+            let shown = attr_of(c, row, "data-state").await?;
+            (s.status("research")["state"] == shown.as_str()).then_some(())
+        })
         .await;
 
         let marker = c.execute("return window.__marker;", vec![]).await.unwrap();

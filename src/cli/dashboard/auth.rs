@@ -170,8 +170,18 @@ pub async fn guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Res
                 }
                 // Trade the URL's token for a cookie, and drop it from the
                 // address bar (and from history and Referer).
-                let path = req.uri().path().to_string();
-                let mut resp = Redirect::to(&path).into_response();
+                let rest: Vec<&str> = req
+                    .uri()
+                    .query()
+                    .unwrap_or_default()
+                    .split('&')
+                    .filter(|kv| !kv.is_empty() && !kv.starts_with("token="))
+                    .collect();
+                let mut to = req.uri().path().to_string();
+                if !rest.is_empty() {
+                    to = format!("{to}?{}", rest.join("&"));
+                }
+                let mut resp = Redirect::to(&to).into_response();
                 let cookie = format!("{COOKIE}={t}; Path=/; HttpOnly; SameSite=Strict");
                 if let Ok(v) = HeaderValue::from_str(&cookie) {
                     resp.headers_mut().insert(header::SET_COOKIE, v);

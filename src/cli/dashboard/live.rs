@@ -102,6 +102,16 @@ impl Live {
         }
     }
 
+    /// A directory that came, went or was replaced (an agent removed and
+    /// spawned again): its old watch died with the old directory.
+    fn rewatch(&mut self, dir: PathBuf) {
+        use notify::Watcher as _;
+        if self.watched.remove(&dir) {
+            let _ = self.watcher.unwatch(&dir);
+        }
+        self.watch(dir);
+    }
+
     /// The society's directories that say something the page shows.
     fn watch_all(&mut self) {
         let l = &self.layout;
@@ -151,7 +161,7 @@ impl Live {
                 }
             }
             for d in std::mem::take(&mut touched.new_dirs) {
-                self.watch(d);
+                self.rewatch(d);
             }
             self.publish(touched);
         }

@@ -52,7 +52,9 @@ pub fn paste(
     let bin_dir = std::path::Path::new(super::BIN)
         .parent()
         .expect("the binary's directory");
-    let mut script = String::from("set -e\n");
+    // A line may start a program in the background (`society dashboard &`):
+    // it ends with the shell, whatever line the shell stops at.
+    let mut script = String::from("set -e\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n");
     for line in lines {
         let line = line.replace(from, &to.display().to_string());
         script.push_str(&format!(

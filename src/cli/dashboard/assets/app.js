@@ -104,6 +104,9 @@ function badge(state) { return h('span.badge', {dataset: {state}}, state); }
 function recordLine(r) {
   const rest = Object.assign({}, r);
   const ts = rest.ts; delete rest.ts;
+  // Plumbing a reader does not need on every line.
+  delete rest.src; delete rest.v;
+  if (current && current.name === 'case') delete rest.case;
   const what = rest.event || rest.type || ''; delete rest.event;
   return h('li', {}, h('time', {}, ts ? ts.slice(11, 23) : ''), ' ',
     h('b', {}, what), ' ', h('code', {}, JSON.stringify(rest)));
@@ -351,7 +354,12 @@ views.approvals = () => {
     const plan = h('input', {name: 'plan', placeholder: 'a plan to carry out instead'});
     async function answer(path, body, button) {
       const r = await act(path, Object.assign({id: a.id, note: note.value}, body), button);
-      if (r.ok || r.replayed) el.classList.add('answered');
+      if (r.ok) {
+        // Answered: nothing more to click (it leaves the queue when the
+        // decision is in the files).
+        el.classList.add('answered');
+        el.querySelectorAll('button').forEach((b) => { b.disabled = true; });
+      }
       return r;
     }
     // A button stays clickable while its answer is on the way: a second

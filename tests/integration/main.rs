@@ -24,6 +24,7 @@ mod command_brain;
 mod config_reload;
 mod corruption;
 mod crash_delivery;
+mod dashboard;
 mod dashboard_http;
 mod deadletter;
 mod debate;

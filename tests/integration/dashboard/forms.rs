@@ -75,6 +75,27 @@ fn forms_and_buttons_write_what_the_cli_writes() {
         assert_eq!(listed[0]["id"], case.as_str());
         assert_eq!(listed[0]["purpose"], "an episode on comets");
 
+        // What is being typed survives a live update of the list.
+        fill(c, r#"form#case-open input[name="purpose"]"#, "half-typed").await;
+        s.ok(&["case", "new", "opened from the CLI"]);
+        wait_for(c, "the CLI's case in the list", async || {
+            (case_rows(c).await?.len() == 2).then_some(())
+        })
+        .await;
+        let typed = c
+            .find(Locator::Css(r#"form#case-open input[name="purpose"]"#))
+            .await
+            .unwrap()
+            .prop("value")
+            .await
+            .unwrap();
+        assert_eq!(
+            typed.as_deref(),
+            Some("half-typed"),
+            "a live update wiped the form"
+        );
+        fill(c, r#"form#case-open input[name="purpose"]"#, "").await;
+
         // Send research a task (in no case: work going on in a case
         // while it is closed is another matter).
         c.find(Locator::Css(r#"a[data-view="send"]"#))

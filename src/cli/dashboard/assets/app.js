@@ -295,57 +295,78 @@ function overdue(c) {
   return c.due && new Date(c.due) < new Date() && !['resolved', 'closed', 'cancelled'].includes(c.status);
 }
 
-views.cases = (params, query) => ({
-  name: 'cases',
-  url: () => '/api/cases',
-  render(d, root) {
-    const only = query.get('status');
-    const list = d.cases.filter((c) => !only || c.status === only || (only === 'open' && !['resolved', 'closed', 'cancelled'].includes(c.status)));
+views.cases = (params, query) => {
+  // The form is made once: a live update redraws the list, never what is
+  // being typed.
+  let form = null, list = null;
+  function makeForm() {
     const purpose = h('input', {name: 'purpose', placeholder: 'what the case is for', required: true});
     const assign = h('input', {name: 'assign', placeholder: 'owner: agent id or role:R (optional)'});
-    const form = h('form#case-open', {onsubmit: async (e) => {
+    const f = h('form#case-open', {onsubmit: async (e) => {
       e.preventDefault();
-      const r = await act('/api/cases/open', {purpose: purpose.value, assign: assign.value}, form);
+      const r = await act('/api/cases/open', {purpose: purpose.value, assign: assign.value}, f);
       if (r.ok) { purpose.value = ''; assign.value = ''; }
     }}, field('Purpose', purpose), field('Owner', assign), h('button', {type: 'submit'}, 'Open case'));
-    fill(root,
-      h('div.toolbar', {}, h('h2', {}, `Cases (${list.length})`),
-        ['', 'open', 'resolved', 'closed'].map((s) => link('/cases' + (s ? '?status=' + s : ''), s || 'all'))),
-      form,
-      list.length ? h('table#cases', {}, h('thead', {}, h('tr', {}, ['case', 'status', 'owner', 'priority', 'due', 'events', 'last', 'purpose'].map((c) => h('th', {}, c)))),
-        h('tbody', {}, list.map((c) => h('tr', {dataset: {case: c.id}, class: overdue(c) ? 'overdue' : null},
-          h('td', {}, link('/cases/' + encodeURIComponent(c.id), c.id)),
-          h('td', {dataset: {col: 'status'}}, badge(c.status)),
-          h('td', {}, c.owner || '–'), h('td', {}, c.priority || '–'),
-          h('td', {dataset: {col: 'due'}}, c.due ? localTime(c.due) + (overdue(c) ? ' (overdue)' : '') : '–'),
-          h('td', {}, c.events), h('td', {}, localTime(c.last_ts)), h('td', {}, c.purpose || ''))))) : h('p.muted', {}, 'no cases'),
-      d.skipped.length ? h('ul.problems', {}, d.skipped.map((s) => h('li', {}, s))) : null);
-  },
-  onEvent(ev) { if (ev.topic === 'case') return 'refresh'; },
-});
+    return f;
+  }
+  return {
+    name: 'cases',
+    url: () => '/api/cases',
+    render(d, root) {
+      const only = query.get('status');
+      const cases = d.cases.filter((c) => !only || c.status === only || (only === 'open' && !['resolved', 'closed', 'cancelled'].includes(c.status)));
+      if (!form) {
+        form = makeForm();
+        list = h('div#case-list');
+        fill(root, h('div.toolbar', {}, h('h2', {}, 'Cases'),
+          ['', 'open', 'resolved', 'closed'].map((s) => link('/cases' + (s ? '?status=' + s : ''), s || 'all'))),
+        form, list);
+      }
+      fill(list,
+        cases.length ? h('table#cases', {}, h('thead', {}, h('tr', {}, ['case', 'status', 'owner', 'priority', 'due', 'events', 'last', 'purpose'].map((c) => h('th', {}, c)))),
+          h('tbody', {}, cases.map((c) => h('tr', {dataset: {case: c.id}, class: overdue(c) ? 'overdue' : null},
+            h('td', {}, link('/cases/' + encodeURIComponent(c.id), c.id)),
+            h('td', {dataset: {col: 'status'}}, badge(c.status)),
+            h('td', {}, c.owner || '–'), h('td', {}, c.priority || '–'),
+            h('td', {dataset: {col: 'due'}}, c.due ? localTime(c.due) + (overdue(c) ? ' (overdue)' : '') : '–'),
+            h('td', {}, c.events), h('td', {}, localTime(c.last_ts)), h('td', {}, c.purpose || ''))))) : h('p.muted', {}, 'no cases'),
+        d.skipped.length ? h('ul.problems', {}, d.skipped.map((s) => h('li', {}, s))) : null);
+    },
+    onEvent(ev) { if (ev.topic === 'case') return 'refresh'; },
+  };
+};
 
-views.case = ([id]) => ({
-  name: 'case',
-  url: () => '/api/cases/' + encodeURIComponent(id),
-  render(d, root) {
-    const c = d.case;
-    const reason = h('input', {name: 'reason', placeholder: 'why (optional)'});
-    const close = h('button', {dataset: {action: 'close-case'}, onclick: async (e) => {
-      e.target.disabled = true;
-      await act('/api/cases/close', {id, reason: reason.value}, e.target);
-      e.target.disabled = false;
-    }}, 'Close case');
-    const facts = [['status', badge(c.status)], ['owner', c.owner || '–'], ['priority', c.priority || '–'],
-      ['created', localTime(c.created)], ['due', c.due ? localTime(c.due) + (overdue(c) ? ' (overdue)' : '') : '–'],
-      ['agents', c.agents.join(', ') || '–'], ['archived', c.archived ? 'yes' : 'no'], ['log', d.log]];
-    fill(root, h('div#case', {dataset: {case: id}},
-      h('div.toolbar', {}, h('h2', {}, `Case ${id}`), h('span', {}, c.purpose || ''), c.archived ? null : h('span.controls', {}, reason, close)),
-      h('dl.facts', {}, facts.flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)])),
-      h('h3', {}, 'Timeline'),
-      h('ol#timeline.log', {}, d.events.slice(-1000).map(recordLine))));
-  },
-  onEvent(ev) { if (ev.topic === 'case' && ev.id === id) return 'refresh'; },
-});
+views.case = ([id]) => {
+  let shell = null;
+  return {
+    name: 'case',
+    url: () => '/api/cases/' + encodeURIComponent(id),
+    render(d, root) {
+      const c = d.case;
+      if (!shell) {
+        // Made once: the reason being typed survives live updates.
+        const reason = h('input', {name: 'reason', placeholder: 'why (optional)'});
+        const close = h('button', {dataset: {action: 'close-case'}, onclick: async (e) => {
+          e.target.disabled = true;
+          await act('/api/cases/close', {id, reason: reason.value}, e.target);
+          e.target.disabled = false;
+        }}, 'Close case');
+        shell = {controls: h('span.controls', {}, reason, close), purpose: h('span'), facts: h('dl.facts'), timeline: h('ol#timeline.log')};
+        fill(root, h('div#case', {dataset: {case: id}},
+          h('div.toolbar', {}, h('h2', {}, `Case ${id}`), shell.purpose, shell.controls),
+          shell.facts, h('h3', {}, 'Timeline'), shell.timeline));
+      }
+      const facts = [['status', badge(c.status)], ['owner', c.owner || '–'], ['priority', c.priority || '–'],
+        ['created', localTime(c.created)], ['due', c.due ? localTime(c.due) + (overdue(c) ? ' (overdue)' : '') : '–'],
+        ['agents', c.agents.join(', ') || '–'], ['archived', c.archived ? 'yes' : 'no'], ['log', d.log]];
+      shell.purpose.textContent = c.purpose || '';
+      shell.controls.hidden = c.archived;
+      fill(shell.facts, facts.flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
+      fill(shell.timeline, d.events.slice(-1000).map(recordLine));
+    },
+    onEvent(ev) { if (ev.topic === 'case' && ev.id === id) return 'refresh'; },
+  };
+};
 
 views.approvals = () => {
   let list = null;

@@ -385,3 +385,52 @@ fn broadcast_reaches_every_agent_of_a_role() {
     assert_eq!(code(&s, &["broadcast", "x", "--role", "nobody"]).0, 4);
     assert_eq!(s.ok(&["broadcast", "everyone"]).lines().count(), 3);
 }
+
+/// A case closed while its work still runs stays closed: the messages that
+/// follow are delivered, but its log is not reopened (it used to be: a new
+/// `case-<id>.jsonl` without `created`, and the case came back `waiting`).
+#[test]
+fn a_case_closed_while_its_work_runs_stays_closed() {
+    let mut s = Society::new(BIN, include_str!("../../examples/demo/society.toml"));
+    s.start_supervisor();
+    let case = s
+        .ok(&["case", "new", "an episode on tides"])
+        .trim()
+        .to_string();
+    s.ok(&[
+        "send",
+        "role:research",
+        "--json",
+        r#"{"topic":"tides"}"#,
+        "--case",
+        &case,
+    ]);
+    s.ok(&["case", "close", &case, "--reason", "changed our minds"]);
+    // The pipeline goes on: quality's approval request reaches the
+    // orchestrator (research → script → audio → quality, ~2 s).
+    let request = wait_until(SOON, "quality's approval request", || {
+        records(&s.layout().orchestrator_inbox())
+            .into_iter()
+            .find(|r| r["type"] == "approval_request")
+    });
+    assert_eq!(request["case"], case.as_str(), "{request}");
+    let id = CaseId::new(case.as_str()).unwrap();
+    assert!(
+        !s.layout().case_log(&id).exists(),
+        "a late message reopened the case's log: {:?}",
+        records(&s.layout().case_log(&id))
+    );
+    let shown = json_of(&s, &["case", "show", &case, "--json"]);
+    assert_eq!(shown["case"]["status"], "closed", "{shown}");
+    let late: Vec<Value> = records(&s.layout().system_events())
+        .into_iter()
+        .filter(|r| r["event"] == "case_ended_message" && r["case"] == case.as_str())
+        .collect();
+    assert!(
+        late.iter().any(|r| r["id"] == request["id"]),
+        "the approval request's delivery is not in the system events: {late:?}"
+    );
+    // Answering it is refused: the case log is final.
+    let (status, _, err) = code(&s, &["approve", request["id"].as_str().unwrap()]);
+    assert_eq!(status, 10, "{err}");
+}

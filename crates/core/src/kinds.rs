@@ -170,6 +170,9 @@ pub mod event {
     pub const CURSOR_INCIDENT: &str = "cursor_incident";
     /// Receiver protection blocked a sender for a while (or until lifted).
     pub const SENDER_SANCTIONED: &str = "sender_sanctioned";
+    /// A message in a case already closed or cancelled was delivered; its
+    /// case log, final, got no record of it.
+    pub const CASE_ENDED_MESSAGE: &str = "case_ended_message";
 }
 
 /// `event`s of an `llm` agent's ledger (`costs.jsonl`).

@@ -9,7 +9,7 @@ use super::Planner;
 use crate::config::RouteAction;
 use serde_json::{json, Value};
 use society_core::jsonl::Line;
-use society_core::kinds::{case_log, message};
+use society_core::kinds::{case_log, event, message};
 use society_core::{AgentId, CaseId, Envelope, Party};
 
 /// Case-event names that change a case's status; any other name an agent
@@ -201,13 +201,17 @@ impl Planner<'_> {
             }
         }
         if let Some(case) = env.case.clone() {
-            if let Some(r) = recipient {
-                self.ownership(plan, &case, r, env);
+            if self.case_ended(plan, &case) {
+                self.late_for_case(plan, &case, env);
+            } else {
+                if let Some(r) = recipient {
+                    self.ownership(plan, &case, r, env);
+                }
+                let (event, fields) = case_fields(env);
+                let agent = env.from.to_string();
+                let src = format!("{}/{event}", env.id);
+                self.case(plan, &case, &event, &agent, src, fields);
             }
-            let (event, fields) = case_fields(env);
-            let agent = env.from.to_string();
-            let src = format!("{}/{event}", env.id);
-            self.case(plan, &case, &event, &agent, src, fields);
         }
         if env.kind == message::CASE_EVENT {
             let name = env.body.get("event").and_then(Value::as_str);
@@ -225,10 +229,39 @@ impl Planner<'_> {
     /// The case-log side of a message the CLI delivered itself.
     pub fn reflection(&self, plan: &mut Plan, env: &Envelope, to: &AgentId) {
         let Some(case) = env.case.clone() else { return };
+        if self.case_ended(plan, &case) {
+            self.late_for_case(plan, &case, env);
+            return;
+        }
         self.ownership(plan, &case, to, env);
         let (event, fields) = case_fields(env);
         let src = format!("{}/{event}", env.id);
         self.case(plan, &case, &event, "orchestrator", src, fields);
+    }
+
+    /// Has this case been closed or cancelled (its log final, or archived)?
+    /// A message in it is still delivered, but its log is not reopened: a
+    /// record appended after the close would start a new log without its
+    /// `created`, and the case would come back as open.
+    fn case_ended(&self, plan: &Plan, case: &CaseId) -> bool {
+        self.case_view(plan, case)
+            .is_some_and(|c| c.status.is_final())
+            || self.layout.case_pointer(case).exists()
+    }
+
+    /// Says, in the system events, that a message in an ended case was
+    /// delivered without a case-log record.
+    fn late_for_case(&self, plan: &mut Plan, case: &CaseId, env: &Envelope) {
+        let fields =
+            json!({"id": env.id, "case": case, "type": env.kind, "to": env.to.to_string()});
+        let src = format!("{}/{}", env.id, event::CASE_ENDED_MESSAGE);
+        self.event(
+            plan,
+            event::CASE_ENDED_MESSAGE,
+            &env.from.to_string(),
+            src,
+            fields,
+        );
     }
 
     /// Ownership never moves silently: a case message to an agent other than

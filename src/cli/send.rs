@@ -13,7 +13,8 @@ use society_runtime::client::send;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Recipient: an agent id or role:<role>.
+    /// Recipient: an agent id or role:<role>; `@SOCIETY` after either
+    /// sends to another society (`[federation]` in society.toml).
     to: String,
     #[command(flatten)]
     body: Body,
@@ -33,9 +34,14 @@ pub struct Args {
 }
 
 pub fn run(layout: &Layout, args: Args) -> anyhow::Result<Code> {
-    let env = build(&args)?;
-    let done = send::deliver(layout, &env)?;
-    render::warn(&done.warnings);
+    let mut env = build(&args)?;
+    if send::localise(layout, &mut env)? {
+        let done = send::deliver(layout, &env)?;
+        render::warn(&done.warnings);
+    } else {
+        // To another society: the supervisor's router and bridge send it.
+        send::forward(layout, &env)?;
+    }
     start_for(layout, args.no_start)?;
     outln!("{}", env.id);
     Ok(Code::Ok)

@@ -15,8 +15,10 @@ pub enum IdError {
     Case(String),
     #[error("invalid message id {0:?}: message ids are 26-character ULIDs")]
     Msg(String),
-    #[error("invalid party {0:?}: expected an agent id, role:<role>, supervisor or orchestrator")]
+    #[error("invalid party {0:?}: expected an agent id, role:<role>, supervisor or orchestrator, optionally followed by @<society>")]
     Party(String),
+    #[error("invalid society name {0:?}: names match [a-z0-9][a-z0-9-]{{0,31}}")]
+    Society(String),
 }
 
 fn is_slug(s: &str) -> bool {
@@ -165,11 +167,90 @@ pub enum Party {
     Role(String),
     Supervisor,
     Orchestrator,
+    /// `<party>@<society>`: a party of another society, reached through the
+    /// federation bridge. `party` is never itself remote.
+    Remote {
+        party: Box<Party>,
+        society: SocietyName,
+    },
+}
+
+impl Party {
+    /// `self` in `society`, unless it names another society already.
+    pub fn at(self, society: &SocietyName) -> Party {
+        match self {
+            Party::Remote { .. } => self,
+            local => Party::Remote {
+                party: Box::new(local),
+                society: society.clone(),
+            },
+        }
+    }
+
+    /// The society a remote party lives in.
+    pub fn society(&self) -> Option<&SocietyName> {
+        match self {
+            Party::Remote { society, .. } => Some(society),
+            _ => None,
+        }
+    }
+
+    /// The party within its own society (`agent-1@north` → `agent-1`).
+    pub fn local(&self) -> &Party {
+        match self {
+            Party::Remote { party, .. } => party,
+            local => local,
+        }
+    }
+}
+
+/// A society's name (`[society] name` in `society.toml`): the `@<name>` of
+/// its parties as other societies address them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct SocietyName(String);
+
+impl SocietyName {
+    pub fn new(s: impl Into<String>) -> Result<Self, IdError> {
+        let s = s.into();
+        if is_slug(&s) && s.len() <= 32 {
+            Ok(SocietyName(s))
+        } else {
+            Err(IdError::Society(s))
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+impl TryFrom<String> for SocietyName {
+    type Error = IdError;
+    fn try_from(s: String) -> Result<Self, IdError> {
+        SocietyName::new(s)
+    }
+}
+impl From<SocietyName> for String {
+    fn from(n: SocietyName) -> String {
+        n.0
+    }
+}
+impl fmt::Display for SocietyName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 impl FromStr for Party {
     type Err = IdError;
     fn from_str(s: &str) -> Result<Self, IdError> {
+        if let Some((local, society)) = s.rsplit_once('@') {
+            let party: Party = local.parse().map_err(|_| IdError::Party(s.to_string()))?;
+            if matches!(party, Party::Remote { .. }) {
+                return Err(IdError::Party(s.to_string()));
+            }
+            let society = SocietyName::new(society).map_err(|_| IdError::Party(s.to_string()))?;
+            return Ok(party.at(&society));
+        }
         match s {
             "supervisor" => Ok(Party::Supervisor),
             "orchestrator" => Ok(Party::Orchestrator),
@@ -205,6 +286,7 @@ impl fmt::Display for Party {
             Party::Role(r) => write!(f, "role:{r}"),
             Party::Supervisor => f.write_str("supervisor"),
             Party::Orchestrator => f.write_str("orchestrator"),
+            Party::Remote { party, society } => write!(f, "{party}@{society}"),
         }
     }
 }
@@ -262,5 +344,35 @@ mod tests {
         }
         assert!("role:".parse::<Party>().is_err());
         assert!("Bob".parse::<Party>().is_err());
+    }
+
+    #[test]
+    fn remote_parties_round_trip() {
+        for s in [
+            "agent-1@north",
+            "role:review@north",
+            "orchestrator@south-2",
+            "supervisor@a",
+        ] {
+            let p: Party = s.parse().expect("valid remote party");
+            assert_eq!(p.to_string(), s);
+            assert!(p.society().is_some(), "{s}");
+        }
+        let p: Party = "agent-1@north".parse().expect("valid");
+        assert_eq!(
+            p.local(),
+            &Party::Agent(AgentId::new("agent-1").expect("id"))
+        );
+        for bad in [
+            "a@",
+            "@north",
+            "a@North",
+            "a@b@c",
+            "role:@north",
+            &format!("a@{}", "n".repeat(33)),
+            "a@no rth",
+        ] {
+            assert!(bad.parse::<Party>().is_err(), "{bad}");
+        }
     }
 }

@@ -155,6 +155,16 @@ impl Layout {
         self.supervisor_dir().join(names::INBOX)
     }
     /// Bad lines of the supervisor's inbox, quarantined.
+    /// Messages to other societies, durable before the federation bridge
+    /// publishes them (FORMAT.md, "Federation").
+    pub fn federation_outbound(&self) -> PathBuf {
+        self.supervisor_dir().join("outbound.jsonl")
+    }
+    /// The bridge's state: the outbound cursor (bytes the NATS server
+    /// acknowledged) and the link as last seen.
+    pub fn federation_state(&self) -> PathBuf {
+        self.supervisor_dir().join("federation.json")
+    }
     pub fn supervisor_deadletter(&self) -> PathBuf {
         self.supervisor_dir().join(names::DEADLETTER)
     }

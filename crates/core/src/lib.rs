@@ -52,7 +52,7 @@ pub mod time;
 
 pub use envelope::Envelope;
 pub use error::{FormatError, IoError};
-pub use id::{AgentId, CaseId, MsgId, Party};
+pub use id::{AgentId, CaseId, MsgId, Party, SocietyName};
 pub use layout::{AgentPaths, Layout};
 
 /// The on-disk format version written to `.society-agent/format.json`.

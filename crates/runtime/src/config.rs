@@ -67,6 +67,42 @@ pub struct SocietyConfig {
     /// brain config; a brain's own `sandbox` table wins key by key.
     #[serde(default)]
     pub sandbox: Option<serde_json::Value>,
+    /// `[society]`: this society's own name (`@name` to other societies).
+    #[serde(default)]
+    pub society: SocietySection,
+    /// `[federation]`: the NATS JetStream link to other societies.
+    #[serde(default)]
+    pub federation: Option<FederationConfig>,
+}
+
+/// `[society]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SocietySection {
+    /// Its name among federated societies: `agent@<name>` reaches an agent
+    /// here from another society.
+    pub name: Option<society_core::SocietyName>,
+}
+
+/// `[federation]`: how this society reaches the others (see SCALING.md).
+/// Credentials are never written here: they come from the environment
+/// (`SOCIETY_NATS_CREDS`, `SOCIETY_NATS_TOKEN`, `SOCIETY_NATS_USER` and
+/// `SOCIETY_NATS_PASSWORD`, `SOCIETY_NATS_CA`) or a `creds_file` path.
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FederationConfig {
+    /// `nats://host:port` (or `tls://…` for TLS); several separated by commas.
+    pub nats_url: String,
+    /// Replicas of this society's JetStream stream (3 on a NATS cluster).
+    #[serde(default = "one")]
+    pub replicas: usize,
+    /// A NATS credentials file (a path; its content is never copied).
+    #[serde(default)]
+    pub creds_file: Option<PathBuf>,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// `[routing]`: rules on (from, to, type); the first match wins.
@@ -184,6 +220,38 @@ pub struct RoleDecl {
 }
 
 impl SocietyConfig {
+    /// `[federation]` needs `[society] name`, a NATS URL and sane replicas.
+    fn check_federation(&self, path: &Path) -> Result<(), ConfigError> {
+        let Some(f) = &self.federation else {
+            return Ok(());
+        };
+        let bad = |message: String| ConfigError::Invalid {
+            path: path.into(),
+            message,
+        };
+        if self.society.name.is_none() {
+            return Err(bad(
+                "[federation] needs [society] name: the name other societies address this one by (agent@name)".into(),
+            ));
+        }
+        for url in f.nats_url.split(',') {
+            let url = url.trim();
+            let scheme = url.split_once("://").map(|(s, _)| s);
+            if !matches!(scheme, Some("nats" | "tls")) || url.len() <= "nats://".len() {
+                return Err(bad(format!(
+                    "[federation] nats_url {url:?}: expected nats://HOST:PORT or tls://HOST:PORT"
+                )));
+            }
+        }
+        if !(1..=5).contains(&f.replicas) {
+            return Err(bad(format!(
+                "[federation] replicas = {}: JetStream allows 1 to 5",
+                f.replicas
+            )));
+        }
+        Ok(())
+    }
+
     /// Reads `society.toml`; a missing file is an empty config.
     pub fn load(path: &Path) -> Result<SocietyConfig, ConfigError> {
         let text = match std::fs::read_to_string(path) {
@@ -215,6 +283,7 @@ impl SocietyConfig {
             checked_capabilities(path, &format!("role {name}"), &role.capabilities)?;
         }
         cfg.check_org(path, &agents)?;
+        cfg.check_federation(path)?;
         cfg.governance()
             .validate()
             .map_err(|message| ConfigError::Invalid {

@@ -33,6 +33,7 @@ pub mod client;
 pub mod config;
 pub mod control;
 pub mod exit;
+pub mod federation;
 pub mod fsck;
 pub mod governance;
 pub mod metadata;

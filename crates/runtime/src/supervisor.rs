@@ -151,6 +151,9 @@ pub fn run_supervisor(layout: &Layout, opts: Options) -> Result<(), SupervisorEr
     events::signals(tx.clone())?;
     let mut sup = Supervisor {
         layout: layout.clone(),
+        society: config.society.name.clone(),
+        federation: config.federation.clone(),
+        bridge: None,
         exe: opts.exe,
         watch: FileWatch::new(tx),
         ckpt,
@@ -231,18 +234,48 @@ pub fn run_supervisor(layout: &Layout, opts: Options) -> Result<(), SupervisorEr
     sup.broadcast_tick();
     sup.shared_tick();
     sup.activate_all();
+    sup.start_bridge();
     tracing::info!(
         agents = sup.slots.len(),
         running = sup.live_count(),
         "supervisor ready"
     );
     sup.run(rx);
+    // Stops publishing and consuming; what is not acknowledged is sent or
+    // received again by the next supervisor.
+    sup.bridge = None;
     sup.save_guard(true);
     sup.activity
         .event("supervisor_stopped", serde_json::json!({}));
     sup.write_status("stopped");
     tracing::info!(pid = std::process::id(), "supervisor stopped");
     Ok(())
+}
+
+impl Supervisor {
+    /// Starts the federation bridge when `[federation]` is set. A bridge
+    /// that cannot start is said in the log and the system events; the
+    /// society works on, and messages to other societies wait in
+    /// `outbound.jsonl`.
+    fn start_bridge(&mut self) {
+        let (Some(name), Some(cfg)) = (self.society.clone(), self.federation.clone()) else {
+            return;
+        };
+        match crate::federation::Bridge::start(&self.layout, name.clone(), cfg.clone()) {
+            Ok(bridge) => {
+                tracing::info!(society = %name, servers = %cfg.nats_url, "federation bridge started");
+                self.bridge = Some(bridge);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the federation bridge cannot start");
+                self.system_event(
+                    "federation_failed",
+                    "supervisor",
+                    serde_json::json!({"reason": e.to_string()}),
+                );
+            }
+        }
+    }
 }
 
 fn default_policy(config: &SocietyConfig) -> Policy {
@@ -301,6 +334,11 @@ pub(crate) struct Proc {
 
 pub(crate) struct Supervisor {
     layout: Layout,
+    /// `[society] name` and `[federation]` (read at start).
+    society: Option<society_core::SocietyName>,
+    federation: Option<crate::config::FederationConfig>,
+    /// The federation bridge's thread, when `[federation]` is set.
+    bridge: Option<crate::federation::Bridge>,
     exe: PathBuf,
     watch: FileWatch,
     ckpt: SupervisorCheckpoint,

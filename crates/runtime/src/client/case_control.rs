@@ -141,7 +141,9 @@ fn assignee(layout: &Layout, text: &str) -> Result<Party, ClientError> {
     let known = match &party {
         Party::Agent(id) => layout.agent(id).config().exists(),
         Party::Role(role) => !send::agents(layout, Some(role))?.is_empty(),
-        Party::Supervisor | Party::Orchestrator => return Err(ClientError::BadAssignee { party }),
+        Party::Supervisor | Party::Orchestrator | Party::Remote { .. } => {
+            return Err(ClientError::BadAssignee { party })
+        }
     };
     if !known {
         return Err(ClientError::NoAssignee {

@@ -34,6 +34,12 @@ pub enum ClientError {
     NoRecipients { role: Option<String>, dir: PathBuf },
     #[error("cannot send to {to}: send to an agent id or role:<role>")]
     NotAnAgent { to: Party },
+    #[error("{to} is in society {society}, and this society is not federated: add [society] name and [federation] nats_url to {}; nothing was sent", toml.display())]
+    NotFederated {
+        to: Party,
+        society: String,
+        toml: std::path::PathBuf,
+    },
     #[error("invalid --type {kind:?}: types match [a-z0-9_.-]{{1,64}}")]
     BadType { kind: String },
     #[error("invalid role {role:?}: roles match [a-z0-9][a-z0-9-]{{0,62}}")]
@@ -212,6 +218,7 @@ impl ClientError {
             | E::SkillExists { .. }
             | E::RemoveRefused { .. } => Code::Conflict,
             E::NotAnAgent { .. }
+            | E::NotFederated { .. }
             | E::BadType { .. }
             | E::BadNeeds { .. }
             | E::BadRole { .. }

@@ -47,6 +47,44 @@ pub fn check_needs(needs: &[String]) -> Result<(), ClientError> {
     society_core::envelope::check_needs(needs).map_err(|reason| ClientError::BadNeeds { reason })
 }
 
+/// Where a message goes: to this society (its `to` made local when it
+/// names this society: `agent-1@north` in north), or to another one.
+pub fn localise(layout: &Layout, env: &mut Envelope) -> Result<bool, ClientError> {
+    let Some(society) = env.to.society() else {
+        return Ok(true);
+    };
+    let cfg = crate::config::SocietyConfig::load(&layout.society_toml())?;
+    if cfg.society.name.as_ref() == Some(society) {
+        env.to = env.to.local().clone();
+        return Ok(true);
+    }
+    if cfg.society.name.is_none() || cfg.federation.is_none() {
+        return Err(ClientError::NotFederated {
+            to: env.to.clone(),
+            society: society.to_string(),
+            toml: layout.society_toml(),
+        });
+    }
+    Ok(false)
+}
+
+/// A message to another society: appended to the supervisor's inbox, from
+/// where the router writes it to `supervisor/outbound.jsonl` and the
+/// federation bridge publishes it (see `localise`).
+pub fn forward(layout: &Layout, env: &Envelope) -> Result<(), ClientError> {
+    let line = env.to_line();
+    if line.len() + 1 > society_core::MAX_RECORD_LIMIT {
+        return Err(ClientError::NotAnAgent { to: env.to.clone() });
+    }
+    append_one(
+        &layout.supervisor_inbox(),
+        &line,
+        Durability::Durable,
+        society_core::MAX_RECORD_LIMIT,
+    )?;
+    Ok(())
+}
+
 /// Resolves the recipient and appends the message to its inbox.
 pub fn deliver(layout: &Layout, env: &Envelope) -> Result<Delivered, ClientError> {
     let id = resolve(layout, env)?;
@@ -189,7 +227,7 @@ pub fn resolve(layout: &Layout, env: &Envelope) -> Result<AgentId, ClientError> 
                 },
             })
         }
-        to @ (Party::Orchestrator | Party::Supervisor) => {
+        to @ (Party::Orchestrator | Party::Supervisor | Party::Remote { .. }) => {
             Err(ClientError::NotAnAgent { to: to.clone() })
         }
     }

@@ -257,6 +257,12 @@ impl Supervisor {
         }
         self.recent_dests
             .extend(deliveries.iter().map(|d| d.dest.clone()));
+        let outbound = self.layout.federation_outbound();
+        if let Some(bridge) = &self.bridge {
+            if deliveries.iter().any(|d| d.dest == outbound) {
+                bridge.poke();
+            }
+        }
         for d in &deliveries {
             if d.dest == events {
                 super::journal::system_event(&d.record);

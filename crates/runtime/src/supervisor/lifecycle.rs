@@ -148,6 +148,11 @@ impl Supervisor {
             .arg("--folder")
             .arg(&slot.paths.dir)
             .process_group(0)
+            // The federation's NATS credentials are the supervisor's alone.
+            .env_remove("SOCIETY_NATS_CREDS")
+            .env_remove("SOCIETY_NATS_TOKEN")
+            .env_remove("SOCIETY_NATS_USER")
+            .env_remove("SOCIETY_NATS_PASSWORD")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)

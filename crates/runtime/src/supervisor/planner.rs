@@ -12,6 +12,7 @@
 //! is not delivered, `requests.rs` a line of the supervisor's own inbox.
 
 mod dispose;
+mod federation;
 mod org;
 mod requests;
 mod route;
@@ -101,6 +102,11 @@ pub(super) struct Planner<'a> {
     pub decided: &'a HashSet<MsgId>,
     /// Escalations and approvals waiting in the organisation.
     pub items: &'a crate::org::Items,
+    /// This society's name (`[society] name`), if it has one.
+    pub society: Option<&'a society_core::SocietyName>,
+    /// Whether the federation bridge runs (`[federation]`): messages to
+    /// other societies leave through `outbound.jsonl`.
+    pub federated: bool,
 }
 
 impl Supervisor {
@@ -118,6 +124,8 @@ impl Supervisor {
             approvals: &self.approvals,
             decided: &self.decided,
             items: &self.items,
+            society: self.society.as_ref(),
+            federated: self.federation.is_some(),
         }
     }
 }
@@ -327,6 +335,9 @@ impl Planner<'_> {
     /// further than the message it is about, so an agent that answers it
     /// continues the conversation's hop count rather than restarting it.
     pub fn blocked(&self, plan: &mut Plan, env: &Envelope, reason: &str) {
+        if env.from.society().is_some() {
+            return self.blocked_remote(plan, env, reason);
+        }
         let Party::Agent(sender) = &env.from else {
             return;
         };

@@ -43,6 +43,19 @@ impl Planner<'_> {
     }
 
     pub fn request(&self, plan: &mut Plan, env: Envelope) {
+        // From another society (appended by the federation bridge): routed
+        // like an outbox line.
+        if env.from.society().is_some() {
+            return self.inbound(plan, env);
+        }
+        // The orchestrator's message to another society (`society send
+        // agent@north`): out through `outbound.jsonl`.
+        if env.from == Party::Orchestrator && env.to.society().is_some() {
+            return match self.cannot_leave(&env) {
+                Some(reason) => self.unroutable(plan, &env, &reason),
+                None => self.delivery(plan, &env, None),
+            };
+        }
         if env.kind == message::CONTROL && env.from == Party::Orchestrator {
             match serde_json::from_value::<Request>(env.body.clone()) {
                 Ok(req) => self.control(plan, &env, req),

@@ -42,7 +42,7 @@ impl Planner<'_> {
             self.undeliverable(plan, owner, line, None, &reason, true);
             return LineOutcome::Planned;
         }
-        let env = match Envelope::parse(&line.bytes) {
+        let mut env = match Envelope::parse(&line.bytes) {
             Ok(env) if env.from == Party::Agent(owner.clone()) => env,
             Ok(env) => {
                 // A forged sender: a line in `owner`'s outbox speaks for
@@ -71,7 +71,15 @@ impl Planner<'_> {
             self.undeliverable(plan, owner, line, Some(&env), reason, true);
             return LineOutcome::Planned;
         }
+        self.localise(&mut env);
         let recipient = match &env.to {
+            Party::Remote { .. } => {
+                if let Some(reason) = self.cannot_leave(&env) {
+                    self.undeliverable(plan, owner, line, Some(&env), &reason, true);
+                    return LineOutcome::Planned;
+                }
+                None
+            }
             Party::Agent(id) if self.known(id) => Some(id.clone()),
             Party::Agent(id) => {
                 let reason = format!("no agent {id}");
@@ -94,7 +102,8 @@ impl Planner<'_> {
         }
         let sender = self.config(owner);
         let max_hops = sender.policy.max_hops;
-        if recipient.is_some() && env.hops > max_hops {
+        let to_agents = recipient.is_some() || env.to.society().is_some();
+        if to_agents && env.hops > max_hops {
             self.hop_limit(plan, owner, line, &env, max_hops);
             return LineOutcome::Planned;
         }
@@ -180,6 +189,7 @@ impl Planner<'_> {
     pub fn delivery(&self, plan: &mut Plan, env: &Envelope, recipient: Option<&AgentId>) {
         match (recipient, &env.to) {
             (Some(r), _) => self.to_agent(plan, r, env),
+            (None, Party::Remote { .. }) => self.remote(plan, env),
             (None, Party::Orchestrator) => {
                 if env.kind == message::APPROVAL_REQUEST {
                     // An agent's request waits at its lead if it has one.

@@ -131,6 +131,8 @@ impl World {
             approvals: &self.approvals,
             decided: &self.decided,
             items: &self.items,
+            society: None,
+            federated: false,
         }
     }
 

@@ -63,6 +63,7 @@ mod help;
 mod history;
 mod inbox;
 mod init;
+mod federation;
 mod llm;
 mod logging;
 mod logs;
@@ -249,6 +250,12 @@ enum Command {
         "society memory writer list"
     ))]
     Memory(memory::Args),
+    /// This society's link to other societies over NATS JetStream: connected, messages waiting.
+    #[command(subcommand, after_help = examples!(
+        "society federation status",
+        "society federation status --json | jq .pending"
+    ))]
+    Federation(federation::Command),
     /// The llm agents' circuit breakers: refused keys counted, open circuits, reset.
     #[command(subcommand, after_help = examples!(
         "society llm status",
@@ -557,6 +564,7 @@ fn run(cli: Cli, root_from_env: bool) -> anyhow::Result<Code> {
         Command::Broadcast(args) => broadcast::run(&layout()?, args),
         Command::Deadletter(cmd) => deadletter::run(&layout()?, cmd),
         Command::Llm(cmd) => llm::run(&layout()?, cmd),
+        Command::Federation(cmd) => federation::run(&layout()?, cmd),
         Command::Memory(args) => memory::run(&layout()?, args),
         Command::Costs(args) => costs::run(&layout()?, args),
         Command::Approvals(args) => approvals::list(&layout()?, args),

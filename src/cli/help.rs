@@ -58,6 +58,7 @@ pub const GROUPS: &[(&str, &[&str])] = &[
             "costs",
             "llm",
             "memory",
+            "federation",
         ],
     ),
     ("Governance", &["policy", "review", "metrics"]),

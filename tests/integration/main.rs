@@ -31,6 +31,7 @@ mod debate;
 mod decisions;
 mod examples;
 mod faults;
+mod federation;
 mod film_crew;
 mod fixtures;
 mod fsck;

@@ -692,3 +692,72 @@ async fn append(
         }
     }
 }
+
+/// `society federation status`: the configuration, the link as the bridge
+/// last wrote it, and what waits in `outbound.jsonl` (FORMAT.md,
+/// "Federation").
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// This society's name, if `[society] name` is set.
+    pub society: Option<String>,
+    /// Whether `[federation]` is configured.
+    pub federated: bool,
+    pub servers: Vec<String>,
+    /// The supervisor running the bridge; none when it is down.
+    pub supervisor: Option<u32>,
+    /// Connected now (false whenever the supervisor is down).
+    pub connected: bool,
+    pub since: Option<String>,
+    /// `outbound.jsonl`'s length, and the bytes the server acknowledged.
+    pub outbound_bytes: u64,
+    pub cursor: u64,
+    /// Messages in `outbound.jsonl` past the cursor (not yet acknowledged).
+    pub pending: u64,
+    pub published: u64,
+    pub received: u64,
+    pub duplicates: u64,
+    pub refused: u64,
+    pub last_error: Option<String>,
+    pub updated: Option<String>,
+}
+
+pub fn report(layout: &Layout) -> Result<Report, crate::client::ClientError> {
+    let cfg = crate::config::SocietyConfig::load(&layout.society_toml())?;
+    let state = LinkState::load(layout)?;
+    let supervisor = crate::client::supervisor::supervisor_pid(layout);
+    let path = layout.federation_outbound();
+    let outbound_bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
+    let cursor = state.as_ref().map_or(0, |s| s.cursor);
+    let mut pending = 0;
+    let mut at = cursor.min(outbound_bytes);
+    while let Ok(batch) = read_lines_bounded(&path, at, 4 << 20, society_core::MAX_RECORD_LIMIT) {
+        let Some(last) = batch.lines.last() else { break };
+        pending += batch.lines.len() as u64;
+        at = last.end;
+    }
+    let servers = cfg
+        .federation
+        .as_ref()
+        .map(|f| f.nats_url.split(',').map(|u| u.trim().to_string()).collect())
+        .unwrap_or_default();
+    let live = state
+        .as_ref()
+        .filter(|s| supervisor.is_some_and(|pid| pid == s.pid));
+    Ok(Report {
+        society: cfg.society.name.as_ref().map(|n| n.to_string()),
+        federated: cfg.federation.is_some(),
+        servers,
+        supervisor,
+        connected: live.is_some_and(|s| s.connected),
+        since: live.and_then(|s| s.since.clone()),
+        outbound_bytes,
+        cursor,
+        pending,
+        published: live.map_or(0, |s| s.published),
+        received: live.map_or(0, |s| s.received),
+        duplicates: live.map_or(0, |s| s.duplicates),
+        refused: live.map_or(0, |s| s.refused),
+        last_error: state.as_ref().and_then(|s| s.last_error.clone()),
+        updated: state.map(|s| s.updated),
+    })
+}

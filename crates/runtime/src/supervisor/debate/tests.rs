@@ -110,6 +110,8 @@ impl Sim {
             approvals: &self.approvals,
             decided: &self.decided,
             items: &self.items,
+            society: None,
+            federated: false,
         }
     }
 

@@ -1,0 +1,215 @@
+//! Federation over a real NATS JetStream server (`nats-server` from PyPI,
+//! on loopback): societies in temp dirs address each other as
+//! `agent@society`, and everything crosses through the supervisors' bridges
+//! while the server restarts, freezes, and a supervisor is SIGKILLed.
+
+mod nats;
+
+use crate::support::{code, json_of, BIN, SOON};
+use nats::Nats;
+use serde_json::{json, Value};
+use society_core::jsonl::{Appender, Durability};
+use society_core::{AgentId, Envelope, Party};
+use society_testkit::{records, wait_until, Society};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+fn federated(name: &str, url: &str, agents: &str) -> String {
+    format!(
+        "[society]\nname = \"{name}\"\n\n[federation]\nnats_url = \"{url}\"\n\n[defaults]\nheartbeat = \"200ms\"\n{agents}"
+    )
+}
+
+/// The ids and bodies of the messages of `kind` in a JSONL file.
+fn messages(path: &Path, kind: &str) -> Vec<Value> {
+    records(path)
+        .into_iter()
+        .filter(|r| r["type"] == kind)
+        .collect()
+}
+
+#[test]
+fn a_message_crosses_to_another_society_and_its_reply_comes_back() {
+    let server = Nats::start();
+    let url = server.url();
+    let north = Society::new(
+        BIN,
+        &federated(
+            "north",
+            &url,
+            "[[agent]]\nid = \"echo\"\nrole = \"echo\"\nbrain = \"echo\"\nkeep_alive = true\n",
+        ),
+    );
+    let mut south = Society::new(BIN, &federated("south", &url, ""));
+    let mut north = north;
+    north.start_supervisor();
+    south.start_supervisor();
+
+    // An agent id and a role, both in north, from south's orchestrator.
+    let to_agent = south.ok(&["send", "echo@north", "hello across"]);
+    let to_role = south.ok(&["send", "role:echo@north", "--json", r#"{"n":2}"#]);
+    let inbox = south.layout().orchestrator_inbox();
+    let replies = wait_until(SOON, "both replies in south's orchestrator inbox", || {
+        let r = messages(&inbox, "reply");
+        (r.len() >= 2).then_some(r)
+    });
+    let answered: Vec<&str> = replies.iter().filter_map(|r| r["reply_to"].as_str()).collect();
+    assert!(answered.contains(&to_agent.trim()), "{replies:?}");
+    assert!(answered.contains(&to_role.trim()), "{replies:?}");
+    for r in &replies {
+        assert_eq!(r["from"], "echo@north", "a reply names the society it came from: {r}");
+        assert_eq!(r["to"], "orchestrator", "{r}");
+    }
+    // What left south is in its outbound log, sender named as south's.
+    let out = records(&south.layout().federation_outbound());
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert!(out.iter().all(|r| r["from"] == "orchestrator@south"), "{out:?}");
+    // North's echo agent got them with south's name on the sender.
+    let got = records(&north.agent("echo").inbox());
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(got.iter().all(|r| r["from"] == "orchestrator@south" && r["to"] != "echo@north"));
+
+    // The link as `society federation status --json` shows it.
+    let status = wait_until(SOON, "south's link connected, nothing waiting", || {
+        let v = json_of(&south, &["federation", "status", "--json"]);
+        (v["connected"] == true && v["pending"] == 0 && v["received"] == 2).then_some(v)
+    });
+    assert_eq!(status["society"], "south", "{status}");
+    assert_eq!(status["published"], 2, "{status}");
+    assert_eq!(status["servers"], json!([url]), "{status}");
+
+    // A society without [federation] refuses, naming what to add.
+    let lone = Society::new(BIN, crate::support::ECHO_TOML);
+    let (c, _, err) = code(&lone, &["send", "echo@north", "hi"]);
+    assert_eq!(c, 5, "invalid input: {err}");
+    assert!(err.contains("not federated") && err.contains("[federation]"), "{err}");
+    assert!(!lone.layout().supervisor_inbox().exists() || records(&lone.layout().supervisor_inbox()).is_empty());
+
+    // A message to an agent north does not have: dead-lettered there, and
+    // the sender hears why.
+    south.ok(&["send", "nobody@north", "lost?"]);
+    let blocked = wait_until(SOON, "the notice that nobody@north does not exist", || {
+        messages(&inbox, "message_blocked").into_iter().next()
+    });
+    assert_eq!(blocked["from"], "supervisor@north", "{blocked}");
+    let reason = blocked["body"]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("no agent nobody"), "{blocked}");
+    let dead = records(&north.layout().supervisor_deadletter());
+    assert!(dead.iter().any(|d| d["to"] == "nobody"), "{dead:?}");
+}
+
+/// A pipeline across two societies: south's `stage1` forwards each task to
+/// `stage2@north`, which forwards it to `stage3@south`, which hands the
+/// result to south's orchestrator. 10,000 tasks; meanwhile the NATS server
+/// is restarted twice, south's supervisor (which both publishes and
+/// consumes) is SIGKILLed three times, and the server is frozen for 10 s.
+/// Every task's result reaches the orchestrator exactly once, and no stage
+/// gets any task twice.
+#[test]
+fn ten_thousand_messages_cross_twice_through_restarts_kills_and_a_partition() {
+    const N: u64 = 10_000;
+    let mut server = Nats::start();
+    let url = server.url();
+    let forward = |to: &str, stage: u32| {
+        format!(
+            "[[agent]]\nid = \"stage{stage}\"\nkeep_alive = true\n[agent.policy]\nmax_record = 4096\n[agent.brain]\nkind = \"script\"\n[[agent.brain.rules]]\nactions = [{{ do = \"forward\", to = \"{to}\", type = \"task\", set = {{ stage = {next} }} }}]\n",
+            next = stage + 1
+        )
+    };
+    let result = "[[agent]]\nid = \"stage3\"\nkeep_alive = true\n[agent.brain]\nkind = \"script\"\n[[agent.brain.rules]]\nactions = [{ do = \"forward\", to = \"orchestrator\", type = \"result\" }]\n";
+    let mut south = Society::new(
+        BIN,
+        &federated("south", &url, &format!("{}{result}", forward("stage2@north", 1))),
+    );
+    let mut north = Society::new(BIN, &federated("north", &url, &forward("stage3@south", 2)));
+
+    // The tasks wait in stage1's inbox, written as `society send` would.
+    let mut inbox = Appender::open(
+        &south.agent("stage1").inbox(),
+        Durability::Durable,
+        usize::MAX,
+    )
+    .expect("stage1's inbox");
+    let lines: Vec<Vec<u8>> = (0..N)
+        .map(|n| {
+            let to = Party::Agent(AgentId::new("stage1").expect("id"));
+            Envelope::new(Party::Orchestrator, to, "task", json!({"n": n})).to_line()
+        })
+        .collect();
+    inbox.append_batch(&lines).expect("10,000 tasks");
+
+    north.start_supervisor();
+    south.start_supervisor();
+    let results = south.layout().orchestrator_inbox();
+    let count = || records(&results).iter().filter(|r| r["type"] == "result").count() as u64;
+    let reach = |n: u64, what: &str| {
+        wait_until(Duration::from_secs(240), what, || (count() >= n).then_some(()));
+    };
+    let mut faults = Vec::new();
+    let started = Instant::now();
+    reach(800, "800 results before the first server restart");
+    server.restart();
+    faults.push(format!("{:?} server restarted at {}", started.elapsed(), count()));
+    reach(2_000, "2,000 results before the first SIGKILL");
+    south.kill_supervisor();
+    south.start_supervisor();
+    faults.push(format!("{:?} south SIGKILLed at {}", started.elapsed(), count()));
+    reach(3_500, "3,500 results before the partition");
+    server.pause();
+    let frozen = count();
+    // The partition lasts 10 s: its length is the fault, not a wait.
+    std::thread::sleep(Duration::from_secs(10));
+    // stage1 went on forwarding: what it sent waits in south's outbound log.
+    let waiting = json_of(&south, &["federation", "status", "--json"]);
+    server.resume();
+    faults.push(format!(
+        "{:?} partition of 10 s from {frozen}: {}",
+        started.elapsed(),
+        waiting
+    ));
+    assert!(
+        waiting["pending"].as_u64().unwrap_or(0) > 0,
+        "nothing waited in outbound.jsonl while the server was frozen: {waiting}"
+    );
+    reach(5_000, "5,000 results before the second SIGKILL");
+    south.kill_supervisor();
+    south.start_supervisor();
+    faults.push(format!("{:?} south SIGKILLed at {}", started.elapsed(), count()));
+    reach(6_500, "6,500 results before the second server restart");
+    server.restart();
+    faults.push(format!("{:?} server restarted at {}", started.elapsed(), count()));
+    reach(8_000, "8,000 results before the third SIGKILL");
+    south.kill_supervisor();
+    south.start_supervisor();
+    faults.push(format!("{:?} south SIGKILLed at {}", started.elapsed(), count()));
+    reach(N, "every result");
+    eprintln!("faults: {faults:#?}; all {N} in {:?}", started.elapsed());
+
+    // Exactly once, end to end and at every stage.
+    let once = |path: &Path, kind: &str, what: &str| {
+        let mut seen: BTreeMap<u64, u32> = BTreeMap::new();
+        for r in messages(path, kind) {
+            *seen.entry(r["body"]["n"].as_u64().expect("n")).or_default() += 1;
+        }
+        let missing: Vec<u64> = (0..N).filter(|n| !seen.contains_key(n)).take(10).collect();
+        let twice: Vec<(&u64, &u32)> = seen.iter().filter(|(_, c)| **c > 1).take(10).collect();
+        assert!(missing.is_empty(), "{what}: tasks never arrived: {missing:?}…");
+        assert!(twice.is_empty(), "{what}: tasks arrived more than once: {twice:?}…");
+        assert_eq!(seen.len() as u64, N, "{what}");
+    };
+    once(&north.agent("stage2").inbox(), "task", "north's stage2");
+    once(&south.agent("stage3").inbox(), "task", "south's stage3");
+    once(&results, "result", "south's orchestrator");
+    // Both links settle with nothing waiting.
+    for s in [&south, &north] {
+        wait_until(SOON, "the outbound log fully acknowledged", || {
+            let v = json_of(s, &["federation", "status", "--json"]);
+            (v["pending"] == 0 && v["connected"] == true).then_some(())
+        });
+    }
+    let (c, out, err) = code(&south, &["fsck"]);
+    assert_eq!(c, 0, "fsck after the run: {out}{err}");
+    south.stop_supervisor();
+    north.stop_supervisor();
+}

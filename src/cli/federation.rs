@@ -48,7 +48,9 @@ fn status(layout: &Layout, args: StatusArgs) -> anyhow::Result<Code> {
         (None, _) => "down (the supervisor is not running; `society up`)".to_string(),
         (Some(pid), true) => format!(
             "connected{} (supervisor pid {pid})",
-            r.since.as_deref().map_or(String::new(), |s| format!(" for {}", table::age(s)))
+            r.since
+                .as_deref()
+                .map_or(String::new(), |s| format!(" for {}", table::age(s)))
         ),
         (Some(pid), false) => format!("disconnected, reconnecting (supervisor pid {pid})"),
     };
@@ -56,11 +58,16 @@ fn status(layout: &Layout, args: StatusArgs) -> anyhow::Result<Code> {
     outln!("link:      {link}");
     outln!(
         "outbound:  {} waiting ({} of {} bytes acknowledged)",
-        r.pending, r.cursor, r.outbound_bytes
+        r.pending,
+        r.cursor,
+        r.outbound_bytes
     );
     outln!(
         "this run:  {} published, {} received, {} duplicates dropped, {} refused",
-        r.published, r.received, r.duplicates, r.refused
+        r.published,
+        r.received,
+        r.duplicates,
+        r.refused
     );
     if let Some(e) = &r.last_error {
         outln!("last error: {e}");

@@ -48,7 +48,7 @@ fn assert_runs_society(what: &str, argv: &[String]) {
 fn root_of<'a>(what: &str, argv: &'a [String]) -> &'a str {
     let at = argv.iter().position(|a| a == "--root");
     match at.and_then(|i| argv.get(i + 1)) {
-        Some(root) => root,
+        Some(root) => root.as_str(),
         None => panic!("{what}: {argv:?} names no --root"),
     }
 }

@@ -54,21 +54,32 @@ fn a_message_crosses_to_another_society_and_its_reply_comes_back() {
         let r = messages(&inbox, "reply");
         (r.len() >= 2).then_some(r)
     });
-    let answered: Vec<&str> = replies.iter().filter_map(|r| r["reply_to"].as_str()).collect();
+    let answered: Vec<&str> = replies
+        .iter()
+        .filter_map(|r| r["reply_to"].as_str())
+        .collect();
     assert!(answered.contains(&to_agent.trim()), "{replies:?}");
     assert!(answered.contains(&to_role.trim()), "{replies:?}");
     for r in &replies {
-        assert_eq!(r["from"], "echo@north", "a reply names the society it came from: {r}");
+        assert_eq!(
+            r["from"], "echo@north",
+            "a reply names the society it came from: {r}"
+        );
         assert_eq!(r["to"], "orchestrator", "{r}");
     }
     // What left south is in its outbound log, sender named as south's.
     let out = records(&south.layout().federation_outbound());
     assert_eq!(out.len(), 2, "{out:?}");
-    assert!(out.iter().all(|r| r["from"] == "orchestrator@south"), "{out:?}");
+    assert!(
+        out.iter().all(|r| r["from"] == "orchestrator@south"),
+        "{out:?}"
+    );
     // North's echo agent got them with south's name on the sender.
     let got = records(&north.agent("echo").inbox());
     assert_eq!(got.len(), 2, "{got:?}");
-    assert!(got.iter().all(|r| r["from"] == "orchestrator@south" && r["to"] != "echo@north"));
+    assert!(got
+        .iter()
+        .all(|r| r["from"] == "orchestrator@south" && r["to"] != "echo@north"));
 
     // The link as `society federation status --json` shows it.
     let status = wait_until(SOON, "south's link connected, nothing waiting", || {
@@ -83,8 +94,14 @@ fn a_message_crosses_to_another_society_and_its_reply_comes_back() {
     let lone = Society::new(BIN, crate::support::ECHO_TOML);
     let (c, _, err) = code(&lone, &["send", "echo@north", "hi"]);
     assert_eq!(c, 5, "invalid input: {err}");
-    assert!(err.contains("not federated") && err.contains("[federation]"), "{err}");
-    assert!(!lone.layout().supervisor_inbox().exists() || records(&lone.layout().supervisor_inbox()).is_empty());
+    assert!(
+        err.contains("not federated") && err.contains("[federation]"),
+        "{err}"
+    );
+    assert!(
+        !lone.layout().supervisor_inbox().exists()
+            || records(&lone.layout().supervisor_inbox()).is_empty()
+    );
 
     // A message to an agent north does not have: dead-lettered there, and
     // the sender hears why.
@@ -120,11 +137,17 @@ fn ten_thousand_messages_cross_twice_through_restarts_kills_and_a_partition() {
     let result = "[[agent]]\nid = \"stage3\"\nkeep_alive = true\n[agent.brain]\nkind = \"script\"\n[[agent.brain.rules]]\nactions = [{ do = \"forward\", to = \"orchestrator\", type = \"result\" }]\n";
     let mut south = Society::new(
         BIN,
-        &federated("south", &url, &format!("{}{result}", forward("stage2@north", 1))),
+        &federated(
+            "south",
+            &url,
+            &format!("{}{result}", forward("stage2@north", 1)),
+        ),
     );
     let mut north = Society::new(BIN, &federated("north", &url, &forward("stage3@south", 2)));
 
-    // The tasks wait in stage1's inbox, written as `society send` would.
+    north.start_supervisor();
+    south.start_supervisor();
+    // The tasks, written into stage1's inbox at once as `society send` would.
     let mut inbox = Appender::open(
         &south.agent("stage1").inbox(),
         Durability::Durable,
@@ -139,22 +162,35 @@ fn ten_thousand_messages_cross_twice_through_restarts_kills_and_a_partition() {
         .collect();
     inbox.append_batch(&lines).expect("10,000 tasks");
 
-    north.start_supervisor();
-    south.start_supervisor();
     let results = south.layout().orchestrator_inbox();
-    let count = || records(&results).iter().filter(|r| r["type"] == "result").count() as u64;
+    let count = || {
+        records(&results)
+            .iter()
+            .filter(|r| r["type"] == "result")
+            .count() as u64
+    };
     let reach = |n: u64, what: &str| {
-        wait_until(Duration::from_secs(240), what, || (count() >= n).then_some(()));
+        wait_until(Duration::from_secs(240), what, || {
+            (count() >= n).then_some(())
+        });
     };
     let mut faults = Vec::new();
     let started = Instant::now();
     reach(800, "800 results before the first server restart");
     server.restart();
-    faults.push(format!("{:?} server restarted at {}", started.elapsed(), count()));
+    faults.push(format!(
+        "{:?} server restarted at {}",
+        started.elapsed(),
+        count()
+    ));
     reach(2_000, "2,000 results before the first SIGKILL");
     south.kill_supervisor();
     south.start_supervisor();
-    faults.push(format!("{:?} south SIGKILLed at {}", started.elapsed(), count()));
+    faults.push(format!(
+        "{:?} south SIGKILLed at {}",
+        started.elapsed(),
+        count()
+    ));
     reach(3_500, "3,500 results before the partition");
     server.pause();
     let frozen = count();
@@ -175,14 +211,26 @@ fn ten_thousand_messages_cross_twice_through_restarts_kills_and_a_partition() {
     reach(5_000, "5,000 results before the second SIGKILL");
     south.kill_supervisor();
     south.start_supervisor();
-    faults.push(format!("{:?} south SIGKILLed at {}", started.elapsed(), count()));
+    faults.push(format!(
+        "{:?} south SIGKILLed at {}",
+        started.elapsed(),
+        count()
+    ));
     reach(6_500, "6,500 results before the second server restart");
     server.restart();
-    faults.push(format!("{:?} server restarted at {}", started.elapsed(), count()));
+    faults.push(format!(
+        "{:?} server restarted at {}",
+        started.elapsed(),
+        count()
+    ));
     reach(8_000, "8,000 results before the third SIGKILL");
     south.kill_supervisor();
     south.start_supervisor();
-    faults.push(format!("{:?} south SIGKILLed at {}", started.elapsed(), count()));
+    faults.push(format!(
+        "{:?} south SIGKILLed at {}",
+        started.elapsed(),
+        count()
+    ));
     reach(N, "every result");
     eprintln!("faults: {faults:#?}; all {N} in {:?}", started.elapsed());
 
@@ -194,8 +242,14 @@ fn ten_thousand_messages_cross_twice_through_restarts_kills_and_a_partition() {
         }
         let missing: Vec<u64> = (0..N).filter(|n| !seen.contains_key(n)).take(10).collect();
         let twice: Vec<(&u64, &u32)> = seen.iter().filter(|(_, c)| **c > 1).take(10).collect();
-        assert!(missing.is_empty(), "{what}: tasks never arrived: {missing:?}…");
-        assert!(twice.is_empty(), "{what}: tasks arrived more than once: {twice:?}…");
+        assert!(
+            missing.is_empty(),
+            "{what}: tasks never arrived: {missing:?}…"
+        );
+        assert!(
+            twice.is_empty(),
+            "{what}: tasks arrived more than once: {twice:?}…"
+        );
         assert_eq!(seen.len() as u64, N, "{what}");
     };
     once(&north.agent("stage2").inbox(), "task", "north's stage2");

@@ -29,6 +29,7 @@ mod dashboard_http;
 mod deadletter;
 mod debate;
 mod decisions;
+mod deploy;
 mod examples;
 mod faults;
 mod federation;

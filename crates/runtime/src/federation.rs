@@ -731,14 +731,21 @@ pub fn report(layout: &Layout) -> Result<Report, crate::client::ClientError> {
     let mut pending = 0;
     let mut at = cursor.min(outbound_bytes);
     while let Ok(batch) = read_lines_bounded(&path, at, 4 << 20, society_core::MAX_RECORD_LIMIT) {
-        let Some(last) = batch.lines.last() else { break };
+        let Some(last) = batch.lines.last() else {
+            break;
+        };
         pending += batch.lines.len() as u64;
         at = last.end;
     }
     let servers = cfg
         .federation
         .as_ref()
-        .map(|f| f.nats_url.split(',').map(|u| u.trim().to_string()).collect())
+        .map(|f| {
+            f.nats_url
+                .split(',')
+                .map(|u| u.trim().to_string())
+                .collect()
+        })
         .unwrap_or_default();
     let live = state
         .as_ref()

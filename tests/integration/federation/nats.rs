@@ -89,8 +89,9 @@ impl Nats {
         self.child = Some(child);
         wait_until(Duration::from_secs(20), "nats-server ready", || {
             let said = std::fs::read_to_string(&log).unwrap_or_default();
-            (said.contains("Server is ready") && TcpStream::connect(("127.0.0.1", self.port)).is_ok())
-                .then_some(())
+            (said.contains("Server is ready")
+                && TcpStream::connect(("127.0.0.1", self.port)).is_ok())
+            .then_some(())
         });
     }
 

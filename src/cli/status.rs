@@ -87,6 +87,19 @@ fn render(report: &Report, format: Format) -> String {
             report.root
         ),
     });
+    if let Some(f) = &report.federation {
+        let link = match (f.supervisor, f.connected) {
+            (None, _) => "down",
+            (Some(_), true) => "connected",
+            (Some(_), false) => "disconnected",
+        };
+        line(format!(
+            "federation {} → {}  {link}, {} waiting in outbound (`society federation status`)",
+            f.society.as_deref().unwrap_or("-"),
+            f.servers.join(","),
+            f.pending
+        ));
+    }
     for p in &report.problems {
         line(format!("problem: {p}"));
     }

@@ -89,6 +89,15 @@ fn a_message_crosses_to_another_society_and_its_reply_comes_back() {
     assert_eq!(status["society"], "south", "{status}");
     assert_eq!(status["published"], 2, "{status}");
     assert_eq!(status["servers"], json!([url]), "{status}");
+    let table = south.ok(&["status"]);
+    assert!(
+        table.contains(&format!("federation south → {url}  connected, 0 waiting")),
+        "{table}"
+    );
+    for s in [&south, &north] {
+        let (c, out, err) = code(s, &["fsck"]);
+        assert_eq!(c, 0, "fsck: {out}{err}");
+    }
 
     // A society without [federation] refuses, naming what to add.
     let lone = Society::new(BIN, crate::support::ECHO_TOML);
@@ -266,4 +275,41 @@ fn ten_thousand_messages_cross_twice_through_restarts_kills_and_a_partition() {
     assert_eq!(c, 0, "fsck after the run: {out}{err}");
     south.stop_supervisor();
     north.stop_supervisor();
+}
+
+/// `fsck` checks the outbound log: its cursor fits, and every line leaves
+/// this society from it.
+#[test]
+fn fsck_checks_the_outbound_log_and_its_cursor() {
+    let s = Society::new(BIN, &federated("south", "nats://127.0.0.1:9", ""));
+    let layout = s.layout();
+    let line = |from: &str, to: &str| {
+        let env = Envelope::new(
+            from.parse().expect("from"),
+            to.parse().expect("to"),
+            "task",
+            json!({}),
+        );
+        let mut l = env.to_line();
+        l.push(b'\n');
+        l
+    };
+    let mut bytes = line("orchestrator@south", "echo@north");
+    let good = bytes.len();
+    bytes.extend(line("orchestrator@south", "echo"));
+    bytes.extend(line("orchestrator@west", "echo@north"));
+    std::fs::write(layout.federation_outbound(), &bytes).expect("outbound");
+    std::fs::write(
+        layout.federation_state(),
+        json!({"society": "south", "servers": [], "pid": 1, "connected": false, "since": null,
+               "cursor": good + 3, "published": 0, "received": 0, "duplicates": 0,
+               "refused": 0, "last_error": null, "updated": "2026-01-01T00:00:00.000Z"})
+        .to_string(),
+    )
+    .expect("state");
+    let (c, out, err) = code(&s, &["fsck"]);
+    assert_ne!(c, 0, "{out}{err}");
+    assert!(out.contains("is not on a line boundary"), "{out}");
+    assert!(out.contains("in this society"), "{out}");
+    assert!(out.contains("is from orchestrator@west"), "{out}");
 }

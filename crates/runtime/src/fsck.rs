@@ -10,7 +10,8 @@
 //! `src`) twice in a file; torn tails; agent and supervisor
 //! cursors inside their files and on line boundaries; in-flight messages that
 //! exist; locks and `status.json` against live processes; case logs against
-//! approvals; orphaned processes of the society; file modes; symbolic links
+//! approvals; the federation bridge's cursor in `outbound.jsonl` and that its
+//! lines leave this society; orphaned processes of the society; file modes; symbolic links
 //! the runtime refuses (reported, never repaired: see `symlinks.rs`).
 
 mod checks;
@@ -36,7 +37,7 @@ pub enum Severity {
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {
     pub severity: Severity,
-    /// Which check found it (`jsonl`, `envelope`, `torn_tail`, `duplicate`, `cursor`, `in_flight`, `status`, `lock`, `approval`, `process`, `mode`, `symlink`).
+    /// Which check found it (`jsonl`, `envelope`, `torn_tail`, `duplicate`, `cursor`, `in_flight`, `status`, `lock`, `approval`, `process`, `mode`, `symlink`, `outbound`).
     pub check: &'static str,
     pub file: Option<PathBuf>,
     pub offset: Option<u64>,

@@ -62,6 +62,10 @@ pub struct Report {
     /// What the kernel offers the sandbox of agents' programs (see
     /// `society_brains::sandbox::Probe`).
     pub sandbox: society_brains::sandbox::Probe,
+    /// The link to other societies (`society federation status --json`),
+    /// once a federation bridge has run here; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub federation: Option<crate::federation::Report>,
     pub agents: Vec<Row>,
 }
 
@@ -141,6 +145,11 @@ pub fn collect(layout: &Layout, only: Option<&AgentId>) -> Result<Report, Client
         }),
         problems,
         sandbox: society_brains::sandbox::probe().clone(),
+        federation: layout
+            .federation_state()
+            .exists()
+            .then(|| crate::federation::report(layout).ok())
+            .flatten(),
         agents,
     })
 }

@@ -35,7 +35,74 @@ pub(super) fn cursors(
                 .into(),
         );
     }
-    supervisor_state(layout, scan, repair, report)
+    supervisor_state(layout, scan, repair, report)?;
+    outbound(layout, scan, report);
+    Ok(())
+}
+
+/// `supervisor/outbound.jsonl` and the federation bridge's cursor in
+/// `supervisor/federation.json`: the cursor fits the file, and every line
+/// is for another society, from this one. Not repaired: a cursor past the
+/// end stops the bridge (it says so) until a person looks.
+fn outbound(layout: &Layout, scan: &Scan, report: &mut Report) {
+    let path = layout.federation_outbound();
+    if !path.exists() {
+        return;
+    }
+    let state_path = layout.federation_state();
+    let cursor = match crate::federation::LinkState::load(layout) {
+        Ok(s) => s.map_or(0, |s| s.cursor),
+        Err(e) => {
+            report.problem(
+                "cursor",
+                Some(state_path),
+                None,
+                format!("{e}; the bridge publishes outbound.jsonl again from its start (the stream and the receivers drop what they have by id)"),
+            );
+            return;
+        }
+    };
+    if let Some(why) = cursor_problem(scan, &path, cursor) {
+        report.problem(
+            "cursor",
+            Some(state_path),
+            None,
+            format!("the federation bridge's cursor in outbound.jsonl {why}"),
+        );
+    }
+    let own = crate::config::SocietyConfig::load(&layout.society_toml())
+        .ok()
+        .and_then(|c| c.society.name);
+    let mut at = 0;
+    while let Ok(batch) = society_core::jsonl::read_lines(&path, at, 4 << 20) {
+        let Some(last) = batch.lines.last() else {
+            break;
+        };
+        at = last.end;
+        for line in &batch.lines {
+            let Ok(env) = society_core::Envelope::parse(&line.bytes) else {
+                continue; // reported by the envelope check
+            };
+            let wrong = match env.to.society() {
+                None => Some(format!(
+                    "message {} is for {}, in this society",
+                    env.id, env.to
+                )),
+                Some(s) if Some(s) == own.as_ref() => Some(format!(
+                    "message {} is for {}: this society's own name",
+                    env.id, env.to
+                )),
+                Some(_) if own.is_some() && env.from.society() != own.as_ref() => Some(format!(
+                    "message {} is from {}, not from a party of this society",
+                    env.id, env.from
+                )),
+                Some(_) => None,
+            };
+            if let Some(reason) = wrong {
+                report.problem("outbound", Some(path.clone()), Some(line.offset), reason);
+            }
+        }
+    }
 }
 
 /// An agent's `config.json` and `checkpoint.json`: readable, and the cursor

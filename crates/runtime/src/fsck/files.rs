@@ -19,7 +19,8 @@ pub(super) struct Scan {
 /// Files whose lines are message envelopes.
 fn holds_envelopes(layout: &Layout, path: &Path) -> bool {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    matches!(name, names::INBOX | names::OUTBOX | names::AGENT_TO_AGENT)
+    (matches!(name, names::INBOX | names::OUTBOX | names::AGENT_TO_AGENT)
+        || *path == layout.federation_outbound())
         && !path.starts_with(layout.archive_dir())
 }
 
@@ -197,6 +198,15 @@ fn consumer_cursors(layout: &Layout) -> Result<HashMap<PathBuf, Option<u64>>, Fo
         .as_ref()
         .and_then(|s| (!s.incidents.contains_key("supervisor")).then_some(s.inbox_offset));
     out.insert(layout.supervisor_inbox(), inbox_cursor);
+    // The federation bridge's: bytes of outbound.jsonl the NATS server
+    // acknowledged (unknown when its state file cannot be read).
+    if layout.federation_outbound().exists() {
+        let state = crate::federation::LinkState::load(layout);
+        out.insert(
+            layout.federation_outbound(),
+            state.ok().map(|s| s.map_or(0, |s| s.cursor)),
+        );
+    }
     Ok(out)
 }
 

@@ -5,7 +5,7 @@
 
 mod nats;
 
-use crate::support::{code, json_of, BIN, SOON};
+use crate::support::{code, json_of, paste, readme_block, BIN, SOON};
 use nats::Nats;
 use serde_json::{json, Value};
 use society_core::jsonl::{Appender, Durability};
@@ -312,4 +312,50 @@ fn fsck_checks_the_outbound_log_and_its_cursor() {
     assert!(out.contains("is not on a line boundary"), "{out}");
     assert!(out.contains("in this society"), "{out}");
     assert!(out.contains("is from orchestrator@west"), "{out}");
+}
+
+/// README.md's federation walk-through (the same block as SCALING.md's),
+/// pasted line by line: two societies on one machine and a NATS server,
+/// a message from south to `echo@north` and its reply. `pip install` is
+/// not run (`scripts/install-nats.sh` found the server), and the server
+/// gets a free port instead of 4222.
+#[test]
+fn the_federation_walkthrough_works_pasted_line_by_line() {
+    let lines = readme_block("## Federation");
+    let scaling = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("SCALING.md"))
+        .expect("SCALING.md");
+    assert!(
+        scaling.contains(&lines.join("\n")),
+        "SCALING.md's walk-through differs from README.md's"
+    );
+    let scratch = tempfile::tempdir().expect("scratch");
+    let fed = scratch.path().join("fed");
+    let port = nats::free_port().to_string();
+    let server_dir = nats::server().parent().expect("the server's directory");
+    let mut pasted = vec![format!("export PATH=\"{}:$PATH\"", server_dir.display())];
+    pasted.extend(
+        lines
+            .iter()
+            .filter(|l| !l.starts_with("pip install"))
+            .map(|l| l.replace("4222", &port)),
+    );
+    let out = paste(&pasted, "/tmp/fed", &fed, scratch.path());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for s in ["north", "south"] {
+        let _ = std::process::Command::new(BIN)
+            .args(["--root", &fed.join(s).display().to_string(), "down"])
+            .output();
+    }
+    assert!(
+        out.status.success(),
+        "a line failed:\n{err}\nstdout:\n{stdout}"
+    );
+    let reply = stdout
+        .lines()
+        .find(|l| l.contains("echo@north"))
+        .unwrap_or_else(|| panic!("no reply from echo@north:\n{stdout}"));
+    assert!(reply.contains("hello from south"), "{reply}");
+    assert!(stdout.contains("link:      connected"), "{stdout}");
+    assert!(stdout.contains("federation north"), "{stdout}");
 }

@@ -20,7 +20,7 @@ pub struct Nats {
 }
 
 /// The server binary: `scripts/install-nats.sh` prints its path.
-fn server() -> &'static Path {
+pub fn server() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/install-nats.sh");
@@ -39,7 +39,7 @@ fn server() -> &'static Path {
     })
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

@@ -3,7 +3,7 @@
 //! directory), a full disk, a closed stderr. Nothing acknowledged is lost,
 //! nothing is doubled, and the society resumes by itself.
 
-use crate::support::{system_events, BIN};
+use crate::support::{system_events, SmallDisk, BIN};
 use serde_json::Value;
 use society_testkit::{records, wait_until, Society};
 use std::path::Path;
@@ -412,72 +412,6 @@ fn a_supervisor_whose_stderr_fails_keeps_working() {
     .unwrap();
     let status = wait_until(SOON, "the supervisor to exit", || sup.try_wait().unwrap());
     assert_eq!(status.code(), Some(0), "a clean exit, not a panic (101)");
-}
-
-/// A tmpfs of `size` mounted over the society's state directory (its files
-/// moved onto it); unmounted (lazily: processes may still hold files) on drop.
-struct SmallDisk {
-    mount: std::path::PathBuf,
-}
-
-impl SmallDisk {
-    /// `None` where mounting is not permitted (not root): said on stderr.
-    fn over(s: &Society, size: &str) -> Option<SmallDisk> {
-        let state = s.layout().state_dir().to_path_buf();
-        let aside = state.with_extension("aside");
-        std::fs::rename(&state, &aside).unwrap();
-        std::fs::create_dir(&state).unwrap();
-        let mounted = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(&state)
-            .status()
-            .is_ok_and(|st| st.success());
-        if !mounted {
-            std::fs::remove_dir(&state).unwrap();
-            std::fs::rename(&aside, &state).unwrap();
-            eprintln!("SKIPPED: mounting a tmpfs needs root; this test proves nothing here");
-            return None;
-        }
-        let copied = std::process::Command::new("cp")
-            .arg("-a")
-            .arg(format!("{}/.", aside.display()))
-            .arg(&state)
-            .status()
-            .unwrap();
-        assert!(copied.success());
-        Some(SmallDisk { mount: state })
-    }
-
-    /// Fills the disk with a file until a write fails; returns its path.
-    fn fill(&self) -> std::path::PathBuf {
-        self.fill_into("filler")
-    }
-
-    /// Fills what writes since the last fill left free.
-    fn fill_again(&self) -> std::path::PathBuf {
-        self.fill_into("filler2")
-    }
-
-    fn fill_into(&self, name: &str) -> std::path::PathBuf {
-        use std::io::Write;
-        let filler = self.mount.join(name);
-        let mut f = std::fs::File::create(&filler).unwrap();
-        let block = vec![0u8; 64 * 1024];
-        while f.write_all(&block).is_ok() {}
-        let small = [0u8; 512];
-        while f.write_all(&small).is_ok() {}
-        while f.write_all(&small[..1]).is_ok() {}
-        filler
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.mount)
-            .status();
-    }
 }
 
 #[test]

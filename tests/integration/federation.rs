@@ -5,7 +5,7 @@
 
 mod nats;
 
-use crate::support::{code, json_of, paste, readme_block, BIN, SOON};
+use crate::support::{code, json_of, paste, readme_block, SmallDisk, BIN, SOON};
 use nats::Nats;
 use serde_json::{json, Value};
 use society_core::jsonl::{Appender, Durability};
@@ -262,6 +262,15 @@ fn ten_thousand_messages_cross_twice_through_restarts_kills_and_a_partition() {
         assert_eq!(seen.len() as u64, N, "{what}");
     };
     once(&north.agent("stage2").inbox(), "task", "north's stage2");
+    // In order per sender: stage1 took the tasks in order, and north's
+    // stage2 got them in that order, through every fault.
+    let order: Vec<u64> = messages(&north.agent("stage2").inbox(), "task")
+        .iter()
+        .filter_map(|r| r["body"]["n"].as_u64())
+        .collect();
+    if let Some(w) = order.windows(2).find(|w| w[1] < w[0]) {
+        panic!("stage2 got task {} after task {}: out of order", w[1], w[0]);
+    }
     once(&south.agent("stage3").inbox(), "task", "south's stage3");
     once(&results, "result", "south's orchestrator");
     // Both links settle with nothing waiting.
@@ -358,4 +367,293 @@ fn the_federation_walkthrough_works_pasted_line_by_line() {
     assert!(reply.contains("hello from south"), "{reply}");
     assert!(stdout.contains("link:      connected"), "{stdout}");
     assert!(stdout.contains("federation north"), "{stdout}");
+}
+
+const ECHO: &str = "[[agent]]\nid = \"echo\"\nbrain = \"echo\"\nkeep_alive = true\n";
+
+/// North with an echo agent and an empty south, both on `url`.
+fn pair(url: &str) -> (Society, Society) {
+    (
+        Society::new(BIN, &federated("north", url, ECHO)),
+        Society::new(BIN, &federated("south", url, "")),
+    )
+}
+
+/// `n` messages from south's orchestrator to `echo@north`; their ids.
+fn send_many(south: &Society, tag: &str, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            south
+                .ok(&["send", "echo@north", &format!("{tag} {i}")])
+                .trim()
+                .to_string()
+        })
+        .collect()
+}
+
+/// Every id answered in south's orchestrator inbox, once; and north's echo
+/// agent got each once.
+fn answered_once(south: &Society, north: &Society, ids: &[String]) {
+    let inbox = south.layout().orchestrator_inbox();
+    let replies = |id: &String| {
+        records(&inbox)
+            .iter()
+            .filter(|r| r["reply_to"] == **id)
+            .count()
+    };
+    wait_until(Duration::from_secs(60), "every message answered", || {
+        ids.iter().all(|id| replies(id) >= 1).then_some(())
+    });
+    let got = records(&north.agent("echo").inbox());
+    for id in ids {
+        assert_eq!(replies(id), 1, "{id} answered once");
+        let copies = got.iter().filter(|r| r["id"] == **id).count();
+        assert_eq!(copies, 1, "{id} reached north's echo agent once");
+    }
+}
+
+fn link(s: &Society) -> Value {
+    json_of(s, &["federation", "status", "--json"])
+}
+
+/// The bridge cannot append what it received (north's supervisor inbox is a
+/// directory for a few seconds): it acknowledges nothing meanwhile, then
+/// appends each message once.
+#[test]
+fn a_received_batch_that_cannot_be_written_waits_and_lands_once() {
+    let server = Nats::start();
+    let (mut north, mut south) = pair(&server.url());
+    north.start_supervisor();
+    south.start_supervisor();
+    let first = send_many(&south, "before", 1);
+    answered_once(&south, &north, &first);
+    let inbox = north.layout().supervisor_inbox();
+    let aside = inbox.with_extension("aside");
+    std::fs::rename(&inbox, &aside).expect("move the inbox aside");
+    std::fs::create_dir(&inbox).expect("a directory in its place");
+    let ids = send_many(&south, "during", 20);
+    wait_until(SOON, "north's bridge to report the failing append", || {
+        let v = link(&north);
+        v["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("cannot append to the supervisor's inbox"))
+            .then_some(())
+    });
+    // The fault lasts 3 s: its length is the fault, not a wait.
+    std::thread::sleep(Duration::from_secs(3));
+    std::fs::remove_dir(&inbox).expect("remove the directory");
+    std::fs::rename(&aside, &inbox).expect("put the inbox back");
+    answered_once(&south, &north, &ids);
+}
+
+/// A full disk under the receiving society: messages wait in its stream,
+/// and land once there is room again.
+#[test]
+fn a_full_disk_holds_received_messages_back_until_there_is_room() {
+    let server = Nats::start();
+    let (mut north, mut south) = pair(&server.url());
+    let Some(disk) = SmallDisk::over(&north, "4m") else {
+        return;
+    };
+    north.start_supervisor();
+    south.start_supervisor();
+    let first = send_many(&south, "before", 1);
+    answered_once(&south, &north, &first);
+    let filler = disk.fill();
+    let ids = send_many(&south, "during", 20);
+    // They left south (JetStream holds them) and cannot land in north.
+    wait_until(SOON, "south's outbound log acknowledged", || {
+        (link(&south)["pending"] == 0).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let inbox = south.layout().orchestrator_inbox();
+    let early: Vec<&String> = ids
+        .iter()
+        .filter(|id| records(&inbox).iter().any(|r| r["reply_to"] == ***id))
+        .collect();
+    assert!(early.len() < ids.len(), "the full disk held nothing back");
+    std::fs::remove_file(filler).expect("make room");
+    answered_once(&south, &north, &ids);
+}
+
+/// The bridge's state file corrupt at start (it publishes `outbound.jsonl`
+/// again from its start), and `outbound.jsonl` cut while it runs: nothing is
+/// delivered twice, nothing later is held back.
+#[test]
+fn a_corrupt_bridge_state_or_a_cut_outbound_log_doubles_nothing() {
+    let server = Nats::start();
+    let (mut north, mut south) = pair(&server.url());
+    north.start_supervisor();
+    south.start_supervisor();
+    let mut ids = send_many(&south, "first", 5);
+    answered_once(&south, &north, &ids);
+    south.stop_supervisor();
+    std::fs::write(south.layout().federation_state(), b"{\"cursor\": tr").expect("corrupt it");
+    let (c, out, _) = code(&south, &["fsck"]);
+    assert_ne!(c, 0, "fsck names the corrupt state: {out}");
+    assert!(
+        out.contains("federation.json") || out.contains("federation state"),
+        "{out}"
+    );
+    south.start_supervisor();
+    ids.extend(send_many(&south, "second", 5));
+    answered_once(&south, &north, &ids);
+    // The first five went out again, and the stream dropped them by id.
+    assert!(
+        link(&south)["duplicates"].as_u64().is_some()
+            && records(&north.agent("echo").inbox()).len() == 10,
+        "north's echo agent got 10 messages"
+    );
+    // Cut to nothing while the bridge runs.
+    let outbound = south.layout().federation_outbound();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&outbound)
+        .and_then(|f| f.set_len(0))
+        .expect("cut outbound.jsonl");
+    ids.extend(send_many(&south, "third", 3));
+    answered_once(&south, &north, &ids);
+}
+
+const TOKEN: &str = "fed-s3cret-t0ken";
+
+/// Credentials come from the supervisor's environment only: they are in no
+/// file of either society, and no agent inherits them. A wrong one is said.
+#[test]
+fn credentials_stay_out_of_the_societies_and_their_agents() {
+    let server = Nats::start_with(&format!("authorization {{ token: \"{TOKEN}\" }}"));
+    let (mut north, mut south) = pair(&server.url());
+    north.start_supervisor_with(&[("SOCIETY_NATS_TOKEN", TOKEN)]);
+    south.start_supervisor_with(&[("SOCIETY_NATS_TOKEN", TOKEN)]);
+    let ids = send_many(&south, "authorised", 3);
+    answered_once(&south, &north, &ids);
+    let echo = north.agent_pid("echo").expect("echo runs");
+    let environ = std::fs::read(format!("/proc/{echo}/environ")).expect("the agent's environment");
+    assert!(
+        !String::from_utf8_lossy(&environ).contains("SOCIETY_NATS_TOKEN"),
+        "an agent inherited the NATS token"
+    );
+    for s in [&north, &south] {
+        for path in walk(s.root()) {
+            let bytes = std::fs::read(&path).unwrap_or_default();
+            assert!(
+                !String::from_utf8_lossy(&bytes).contains(TOKEN),
+                "the token is in {}",
+                path.display()
+            );
+        }
+    }
+    let mut west = Society::new(BIN, &federated("west", &server.url(), ""));
+    west.start_supervisor_with(&[("SOCIETY_NATS_TOKEN", "wrong")]);
+    west.ok(&["send", "echo@north", "refused?"]);
+    let said = wait_until(SOON, "west's link to say why it is not connected", || {
+        let v = link(&west);
+        (v["connected"] == false
+            && v["pending"] == 1
+            && v["last_error"]
+                .as_str()
+                .is_some_and(|e| e.to_lowercase().contains("authorization")))
+        .then_some(v)
+    });
+    eprintln!("{said}");
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        match entry.file_type() {
+            Ok(t) if t.is_dir() => out.extend(walk(&path)),
+            Ok(t) if t.is_file() => out.push(path),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// `tls://` in the URL: the bridge connects with TLS, trusting the CA in
+/// `SOCIETY_NATS_CA`.
+#[test]
+fn tls_when_the_url_says_so() {
+    let certs = tempfile::tempdir().expect("temp dir");
+    let d = certs.path();
+    let openssl = |args: &[&str]| {
+        let ok = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(d)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "openssl {args:?} failed");
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=society test CA",
+            ],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req"][..],
+            &ec,
+            &[
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=127.0.0.1",
+            ],
+        ]
+        .concat(),
+    );
+    std::fs::write(d.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").expect("san");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    ]);
+    let server = Nats::start_with(&format!(
+        "tls {{ cert_file: \"{}\", key_file: \"{}\" }}",
+        d.join("server.pem").display(),
+        d.join("server.key").display()
+    ));
+    let url = server.url().replace("nats://", "tls://");
+    let (mut north, mut south) = pair(&url);
+    let ca = d.join("ca.pem").display().to_string();
+    north.start_supervisor_with(&[("SOCIETY_NATS_CA", &ca)]);
+    south.start_supervisor_with(&[("SOCIETY_NATS_CA", &ca)]);
+    let ids = send_many(&south, "over tls", 3);
+    answered_once(&south, &north, &ids);
+    assert_eq!(link(&south)["servers"], json!([url]));
 }

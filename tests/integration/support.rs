@@ -3,6 +3,7 @@
 //! `society_testkit`; what only one module needs stays in that module.
 
 mod cli;
+mod disk;
 mod logs;
 mod processes;
 mod societies;
@@ -11,6 +12,7 @@ mod waits;
 use std::time::Duration;
 
 pub use cli::{code, json_of, paste, readme_block};
+pub use disk::SmallDisk;
 pub use logs::{agent_state, read_json, replies_to, system_events, wait_reply};
 pub use processes::{lock_free, wait_exit, Reaped};
 pub use societies::ECHO_TOML;

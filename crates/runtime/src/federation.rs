@@ -163,6 +163,10 @@ impl Bridge {
             path: layout.federation_state(),
         });
         shared.update(|_| {});
+        // rustls has no provider of its own once two are compiled in; an
+        // error says one is installed already (the same or another), which
+        // is all TLS needs.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let layout = layout.clone();
         let inner = shared.clone();
         let thread = std::thread::Builder::new()
@@ -175,7 +179,21 @@ impl Bridge {
                     Ok(rt) => rt,
                     Err(e) => return inner.error("cannot start the bridge's runtime", e),
                 };
-                rt.block_on(run(layout, name, cfg, servers, inner));
+                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    rt.block_on(run(layout, name, cfg, servers, inner.clone()))
+                }));
+                if let Err(panic) = ran {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    inner.update(|s| s.connected = false);
+                    inner.error(
+                        "the federation bridge stopped (restart the supervisor)",
+                        what,
+                    );
+                }
             })?;
         Ok(Bridge {
             shared,
@@ -251,6 +269,10 @@ async fn options(
                 let connected = match event {
                     Event::Connected => true,
                     Event::Disconnected => false,
+                    // An authorization violation, a TLS failure: said where
+                    // `society federation status` shows it.
+                    Event::ServerError(e) => return shared.error("the NATS server says", e),
+                    Event::ClientError(e) => return shared.error("the NATS connection", e),
                     other => {
                         tracing::debug!(event = %other, "nats");
                         return;
@@ -335,11 +357,16 @@ async fn publish(
             .cursor;
         let len = std::fs::metadata(&path).map_or(0, |m| m.len());
         if len < cursor {
+            // Cut below what was published (a restore, a hand): what is
+            // there now may be old lines or new ones the router appended
+            // since — the bridge cannot tell, so it publishes the file again
+            // from its start, and the stream (by `Nats-Msg-Id`) and the
+            // receivers (by envelope id) drop what they already have.
             shared.error(
                 "outbound.jsonl is shorter than the bridge's cursor",
-                format!("{len} < {cursor}; nothing is sent until `society fsck` says why"),
+                format!("cut to {len} bytes below {cursor}; publishing it again from its start"),
             );
-            pause(shared, Duration::from_secs(5)).await;
+            shared.update(|s| s.cursor = 0);
             continue;
         }
         let batch = match read_lines_bounded(&path, cursor, 1 << 20, society_core::MAX_RECORD_LIMIT)

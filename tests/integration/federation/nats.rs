@@ -48,6 +48,12 @@ pub fn free_port() -> u16 {
 
 impl Nats {
     pub fn start() -> Nats {
+        Nats::start_with("")
+    }
+
+    /// A server with `extra` added to its configuration (an
+    /// `authorization` block, a `tls` block)).
+    pub fn start_with(extra: &str) -> Nats {
         let dir = tempfile::Builder::new()
             .prefix("society-nats-")
             .tempdir()
@@ -56,7 +62,7 @@ impl Nats {
         std::fs::write(
             dir.path().join("nats.conf"),
             format!(
-                "listen: \"127.0.0.1:{port}\"\njetstream {{\n  store_dir: \"{}\"\n  sync_interval: always\n}}\n",
+                "listen: \"127.0.0.1:{port}\"\njetstream {{\n  store_dir: \"{}\"\n  sync_interval: always\n}}\n{extra}\n",
                 dir.path().join("store").display()
             ),
         )

@@ -33,5 +33,17 @@ pub fn check(data: &[u8]) {
             Some(party),
             "a party does not print back to itself"
         );
+        if let Some(society) = party.society() {
+            let local = party.local();
+            assert!(
+                local.society().is_none(),
+                "a remote party nests another: {party}"
+            );
+            assert_eq!(
+                &local.clone().at(society),
+                party,
+                "a remote party's parts do not rebuild it"
+            );
+        }
     }
 }

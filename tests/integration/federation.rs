@@ -427,10 +427,23 @@ fn a_received_batch_that_cannot_be_written_waits_and_lands_once() {
     south.start_supervisor();
     let first = send_many(&south, "before", 1);
     answered_once(&south, &north, &first);
+    // Swapped atomically with a directory (the file is never missing, which
+    // the supervisor would take for a truncation), and back later.
     let inbox = north.layout().supervisor_inbox();
-    let aside = inbox.with_extension("aside");
-    std::fs::rename(&inbox, &aside).expect("move the inbox aside");
-    std::fs::create_dir(&inbox).expect("a directory in its place");
+    let dir = inbox.with_extension("dir");
+    std::fs::create_dir(&dir).expect("a directory");
+    let swap = || {
+        use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
+        renameat2(
+            AT_FDCWD,
+            &inbox,
+            AT_FDCWD,
+            &dir,
+            RenameFlags::RENAME_EXCHANGE,
+        )
+        .expect("swap the inbox and the directory");
+    };
+    swap();
     let ids = send_many(&south, "during", 20);
     wait_until(SOON, "north's bridge to report the failing append", || {
         let v = link(&north);
@@ -441,8 +454,7 @@ fn a_received_batch_that_cannot_be_written_waits_and_lands_once() {
     });
     // The fault lasts 3 s: its length is the fault, not a wait.
     std::thread::sleep(Duration::from_secs(3));
-    std::fs::remove_dir(&inbox).expect("remove the directory");
-    std::fs::rename(&aside, &inbox).expect("put the inbox back");
+    swap();
     answered_once(&south, &north, &ids);
 }
 

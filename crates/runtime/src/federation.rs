@@ -27,7 +27,6 @@ use society_core::jsonl::{read_lines_bounded, Appender, Durability};
 use society_core::{atomic, Envelope, Layout, MsgId, Party, SocietyName};
 use std::collections::{HashSet, VecDeque};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -100,8 +99,8 @@ pub struct Bridge {
 struct Shared {
     /// Something was appended to `outbound.jsonl`.
     outbound: Notify,
-    stop: AtomicBool,
-    stopped: Notify,
+    /// Set once, when the bridge stops; every wait also waits on it.
+    stop: tokio::sync::watch::Sender<bool>,
     state: Mutex<LinkState>,
     path: PathBuf,
 }
@@ -128,7 +127,7 @@ impl Shared {
     }
 
     fn stopping(&self) -> bool {
-        self.stop.load(Ordering::SeqCst)
+        *self.stop.borrow()
     }
 }
 
@@ -157,8 +156,7 @@ impl Bridge {
         };
         let shared = Arc::new(Shared {
             outbound: Notify::new(),
-            stop: AtomicBool::new(false),
-            stopped: Notify::new(),
+            stop: tokio::sync::watch::channel(false).0,
             state: Mutex::new(state),
             path: layout.federation_state(),
         });
@@ -209,14 +207,28 @@ impl Bridge {
 
 impl Drop for Bridge {
     fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::SeqCst);
-        self.shared.stopped.notify_waiters();
+        self.shared.stop.send_replace(true);
         self.shared.outbound.notify_one();
+        // A request in flight ends within its timeout; the supervisor does
+        // not wait longer than that for it (what was not acknowledged is
+        // sent or received again by the next one).
         if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            let deadline = std::time::Instant::now() + TIMEOUT + Duration::from_secs(1);
+            while !t.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if t.is_finished() {
+                let _ = t.join();
+            }
         }
         self.shared.update(|s| s.connected = false);
     }
+}
+
+/// Resolves once the bridge is stopping.
+async fn stopping(shared: &Shared) {
+    let mut rx = shared.stop.subscribe();
+    let _ = rx.wait_for(|stop| *stop).await;
 }
 
 async fn run(
@@ -232,7 +244,7 @@ async fn run(
     };
     let client = tokio::select! {
         c = options.connect(servers) => c,
-        _ = shared.stopped.notified() => return,
+        _ = stopping(&shared) => return,
     };
     let client = match client {
         Ok(c) => c,
@@ -245,7 +257,7 @@ async fn run(
     let out = publish(&layout, &js, &cfg, &shared);
     let inb = receive(&layout, &js, &name, &cfg, &shared);
     tokio::join!(out, inb);
-    let _ = client.drain().await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), client.drain()).await;
 }
 
 /// The connection's options: credentials from the environment or a creds
@@ -332,7 +344,7 @@ fn stream_config(society: &SocietyName, replicas: usize) -> stream::Config {
 async fn pause(shared: &Shared, d: Duration) {
     tokio::select! {
         _ = tokio::time::sleep(d) => {}
-        _ = shared.stopped.notified() => {}
+        _ = stopping(shared) => {}
     }
 }
 
@@ -575,40 +587,56 @@ async fn receive(
     };
     let mut seen = Seen::load(layout);
     let inbox = layout.supervisor_inbox();
+    let mut messages = None;
     loop {
         if shared.stopping() {
             return;
         }
-        let fetched = consumer
-            .fetch()
-            .max_messages(FETCH)
-            .expires(Duration::from_secs(1))
-            .messages()
-            .await;
-        let mut messages = match fetched {
-            Ok(m) => m,
-            Err(e) => {
-                shared.error("fetching from this society's stream", e);
-                pause(shared, Duration::from_millis(500)).await;
+        // One continuous pull: a message is handed over as soon as the
+        // server has it (no polling), up to FETCH ahead of the acks.
+        let stream = match messages.as_mut() {
+            Some(s) => s,
+            None => match consumer
+                .stream()
+                .max_messages_per_batch(FETCH)
+                // Short pulls with heartbeats: a pull the server lost in a
+                // restart is noticed within seconds, not at its expiry.
+                .expires(Duration::from_secs(5))
+                .heartbeat(Duration::from_secs(1))
+                .messages()
+                .await
+            {
+                Ok(s) => messages.insert(s),
+                Err(e) => {
+                    shared.error("cannot pull from this society's stream", e);
+                    pause(shared, Duration::from_millis(500)).await;
+                    continue;
+                }
+            },
+        };
+        let first = tokio::select! {
+            m = stream.next() => m,
+            _ = stopping(shared) => return,
+        };
+        let mut batch = match first {
+            Some(Ok(m)) => vec![m],
+            Some(Err(e)) => {
+                // Missed heartbeats while the server was away, and the
+                // like: the stream goes on by itself.
+                shared.error("pulling from this society's stream", e);
+                continue;
+            }
+            None => {
+                messages = None;
                 continue;
             }
         };
-        let mut batch = Vec::new();
-        loop {
-            tokio::select! {
-                m = messages.next() => match m {
-                    Some(Ok(m)) => batch.push(m),
-                    Some(Err(e)) => {
-                        shared.error("fetching from this society's stream", e);
-                        break;
-                    }
-                    None => break,
-                },
-                _ = shared.stopped.notified() => return,
+        // And whatever else has arrived: one append and one fsync for all.
+        while batch.len() < FETCH {
+            match futures_util::FutureExt::now_or_never(stream.next()) {
+                Some(Some(Ok(m))) => batch.push(m),
+                _ => break,
             }
-        }
-        if batch.is_empty() {
-            continue;
         }
         let mut lines: Vec<(MsgId, Vec<u8>)> = Vec::new();
         let mut dups = 0;

@@ -15,8 +15,15 @@ use std::path::Path;
 /// Opens a JSONL file for reading, never through a symbolic link below the
 /// state directory (`confine`): lines of a file outside the society never
 /// enter it as messages or dead letters.
+/// Opens a JSONL file to read. Anything but a regular file in its place (a
+/// directory put there for a while) is an I/O error its reader retries, not
+/// a file of another length: a consumer's cursor is never judged against it.
 fn open(path: &Path) -> std::io::Result<File> {
-    crate::confine::open(path, nix::fcntl::OFlag::O_RDONLY, 0)
+    let file = crate::confine::open(path, nix::fcntl::OFlag::O_RDONLY, 0)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    Ok(file)
 }
 
 /// One complete line: its bytes (without `\n`) and where it sits in the file.

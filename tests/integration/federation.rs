@@ -669,3 +669,55 @@ fn tls_when_the_url_says_so() {
     answered_once(&south, &north, &ids);
     assert_eq!(link(&south)["servers"], json!([url]));
 }
+
+/// A case opened in south reaches an agent of north, which asks south's
+/// orchestrator for approval; the answer goes back across. North's log of
+/// the case starts with `created`, naming the society it came from.
+#[test]
+fn an_approval_and_a_case_span_two_societies() {
+    let server = Nats::start();
+    let url = server.url();
+    let asker = "[[agent]]\nid = \"asker\"\nkeep_alive = true\n[agent.brain]\nkind = \"script\"\n[[agent.brain.rules]]\ntype = \"task\"\nactions = [{ do = \"send\", to = \"orchestrator@south\", type = \"approval_request\", body = { plan = \"ship it\" } }]\n";
+    let mut north = Society::new(BIN, &federated("north", &url, asker));
+    let mut south = Society::new(BIN, &federated("south", &url, ""));
+    north.start_supervisor();
+    south.start_supervisor();
+    let case = south
+        .ok(&["case", "new", "spanning two societies"])
+        .trim()
+        .to_string();
+    south.ok(&["send", "asker@north", "go", "--case", &case]);
+    let request = wait_until(SOON, "asker@north's approval request in south", || {
+        let pending = json_of(&south, &["approvals", "--json"]);
+        pending.as_array().and_then(|a| a.first()).cloned()
+    });
+    assert_eq!(request["from"], "asker@north", "{request}");
+    let id = request["id"].as_str().expect("id").to_string();
+    south.ok(&["approve", &id, "--note", "fine"]);
+    let answer = wait_until(SOON, "the answer in asker's inbox", || {
+        messages(&north.agent("asker").inbox(), "approval_response")
+            .into_iter()
+            .next()
+    });
+    assert_eq!(answer["from"], "orchestrator@south", "{answer}");
+    assert_eq!(answer["body"]["approved"], true, "{answer}");
+    assert_eq!(answer["body"]["note"], "fine", "{answer}");
+    assert_eq!(answer["case"], case.as_str(), "{answer}");
+    let theirs = records(&south.layout().case_log(&case.parse().expect("case id")));
+    let events: Vec<&str> = theirs.iter().filter_map(|r| r["event"].as_str()).collect();
+    for e in ["created", "message", "approval_requested", "approved"] {
+        assert!(
+            events.contains(&e),
+            "south's case log lacks {e}: {events:?}"
+        );
+    }
+    let ours = records(&north.layout().case_log(&case.parse().expect("case id")));
+    assert_eq!(
+        ours.first().map(|r| r["event"].clone()),
+        Some(json!("created")),
+        "{ours:?}"
+    );
+    assert_eq!(ours[0]["society"], "south", "{ours:?}");
+    let listed = north.ok(&["case", "list"]);
+    assert!(listed.contains("of society south"), "{listed}");
+}

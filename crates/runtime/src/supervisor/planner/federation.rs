@@ -11,7 +11,7 @@ use super::Planner;
 use crate::activity;
 use crate::config::RouteAction;
 use serde_json::json;
-use society_core::kinds::{event, message};
+use society_core::kinds::{case_log, event, message};
 use society_core::{AgentId, Envelope, MsgId, Party};
 
 impl Planner<'_> {
@@ -128,7 +128,34 @@ impl Planner<'_> {
                 return;
             }
         }
+        self.joined_case(plan, &env);
         self.delivery(plan, &env, recipient.as_ref());
+    }
+
+    /// A case of another society reaches this one: its log here starts with
+    /// `created`, saying whose case it is, so that it is a case like any
+    /// other (open, listed, closable) and not a log without a beginning.
+    fn joined_case(&self, plan: &mut Plan, env: &Envelope) {
+        let Some(case) = &env.case else { return };
+        if self.case_view(plan, case).is_some()
+            || self.layout.case_log(case).exists()
+            || self.layout.case_pointer(case).exists()
+        {
+            return;
+        }
+        let society = env.from.society().map(|s| s.to_string());
+        let fields = json!({
+            "purpose": format!("case {case} of society {}", society.as_deref().unwrap_or("?")),
+            "by": env.from, "society": society, "priority": null, "due": null,
+        });
+        self.case(
+            plan,
+            case,
+            case_log::CREATED,
+            &env.from.to_string(),
+            format!("{}/created", env.id),
+            fields,
+        );
     }
 
     /// The receiver's protection for a sender of another society: its
@@ -193,7 +220,7 @@ impl Planner<'_> {
         self.remote(plan, &note);
     }
 
-    fn cannot_leave_to(&self, party: &Party) -> bool {
+    pub fn cannot_leave_to(&self, party: &Party) -> bool {
         party.society().is_none() || self.society.is_none() || !self.federated
     }
 }

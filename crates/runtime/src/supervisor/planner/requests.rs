@@ -492,7 +492,18 @@ impl Planner<'_> {
             (Party::Agent(agent), _, _) if self.known(&agent) => {
                 let case = req.case.clone();
                 let answer = (approve, note, how.as_ref());
-                self.answer_by(plan, env, &req, &agent, case, answer, by);
+                self.answer_by(plan, env, &req, &Party::Agent(agent), case, answer, by);
+            }
+            // A request from another society's party: answered across.
+            (from @ Party::Remote { .. }, _, _) if self.cannot_leave_to(&from) => self.reject(
+                plan,
+                env,
+                format!("approval request {request} came from {from}, and this society is not federated"),
+            ),
+            (from @ Party::Remote { .. }, _, _) => {
+                let case = req.case.clone();
+                let answer = (approve, note, how.as_ref());
+                self.answer_by(plan, env, &req, &from, case, answer, by);
             }
             _ => self.reject(
                 plan,
@@ -516,7 +527,8 @@ impl Planner<'_> {
         case: Option<CaseId>,
         answer: (bool, Option<String>, Option<&crate::control::How>),
     ) {
-        self.answer_by(plan, env, req, agent, case, answer, ORCHESTRATOR);
+        let to = Party::Agent(agent.clone());
+        self.answer_by(plan, env, req, &to, case, answer, ORCHESTRATOR);
     }
 
     /// The answer, from the orchestrator or from the lead that gave it.
@@ -526,7 +538,7 @@ impl Planner<'_> {
         plan: &mut Plan,
         env: &Envelope,
         req: &Envelope,
-        agent: &AgentId,
+        to: &Party,
         case: Option<CaseId>,
         (approve, note, how): (bool, Option<String>, Option<&crate::control::How>),
         by: &str,
@@ -560,16 +572,15 @@ impl Planner<'_> {
             Ok(lead) if by != ORCHESTRATOR => Party::Agent(lead),
             _ => Party::Orchestrator,
         };
-        let mut answer = Envelope::new(
-            from,
-            Party::Agent(agent.clone()),
-            message::APPROVAL_RESPONSE,
-            body,
-        );
+        let mut answer = Envelope::new(from, to.clone(), message::APPROVAL_RESPONSE, body);
         answer.id = MsgId::derive(&env.id, RESPONSE);
         answer.reply_to = Some(req.id);
         answer.case = case;
-        self.to_agent(plan, agent, &answer);
+        match to {
+            Party::Agent(agent) => self.to_agent(plan, agent, &answer),
+            // Out through `outbound.jsonl` to the requester's society.
+            _ => self.remote(plan, &answer),
+        }
     }
 }
 

@@ -587,3 +587,50 @@ fn org_decl(
 fn default_brain() -> serde_json::Value {
     serde_json::json!({ "kind": "echo" })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<SocietyConfig, String> {
+        SocietyConfig::parse(text, Path::new("society.toml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn federation_is_read_and_checked() {
+        let ok = parse(
+            "[society]\nname = \"north\"\n[federation]\nnats_url = \"nats://127.0.0.1:4222, tls://10.0.0.2:4222\"\nreplicas = 3\n",
+        )
+        .expect("valid");
+        assert_eq!(ok.society.name.expect("name").as_str(), "north");
+        let f = ok.federation.expect("federation");
+        assert_eq!(f.replicas, 3);
+        assert_eq!(f.creds_file, None);
+        for (text, says) in [
+            (
+                "[federation]\nnats_url = \"nats://h:1\"\n",
+                "needs [society] name",
+            ),
+            ("[society]\nname = \"North\"\n", "invalid society name"),
+            (
+                "[society]\nname = \"n\"\n[federation]\nnats_url = \"http://h:1\"\n",
+                "expected nats://",
+            ),
+            (
+                "[society]\nname = \"n\"\n[federation]\nnats_url = \"nats://\"\n",
+                "expected nats://",
+            ),
+            (
+                "[society]\nname = \"n\"\n[federation]\nnats_url = \"nats://h:1\"\nreplicas = 0\n",
+                "1 to 5",
+            ),
+            (
+                "[society]\nname = \"n\"\n[federation]\nnats_url = \"nats://h:1\"\ntoken = \"x\"\n",
+                "unknown field `token`",
+            ),
+        ] {
+            let err = parse(text).expect_err(text);
+            assert!(err.contains(says), "{text:?}: {err}");
+        }
+    }
+}

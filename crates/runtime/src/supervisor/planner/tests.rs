@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod cases;
+mod federation;
 mod limits;
 mod mirrors;
 mod org;
@@ -60,6 +61,8 @@ struct World {
     approvals: HashMap<MsgId, Envelope>,
     decided: HashSet<MsgId>,
     items: crate::org::Items,
+    society: Option<society_core::SocietyName>,
+    federated: bool,
 }
 
 impl World {
@@ -90,6 +93,8 @@ impl World {
             approvals: HashMap::new(),
             decided: HashSet::new(),
             items: crate::org::Items::default(),
+            society: None,
+            federated: false,
         }
     }
 
@@ -131,8 +136,8 @@ impl World {
             approvals: &self.approvals,
             decided: &self.decided,
             items: &self.items,
-            society: None,
-            federated: false,
+            society: self.society.as_ref(),
+            federated: self.federated,
         }
     }
 
@@ -183,6 +188,9 @@ impl World {
         }
         if dest == l.orchestrator_inbox() {
             return format!("orchestrator:{}", field("type"));
+        }
+        if dest == l.federation_outbound() {
+            return format!("outbound:{}", field("type"));
         }
         if dest == l.supervisor_inbox() {
             return format!("supervisor:{}", field("type"));

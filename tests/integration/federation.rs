@@ -425,7 +425,9 @@ fn a_received_batch_that_cannot_be_written_waits_and_lands_once() {
     let (mut north, mut south) = pair(&server.url());
     north.start_supervisor();
     south.start_supervisor();
-    let first = send_many(&south, "before", 1);
+    // Past 4 KiB of north's supervisor inbox, so that its cursor is past
+    // the length a directory reports.
+    let first = send_many(&south, "before", 25);
     answered_once(&south, &north, &first);
     // Swapped atomically with a directory (the file is never missing, which
     // the supervisor would take for a truncation), and back later.

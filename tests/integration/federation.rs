@@ -156,20 +156,31 @@ fn ten_thousand_messages_cross_twice_through_restarts_kills_and_a_partition() {
 
     north.start_supervisor();
     south.start_supervisor();
-    // The tasks, written into stage1's inbox at once as `society send` would.
+    // The tasks, written into stage1's inbox as `society send` would, a
+    // thousand ahead of the results: the stream of work never dries up
+    // before the last fault.
     let mut inbox = Appender::open(
         &south.agent("stage1").inbox(),
         Durability::Durable,
         usize::MAX,
     )
     .expect("stage1's inbox");
-    let lines: Vec<Vec<u8>> = (0..N)
-        .map(|n| {
-            let to = Party::Agent(AgentId::new("stage1").expect("id"));
-            Envelope::new(Party::Orchestrator, to, "task", json!({"n": n})).to_line()
-        })
-        .collect();
-    inbox.append_batch(&lines).expect("10,000 tasks");
+    let fed = std::cell::Cell::new(0u64);
+    let feed = |upto: u64| {
+        let upto = upto.min(N);
+        let lines: Vec<Vec<u8>> = (fed.get()..upto)
+            .map(|n| {
+                let to = Party::Agent(AgentId::new("stage1").expect("id"));
+                Envelope::new(Party::Orchestrator, to, "task", json!({"n": n})).to_line()
+            })
+            .collect();
+        if !lines.is_empty() {
+            inbox.append_batch(&lines).expect("tasks");
+            fed.set(upto);
+        }
+    };
+    let feed = std::cell::RefCell::new(feed);
+    feed.borrow_mut()(1_000);
 
     let results = south.layout().orchestrator_inbox();
     let count = || {
@@ -180,7 +191,9 @@ fn ten_thousand_messages_cross_twice_through_restarts_kills_and_a_partition() {
     };
     let reach = |n: u64, what: &str| {
         wait_until(Duration::from_secs(240), what, || {
-            (count() >= n).then_some(())
+            let done = count();
+            feed.borrow_mut()(done + 1_000);
+            (done >= n).then_some(())
         });
     };
     let mut faults = Vec::new();
@@ -203,6 +216,8 @@ fn ten_thousand_messages_cross_twice_through_restarts_kills_and_a_partition() {
     reach(3_500, "3,500 results before the partition");
     server.pause();
     let frozen = count();
+    // Work arrives while the server is frozen.
+    feed.borrow_mut()(fed.get() + 500);
     // The partition lasts 10 s: its length is the fault, not a wait.
     std::thread::sleep(Duration::from_secs(10));
     // stage1 went on forwarding: what it sent waits in south's outbound log.
@@ -263,13 +278,19 @@ fn ten_thousand_messages_cross_twice_through_restarts_kills_and_a_partition() {
     };
     once(&north.agent("stage2").inbox(), "task", "north's stage2");
     // In order per sender: stage1 took the tasks in order, and north's
-    // stage2 got them in that order, through every fault.
-    let order: Vec<u64> = messages(&north.agent("stage2").inbox(), "task")
-        .iter()
-        .filter_map(|r| r["body"]["n"].as_u64())
-        .collect();
-    if let Some(w) = order.windows(2).find(|w| w[1] < w[0]) {
-        panic!("stage2 got task {} after task {}: out of order", w[1], w[0]);
+    // stage2 got them in that order, through every fault; so did south's
+    // stage3 from stage2.
+    for (who, inbox) in [
+        ("north's stage2", north.agent("stage2").inbox()),
+        ("south's stage3", south.agent("stage3").inbox()),
+    ] {
+        let order: Vec<u64> = messages(&inbox, "task")
+            .iter()
+            .filter_map(|r| r["body"]["n"].as_u64())
+            .collect();
+        if let Some(w) = order.windows(2).find(|w| w[1] < w[0]) {
+            panic!("{who} got task {} after task {}: out of order", w[1], w[0]);
+        }
     }
     once(&south.agent("stage3").inbox(), "task", "south's stage3");
     once(&results, "result", "south's orchestrator");

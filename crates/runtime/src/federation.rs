@@ -27,6 +27,7 @@ use society_core::jsonl::{read_lines_bounded, Appender, Durability};
 use society_core::{atomic, Envelope, Layout, MsgId, Party, SocietyName};
 use std::collections::{HashSet, VecDeque};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -101,6 +102,9 @@ struct Shared {
     outbound: Notify,
     /// Set once, when the bridge stops; every wait also waits on it.
     stop: tokio::sync::watch::Sender<bool>,
+    /// Connections made so far (the receiver opens its consumer afresh on
+    /// each new one).
+    connections: AtomicU64,
     state: Mutex<LinkState>,
     path: PathBuf,
 }
@@ -157,6 +161,7 @@ impl Bridge {
         let shared = Arc::new(Shared {
             outbound: Notify::new(),
             stop: tokio::sync::watch::channel(false).0,
+            connections: AtomicU64::new(0),
             state: Mutex::new(state),
             path: layout.federation_state(),
         });
@@ -252,6 +257,10 @@ async fn run(
     };
     let js = jetstream::ContextBuilder::new()
         .timeout(TIMEOUT)
+        // An acknowledgement abandoned after a failure holds its in-flight
+        // permit this long (30 s by default: publishing stalled that long
+        // after every server restart).
+        .ack_timeout(TIMEOUT)
         .max_ack_inflight(WINDOW)
         .build(client.clone());
     let out = publish(&layout, &js, &cfg, &shared);
@@ -279,7 +288,10 @@ async fn options(
             async move {
                 use async_nats::Event;
                 let connected = match event {
-                    Event::Connected => true,
+                    Event::Connected => {
+                        shared.connections.fetch_add(1, Ordering::SeqCst);
+                        true
+                    }
                     Event::Disconnected => false,
                     // An authorization violation, a TLS failure: said where
                     // `society federation status` shows it.
@@ -555,43 +567,37 @@ async fn receive(
     cfg: &FederationConfig,
     shared: &Shared,
 ) {
-    let consumer: consumer::PullConsumer = loop {
-        if shared.stopping() {
-            return;
-        }
-        let made = async {
-            let stream = js
-                .get_or_create_stream(stream_config(name, cfg.replicas))
-                .await?;
-            let consumer = stream
-                .get_or_create_consumer(
-                    &consumer_name(name),
-                    consumer::pull::Config {
-                        durable_name: Some(consumer_name(name)),
-                        ack_policy: consumer::AckPolicy::Explicit,
-                        ack_wait: ACK_WAIT,
-                        max_ack_pending: 4 * FETCH as i64,
-                        ..Default::default()
-                    },
-                )
-                .await?;
-            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(consumer)
-        };
-        match made.await {
-            Ok(c) => break c,
-            Err(e) => {
-                shared.error("cannot open this society's stream", e);
-                pause(shared, Duration::from_secs(1)).await;
-            }
-        }
-    };
     let mut seen = Seen::load(layout);
     let inbox = layout.supervisor_inbox();
     let mut messages = None;
+    let mut consumer = None;
+    let mut opened_at = u64::MAX;
     loop {
         if shared.stopping() {
             return;
         }
+        // A new connection (or the first): the consumer is made afresh, so
+        // that whatever was delivered to a connection or a process that is
+        // gone comes again at once and in stream order — before anything
+        // newer — instead of after the ack wait, behind newer messages.
+        let connection = shared.connections.load(Ordering::SeqCst);
+        if connection != opened_at {
+            messages = None;
+            match open_consumer(js, name, cfg).await {
+                Ok(c) => {
+                    consumer = Some(c);
+                    opened_at = connection;
+                }
+                Err(e) => {
+                    shared.error("cannot open this society's stream", e);
+                    pause(shared, Duration::from_secs(1)).await;
+                    continue;
+                }
+            }
+        }
+        let Some(consumer) = consumer.as_ref() else {
+            continue;
+        };
         // One continuous pull: a message is handed over as soon as the
         // server has it (no polling), up to FETCH ahead of the acks.
         let stream = match messages.as_mut() {
@@ -673,6 +679,39 @@ async fn receive(
             }
         }
     }
+}
+
+/// This society's stream and a fresh durable consumer on it: the old one,
+/// if any, is deleted first (it is this supervisor's alone: the society's
+/// lock allows no other), which hands every message not yet acknowledged
+/// to the new one, in stream order. What was appended already is
+/// recognised by its id.
+async fn open_consumer(
+    js: &jetstream::Context,
+    name: &SocietyName,
+    cfg: &FederationConfig,
+) -> Result<consumer::PullConsumer, Box<dyn std::error::Error + Send + Sync>> {
+    let stream = js
+        .get_or_create_stream(stream_config(name, cfg.replicas))
+        .await?;
+    let durable = consumer_name(name);
+    if let Err(e) = stream.delete_consumer(&durable).await {
+        let absent = matches!(e.kind(), stream::ConsumerErrorKind::JetStream(j)
+            if j.error_code() == jetstream::ErrorCode::CONSUMER_NOT_FOUND);
+        if !absent {
+            return Err(e.into());
+        }
+    }
+    let consumer = stream
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some(durable),
+            ack_policy: consumer::AckPolicy::Explicit,
+            ack_wait: ACK_WAIT,
+            max_ack_pending: 4 * FETCH as i64,
+            ..Default::default()
+        })
+        .await?;
+    Ok(consumer)
 }
 
 /// A received message, checked: an envelope, from another society, for

@@ -35,8 +35,12 @@ fn the_agents_view_follows_a_sigkilled_agent_without_a_reload() {
         .await;
         let restarts_cell = cell("research", "restarts");
         let restarts = |text: Option<String>| text.and_then(|t| t.parse::<u64>().ok());
-        let before =
-            restarts(text_of(c, &restarts_cell).await).expect("the restarts cell holds a number");
+        // Read while the row may be drawn again (a live update replaces it):
+        // waited for, not read once.
+        let before = wait_for(c, "a number in research's restarts cell", async || {
+            restarts(text_of(c, &restarts_cell).await)
+        })
+        .await;
         let marker = c
             .execute("window.__marker = 42; return window.__marker;", vec![])
             .await

@@ -41,13 +41,18 @@ pub fn run(layout: &Layout, cmd: Command) -> anyhow::Result<Code> {
 
 fn reload(layout: &Layout, args: ReloadArgs) -> anyhow::Result<Code> {
     let done = config::reload(layout, args.timeout)?;
+    let federation = society_runtime::federation::reload_note(layout);
     if args.output.is_json() {
         let doc = serde_json::json!({
             "supervisor_running": done.is_some(),
             "reloaded": done,
+            "federation_note": federation,
         });
         output::report(&doc, args.output.format())?;
         return Ok(Code::Ok);
+    }
+    if let Some(note) = &federation {
+        note!("note: {note}");
     }
     let Some(done) = done else {
         outln!(

@@ -744,3 +744,32 @@ fn an_approval_and_a_case_span_two_societies() {
     let listed = north.ok(&["case", "list"]);
     assert!(listed.contains("of society south"), "{listed}");
 }
+
+/// `[society]` and `[federation]` are read when the supervisor starts:
+/// `config reload` says so when they changed, and a restart applies them.
+#[test]
+fn federation_settings_take_effect_at_the_next_start() {
+    let server = Nats::start();
+    let mut s = Society::new(BIN, ECHO);
+    s.start_supervisor();
+    let quiet = json_of(&s, &["config", "reload", "--json"]);
+    assert_eq!(quiet["federation_note"], Value::Null, "{quiet}");
+    std::fs::write(
+        s.root().join("society.toml"),
+        federated("west", &server.url(), ECHO),
+    )
+    .expect("society.toml");
+    let (c, _, err) = code(&s, &["config", "reload"]);
+    assert_eq!(c, 0, "{err}");
+    assert!(
+        err.contains("take effect when the supervisor starts"),
+        "{err}"
+    );
+    s.stop_supervisor();
+    s.start_supervisor();
+    wait_until(SOON, "west's link", || {
+        (link(&s)["connected"] == true).then_some(())
+    });
+    let after = json_of(&s, &["config", "reload", "--json"]);
+    assert_eq!(after["federation_note"], Value::Null, "{after}");
+}

@@ -862,3 +862,30 @@ pub fn report(layout: &Layout) -> Result<Report, crate::client::ClientError> {
         updated: state.map(|s| s.updated),
     })
 }
+
+/// After `society config reload`: what the running supervisor's bridge
+/// uses differs from `society.toml`'s `[society]` and `[federation]`, which
+/// are read only when the supervisor starts. `None` when they agree (or no
+/// supervisor runs).
+pub fn reload_note(layout: &Layout) -> Option<String> {
+    let pid = crate::client::supervisor::supervisor_pid(layout)?;
+    let cfg = crate::config::SocietyConfig::load(&layout.society_toml()).ok()?;
+    let running = LinkState::load(layout)
+        .ok()
+        .flatten()
+        .filter(|s| s.pid == pid);
+    let wanted = match (&cfg.society.name, &cfg.federation) {
+        (Some(name), Some(f)) => Some((
+            name.to_string(),
+            f.nats_url
+                .split(',')
+                .map(|u| u.trim().to_string())
+                .collect::<Vec<_>>(),
+        )),
+        _ => None,
+    };
+    let have = running.map(|s| (s.society, s.servers));
+    (wanted != have).then(|| {
+        "[society] and [federation] take effect when the supervisor starts: `society down && society up` applies them".to_string()
+    })
+}

@@ -140,7 +140,7 @@ impl Drop for Killed {
 
 /// The 1-minute load average and the CPU and I/O pressure (share of the
 /// last minute some task waited), for a shared machine's report.
-fn machine_load() -> String {
+pub(crate) fn machine_load() -> String {
     let first = |path: &str| {
         std::fs::read_to_string(path)
             .ok()

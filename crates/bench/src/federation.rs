@@ -10,13 +10,15 @@
 //!
 //! A separate traced pass polls the length of every file the message
 //! passes through on its way, so the report can say where a cross-society
-//! round trip's time goes; it is not the latency figure (polling eight
-//! files costs CPU the societies share).
+//! round trip's time goes; it is not the latency figure (polling seven
+//! files costs CPU the societies share). A traced burst does the same for
+//! throughput.
 
 mod report;
 
 pub use report::{rows, METHOD};
 
+use crate::dashboard::machine_load;
 use crate::peers::Nats;
 use crate::society::{file_len, wait_idle, LineCounter};
 use crate::stats::{median, summarize, Summary};
@@ -26,6 +28,7 @@ use society_core::{Envelope, Layout, Party};
 use society_testkit::{wait_until, Society};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(120);
@@ -52,6 +55,11 @@ pub struct F1 {
     pub hops: Vec<(&'static str, Summary)>,
     /// The traced pass's whole round trips (with the polling's cost).
     pub traced: Summary,
+    /// A traced burst: when each file on the way got its first and its
+    /// last line, from the client's append.
+    pub timeline: Vec<(&'static str, [Duration; 2])>,
+    /// The machine's load at F1's start and end (it may be shared).
+    pub load: (String, String),
 }
 
 fn federated(name: &str, url: &str, agents: &str) -> String {
@@ -60,12 +68,16 @@ fn federated(name: &str, url: &str, agents: &str) -> String {
     )
 }
 
-fn task(to: &str, n: usize) -> Envelope {
+/// A task with a body of its own: north's guard treats `orchestrator@south`
+/// as any sender, and refuses a fourth identical message within its flood
+/// window (then blocks the sender), so no two bodies in a run are alike.
+fn task(to: &str) -> Envelope {
+    static SEQ: AtomicUsize = AtomicUsize::new(0);
     Envelope::new(
         Party::Orchestrator,
         to.parse().expect("a valid address"),
         "task",
-        json!({"n": n}),
+        json!({"n": SEQ.fetch_add(1, Ordering::Relaxed)}),
     )
 }
 
@@ -89,7 +101,7 @@ fn round_trips(
     let mut samples = Vec::with_capacity(n);
     let mut ids = Vec::with_capacity(n + WARM_UP);
     for i in 0..n + WARM_UP {
-        let env = task(to, i);
+        let env = task(to);
         ids.push(env.id.to_string());
         let before = file_len(replies);
         let t = Instant::now();
@@ -109,7 +121,7 @@ fn round_trips(
 /// `n` messages appended in one write to `inbox`; messages per second
 /// until `n` more lines are in `replies`.
 fn burst(n: usize, inbox: &Path, replies: &Path, to: &str) -> (f64, Vec<String>) {
-    let batch: Vec<Envelope> = (0..n).map(|i| task(to, i)).collect();
+    let batch: Vec<Envelope> = (0..n).map(|_| task(to)).collect();
     let lines: Vec<Vec<u8>> = batch.iter().map(Envelope::to_line).collect();
     let mut counter = LineCounter::new(replies.to_path_buf());
     let t = Instant::now();
@@ -126,19 +138,29 @@ fn burst(n: usize, inbox: &Path, replies: &Path, to: &str) -> (f64, Vec<String>)
 /// counted were the replies, not something else.
 fn all_answered(inbox: &Path, sent: &[String]) {
     let lines = read_lines(inbox, 0, usize::MAX >> 1).expect("read the orchestrator inbox");
-    let answered: HashSet<String> = lines
+    let records: Vec<serde_json::Value> = lines
         .lines
         .iter()
-        .filter_map(|l| serde_json::from_slice::<serde_json::Value>(&l.bytes).ok())
-        .filter(|v| v["type"] == "reply")
-        .filter_map(|v| v["reply_to"].as_str().map(String::from))
+        .filter_map(|l| serde_json::from_slice(&l.bytes).ok())
         .collect();
-    let missing = sent.iter().filter(|id| !answered.contains(*id)).count();
+    let answered: HashSet<&str> = records
+        .iter()
+        .filter(|v| v["type"] == "reply")
+        .filter_map(|v| v["reply_to"].as_str())
+        .collect();
+    let missing: Vec<&String> = sent
+        .iter()
+        .filter(|id| !answered.contains(id.as_str()))
+        .collect();
+    let other = records.iter().find(|v| v["type"] != "reply");
     assert!(
-        missing == 0,
-        "{missing} of {} messages have no reply in {}",
+        missing.is_empty(),
+        "{} of {} messages have no reply in {} ({} lines; the first missing {:?}; a line that is no reply: {other:?})",
+        missing.len(),
         sent.len(),
-        inbox.display()
+        inbox.display(),
+        records.len(),
+        missing.first()
     );
 }
 
@@ -173,19 +195,30 @@ fn traced(n: usize, south: &Layout, north: &Layout) -> (Vec<(&'static str, Summa
     let mut hops: Vec<Vec<Duration>> = vec![Vec::new(); stages.len() + 1];
     let mut whole = Vec::new();
     for i in 0..n + WARM_UP {
-        let env = task("echo@north", i);
+        let line = task("echo@north").to_line();
+        // Taken before the append (the first hop may be over before the
+        // append returns); south's supervisor inbox counts as grown only
+        // past the client's own line.
+        let base: Vec<u64> = stages
+            .iter()
+            .map(|(_, p)| {
+                file_len(p)
+                    + if *p == south.supervisor_inbox() {
+                        line.len() as u64 + 1
+                    } else {
+                        0
+                    }
+            })
+            .collect();
         let t = Instant::now();
         append_one(
             &south.supervisor_inbox(),
-            &env.to_line(),
+            &line,
             Durability::Durable,
             1 << 20,
         )
         .expect("append");
         let appended = t.elapsed();
-        // Taken after the append, so that south's supervisor inbox grows
-        // for this stage only with the reply.
-        let base: Vec<u64> = stages.iter().map(|(_, p)| file_len(p)).collect();
         let mut seen: Vec<Option<Duration>> = vec![None; stages.len()];
         let deadline = t + T;
         while seen.last().is_some_and(Option::is_none) {
@@ -203,7 +236,12 @@ fn traced(n: usize, south: &Layout, north: &Layout) -> (Vec<(&'static str, Summa
         let mut previous = appended;
         hops[0].push(appended);
         for (k, at) in seen.iter().enumerate() {
-            let at = at.expect("every file grew before the last");
+            let Some(at) = *at else {
+                panic!(
+                    "{} did not grow before the reply came",
+                    stages[k].1.display()
+                )
+            };
             hops[k + 1].push(at.saturating_sub(previous));
             previous = previous.max(at);
         }
@@ -219,9 +257,54 @@ fn traced(n: usize, south: &Layout, north: &Layout) -> (Vec<(&'static str, Summa
     (hops, summarize(whole))
 }
 
+/// One burst of `n` to `echo@north` with the line count of every file on
+/// the way polled every millisecond: when each saw its first and its last
+/// (`n`th) line, from the client's append.
+fn traced_burst(n: usize, south: &Layout, north: &Layout) -> Vec<(&'static str, [Duration; 2])> {
+    let stages = path_of_a_message(south, north);
+    let mut counters: Vec<LineCounter> = stages
+        .iter()
+        .map(|(_, p)| LineCounter::new(p.clone()))
+        .collect();
+    // South's supervisor inbox holds the client's `n` lines before the replies.
+    let skip: Vec<usize> = stages
+        .iter()
+        .map(|(_, p)| if *p == south.supervisor_inbox() { n } else { 0 })
+        .collect();
+    let lines: Vec<Vec<u8>> = (0..n).map(|_| task("echo@north").to_line()).collect();
+    let mut seen: Vec<[Option<Duration>; 2]> = vec![[None; 2]; stages.len()];
+    let t = Instant::now();
+    Appender::open(&south.supervisor_inbox(), Durability::Durable, usize::MAX)
+        .expect("open the inbox")
+        .append_batch(&lines)
+        .expect("append");
+    while seen.last().is_some_and(|s| s[1].is_none()) {
+        assert!(t.elapsed() < T, "the traced burst did not come back");
+        for (k, c) in counters.iter_mut().enumerate() {
+            let got = c.poll().saturating_sub(skip[k]);
+            if got > 0 && seen[k][0].is_none() {
+                seen[k][0] = Some(t.elapsed());
+            }
+            if got >= n && seen[k][1].is_none() {
+                seen[k][1] = Some(t.elapsed());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    stages
+        .iter()
+        .zip(seen)
+        .map(|((name, _), [first, last])| {
+            let last = last.unwrap_or_default();
+            (*name, [first.unwrap_or(last), last])
+        })
+        .collect()
+}
+
 /// F1: cross-society round trips and throughput through `nats-server`
 /// (the binary `server`), beside the same in one society.
 pub fn f1(bin: &Path, server: &Path, z: &Sizes) -> anyhow::Result<F1> {
+    let load = machine_load();
     let nats = Nats::start(server)?;
     let url = nats.url();
     let mut north = Society::new(
@@ -278,6 +361,7 @@ pub fn f1(bin: &Path, server: &Path, z: &Sizes) -> anyhow::Result<F1> {
         cross_rates.push(r);
         cross_sent.extend(ids);
     }
+    let timeline = traced_burst(z.burst, &s_layout, &n_layout);
     all_answered(&local_replies, &local_sent);
     all_answered(&cross_replies, &cross_sent);
     south.stop_supervisor();
@@ -290,5 +374,7 @@ pub fn f1(bin: &Path, server: &Path, z: &Sizes) -> anyhow::Result<F1> {
         local_rate: median(local_rates),
         hops,
         traced,
+        timeline,
+        load: (load, machine_load()),
     })
 }

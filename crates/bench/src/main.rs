@@ -2,10 +2,11 @@
 //! the same run, and writes BENCHMARKS.md. Run through `scripts/bench.sh`,
 //! which installs the peers (Redis, s6, NATS) and builds in release mode.
 //! D1 (the dashboard) needs Chromium and chromedriver; without them its
-//! rows say why.
+//! rows say why. F1 (federation) needs `nats-server`.
 
 mod browser;
 mod dashboard;
+mod federation;
 mod machine;
 mod peers;
 mod society;
@@ -32,7 +33,7 @@ struct Args {
     /// The command line to print in the report.
     #[arg(long, default_value = "scripts/bench.sh")]
     command: String,
-    /// Run only these benchmarks (`B1,B2,...,R1,D1`); the report then holds only them.
+    /// Run only these benchmarks (`B1,B2,...,R1,D1,F1`); the report then holds only them.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// The `nats-server` binary of the JetStream peer.
@@ -53,6 +54,8 @@ struct Sizes {
     retention: usize,
     /// D1's soak: how long the page watches the inboxes grow.
     soak: Duration,
+    /// F1: round trips one at a time each way, and messages sent at once.
+    federation: [usize; 2],
 }
 
 fn main() -> anyhow::Result<()> {
@@ -79,6 +82,7 @@ fn main() -> anyhow::Result<()> {
             growth: [1_000, 100_000],
             retention: 100_000,
             soak: Duration::from_secs(30),
+            federation: [100, 1_000],
         }
     } else {
         Sizes {
@@ -93,6 +97,7 @@ fn main() -> anyhow::Result<()> {
             growth: [1_000, 1_000_000],
             retention: 1_000_000,
             soak: Duration::from_secs(180),
+            federation: [300, 5_000],
         }
     };
     let step = |name: &str| eprintln!("· {name}");
@@ -477,6 +482,29 @@ fn main() -> anyhow::Result<()> {
         }
     }
 
+    if want("F1") {
+        step("F1 federation");
+        let f = federation::Sizes {
+            latency: z.federation[0],
+            traced: 100,
+            burst: z.federation[1],
+            runs: z.runs,
+        };
+        match federation::f1(&bin, &args.nats_server, &f) {
+            Ok(m) => rows.extend(federation::rows(&m, &f)),
+            Err(e) => {
+                eprintln!("  F1 failed: {e:#}");
+                rows.push([
+                    "F1".into(),
+                    "round trip to an agent of another society over NATS JetStream".into(),
+                    format!("n/a ({e:#})"),
+                    "-".into(),
+                    "-".into(),
+                ]);
+            }
+        }
+    }
+
     let mut md = String::new();
     writeln!(md, "# Benchmarks\n")?;
     writeln!(
@@ -522,6 +550,7 @@ fn main() -> anyhow::Result<()> {
     writeln!(md, "- B5: dormant folders (config + checkpoint); wall time of the whole `society status --json` process.")?;
     writeln!(md, "- R1: bursts of 20,000 envelopes appended to one echo agent's inbox, each waited for in the orchestrator inbox (followed across its rotations); after the last, 2.5 s for the supervisor's scans, then the apparent size of every file under `.society-agent/` outside `archive/` (live) and inside it (segments, zstd level 3). \"Off\" sets `rotate_bytes` and `rotate_lines` out of reach. B6 runs with retention off, since it measures reading past a long consumed prefix.")?;
     writeln!(md, "{}", dashboard::METHOD)?;
+    writeln!(md, "{}", federation::METHOD)?;
     std::fs::write(&args.out, md)?;
     eprintln!("wrote {}", args.out.display());
     Ok(())

@@ -6,7 +6,7 @@ use nix::unistd::Pid;
 use serde_json::json;
 use society_core::jsonl::{append_one, read_lines, Appender, Durability};
 use society_core::state::{AgentStatus, LiveState};
-use society_core::{atomic, Envelope, Party};
+use society_core::{atomic, Envelope, Layout, Party};
 use society_testkit::{wait_until, Society};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -24,21 +24,28 @@ fn echo_society(bin: &Path, durability: &str, agents: usize, extra: &str) -> Soc
     Society::new(bin, &toml)
 }
 
+/// Whether agent `id` reports itself idle in its `status.json`.
+fn is_idle(layout: &Layout, id: &str) -> bool {
+    let st: Option<AgentStatus> =
+        atomic::read_json(&layout.agent(&id.parse().expect("id")).status(), "s")
+            .ok()
+            .flatten();
+    st.is_some_and(|st| st.state == LiveState::Idle)
+}
+
 fn all_idle(s: &Society, n: usize) {
     let layout = s.layout();
     wait_until(T, "every agent idle", || {
         (0..n)
-            .all(|i| {
-                let st: Option<AgentStatus> = atomic::read_json(
-                    &layout.agent(&format!("a{i}").parse().expect("id")).status(),
-                    "s",
-                )
-                .ok()
-                .flatten();
-                st.is_some_and(|st| st.state == LiveState::Idle)
-            })
+            .all(|i| is_idle(&layout, &format!("a{i}")))
             .then_some(())
     });
+}
+
+/// Waits until agent `id` is up and idle.
+pub(crate) fn wait_idle(s: &Society, id: &str) {
+    let layout = s.layout();
+    wait_until(T, "the agent idle", || is_idle(&layout, id).then_some(()));
 }
 
 fn msg(to: &str, n: usize) -> Envelope {
@@ -50,34 +57,35 @@ fn msg(to: &str, n: usize) -> Envelope {
     )
 }
 
-fn len(path: &Path) -> u64 {
+/// A file's length, 0 when it does not exist yet.
+pub(crate) fn file_len(path: &Path) -> u64 {
     std::fs::metadata(path).map_or(0, |m| m.len())
 }
 
 /// Counts complete lines appended to a file since a cursor.
-struct LineCounter {
+pub(crate) struct LineCounter {
     path: PathBuf,
     cursor: u64,
     count: usize,
 }
 
 impl LineCounter {
-    fn new(path: PathBuf) -> LineCounter {
-        let cursor = len(&path);
+    pub(crate) fn new(path: PathBuf) -> LineCounter {
+        let cursor = file_len(&path);
         LineCounter {
             path,
             cursor,
             count: 0,
         }
     }
-    fn poll(&mut self) -> usize {
+    pub(crate) fn poll(&mut self) -> usize {
         if let Ok(b) = read_lines(&self.path, self.cursor, 8 << 20) {
             self.count += b.lines.len();
             self.cursor = b.next;
         }
         self.count
     }
-    fn wait_for(&mut self, n: usize) {
+    pub(crate) fn wait_for(&mut self, n: usize) {
         let deadline = Instant::now() + T;
         while self.poll() < n {
             assert!(
@@ -96,11 +104,11 @@ fn round_trips(s: &Society, to: &str, n: usize) -> Summary {
     let out = s.layout().orchestrator_inbox();
     let mut samples = Vec::with_capacity(n);
     for i in 0..n + 20 {
-        let before = len(&out);
+        let before = file_len(&out);
         let t = Instant::now();
         append_one(&inbox, &msg(to, i).to_line(), Durability::Durable, 1 << 20).expect("append");
         let deadline = t + T;
-        while len(&out) <= before {
+        while file_len(&out) <= before {
             assert!(Instant::now() < deadline, "no reply");
             std::thread::sleep(Duration::from_micros(20));
         }
@@ -437,7 +445,7 @@ pub fn b6(bin: &Path, consumed: usize, n: usize) -> Summary {
         std::io::Write::write_all(&mut f, &line).expect("write");
     }
     drop(f);
-    let offset = len(&inbox);
+    let offset = file_len(&inbox);
     std::fs::write(s.agent("a0").checkpoint(), serde_json::to_vec(&json!({"generation": 1, "inbox_offset": offset, "in_flight": null, "handled": consumed})).expect("json")).expect("ckpt");
     s.start_supervisor();
     all_idle(&s, 1);

@@ -641,7 +641,15 @@ async fn receive(
         while batch.len() < FETCH {
             match futures_util::FutureExt::now_or_never(stream.next()) {
                 Some(Some(Ok(m))) => batch.push(m),
-                _ => break,
+                Some(Some(Err(e))) => {
+                    shared.error("pulling from this society's stream", e);
+                    break;
+                }
+                Some(None) => {
+                    messages = None;
+                    break;
+                }
+                None => break,
             }
         }
         let mut lines: Vec<(MsgId, Vec<u8>)> = Vec::new();

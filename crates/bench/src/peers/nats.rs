@@ -80,6 +80,11 @@ impl Nats {
         Ok(nats)
     }
 
+    /// The client URL (`nats://127.0.0.1:PORT`), for F1's societies.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     /// Round trips one at a time: publish a request and await its ack; the
     /// worker fetches it, publishes the reply, awaits that ack and acks the
     /// request; the client receives the reply. The first 20 are warm-up.

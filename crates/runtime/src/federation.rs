@@ -7,13 +7,15 @@
 //!
 //! - **Out:** the router appends every message to another society to
 //!   `supervisor/outbound.jsonl` (durable, in the same batch as the rest of
-//!   what the line decided). The bridge publishes its lines in order to
-//!   `society.<to>.in`, each with its envelope id as `Nats-Msg-Id` (the
-//!   stream drops a second copy within its duplicate window), and moves its
-//!   cursor (`supervisor/federation.json`) past a line only once the server
-//!   acknowledged it: a crash or a lost link publishes again, never skips.
-//! - **In:** a durable pull consumer on this society's own stream; each
-//!   fetched batch is appended to `supervisor/inbox.jsonl` (fsync) and only
+//!   what the line decided). The bridge publishes its lines in order, one
+//!   at a time, to `society.<to>.in`, each with its envelope id as
+//!   `Nats-Msg-Id` (the stream drops a second copy within its duplicate
+//!   window), and moves its cursor (`supervisor/federation.json`) past a
+//!   line only once the server acknowledged it: a crash or a lost link
+//!   publishes again, never skips.
+//! - **In:** a durable pull consumer on this society's own stream, made
+//!   afresh at start and on each new connection; what has arrived is
+//!   appended to `supervisor/inbox.jsonl` (one write, one fsync) and only
 //!   then acknowledged; the router routes it from there like any outbox
 //!   line. A message the server delivers again (the ack was lost, the
 //!   supervisor died between the append and the ack) is recognised by its
@@ -49,7 +51,7 @@ pub fn consumer_name(society: &SocietyName) -> String {
 
 /// Lines of `outbound.jsonl` read at once (published one at a time).
 const BATCH: usize = 256;
-/// Messages fetched per pull.
+/// Messages pulled ahead of their acknowledgements, and appended at once.
 const FETCH: usize = 256;
 /// Envelope ids of received messages remembered to recognise a redelivery.
 const SEEN: usize = 200_000;

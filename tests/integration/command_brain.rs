@@ -273,11 +273,59 @@ printf '{"action":"write_file","path":"%s","content":"escaped"}\n' "$path"
     assert!(s.stop_supervisor().success());
 }
 
+/// Without the sandbox (no launcher, no cgroup, no parent-death signal) the
+/// new generation's startup sweep is the only thing that can end the group:
+/// it must, and say so.
 #[test]
 fn a_new_generation_kills_the_tool_group_a_killed_agent_left_behind() {
-    let toml = society_toml(3, &[("t", "tools/t.sh", ", timeout = \"60s\"")]);
+    let (s, pids) = leftover_group(", sandbox = { mode = \"off\" }");
+    let swept = events(&s, "t", "tool_group_killed");
+    assert_eq!(swept.len(), 1, "{swept:?}");
+    assert_eq!(swept[0]["gen"], 2, "{swept:?}");
+    assert_eq!(swept[0]["pgid"], pids[0], "{swept:?}");
+    let mut named: Vec<i64> = swept[0]["pids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_i64().unwrap())
+        .collect();
+    named.sort_unstable();
+    let mut ours: Vec<i64> = pids.iter().map(|p| i64::from(*p)).collect();
+    ours.sort_unstable();
+    assert_eq!(named, ours, "leader and grandchild: {swept:?}");
+}
+
+/// In the default sandbox the program leads a session in a `pids` cgroup of
+/// its own and dies with the agent (parent-death signal); its grandchild is
+/// ended by whichever comes first: the new generation's sweep, or the first
+/// cgroup use of any agent process on the machine, which removes the run
+/// cgroups of dead agents. Either way it is gone before the second attempt
+/// runs, and the message is answered once.
+#[test]
+fn in_the_sandbox_a_killed_agents_tool_group_is_gone_before_the_retry() {
+    let (s, pids) = leftover_group("");
+    // The sweep may have found the group already ended; if it acted, it
+    // says which group.
+    for swept in events(&s, "t", "tool_group_killed") {
+        assert_eq!(swept["pgid"], pids[0], "{swept}");
+    }
+}
+
+/// Runs `t`, whose program hangs with a grandchild on the first attempt,
+/// SIGKILLs the agent mid-run, and checks what both variants share: the
+/// second generation answers, the first run's processes are gone (not by
+/// the 60 s timeout), the message is handled once. Returns the society and
+/// the first run's `[leader, grandchild]`.
+fn leftover_group(brain_keys: &str) -> (Society, Vec<i32>) {
+    let toml = society_toml(
+        3,
+        &[(
+            "t",
+            "tools/t.sh",
+            &format!(", timeout = \"60s\"{brain_keys}"),
+        )],
+    );
     let mut s = Society::new(BIN, &toml);
-    // Hangs with a grandchild on the first attempt, answers on any later one.
     script(
         s.root(),
         "t.sh",
@@ -312,15 +360,13 @@ fn a_new_generation_kills_the_tool_group_a_killed_agent_left_behind() {
         killed_at.elapsed() < Duration::from_secs(30),
         "not by the 60 s timeout"
     );
-    let swept = &events(&s, "t", "tool_group_killed")[0];
-    assert_eq!(swept["gen"], 2, "{swept}");
-    assert_eq!(swept["pgid"], pids[0], "{swept}");
     let handled = wait_until(SOON, "the message recorded handled", || {
         Some(events(&s, "t", "message_handled")).filter(|h| !h.is_empty())
     });
     assert_eq!(handled.len(), 1);
     assert_eq!(handled[0]["attempt"], 2);
     assert!(s.stop_supervisor().success());
+    (s, pids)
 }
 
 #[test]

@@ -554,11 +554,11 @@ fn event_names(s: &Society, case: &str) -> Vec<String> {
 fn due_dates_warn_then_escalate_once_across_restarts() {
     let mut s = Society::new(BIN, "");
     s.start_supervisor();
-    // Long enough that a restarted supervisor checks it between its warning
-    // and its due time (a due-soon warning at 80 %: 14.4 s, 3.6 s left).
+    // Long enough that a restarted supervisor usually checks it between its
+    // warning and its due time (a due-soon warning at 80 %: 24 s, 6 s left).
     let opened = Instant::now();
-    let case = s.ok(&["case", "new", "file the taxes", "--due", "18s"]);
-    let due = opened + Duration::from_secs(18);
+    let case = s.ok(&["case", "new", "file the taxes", "--due", "30s"]);
+    let due = opened + Duration::from_secs(30);
     // Short: due dates are checked once a second, and 80 % of 2 s falls
     // between two checks; it must still be warned about before it is overdue.
     let short = s.ok(&["case", "new", "quick fix", "--due", "2s"]);
@@ -573,7 +573,7 @@ fn due_dates_warn_then_escalate_once_across_restarts() {
         case_events(&s, &short)
     );
 
-    wait_until(SOON, "due_soon", || {
+    wait_until(Duration::from_secs(40), "due_soon", || {
         (count_event(&case_events(&s, &case), "due_soon") == 1).then_some(())
     });
     assert!(Instant::now() < due, "due_soon comes before the due time");
@@ -581,12 +581,14 @@ fn due_dates_warn_then_escalate_once_across_restarts() {
     s.kill_supervisor();
     s.start_supervisor();
     wait_due_pass(&s, false);
+    let passed_before_due = Instant::now() < due;
     let c = due_counts(&s, &case);
-    assert_eq!(
-        (c["due_soon"], c["overdue"]),
-        (1, 0),
-        "checked again before the due time, not warned twice"
-    );
+    assert_eq!(c["due_soon"], 1, "not warned twice: {c:?}");
+    // On a loaded machine the restart may take until the due time; only a
+    // pass known to have run before it must have found the case not overdue.
+    if passed_before_due {
+        assert_eq!(c["overdue"], 0, "checked again before the due time");
+    }
 
     wait_until(SOON, "overdue and its escalation", || {
         let c = due_counts(&s, &case);

@@ -413,11 +413,14 @@ fn send_many(south: &Society, tag: &str, n: usize) -> Vec<String> {
 }
 
 /// Every id answered in south's orchestrator inbox, once; and north's echo
-/// agent got each once.
+/// agent got each once. (Both read with their rotated segments.)
 fn answered_once(south: &Society, north: &Society, ids: &[String]) {
-    let inbox = south.layout().orchestrator_inbox();
+    let (layout, inbox) = (south.layout(), south.layout().orchestrator_inbox());
+    let all = |layout: &society_core::Layout, path: &Path| {
+        society_core::segments::read_objects_all(layout, path).expect("read with segments")
+    };
     let replies = |id: &String| {
-        records(&inbox)
+        all(&layout, &inbox)
             .iter()
             .filter(|r| r["reply_to"] == **id)
             .count()
@@ -425,7 +428,7 @@ fn answered_once(south: &Society, north: &Society, ids: &[String]) {
     wait_until(Duration::from_secs(60), "every message answered", || {
         ids.iter().all(|id| replies(id) >= 1).then_some(())
     });
-    let got = records(&north.agent("echo").inbox());
+    let got = all(&north.layout(), &north.agent("echo").inbox());
     for id in ids {
         assert_eq!(replies(id), 1, "{id} answered once");
         let copies = got.iter().filter(|r| r["id"] == **id).count();
@@ -772,4 +775,104 @@ fn federation_settings_take_effect_at_the_next_start() {
     });
     let after = json_of(&s, &["config", "reload", "--json"]);
     assert_eq!(after["federation_note"], Value::Null, "{after}");
+}
+
+/// Retention rotates `outbound.jsonl` into `archive/` once the NATS server
+/// has every line of it, so the log does not grow for ever; a supervisor
+/// killed between the rename and the state that records it starts the new
+/// file at 0: nothing sent twice, nothing skipped, no false "cut" alarm.
+#[test]
+fn the_outbound_log_is_rotated_once_acknowledged_even_across_a_crash() {
+    let server = Nats::start();
+    let url = server.url();
+    let mut north = Society::new(BIN, &federated("north", &url, ECHO));
+    let mut south = Society::new(BIN, &federated("south", &url, "rotate_bytes = 3000\n"));
+    north.start_supervisor();
+    south.start_supervisor();
+    let layout = south.layout();
+    let outbound = layout.federation_outbound();
+    let segments = || society_core::segments::list(&layout, &outbound).expect("list segments");
+    let mut ids = Vec::new();
+    for round in 0..3 {
+        // About 3,200 bytes: past `rotate_bytes`.
+        ids.extend(send_many(&south, &format!("round {round}"), 16));
+        answered_once(&south, &north, &ids);
+        wait_until(SOON, "outbound.jsonl rotated", || {
+            (segments().len() > round).then_some(())
+        });
+    }
+    let state = |s: &Society| {
+        society_runtime::federation::LinkState::load(&s.layout())
+            .expect("federation.json reads")
+            .expect("federation.json exists")
+    };
+    wait_until(SOON, "the segments compressed", || {
+        segments().iter().all(|s| s.compressed).then_some(())
+    });
+    // Every message in exactly one place: a segment or the live file.
+    let sent = |ids: &[String]| {
+        let all = society_core::segments::read_objects_all(&layout, &outbound).expect("read all");
+        for id in ids {
+            let copies = all.iter().filter(|r| r["id"] == id.as_str()).count();
+            assert_eq!(copies, 1, "{id} once in outbound's segments and live file");
+        }
+        assert_eq!(all.len(), ids.len(), "nothing else in outbound");
+    };
+    sent(&ids);
+    let live = std::fs::metadata(&outbound).map_or(0, |m| m.len());
+    assert!(live < 4000, "the live file starts again: {live} bytes");
+    let v = link(&south);
+    assert_eq!(v["pending"], 0, "{v}");
+    assert_eq!(state(&south).seg, segments().len() as u64);
+    let (c, out, _) = code(&south, &["fsck"]);
+    assert_eq!(c, 0, "fsck is clean after rotations: {out}");
+
+    // Killed right after a rotation's rename, before the state records it.
+    south.stop_supervisor();
+    south.start_supervisor_with(&[("SOCIETY_FAULTS", "federation.outbound.rotated")]);
+    let before = segments().len();
+    let mut round = 0;
+    wait_until(
+        Duration::from_secs(60),
+        "the supervisor to abort in a rotation",
+        || {
+            if south.supervisor_exited() {
+                return Some(());
+            }
+            round += 1;
+            // `--no-start`: once it died, a `send` would start another.
+            for i in 0..5 {
+                let text = format!("crash {round} {i}");
+                let id = south.ok(&["send", "--no-start", "echo@north", &text]);
+                ids.push(id.trim().to_string());
+            }
+            std::thread::sleep(Duration::from_millis(300));
+            None
+        },
+    );
+    assert_eq!(segments().len(), before + 1, "it died after the rename");
+    assert!(
+        state(&south).seg < segments().len() as u64,
+        "and before the state recorded it: {:?} {:?}",
+        state(&south),
+        segments()
+    );
+    let (c, out, _) = code(&south, &["fsck"]);
+    assert_eq!(c, 0, "the cursor of the rotated file is no problem: {out}");
+    south.start_supervisor();
+    ids.extend(send_many(&south, "after", 5));
+    answered_once(&south, &north, &ids);
+    sent(&ids);
+    let v = link(&south);
+    assert!(
+        !v["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("shorter than the bridge's cursor")),
+        "a rotation is no cut: {v}"
+    );
+    assert_eq!(v["pending"], 0, "{v}");
+    let (c, out, _) = code(&south, &["fsck"]);
+    assert_eq!(c, 0, "fsck is clean after the crash: {out}");
+    south.stop_supervisor();
+    north.stop_supervisor();
 }

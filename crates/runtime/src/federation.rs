@@ -26,6 +26,7 @@ use async_nats::jetstream::{self, consumer, stream};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use society_core::jsonl::{read_lines_bounded, Appender, Durability};
+use society_core::segments::{self, Segment};
 use society_core::{atomic, Envelope, Layout, MsgId, Party, SocietyName};
 use std::collections::{HashSet, VecDeque};
 use std::path::PathBuf;
@@ -75,6 +76,12 @@ pub struct LinkState {
     pub since: Option<String>,
     /// Bytes of `outbound.jsonl` the NATS server acknowledged.
     pub cursor: u64,
+    /// The live `outbound.jsonl` the cursor is in: how many times it had
+    /// been rotated into `archive/supervisor/` (retention). A file rotated
+    /// more often than this was rotated at the cursor, saved durably first:
+    /// everything in it was acknowledged, and the cursor is 0.
+    #[serde(default)]
+    pub seg: u64,
     /// Messages published (acknowledged) and received by this process.
     pub published: u64,
     pub received: u64,
@@ -90,6 +97,16 @@ pub struct LinkState {
 impl LinkState {
     pub fn load(layout: &Layout) -> Result<Option<LinkState>, society_core::FormatError> {
         atomic::read_json(&layout.federation_state(), "federation state")
+    }
+
+    /// The cursor into the live `outbound.jsonl`: 0 if the file was rotated
+    /// since this state was written (a crash between the rotation and the
+    /// write recording it).
+    pub fn live_cursor(&self, layout: &Layout) -> u64 {
+        match segments::live_seq(layout, &layout.federation_outbound()) {
+            Ok(live) if live > self.seg => 0,
+            _ => self.cursor,
+        }
     }
 }
 
@@ -112,18 +129,29 @@ struct Shared {
 }
 
 impl Shared {
+    /// Changes the state and writes it, under the lock: two threads write
+    /// the file (this bridge's, and the supervisor's when it rotates
+    /// `outbound.jsonl`), through one temporary file, and the newest state
+    /// must be the one that stays.
     fn update(&self, f: impl FnOnce(&mut LinkState)) {
-        let snapshot = {
-            let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut s);
-            s.updated = society_core::time::now_rfc3339();
-            s.clone()
-        };
+        let mut s = self.lock();
+        f(&mut s);
+        s.updated = society_core::time::now_rfc3339();
         // Not durable: a cursor lost in a crash publishes again, and the
         // stream (and the receiver) drop the second copy by its id.
-        if let Err(e) = atomic::write_json(&self.path, &snapshot, false) {
+        if let Err(e) = atomic::write_json(&self.path, &*s, false) {
             tracing::warn!(error = %e, "federation state not written");
         }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LinkState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The cursor and the live file it is in, read together.
+    fn position(&self) -> (u64, u64) {
+        let s = self.lock();
+        (s.cursor, s.seg)
     }
 
     fn error(&self, what: &str, e: impl std::fmt::Display) {
@@ -146,6 +174,8 @@ impl Bridge {
         cfg: FederationConfig,
     ) -> std::io::Result<Bridge> {
         let previous = LinkState::load(layout).ok().flatten().unwrap_or_default();
+        let seg = segments::live_seq(layout, &layout.federation_outbound())
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
         let servers: Vec<String> = cfg
             .nats_url
             .split(',')
@@ -157,7 +187,8 @@ impl Bridge {
             pid: std::process::id(),
             connected: false,
             since: Some(society_core::time::now_rfc3339()),
-            cursor: previous.cursor,
+            cursor: previous.live_cursor(layout),
+            seg,
             ..LinkState::default()
         };
         let shared = Arc::new(Shared {
@@ -209,6 +240,39 @@ impl Bridge {
     /// Lines were appended to `outbound.jsonl`.
     pub fn poke(&self) {
         self.shared.outbound.notify_one();
+    }
+
+    /// Rotates `outbound.jsonl` into `archive/supervisor/` if it is at least
+    /// `min` bytes and the server acknowledged all of it. Called by the
+    /// supervisor's retention on the thread that appends to the file, with
+    /// no batch waiting that writes to it, so nothing is appended meanwhile;
+    /// the cursor is saved durably first, and the bridge, which reads the
+    /// cursor and the live file's number together, starts the new file at 0.
+    pub fn rotate_outbound(
+        &self,
+        layout: &Layout,
+        min: u64,
+    ) -> Result<Option<(Segment, u64)>, society_core::FormatError> {
+        let path = layout.federation_outbound();
+        let mut s = self.shared.lock();
+        let len = std::fs::metadata(&path).map_or(0, |m| m.len());
+        if len < min.max(1) || s.cursor != len {
+            return Ok(None);
+        }
+        s.updated = society_core::time::now_rfc3339();
+        atomic::write_json(&self.shared.path, &*s, true)?;
+        let Some(seg) = segments::rotate(layout, &path, len)? else {
+            return Ok(None);
+        };
+        society_core::fault::point("federation.outbound.rotated");
+        s.cursor = 0;
+        s.seg = seg.seq + 1;
+        s.updated = society_core::time::now_rfc3339();
+        if let Err(e) = atomic::write_json(&self.shared.path, &*s, false) {
+            // The next start finds the file rotated past `seg`: cursor 0.
+            tracing::warn!(error = %e, "federation state not written");
+        }
+        Ok(Some((seg, len)))
     }
 }
 
@@ -376,13 +440,15 @@ async fn publish(
         if shared.stopping() {
             return;
         }
-        let cursor = shared
-            .state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .cursor;
+        let (cursor, seg) = shared.position();
         let len = std::fs::metadata(&path).map_or(0, |m| m.len());
+        // Rotated (retention) since the cursor was read: what was read
+        // belongs to another file; read the cursor again.
+        let rotated = || shared.position().1 != seg;
         if len < cursor {
+            if rotated() {
+                continue;
+            }
             // Cut below what was published (a restore, a hand): what is
             // there now may be old lines or new ones the router appended
             // since — the bridge cannot tell, so it publishes the file again
@@ -398,12 +464,16 @@ async fn publish(
         let batch = match read_lines_bounded(&path, cursor, 1 << 20, society_core::MAX_RECORD_LIMIT)
         {
             Ok(b) => b,
+            Err(_) if rotated() => continue,
             Err(e) => {
                 shared.error("cannot read outbound.jsonl", e);
                 pause(shared, Duration::from_secs(1)).await;
                 continue;
             }
         };
+        if rotated() {
+            continue;
+        }
         if batch.lines.is_empty() {
             tokio::select! {
                 _ = shared.outbound.notified() => {}
@@ -830,7 +900,7 @@ pub fn report(layout: &Layout) -> Result<Report, crate::client::ClientError> {
     let supervisor = crate::client::supervisor::supervisor_pid(layout);
     let path = layout.federation_outbound();
     let outbound_bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
-    let cursor = state.as_ref().map_or(0, |s| s.cursor);
+    let cursor = state.as_ref().map_or(0, |s| s.live_cursor(layout));
     let mut pending = 0;
     let mut at = cursor.min(outbound_bytes);
     while let Ok(batch) = read_lines_bounded(&path, at, 4 << 20, society_core::MAX_RECORD_LIMIT) {

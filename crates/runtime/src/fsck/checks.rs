@@ -51,7 +51,7 @@ fn outbound(layout: &Layout, scan: &Scan, report: &mut Report) {
     }
     let state_path = layout.federation_state();
     let cursor = match crate::federation::LinkState::load(layout) {
-        Ok(s) => s.map_or(0, |s| s.cursor),
+        Ok(s) => s.map_or(0, |s| s.live_cursor(layout)),
         Err(e) => {
             report.problem(
                 "cursor",

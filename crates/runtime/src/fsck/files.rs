@@ -204,7 +204,7 @@ fn consumer_cursors(layout: &Layout) -> Result<HashMap<PathBuf, Option<u64>>, Fo
         let state = crate::federation::LinkState::load(layout);
         out.insert(
             layout.federation_outbound(),
-            state.ok().map(|s| s.map_or(0, |s| s.cursor)),
+            state.ok().map(|s| s.map_or(0, |s| s.live_cursor(layout))),
         );
     }
     Ok(out)

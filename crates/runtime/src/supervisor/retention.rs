@@ -2,7 +2,8 @@
 //! scan it rotates into `archive/` the files it consumes once fully routed
 //! and big enough — every agent's outbox, its own inbox — and the files it
 //! writes that nobody consumes, by size: the orchestrator's inbox, the
-//! mirrors, its activity log. Compression runs on a thread of its own (a
+//! mirrors, its activity log. `outbound.jsonl`, once the federation bridge
+//! has had all of it acknowledged (`Bridge::rotate_outbound`). Compression runs on a thread of its own (a
 //! 64 MiB segment takes a fraction of a second), so routing never waits.
 //!
 //! The contract that makes it crash-safe: a file is rotated only at the
@@ -79,6 +80,7 @@ pub(super) fn finish_archive(layout: &Layout) {
                 layout.supervisor_activity(),
                 layout.agent_to_agent(),
                 layout.system_events(),
+                layout.federation_outbound(),
             ];
             if let Ok(ids) = layout.agent_ids() {
                 for id in ids {
@@ -154,6 +156,20 @@ impl Supervisor {
             tracing::error!(error = %e, "failed to rotate the supervisor's inbox");
         }
         let policy = self.default_policy.clone();
+        // Messages to other societies, once the NATS server has all of them
+        // (a waiting batch resumes from the length it recorded).
+        let outbound = self.layout.federation_outbound();
+        if let Some(bridge) = self
+            .bridge
+            .as_ref()
+            .filter(|_| !self.stalled_touches(&outbound))
+        {
+            match bridge.rotate_outbound(&self.layout, policy.rotate_bytes) {
+                Ok(Some((seg, bytes))) => self.archived(&outbound, seg, bytes, false),
+                Ok(None) => {}
+                Err(e) => tracing::error!(error = %e, "failed to rotate outbound.jsonl"),
+            }
+        }
         let logs = [
             self.layout.orchestrator_inbox(),
             self.layout.agent_to_agent(),

@@ -2,9 +2,10 @@
 //! scan it rotates into `archive/` the files it consumes once fully routed
 //! and big enough — every agent's outbox, its own inbox — and the files it
 //! writes that nobody consumes, by size: the orchestrator's inbox, the
-//! mirrors, its activity log. `outbound.jsonl`, once the federation bridge
-//! has had all of it acknowledged (`Bridge::rotate_outbound`). Compression runs on a thread of its own (a
-//! 64 MiB segment takes a fraction of a second), so routing never waits.
+//! mirrors, its activity log; and `outbound.jsonl` once the federation
+//! bridge has had all of it acknowledged (`Bridge::rotate_outbound`).
+//! Compression runs on a thread of its own (a 64 MiB segment takes a
+//! fraction of a second), so routing never waits.
 //!
 //! The contract that makes it crash-safe: a file is rotated only at the
 //! cursor already durable in `checkpoint.json`, so after a crash a segment
